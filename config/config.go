@@ -1,0 +1,147 @@
+// Package config defines Kadenz's configuration file: its format (YAML), its
+// defaults, and its validation.
+//
+// Decoding is strict: an unknown key is an error, and every problem found —
+// syntax, unknown keys, bad values — is reported with the file and line it
+// comes from, all at once, so an admin can fix a file in one pass.
+// Defaults live in one place, Default; a file only needs the keys it changes.
+//
+// The package does not open listeners, read certificates for serving or touch
+// the data directory: it only describes and checks. Other packages turn a
+// *Config into running components.
+package config
+
+import "time"
+
+// Config is the whole configuration of one Kadenz daemon.
+type Config struct {
+	// Listen is the SMTP submission address (plain, with STARTTLS if TLS is set).
+	Listen string `yaml:"listen"`
+	// DataDir holds the database and, without an upstream, the outbox.
+	DataDir string `yaml:"data_dir"`
+	// Hostname is used in the SMTP greeting, EHLO to the upstream and Received headers.
+	Hostname string `yaml:"hostname"`
+
+	Admin    Admin    `yaml:"admin"`
+	Intake   Intake   `yaml:"intake"`
+	Delivery Delivery `yaml:"delivery"`
+	Log      Log      `yaml:"log"`
+}
+
+// Admin configures the admin/metrics HTTP listener.
+type Admin struct {
+	// Listen is the admin HTTP address; empty means off.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token the admin API requires.
+	Token string `yaml:"token"`
+}
+
+// Intake configures the SMTP server that CRMs submit to.
+type Intake struct {
+	// TLSListen is an optional implicit-TLS (submissions, RFC 8314) address.
+	TLSListen string `yaml:"tls_listen"`
+	// TLS holds the certificate used for STARTTLS and the implicit-TLS port.
+	TLS TLS `yaml:"tls"`
+	// AllowInsecureAuth permits AUTH before TLS (off by default: passwords
+	// would cross the network in clear).
+	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
+	// ClientNetworks may submit without AUTH (CIDR notation).
+	ClientNetworks []string `yaml:"client_networks"`
+	// Users may submit after AUTH PLAIN or LOGIN.
+	Users []User `yaml:"users"`
+
+	MaxMessageBytes int64         `yaml:"max_message_bytes"`
+	MaxRecipients   int           `yaml:"max_recipients"`
+	MaxLineLength   int           `yaml:"max_line_length"`
+	MaxConnections  int           `yaml:"max_connections"`
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+}
+
+// TLS names a certificate and its key, both PEM files.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// User is one account allowed to submit after AUTH.
+type User struct {
+	Name string `yaml:"name"`
+	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$); never a plain password.
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// TLS modes for the connection to the upstream.
+const (
+	TLSNone          = "none"          // plain SMTP, never STARTTLS
+	TLSOpportunistic = "opportunistic" // STARTTLS when offered
+	TLSRequired      = "required"      // STARTTLS or fail (temporarily)
+	TLSImplicit      = "implicit"      // TLS from the first byte (port 465)
+)
+
+// Delivery configures how released mail leaves Kadenz.
+type Delivery struct {
+	// Upstream is the smarthost (host:port). Empty: released mail is written
+	// as .eml files into <data_dir>/outbox instead.
+	Upstream string `yaml:"upstream"`
+	// TLS is one of none, opportunistic, required, implicit.
+	TLS string `yaml:"tls"`
+	// CAFile is an extra PEM bundle to trust for the upstream's certificate.
+	CAFile string `yaml:"ca_file"`
+	// InsecureSkipVerify disables certificate checks (testing only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// Username and Password authenticate to the upstream (AUTH PLAIN) when set.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// PasswordFile is read for the password instead of Password, trimmed.
+	PasswordFile string `yaml:"password_file"`
+
+	// Concurrency is the number of delivery workers (and upstream connections).
+	Concurrency    int           `yaml:"concurrency"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// RetryInitial is the first retry delay after a temporary failure; each
+	// later one doubles, up to RetryMax, with jitter.
+	RetryInitial time.Duration `yaml:"retry_initial"`
+	RetryMax     time.Duration `yaml:"retry_max"`
+	// MaxQueueLifetime is how long a message may keep failing temporarily
+	// before it fails for good (RFC 5321 4.5.4.1 suggests 4-5 days).
+	MaxQueueLifetime time.Duration `yaml:"max_queue_lifetime"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Default returns the embedded defaults: a loopback-only relay writing to
+// the outbox, usable with no file at all.
+func Default() *Config {
+	return &Config{
+		Listen:   "127.0.0.1:2525",
+		DataDir:  "./kadenz-data",
+		Hostname: "localhost",
+		Intake: Intake{
+			ClientNetworks:  []string{"127.0.0.0/8", "::1/128"},
+			MaxMessageBytes: 25 << 20,
+			MaxRecipients:   1000,
+			MaxLineLength:   2000,
+			MaxConnections:  200,
+			ReadTimeout:     5 * time.Minute,
+			WriteTimeout:    5 * time.Minute,
+		},
+		Delivery: Delivery{
+			TLS:              TLSOpportunistic,
+			Concurrency:      8,
+			ConnectTimeout:   30 * time.Second,
+			CommandTimeout:   5 * time.Minute,
+			RetryInitial:     time.Minute,
+			RetryMax:         2 * time.Hour,
+			MaxQueueLifetime: 5 * 24 * time.Hour,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
