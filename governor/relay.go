@@ -9,6 +9,7 @@
 package governor
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -320,7 +321,7 @@ func headerSafe(s string) string {
 // headerMessageID returns the Message-ID header without brackets, or "".
 // A message without one, or with unparsable headers, is still relayed.
 func headerMessageID(data []byte) string {
-	m, err := mail.ReadMessage(strings.NewReader(string(data)))
+	m, err := mail.ReadMessage(bytes.NewReader(data)) // reads the header only
 	if err != nil {
 		return ""
 	}
