@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -391,6 +392,104 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("testdata/does-not-exist.yaml")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("got %v, want fs.ErrNotExist", err)
+	}
+}
+
+const examplePath = "../kadenz.example.yaml"
+
+// TestExampleIsDefault: the shipped example parses, and since it documents
+// the defaults it must be exactly Default(). Settings that are off by
+// default are commented out in it and so deliberately change nothing.
+func TestExampleIsDefault(t *testing.T) {
+	c, err := Load(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("example differs from Default():\n got %+v\nwant %+v", c, Default())
+	}
+}
+
+// disabledSetting matches a commented-out setting in the example ("# key:
+// value" or "# - item"), as opposed to prose.
+var disabledSetting = regexp.MustCompile(`(?m)^(\s*)# (\s*(?:- |[a-z_]+:(?: |$)).*)$`)
+
+// TestExampleCommentedKeys uncomments the example's disabled settings and
+// decodes the result, so that a key misspelt in a comment is caught too.
+// Validation is skipped: the files the example names exist only on a real
+// server.
+func TestExampleCommentedKeys(t *testing.T) {
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := disabledSetting.ReplaceAll(data, []byte("$1$2"))
+	if string(on) == string(data) {
+		t.Fatal("the example has no commented-out settings; has its format changed?")
+	}
+	doc, errs := parseDocument("uncommented example", on)
+	if errs != nil {
+		t.Fatalf("%v\n%s", errs, on)
+	}
+	c := Default()
+	if errs := decodeStrict("uncommented example", on, c, newIndex(doc)); errs != nil {
+		t.Fatalf("keys commented out in the example:\n%v", errs)
+	}
+	// What the uncommented example still leaves at the default must be
+	// shown with its default value, uncommented.
+	for _, p := range sameLeaves(reflect.ValueOf(*c), reflect.ValueOf(*Default()), "") {
+		key := p[strings.LastIndex(p, ".")+1:]
+		if !regexp.MustCompile(`(?m)^\s*` + key + `:`).Match(data) {
+			t.Errorf("the example does not show %s", p)
+		}
+	}
+}
+
+// keyPaths lists every key of the configuration as the reference names
+// it: "intake.tls.cert_file", "intake.users[].name".
+func keyPaths(t reflect.Type, prefix string) []string {
+	var paths []string
+	for f := range t.Fields() {
+		p := prefix + yamlKey(f)
+		switch {
+		case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]():
+			paths = append(paths, keyPaths(f.Type, p+".")...)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			paths = append(paths, p)
+			paths = append(paths, keyPaths(f.Type.Elem(), p+"[].")...)
+		default:
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+// TestReferenceDocumentsEveryKey keeps docs/configuration.md in step with
+// Config: each key must appear there in backquotes.
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range keyPaths(reflect.TypeFor[Config](), "") {
+		if !strings.Contains(string(doc), "`"+p+"`") {
+			t.Errorf("docs/configuration.md does not document `%s`", p)
+		}
+	}
+}
+
+// TestExampleShowsEveryKey: each key appears in the example, set or
+// commented out, under its own name.
+func TestExampleShowsEveryKey(t *testing.T) {
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range keyPaths(reflect.TypeFor[Config](), "") {
+		key := p[strings.LastIndexAny(p, ".]")+1:]
+		if !regexp.MustCompile(`(?m)^\s*(#\s*)?(- )?` + key + `:`).Match(data) {
+			t.Errorf("the example does not show %s", p)
+		}
 	}
 }
 
