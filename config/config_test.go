@@ -508,3 +508,41 @@ func TestClosest(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse feeds arbitrary bytes to Parse: it must not panic, and its
+// answer must be consistent — a config with no error, or a non-empty
+// Errors with no config.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.yaml")
+	seeds = append(seeds, examplePath)
+	for _, s := range seeds {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
+	f.Add([]byte("intake: {users: [{name: a}, {name: a}]}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err == nil {
+			if c == nil {
+				t.Fatal("nil config without an error")
+			}
+			return
+		}
+		if c != nil {
+			t.Fatal("config returned along with an error")
+		}
+		errs, ok := errors.AsType[Errors](err)
+		if !ok || len(errs) == 0 {
+			t.Fatalf("error %T %v is not a non-empty Errors", err, err)
+		}
+		for _, e := range errs {
+			if e.Msg == "" || e.File != "fuzz.yaml" || e.Line < 0 {
+				t.Fatalf("malformed error %#v", e)
+			}
+		}
+	})
+}
