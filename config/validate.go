@@ -31,7 +31,8 @@ const (
 	maxFileSize = 4 << 20
 )
 
-// Log levels and formats accepted in the log section.
+// The values accepted for log.level, log.format and delivery.tls: constant
+// tables, never modified.
 var (
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
