@@ -218,10 +218,11 @@ func isWildcard(host string) bool {
 
 func (v *validator) admin(a *Admin) {
 	v.listenAddr("admin.listen", a.Listen, true)
-	// The admin API can release, hold and delete mail; even on loopback any
-	// local user could reach it without a token.
-	if a.Listen != "" && a.Token == "" {
-		v.errorNear("admin.token", []string{"admin.listen"}, "must be set when admin.listen is set")
+	// The admin API can release, hold and delete mail: off loopback it
+	// must never answer without a credential. On loopback a token stays
+	// optional, so "serve --admin 127.0.0.1:8025" works on a laptop.
+	if a.Listen != "" && a.Token == "" && !IsLoopback(a.Listen) {
+		v.errorNear("admin.token", []string{"admin.listen"}, "must be set when admin.listen is not a loopback address")
 	}
 }
 
