@@ -37,6 +37,9 @@ import (
 // message at end of DATA.
 type upstream struct {
 	addr string
+	// auth, if set, is the one user/password the upstream accepts; it
+	// then refuses MAIL without AUTH.
+	auth *[2]string
 	mu   sync.Mutex
 	got  []received
 	// attempts counts DATA commands, including refused ones.
@@ -51,11 +54,16 @@ type received struct {
 }
 
 func startUpstream(t *testing.T, failures func(int) *smtp.SMTPError) *upstream {
+	return startUpstreamWith(t, failures, nil, nil)
+}
+
+func startUpstreamWith(t *testing.T, failures func(int) *smtp.SMTPError, tlsConfig *tls.Config, auth *[2]string) *upstream {
 	t.Helper()
-	u := &upstream{failures: failures}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &upstreamSession{u: u}, nil
+	u := &upstream{failures: failures, auth: auth}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &upstreamSession{u: u, conn: c}, nil
 	}))
+	srv.TLSConfig = tlsConfig
 	srv.Domain = "upstream.test"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,14 +83,39 @@ func (u *upstream) messages() []received {
 }
 
 type upstreamSession struct {
-	u    *upstream
-	from string
-	to   []string
+	u      *upstream
+	conn   *smtp.Conn
+	from   string
+	to     []string
+	authed bool
+}
+
+func (s *upstreamSession) AuthMechanisms() []string {
+	if s.u.auth == nil {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *upstreamSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != s.u.auth[0] || pass != s.u.auth[1] {
+			return errors.New("bad credentials")
+		}
+		s.authed = true
+		return nil
+	}), nil
 }
 
 func (s *upstreamSession) Reset()        { s.from, s.to = "", nil }
 func (s *upstreamSession) Logout() error { return nil }
 func (s *upstreamSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.u.auth != nil && !s.authed {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "auth first"}
+	}
+	if _, isTLS := s.conn.TLSConnectionState(); isTLS {
+		from += " (tls)" // lets tests see how the message travelled
+	}
 	s.from = from
 	return nil
 }
@@ -211,7 +244,7 @@ func TestRelayDeliversExactBytes(t *testing.T) {
 	}
 	waitFor(t, "two deliveries", func() bool { return len(up.messages()) == 2 })
 	for _, m := range up.messages() {
-		if m.from != "crm@shop.test" || len(m.to) != 1 {
+		if m.from != "crm@shop.test" || len(m.to) != 1 { // upstream without TLS
 			t.Errorf("envelope: from %q to %v", m.from, m.to)
 		}
 		// Kadenz adds exactly one Received header on top; the rest must be
@@ -596,4 +629,86 @@ func TestRestartMakesInflightDueAgain(t *testing.T) {
 
 	r := startRelay(t, cfg)
 	waitFor(t, "delivery after restart", func() bool { return envelopeStates(t, r.DB())[store.StateDelivered] == 1 })
+}
+
+func TestImplicitTLSIntake(t *testing.T) {
+	cfg := testConfig(t, "")
+	cfg.Intake.TLS.CertFile, cfg.Intake.TLS.KeyFile = selfSigned(t)
+	cfg.Intake.TLSListen = "127.0.0.1:0"
+	r := startRelay(t, cfg)
+	c, err := smtp.DialTLS(r.listeners[1].Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := submit(t, c, "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS offered on a connection that is already TLS")
+	}
+}
+
+// The upstream requires STARTTLS and AUTH; Kadenz verifies its certificate
+// against the configured CA file and logs in.
+func TestUpstreamStartTLSAndAuth(t *testing.T) {
+	certFile, keyFile := selfSigned(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstreamWith(t, nil, &tls.Config{Certificates: []tls.Certificate{cert}}, &[2]string{"relay", "pw"})
+	for _, mode := range []string{config.TLSRequired, config.TLSOpportunistic} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testConfig(t, up.addr)
+			cfg.Delivery.TLS = mode
+			cfg.Delivery.CAFile = certFile
+			cfg.Delivery.Username, cfg.Delivery.Password = "relay", "pw"
+			r := startRelay(t, cfg)
+			before := len(up.messages())
+			for range 3 { // consecutive messages share the connection
+				if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "delivery over TLS", func() bool { return len(up.messages()) == before+3 })
+			for _, m := range up.messages()[before:] {
+				if m.from != "crm@shop.test (tls)" {
+					t.Errorf("message arrived without TLS: from %q", m.from)
+				}
+			}
+		})
+	}
+}
+
+func TestUpstreamRequiredTLSMissingDefers(t *testing.T) {
+	up := startUpstream(t, nil) // no STARTTLS on offer
+	cfg := testConfig(t, up.addr)
+	cfg.Delivery.TLS = config.TLSRequired
+	r := startRelay(t, cfg)
+	if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
+		t.Fatal(err)
+	}
+	var env store.Envelope
+	waitFor(t, "a deferral", func() bool {
+		r.DB().Envelopes(func(e store.Envelope) bool { env = e; return false })
+		return env.Attempts > 0
+	})
+	if env.State != store.StateDeferred || !strings.Contains(env.LastError, "STARTTLS") {
+		t.Errorf("tls: required against a plain upstream: %s, %q", env.State, env.LastError)
+	}
+	if n := len(up.messages()); n != 0 {
+		t.Errorf("%d messages sent in clear despite tls: required", n)
+	}
+}
+
+func TestUpstreamOpportunisticFallsBackToPlain(t *testing.T) {
+	up := startUpstream(t, nil)
+	cfg := testConfig(t, up.addr)
+	cfg.Delivery.TLS = config.TLSOpportunistic
+	r := startRelay(t, cfg)
+	if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "plain delivery", func() bool { return len(up.messages()) == 1 })
 }
