@@ -235,8 +235,8 @@ type candidate struct {
 	deadline int64 // release must be before this
 	expires  int64 // 0 if none
 	done     bool
-	slot   int // planned slot, -1 if none
-	best   int // best slot before competition and caps, -1 if none is open
+	slot     int // planned slot, -1 if none
+	best     int // best slot before competition and caps, -1 if none is open
 	// the numbers at the planned slot, or else at the best one
 	value  float64
 	fresh  float64

@@ -350,18 +350,18 @@ func (b *bodyText) walk(e *message.Entity, depth int, f *Features) {
 	dst.WriteByte('\n')
 }
 
-// fingerprint computes the SimHash of the subject's words and the body's
-// word 3-shingles. Shingles rather than single words make word order count:
-// two mails built from the same vocabulary are not duplicates.
+// fingerprint computes the SimHash of the subject's words, the body's words
+// and the body's word 3-shingles. The single words make the fingerprint
+// robust to the small per-recipient edits of a CRM (a name, a greeting);
+// the shingles make word order count, so two mails built from the same
+// vocabulary are not taken for duplicates.
 func fingerprint(subject, body []string) (uint64, int) {
 	var s simhash
 	for _, w := range subject {
 		s.add(fnvString(fnvString(fnvOffset64, "s:"), w), subjectWeight)
 	}
-	if len(body) < shingleSize {
-		for _, w := range body {
-			s.add(fnvString(fnvOffset64, w), 1)
-		}
+	for _, w := range body {
+		s.add(fnvString(fnvString(fnvOffset64, "w:"), w), 1)
 	}
 	for i := 0; i+shingleSize <= len(body); i++ {
 		h := uint64(fnvOffset64)

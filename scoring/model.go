@@ -98,9 +98,9 @@ type Policy struct {
 	// RepeatCampaignValue multiplies the value of a message whose campaign
 	// the recipient already got within NoveltyWindow.
 	RepeatCampaignValue float64
-	// TimeWeight is how much the hour of week matters: the value at an hour
-	// with k times the average engagement is multiplied by 1+TimeWeight*(k-1),
-	// clamped to [0.5, 2].
+	// TimeWeight is how much the hour of week matters: an hour with k times
+	// the average engagement counts as k' = 1+TimeWeight·(k-1), and value is
+	// multiplied by (2k'+1)/(k'+2), which stays between 0.5 and 2.
 	TimeWeight float64
 	// DelayHalfLife discounts value for every hour a message waits, so a
 	// slightly better hour next week does not beat a good one today.
@@ -158,7 +158,7 @@ func DefaultPolicy() Policy {
 		DistinctBits:        20,
 		DuplicateValue:      0.1,
 		RepeatCampaignValue: 0.5,
-		TimeWeight:          0.5,
+		TimeWeight:          1,
 		DelayHalfLife:       3 * 24 * time.Hour,
 		Horizon:             48 * time.Hour,
 		Slot:                time.Hour,

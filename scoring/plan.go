@@ -259,8 +259,12 @@ func (d *decider) newHourModel() hourModel {
 	return m
 }
 
-// lift is the engagement at hour-of-week h relative to the average hour,
-// tempered by TimeWeight and clamped to [0.5, 2].
+// lift is the value factor of releasing at hour-of-week h. With k the
+// engagement there relative to the average hour, tempered by TimeWeight as
+// k' = 1 + TimeWeight·(k-1), the factor is (2k'+1)/(k'+2): 1 at an average
+// hour, rising toward 2 at the best hours and falling toward 0.5 at the
+// worst, smoothly, so the best hour still beats its neighbours however
+// peaked the histogram is, and timing can never outweigh relevance.
 func (m *hourModel) lift(h int) float64 {
 	if m.total+m.prior <= 0 {
 		return 1
@@ -271,7 +275,8 @@ func (m *hourModel) lift(h int) float64 {
 	}
 	own := 0.25*m.hours[(h+HoursPerWeek-1)%HoursPerWeek] + 0.5*m.hours[h] + 0.25*m.hours[(h+1)%HoursPerWeek]
 	q := (own*m.scale + m.prior*prior) / (m.total + m.prior)
-	return clamp(1+m.weight*(q*HoursPerWeek-1), 0.5, 2)
+	k := max(0, 1+m.weight*(q*HoursPerWeek-1))
+	return (2*k + 1) / (k + 2)
 }
 
 // capCheck returns the caps a release at u (unix seconds) would break.
