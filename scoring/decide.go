@@ -174,13 +174,25 @@ type Numbers struct {
 // release gets their best message anyway, and a message the model rates
 // too low is released with probability Policy.ExploreShare.
 func Decide(in Input) []Decision {
-	return DecideAppend(make([]Decision, 0, len(in.Held)), in)
+	var p Planner
+	return p.Decide(make([]Decision, 0, len(in.Held)), &in)
 }
 
-// DecideAppend is Decide appending to dst, for callers that reuse a buffer.
-func DecideAppend(dst []Decision, in Input) []Decision {
+// Planner holds scratch space for Decide, so that an engine deciding for
+// many recipients in a loop does not allocate per decision. The zero value
+// is ready to use. A Planner is not safe for concurrent use: give each
+// goroutine its own.
+type Planner struct {
+	slots []slot
+	times []int64
+	cands []candidate
+}
+
+// Decide is the package's Decide, appending the decisions to dst.
+func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 	var d decider
-	d.init(&in)
+	d.init(in)
+	d.slots, d.times, d.cands = pl.slots[:0], pl.times[:0], pl.cands[:0]
 	base := len(dst)
 	for i := range in.Held {
 		h := &in.Held[i]
@@ -191,6 +203,9 @@ func DecideAppend(dst []Decision, in Input) []Decision {
 		dst = append(dst, dd)
 	}
 	d.decide(dst[base:])
+	// Keep the grown buffers, without holding on to the caller's data.
+	clear(d.cands)
+	pl.slots, pl.times, pl.cands = d.slots[:0], d.times[:0], d.cands[:0]
 	return dst
 }
 
@@ -208,11 +223,9 @@ type decider struct {
 	sinceLast time.Duration
 	fat       Fatigue
 	slots     []slot
-	slotBuf   [64]slot
 	times     []int64 // release times (unix seconds) relevant to caps, sorted
-	timeBuf   [64]int64
 	cands     []candidate
-	candBuf   [8]candidate
+	stepVol   float64 // volume decay over one regular slot step
 	planned   int
 	holdout   bool
 }
@@ -230,6 +243,7 @@ type slot struct {
 
 type candidate struct {
 	held     *Held
+	out      *Decision
 	rel      Relevance
 	start    int64 // earliest release (unix seconds)
 	deadline int64 // release must be before this
@@ -237,6 +251,8 @@ type candidate struct {
 	done     bool
 	slot     int // planned slot, -1 if none
 	best     int // best slot before competition and caps, -1 if none is open
+	first    int // first open slot in range, -1 if none
+	delay0   float64
 	// the numbers at the planned slot, or else at the best one
 	value  float64
 	fresh  float64

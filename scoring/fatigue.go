@@ -50,7 +50,6 @@ func ScoreFatigue(p *Profile, pop *Population, pol Policy, value int, now time.T
 
 func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.Time) Fatigue {
 	f := Fatigue{Sensitivity: 1, VolumeResponse: 1, CustomerValue: 1, comfort: pol.ComfortVolume}
-	f.Volume = volumeAt(p.History, now, pol.VolumeHalfLife)
 	f.responseToVolume(p, pop, pol, now)
 	streak := float64(max(0, f.IgnoredStreak-pol.StreakFree))
 	f.Sensitivity = clamp(f.VolumeResponse*(1+pol.StreakWeight*streak), 1/pol.MaxSensitivity, pol.MaxSensitivity)
@@ -64,29 +63,12 @@ func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.
 	return f
 }
 
-// volumeAt is the exponentially decayed count of releases at or before t.
-func volumeAt(history []Release, t time.Time, halfLife time.Duration) float64 {
-	var v float64
-	for i := len(history) - 1; i >= 0; i-- {
-		at := history[i].At
-		if at.After(t) {
-			continue
-		}
-		w := decay(t.Sub(at), halfLife)
-		if w < 1e-4 {
-			break // history is sorted; older releases weigh even less
-		}
-		v += w
-	}
-	return v
-}
-
 // responseToVolume looks at how the recipient engaged with releases that
 // came at low volume versus high volume (Gupta et al. 2016 and Zhao et al.
 // 2018 both find engagement per mail falls as volume rises, at a rate that
 // differs between members) and counts the current streak of ignored mail.
 // Only releases older than EngageGrace count: younger ones have not had
-// their chance yet.
+// their chance yet. The same pass sums the decayed volume up to now.
 func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now time.Time) {
 	cutoff := now.Add(-pol.EngageGrace)
 	var (
@@ -96,11 +78,16 @@ func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now
 	)
 	for i := range p.History {
 		h := &p.History[i]
-		if h.At.After(cutoff) {
-			break
+		if h.At.After(now) {
+			break // scheduled, not yet sent
 		}
 		if !last.IsZero() {
 			v *= decay(h.At.Sub(last), pol.VolumeHalfLife)
+		}
+		if h.At.After(cutoff) {
+			v++
+			last = h.At
+			continue
 		}
 		e := 0.0
 		if h.Engaged() {
@@ -120,6 +107,9 @@ func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now
 		} else {
 			f.IgnoredStreak++
 		}
+	}
+	if !last.IsZero() {
+		f.Volume = v * decay(now.Sub(last), pol.VolumeHalfLife)
 	}
 	n := nLow + nHi
 	if n == 0 || eLow+eHi == 0 {

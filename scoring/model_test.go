@@ -18,7 +18,7 @@ func randomProfile(r *rand.Rand, now time.Time, n int) *Profile {
 	p := &Profile{}
 	at := now.Add(-60 * 24 * time.Hour)
 	step := 60 * 24 * time.Hour / time.Duration(n+1)
-	like := r.Float64() * 0.6
+	like := 0.1 + r.Float64()*0.8
 	for i := 0; i < n; i++ {
 		at = at.Add(time.Duration(r.Int64N(int64(step)*2) + 1))
 		if at.After(now) {

@@ -38,11 +38,6 @@ func (d *decider) decide(out []Decision) {
 	d.fat = scoreFatigue(p, d.pop, &d.pol, value, d.now)
 	d.holdout = d.pol.HoldoutShare > 0 && draw(d.in.Recipient, "holdout", 0) < d.pol.HoldoutShare
 
-	if len(d.in.Held) <= len(d.candBuf) {
-		d.cands = d.candBuf[:0]
-	} else {
-		d.cands = make([]candidate, 0, len(d.in.Held))
-	}
 	var empty Features
 	empty.Priority = DefaultPriority
 	horizonEnd := d.now.Add(d.pol.Horizon)
@@ -52,7 +47,7 @@ func (d *decider) decide(out []Decision) {
 		if f == nil {
 			f = &empty
 		}
-		c := candidate{held: h, slot: -1, best: -1}
+		c := candidate{held: h, out: &out[i], slot: -1, best: -1, first: -1, delay0: 1}
 		c.rel = scoreRelevance(f, p, d.pop, &d.pol, d.now)
 		o := &out[i]
 		d.fillNumbers(o, &c)
@@ -88,7 +83,10 @@ func (d *decider) decide(out []Decision) {
 		}
 		d.cands = append(d.cands, c)
 	}
-	d.supersede(out)
+	// Work in ID order, so that ties go the same way whatever order the
+	// store listed the messages in.
+	slices.SortStableFunc(d.cands, func(a, b candidate) int { return strings.Compare(a.held.ID, b.held.ID) })
+	d.supersede()
 
 	active := false
 	for i := range d.cands {
@@ -100,13 +98,13 @@ func (d *decider) decide(out []Decision) {
 	d.buildTimes()
 	d.buildSlots()
 	d.plan()
-	d.finish(out, horizonEnd)
+	d.finish(horizonEnd)
 }
 
 // supersede suppresses all but the newest held message of each campaign:
 // a CRM that sends an updated version of a campaign means it to replace
 // the old one.
-func (d *decider) supersede(out []Decision) {
+func (d *decider) supersede() {
 	for i := range d.cands {
 		a := &d.cands[i]
 		if a.done || a.held.Features == nil || a.held.Features.Campaign == "" {
@@ -119,8 +117,8 @@ func (d *decider) supersede(out []Decision) {
 			}
 			newer := b.held.Received.After(a.held.Received) ||
 				(b.held.Received.Equal(a.held.Received) && b.held.ID > a.held.ID)
-			if newer && !(b.done && out[j].Reasons&(ReasonExpired|ReasonStale) != 0) {
-				out[i].Action, out[i].Reasons = ActionSuppress, ReasonSuperseded
+			if newer && !(b.done && b.out.Reasons&(ReasonExpired|ReasonStale) != 0) {
+				a.out.Action, a.out.Reasons = ActionSuppress, ReasonSuperseded
 				a.done = true
 				break
 			}
@@ -141,7 +139,6 @@ func (d *decider) buildTimes() {
 		window = 24 * time.Hour
 	}
 	window = max(window, caps.MinGap)
-	d.times = d.timeBuf[:0]
 	if window == 0 {
 		return
 	}
@@ -167,12 +164,6 @@ func (d *decider) buildSlots() {
 	_, off := d.nowLocal.Zone()
 	local := d.nowUnix + int64(off)
 	next := local - mod(local, step) + step - int64(off)
-	n := 1 + int((end-next)/step+1)
-	if n <= len(d.slotBuf) {
-		d.slots = d.slotBuf[:0]
-	} else {
-		d.slots = make([]slot, 0, n)
-	}
 	hours := d.newHourModel()
 	hist := d.prof.History
 	j := len(hist)
@@ -181,7 +172,7 @@ func (d *decider) buildSlots() {
 	}
 	vol := d.fat.Volume
 	prev := d.now
-	stepVol := decay(d.pol.Slot, d.pol.VolumeHalfLife)
+	d.stepVol = decay(d.pol.Slot, d.pol.VolumeHalfLife)
 	stepDelay := decay(d.pol.Slot, d.pol.DelayHalfLife)
 	delay := 1.0
 	for k := 0; ; k++ {
@@ -198,7 +189,7 @@ func (d *decider) buildSlots() {
 				vol *= decay(t.Sub(prev), d.pol.VolumeHalfLife)
 				delay = decay(t.Sub(d.now), d.pol.DelayHalfLife)
 			} else {
-				vol *= stepVol
+				vol *= d.stepVol
 				delay *= stepDelay
 			}
 			for ; j < len(hist) && !hist[j].At.After(t); j++ {
@@ -326,7 +317,9 @@ func windowFull(times []int64, u, w int64, n int) bool {
 	return false
 }
 
-// valueAt is the value of releasing candidate c in slot s.
+// valueAt is the value of releasing candidate c in slot s. The delay
+// discount counts from the message's first open slot: waiting that a send
+// window or not-before imposes is not the message's fault.
 func (d *decider) valueAt(c *candidate, s *slot) (value, fresh float64) {
 	fresh = 1
 	if c.expires != 0 && d.pol.FreshnessHorizon > 0 {
@@ -335,7 +328,7 @@ func (d *decider) valueAt(c *candidate, s *slot) (value, fresh float64) {
 			fresh = math.Sqrt(max(left, 0))
 		}
 	}
-	return c.rel.Value * s.lift * s.delay * fresh, fresh
+	return c.rel.Value * s.lift * (s.delay / c.delay0) * fresh, fresh
 }
 
 func (d *decider) cost(vol float64) float64 {
@@ -371,7 +364,7 @@ func (d *decider) plan() {
 				}
 				v, _ := d.valueAt(c, s)
 				net := v - d.cost(s.vol)
-				if net > bestNet || (net == bestNet && k == bestSlot && c.held.ID < d.cands[best].held.ID) {
+				if net > bestNet {
 					best, bestSlot, bestNet = i, k, net
 				}
 			}
@@ -462,6 +455,9 @@ func (d *decider) bestAlone(c *candidate) {
 		if s.closed != 0 || !c.inRange(s) {
 			continue
 		}
+		if c.first < 0 {
+			c.first, c.delay0 = k, s.delay
+		}
 		v, fresh := d.valueAt(c, s)
 		cost := d.cost(s.vol0)
 		if v-cost > bestNet {
@@ -482,26 +478,38 @@ func (d *decider) commit(i, k int, why Reasons) {
 	c.vol, c.cost = s.vol, d.cost(s.vol)
 	c.extra = why
 	if k > 0 {
-		// Say why not now.
+		// Say why not now: the sender, the limits, or a better time.
 		s0 := &d.slots[0]
-		switch {
-		case !c.inRange(s0):
+		if !c.inRange(s0) {
 			c.extra |= ReasonNotBefore
-		case s0.closed|s0.capped != 0:
+		} else {
 			c.extra |= s0.closed | s0.capped
-		default:
-			c.extra |= ReasonBestTime
+		}
+		for j := range k {
+			if o := &d.slots[j]; o.closed == 0 && o.capped == 0 && c.inRange(o) {
+				c.extra |= ReasonBestTime
+				break
+			}
 		}
 	}
 	d.planned++
 	i, _ = slices.BinarySearch(d.times, s.unix)
 	d.times = slices.Insert(d.times, i, s.unix)
-	for j := range d.slots {
-		o := &d.slots[j]
-		if o.unix >= s.unix {
-			o.vol += decay(time.Duration(o.unix-s.unix)*time.Second, d.pol.VolumeHalfLife)
+	// The release adds to the volume every later slot sees; slots after
+	// the first are a regular step apart, so the decay is a product.
+	w := 1.0
+	for j := k; j < len(d.slots); j++ {
+		switch {
+		case j == k:
+		case j == 1:
+			w = decay(d.slots[1].t.Sub(d.slots[0].t), d.pol.VolumeHalfLife)
+		default:
+			w *= d.stepVol
 		}
-		if o.capped == 0 && len(d.times) > 0 {
+		d.slots[j].vol += w
+	}
+	for j := range d.slots {
+		if o := &d.slots[j]; o.capped == 0 {
 			o.capped = d.capCheck(o.unix)
 		}
 	}
@@ -534,14 +542,14 @@ func (d *decider) fillNumbers(o *Decision, c *candidate) {
 }
 
 // finish turns plans into decisions and explains the messages left out.
-func (d *decider) finish(out []Decision, horizonEnd time.Time) {
+func (d *decider) finish(horizonEnd time.Time) {
 	commitBy := d.nowUnix + int64(d.pol.Commit/time.Second)
 	for i := range d.cands {
 		c := &d.cands[i]
 		if c.done {
 			continue
 		}
-		o := &out[i]
+		o := c.out
 		novelty := Reasons(0)
 		if c.rel.NearestBits >= 0 && c.rel.NearestBits <= d.pol.DuplicateBits {
 			novelty |= ReasonNearDuplicate
@@ -557,7 +565,7 @@ func (d *decider) finish(out []Decision, horizonEnd time.Time) {
 			s := &d.slots[k]
 			n := &o.Numbers
 			n.Value, n.Freshness, n.Volume, n.Cost = c.value, c.fresh, c.vol, c.cost
-			n.TimeLift, n.Delay, n.Draw = s.lift, s.delay, c.draw
+			n.TimeLift, n.Delay, n.Draw = s.lift, s.delay/c.delay0, c.draw
 		}
 		switch {
 		case c.slot >= 0:

@@ -123,7 +123,7 @@ func (r *Relevance) novelty(f *Features, p *Profile, pol *Policy, now time.Time)
 		if dist >= 0 && (r.NearestBits < 0 || dist < r.NearestBits) {
 			r.NearestBits = dist
 		}
-		if f.Campaign != "" && strings.EqualFold(h.Campaign, f.Campaign) {
+		if f.Campaign != "" && len(h.Campaign) == len(f.Campaign) && strings.EqualFold(h.Campaign, f.Campaign) {
 			r.RepeatCampaign = true
 		}
 	}
