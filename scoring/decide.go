@@ -186,12 +186,17 @@ type Planner struct {
 	slots []slot
 	times []int64
 	cands []candidate
+	// Stand-ins for a nil Profile or Population. They live here rather
+	// than in the per-call state so that state can stay on the stack.
+	noProfile Profile
+	defaults  Population
+	hasDefs   bool
 }
 
 // Decide is the package's Decide, appending the decisions to dst.
 func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 	var d decider
-	d.init(in)
+	d.init(in, pl)
 	d.slots, d.times, d.cands = pl.slots[:0], pl.times[:0], pl.cands[:0]
 	base := len(dst)
 	for i := range in.Held {
@@ -214,7 +219,6 @@ type decider struct {
 	in        *Input
 	pol       Policy
 	pop       *Population
-	popBuf    Population
 	prof      *Profile
 	loc       *time.Location
 	now       time.Time
@@ -263,7 +267,7 @@ type candidate struct {
 	worthy bool // value exceeded cost at some open time, before competition
 }
 
-func (d *decider) init(in *Input) {
+func (d *decider) init(in *Input, pl *Planner) {
 	d.in = in
 	if in.Policy != nil {
 		d.pol = in.Policy.withDefaults()
@@ -272,12 +276,14 @@ func (d *decider) init(in *Input) {
 	}
 	d.pop = in.Population
 	if d.pop == nil {
-		d.popBuf = DefaultPopulation()
-		d.pop = &d.popBuf
+		if !pl.hasDefs {
+			pl.defaults, pl.hasDefs = DefaultPopulation(), true
+		}
+		d.pop = &pl.defaults
 	}
 	d.prof = in.Profile
 	if d.prof == nil {
-		d.prof = &Profile{}
+		d.prof = &pl.noProfile
 	}
 	d.loc = in.Location
 	if d.loc == nil {

@@ -70,23 +70,29 @@ func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.
 // Only releases older than EngageGrace count: younger ones have not had
 // their chance yet. The same pass sums the decayed volume up to now.
 func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now time.Time) {
-	cutoff := now.Add(-pol.EngageGrace)
+	// Unix seconds rather than time.Time: this loop runs over the whole
+	// history on every decision.
+	nowU := now.Unix()
+	cutoff := nowU - int64(pol.EngageGrace/time.Second)
+	rate := -math.Ln2 / pol.VolumeHalfLife.Seconds()
 	var (
 		v                    float64 // decayed volume just before each release
-		last                 time.Time
+		last                 int64
+		seen                 bool
 		nLow, eLow, nHi, eHi float64
 	)
 	for i := range p.History {
 		h := &p.History[i]
-		if h.At.After(now) {
+		u := h.At.Unix()
+		if u > nowU {
 			break // scheduled, not yet sent
 		}
-		if !last.IsZero() {
-			v *= decay(h.At.Sub(last), pol.VolumeHalfLife)
+		if seen {
+			v *= math.Exp(rate * float64(u-last))
 		}
-		if h.At.After(cutoff) {
+		seen, last = true, u
+		if u > cutoff {
 			v++
-			last = h.At
 			continue
 		}
 		e := 0.0
@@ -101,15 +107,14 @@ func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now
 			eHi += e
 		}
 		v++
-		last = h.At
 		if e > 0 {
 			f.IgnoredStreak = 0
 		} else {
 			f.IgnoredStreak++
 		}
 	}
-	if !last.IsZero() {
-		f.Volume = v * decay(now.Sub(last), pol.VolumeHalfLife)
+	if seen {
+		f.Volume = v * math.Exp(rate*float64(nowU-last))
 	}
 	n := nLow + nHi
 	if n == 0 || eLow+eHi == 0 {

@@ -235,6 +235,8 @@ type hourModel struct {
 	popTotal float64
 	prior    float64
 	weight   float64
+	// precomputed reciprocals: lift runs for every slot of every decision
+	invPop, invDen float64
 }
 
 func (d *decider) newHourModel() hourModel {
@@ -247,6 +249,12 @@ func (d *decider) newHourModel() hourModel {
 		m.popTotal += m.pop[i]
 	}
 	m.total *= m.scale
+	if m.popTotal > 0 {
+		m.invPop = 1 / m.popTotal
+	}
+	if m.total+m.prior > 0 {
+		m.invDen = 1 / (m.total + m.prior)
+	}
 	return m
 }
 
@@ -262,10 +270,10 @@ func (m *hourModel) lift(h int) float64 {
 	}
 	prior := 1.0 / HoursPerWeek
 	if m.popTotal > 0 {
-		prior = m.pop[h] / m.popTotal
+		prior = m.pop[h] * m.invPop
 	}
 	own := 0.25*m.hours[(h+HoursPerWeek-1)%HoursPerWeek] + 0.5*m.hours[h] + 0.25*m.hours[(h+1)%HoursPerWeek]
-	q := (own*m.scale + m.prior*prior) / (m.total + m.prior)
+	q := (own*m.scale + m.prior*prior) * m.invDen
 	k := max(0, 1+m.weight*(q*HoursPerWeek-1))
 	return (2*k + 1) / (k + 2)
 }
