@@ -470,7 +470,7 @@ func (d *decider) bestAlone(c *candidate) {
 		cost := d.cost(s.vol0)
 		if v-cost > bestNet {
 			bestNet = v - cost
-			c.value, c.fresh, c.vol, c.cost, c.extra = v, fresh, s.vol0, cost, s.capped
+			c.value, c.fresh, c.vol, c.cost = v, fresh, s.vol0, cost
 			c.best = k
 		}
 	}

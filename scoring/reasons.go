@@ -54,9 +54,6 @@ var reasonCodes = [...]string{
 // hardStops suppress all marketing mail.
 const hardStops = ReasonUnsubscribed | ReasonComplained | ReasonHardBounced
 
-// capReasons are the administrator's caps.
-const capReasons = ReasonCapDay | ReasonCapWeek | ReasonCapMonth | ReasonMinGap
-
 // Has reports whether every reason in x is in r.
 func (r Reasons) Has(x Reasons) bool { return r&x == x && x != 0 }
 
