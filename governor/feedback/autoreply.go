@@ -171,6 +171,9 @@ func dateTokens(s string) []string {
 		} else {
 			f = strings.TrimRight(f, ".")
 		}
+		if f == "" { // "!" alone, found by FuzzUntilDate
+			continue
+		}
 		toks = append(toks, f)
 		if len(toks) == 5 {
 			break

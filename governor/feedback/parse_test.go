@@ -387,3 +387,28 @@ func TestStripQuoted(t *testing.T) {
 		t.Errorf("stripQuoted = %q", got)
 	}
 }
+
+func TestUntilDate(t *testing.T) {
+	ref := time.Date(2026, 12, 20, 9, 0, 0, 0, time.UTC)
+	for in, want := range map[string]string{
+		"I am away until Monday, 5 January.":      "2027-01-05", // the next 5 January after ref
+		"back on January 7th, 2027":               "2027-01-07",
+		"bis zum 03.01.2027 nicht erreichbar":     "2027-01-03",
+		"until 12/01/2027 (ambiguous)":            "",
+		"until 13/01/2027":                        "2027-01-13",
+		"till 31.02.2027":                         "",
+		"absent jusqu'au 4 janvier 2027":          "2027-01-04",
+		"until further notice":                    "",
+		"until! 000":                              "",
+		"Thank you. Untill then.":                 "",
+		"returning on 2027-01-02, then read mail": "2027-01-02",
+	} {
+		got := ""
+		if u := untilDate(in, ref); !u.IsZero() {
+			got = u.Format(time.DateOnly)
+		}
+		if got != want {
+			t.Errorf("untilDate(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
