@@ -412,3 +412,33 @@ func TestUntilDate(t *testing.T) {
 		}
 	}
 }
+
+func TestNotSpamIsNotComplaint(t *testing.T) {
+	raw := strings.Replace(string(readFixture(t, "arf-abuse.eml")), "Feedback-Type: abuse", "Feedback-Type: not-spam", 1)
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != KindUnknown || r.Complaint == nil || r.Complaint.FeedbackType != "not-spam" {
+		t.Errorf("Kind %q Complaint %+v", r.Kind, r.Complaint)
+	}
+}
+
+// A text bounce needs two signals: a person who writes "undeliverable" in a
+// reply is still a person.
+func TestTextBounceNeedsTwoSignals(t *testing.T) {
+	raw := "From: Kim <kim@example.org>\nSubject: Re: Undeliverable parcel?\nIn-Reply-To: <a@crm.shop.example>\n\nMy parcel was undeliverable, can you help?\n"
+	r, err := Parse([]byte(raw))
+	if err != nil || r.Kind != KindReply {
+		t.Fatalf("Kind %q, err %v", r.Kind, err)
+	}
+}
+
+// A person asking to stop in a reply is a reply: a person should read it.
+func TestPleaseStopInReplyIsReply(t *testing.T) {
+	raw := "From: Kim <kim@example.org>\nSubject: Re: Spring collection\nIn-Reply-To: <a@crm.shop.example>\n\nPlease stop sending me these. Unsubscribe me.\n"
+	r, err := Parse([]byte(raw))
+	if err != nil || r.Kind != KindReply {
+		t.Fatalf("Kind %q, err %v", r.Kind, err)
+	}
+}
