@@ -100,7 +100,7 @@ func (s *upstreamSession) AuthMechanisms() []string {
 func (s *upstreamSession) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != s.u.auth[0] || pass != s.u.auth[1] {
-			return errors.New("bad credentials")
+			return smtp.ErrAuthFailed // 535 5.7.8
 		}
 		s.authed = true
 		return nil
