@@ -69,3 +69,4 @@ func TestOutcome(t *testing.T) {
 		t.Errorf("at expiry: %+v", got)
 	}
 }
+
