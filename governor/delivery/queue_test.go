@@ -69,4 +69,3 @@ func TestOutcome(t *testing.T) {
 		t.Errorf("at expiry: %+v", got)
 	}
 }
-
