@@ -239,8 +239,14 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
 			return err
 		}
-		e.log.Info("decided", "envelope", env.ID, "to", rcpt, "action", rec.Action, "would", rec.Would,
-			"at", rec.At, "reasons", strings.Join(rec.Reasons, ","))
+		attrs := []any{"envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ",")}
+		if rec.Would != "" {
+			attrs = append(attrs, "would", rec.Would)
+		}
+		if !rec.At.IsZero() {
+			attrs = append(attrs, "at", rec.At)
+		}
+		e.log.Info("decided", attrs...)
 	}
 	if out.Profile, err = json.Marshal(profile); err != nil {
 		return err

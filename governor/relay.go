@@ -56,6 +56,8 @@ type Relay struct {
 	queue  *delivery.Queue
 	engine *engine
 	admin  *http.Server
+	// adminAddr is where the admin listener is bound, if it runs.
+	adminAddr net.Addr
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
@@ -297,11 +299,18 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if header != nil {
 		msg.HeaderID = strings.Trim(strings.TrimSpace(header.Get("Message-Id")), "<>")
 	}
+	// Holdout recipients get marketing mail undelayed — unless they asked
+	// for none: an unsubscribe, complaint or hard bounce is honoured for
+	// everyone, so those go to the engine, which suppresses them.
+	holdout := make([]bool, len(sub.To))
+	for i, rcpt := range sub.To {
+		holdout[i] = governed && inHoldout(rcpt, g.Holdout) && !r.hardStopped(rcpt)
+	}
 	held := 0
-	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(_ int, e *store.Envelope) {
+	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
 		switch {
 		case !governed:
-		case inHoldout(e.To, g.Holdout):
+		case holdout[i]:
 			e.Holdout = true
 		default:
 			e.State, e.Due = store.StateHeld, sub.Received.Add(g.HoldWindow)
@@ -360,4 +369,21 @@ func headerSafe(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// hardStopped reports whether a recipient's profile forbids marketing mail.
+// An unreadable profile counts as stopped: in doubt, do not send marketing.
+func (r *Relay) hardStopped(rcpt string) bool {
+	raw, err := r.db.Profile(rcpt)
+	if err != nil {
+		return true
+	}
+	if raw == nil {
+		return false
+	}
+	var p scoring.Profile
+	if json.Unmarshal(raw, &p) != nil {
+		return true
+	}
+	return !p.Unsubscribed.IsZero() || !p.Complained.IsZero() || !p.HardBounced.IsZero()
 }
