@@ -60,11 +60,13 @@ type engine struct {
 	quiet      scoring.QuietHours
 	defaultLoc *time.Location
 	planner    scoring.Planner
+	zonesMu    sync.Mutex
 	zones      map[string]*time.Location // resolved X-Kadenz-Timezone values
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
+	started  bool // set by start, before any shutdown can run
 }
 
 func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() time.Time, released func()) (*engine, error) {
@@ -105,11 +107,18 @@ func (e *engine) Kick() {
 	}
 }
 
-func (e *engine) start() { go e.run() }
+func (e *engine) start() {
+	e.started = true
+	go e.run()
+}
 
+// shutdown stops the loop, if it was started, and waits for the round in
+// progress.
 func (e *engine) shutdown() {
 	e.stopOnce.Do(func() { close(e.stop) })
-	<-e.done
+	if e.started {
+		<-e.done
+	}
 }
 
 // recipientsPerRound bounds one pass, so a stop is noticed between passes.
@@ -118,23 +127,13 @@ const recipientsPerRound = 64
 func (e *engine) run() {
 	defer close(e.done)
 	for {
-		now := e.now()
-		rcpts, err := e.db.DueRecipients(now, recipientsPerRound)
-		if err != nil {
-			e.log.Error("finding recipients due for a decision", "error", err)
-		}
-		failed := false
-		for _, rcpt := range rcpts {
-			if err := e.decide(rcpt, now); err != nil {
-				e.log.Error("decision failed; retried shortly", "recipient", rcpt, "error", err)
-				failed = true
-			}
-		}
+		n, err := e.DecideDue(e.now())
 		wait := idleCheck
 		switch {
-		case err != nil || failed:
+		case err != nil:
+			e.log.Error("deciding", "error", err)
 			wait = time.Second
-		case len(rcpts) == recipientsPerRound:
+		case n == recipientsPerRound:
 			wait = 0
 		default:
 			if next, ok, err := e.db.NextHeld(); err == nil && ok {
@@ -159,6 +158,25 @@ func (e *engine) run() {
 		}
 		t.Stop()
 	}
+}
+
+// DecideDue runs one decision round for up to recipientsPerRound
+// recipients with held mail due at now, and returns how many it looked at.
+// The loop calls it; so can a simulation that drives virtual time itself.
+// A recipient whose round fails is logged and retried on a later call.
+func (e *engine) DecideDue(now time.Time) (int, error) {
+	rcpts, err := e.db.DueRecipients(now, recipientsPerRound)
+	if err != nil {
+		return 0, fmt.Errorf("finding recipients due for a decision: %w", err)
+	}
+	var failed error
+	for _, rcpt := range rcpts {
+		if err := e.decide(rcpt, now); err != nil {
+			e.log.Error("decision failed; retried shortly", "recipient", rcpt, "error", err)
+			failed = err
+		}
+	}
+	return len(rcpts), failed
 }
 
 // idleCheck bounds a sleep, as a safety net against a clock that jumps.
@@ -265,6 +283,8 @@ func (e *engine) location(name string) *time.Location {
 	if name == "" {
 		return e.defaultLoc
 	}
+	e.zonesMu.Lock() // feedback resolves zones too, from other goroutines
+	defer e.zonesMu.Unlock()
 	loc, ok := e.zones[name]
 	if !ok {
 		var err error

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/intake"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -374,5 +375,36 @@ func TestExplainOverAdminAPI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown ID: %s, want 404", resp.Status)
+	}
+}
+
+// Feedback flows into decisions: after a complaint is recorded, the
+// recipient's next marketing mail is suppressed; another recipient's is not.
+func TestDrivenComplaintSuppressesNextMail(t *testing.T) {
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, "")
+	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	if err := r.RecordEvent("ann@example.test", scoring.Event{Kind: scoring.EventComplaint, At: c.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test", "bob@example.test"},
+		Data: []byte(marketing("Winter boots", "")), Received: c.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.advance(cfg.Governor.HoldWindow)
+	if n, err := r.DecideDue(c.Now()); n != 2 || err != nil {
+		t.Fatalf("DecideDue = %d, %v; want both recipients decided", n, err)
+	}
+	ann, bob := envelopeOf(t, r.DB(), "ann@example.test", 0), envelopeOf(t, r.DB(), "bob@example.test", 0)
+	if ann.State != store.StateSuppressed || !slices.Contains(decisionsOf(t, r.DB(), ann.ID)[0].Reasons, "complained") {
+		t.Errorf("complainer's mail: %s %+v", ann.State, decisionsOf(t, r.DB(), ann.ID))
+	}
+	if bob.State == store.StateSuppressed {
+		t.Errorf("bob's mail suppressed: %+v", decisionsOf(t, r.DB(), bob.ID))
 	}
 }

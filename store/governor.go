@@ -213,3 +213,17 @@ func (db *DB) EnvelopesOf(messageID string) ([]Envelope, error) {
 	})
 	return envs, err
 }
+
+// UpdateProfile replaces a recipient's profile with what change makes of
+// the stored one (nil if none), in one transaction, so that concurrent
+// feedback for one recipient is never lost.
+func (db *DB) UpdateProfile(rcpt string, change func(old []byte) ([]byte, error)) error {
+	return db.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketProfiles)
+		updated, err := change(bytes.Clone(b.Get([]byte(rcpt))))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(rcpt), updated)
+	})
+}
