@@ -38,10 +38,11 @@ func (r *Relay) startAdmin() error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(counts)
+		writeJSON(w, counts)
 	})
 	mux.HandleFunc("GET /v1/explain/{id}", r.handleExplain)
+	mux.HandleFunc("GET /v1/clock", r.handleGetClock)
+	mux.HandleFunc("POST /v1/clock", r.handleSetClock)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -128,6 +129,5 @@ func (r *Relay) handleExplain(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(x)
+	writeJSON(w, x)
 }

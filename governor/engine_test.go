@@ -408,3 +408,65 @@ func TestDrivenComplaintSuppressesNextMail(t *testing.T) {
 		t.Errorf("bob's mail suppressed: %+v", decisionsOf(t, r.DB(), bob.ID))
 	}
 }
+
+func postClock(t *testing.T, r *Relay, body string) (*http.Response, clockResponse) {
+	t.Helper()
+	resp, err := http.Post("http://"+r.adminAddr.String()+"/v1/clock", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cr clockResponse
+	if resp.StatusCode == http.StatusOK {
+		json.NewDecoder(resp.Body).Decode(&cr)
+	}
+	return resp, cr
+}
+
+// Virtual time through the admin API, as a black-box test or a simulation
+// would use it: nothing moves until the clock is told to.
+func TestVirtualClockOverAdminAPI(t *testing.T) {
+	up := startUpstream(t, nil)
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	vc := NewVirtualClock(monday10)
+	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Clock: vc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if env := envelopeOf(t, r.DB(), "ann@example.test", 0); env.State != store.StateHeld {
+		t.Fatalf("before the clock moved: %s, want held", env.State)
+	}
+	if resp, cr := postClock(t, r, `{"advance": "10m"}`); resp.StatusCode != 200 || !cr.Virtual || !cr.Now.Equal(monday10.Add(10*time.Minute)) {
+		t.Fatalf("advance: %s %+v", resp.Status, cr)
+	}
+	waitFor(t, "release after the clock moved", func() bool { return len(up.messages()) == 1 })
+
+	if resp, _ := postClock(t, r, `{"time": "2026-11-23T09:00:00Z"}`); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("moving back in time: %s, want 400", resp.Status)
+	}
+	if resp, _ := postClock(t, r, `{"advance": "-1h"}`); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("negative advance: %s, want 400", resp.Status)
+	}
+	if resp, cr := postClock(t, r, `{"time": "2026-11-25T10:00:00Z"}`); resp.StatusCode != 200 || cr.Now.Day() != 25 {
+		t.Errorf("absolute time: %s %+v", resp.Status, cr)
+	}
+}
+
+func TestRealClockRefusesToMove(t *testing.T) {
+	cfg := governedConfig(t, "")
+	cfg.Admin.Listen = "127.0.0.1:0"
+	r := startRelay(t, cfg)
+	if resp, _ := postClock(t, r, `{"advance": "1h"}`); resp.StatusCode != http.StatusConflict {
+		t.Errorf("moving a real clock: %s, want 409", resp.Status)
+	}
+}

@@ -40,8 +40,10 @@ import (
 type Options struct {
 	Config *config.Config
 	Logger *slog.Logger
-	// Now is the clock; time.Now if nil.
+	// Now is the clock; time.Now if nil. Ignored when Clock is set.
 	Now func() time.Time
+	// Clock, if set, is a virtual clock the admin API can move.
+	Clock *VirtualClock
 	// Store tunes the database (tests may turn off fsync).
 	Store store.Options
 }
@@ -51,6 +53,7 @@ type Relay struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	now    func() time.Time
+	clock  *VirtualClock // nil for real time
 	db     *store.DB
 	intake *intake.Server
 	queue  *delivery.Queue
@@ -70,7 +73,10 @@ func New(opts Options) (*Relay, error) {
 	if errs := cfg.Validate(); errs != nil {
 		return nil, errs
 	}
-	r := &Relay{cfg: cfg, log: opts.Logger, now: opts.Now}
+	r := &Relay{cfg: cfg, log: opts.Logger, now: opts.Now, clock: opts.Clock}
+	if r.clock != nil {
+		r.now = r.clock.Now
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

@@ -22,7 +22,7 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"serve", "[--config FILE] [--listen ADDR] [--data DIR] [--upstream HOST:PORT] [--admin ADDR]",
+		{"serve", "[--config FILE] [--listen ADDR] [--data DIR] [--upstream HOST:PORT] [--admin ADDR] [--clock virtual:RFC3339]",
 			"run the relay (with no config: 127.0.0.1:2525, data in ./kadenz-data, mail to the outbox)",
 			"kadenz serve --config /etc/kadenz/kadenz.yaml", runServe},
 		{"check-config", "FILE", "check a configuration file and print every problem in it",

@@ -22,7 +22,7 @@ import (
 const shutdownGrace = 30 * time.Second
 
 func runServe(args []string) int {
-	cfg, code := serveConfig(args)
+	cfg, clock, code := serveConfig(args)
 	if cfg == nil {
 		return code
 	}
@@ -31,7 +31,7 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
 		return 1
 	}
-	relay, err := governor.New(governor.Options{Config: cfg, Logger: logger})
+	relay, err := governor.New(governor.Options{Config: cfg, Logger: logger, Clock: clock})
 	if err != nil {
 		logger.Error("cannot start", "error", err)
 		return 1
@@ -57,9 +57,10 @@ func runServe(args []string) int {
 }
 
 // serveConfig parses serve's flags into the configuration to run: the
-// file (or the embedded defaults), then the flags on top, validated. On
-// failure it has said why and returns nil and the exit code.
-func serveConfig(args []string) (*config.Config, int) {
+// file (or the embedded defaults), then the flags on top, validated; and
+// the virtual clock, if --clock asks for one. On failure it has said why
+// and returns a nil config and the exit code.
+func serveConfig(args []string) (*config.Config, *governor.VirtualClock, int) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = commandUsage("serve")
 	configFile := fs.String("config", "", "configuration `file` (YAML); embedded defaults if unset")
@@ -67,19 +68,33 @@ func serveConfig(args []string) (*config.Config, int) {
 	data := fs.String("data", "", "data `directory`, overrides the config")
 	upstream := fs.String("upstream", "", "smarthost `host:port` to relay to, instead of the outbox")
 	admin := fs.String("admin", "", "admin/metrics HTTP listen `address` (off if unset)")
+	clockFlag := fs.String("clock", "", "`virtual:RFC3339` starts a virtual clock at that time, moved only by POST /v1/clock on the admin API (simulation and tests)")
 	if err := fs.Parse(args); err != nil {
-		return nil, 2
+		return nil, nil, 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "kadenz serve: unexpected argument %q\n", fs.Arg(0))
-		return nil, 2
+		return nil, nil, 2
+	}
+	var clock *governor.VirtualClock
+	if *clockFlag != "" {
+		start, err := time.Parse(time.RFC3339, strings.TrimPrefix(*clockFlag, "virtual:"))
+		if err != nil || !strings.HasPrefix(*clockFlag, "virtual:") {
+			fmt.Fprintf(os.Stderr, "kadenz serve: --clock %q: want virtual:RFC3339, e.g. virtual:2026-11-23T10:00:00Z\n", *clockFlag)
+			return nil, nil, 2
+		}
+		if *admin == "" {
+			fmt.Fprintln(os.Stderr, "kadenz serve: --clock virtual needs --admin: the admin API is what moves it")
+			return nil, nil, 2
+		}
+		clock = governor.NewVirtualClock(start)
 	}
 	cfg := config.Default()
 	if *configFile != "" {
 		var err error
 		if cfg, err = config.Load(*configFile); err != nil {
 			fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
-			return nil, 1
+			return nil, nil, 1
 		}
 	}
 	overrides := []struct {
@@ -93,9 +108,9 @@ func serveConfig(args []string) (*config.Config, int) {
 	}
 	if errs := cfg.Validate(); errs != nil {
 		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", errs)
-		return nil, 1
+		return nil, nil, 1
 	}
-	return cfg, 0
+	return cfg, clock, 0
 }
 
 func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
