@@ -1,0 +1,105 @@
+// Command kadenz is the Kadenz relay and its command-line tools: one
+// binary, a table of subcommands. See "kadenz help".
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// command is one subcommand: its usage line, a one-line summary, an
+// example, and what it runs.
+type command struct {
+	name    string
+	args    string
+	summary string
+	example string
+	run     func(args []string) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"serve", "[--config FILE] [--listen ADDR] [--data DIR] [--upstream HOST:PORT] [--admin ADDR]",
+			"run the relay (with no config: 127.0.0.1:2525, data in ./kadenz-data, mail to the outbox)",
+			"kadenz serve --config /etc/kadenz/kadenz.yaml", runServe},
+		{"check-config", "FILE", "check a configuration file and print every problem in it",
+			"kadenz check-config kadenz.example.yaml", runCheckConfig},
+		{"version", "", "print the version", "kadenz version", runVersion},
+		{"help", "[COMMAND]", "show help for kadenz or one command", "kadenz help serve", runHelp},
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	name := os.Args[1]
+	if name == "-h" || name == "--help" {
+		name = "help"
+	}
+	for _, c := range commands {
+		if c.name == name {
+			os.Exit(c.run(os.Args[2:]))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "kadenz: unknown command %q\n\n", name)
+	usage()
+	os.Exit(2)
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "Kadenz: an SMTP relay that sends fewer, better-timed marketing mails.\n\nUsage: kadenz COMMAND [ARGS]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-13s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun 'kadenz help COMMAND' for a command's flags and an example.")
+}
+
+func commandUsage(name string) func() {
+	return func() {
+		for _, c := range commands {
+			if c.name == name {
+				fmt.Fprintf(os.Stderr, "Usage: kadenz %s %s\n\n%s.\n\nExample:\n  %s\n", c.name, c.args, c.summary, c.example)
+			}
+		}
+	}
+}
+
+func runHelp(args []string) int {
+	if len(args) == 0 {
+		usage()
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			commandUsage(c.name)()
+			return 0
+		}
+	}
+	fmt.Fprintf(os.Stderr, "kadenz: unknown command %q\n", args[0])
+	return 2
+}
+
+// version is set by the linker (-ldflags "-X main.version=...") for
+// releases; otherwise the module's build info is used.
+var version = ""
+
+func runVersion([]string) int {
+	v := version
+	if v == "" {
+		v = "devel"
+		if info, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range info.Settings {
+				if s.Key == "vcs.revision" {
+					v += " " + s.Value
+				}
+			}
+		}
+	}
+	fmt.Println("kadenz", v)
+	return 0
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"kadenz/config"
+	"kadenz/governor"
+)
+
+// shutdownGrace bounds how long SIGTERM waits for SMTP sessions and
+// deliveries in flight.
+const shutdownGrace = 30 * time.Second
+
+func runServe(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = commandUsage("serve")
+	configFile := fs.String("config", "", "configuration `file` (YAML); embedded defaults if unset")
+	listen := fs.String("listen", "", "SMTP listen `address`, overrides the config")
+	data := fs.String("data", "", "data `directory`, overrides the config")
+	upstream := fs.String("upstream", "", "smarthost `host:port` to relay to, instead of the outbox")
+	admin := fs.String("admin", "", "admin/metrics HTTP listen `address` (off if unset)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "kadenz serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	cfg := config.Default()
+	if *configFile != "" {
+		var err error
+		if cfg, err = config.Load(*configFile); err != nil {
+			fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
+			return 1
+		}
+	}
+	// Flags override the file for the essentials; validate the result.
+	for flagValue, field := range map[string]*string{*listen: &cfg.Listen, *data: &cfg.DataDir, *upstream: &cfg.Delivery.Upstream, *admin: &cfg.Admin.Listen} {
+		if flagValue != "" {
+			*field = flagValue
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
+		return 1
+	}
+
+	logger, err := newLogger(os.Stderr, cfg.Log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
+		return 1
+	}
+	relay, err := governor.New(governor.Options{Config: cfg, Logger: logger})
+	if err != nil {
+		logger.Error("cannot start", "error", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := relay.Start(); err != nil {
+		logger.Error("cannot start", "error", err)
+		relay.Shutdown(context.Background())
+		return 1
+	}
+	<-ctx.Done()
+	stop() // a second signal kills at once
+	logger.Info("shutting down", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := relay.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Error("shutdown", "error", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", c.Level, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(c.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func runCheckConfig(args []string) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.Usage = commandUsage("check-config")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	if _, err := config.Load(fs.Arg(0)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("%s: ok\n", fs.Arg(0))
+	return 0
+}

@@ -1,0 +1,299 @@
+// Package delivery sends envelopes that are due to where they go next: the
+// smarthost, or the outbox directory when no smarthost is configured.
+//
+// One dispatcher loop claims due envelopes from the store, as many as there
+// are idle workers, and hands them to a fixed pool of workers; each worker
+// keeps its own upstream connection and reuses it for consecutive messages.
+// When nothing is due the dispatcher sleeps until the store's earliest due
+// time, a kick (new mail, a finished delivery) or shutdown. The database is
+// the schedule: nothing waits only in memory, and after a crash the
+// envelopes that were in flight are simply due again (at-least-once).
+//
+// Every outcome is written back to the envelope: delivered; failed at once
+// on a permanent (5xx) error; or deferred with exponential backoff and
+// jitter on a temporary one, until the queue lifetime runs out.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"kadenz/store"
+)
+
+// Sender delivers envelopes one after another over whatever connection it
+// keeps. A Sender is used by one worker at a time.
+type Sender interface {
+	Send(ctx context.Context, e store.Envelope, body []byte) error
+	Close() error
+}
+
+// Transport makes one Sender per worker.
+type Transport interface {
+	NewSender() Sender
+}
+
+// Options configure a Queue.
+type Options struct {
+	DB          *store.DB
+	Transport   Transport
+	Concurrency int
+	// RetryInitial is the delay after the first temporary failure; each
+	// further one doubles, up to RetryMax.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// MaxQueueLifetime is how long after acceptance an envelope may keep
+	// failing temporarily before it fails for good.
+	MaxQueueLifetime time.Duration
+	Logger           *slog.Logger
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+	// Jitter returns a number in [0,1); rand.Float64 if nil.
+	Jitter func() float64
+}
+
+// Queue is the delivery loop and its workers.
+type Queue struct {
+	opts Options
+	log  *slog.Logger
+	kick chan struct{} // size one: many kicks while busy collapse into one
+
+	work     chan store.Envelope
+	finished chan struct{}
+
+	stop       chan struct{}
+	stopOnce   sync.Once
+	sendCtx    context.Context // cancelled only when shutdown runs out of time
+	cancelSend context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+// New builds a Queue; Start runs it.
+func New(opts Options) (*Queue, error) {
+	if opts.DB == nil || opts.Transport == nil {
+		return nil, errors.New("delivery: DB and Transport are required")
+	}
+	if opts.Concurrency <= 0 {
+		return nil, errors.New("delivery: Concurrency must be positive")
+	}
+	if opts.RetryInitial <= 0 || opts.RetryMax < opts.RetryInitial || opts.MaxQueueLifetime <= 0 {
+		return nil, errors.New("delivery: retry settings must be positive and RetryMax >= RetryInitial")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	q := &Queue{
+		opts:     opts,
+		log:      opts.Logger,
+		kick:     make(chan struct{}, 1),
+		work:     make(chan store.Envelope, opts.Concurrency),
+		finished: make(chan struct{}, opts.Concurrency),
+		stop:     make(chan struct{}),
+	}
+	q.sendCtx, q.cancelSend = context.WithCancel(context.Background())
+	return q, nil
+}
+
+// Kick wakes the dispatcher to look for due envelopes now. It never blocks.
+func (q *Queue) Kick() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Start recovers envelopes left in flight by a previous run, then starts
+// the dispatcher and the workers.
+func (q *Queue) Start() error {
+	n, err := q.opts.DB.Recover(q.opts.Now())
+	if err != nil {
+		return fmt.Errorf("delivery: recovering in-flight envelopes: %w", err)
+	}
+	if n > 0 {
+		q.log.Info("in-flight envelopes from the last run are due again", "count", n)
+	}
+	for range q.opts.Concurrency {
+		q.wg.Add(1)
+		go q.worker()
+	}
+	q.wg.Add(1)
+	go q.dispatch()
+	return nil
+}
+
+// Shutdown stops claiming envelopes and waits for deliveries in flight.
+// If ctx ends first, those deliveries are aborted; their envelopes stay in
+// flight in the store and are due again at the next start.
+func (q *Queue) Shutdown(ctx context.Context) error {
+	q.stopOnce.Do(func() { close(q.stop) })
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		q.cancelSend()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// idleCheck bounds how long the dispatcher sleeps without looking at the
+// store, as a safety net against a clock that jumps.
+const idleCheck = time.Minute
+
+func (q *Queue) dispatch() {
+	defer q.wg.Done()
+	defer close(q.work)
+	busy := 0
+	for {
+		// Take note of finished deliveries without blocking.
+		for drained := false; !drained; {
+			select {
+			case <-q.finished:
+				busy--
+			default:
+				drained = true
+			}
+		}
+		select {
+		case <-q.stop:
+			return
+		default:
+		}
+
+		wait := idleCheck
+		if free := q.opts.Concurrency - busy; free > 0 {
+			envs, err := q.opts.DB.Claim(q.opts.Now(), free)
+			if err != nil {
+				q.log.Error("claiming due envelopes", "error", err)
+				wait = time.Second
+			}
+			for _, e := range envs {
+				busy++
+				q.work <- e // never blocks: at most Concurrency are handed out
+			}
+			if len(envs) == free {
+				wait = 0 // maybe more are due: look again once a worker frees up
+			} else if err == nil {
+				if next, ok, err := q.opts.DB.NextDue(); err == nil && ok {
+					wait = min(max(next.Sub(q.opts.Now()), 0), idleCheck)
+				}
+			}
+		}
+		if wait == 0 && busy < q.opts.Concurrency {
+			continue
+		}
+		// With every worker busy only a finished delivery (or a stop) can
+		// change anything, so no timer is needed.
+		var timer *time.Timer
+		var timeout <-chan time.Time
+		if busy < q.opts.Concurrency {
+			timer = time.NewTimer(wait)
+			timeout = timer.C
+		}
+		select {
+		case <-q.stop:
+			return
+		case <-q.kick:
+		case <-q.finished:
+			busy--
+		case <-timeout:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+func (q *Queue) worker() {
+	defer q.wg.Done()
+	sender := q.opts.Transport.NewSender()
+	defer sender.Close()
+	for e := range q.work {
+		q.deliver(sender, e)
+		q.finished <- struct{}{}
+	}
+}
+
+func (q *Queue) deliver(sender Sender, e store.Envelope) {
+	started := q.opts.Now()
+	body, err := q.opts.DB.Body(e.MessageID)
+	if err == nil {
+		err = sender.Send(q.sendCtx, e, body)
+	} else {
+		err = Permanent(fmt.Errorf("reading message: %w", err))
+	}
+	if q.sendCtx.Err() != nil {
+		// Shutdown ran out of time mid-delivery: leave the envelope in
+		// flight; the next start makes it due again.
+		q.log.Warn("delivery aborted by shutdown", "envelope", e.ID)
+		return
+	}
+	e = q.outcome(e, err, q.opts.Now())
+	if uerr := q.opts.DB.Update(e); uerr != nil {
+		// The envelope stays in flight in the store and is retried after a
+		// restart: a duplicate at worst, never a loss.
+		q.log.Error("recording delivery outcome", "envelope", e.ID, "error", uerr)
+		return
+	}
+	attrs := []any{"envelope", e.ID, "to", e.To, "attempt", e.Attempts, "took", q.opts.Now().Sub(started).Round(time.Millisecond)}
+	switch e.State {
+	case store.StateDelivered:
+		q.log.Info("delivered", attrs...)
+	case store.StateDeferred:
+		q.log.Warn("delivery deferred", append(attrs, "retry_at", e.Due, "error", e.LastError)...)
+	default:
+		q.log.Error("delivery failed", append(attrs, "error", e.LastError)...)
+	}
+}
+
+// outcome applies the result of one delivery attempt to e.
+func (q *Queue) outcome(e store.Envelope, err error, now time.Time) store.Envelope {
+	e.Attempts++
+	e.Updated = now
+	switch {
+	case err == nil:
+		e.State, e.LastError = store.StateDelivered, ""
+	case IsPermanent(err):
+		e.State, e.LastError = store.StateFailed, err.Error()
+	default:
+		expires := e.Created.Add(q.opts.MaxQueueLifetime)
+		if !now.Before(expires) {
+			e.State = store.StateFailed
+			e.LastError = fmt.Sprintf("gave up after %d attempts over %s: %v", e.Attempts, now.Sub(e.Created).Round(time.Second), err)
+			break
+		}
+		e.State, e.LastError = store.StateDeferred, err.Error()
+		// The last try happens when the lifetime ends, not a backoff later.
+		e.Due = now.Add(q.backoff(e.Attempts))
+		if e.Due.After(expires) {
+			e.Due = expires
+		}
+	}
+	return e
+}
+
+// backoff returns the delay before retry number attempt (1-based):
+// RetryInitial doubled per attempt, capped at RetryMax, with "equal jitter"
+// (half fixed, half random) so that envelopes that failed together do not
+// all retry in the same instant.
+func (q *Queue) backoff(attempt int) time.Duration {
+	d := q.opts.RetryInitial
+	for i := 1; i < attempt && d < q.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, q.opts.RetryMax)
+	return d/2 + time.Duration(q.opts.Jitter()*float64(d/2))
+}

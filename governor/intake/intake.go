@@ -1,0 +1,368 @@
+// Package intake is Kadenz's SMTP server: the door CRMs and newsletter tools
+// submit mail through.
+//
+// It decides who may submit (clients on configured networks, or users who
+// authenticated with AUTH PLAIN/LOGIN — over TLS unless explicitly allowed
+// otherwise; everyone else gets a 5xx, so Kadenz is never an open relay),
+// enforces limits (size, recipients, line length, connections, timeouts),
+// refuses SMTP smuggling input, and hands each accepted message to the
+// caller's Accept function. It answers 250 only after Accept returns, and
+// Accept returns only after the message is durable.
+//
+// It does not classify, store or deliver mail itself.
+package intake
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Submission is one message as received: the envelope, the client, and
+// the raw bytes (CRLF line endings, no bare CR or LF).
+type Submission struct {
+	From       string
+	To         []string
+	Data       []byte
+	ClientAddr netip.Addr
+	Helo       string
+	AuthUser   string
+	TLS        bool
+	Received   time.Time
+}
+
+// AcceptFunc persists a submission. It returns the queue ID to report to the
+// client, or an error; a nil error promises the message is durable.
+type AcceptFunc func(context.Context, *Submission) (id string, err error)
+
+// User is an account allowed to submit after AUTH.
+type User struct {
+	Name         string
+	PasswordHash []byte // bcrypt
+}
+
+// Options configure a Server.
+type Options struct {
+	Hostname string
+	// TLS enables STARTTLS (and is needed for the implicit-TLS listener).
+	TLS               *tls.Config
+	AllowInsecureAuth bool
+	ClientNetworks    []netip.Prefix
+	Users             []User
+
+	MaxMessageBytes int64
+	MaxRecipients   int
+	MaxLineLength   int
+	MaxConnections  int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+
+	Accept AcceptFunc
+	Logger *slog.Logger
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// Server is the SMTP intake. Create it with New, give it listeners with
+// Serve, stop it with Shutdown.
+type Server struct {
+	opts  Options
+	smtp  *smtp.Server
+	users map[string][]byte
+	conns chan struct{} // connection slots, shared by all listeners
+	log   *slog.Logger
+	// dummyHash is compared against when a user is unknown, so a failed
+	// login takes as long whether or not the name exists.
+	dummyHash []byte
+}
+
+// New checks opts and builds a Server.
+func New(opts Options) (*Server, error) {
+	if opts.Accept == nil {
+		return nil, errors.New("intake: Accept is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxConnections <= 0 {
+		return nil, errors.New("intake: MaxConnections must be positive")
+	}
+	s := &Server{
+		opts:  opts,
+		users: map[string][]byte{},
+		conns: make(chan struct{}, opts.MaxConnections),
+		log:   opts.Logger,
+	}
+	for _, u := range opts.Users {
+		s.users[u.Name] = u.PasswordHash
+	}
+	var err error
+	s.dummyHash, err = bcrypt.GenerateFromPassword([]byte("kadenz-dummy"), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	srv := smtp.NewServer(s)
+	srv.Domain = opts.Hostname
+	srv.TLSConfig = opts.TLS
+	srv.AllowInsecureAuth = opts.AllowInsecureAuth
+	srv.MaxMessageBytes = opts.MaxMessageBytes
+	srv.MaxRecipients = opts.MaxRecipients
+	srv.MaxLineLength = opts.MaxLineLength
+	srv.ReadTimeout = opts.ReadTimeout
+	srv.WriteTimeout = opts.WriteTimeout
+	srv.ErrorLog = slogErrorLog{opts.Logger}
+	s.smtp = srv
+	return s, nil
+}
+
+// Serve accepts SMTP connections on l until Shutdown. With implicitTLS the
+// connection speaks TLS from its first byte (RFC 8314 submissions).
+func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
+	l = &limitListener{Listener: l, slots: s.conns, hostname: s.opts.Hostname, log: s.log}
+	if implicitTLS {
+		if s.opts.TLS == nil {
+			return errors.New("intake: implicit TLS needs a certificate")
+		}
+		l = tls.NewListener(l, s.opts.TLS)
+	}
+	err := s.smtp.Serve(l)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for open sessions to end,
+// or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.smtp.Shutdown(ctx)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close closes all listeners and connections at once.
+func (s *Server) Close() error { return s.smtp.Close() }
+
+// NewSession implements smtp.Backend.
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	sess := &session{srv: s, conn: c}
+	if ap, err := netip.ParseAddrPort(c.Conn().RemoteAddr().String()); err == nil {
+		sess.addr = ap.Addr().Unmap()
+	}
+	for _, p := range s.opts.ClientNetworks {
+		if p.Contains(sess.addr) {
+			sess.trusted = true
+			break
+		}
+	}
+	return sess, nil
+}
+
+// Replies, in one place. go-smtp recognises *smtp.SMTPError only by type
+// assertion, so these are returned as they are, never wrapped.
+var (
+	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
+		Message: "Authentication required: this relay accepts mail only from its configured users and networks"}
+	errAuthFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
+		Message: "Authentication credentials invalid"}
+	errAuthNeedsTLS = &smtp.SMTPError{Code: 523, EnhancedCode: smtp.EnhancedCode{5, 7, 10},
+		Message: "Encryption needed: use STARTTLS before AUTH"}
+	errBareLineEnding = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		Message: "Message refused: bare CR or LF in DATA (lines must end in CRLF; see SMTP smuggling)"}
+	errTemporary = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "Temporarily unable to store the message, try again later"}
+	errBadAddress = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
+		Message: "Malformed address"}
+)
+
+type session struct {
+	srv     *Server
+	conn    *smtp.Conn
+	addr    netip.Addr
+	trusted bool   // on a client network: may submit without AUTH
+	user    string // authenticated user, if any
+	from    string
+	to      []string
+}
+
+func (s *session) allowed() bool { return s.trusted || s.user != "" }
+
+func (s *session) Reset() {
+	s.from, s.to = "", nil
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) AuthMechanisms() []string {
+	if len(s.srv.users) == 0 {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	// go-smtp already refuses AUTH before TLS unless AllowInsecureAuth;
+	// checking again keeps the rule here, where it is read.
+	if _, isTLS := s.conn.TLSConnectionState(); !isTLS && !s.srv.opts.AllowInsecureAuth {
+		return nil, errAuthNeedsTLS
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return errAuthFailed
+			}
+			return s.login(username, password)
+		}), nil
+	case sasl.Login:
+		return newLoginServer(s.login), nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+func (s *session) login(username, password string) error {
+	hash, ok := s.srv.users[username]
+	if !ok {
+		hash = s.srv.dummyHash
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !ok {
+		s.srv.log.Warn("auth failed", "client", s.addr, "user", username)
+		return errAuthFailed
+	}
+	s.user = username
+	return nil
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if !s.allowed() {
+		s.srv.log.Warn("refused unauthenticated sender", "client", s.addr, "from", from)
+		return errAuthRequired
+	}
+	if !validAddress(from, true) {
+		return errBadAddress
+	}
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if !s.allowed() {
+		return errAuthRequired
+	}
+	if !validAddress(to, false) {
+		return errBadAddress
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(&lineEndingGuard{r: r}); err != nil {
+		if errors.Is(err, errBareLF) || errors.Is(err, errBareCR) {
+			s.srv.log.Warn("refused message with bare line ending", "client", s.addr, "from", s.from, "error", err)
+			return errBareLineEnding
+		}
+		return err // go-smtp's own errors: size (552), line length, I/O
+	}
+	_, isTLS := s.conn.TLSConnectionState()
+	sub := &Submission{
+		From:       s.from,
+		To:         s.to,
+		Data:       buf.Bytes(),
+		ClientAddr: s.addr,
+		Helo:       s.conn.Hostname(),
+		AuthUser:   s.user,
+		TLS:        isTLS,
+		Received:   s.srv.opts.Now(),
+	}
+	id, err := s.srv.opts.Accept(context.Background(), sub)
+	if err != nil {
+		s.srv.log.Error("could not store message", "client", s.addr, "from", s.from, "error", err)
+		return errTemporary
+	}
+	// A 250 carrying the queue ID lets the sender correlate its logs with ours.
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+}
+
+// validAddress is a loose syntax check: Kadenz relays, it does not judge
+// local parts, but it will not store an address that could break a header
+// or an SMTP command line. The null reverse-path (<>) is valid for MAIL.
+func validAddress(addr string, nullOK bool) bool {
+	if addr == "" {
+		return nullOK
+	}
+	if len(addr) > 320 || strings.ContainsAny(addr, " \t\r\n<>") {
+		return false
+	}
+	at := strings.LastIndexByte(addr, '@')
+	return at > 0 && at < len(addr)-1
+}
+
+// slogErrorLog adapts go-smtp's error logger to slog.
+type slogErrorLog struct{ log *slog.Logger }
+
+func (l slogErrorLog) Printf(format string, v ...interface{}) {
+	l.log.Warn("smtp server", "error", fmt.Sprintf(format, v...))
+}
+
+func (l slogErrorLog) Println(v ...interface{}) {
+	l.log.Warn("smtp server", "error", strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// limitListener caps concurrent connections. Over the cap, a client gets
+// 421 at once (RFC 5321 3.8) rather than waiting in the kernel's backlog,
+// so it knows to try again later.
+type limitListener struct {
+	net.Listener
+	slots    chan struct{}
+	hostname string
+	log      *slog.Logger
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitConn{Conn: c, slots: l.slots}, nil
+		default:
+			l.log.Warn("too many connections", "client", c.RemoteAddr().String())
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(c, "421 4.7.0 %s Too many connections, try again later\r\n", l.hostname)
+			c.Close()
+		}
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	slots   chan struct{}
+	release sync.Once
+}
+
+func (c *limitConn) Close() error {
+	c.release.Do(func() { <-c.slots })
+	return c.Conn.Close()
+}

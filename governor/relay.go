@@ -1,0 +1,328 @@
+// Package governor is the Kadenz daemon: it wires the store, SMTP intake,
+// delivery and the admin listener together and runs them as one relay.
+//
+// Intake hands each accepted message here; the relay stamps it with an ID
+// and a Received header, stores it with one envelope per recipient (durable
+// before the client hears 250), and kicks delivery. Today every envelope is
+// due at once: the relay passes mail through. The decision engine that
+// holds marketing mail plugs in between storing and delivering.
+package governor
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/mail"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"kadenz/config"
+	"kadenz/governor/delivery"
+	"kadenz/governor/intake"
+	"kadenz/store"
+)
+
+// Options configure a Relay.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+	// Store tunes the database (tests may turn off fsync).
+	Store store.Options
+}
+
+// Relay is one running Kadenz daemon.
+type Relay struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	now    func() time.Time
+	db     *store.DB
+	intake *intake.Server
+	queue  *delivery.Queue
+	admin  *http.Server
+
+	listeners []net.Listener
+	serving   sync.WaitGroup
+}
+
+// New opens the database and builds the relay's parts; Start runs them.
+func New(opts Options) (*Relay, error) {
+	cfg := opts.Config
+	r := &Relay{cfg: cfg, log: opts.Logger, now: opts.Now}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "kadenz.db"), opts.Store)
+	if err != nil {
+		return nil, err
+	}
+	r.db = db
+	if err := r.build(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Relay) build() error {
+	cfg := r.cfg
+	in := intake.Options{
+		Hostname:          cfg.Hostname,
+		AllowInsecureAuth: cfg.Intake.AllowInsecureAuth,
+		MaxMessageBytes:   cfg.Intake.MaxMessageBytes,
+		MaxRecipients:     cfg.Intake.MaxRecipients,
+		MaxLineLength:     cfg.Intake.MaxLineLength,
+		MaxConnections:    cfg.Intake.MaxConnections,
+		ReadTimeout:       cfg.Intake.ReadTimeout,
+		WriteTimeout:      cfg.Intake.WriteTimeout,
+		Accept:            r.accept,
+		Logger:            r.log.With("part", "intake"),
+		Now:               r.now,
+	}
+	if c := cfg.Intake.TLS; c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return fmt.Errorf("intake TLS certificate: %w", err)
+		}
+		in.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	for _, n := range cfg.Intake.ClientNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return fmt.Errorf("intake client network: %w", err)
+		}
+		in.ClientNetworks = append(in.ClientNetworks, p.Masked())
+	}
+	for _, u := range cfg.Intake.Users {
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			return fmt.Errorf("intake user %q: password_hash: %w", u.Name, err)
+		}
+		in.Users = append(in.Users, intake.User{Name: u.Name, PasswordHash: []byte(u.PasswordHash)})
+	}
+	var err error
+	if r.intake, err = intake.New(in); err != nil {
+		return err
+	}
+
+	transport, err := r.transport()
+	if err != nil {
+		return err
+	}
+	r.queue, err = delivery.New(delivery.Options{
+		DB:               r.db,
+		Transport:        transport,
+		Concurrency:      cfg.Delivery.Concurrency,
+		RetryInitial:     cfg.Delivery.RetryInitial,
+		RetryMax:         cfg.Delivery.RetryMax,
+		MaxQueueLifetime: cfg.Delivery.MaxQueueLifetime,
+		Logger:           r.log.With("part", "delivery"),
+		Now:              r.now,
+	})
+	return err
+}
+
+// transport is the smarthost when one is configured, else the outbox.
+func (r *Relay) transport() (delivery.Transport, error) {
+	d := r.cfg.Delivery
+	if d.Upstream == "" {
+		dir := filepath.Join(r.cfg.DataDir, "outbox")
+		r.log.Info("no upstream configured: released mail is written to the outbox", "dir", dir)
+		return delivery.NewOutbox(dir)
+	}
+	tlsConfig := &tls.Config{InsecureSkipVerify: d.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if d.CAFile != "" {
+		pem, err := os.ReadFile(d.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("delivery ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("delivery ca_file %s: no PEM certificates", d.CAFile)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	password, err := d.ResolvePassword()
+	if err != nil {
+		return nil, err
+	}
+	return delivery.NewSmarthost(delivery.SmarthostOptions{
+		Addr:           d.Upstream,
+		TLSMode:        d.TLS,
+		TLS:            tlsConfig,
+		Hostname:       r.cfg.Hostname,
+		Username:       d.Username,
+		Password:       password,
+		ConnectTimeout: d.ConnectTimeout,
+		CommandTimeout: d.CommandTimeout,
+		Logger:         r.log.With("part", "delivery"),
+	})
+}
+
+// Start binds the listeners and starts serving and delivering. It returns
+// once the SMTP port accepts connections.
+func (r *Relay) Start() error {
+	if err := r.queue.Start(); err != nil {
+		return err
+	}
+	type endpoint struct {
+		addr        string
+		implicitTLS bool
+	}
+	eps := []endpoint{{r.cfg.Listen, false}}
+	if r.cfg.Intake.TLSListen != "" {
+		eps = append(eps, endpoint{r.cfg.Intake.TLSListen, true})
+	}
+	for _, ep := range eps {
+		l, err := net.Listen("tcp", ep.addr)
+		if err != nil {
+			r.closeListeners()
+			return fmt.Errorf("listen %s: %w", ep.addr, err)
+		}
+		r.listeners = append(r.listeners, l)
+		r.serving.Add(1)
+		go func() {
+			defer r.serving.Done()
+			if err := r.intake.Serve(l, ep.implicitTLS); err != nil {
+				r.log.Error("smtp listener stopped", "addr", l.Addr().String(), "error", err)
+			}
+		}()
+		r.log.Info("listening for SMTP", "addr", l.Addr().String(), "implicit_tls", ep.implicitTLS)
+	}
+	if r.cfg.Admin.Listen != "" {
+		if err := r.startAdmin(); err != nil {
+			r.closeListeners()
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Relay) closeListeners() {
+	for _, l := range r.listeners {
+		l.Close()
+	}
+}
+
+// Addr returns the address the SMTP listener is bound to (useful with port 0).
+func (r *Relay) Addr() net.Addr { return r.listeners[0].Addr() }
+
+// DB gives tests and the admin API read access to the store.
+func (r *Relay) DB() *store.DB { return r.db }
+
+// Shutdown stops accepting mail, lets sessions and deliveries in flight
+// finish until ctx ends, then closes the database. Whatever was cut off is
+// safe: unacknowledged messages were never promised, in-flight envelopes are
+// due again at the next start.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	var errs []error
+	if r.admin != nil {
+		errs = append(errs, r.admin.Shutdown(ctx))
+	}
+	if err := r.intake.Shutdown(ctx); err != nil {
+		r.log.Warn("SMTP sessions still open at shutdown deadline; closing them", "error", err)
+		r.intake.Close()
+	}
+	r.serving.Wait()
+	if err := r.queue.Shutdown(ctx); err != nil {
+		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)
+	}
+	errs = append(errs, r.db.Close())
+	return errors.Join(errs...)
+}
+
+// accept is intake's AcceptFunc: it gives the message its ID and Received
+// header and stores it; the store returns once the commit is on disk.
+func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error) {
+	id := newMessageID(sub.Received)
+	received := receivedHeader(sub, r.cfg.Hostname, id)
+	body := make([]byte, 0, len(received)+len(sub.Data))
+	body = append(append(body, received...), sub.Data...)
+	msg := store.Message{
+		ID:         id,
+		From:       sub.From,
+		Received:   sub.Received,
+		Size:       len(body),
+		ClientAddr: sub.ClientAddr.String(),
+		AuthUser:   sub.AuthUser,
+		HeaderID:   headerMessageID(sub.Data),
+	}
+	envs, err := r.db.Accept(msg, body, sub.To, sub.Received)
+	if err != nil {
+		return "", err
+	}
+	r.queue.Kick()
+	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "size", len(body),
+		"client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
+	return id, nil
+}
+
+// Message IDs sort by time of arrival: 48 bits of milliseconds, then 48
+// random bits, in lower-case Crockford base32 (whose alphabet is in ASCII
+// order, so IDs sort as their times do).
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+func newMessageID(t time.Time) string {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	rand.Read(b[6:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// receivedHeader is the trace header RFC 5321 section 4.4 asks a relay to
+// add, with the protocol keyword of RFC 3848 (ESMTP, +S for TLS, +A for AUTH).
+func receivedHeader(sub *intake.Submission, hostname, id string) string {
+	proto := "ESMTP"
+	if sub.TLS {
+		proto += "S"
+	}
+	if sub.AuthUser != "" {
+		proto += "A"
+	}
+	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (Kadenz) with %s id %s;\r\n\t%s\r\n",
+		headerSafe(sub.Helo), sub.ClientAddr, hostname, proto, id, sub.Received.Format(time.RFC1123Z))
+}
+
+// headerSafe keeps a client-supplied name from breaking the header.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r <= ' ' || r >= 0x7f || r == '(' || r == ')' || r == ';' {
+			return -1
+		}
+		return r
+	}, s)
+	if s == "" || len(s) > 255 {
+		return "unknown"
+	}
+	return s
+}
+
+// headerMessageID returns the Message-ID header without brackets, or "".
+// A message without one, or with unparsable headers, is still relayed.
+func headerMessageID(data []byte) string {
+	m, err := mail.ReadMessage(strings.NewReader(string(data)))
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(strings.TrimSpace(m.Header.Get("Message-Id")), "<>")
+}

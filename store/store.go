@@ -1,0 +1,451 @@
+// Package store keeps everything Kadenz persists, in one bbolt file.
+//
+// A submitted message is stored once (its metadata and its body), with one
+// envelope per recipient. The envelope is the unit of work: it carries a
+// state, the time it is next due, its attempts and its last error. Index
+// buckets keyed by due time make the database the schedule: the delivery
+// loop asks for the envelopes due now and for the earliest time anything is
+// due next, and nothing important lives only in memory.
+//
+// Writes go through a group committer (see commit.go): concurrent callers
+// share one transaction and so one fsync, and a call returns only after its
+// changes are durable. That is what lets intake answer 250 after DATA
+// honestly (RFC 5321 section 6.1) without paying an fsync per message.
+//
+// The store knows nothing of SMTP, scoring or configuration; it stores
+// and indexes. Only the daemon opens the file (bbolt locks it); other
+// processes go through the daemon's admin API.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout this code reads and writes. Open refuses a
+// file with a different version rather than misreading it.
+const SchemaVersion = 1
+
+// Bucket names.
+var (
+	bucketMeta      = []byte("meta")      // "schema" -> version
+	bucketMessages  = []byte("messages")  // message ID -> Message (JSON)
+	bucketBodies    = []byte("bodies")    // message ID -> raw message
+	bucketEnvelopes = []byte("envelopes") // envelope ID -> Envelope (JSON)
+	// bucketDue indexes envelopes waiting for delivery (queued, deferred):
+	// 8-byte big-endian due time (Unix ns) + envelope ID -> nil.
+	bucketDue = []byte("due")
+	// bucketHeld indexes envelopes the governor holds, by the time they are
+	// next to be decided; same key layout as bucketDue.
+	bucketHeld = []byte("held")
+	// bucketInflight holds IDs of envelopes being delivered right now.
+	bucketInflight = []byte("inflight")
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld, bucketInflight}
+
+// ErrNotFound is returned for an unknown message or envelope ID.
+var ErrNotFound = errors.New("not found")
+
+// State is where an envelope is in its life.
+type State string
+
+// Envelope states. Queued, deferred and held are waiting; delivering is in
+// progress; delivered, failed and suppressed are final.
+const (
+	StateQueued     State = "queued"     // due for delivery at Due
+	StateDelivering State = "delivering" // claimed by a delivery worker
+	StateDeferred   State = "deferred"   // failed temporarily, retried at Due
+	StateDelivered  State = "delivered"  // accepted by the upstream (or written to the outbox)
+	StateFailed     State = "failed"     // failed permanently or expired
+	StateHeld       State = "held"       // held by the governor, decided at Due
+	StateSuppressed State = "suppressed" // deliberately not sent by the governor
+)
+
+// Final reports whether nothing more will happen to an envelope in s.
+func (s State) Final() bool {
+	return s == StateDelivered || s == StateFailed || s == StateSuppressed
+}
+
+// index returns the bucket that schedules envelopes in state s, if any.
+func (s State) index() []byte {
+	switch s {
+	case StateQueued, StateDeferred:
+		return bucketDue
+	case StateHeld:
+		return bucketHeld
+	case StateDelivering:
+		return bucketInflight
+	}
+	return nil
+}
+
+// Message is what was submitted, once, whatever the number of recipients.
+type Message struct {
+	ID         string    `json:"id"`
+	From       string    `json:"from"`
+	Received   time.Time `json:"received"`
+	Size       int       `json:"size"`
+	ClientAddr string    `json:"client_addr,omitempty"`
+	AuthUser   string    `json:"auth_user,omitempty"`
+	// HeaderID is the message's own Message-ID header, without brackets.
+	HeaderID string `json:"header_id,omitempty"`
+}
+
+// Envelope is one recipient's copy of a message.
+type Envelope struct {
+	ID        string    `json:"id"`
+	MessageID string    `json:"message_id"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	State     State     `json:"state"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+	// Due is when the envelope is next acted on (delivery attempt or
+	// decision). Zero for final states.
+	Due       time.Time `json:"due,omitzero"`
+	Attempts  int       `json:"attempts,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// Options tune the database.
+type Options struct {
+	// NoSync skips fsync (tests only: it breaks the durability contract).
+	NoSync bool
+}
+
+// DB is the Kadenz database. It is safe for concurrent use.
+type DB struct {
+	bolt    *bolt.DB
+	commits chan *commitRequest
+	done    chan struct{}
+}
+
+// Open opens (creating if needed) the database at path.
+func Open(path string, opts Options) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 2 * time.Second, // another process holds the lock: say so instead of hanging
+		// The freelist is rebuilt on open instead of written on every
+		// commit: one less page to sync per transaction.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		NoSync:         opts.NoSync,
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("store: %s is locked by another process (is kadenz already running?)", path)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := b.Update(initSchema); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
+	db := &DB{bolt: b, commits: make(chan *commitRequest, 1024), done: make(chan struct{})}
+	go db.commitLoop()
+	return db, nil
+}
+
+func initSchema(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	want := []byte(fmt.Sprint(SchemaVersion))
+	got := meta.Get([]byte("schema"))
+	if got == nil {
+		return meta.Put([]byte("schema"), want)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("schema version %s, this kadenz reads version %s", got, want)
+	}
+	return nil
+}
+
+// Close waits for pending commits and closes the file.
+func (db *DB) Close() error {
+	close(db.commits)
+	<-db.done
+	return db.bolt.Close()
+}
+
+// Accept stores a message and one queued envelope per recipient, due at
+// now, and returns after the commit is on disk. Envelope IDs are the
+// message ID, a dash and the recipient's position (1-based).
+func (db *DB) Accept(msg Message, body []byte, rcpts []string, now time.Time) ([]Envelope, error) {
+	return db.AcceptWith(msg, body, rcpts, now, func(int, *Envelope) {})
+}
+
+// AcceptWith is Accept with a hook that may change each new envelope
+// before it is written (the governor sets held envelopes this way).
+func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time, prepare func(i int, e *Envelope)) ([]Envelope, error) {
+	if len(rcpts) == 0 {
+		return nil, errors.New("store: message without recipients")
+	}
+	envs := make([]Envelope, len(rcpts))
+	for i, to := range rcpts {
+		envs[i] = Envelope{
+			ID:        fmt.Sprintf("%s-%d", msg.ID, i+1),
+			MessageID: msg.ID,
+			From:      msg.From,
+			To:        to,
+			State:     StateQueued,
+			Created:   now,
+			Updated:   now,
+			Due:       now,
+		}
+		prepare(i, &envs[i])
+	}
+	msgJSON, err := json.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	err = db.update(func(tx *bolt.Tx) error {
+		msgs := tx.Bucket(bucketMessages)
+		if msgs.Get([]byte(msg.ID)) != nil {
+			return fmt.Errorf("store: message ID %s already exists", msg.ID)
+		}
+		if err := msgs.Put([]byte(msg.ID), msgJSON); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketBodies).Put([]byte(msg.ID), body); err != nil {
+			return err
+		}
+		for i := range envs {
+			if err := putEnvelope(tx, nil, &envs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return envs, nil
+}
+
+// Claim moves up to limit envelopes that are due for delivery at now into
+// StateDelivering and returns them, earliest due first.
+func (db *DB) Claim(now time.Time, limit int) ([]Envelope, error) {
+	var claimed []Envelope
+	err := db.update(func(tx *bolt.Tx) error {
+		claimed = claimed[:0] // the commit may run this function again
+		var keys [][]byte
+		c := tx.Bucket(bucketDue).Cursor()
+		end := dueKey(now, "")
+		for k, _ := c.First(); k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			e, err := getEnvelope(tx, string(k[8:]))
+			if err != nil {
+				return err
+			}
+			old := e
+			e.State = StateDelivering
+			e.Updated = now
+			if err := putEnvelope(tx, &old, &e); err != nil {
+				return err
+			}
+			claimed = append(claimed, e)
+		}
+		return nil
+	})
+	return claimed, err
+}
+
+// Update writes changed envelopes (the caller read them earlier and changed
+// their state, due time, attempts or error), keeping the indexes right. It
+// returns once the change is durable.
+func (db *DB) Update(envs ...Envelope) error {
+	return db.update(func(tx *bolt.Tx) error {
+		for i := range envs {
+			old, err := getEnvelope(tx, envs[i].ID)
+			if err != nil {
+				return err
+			}
+			if err := putEnvelope(tx, &old, &envs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Recover makes envelopes that were being delivered when the process died
+// due again at now (at-least-once delivery), and returns how many.
+func (db *DB) Recover(now time.Time) (int, error) {
+	n := 0
+	err := db.update(func(tx *bolt.Tx) error {
+		n = 0
+		var ids []string
+		tx.Bucket(bucketInflight).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+		for _, id := range ids {
+			e, err := getEnvelope(tx, id)
+			if err != nil {
+				return err
+			}
+			old := e
+			e.State, e.Due, e.Updated = StateQueued, now, now
+			if err := putEnvelope(tx, &old, &e); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// NextDue returns the earliest due time among envelopes waiting for
+// delivery, and false if there are none.
+func (db *DB) NextDue() (time.Time, bool, error) {
+	var t time.Time
+	var ok bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketDue).Cursor().First()
+		if k != nil {
+			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+		}
+		return nil
+	})
+	return t, ok, err
+}
+
+// Envelope returns one envelope.
+func (db *DB) Envelope(id string) (Envelope, error) {
+	var e Envelope
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		e, err = getEnvelope(tx, id)
+		return err
+	})
+	return e, err
+}
+
+// Message returns a message's metadata.
+func (db *DB) Message(id string) (Message, error) {
+	var m Message
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMessages).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("message %s: %w", id, ErrNotFound)
+		}
+		return json.Unmarshal(v, &m)
+	})
+	return m, err
+}
+
+// Body returns a message's raw bytes as submitted (with Kadenz's Received
+// header on top).
+func (db *DB) Body(messageID string) ([]byte, error) {
+	var body []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBodies).Get([]byte(messageID))
+		if v == nil {
+			return fmt.Errorf("body of message %s: %w", messageID, ErrNotFound)
+		}
+		body = bytes.Clone(v) // v is only valid inside the transaction
+		return nil
+	})
+	return body, err
+}
+
+// Envelopes calls fn for every envelope, in ID order (and so in order of
+// arrival), until fn returns false.
+func (db *DB) Envelopes(fn func(Envelope) bool) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEnvelopes).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var e Envelope
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("envelope %s: %w", k, err)
+			}
+			if !fn(e) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// CountByState returns how many envelopes are in each state.
+func (db *DB) CountByState() (map[State]int, error) {
+	counts := map[State]int{}
+	err := db.Envelopes(func(e Envelope) bool {
+		counts[e.State]++
+		return true
+	})
+	return counts, err
+}
+
+func getEnvelope(tx *bolt.Tx, id string) (Envelope, error) {
+	var e Envelope
+	v := tx.Bucket(bucketEnvelopes).Get([]byte(id))
+	if v == nil {
+		return e, fmt.Errorf("envelope %s: %w", id, ErrNotFound)
+	}
+	err := json.Unmarshal(v, &e)
+	return e, err
+}
+
+// putEnvelope writes e and moves it between index buckets: out of the index
+// old was in (nil for a new envelope), into the one its state belongs to.
+func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
+	if e.State.Final() {
+		e.Due = time.Time{}
+	}
+	if old != nil {
+		if idx := old.State.index(); idx != nil {
+			if err := tx.Bucket(idx).Delete(indexKey(old)); err != nil {
+				return err
+			}
+		}
+	}
+	if idx := e.State.index(); idx != nil {
+		if err := tx.Bucket(idx).Put(indexKey(e), nil); err != nil {
+			return err
+		}
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketEnvelopes).Put([]byte(e.ID), v)
+}
+
+// indexKey is the key of e in its state's index: in-flight envelopes are
+// indexed by ID alone, waiting ones by due time then ID.
+func indexKey(e *Envelope) []byte {
+	if e.State == StateDelivering {
+		return []byte(e.ID)
+	}
+	return dueKey(e.Due, e.ID)
+}
+
+func dueKey(t time.Time, id string) []byte {
+	k := make([]byte, 8+len(id))
+	ns := t.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	binary.BigEndian.PutUint64(k, uint64(ns))
+	copy(k[8:], id)
+	return k
+}
