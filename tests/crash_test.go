@@ -107,8 +107,9 @@ func TestCrashLosesNothing(t *testing.T) {
 					accepted[seq] = true
 					mu.Unlock()
 					if nAccepted.Add(1) == killAt {
-						r1.kill()
+						// Flag first: errors from here on are the kill's.
 						killed.Store(true)
+						r1.kill()
 					}
 				}
 				c.Close()
@@ -173,7 +174,9 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 	}
 
+	stopStart := time.Now()
 	r2.stop(20 * time.Second)
+	t.Logf("SIGTERM to exit: %v", time.Since(stopStart).Round(time.Millisecond))
 }
 
 // dialSMTP opens a submission session with bounded timeouts.
