@@ -22,6 +22,8 @@ type Config struct {
 	// Hostname is used in the SMTP greeting, EHLO to the upstream and Received headers.
 	Hostname string `yaml:"hostname"`
 
+	// The sections: admin API, the SMTP server CRMs submit to, delivery to
+	// the upstream, logging.
 	Admin    Admin    `yaml:"admin"`
 	Intake   Intake   `yaml:"intake"`
 	Delivery Delivery `yaml:"delivery"`
@@ -45,11 +47,18 @@ type Intake struct {
 	// AllowInsecureAuth permits AUTH before TLS (off by default: passwords
 	// would cross the network in clear).
 	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
-	// ClientNetworks may submit without AUTH (CIDR notation).
+	// ClientNetworks may submit without AUTH (CIDR notation). A list in
+	// the file replaces the default one, so an empty list (or an empty
+	// value) means nobody may: every client must log in. Test with len,
+	// not against nil.
 	ClientNetworks []string `yaml:"client_networks"`
 	// Users may submit after AUTH PLAIN or LOGIN.
 	Users []User `yaml:"users"`
 
+	// Limits on clients: the largest message and the most recipients
+	// accepted, the longest line (in bytes, at least MinLineLength), the
+	// most simultaneous connections, and how long to wait for a client to
+	// send a command or data (read) or to take a reply (write).
 	MaxMessageBytes int64         `yaml:"max_message_bytes"`
 	MaxRecipients   int           `yaml:"max_recipients"`
 	MaxLineLength   int           `yaml:"max_line_length"`
@@ -58,7 +67,9 @@ type Intake struct {
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 }
 
-// TLS names a certificate and its key, both PEM files.
+// TLS names a certificate (followed by any intermediates) and its private
+// key, both PEM files. Both are set or neither; relative paths are relative
+// to the working directory.
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
@@ -91,12 +102,15 @@ type Delivery struct {
 	// InsecureSkipVerify disables certificate checks (testing only).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 	// Username and Password authenticate to the upstream (AUTH PLAIN) when set.
+	// Read the password with ResolvePassword, which honours PasswordFile.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 	// PasswordFile is read for the password instead of Password, trimmed.
 	PasswordFile string `yaml:"password_file"`
 
 	// Concurrency is the number of delivery workers (and upstream connections).
+	// ConnectTimeout bounds connecting to the upstream, CommandTimeout each
+	// SMTP command sent to it.
 	Concurrency    int           `yaml:"concurrency"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	CommandTimeout time.Duration `yaml:"command_timeout"`

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"time"
+
+	"kadenz/config"
 )
 
 // The admin listener. For now it serves health and queue counts; the
@@ -18,7 +19,7 @@ import (
 
 func (r *Relay) startAdmin() error {
 	addr := r.cfg.Admin.Listen
-	if r.cfg.Admin.Token == "" && !loopbackAddr(addr) {
+	if r.cfg.Admin.Token == "" && !config.IsLoopback(addr) {
 		return fmt.Errorf("admin listener %s is not on loopback: set admin.token", addr)
 	}
 	l, err := net.Listen("tcp", addr)
@@ -62,16 +63,4 @@ func (r *Relay) requireToken(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, req)
 	})
-}
-
-func loopbackAddr(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
 }

@@ -57,6 +57,8 @@ func (db *DB) commitLoop() {
 }
 
 func (db *DB) commitBatch(batch []*commitRequest) {
+	db.commitCount.Add(1)
+	db.writeCount.Add(int64(len(batch)))
 	if len(batch) == 1 {
 		batch[0].done <- db.bolt.Update(batch[0].fn)
 		return
@@ -83,4 +85,10 @@ func (db *DB) commitBatch(batch []*commitRequest) {
 	for _, r := range batch {
 		r.done <- db.bolt.Update(r.fn)
 	}
+}
+
+// CommitStats reports how many commits ran and how many writes they carried;
+// writes/commits is the group commit's average batch size.
+func (db *DB) CommitStats() (commits, writes int64) {
+	return db.commitCount.Load(), db.writeCount.Load()
 }

@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -124,9 +126,13 @@ type Options struct {
 
 // DB is the Kadenz database. It is safe for concurrent use.
 type DB struct {
-	bolt    *bolt.DB
-	commits chan *commitRequest
-	done    chan struct{}
+	bolt      *bolt.DB
+	commits   chan *commitRequest
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	commitCount, writeCount atomic.Int64
 }
 
 // Open opens (creating if needed) the database at path.
@@ -175,11 +181,15 @@ func initSchema(tx *bolt.Tx) error {
 	return nil
 }
 
-// Close waits for pending commits and closes the file.
+// Close waits for pending commits and closes the file. Writes must have
+// stopped; closing twice is harmless.
 func (db *DB) Close() error {
-	close(db.commits)
-	<-db.done
-	return db.bolt.Close()
+	db.closeOnce.Do(func() {
+		close(db.commits)
+		<-db.done
+		db.closeErr = db.bolt.Close()
+	})
+	return db.closeErr
 }
 
 // Accept stores a message and one queued envelope per recipient, due at

@@ -22,40 +22,10 @@ import (
 const shutdownGrace = 30 * time.Second
 
 func runServe(args []string) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.Usage = commandUsage("serve")
-	configFile := fs.String("config", "", "configuration `file` (YAML); embedded defaults if unset")
-	listen := fs.String("listen", "", "SMTP listen `address`, overrides the config")
-	data := fs.String("data", "", "data `directory`, overrides the config")
-	upstream := fs.String("upstream", "", "smarthost `host:port` to relay to, instead of the outbox")
-	admin := fs.String("admin", "", "admin/metrics HTTP listen `address` (off if unset)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cfg, code := serveConfig(args)
+	if cfg == nil {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "kadenz serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-
-	cfg := config.Default()
-	if *configFile != "" {
-		var err error
-		if cfg, err = config.Load(*configFile); err != nil {
-			fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
-			return 1
-		}
-	}
-	// Flags override the file for the essentials; validate the result.
-	for flagValue, field := range map[string]*string{*listen: &cfg.Listen, *data: &cfg.DataDir, *upstream: &cfg.Delivery.Upstream, *admin: &cfg.Admin.Listen} {
-		if flagValue != "" {
-			*field = flagValue
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
-		return 1
-	}
-
 	logger, err := newLogger(os.Stderr, cfg.Log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
@@ -84,6 +54,48 @@ func runServe(args []string) int {
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// serveConfig parses serve's flags into the configuration to run: the
+// file (or the embedded defaults), then the flags on top, validated. On
+// failure it has said why and returns nil and the exit code.
+func serveConfig(args []string) (*config.Config, int) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = commandUsage("serve")
+	configFile := fs.String("config", "", "configuration `file` (YAML); embedded defaults if unset")
+	listen := fs.String("listen", "", "SMTP listen `address`, overrides the config")
+	data := fs.String("data", "", "data `directory`, overrides the config")
+	upstream := fs.String("upstream", "", "smarthost `host:port` to relay to, instead of the outbox")
+	admin := fs.String("admin", "", "admin/metrics HTTP listen `address` (off if unset)")
+	if err := fs.Parse(args); err != nil {
+		return nil, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "kadenz serve: unexpected argument %q\n", fs.Arg(0))
+		return nil, 2
+	}
+	cfg := config.Default()
+	if *configFile != "" {
+		var err error
+		if cfg, err = config.Load(*configFile); err != nil {
+			fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
+			return nil, 1
+		}
+	}
+	overrides := []struct {
+		flag  string
+		field *string
+	}{{*listen, &cfg.Listen}, {*data, &cfg.DataDir}, {*upstream, &cfg.Delivery.Upstream}, {*admin, &cfg.Admin.Listen}}
+	for _, o := range overrides {
+		if o.flag != "" {
+			*o.field = o.flag
+		}
+	}
+	if errs := cfg.Validate(); errs != nil {
+		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", errs)
+		return nil, 1
+	}
+	return cfg, 0
 }
 
 func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {

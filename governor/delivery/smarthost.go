@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -194,7 +193,7 @@ func (s *smarthostSender) dial(ctx context.Context) error {
 		s.h.startTLS.Store(2)
 	}
 	if o.Username != "" {
-		if _, isTLS := c.TLSConnectionState(); !isTLS && !isLoopback(o.Addr) {
+		if _, isTLS := c.TLSConnectionState(); !isTLS && !config.IsLoopback(o.Addr) {
 			c.Close()
 			return errors.New("refusing to send upstream credentials without TLS to a non-loopback host (set delivery.tls to required or implicit)")
 		}
@@ -205,16 +204,4 @@ func (s *smarthostSender) dial(ctx context.Context) error {
 	}
 	s.c = c
 	return nil
-}
-
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
 }

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTest(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kadenz.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func TestAcceptStoresBodyOnceAndEnvelopePerRecipient(t *testing.T) {
+	db, _ := openTest(t)
+	envs, err := db.Accept(Message{ID: "m1", From: "crm@shop.test"}, []byte("body"), []string{"a@x.test", "b@x.test"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(envs) != 2 || envs[0].ID != "m1-1" || envs[1].ID != "m1-2" || envs[1].To != "b@x.test" {
+		t.Fatalf("envelopes: %+v", envs)
+	}
+	for _, e := range envs {
+		got, err := db.Envelope(e.ID)
+		if err != nil || got.State != StateQueued || !got.Due.Equal(t0) {
+			t.Errorf("stored envelope %+v, %v", got, err)
+		}
+	}
+	if b, err := db.Body("m1"); err != nil || string(b) != "body" {
+		t.Errorf("body %q, %v", b, err)
+	}
+	if _, err := db.Accept(Message{ID: "m1"}, nil, []string{"c@x.test"}, t0); err == nil {
+		t.Error("a second message with the same ID was accepted")
+	}
+	if _, err := db.Body("nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown body: %v", err)
+	}
+}
+
+func TestClaimTakesOnlyDueEnvelopesInOrder(t *testing.T) {
+	db, _ := openTest(t)
+	for i, due := range []time.Time{t0.Add(time.Minute), t0, t0.Add(-time.Minute)} {
+		id := fmt.Sprintf("m%d", i)
+		if _, err := db.AcceptWith(Message{ID: id}, nil, []string{"a@x.test"}, t0, func(_ int, e *Envelope) { e.Due = due }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, err := db.Claim(t0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 2 || claimed[0].ID != "m2-1" || claimed[1].ID != "m1-1" {
+		t.Fatalf("claimed %+v, want m2-1 then m1-1", claimed)
+	}
+	if claimed[0].State != StateDelivering {
+		t.Errorf("claimed state %s", claimed[0].State)
+	}
+	if again, _ := db.Claim(t0, 10); len(again) != 0 {
+		t.Errorf("claimed twice: %+v", again)
+	}
+	next, ok, err := db.NextDue()
+	if err != nil || !ok || !next.Equal(t0.Add(time.Minute)) {
+		t.Errorf("NextDue = %v %v %v", next, ok, err)
+	}
+	if limited, _ := db.Claim(t0.Add(time.Hour), 0); len(limited) != 0 {
+		t.Errorf("limit 0 claimed %d", len(limited))
+	}
+}
+
+func TestUpdateMovesIndexes(t *testing.T) {
+	db, _ := openTest(t)
+	db.Accept(Message{ID: "m"}, nil, []string{"a@x.test"}, t0)
+	claimed, _ := db.Claim(t0, 1)
+	e := claimed[0]
+	e.State, e.Due, e.Attempts, e.LastError = StateDeferred, t0.Add(time.Hour), 1, "451 later"
+	if err := db.Update(e); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := db.Claim(t0.Add(time.Minute), 10); len(c) != 0 {
+		t.Error("deferred envelope claimed before its due time")
+	}
+	if c, _ := db.Claim(t0.Add(time.Hour), 10); len(c) != 1 {
+		t.Error("deferred envelope not claimed at its due time")
+	}
+	e.State = StateDelivered
+	if err := db.Update(e); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := db.NextDue(); ok {
+		t.Error("a delivered envelope is still scheduled")
+	}
+	if n, _ := db.Recover(t0); n != 0 {
+		t.Errorf("recovered %d after final state", n)
+	}
+	got, _ := db.Envelope("m-1")
+	if got.State != StateDelivered || !got.Due.IsZero() || got.Attempts != 1 {
+		t.Errorf("final envelope %+v", got)
+	}
+}
+
+func TestRecoverAfterReopen(t *testing.T) {
+	db, path := openTest(t)
+	db.Accept(Message{ID: "m"}, nil, []string{"a@x.test", "b@x.test"}, t0)
+	if c, _ := db.Claim(t0, 1); len(c) != 1 {
+		t.Fatal("claim failed")
+	}
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n, err := db.Recover(t0.Add(time.Second))
+	if err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want 1", n, err)
+	}
+	if c, _ := db.Claim(t0.Add(time.Second), 10); len(c) != 2 {
+		t.Errorf("after recovery %d due, want 2", len(c))
+	}
+}
+
+func TestSchemaVersionMismatchRefused(t *testing.T) {
+	db, path := openTest(t)
+	db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte("99"))
+	})
+	db.Close()
+	_, err := Open(path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "schema version 99") {
+		t.Fatalf("opening a newer schema: %v", err)
+	}
+}
+
+func TestSecondOpenSaysLocked(t *testing.T) {
+	_, path := openTest(t)
+	_, err := Open(path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+// Many concurrent writers share commits, and a failing write in a batch
+// does not take its neighbours down with it.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	db, _ := openTest(t)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("m%03d", i)
+			if i%10 == 0 {
+				id = "dup" // all but one of these collide
+			}
+			_, errs[i] = db.Accept(Message{ID: id}, []byte(id), []string{"a@x.test"}, t0)
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			if i%10 != 0 {
+				t.Errorf("writer %d failed: %v", i, err)
+			}
+		}
+	}
+	if failed != n/10-1 {
+		t.Errorf("%d writers failed, want %d (the duplicate IDs but one)", failed, n/10-1)
+	}
+	counts, _ := db.CountByState()
+	if counts[StateQueued] != n-failed {
+		t.Errorf("%d envelopes stored, want %d", counts[StateQueued], n-failed)
+	}
+}
+
+func BenchmarkAcceptParallel(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "kadenz.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	body := []byte(strings.Repeat("x", 5000))
+	var seq sync.Mutex
+	i := 0
+	b.SetParallelism(10) // 10 x GOMAXPROCS writers, like many SMTP sessions
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			seq.Lock()
+			i++
+			id := fmt.Sprintf("m%09d", i)
+			seq.Unlock()
+			if _, err := db.Accept(Message{ID: id}, body, []string{"a@x.test"}, t0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
