@@ -299,5 +299,6 @@ echo "kadenz peak RSS (VmHWM):             $((k_rss_kb / 1024)) MiB"
 echo "kadenz CPU (user+sys):               ${k_cpu_s}s"
 echo "kadenz exit status after SIGTERM:    $k_exit"
 echo "kadenz log lines at WARN/ERROR:      $(grep -cE 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" || true)"
+grep -E 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" | head -n 3 | sed 's/^/    /' || true
 awk -v r="$acc_vs_direct" 'BEGIN { if (r == "n/a" || r < 0.5) print "goal missed: kadenz accepts at less than half the direct rate"; else print "goal met: kadenz accepts at half the direct rate or better" }'
 awk -v r="$e2e_vs_postfix" 'BEGIN { if (r == "n/a" || r < 3) print "goal missed: kadenz end to end is less than 3x Postfix"; else print "goal met: kadenz end to end is 3x Postfix or better" }'
