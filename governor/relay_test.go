@@ -100,7 +100,7 @@ func (s *upstreamSession) AuthMechanisms() []string {
 func (s *upstreamSession) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != s.u.auth[0] || pass != s.u.auth[1] {
-			return errors.New("bad credentials")
+			return smtp.ErrAuthFailed // 535 5.7.8
 		}
 		s.authed = true
 		return nil
@@ -711,4 +711,31 @@ func TestUpstreamOpportunisticFallsBackToPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "plain delivery", func() bool { return len(up.messages()) == 1 })
+}
+
+// An upstream refusing our credentials (535) is a problem with the
+// connection, not the message: the envelope is deferred, not failed.
+func TestUpstreamAuthFailureDefers(t *testing.T) {
+	certFile, keyFile := selfSigned(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstreamWith(t, nil, &tls.Config{Certificates: []tls.Certificate{cert}}, &[2]string{"relay", "pw"})
+	cfg := testConfig(t, up.addr)
+	cfg.Delivery.TLS = config.TLSRequired
+	cfg.Delivery.CAFile = certFile
+	cfg.Delivery.Username, cfg.Delivery.Password = "relay", "wrong"
+	r := startRelay(t, cfg)
+	if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
+		t.Fatal(err)
+	}
+	var env store.Envelope
+	waitFor(t, "an attempt", func() bool {
+		r.DB().Envelopes(func(e store.Envelope) bool { env = e; return false })
+		return env.Attempts > 0
+	})
+	if env.State != store.StateDeferred || !strings.Contains(env.LastError, "AUTH") {
+		t.Errorf("after the upstream refused our AUTH: %s, %q; want deferred", env.State, env.LastError)
+	}
 }

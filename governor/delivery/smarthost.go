@@ -148,6 +148,11 @@ func (s *smarthostSender) transaction(ctx context.Context, e store.Envelope, bod
 	return false, nil
 }
 
+// dial opens and prepares a connection. Its errors are about the
+// connection, not the message — an upstream refusing our EHLO, STARTTLS or
+// AUTH with a 5xx says nothing about whether this message can ever be
+// delivered — so they are formatted with %v, never wrapped: the reply code
+// must not make IsPermanent fail the envelope. The queue retries instead.
 func (s *smarthostSender) dial(ctx context.Context) error {
 	o := &s.h.opts
 	d := net.Dialer{Timeout: o.ConnectTimeout}
@@ -169,7 +174,7 @@ func (s *smarthostSender) dial(ctx context.Context) error {
 			return s.dial(ctx)
 		}
 		if err != nil {
-			return fmt.Errorf("STARTTLS to upstream (tls: required): %w", err)
+			return fmt.Errorf("STARTTLS to upstream (tls: required): %v", err)
 		}
 	default:
 		c = smtp.NewClient(conn)
@@ -178,12 +183,14 @@ func (s *smarthostSender) dial(ctx context.Context) error {
 	c.SubmissionTimeout = o.CommandTimeout
 	if err := c.Hello(o.Hostname); err != nil {
 		c.Close()
-		return fmt.Errorf("EHLO: %w", err)
+		return fmt.Errorf("EHLO: %v", err)
 	}
-	if o.TLSMode == config.TLSOpportunistic && s.h.startTLS.Load() == 0 {
-		// First contact: learn whether the upstream offers STARTTLS, and
-		// if it does, start again with TLS (go-smtp upgrades only a fresh
-		// client). Later connections go straight to the right kind.
+	if _, isTLS := c.TLSConnectionState(); !isTLS && o.TLSMode == config.TLSOpportunistic && s.h.startTLS.Load() != 2 {
+		// A plain connection in opportunistic mode: learn from this very
+		// connection whether the upstream offers STARTTLS (another worker
+		// may be learning it at the same moment), and if it does, start
+		// again with TLS: go-smtp upgrades only a fresh client. Later
+		// connections go straight to the right kind.
 		if ok, _ := c.Extension("STARTTLS"); ok {
 			s.h.startTLS.Store(1)
 			c.Quit()
@@ -199,7 +206,7 @@ func (s *smarthostSender) dial(ctx context.Context) error {
 		}
 		if err := c.Auth(sasl.NewPlainClient("", o.Username, o.Password)); err != nil {
 			c.Close()
-			return fmt.Errorf("AUTH to upstream: %w", err)
+			return fmt.Errorf("AUTH to upstream: %v", err)
 		}
 	}
 	s.c = c

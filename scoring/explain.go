@@ -1,0 +1,102 @@
+package scoring
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Explain renders the decision as a sentence a marketer understands,
+// followed by the numbers behind it.
+func (d Decision) Explain() string {
+	var b strings.Builder
+	n := &d.Numbers
+	r := d.Reasons
+	what := "This message"
+	if d.Subject != "" {
+		what = fmt.Sprintf("%q", d.Subject)
+	}
+	at := d.At.Format("Mon 2 Jan 15:04 MST")
+	switch d.Action {
+	case ActionRelease:
+		fmt.Fprintf(&b, "%s is released at %s (recipient's time)", what, at)
+	case ActionDefer:
+		fmt.Fprintf(&b, "%s waits until %s (recipient's time)", what, at)
+	case ActionSuppress:
+		fmt.Fprintf(&b, "%s is not sent", what)
+	default:
+		fmt.Fprintf(&b, "%s has no decision", what)
+	}
+
+	var why []string
+	add := func(cond bool, s string, args ...any) {
+		if cond {
+			why = append(why, fmt.Sprintf(s, args...))
+		}
+	}
+	add(r.Has(ReasonUnsubscribed), "the recipient unsubscribed, so marketing mail stops for good")
+	add(r.Has(ReasonComplained), "the recipient marked mail as spam, so marketing mail stops for good")
+	add(r.Has(ReasonHardBounced), "the address bounced permanently")
+	add(r.Has(ReasonAway), "the recipient is away")
+	add(r.Has(ReasonExpired), "it expired before it could be sent")
+	add(r.Has(ReasonStale), "it has waited longer than messages are held")
+	add(r.Has(ReasonSuperseded), "a newer version of campaign %q replaces it", d.Campaign)
+	add(r.Has(ReasonNotBefore), "the sender asked for it not to go out earlier")
+	add(r.Has(ReasonHoldout), "the recipient is in the holdout group, which gets everything the caps allow so that the model's lift can be measured")
+	add(r.Has(ReasonWorthIt), "its expected engagement (%s) outweighs the cost of one more mail (%s) for someone who got %.1f recent mails",
+		pct(n.Value), pct(n.Cost), n.Volume)
+	add(r.Has(ReasonLowValue), "its expected engagement (%s) is below the cost of one more mail (%s) at any time in reach",
+		pct(n.Value), pct(n.Cost))
+	add(r.Has(ReasonExplore), "the model rates it low, but a small share of such mail goes out anyway so the model keeps learning what this recipient likes")
+	add(r.Has(ReasonFloor), "the model rates this recipient low, but nobody goes without mail for long (%s), and this is their best message",
+		since(n.SinceLastRelease))
+	add(r.Has(ReasonNearDuplicate), "it is nearly the same text as a mail sent lately (%d of 64 fingerprint bits differ)", n.NearestBits)
+	add(r.Has(ReasonRepeatCampaign), "campaign %q already reached this recipient lately", d.Campaign)
+	add(r.Has(ReasonOutcompeted), "better messages took the slots the budget allows")
+	add(r.Has(ReasonBestTime), "this recipient engages more at that time (%.2fx the average hour)", n.TimeLift)
+	add(r.Has(ReasonQuietHours), "it is quiet hours now")
+	add(r.Has(ReasonSendWindow), "it is outside the send window now")
+	add(r.Has(ReasonCapDay), "the daily cap is reached")
+	add(r.Has(ReasonCapWeek), "the weekly cap is reached")
+	add(r.Has(ReasonCapMonth), "the monthly cap is reached")
+	add(r.Has(ReasonMinGap), "the last mail was too recent (minimum gap)")
+	add(r.Has(ReasonNoSlot), "no allowed time is left before its deadline")
+	if len(why) > 0 {
+		b.WriteString(" because ")
+		for i, w := range why {
+			switch {
+			case i == 0:
+			case i == len(why)-1:
+				b.WriteString(", and ")
+			default:
+				b.WriteString(", ")
+			}
+			b.WriteString(w)
+		}
+	}
+	b.WriteString(".")
+	if r&hardStops == 0 {
+		fmt.Fprintf(&b, "\nvalue %.4f = affinity %.4f (population %.4f) × priority %.2f × novelty %.2f × freshness %.2f × time %.2f × delay %.2f;"+
+			" cost %.4f at volume %.2f × sensitivity %.2f × customer value %.2f; ignored streak %d",
+			n.Value, n.Affinity, n.PopulationRate, n.Priority, n.Novelty, n.Freshness, n.TimeLift, n.Delay,
+			n.Cost, n.Volume, n.Sensitivity, n.CustomerValue, n.IgnoredStreak)
+		if n.Draw > 0 {
+			fmt.Fprintf(&b, "; exploration draw %.4f", n.Draw)
+		}
+	}
+	fmt.Fprintf(&b, "\nreasons: %s", r)
+	return b.String()
+}
+
+func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
+
+func since(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "they never had one"
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("their last one was %.0f days ago", d.Hours()/24)
+	default:
+		return fmt.Sprintf("their last one was %.0f hours ago", d.Hours())
+	}
+}

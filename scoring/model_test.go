@@ -1,0 +1,283 @@
+package scoring
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+var topicNames = []string{"shoes", "running", "wine", "travel", "garden"}
+
+// randomProfile builds a profile with n releases over the 60 days before
+// now and random engagement, from a seed, so property tests are
+// reproducible.
+func randomProfile(r *rand.Rand, now time.Time, n int) *Profile {
+	m := DefaultMemory()
+	p := &Profile{}
+	at := now.Add(-60 * 24 * time.Hour)
+	step := 60 * 24 * time.Hour / time.Duration(n+1)
+	like := 0.1 + r.Float64()*0.8
+	for i := 0; i < n; i++ {
+		at = at.Add(time.Duration(r.Int64N(int64(step)*2) + 1))
+		if at.After(now) {
+			break
+		}
+		topics := []string{topicNames[r.IntN(len(topicNames))]}
+		id := fmt.Sprintf("h%d", i)
+		p.RecordRelease(Release{At: at, MessageID: id, Campaign: fmt.Sprintf("c%d", r.IntN(20)), Topics: topics, Fingerprint: r.Uint64()}, m)
+		ev := at.Add(time.Duration(r.IntN(48)) * time.Hour)
+		if ev.After(now) {
+			continue
+		}
+		if r.Float64() < like {
+			p.RecordEvent(Event{Kind: EventOpen, At: ev, MessageID: id}, nil, m)
+			if r.Float64() < 0.3 {
+				p.RecordEvent(Event{Kind: EventClick, At: ev, MessageID: id}, nil, m)
+			}
+		}
+	}
+	return p
+}
+
+func randomHeld(r *rand.Rand, now time.Time, n int) []Held {
+	held := make([]Held, n)
+	for i := range held {
+		f := &Features{
+			Subject:     fmt.Sprintf("message %d", i),
+			Campaign:    fmt.Sprintf("c%d", r.IntN(40)),
+			Topics:      []string{topicNames[r.IntN(len(topicNames))]},
+			Priority:    r.IntN(101),
+			Fingerprint: r.Uint64(),
+		}
+		if r.IntN(3) == 0 {
+			f.Expires = now.Add(time.Duration(r.IntN(96)+1) * time.Hour)
+		}
+		if r.IntN(5) == 0 {
+			f.NotBefore = now.Add(time.Duration(r.IntN(30)) * time.Hour)
+		}
+		held[i] = Held{ID: fmt.Sprintf("e%d", i), Features: f, Received: now.Add(-time.Duration(r.IntN(72)) * time.Hour)}
+	}
+	return held
+}
+
+func TestColdStartGetsPopulationDefaults(t *testing.T) {
+	pop := DefaultPopulation()
+	pop.TopicLift = map[string]float64{"wine": 1.5}
+	pol := DefaultPolicy()
+	f := &Features{Priority: DefaultPriority, Topics: []string{"shoes"}}
+	rel := ScoreRelevance(f, &Profile{}, &pop, pol, t0)
+	rate := pop.rate(&pol)
+	if math.Abs(rel.Affinity-rate) > 1e-12 || rel.Overall != rate || rel.Value != rate || rel.NearestBits != -1 {
+		t.Errorf("cold start %+v, want population rate %v", rel, rate)
+	}
+	f.Topics = []string{"wine"}
+	if rel := ScoreRelevance(f, &Profile{}, &pop, pol, t0); math.Abs(rel.Affinity-1.5*rate) > 1e-12 {
+		t.Errorf("cold start on a popular topic: %v, want %v", rel.Affinity, 1.5*rate)
+	}
+	fat := ScoreFatigue(&Profile{}, &pop, pol, -1, t0)
+	if fat.Sensitivity != 1 || fat.CustomerValue != 1 || fat.Volume != 0 || fat.IgnoredStreak != 0 {
+		t.Errorf("cold start fatigue %+v", fat)
+	}
+	if want := pol.Strictness * pol.LossWeight * pop.UnsubscribeRate; math.Abs(fat.Cost(0)-want) > 1e-12 {
+		t.Errorf("cold start cost %v, want %v", fat.Cost(0), want)
+	}
+	// Decide with nil profile, population and policy uses the defaults.
+	ds := Decide(Input{Now: t0, Recipient: "new@example.org", Held: []Held{{ID: "e", Features: f, Received: t0}}})
+	defaults := DefaultPopulation()
+	if ds[0].Numbers.PopulationRate != defaults.rate(&pol) || ds[0].Numbers.Sensitivity != 1 {
+		t.Errorf("nil inputs: %+v", ds[0].Numbers)
+	}
+}
+
+func TestShrinkageNeedsEvidence(t *testing.T) {
+	// One click from one mail must move the estimate far less than twenty
+	// clicks from twenty mails.
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	f := &Features{Priority: DefaultPriority, Topics: []string{"shoes"}}
+	profile := func(n int) *Profile {
+		p := &Profile{}
+		for i := 0; i < n; i++ {
+			id := fmt.Sprint(i)
+			p.RecordRelease(Release{At: t0, MessageID: id, Topics: f.Topics}, pol.Memory)
+			p.RecordEvent(Event{Kind: EventClick, At: t0, MessageID: id}, nil, pol.Memory)
+		}
+		return p
+	}
+	one := ScoreRelevance(f, profile(1), &pop, pol, t0).Affinity
+	twenty := ScoreRelevance(f, profile(20), &pop, pol, t0).Affinity
+	rate := pop.rate(&pol)
+	if !(rate < one && one < 0.3 && one < twenty && twenty > 0.5) {
+		t.Errorf("population %.3f, one click %.3f, twenty clicks %.3f", rate, one, twenty)
+	}
+}
+
+// Property: more clicks on a topic never lower that topic's relevance.
+func TestPropertyClicksNeverLowerRelevance(t *testing.T) {
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	for seed := uint64(0); seed < 300; seed++ {
+		r := rand.New(rand.NewPCG(seed, 1))
+		p := randomProfile(r, t0, r.IntN(120))
+		topic := topicNames[r.IntN(len(topicNames))]
+		f := &Features{Priority: r.IntN(101), Topics: []string{topic}}
+		if r.IntN(2) == 0 {
+			f.Topics = append(f.Topics, topicNames[r.IntN(len(topicNames))])
+		}
+		before := ScoreRelevance(f, p, &pop, pol, t0).Value
+		for k := 0; k < 1+r.IntN(5); k++ {
+			// A click on a released message of that topic, or on one that
+			// left the history.
+			ev := Event{Kind: EventClick, At: t0.Add(-time.Duration(r.IntN(100)) * time.Hour), Topics: []string{topic}}
+			for i := len(p.History) - 1; i >= 0 && r.IntN(2) == 0; i-- {
+				if p.History[i].Topics[0] == topic {
+					ev.MessageID = p.History[i].MessageID
+					break
+				}
+			}
+			p.RecordEvent(ev, nil, pol.Memory)
+			after := ScoreRelevance(f, p, &pop, pol, t0).Value
+			if after < before-1e-12 {
+				t.Fatalf("seed %d: a click on %q lowered value %v -> %v", seed, topic, before, after)
+			}
+			before = after
+		}
+	}
+}
+
+// Property: a near-duplicate of something released lately scores below the
+// original, and an older copy of the same campaign scores below a new one.
+func TestPropertyNearDuplicateScoresBelowOriginal(t *testing.T) {
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	for seed := uint64(0); seed < 300; seed++ {
+		r := rand.New(rand.NewPCG(seed, 2))
+		p := randomProfile(r, t0.Add(-24*time.Hour), r.IntN(60))
+		orig := &Features{Priority: r.IntN(101), Topics: []string{topicNames[r.IntN(len(topicNames))]}, Fingerprint: r.Uint64() | 1}
+		before := ScoreRelevance(orig, p, &pop, pol, t0)
+		// Release a mail whose fingerprint differs in a few bits.
+		dup := orig.Fingerprint
+		for i := 0; i < r.IntN(pol.DuplicateBits+1); i++ {
+			dup ^= 1 << uint(r.IntN(64))
+		}
+		p.RecordRelease(Release{At: t0.Add(-time.Duration(r.IntN(24*20)) * time.Hour), Fingerprint: dup, Topics: orig.Topics}, pol.Memory)
+		after := ScoreRelevance(orig, p, &pop, pol, t0)
+		if !(after.Value < before.Value) || after.Novelty != pol.DuplicateValue {
+			t.Fatalf("seed %d: near-duplicate value %v (novelty %v), original %v", seed, after.Value, after.Novelty, before.Value)
+		}
+	}
+}
+
+func TestNoveltyRamp(t *testing.T) {
+	pol := DefaultPolicy()
+	pop := DefaultPopulation()
+	var p Profile
+	p.RecordRelease(Release{At: t0.Add(-time.Hour), Fingerprint: 0xffff, Campaign: "old"}, pol.Memory)
+	tests := []struct {
+		fp       uint64
+		campaign string
+		want     float64
+	}{
+		{0xffff, "", pol.DuplicateValue},
+		{0xffff ^ (1<<pol.DuplicateBits - 1), "", pol.DuplicateValue},
+		{0xffff ^ (1<<(pol.DuplicateBits+1) - 1), "", pol.DuplicateValue + (1-pol.DuplicateValue)/float64(pol.DistinctBits-pol.DuplicateBits)},
+		{0xffff0000, "", 1},
+		{0xffff0000, "old", pol.RepeatCampaignValue},
+		{0, "", 1}, // no text, nothing to compare
+	}
+	for _, tt := range tests {
+		f := &Features{Priority: 50, Fingerprint: tt.fp, Campaign: tt.campaign}
+		if got := ScoreRelevance(f, &p, &pop, pol, t0).Novelty; math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("fingerprint %x campaign %q: novelty %v, want %v", tt.fp, tt.campaign, got, tt.want)
+		}
+	}
+	// Outside the novelty window nothing counts.
+	f := &Features{Priority: 50, Fingerprint: 0xffff, Campaign: "old"}
+	if got := ScoreRelevance(f, &p, &pop, pol, t0.Add(pol.NoveltyWindow+time.Hour)).Novelty; got != 1 {
+		t.Errorf("novelty after the window %v", got)
+	}
+}
+
+func TestFatigueGrowsWithVolumeAndStreak(t *testing.T) {
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	var p Profile
+	prevCost, prevSens := 0.0, 0.0
+	for i := 0; i < 12; i++ {
+		p.RecordRelease(Release{At: t0.Add(-time.Duration(12-i) * 24 * time.Hour), MessageID: fmt.Sprint(i)}, pol.Memory)
+		f := ScoreFatigue(&p, &pop, pol, -1, t0)
+		if c := f.Cost(f.Volume); c < prevCost || f.Sensitivity < prevSens {
+			t.Fatalf("after %d ignored mails cost %v < %v or sensitivity %v < %v", i+1, c, prevCost, f.Sensitivity, prevSens)
+		}
+		prevCost, prevSens = f.Cost(f.Volume), f.Sensitivity
+	}
+	f := ScoreFatigue(&p, &pop, pol, -1, t0)
+	if f.IgnoredStreak != 10 || f.Sensitivity <= 1 { // the two youngest are within the grace period
+		t.Errorf("streak %d sensitivity %v", f.IgnoredStreak, f.Sensitivity)
+	}
+}
+
+func TestFatigueVolumeResponse(t *testing.T) {
+	// A recipient who reads mail when it is rare and ignores it when it is
+	// frequent is more sensitive than one who reads everything.
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	var sensitive, steady Profile
+	at := t0.Add(-200 * 24 * time.Hour)
+	for i := 0; i < 60; i++ {
+		burst := (i/10)%2 == 1
+		if burst {
+			at = at.Add(8 * time.Hour)
+		} else {
+			at = at.Add(5 * 24 * time.Hour)
+		}
+		id := fmt.Sprint(i)
+		sensitive.RecordRelease(Release{At: at, MessageID: id}, pol.Memory)
+		steady.RecordRelease(Release{At: at, MessageID: id}, pol.Memory)
+		if !burst {
+			sensitive.RecordEvent(Event{Kind: EventOpen, At: at, MessageID: id}, nil, pol.Memory)
+		}
+		steady.RecordEvent(Event{Kind: EventOpen, At: at, MessageID: id}, nil, pol.Memory)
+	}
+	fs := ScoreFatigue(&sensitive, &pop, pol, -1, t0)
+	ft := ScoreFatigue(&steady, &pop, pol, -1, t0)
+	if !(fs.VolumeResponse > 1.5 && math.Abs(ft.VolumeResponse-1) < 1e-9) {
+		t.Errorf("volume response: sensitive %v, steady %v", fs.VolumeResponse, ft.VolumeResponse)
+	}
+}
+
+func TestCustomerValueProtects(t *testing.T) {
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	var p Profile
+	low := ScoreFatigue(&p, &pop, pol, 10, t0).Cost(2)
+	mid := ScoreFatigue(&p, &pop, pol, -1, t0).Cost(2)
+	high := ScoreFatigue(&p, &pop, pol, 100, t0).Cost(2)
+	if !(low < mid && mid < high) {
+		t.Errorf("cost by value: 10 -> %v, unknown -> %v, 100 -> %v", low, mid, high)
+	}
+	p.Value, p.HasValue = 100, true // the profile's value wins over a header's
+	if got := ScoreFatigue(&p, &pop, pol, 10, t0).Cost(2); got != high {
+		t.Errorf("profile value ignored: %v", got)
+	}
+}
+
+func TestHourModel(t *testing.T) {
+	pol := DefaultPolicy()
+	pop := DefaultPopulation()
+	p := &Profile{}
+	d := decider{prof: p, pop: &pop, pol: pol, now: t0}
+	m := d.newHourModel()
+	for h := 0; h < HoursPerWeek; h++ {
+		if m.lift(h) != 1 {
+			t.Fatalf("flat prior, empty profile: lift(%d) = %v", h, m.lift(h))
+		}
+	}
+	// Twenty opens on Tuesdays at 19:00 make that hour (and, smoothed, its
+	// neighbours) better than 03:00.
+	for i := 0; i < 20; i++ {
+		p.RecordEvent(Event{Kind: EventOpen, At: time.Date(2025, 2, 25, 19, 5, 0, 0, time.UTC)}, nil, pol.Memory)
+	}
+	d.now = p.DecayedAt
+	m = d.newHourModel()
+	tue := 2 * 24
+	if !(m.lift(tue+19) > m.lift(tue+20) && m.lift(tue+20) > m.lift(tue+3)) || m.lift(tue+19) > 2 || m.lift(tue+3) < 0.5 {
+		t.Errorf("lifts 19h %v 20h %v 3h %v", m.lift(tue+19), m.lift(tue+20), m.lift(tue+3))
+	}
+}
