@@ -24,16 +24,9 @@ vet:
 unit:
 	$(GO) test -race -shuffle=on -count=1 $(TESTFLAGS) ./...
 
-# Fuzz targets are found with `go test -list`, so a new Fuzz function is run
-# without touching this file; -fuzz takes one package and one target at a time.
+# Every fuzz target, FUZZTIME each (see .ci/fuzz for how they are found).
 fuzz:
-	@set -e; \
-	for pkg in $$($(GO) list ./...); do \
-		for name in $$($(GO) test -list '^Fuzz' -run '^$$' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
-		done; \
-	done
+	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" bash .ci/fuzz
 
 build:
 	$(GO) build -o kadenz ./cmd/kadenz
