@@ -26,8 +26,83 @@ type Config struct {
 	// the upstream, logging.
 	Admin    Admin    `yaml:"admin"`
 	Intake   Intake   `yaml:"intake"`
+	Governor Governor `yaml:"governor"`
 	Delivery Delivery `yaml:"delivery"`
 	Log      Log      `yaml:"log"`
+}
+
+// Governor modes.
+const (
+	ModeEnforce = "enforce" // hold marketing mail and act on decisions
+	ModeShadow  = "shadow"  // decide and record, but release everything at once
+	ModeOff     = "off"     // pass all mail through, decide nothing
+)
+
+// Message classes (the header contract's X-Kadenz-Class values).
+const (
+	ClassTransactional = "transactional"
+	ClassMarketing     = "marketing"
+)
+
+// Governor configures how marketing mail is held and decided.
+type Governor struct {
+	// Mode is enforce, shadow or off.
+	Mode string `yaml:"mode"`
+	// DefaultClass applies to mail that neither says its class nor carries
+	// a bulk marker nor matches a sender rule. Transactional by default:
+	// in doubt, pass through.
+	DefaultClass string `yaml:"default_class"`
+	// SenderRules classify by envelope sender, first match wins.
+	SenderRules []SenderRule `yaml:"sender_rules"`
+	// HoldWindow is how long marketing mail waits before its first
+	// decision, so that messages arriving close together compete.
+	HoldWindow time.Duration `yaml:"hold_window"`
+	// Timezone is the recipients' zone when neither the message
+	// (X-Kadenz-Timezone) nor the profile says (IANA name).
+	Timezone string `yaml:"timezone"`
+	// Caps are hard limits per recipient on marketing releases.
+	Caps Caps `yaml:"caps"`
+	// QuietHours is a daily period, in the recipient's local time, with
+	// no marketing releases ("21:00" to "08:00"); equal times mean none.
+	QuietHours QuietHours `yaml:"quiet_hours"`
+	// Strictness scales fatigue against relevance: above 1 sends less,
+	// below 1 more.
+	Strictness float64 `yaml:"strictness"`
+	// Holdout is the share of recipients who get all marketing mail
+	// undelayed, so the governor's effect is measured against them.
+	Holdout Holdout `yaml:"holdout"`
+}
+
+// SenderRule gives mail from matching envelope senders a class.
+type SenderRule struct {
+	// Sender is a pattern for the envelope sender, with * and ? as in
+	// path.Match, compared case-insensitively: "*@news.example.com".
+	Sender string `yaml:"sender"`
+	Class  string `yaml:"class"`
+}
+
+// Caps are per-recipient limits on marketing releases over rolling
+// windows; 0 means no limit.
+type Caps struct {
+	PerDay   int           `yaml:"per_day"`
+	PerWeek  int           `yaml:"per_week"`
+	PerMonth int           `yaml:"per_month"`
+	MinGap   time.Duration `yaml:"min_gap"`
+}
+
+// QuietHours are two local times of day, "HH:MM".
+type QuietHours struct {
+	Start string `yaml:"start"`
+	End   string `yaml:"end"`
+}
+
+// Holdout configures the measurement group.
+type Holdout struct {
+	// Share of recipients in the holdout, 0 to 1.
+	Share float64 `yaml:"share"`
+	// Salt makes the stable hash of an address specific to this
+	// installation; required when Share > 0.
+	Salt string `yaml:"salt"`
 }
 
 // Admin configures the admin/metrics HTTP listener.
@@ -146,6 +221,15 @@ func Default() *Config {
 			MaxConnections:  200,
 			ReadTimeout:     5 * time.Minute,
 			WriteTimeout:    5 * time.Minute,
+		},
+		Governor: Governor{
+			Mode:         ModeEnforce,
+			DefaultClass: ClassTransactional,
+			HoldWindow:   5 * time.Minute,
+			Timezone:     "UTC",
+			Caps:         Caps{PerDay: 2, PerWeek: 5, MinGap: 4 * time.Hour},
+			QuietHours:   QuietHours{Start: "21:00", End: "08:00"},
+			Strictness:   1,
 		},
 		Delivery: Delivery{
 			TLS:              TLSOpportunistic,

@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -60,6 +62,7 @@ func (c *Config) validate(file string, idx *index) Errors {
 	v.hostname("hostname", c.Hostname)
 	v.admin(&c.Admin)
 	v.intake(&c.Intake)
+	v.governor(&c.Governor)
 	v.delivery(&c.Delivery)
 	v.oneOf("log.level", c.Log.Level, logLevels)
 	v.oneOf("log.format", c.Log.Format, logFormats)
@@ -452,4 +455,54 @@ func pathErr(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+func (v *validator) governor(g *Governor) {
+	v.oneOf("governor.mode", g.Mode, []string{ModeEnforce, ModeShadow, ModeOff})
+	classes := []string{ClassTransactional, ClassMarketing}
+	v.oneOf("governor.default_class", g.DefaultClass, classes)
+	for i, r := range g.SenderRules {
+		p := fmt.Sprintf("governor.sender_rules[%d]", i)
+		if _, err := path.Match(r.Sender, ""); err != nil || strings.TrimSpace(r.Sender) == "" {
+			v.errorf(p+".sender", "%q is not a sender pattern (use * and ?, e.g. \"*@news.example.com\")", r.Sender)
+		}
+		v.oneOf(p+".class", r.Class, classes)
+	}
+	if g.HoldWindow < 0 {
+		v.errorf("governor.hold_window", "must not be negative")
+	}
+	if _, err := time.LoadLocation(g.Timezone); err != nil || g.Timezone == "" {
+		v.errorf("governor.timezone", "%q is not an IANA time zone (e.g. Europe/Berlin)", g.Timezone)
+	}
+	for key, n := range map[string]int{"per_day": g.Caps.PerDay, "per_week": g.Caps.PerWeek, "per_month": g.Caps.PerMonth} {
+		if n < 0 {
+			v.errorf("governor.caps."+key, "must not be negative (0 means no limit)")
+		}
+	}
+	if g.Caps.MinGap < 0 {
+		v.errorf("governor.caps.min_gap", "must not be negative")
+	}
+	for key, t := range map[string]string{"start": g.QuietHours.Start, "end": g.QuietHours.End} {
+		if _, err := ParseClock(t); err != nil {
+			v.errorf("governor.quiet_hours."+key, "%v", err)
+		}
+	}
+	if !(g.Strictness > 0 && g.Strictness <= 10) {
+		v.errorf("governor.strictness", "must be greater than 0 and at most 10")
+	}
+	if !(g.Holdout.Share >= 0 && g.Holdout.Share <= 1) {
+		v.errorf("governor.holdout.share", "must be between 0 and 1")
+	}
+	if g.Holdout.Share > 0 && g.Holdout.Salt == "" {
+		v.errorNear("governor.holdout.salt", []string{"governor.holdout.share"}, "must be set when holdout.share is above 0")
+	}
+}
+
+// ParseClock reads a local time of day, "HH:MM", as an offset from midnight.
+func ParseClock(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a time of day HH:MM", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }

@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"kadenz/config"
+	"kadenz/store"
 )
 
-// The admin listener. For now it serves health and queue counts; the
-// operator API (issue 6) grows here. It listens on loopback unless a token
+// The admin listener. For now it serves health, queue counts and
+// explanations; the operator API (issue 6) grows here. It listens on loopback unless a token
 // is set: state must never be readable or changeable from the network
 // without a credential.
 
@@ -39,12 +41,14 @@ func (r *Relay) startAdmin() error {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(counts)
 	})
+	mux.HandleFunc("GET /v1/explain/{id}", r.handleExplain)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Error("admin listener stopped", "error", err)
 		}
 	}()
+	r.adminAddr = l.Addr()
 	r.log.Info("admin listener", "addr", l.Addr().String())
 	return nil
 }
@@ -63,4 +67,67 @@ func (r *Relay) requireToken(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, req)
 	})
+}
+
+// Explanation is the answer to "why": a message, how it was classified,
+// and for each of its envelopes the state and every decision taken.
+type Explanation struct {
+	Message   store.Message         `json:"message"`
+	Envelopes []EnvelopeExplanation `json:"envelopes"`
+}
+
+// EnvelopeExplanation is one recipient's part of an Explanation.
+type EnvelopeExplanation struct {
+	store.Envelope
+	Decisions json.RawMessage `json:"decisions,omitempty"`
+}
+
+// explain finds what id names — an envelope ID, a Kadenz message ID or a
+// Message-ID header — and gathers its explanation.
+func (r *Relay) explain(id string) (*Explanation, error) {
+	id = strings.Trim(strings.TrimSpace(id), "<>")
+	var only string // an envelope ID narrows the answer to that envelope
+	msgID := id
+	if e, err := r.db.Envelope(id); err == nil {
+		only, msgID = e.ID, e.MessageID
+	} else if _, err := r.db.Message(id); err != nil {
+		if msgID, err = r.db.MessageByHeaderID(id); err != nil {
+			return nil, fmt.Errorf("%q is no envelope ID, message ID or Message-ID known here: %w", id, store.ErrNotFound)
+		}
+	}
+	msg, err := r.db.Message(msgID)
+	if err != nil {
+		return nil, err
+	}
+	msg.Features = nil // numbers for the engine, noise for a reader
+	envs, err := r.db.EnvelopesOf(msgID)
+	if err != nil {
+		return nil, err
+	}
+	x := &Explanation{Message: msg}
+	for _, e := range envs {
+		if only != "" && e.ID != only {
+			continue
+		}
+		d, err := r.db.Decisions(e.ID)
+		if err != nil {
+			return nil, err
+		}
+		x.Envelopes = append(x.Envelopes, EnvelopeExplanation{Envelope: e, Decisions: d})
+	}
+	return x, nil
+}
+
+func (r *Relay) handleExplain(w http.ResponseWriter, req *http.Request) {
+	x, err := r.explain(req.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(x)
 }

@@ -1,27 +1,27 @@
 // Package governor is the Kadenz daemon: it wires the store, SMTP intake,
 // delivery and the admin listener together and runs them as one relay.
 //
-// Intake hands each accepted message here; the relay stamps it with an ID
-// and a Received header, stores it with one envelope per recipient (durable
-// before the client hears 250), and kicks delivery. Today every envelope is
-// due at once: the relay passes mail through. The decision engine that
-// holds marketing mail plugs in between storing and delivering.
+// Intake hands each accepted message here; the relay classifies it (see
+// classify.go), stamps it with an ID and a Received header, and stores it
+// with one envelope per recipient (durable before the client hears 250).
+// Transactional envelopes are due for delivery at once. Marketing
+// envelopes are held for the decision engine (engine.go), which releases,
+// defers or suppresses them per recipient and records why.
 package governor
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base32"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/mail"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -32,6 +32,7 @@ import (
 	"kadenz/config"
 	"kadenz/governor/delivery"
 	"kadenz/governor/intake"
+	"kadenz/scoring"
 	"kadenz/store"
 )
 
@@ -53,7 +54,10 @@ type Relay struct {
 	db     *store.DB
 	intake *intake.Server
 	queue  *delivery.Queue
+	engine *engine
 	admin  *http.Server
+	// adminAddr is where the admin listener is bound, if it runs.
+	adminAddr net.Addr
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
@@ -136,6 +140,10 @@ func (r *Relay) build() error {
 		Logger:           r.log.With("part", "delivery"),
 		Now:              r.now,
 	})
+	if err != nil {
+		return err
+	}
+	r.engine, err = newEngine(&cfg.Governor, r.db, r.log.With("part", "engine"), r.now, r.queue.Kick)
 	return err
 }
 
@@ -185,6 +193,7 @@ func (r *Relay) Start() error {
 	if err := r.queue.Start(); err != nil {
 		return err
 	}
+	r.engine.start()
 	type endpoint struct {
 		addr        string
 		implicitTLS bool
@@ -244,6 +253,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		r.intake.Close()
 	}
 	r.serving.Wait()
+	r.engine.shutdown()
 	if err := r.queue.Shutdown(ctx); err != nil {
 		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)
 	}
@@ -251,29 +261,73 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// accept is intake's AcceptFunc: it gives the message its ID and Received
-// header and stores it; the store returns once the commit is on disk.
+// accept is intake's AcceptFunc: it classifies the message, gives it its
+// ID and Received header, and stores it, held if it is marketing mail to be
+// governed; the store returns once the commit is on disk.
 func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error) {
+	g := &r.cfg.Governor
 	id := newMessageID(sub.Received)
-	received := receivedHeader(sub, r.cfg.Hostname, id)
-	body := make([]byte, 0, len(received)+len(sub.Data))
-	body = append(append(body, received...), sub.Data...)
-	msg := store.Message{
-		ID:         id,
-		From:       sub.From,
-		Received:   sub.Received,
-		Size:       len(body),
-		ClientAddr: sub.ClientAddr.String(),
-		AuthUser:   sub.AuthUser,
-		HeaderID:   headerMessageID(sub.Data),
+	header := readHeader(sub.Data)
+	class, reason := classify(header, sub.From, g)
+	governed := class == config.ClassMarketing && g.Mode != config.ModeOff
+	var features []byte
+	if governed {
+		// Features come from the message as submitted, X-Kadenz-* included.
+		f, err := scoring.ExtractFeatures(sub.Data, scoring.ExtractOptions{})
+		if err != nil {
+			r.log.Warn("reading message features; deciding on what could be read", "message", id, "error", err)
+		}
+		if features, err = json.Marshal(f); err != nil {
+			return "", err
+		}
 	}
-	envs, err := r.db.Accept(msg, body, sub.To, sub.Received)
+	data := stripKadenzHeaders(sub.Data)
+	received := receivedHeader(sub, r.cfg.Hostname, id)
+	body := make([]byte, 0, len(received)+len(data))
+	body = append(append(body, received...), data...)
+	msg := store.Message{
+		ID:          id,
+		From:        sub.From,
+		Received:    sub.Received,
+		Size:        len(body),
+		ClientAddr:  sub.ClientAddr.String(),
+		AuthUser:    sub.AuthUser,
+		Class:       class,
+		ClassReason: reason,
+		Features:    features,
+	}
+	if header != nil {
+		msg.HeaderID = strings.Trim(strings.TrimSpace(header.Get("Message-Id")), "<>")
+	}
+	// Holdout recipients get marketing mail undelayed — unless they asked
+	// for none: an unsubscribe, complaint or hard bounce is honoured for
+	// everyone, so those go to the engine, which suppresses them.
+	holdout := make([]bool, len(sub.To))
+	for i, rcpt := range sub.To {
+		holdout[i] = governed && inHoldout(rcpt, g.Holdout) && !r.hardStopped(rcpt)
+	}
+	held := 0
+	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
+		switch {
+		case !governed:
+		case holdout[i]:
+			e.Holdout = true
+		default:
+			e.State, e.Due = store.StateHeld, sub.Received.Add(g.HoldWindow)
+			held++
+		}
+	})
 	if err != nil {
 		return "", err
 	}
-	r.queue.Kick()
-	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "size", len(body),
-		"client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
+	if held < len(envs) {
+		r.queue.Kick()
+	}
+	if held > 0 {
+		r.engine.Kick()
+	}
+	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", len(body),
+		"class", class, "class_reason", reason, "client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
 	return id, nil
 }
 
@@ -317,12 +371,19 @@ func headerSafe(s string) string {
 	return s
 }
 
-// headerMessageID returns the Message-ID header without brackets, or "".
-// A message without one, or with unparsable headers, is still relayed.
-func headerMessageID(data []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(data)) // reads the header only
+// hardStopped reports whether a recipient's profile forbids marketing mail.
+// An unreadable profile counts as stopped: in doubt, do not send marketing.
+func (r *Relay) hardStopped(rcpt string) bool {
+	raw, err := r.db.Profile(rcpt)
 	if err != nil {
-		return ""
+		return true
 	}
-	return strings.Trim(strings.TrimSpace(m.Header.Get("Message-Id")), "<>")
+	if raw == nil {
+		return false
+	}
+	var p scoring.Profile
+	if json.Unmarshal(raw, &p) != nil {
+		return true
+	}
+	return !p.Unsubscribed.IsZero() || !p.Complained.IsZero() || !p.HardBounced.IsZero()
 }

@@ -225,9 +225,11 @@ func submit(t *testing.T, c *smtp.Client, from string, to []string, msg string) 
 	return w.Close()
 }
 
+func dialAddr(addr string) (*smtp.Client, error) { return smtp.Dial(addr) }
+
 func dial(t *testing.T, r *Relay) *smtp.Client {
 	t.Helper()
-	c, err := smtp.Dial(r.Addr().String())
+	c, err := dialAddr(r.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

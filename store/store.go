@@ -50,9 +50,20 @@ var (
 	bucketHeld = []byte("held")
 	// bucketInflight holds IDs of envelopes being delivered right now.
 	bucketInflight = []byte("inflight")
+	// bucketHeldByRecipient lists each recipient's held envelopes:
+	// recipient + 0x00 + envelope ID -> nil. The engine decides all of a
+	// recipient's held mail together.
+	bucketHeldByRecipient = []byte("held_by_recipient")
+	// bucketProfiles: recipient -> profile (JSON, owned by the engine).
+	bucketProfiles = []byte("profiles")
+	// bucketDecisions: envelope ID -> JSON array of decision records.
+	bucketDecisions = []byte("decisions")
+	// bucketHeaderIDs: Message-ID header -> message ID, for "explain".
+	bucketHeaderIDs = []byte("header_ids")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld, bucketInflight}
+var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld,
+	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
@@ -100,6 +111,11 @@ type Message struct {
 	AuthUser   string    `json:"auth_user,omitempty"`
 	// HeaderID is the message's own Message-ID header, without brackets.
 	HeaderID string `json:"header_id,omitempty"`
+	// Class is "transactional" or "marketing", with the rule that said so.
+	Class       string `json:"class,omitempty"`
+	ClassReason string `json:"class_reason,omitempty"`
+	// Features are what the engine extracted for scoring (its JSON).
+	Features json.RawMessage `json:"features,omitempty"`
 }
 
 // Envelope is one recipient's copy of a message.
@@ -116,6 +132,9 @@ type Envelope struct {
 	Due       time.Time `json:"due,omitzero"`
 	Attempts  int       `json:"attempts,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
+	// Holdout marks marketing mail to a holdout recipient: sent undelayed
+	// so the governor's effect can be measured against it.
+	Holdout bool `json:"holdout,omitempty"`
 }
 
 // Options tune the database.
@@ -233,6 +252,11 @@ func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time
 		}
 		if err := tx.Bucket(bucketBodies).Put([]byte(msg.ID), body); err != nil {
 			return err
+		}
+		if msg.HeaderID != "" {
+			if err := tx.Bucket(bucketHeaderIDs).Put([]byte(msg.HeaderID), []byte(msg.ID)); err != nil {
+				return err
+			}
 		}
 		for i := range envs {
 			if err := putEnvelope(tx, nil, &envs[i]); err != nil {
@@ -433,6 +457,18 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 			return err
 		}
 	}
+	if wasHeld, isHeld := old != nil && old.State == StateHeld, e.State == StateHeld; wasHeld != isHeld {
+		byRcpt := tx.Bucket(bucketHeldByRecipient)
+		var err error
+		if isHeld {
+			err = byRcpt.Put(recipientKey(e.To, e.ID), nil)
+		} else {
+			err = byRcpt.Delete(recipientKey(e.To, e.ID))
+		}
+		if err != nil {
+			return err
+		}
+	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -458,4 +494,8 @@ func dueKey(t time.Time, id string) []byte {
 	binary.BigEndian.PutUint64(k, uint64(ns))
 	copy(k[8:], id)
 	return k
+}
+
+func recipientKey(rcpt, envelopeID string) []byte {
+	return []byte(rcpt + "\x00" + envelopeID)
 }

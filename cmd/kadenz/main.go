@@ -27,6 +27,9 @@ func init() {
 			"kadenz serve --config /etc/kadenz/kadenz.yaml", runServe},
 		{"check-config", "FILE", "check a configuration file and print every problem in it",
 			"kadenz check-config kadenz.example.yaml", runCheckConfig},
+		{"explain", "[--admin ADDR] [--token TOKEN] [--json] ID",
+			"explain what happened to a message and why (envelope ID, message ID or Message-ID)",
+			"kadenz explain 06h0hh51xwchm3pfcs2g-1", runExplain},
 		{"version", "", "print the version", "kadenz version", runVersion},
 		{"help", "[COMMAND]", "show help for kadenz or one command", "kadenz help serve", runHelp},
 	}

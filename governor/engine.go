@@ -1,0 +1,299 @@
+package governor
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"kadenz/config"
+	"kadenz/scoring"
+	"kadenz/store"
+)
+
+// The decision engine.
+//
+// Marketing envelopes are stored held, due for a first decision when the
+// hold window ends. The engine sleeps until the earliest held envelope is
+// due (or a kick), then decides recipient by recipient: it loads all of
+// the recipient's held mail (due or not, so that messages compete) and
+// their profile, asks scoring.Decide, and writes the outcome in one
+// transaction: envelopes released (queued, due at the release time),
+// deferred (held, due for a new decision) or suppressed, the profile with
+// the planned releases, and a decision record per envelope. One goroutine
+// decides, so a recipient is never decided twice at once. The database is
+// the schedule: after a restart the engine simply resumes.
+
+// decisionRecord is what explain shows for one decision on one envelope.
+type decisionRecord struct {
+	// DecidedAt is when the decision was made.
+	DecidedAt time.Time `json:"decided_at"`
+	Mode      string    `json:"mode"`
+	// Action is what was done: release, defer or suppress.
+	Action string `json:"action"`
+	// Would is, in shadow mode, what enforce mode would have done.
+	Would string `json:"would,omitempty"`
+	// At is the release time (release) or the time of the next decision
+	// (defer).
+	At          time.Time        `json:"at,omitzero"`
+	Reasons     []string         `json:"reasons,omitempty"`
+	Numbers     *scoring.Numbers `json:"numbers,omitempty"`
+	Explanation string           `json:"explanation"`
+}
+
+type engine struct {
+	db   *store.DB
+	log  *slog.Logger
+	now  func() time.Time
+	cfg  *config.Governor
+	kick chan struct{}
+	// released wakes delivery when mail was released for now.
+	released func()
+
+	policy     scoring.Policy
+	population scoring.Population
+	memory     scoring.Memory
+	caps       scoring.Caps
+	quiet      scoring.QuietHours
+	defaultLoc *time.Location
+	planner    scoring.Planner
+	zones      map[string]*time.Location // resolved X-Kadenz-Timezone values
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() time.Time, released func()) (*engine, error) {
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("governor.timezone: %w", err)
+	}
+	start, err := config.ParseClock(cfg.QuietHours.Start)
+	if err != nil {
+		return nil, err
+	}
+	end, err := config.ParseClock(cfg.QuietHours.End)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		db: db, log: log, now: now, cfg: cfg, released: released,
+		kick:       make(chan struct{}, 1),
+		policy:     scoring.DefaultPolicy(),
+		population: scoring.DefaultPopulation(),
+		memory:     scoring.DefaultMemory(),
+		caps:       scoring.Caps{PerDay: cfg.Caps.PerDay, PerWeek: cfg.Caps.PerWeek, PerMonth: cfg.Caps.PerMonth, MinGap: cfg.Caps.MinGap},
+		quiet:      scoring.QuietHours{Start: start, End: end},
+		defaultLoc: loc,
+		zones:      map[string]*time.Location{},
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	e.policy.Strictness = cfg.Strictness
+	return e, nil
+}
+
+// Kick makes the engine look at the schedule again now.
+func (e *engine) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (e *engine) start() { go e.run() }
+
+func (e *engine) shutdown() {
+	e.stopOnce.Do(func() { close(e.stop) })
+	<-e.done
+}
+
+// recipientsPerRound bounds one pass, so a stop is noticed between passes.
+const recipientsPerRound = 64
+
+func (e *engine) run() {
+	defer close(e.done)
+	for {
+		now := e.now()
+		rcpts, err := e.db.DueRecipients(now, recipientsPerRound)
+		if err != nil {
+			e.log.Error("finding recipients due for a decision", "error", err)
+		}
+		failed := false
+		for _, rcpt := range rcpts {
+			if err := e.decide(rcpt, now); err != nil {
+				e.log.Error("decision failed; retried shortly", "recipient", rcpt, "error", err)
+				failed = true
+			}
+		}
+		wait := idleCheck
+		switch {
+		case err != nil || failed:
+			wait = time.Second
+		case len(rcpts) == recipientsPerRound:
+			wait = 0
+		default:
+			if next, ok, err := e.db.NextHeld(); err == nil && ok {
+				wait = min(max(next.Sub(e.now()), 0), idleCheck)
+			}
+		}
+		if wait == 0 {
+			select {
+			case <-e.stop:
+				return
+			default:
+				continue
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-e.stop:
+			t.Stop()
+			return
+		case <-e.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// idleCheck bounds a sleep, as a safety net against a clock that jumps.
+const idleCheck = time.Minute
+
+// decide runs one decision round for one recipient.
+func (e *engine) decide(rcpt string, now time.Time) error {
+	r, err := e.db.LoadRecipient(rcpt)
+	if err != nil || len(r.Held) == 0 {
+		return err
+	}
+	profile := &scoring.Profile{}
+	if r.Profile != nil {
+		if err := json.Unmarshal(r.Profile, profile); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+	}
+	held := make([]scoring.Held, len(r.Held))
+	features := make(map[string]*scoring.Features, len(r.Messages))
+	for id, m := range r.Messages {
+		f := &scoring.Features{}
+		if len(m.Features) > 0 {
+			if err := json.Unmarshal(m.Features, f); err != nil {
+				return fmt.Errorf("features of %s: %w", id, err)
+			}
+		}
+		features[id] = f
+		if f.Timezone != "" {
+			profile.Timezone = f.Timezone // the sender knows best, and latest
+		}
+		if f.HasValue {
+			profile.Value, profile.HasValue = f.Value, true
+		}
+	}
+	for i, env := range r.Held {
+		held[i] = scoring.Held{ID: env.ID, Features: features[env.MessageID], Received: env.Created}
+	}
+	in := scoring.Input{
+		Now: now, Recipient: rcpt, Profile: profile, Location: e.location(profile.Timezone),
+		Held: held, Caps: e.caps, Quiet: e.quiet, Population: &e.population, Policy: &e.policy,
+	}
+	decisions := e.planner.Decide(nil, &in)
+
+	byID := make(map[string]store.Envelope, len(r.Held))
+	for _, env := range r.Held {
+		byID[env.ID] = env
+	}
+	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}}
+	releasedNow := false
+	for _, d := range decisions {
+		env := byID[d.ID]
+		rec := decisionRecord{
+			DecidedAt: now, Mode: e.cfg.Mode, Action: d.Action.String(),
+			Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
+		}
+		action, at := d.Action, d.At
+		if e.cfg.Mode == config.ModeShadow {
+			// Shadow mode records what would have happened and sends now.
+			rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
+			action, at = scoring.ActionRelease, now
+		}
+		env.Updated = now
+		switch action {
+		case scoring.ActionRelease:
+			at = maxTime(at, now)
+			env.State, env.Due, rec.At = store.StateQueued, at, at
+			f := features[env.MessageID]
+			profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Topics: f.Topics, Fingerprint: f.Fingerprint}, e.memory)
+			releasedNow = releasedNow || !at.After(now)
+		case scoring.ActionDefer:
+			// A defer to now or the past would spin; decide again shortly.
+			at = maxTime(at, now.Add(time.Minute))
+			env.State, env.Due, rec.At = store.StateHeld, at, at
+		default:
+			env.State = store.StateSuppressed
+		}
+		out.Envelopes = append(out.Envelopes, env)
+		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
+			return err
+		}
+		attrs := []any{"envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ",")}
+		if rec.Would != "" {
+			attrs = append(attrs, "would", rec.Would)
+		}
+		if !rec.At.IsZero() {
+			attrs = append(attrs, "at", rec.At)
+		}
+		e.log.Info("decided", attrs...)
+	}
+	if out.Profile, err = json.Marshal(profile); err != nil {
+		return err
+	}
+	if err := e.db.ApplyDecisions(out); err != nil {
+		return err
+	}
+	if releasedNow {
+		e.released()
+	}
+	return nil
+}
+
+// location resolves a recipient's zone, falling back to the configured one.
+func (e *engine) location(name string) *time.Location {
+	if name == "" {
+		return e.defaultLoc
+	}
+	loc, ok := e.zones[name]
+	if !ok {
+		var err error
+		if loc, err = time.LoadLocation(name); err != nil {
+			e.log.Warn("unknown time zone, using the default", "zone", name)
+			loc = e.defaultLoc
+		}
+		e.zones[name] = loc
+	}
+	return loc
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// inHoldout reports whether a recipient belongs to the holdout group: a
+// stable hash of the salted, lower-cased address, so a recipient stays in
+// or out across messages and restarts.
+func inHoldout(rcpt string, h config.Holdout) bool {
+	if h.Share <= 0 {
+		return false
+	}
+	f := fnv.New64a()
+	f.Write([]byte(h.Salt))
+	f.Write([]byte{0})
+	f.Write([]byte(strings.ToLower(rcpt)))
+	return float64(f.Sum64())/float64(1<<64) < h.Share
+}

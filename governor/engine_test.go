@@ -1,0 +1,378 @@
+package governor
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kadenz/config"
+	"kadenz/scoring"
+	"kadenz/store"
+)
+
+// clock is virtual time for the relay under test: it moves only when the
+// test says so, and the test then kicks the engine and the queue.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Monday 10:00 UTC: outside the default quiet hours (21:00-08:00).
+var monday10 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func startRelayAt(t *testing.T, cfg *config.Config, c *clock) *Relay {
+	t.Helper()
+	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.Shutdown(ctx)
+	})
+	return r
+}
+
+// step moves virtual time on and lets the engine and the queue act.
+func step(t *testing.T, r *Relay, c *clock, d time.Duration) {
+	t.Helper()
+	c.advance(d)
+	r.engine.Kick()
+	r.queue.Kick()
+}
+
+func marketing(subject, extra string) string {
+	return "From: news@shop.test\r\nTo: ann@example.test\r\nSubject: " + subject + "\r\n" +
+		"List-Unsubscribe: <mailto:unsubscribe@shop.test>\r\nX-Kadenz-Topics: shoes\r\n" + extra +
+		"Message-ID: <" + strings.ReplaceAll(strings.ToLower(subject), " ", "-") + "@shop.test>\r\n\r\n" +
+		"Our " + subject + " collection is here, with new colours and sizes for every season.\r\n"
+}
+
+func envelopeOf(t *testing.T, db *store.DB, to string, n int) store.Envelope {
+	t.Helper()
+	var found []store.Envelope
+	db.Envelopes(func(e store.Envelope) bool {
+		if e.To == to {
+			found = append(found, e)
+		}
+		return true
+	})
+	if len(found) <= n {
+		t.Fatalf("no envelope %d for %s (have %d)", n, to, len(found))
+	}
+	return found[n]
+}
+
+func decisionsOf(t *testing.T, db *store.DB, envelopeID string) []decisionRecord {
+	t.Helper()
+	raw, err := db.Decisions(envelopeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []decisionRecord
+	if raw != nil {
+		if err := json.Unmarshal(raw, &recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return recs
+}
+
+func governedConfig(t *testing.T, upstreamAddr string) *config.Config {
+	cfg := testConfig(t, upstreamAddr)
+	cfg.Governor.HoldWindow = 5 * time.Minute
+	return cfg
+}
+
+func TestClassify(t *testing.T) {
+	g := &config.Default().Governor
+	g.SenderRules = []config.SenderRule{{Sender: "*@news.shop.test", Class: config.ClassMarketing}}
+	for _, tc := range []struct {
+		header, sender, want string
+	}{
+		{"Subject: receipt\r\n", "shop@shop.test", config.ClassTransactional},
+		{"List-Unsubscribe: <mailto:u@shop.test>\r\n", "shop@shop.test", config.ClassMarketing},
+		{"List-Id: <offers.shop.test>\r\n", "shop@shop.test", config.ClassMarketing},
+		{"Precedence: Bulk\r\n", "shop@shop.test", config.ClassMarketing},
+		{"Precedence: first-class\r\n", "shop@shop.test", config.ClassTransactional},
+		{"X-Kadenz-Class: transactional\r\nList-Unsubscribe: <mailto:u@shop.test>\r\n", "shop@shop.test", config.ClassTransactional},
+		{"X-Kadenz-Class: Marketing\r\n", "shop@shop.test", config.ClassMarketing},
+		{"Subject: hi\r\n", "Deals@News.Shop.Test", config.ClassMarketing},
+	} {
+		got, reason := classify(readHeader([]byte(tc.header+"\r\nbody\r\n")), tc.sender, g)
+		if got != tc.want || reason == "" {
+			t.Errorf("%q from %s: %s (%s), want %s", tc.header, tc.sender, got, reason, tc.want)
+		}
+	}
+	if got, _ := classify(nil, "x@y.test", g); got != config.ClassTransactional {
+		t.Errorf("unreadable header: %s, want transactional (fail open)", got)
+	}
+}
+
+func TestStripKadenzHeaders(t *testing.T) {
+	in := "X-Kadenz-Topics: shoes,\r\n  boots\r\nSubject: hi\r\nx-kadenz-class: marketing\r\n\r\nX-Kadenz-Body: stays\r\n"
+	if got, want := string(stripKadenzHeaders([]byte(in))), "Subject: hi\r\n\r\nX-Kadenz-Body: stays\r\n"; got != want {
+		t.Errorf("strip:\n got %q\nwant %q", got, want)
+	}
+	signed := "DKIM-Signature: v=1; a=rsa-sha256; d=shop.test; h=from:subject:\r\n\tx-kadenz-topics; b=abc\r\nX-Kadenz-Topics: shoes\r\n\r\nbody\r\n"
+	if got := string(stripKadenzHeaders([]byte(signed))); got != signed {
+		t.Errorf("a DKIM-signed X-Kadenz header was removed: %q", got)
+	}
+	unsigned := "DKIM-Signature: v=1; d=shop.test; h=from:subject; b=abc\r\nX-Kadenz-Topics: shoes\r\n\r\nbody\r\n"
+	if got := string(stripKadenzHeaders([]byte(unsigned))); strings.Contains(got, "X-Kadenz") {
+		t.Errorf("an unsigned X-Kadenz header was kept: %q", got)
+	}
+}
+
+func TestTransactionalIsNeverHeld(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	r := startRelayAt(t, governedConfig(t, up.addr), c)
+	msg := "X-Kadenz-Class: transactional\r\nList-Unsubscribe: <mailto:u@shop.test>\r\nSubject: Your receipt\r\n\r\nThanks.\r\n"
+	if err := submit(t, dial(t, r), "shop@shop.test", []string{"ann@example.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	// Virtual time does not move: a transactional message needs none.
+	waitFor(t, "immediate delivery", func() bool { return len(up.messages()) == 1 })
+	if got := string(up.messages()[0].data); strings.Contains(got, "X-Kadenz") || !strings.Contains(got, "List-Unsubscribe") {
+		t.Errorf("delivered message should lose X-Kadenz-* and keep the rest:\n%s", got)
+	}
+}
+
+func TestMarketingHeldThenReleasedOutsideQuietHours(t *testing.T) {
+	up := startUpstream(t, nil)
+	// The hold window ends at 21:03, inside quiet hours (21:00-08:00): the
+	// release must wait for the morning.
+	c := &clock{t: time.Date(2026, 11, 23, 20, 58, 0, 0, time.UTC)}
+	cfg := governedConfig(t, up.addr)
+	r := startRelayAt(t, cfg, c)
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	env := envelopeOf(t, r.DB(), "ann@example.test", 0)
+	if env.State != store.StateHeld || !env.Due.Equal(c.Now().Add(cfg.Governor.HoldWindow)) {
+		t.Fatalf("marketing envelope after accept: %s due %v; want held for the hold window", env.State, env.Due)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(up.messages()); n != 0 {
+		t.Fatalf("%d messages delivered during the hold window", n)
+	}
+
+	// Walk virtual time forward until the message is out, at most 3 days.
+	for i := 0; i < 72*4 && len(up.messages()) == 0; i++ {
+		step(t, r, c, 15*time.Minute)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "release", func() bool { return len(up.messages()) == 1 })
+	recs := decisionsOf(t, r.DB(), env.ID)
+	last := recs[len(recs)-1]
+	if last.Action != "release" || last.Explanation == "" || len(last.Reasons) == 0 || last.Numbers == nil {
+		t.Fatalf("last decision %+v", last)
+	}
+	if morning := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC); last.At.Before(morning) {
+		t.Errorf("released at %v, inside quiet hours 21:00-08:00", last.At)
+	}
+	if h := last.At.Hour(); h >= 21 || h < 8 {
+		t.Errorf("released at %v, inside quiet hours 21:00-08:00", last.At)
+	}
+	if got := string(up.messages()[0].data); strings.Contains(got, "X-Kadenz-Topics") {
+		t.Errorf("X-Kadenz-Topics reached the recipient")
+	}
+	prof, _ := r.DB().Profile("ann@example.test")
+	var p scoring.Profile
+	if json.Unmarshal(prof, &p); len(p.History) != 1 {
+		t.Errorf("profile history after one release: %d entries", len(p.History))
+	}
+}
+
+func unsubscribe(t *testing.T, db *store.DB, rcpt string) {
+	t.Helper()
+	p, _ := json.Marshal(scoring.Profile{Unsubscribed: monday10.Add(-24 * time.Hour)})
+	if err := db.PutProfile(rcpt, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnsubscribedRecipientSuppressed(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	r := startRelayAt(t, governedConfig(t, up.addr), c)
+	unsubscribe(t, r.DB(), "ann@example.test")
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, 5*time.Minute)
+	var env store.Envelope
+	waitFor(t, "suppression", func() bool {
+		env = envelopeOf(t, r.DB(), "ann@example.test", 0)
+		return env.State == store.StateSuppressed
+	})
+	recs := decisionsOf(t, r.DB(), env.ID)
+	if len(recs) != 1 || !slices.Contains(recs[0].Reasons, "unsubscribed") {
+		t.Errorf("decision records %+v; want one suppress with reason unsubscribed", recs)
+	}
+	if n := len(up.messages()); n != 0 {
+		t.Errorf("%d messages delivered to an unsubscribed recipient", n)
+	}
+}
+
+func TestShadowModeSendsEverythingAndRecordsTheDecision(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Governor.Mode = config.ModeShadow
+	r := startRelayAt(t, cfg, c)
+	unsubscribe(t, r.DB(), "ann@example.test")
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, 5*time.Minute)
+	waitFor(t, "shadow release", func() bool { return len(up.messages()) == 1 })
+	recs := decisionsOf(t, r.DB(), envelopeOf(t, r.DB(), "ann@example.test", 0).ID)
+	if len(recs) != 1 || recs[0].Action != "release" || recs[0].Would != "suppress" || recs[0].Mode != config.ModeShadow {
+		t.Errorf("shadow record %+v; want release, would suppress", recs)
+	}
+}
+
+func TestCompetingMessagesBestWinsTheSlot(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Governor.Caps = config.Caps{PerDay: 1}
+	r := startRelayAt(t, cfg, c)
+	conn := dial(t, r)
+	if err := submit(t, conn, "news@shop.test", []string{"ann@example.test"}, marketing("Clearance socks", "X-Kadenz-Priority: 5\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(time.Minute) // arrives later, inside the same hold window
+	if err := submit(t, conn, "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "X-Kadenz-Priority: 95\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 96 && len(up.messages()) == 0; i++ {
+		step(t, r, c, 15*time.Minute)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "a release", func() bool { return len(up.messages()) >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	msgs := up.messages()
+	if len(msgs) != 1 || !strings.Contains(string(msgs[0].data), "Subject: Winter boots") {
+		t.Fatalf("delivered %d messages; want only the priority-95 one", len(msgs))
+	}
+	loser := envelopeOf(t, r.DB(), "ann@example.test", 0)
+	if loser.State == store.StateQueued || loser.State == store.StateDelivered {
+		t.Errorf("the weaker message was released too: %s", loser.State)
+	}
+}
+
+func TestHoldoutGetsEverythingUndelayedButUnsubscribeWins(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Governor.Holdout = config.Holdout{Share: 1, Salt: "test"}
+	r := startRelayAt(t, cfg, c)
+	unsubscribe(t, r.DB(), "gone@example.test")
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test", "gone@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "undelayed holdout delivery", func() bool { return len(up.messages()) == 1 })
+	if env := envelopeOf(t, r.DB(), "ann@example.test", 0); !env.Holdout {
+		t.Errorf("holdout envelope not marked: %+v", env)
+	}
+	if env := envelopeOf(t, r.DB(), "gone@example.test", 0); env.State != store.StateHeld {
+		t.Errorf("unsubscribed holdout recipient: %s; want held for the engine to suppress", env.State)
+	}
+}
+
+func TestRestartDuringHoldLosesNothing(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := dialAddr(r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := submit(t, c2, "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	c.advance(time.Hour)
+	r = startRelayAt(t, cfg, c)
+	for i := 0; i < 96 && len(up.messages()) == 0; i++ {
+		step(t, r, c, 15*time.Minute)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "release after restart", func() bool { return len(up.messages()) == 1 })
+}
+
+func TestExplainOverAdminAPI(t *testing.T) {
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, "")
+	cfg.Admin.Listen = "127.0.0.1:0"
+	r := startRelayAt(t, cfg, c)
+	unsubscribe(t, r.DB(), "ann@example.test")
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, 5*time.Minute)
+	waitFor(t, "a decision", func() bool { return envelopeOf(t, r.DB(), "ann@example.test", 0).State == store.StateSuppressed })
+
+	for _, id := range []string{"winter-boots@shop.test", envelopeOf(t, r.DB(), "ann@example.test", 0).ID} {
+		resp, err := http.Get("http://" + r.adminAddr.String() + "/v1/explain/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var x Explanation
+		err = json.NewDecoder(resp.Body).Decode(&x)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("explain %s: %s %v", id, resp.Status, err)
+		}
+		if x.Message.Class != config.ClassMarketing || !strings.Contains(x.Message.ClassReason, "List-Unsubscribe") {
+			t.Errorf("explain %s: class %q (%q)", id, x.Message.Class, x.Message.ClassReason)
+		}
+		if len(x.Envelopes) != 1 || !strings.Contains(string(x.Envelopes[0].Decisions), "unsubscribed") {
+			t.Errorf("explain %s: envelopes %+v", id, x.Envelopes)
+		}
+	}
+	resp, err := http.Get("http://" + r.adminAddr.String() + "/v1/explain/nothing-here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown ID: %s, want 404", resp.Status)
+	}
+}

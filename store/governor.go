@@ -1,0 +1,215 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// What the decision engine reads and writes. The store keeps profiles and
+// decision records as opaque JSON: their shape belongs to the engine and
+// the scoring model, and the store imports neither.
+
+// DueRecipients returns up to limit distinct recipients who have held mail
+// due for a decision at now, earliest first.
+func (db *DB) DueRecipients(now time.Time, limit int) ([]string, error) {
+	var rcpts []string
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		seen := map[string]bool{}
+		end := dueKey(now, "")
+		c := tx.Bucket(bucketHeld).Cursor()
+		for k, _ := c.First(); k != nil && len(rcpts) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
+			e, err := getEnvelope(tx, string(k[8:]))
+			if err != nil {
+				return err
+			}
+			if !seen[e.To] {
+				seen[e.To] = true
+				rcpts = append(rcpts, e.To)
+			}
+		}
+		return nil
+	})
+	return rcpts, err
+}
+
+// NextHeld returns the earliest time a held envelope is due for a
+// decision, and false if nothing is held.
+func (db *DB) NextHeld() (time.Time, bool, error) {
+	var t time.Time
+	var ok bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketHeld).Cursor().First(); k != nil {
+			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+		}
+		return nil
+	})
+	return t, ok, err
+}
+
+// Recipient is what the engine needs to decide for one recipient: all of
+// their held envelopes (due or not: held mail competes), the messages
+// those belong to, and their profile (nil if none yet).
+type Recipient struct {
+	Address  string
+	Held     []Envelope
+	Messages map[string]Message
+	Profile  []byte
+}
+
+// LoadRecipient reads a recipient's held mail and profile in one
+// consistent view.
+func (db *DB) LoadRecipient(rcpt string) (Recipient, error) {
+	r := Recipient{Address: rcpt, Messages: map[string]Message{}}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		prefix := recipientKey(rcpt, "")
+		c := tx.Bucket(bucketHeldByRecipient).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			e, err := getEnvelope(tx, string(k[len(prefix):]))
+			if err != nil {
+				return err
+			}
+			r.Held = append(r.Held, e)
+			if _, ok := r.Messages[e.MessageID]; !ok {
+				v := tx.Bucket(bucketMessages).Get([]byte(e.MessageID))
+				if v == nil {
+					return fmt.Errorf("message %s: %w", e.MessageID, ErrNotFound)
+				}
+				var m Message
+				if err := json.Unmarshal(v, &m); err != nil {
+					return err
+				}
+				r.Messages[e.MessageID] = m
+			}
+		}
+		if v := tx.Bucket(bucketProfiles).Get([]byte(rcpt)); v != nil {
+			r.Profile = bytes.Clone(v)
+		}
+		return nil
+	})
+	return r, err
+}
+
+// Decided is the outcome of one decision round for one recipient.
+type Decided struct {
+	Recipient string
+	// Profile replaces the stored profile (nil leaves it).
+	Profile []byte
+	// Envelopes are the changed envelopes (released, deferred, suppressed).
+	Envelopes []Envelope
+	// Records maps an envelope ID to one decision record (JSON object),
+	// appended to that envelope's list.
+	Records map[string][]byte
+}
+
+// ApplyDecisions writes a decision round atomically: envelopes, profile
+// and records commit together or not at all.
+func (db *DB) ApplyDecisions(d Decided) error {
+	return db.update(func(tx *bolt.Tx) error {
+		for i := range d.Envelopes {
+			old, err := getEnvelope(tx, d.Envelopes[i].ID)
+			if err != nil {
+				return err
+			}
+			if err := putEnvelope(tx, &old, &d.Envelopes[i]); err != nil {
+				return err
+			}
+		}
+		if d.Profile != nil {
+			if err := tx.Bucket(bucketProfiles).Put([]byte(d.Recipient), d.Profile); err != nil {
+				return err
+			}
+		}
+		return appendRecords(tx, d.Records)
+	})
+}
+
+// AppendRecords adds decision records outside a decision round (intake
+// records why mail was not held, for example).
+func (db *DB) AppendRecords(records map[string][]byte) error {
+	return db.update(func(tx *bolt.Tx) error { return appendRecords(tx, records) })
+}
+
+func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
+	b := tx.Bucket(bucketDecisions)
+	for id, rec := range records {
+		var list []json.RawMessage
+		if v := b.Get([]byte(id)); v != nil {
+			if err := json.Unmarshal(v, &list); err != nil {
+				return fmt.Errorf("decisions of %s: %w", id, err)
+			}
+		}
+		list = append(list, rec)
+		v, err := json.Marshal(list)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(id), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Profile returns a recipient's stored profile, or nil.
+func (db *DB) Profile(rcpt string) ([]byte, error) {
+	var p []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		p = bytes.Clone(tx.Bucket(bucketProfiles).Get([]byte(rcpt)))
+		return nil
+	})
+	return p, err
+}
+
+// PutProfile replaces a recipient's profile.
+func (db *DB) PutProfile(rcpt string, profile []byte) error {
+	return db.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProfiles).Put([]byte(rcpt), profile)
+	})
+}
+
+// Decisions returns an envelope's decision records (a JSON array), or nil.
+func (db *DB) Decisions(envelopeID string) (json.RawMessage, error) {
+	var v []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v = bytes.Clone(tx.Bucket(bucketDecisions).Get([]byte(envelopeID)))
+		return nil
+	})
+	return v, err
+}
+
+// MessageByHeaderID finds a message by its Message-ID header.
+func (db *DB) MessageByHeaderID(headerID string) (string, error) {
+	var id string
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketHeaderIDs).Get([]byte(headerID))
+		if v == nil {
+			return fmt.Errorf("Message-ID %s: %w", headerID, ErrNotFound)
+		}
+		id = string(v)
+		return nil
+	})
+	return id, err
+}
+
+// EnvelopesOf returns a message's envelopes.
+func (db *DB) EnvelopesOf(messageID string) ([]Envelope, error) {
+	var envs []Envelope
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		prefix := []byte(messageID + "-")
+		c := tx.Bucket(bucketEnvelopes).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var e Envelope
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			envs = append(envs, e)
+		}
+		return nil
+	})
+	return envs, err
+}
