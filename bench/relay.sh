@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Relay throughput benchmark: Postfix's smtp-source pushes N messages (20
+# sessions, ~5 KB each) through three paths, one after the other, in one run:
+#   (a) smtp-source -> smtp-sink                     (the machine's ceiling)
+#   (b) smtp-source -> kadenz  -> smtp-sink          (built from this tree)
+#   (c) smtp-source -> Postfix -> smtp-sink          (a private, stock Postfix)
+# For each it prints the accept rate (smtp-source's wall time), the time until
+# the sink has every message, the end-to-end rate, the ratios, Kadenz's peak
+# RSS, and how much CPU other processes on the machine took meanwhile (a busy
+# machine skews every row). Everything listens on 127.0.0.1 only; every wait
+# is bounded.
+#
+# Usage: bench/relay.sh [N]        (N defaults to 20000)
+#   KADENZ=path   use this binary instead of building ./cmd/kadenz
+#   KEEP=1        keep the work directory (logs, data dirs) for inspection
+#
+# Needs /usr/sbin/smtp-source, smtp-sink and postfix (`make deps`), and root
+# for (c) and for smtp-sink's -u. Kadenz and Postfix keep their queues under
+# bench/out/, on the repository's disk, so fsync costs what it really costs.
+set -euo pipefail
+
+N="${1:-20000}"
+SESSIONS=20
+SIZE=5000
+WAIT_LIMIT=600 # seconds, for each smtp-source run and each drain
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+for p in smtp-source smtp-sink postfix; do
+	[ -x "/usr/sbin/$p" ] || { echo "relay.sh: /usr/sbin/$p missing; run make deps" >&2; exit 1; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "relay.sh: run as root (a private Postfix master must start as root)" >&2; exit 1; }
+case "$N" in '' | *[!0-9]*) echo "usage: bench/relay.sh [N]" >&2; exit 2 ;; esac
+
+mkdir -p "$root/bench/out"
+work="$(mktemp -d "$root/bench/out/run.XXXXXX")"
+# The sink runs as nobody and Postfix's daemons as postfix: both must be able
+# to reach their directories under this one.
+chmod 755 "$root/bench/out" "$work"
+
+pids=()         # everything started in the background, for cleanup
+postfix_dir=""  # set while a private Postfix may be running
+cleanup() {
+	set +e
+	if [ -n "$postfix_dir" ]; then
+		/usr/sbin/postfix -c "$postfix_dir/etc" stop >/dev/null 2>&1
+	fi
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	cg_leave
+	if [ "${KEEP:-}" = 1 ]; then
+		echo "kept $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port seconds
+	local deadline=$((SECONDS + $2))
+	until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] || { echo "relay.sh: nothing listens on 127.0.0.1:$1 after $2s" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# stop_pid pid seconds: SIGTERM, then wait (bounded) and reap; sets stop_status
+stop_pid() {
+	local deadline=$((SECONDS + $2)) hung=""
+	kill -TERM "$1" 2>/dev/null || true
+	while kill -0 "$1" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+	if kill -0 "$1" 2>/dev/null; then
+		hung=1
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+	stop_status=0
+	wait "$1" 2>/dev/null || stop_status=$?
+	if [ -n "$hung" ]; then stop_status="hung (SIGKILLed after $2s)"; fi
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# CPU accounting, to tell how much of the machine other programs took during
+# a phase. This script moves itself into a cgroup of its own (cgroup v1
+# cpuacct; every descendant follows, even daemons that detach), so "ours"
+# is known; "other" is the CPU time (own plus reaped children's) of every
+# user-space process outside it. Kernel threads are left out: they also do
+# our work (loopback, journal commits). Without such a cgroup: n/a.
+cg_root=/sys/fs/cgroup/cpuacct
+cg_ours=""
+if [ -w "$cg_root/tasks" ] && mkdir "$cg_root/kadenz-bench.$$" 2>/dev/null; then
+	cg_ours="$cg_root/kadenz-bench.$$"
+	echo $$ >"$cg_ours/tasks"
+fi
+cg_leave() {
+	if [ -n "$cg_ours" ]; then
+		echo $$ >"$cg_root/tasks" 2>/dev/null
+		rmdir "$cg_ours" 2>/dev/null
+	fi
+}
+other_total() { # CPU seconds of user-space processes outside our cgroup
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v ours=" $(tr '\n' ' ' <"$cg_ours/cgroup.procs") " -v hz="$(getconf CLK_TCK)" '
+		{
+			# comm, field 2, may hold spaces and parentheses: split after the last ")".
+			if (!match($0, /\) [^)]*$/)) next
+			split(substr($0, RSTART + 2), f, " ")
+			# f[2] ppid, f[7] flags (0x200000: kernel thread), f[12..15] utime stime cutime cstime
+			if ($1 == 2 || f[2] == 2 || int(f[7] / 2097152) % 2 == 1) next
+			if (index(ours, " " $1 " ")) next
+			s += f[12] + f[13] + f[14] + f[15]
+		}
+		END { printf "%.2f", s / hz }'
+}
+phase_begin() {
+	[ -n "$cg_ours" ] || return 0
+	other0="$(other_total)"
+}
+phase_end() { # -> sets other_cpu
+	other_cpu="n/a"
+	[ -n "$cg_ours" ] || return 0
+	other_cpu="$(awk -v a="$other0" -v b="$(other_total)" 'BEGIN { x = b - a; if (x < 0) x = 0; printf "%.1f", x }')"
+}
+
+# smtp-sink -c rewrites a "sess=.. quit=.. mesg=N" counter line (ending in CR)
+# after every message; the last one written is the count so far. (-M is no
+# good for counting: it exits before its last 250.)
+sink_count() {
+	local n
+	n="$(tail -c 300 "$1" 2>/dev/null | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)"
+	echo "${n:-0}"
+}
+
+start_sink() { # name -> sets sink_port, sink_out, sink_pid
+	sink_port="$(free_port)"
+	sink_out="$work/$1.sink"
+	/usr/sbin/smtp-sink -u nobody -c "127.0.0.1:$sink_port" 1000 >"$sink_out" 2>&1 &
+	sink_pid=$!
+	pids+=("$sink_pid")
+	wait_port "$sink_port" 10
+}
+
+# run_source port -> sets t_start, accept_s; fails if smtp-source does
+run_source() {
+	t_start="$(now)"
+	timeout "$WAIT_LIMIT" /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" \
+		-f a@x.test -t b@y.test "127.0.0.1:$1" >"$work/source.$1.log" 2>&1 || {
+		echo "relay.sh: smtp-source to port $1 failed:" >&2
+		tail -n 20 "$work/source.$1.log" >&2
+		return 1
+	}
+	accept_s="$(elapsed "$t_start" "$(now)")"
+}
+
+# wait_sink -> sets got and drain_s: from smtp-source's start until the sink
+# counted N ("n/a" if it never did within WAIT_LIMIT)
+wait_sink() {
+	local deadline=$((SECONDS + WAIT_LIMIT))
+	while got="$(sink_count "$sink_out")"; [ "$got" -lt "$N" ]; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "relay.sh: sink has $got of $N after ${WAIT_LIMIT}s" >&2
+			drain_s="n/a"
+			return 0
+		fi
+		sleep 0.05
+	done
+	drain_s="$(elapsed "$t_start" "$(now)")"
+}
+
+rate() { awk -v n="$N" -v s="$1" 'BEGIN { if (s == "n/a" || s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+echo "# relay benchmark: $N messages, $SESSIONS sessions, $SIZE bytes each"
+echo "#   smtp-source -s $SESSIONS -l $SIZE -m $N -f a@x.test -t b@y.test 127.0.0.1:PORT"
+echo "# machine: nproc=$(nproc), memory=$(free -h | awk '/^Mem:/ { print $2 }'), fs=$(df -T "$work" | awk 'NR == 2 { print $2 }'), kernel=$(uname -r)"
+echo "# postfix $(/usr/sbin/postconf -d -h mail_version 2>/dev/null), $(go env GOVERSION 2>/dev/null || echo go ?)"
+
+bin="${KADENZ:-}"
+if [ -z "$bin" ]; then
+	bin="$work/kadenz"
+	(cd "$root" && go build -o "$bin" ./cmd/kadenz)
+fi
+
+# ---- (a) direct: the ceiling ----
+phase_begin
+start_sink direct
+run_source "$sink_port"
+wait_sink
+a_accept=$accept_s a_drain=$drain_s a_got=$got
+stop_pid "$sink_pid" 10
+phase_end
+a_other=$other_cpu
+echo "(a) direct: accepted in ${a_accept}s, sink complete after ${a_drain}s ($a_got of $N)" >&2
+
+# ---- (b) kadenz, defaults but plain SMTP to the sink ----
+phase_begin
+start_sink kadenz
+k_port="$(free_port)"
+cat >"$work/kadenz.yaml" <<EOF
+delivery:
+  tls: none
+EOF
+"$bin" serve --config "$work/kadenz.yaml" --listen "127.0.0.1:$k_port" --data "$work/kadenz-data" \
+	--upstream "127.0.0.1:$sink_port" 2>"$work/kadenz.log" &
+k_pid=$!
+pids+=("$k_pid")
+wait_port "$k_port" 30
+run_source "$k_port"
+wait_sink
+b_accept=$accept_s b_drain=$drain_s b_got=$got
+k_rss_kb="$(awk '/^VmHWM:/ { print $2 }' "/proc/$k_pid/status")"
+k_cpu_s="$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$k_pid/stat")"
+stop_pid "$k_pid" 30
+k_exit=$stop_status
+stop_pid "$sink_pid" 10
+phase_end
+b_other=$other_cpu
+echo "(b) kadenz: accepted in ${b_accept}s, sink complete after ${b_drain}s ($b_got of $N)" >&2
+
+# ---- (c) a stock Postfix as a loopback-only relay ----
+phase_begin
+start_sink postfix
+p_port="$(free_port)"
+postfix_dir="$work/postfix"
+mkdir -p "$postfix_dir/etc" "$postfix_dir/queue" "$postfix_dir/data"
+chown postfix "$postfix_dir/data"
+# The system's master.cf as shipped, with smtpd on our port instead of :25
+# and no chroot (a chroot would need copies of /etc files in the queue).
+awk -v listen="127.0.0.1:$p_port" '
+	/^[#[:space:]]/ || NF < 8 { print; next }
+	$1 == "smtp" && $2 == "inet" { $1 = listen }
+	{ $5 = "n"; print }' /etc/postfix/master.cf >"$postfix_dir/etc/master.cf"
+# Relay for 127.0.0.0/8 to the sink, nothing local. As root, `postfix -c DIR`
+# needs no alternate_config_directories entry in a default main.cf (only
+# set-gid commands run by other users check it) and no multi-instance setup;
+# queue and data directories of its own keep it apart from any system Postfix.
+cat >"$postfix_dir/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $postfix_dir/queue
+data_directory = $postfix_dir/data
+maillog_file = $postfix_dir/maillog
+maillog_file_prefixes = $postfix_dir
+myhostname = postfix-bench.kadenz.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:$sink_port
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+alias_maps =
+alias_database =
+EOF
+# start-fg keeps the master our descendant, so it is reaped (and counted).
+/usr/sbin/postfix -c "$postfix_dir/etc" start-fg >"$postfix_dir/start.log" 2>&1 &
+pf_pid=$!
+pids+=("$pf_pid")
+wait_port "$p_port" 30
+run_source "$p_port"
+wait_sink
+c_accept=$accept_s c_drain=$drain_s c_got=$got
+/usr/sbin/postfix -c "$postfix_dir/etc" stop >/dev/null 2>&1 || true
+deadline=$((SECONDS + 30))
+while kill -0 "$pf_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+wait "$pf_pid" 2>/dev/null || true
+postfix_dir="" # stopped: cleanup need not stop it again
+stop_pid "$sink_pid" 10
+phase_end
+c_other=$other_cpu
+echo "(c) postfix: accepted in ${c_accept}s, sink complete after ${c_drain}s ($c_got of $N)" >&2
+
+# ---- report ----
+a_acc=$(rate "$a_accept") a_e2e=$(rate "$a_drain")
+b_acc=$(rate "$b_accept") b_e2e=$(rate "$b_drain")
+c_acc=$(rate "$c_accept") c_e2e=$(rate "$c_drain")
+echo
+echo "| path | accept time (s) | accepted msgs/s | sink has all after (s) | end-to-end msgs/s | other programs' CPU, approx. (s) |"
+echo "|---|---:|---:|---:|---:|---:|"
+echo "| (a) smtp-source -> smtp-sink | $a_accept | $a_acc | $a_drain | $a_e2e | $a_other |"
+echo "| (b) smtp-source -> kadenz -> smtp-sink | $b_accept | $b_acc | $b_drain | $b_e2e | $b_other |"
+echo "| (c) smtp-source -> postfix -> smtp-sink | $c_accept | $c_acc | $c_drain | $c_e2e | $c_other |"
+echo
+acc_vs_direct=$(ratio "$b_acc" "$a_acc")
+e2e_vs_postfix=$(ratio "$b_e2e" "$c_e2e")
+echo "kadenz accepted / direct accepted:   $acc_vs_direct   (goal >= 0.50)"
+echo "kadenz end-to-end / direct:          $(ratio "$b_e2e" "$a_e2e")"
+echo "kadenz accepted / postfix accepted:  $(ratio "$b_acc" "$c_acc")"
+echo "kadenz end-to-end / postfix e2e:     $e2e_vs_postfix   (goal >= 3.00)"
+echo "kadenz peak RSS (VmHWM):             $((k_rss_kb / 1024)) MiB"
+echo "kadenz CPU (user+sys):               ${k_cpu_s}s"
+echo "kadenz exit status after SIGTERM:    $k_exit"
+echo "kadenz log lines at WARN/ERROR:      $(grep -cE 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" || true)"
+grep -E 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" | head -n 3 | sed 's/^/    /' || true
+awk -v r="$acc_vs_direct" 'BEGIN { if (r == "n/a" || r < 0.5) print "goal missed: kadenz accepts at less than half the direct rate"; else print "goal met: kadenz accepts at half the direct rate or better" }'
+awk -v r="$e2e_vs_postfix" 'BEGIN { if (r == "n/a" || r < 3) print "goal missed: kadenz end to end is less than 3x Postfix"; else print "goal met: kadenz end to end is 3x Postfix or better" }'
