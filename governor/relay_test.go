@@ -687,6 +687,8 @@ func TestUpstreamRequiredTLSMissingDefers(t *testing.T) {
 	up := startUpstream(t, nil) // no STARTTLS on offer
 	cfg := testConfig(t, up.addr)
 	cfg.Delivery.TLS = config.TLSRequired
+	// One attempt, then a long wait, so the test reads a settled state.
+	cfg.Delivery.RetryInitial, cfg.Delivery.RetryMax = time.Hour, time.Hour
 	r := startRelay(t, cfg)
 	if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
 		t.Fatal(err)
@@ -728,6 +730,8 @@ func TestUpstreamAuthFailureDefers(t *testing.T) {
 	cfg.Delivery.TLS = config.TLSRequired
 	cfg.Delivery.CAFile = certFile
 	cfg.Delivery.Username, cfg.Delivery.Password = "relay", "wrong"
+	// One attempt, then a long wait, so the test reads a settled state.
+	cfg.Delivery.RetryInitial, cfg.Delivery.RetryMax = time.Hour, time.Hour
 	r := startRelay(t, cfg)
 	if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
 		t.Fatal(err)
