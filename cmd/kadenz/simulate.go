@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"kadenz/config"
 	"kadenz/governor/sim"
 )
 
@@ -23,6 +24,7 @@ func runSimulate(args []string) int {
 	days := fs.Int("days", 14, "`days` of campaigns")
 	seed := fs.Uint64("seed", 1, "random `seed`; the same seed gives the same result")
 	mix := fs.String("mix", string(sim.MixDefault), "population `mix`: default (about one mail a day tolerated) or tolerant (about three)")
+	strictness := fs.Float64("strictness", config.Default().Governor.Strictness, "Kadenz's strictness for a what-if run (above 0, at most 10; lower sends more)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -32,7 +34,8 @@ func runSimulate(args []string) int {
 		return 2
 	}
 	start := time.Now() // wall clock only for the "took" line; the run is on virtual time
-	res, err := sim.Run(sim.Options{Recipients: *recipients, Days: *days, Seed: *seed, Mix: sim.Mix(*mix)})
+	res, err := sim.Run(sim.Options{Recipients: *recipients, Days: *days, Seed: *seed, Mix: sim.Mix(*mix),
+		Configure: func(g *config.Governor) { g.Strictness = *strictness }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kadenz simulate:", err)
 		return 1

@@ -64,6 +64,10 @@ type Options struct {
 	// TempDir is where each policy's data directory is made and removed
 	// (default os.TempDir()).
 	TempDir string
+	// Configure, if set, changes the Kadenz policy's configuration after
+	// the defaults are applied: "what if" runs (strictness, caps). The
+	// comparison policies are not affected.
+	Configure func(*config.Governor)
 	// Logger receives the relay's logs (default: discarded; they are
 	// many).
 	Logger *slog.Logger
@@ -265,6 +269,9 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 	cfg.DataDir = dir
 	if name == PolicyKadenz {
 		cfg.Governor.Mode = config.ModeEnforce
+		if opts.Configure != nil {
+			opts.Configure(&cfg.Governor)
+		}
 	} else {
 		cfg.Governor.Mode = config.ModeOff // everything goes at once
 	}
