@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,6 +47,12 @@ type Options struct {
 	Clock *VirtualClock
 	// Store tunes the database (tests may turn off fsync).
 	Store store.Options
+	// Random supplies the random part of message IDs; crypto/rand if nil.
+	// A simulation passes a seeded source so that a run repeats exactly:
+	// IDs order the engine's candidates and seed its exploration draws.
+	// Intake calls it from many sessions at once, so a source for a relay
+	// that serves SMTP must be safe for concurrent use.
+	Random io.Reader
 }
 
 // Relay is one running Kadenz daemon.
@@ -54,6 +61,7 @@ type Relay struct {
 	log    *slog.Logger
 	now    func() time.Time
 	clock  *VirtualClock // nil for real time
+	random io.Reader
 	db     *store.DB
 	intake *intake.Server
 	queue  *delivery.Queue
@@ -73,7 +81,7 @@ func New(opts Options) (*Relay, error) {
 	if errs := cfg.Validate(); errs != nil {
 		return nil, errs
 	}
-	r := &Relay{cfg: cfg, log: opts.Logger, now: opts.Now, clock: opts.Clock}
+	r := &Relay{cfg: cfg, log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random}
 	if r.clock != nil {
 		r.now = r.clock.Now
 	}
@@ -82,6 +90,9 @@ func New(opts Options) (*Relay, error) {
 	}
 	if r.now == nil {
 		r.now = time.Now
+	}
+	if r.random == nil {
+		r.random = rand.Reader
 	}
 	db, err := store.Open(filepath.Join(cfg.DataDir, "kadenz.db"), opts.Store)
 	if err != nil {
@@ -272,7 +283,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 // governed; the store returns once the commit is on disk.
 func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error) {
 	g := &r.cfg.Governor
-	id := newMessageID(sub.Received)
+	id := newMessageID(sub.Received, r.random)
 	header := readHeader(sub.Data)
 	class, reason := classify(header, sub.From, g)
 	governed := class == config.ClassMarketing && g.Mode != config.ModeOff
@@ -342,10 +353,10 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 // order, so IDs sort as their times do).
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
-func newMessageID(t time.Time) string {
+func newMessageID(t time.Time, random io.Reader) string {
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
-	rand.Read(b[6:])
+	io.ReadFull(random, b[6:])
 	return idEncoding.EncodeToString(b[:])
 }
 

@@ -30,6 +30,9 @@ func init() {
 		{"explain", "[--admin ADDR] [--token TOKEN] [--json] ID",
 			"explain what happened to a message and why (envelope ID, message ID or Message-ID)",
 			"kadenz explain 06h0hh51xwchm3pfcs2g-1", runExplain},
+		{"simulate", "[--recipients N] [--days D] [--seed S] [--mix default|tolerant] [--strictness X] [--json]",
+			"compare send-all, a fixed frequency cap and Kadenz on a synthetic population, on virtual time",
+			"kadenz simulate --recipients 200 --days 7 --seed 3", runSimulate},
 		{"version", "", "print the version", "kadenz version", runVersion},
 		{"help", "[COMMAND]", "show help for kadenz or one command", "kadenz help serve", runHelp},
 	}

@@ -1,0 +1,128 @@
+package sim
+
+import (
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// The response model: what a recipient does with a marketing message
+// delivered at time T. It was written down (docs/simulation.md) before
+// any policy was measured against it, and it knows nothing of Kadenz.
+//
+//	relevance R   = mean hidden interest over the message's topics
+//	activity  A   = 0.25 + 0.75·exp(-d²/2w²), d = hours from T (local) to their peak
+//	load      L   = recent marketing volume (mails/day, decayed with a 2-day
+//	                half-life) / their tolerance
+//	fatigue   F   = 1 / (1 + (L/2)²)
+//	repeat    D   = 0.3 if they got this campaign in the last 7 days, else 1
+//	P(open)       = openness · (0.3 + 0.7R) · A · F · D
+//	P(click|open) = min(1, 0.35 · R · quality), 0 once the offer has expired
+//	P(unsub)      = 0.001  · (0.25 + 1.5(1−R)) · (1 + (L/2)²)
+//	P(complaint)  = 0.0003 · 1.5(1−R)         · (1 + (L/2)²)
+//
+// An unsubscribe or complaint stops all further marketing mail to them in
+// every policy (the sender honours both). Transactional mail is wanted:
+// it neither engages nor tires. Every probability is compared with draws
+// that depend only on the seed and the message, so all policies see the
+// same luck for the same (recipient, message).
+
+const (
+	loadHalfLife    = 48 * time.Hour
+	repeatWindow    = 7 * 24 * time.Hour
+	repeatFactor    = 0.3
+	clickScale      = 0.35
+	unsubscribeBase = 0.001
+	complaintBase   = 0.0003
+)
+
+// reader is a recipient's state as the response model sees it in one
+// policy's run.
+type reader struct {
+	volume   float64 // decayed count of marketing mail received
+	volumeAt time.Time
+	// campaigns maps a campaign to when they last received it.
+	campaigns map[string]time.Time
+	// stopped is when they unsubscribed or complained (zero: never).
+	stopped time.Time
+}
+
+// draws are one (recipient, message) pair's random numbers, the same in
+// every policy.
+type draws struct {
+	open, click, unsubscribe, complaint, delay, clickDelay float64
+}
+
+func drawsFor(seed uint64, m *message) draws {
+	rng := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, uint64(m.index)))
+	return draws{rng.Float64(), rng.Float64(), rng.Float64(), rng.Float64(), rng.ExpFloat64(), rng.ExpFloat64()}
+}
+
+// outcome is what one delivered marketing message led to.
+type outcome struct {
+	opened, clicked          bool
+	unsubscribed, complained bool
+	openAt, clickAt, stopAt  time.Time
+}
+
+// respond applies the model to a marketing message delivered at t and
+// updates the reader's state.
+func respond(p *recipient, s *reader, m *message, t time.Time, d draws) outcome {
+	var o outcome
+	if !s.stopped.IsZero() && !s.stopped.After(t) {
+		return o // gone: the mail lands unread
+	}
+	// Volume before this message, decayed to t.
+	if !s.volumeAt.IsZero() && t.After(s.volumeAt) {
+		s.volume *= math.Exp2(-float64(t.Sub(s.volumeAt)) / float64(loadHalfLife))
+	}
+	s.volumeAt = maxTime(s.volumeAt, t)
+	// A steady r mails/day gives volume r·halfLife/ln2 (in days).
+	rate := s.volume * math.Ln2 / (float64(loadHalfLife) / float64(24*time.Hour))
+	load := rate / p.tolerance
+	pressure := 1 + (load/2)*(load/2)
+	fatigue := 1 / pressure
+	c := m.campaign
+	repeat := 1.0
+	if last, ok := s.campaigns[c.id]; ok && t.Sub(last) < repeatWindow {
+		repeat = repeatFactor
+	}
+	s.volume++
+	s.campaigns[c.id] = t
+
+	rel := p.relevance(c.topics)
+	act := p.activity(t)
+	// They look at mail sooner when it arrives while they are about.
+	look := t.Add(time.Duration(d.delay * float64(30*time.Minute+time.Duration((1-act)*float64(4*time.Hour)))))
+	pOpen := p.openness * (0.3 + 0.7*rel) * act * fatigue * repeat
+	pClick := math.Min(1, clickScale*rel*c.quality)
+	if !c.expires.IsZero() && !t.Before(c.expires) {
+		pClick = 0
+	}
+	if d.open < pOpen {
+		o.opened, o.openAt = true, look
+		if d.click < pClick {
+			o.clicked = true
+			o.clickAt = look.Add(time.Duration(d.clickDelay * float64(5*time.Minute)))
+		}
+	}
+	switch {
+	case !s.stopped.IsZero():
+		// Already on their way out (the stop takes effect when they look).
+	case d.unsubscribe < unsubscribeBase*(0.25+1.5*(1-rel))*pressure:
+		o.unsubscribed, o.stopAt = true, look
+	case d.complaint < complaintBase*1.5*(1-rel)*pressure:
+		o.complained, o.stopAt = true, look
+	}
+	if !o.stopAt.IsZero() {
+		s.stopped = o.stopAt
+	}
+	return o
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

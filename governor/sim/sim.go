@@ -1,0 +1,459 @@
+// Package sim is the Kadenz simulator: it runs the real relay and decision
+// engine on virtual time against a synthetic population and compares
+// policies on the same mail and the same luck.
+//
+// How: Run draws a population (hidden topic interests, active hours, time
+// zone and tolerance for volume per recipient) and a CRM's stream of
+// campaigns and transactional mail from the seed, then replays the stream
+// once per policy through a fresh relay (governor.New, never Start) in
+// its own temporary data directory. Virtual time moves in fixed ticks:
+// the tick's messages are submitted as real RFC 5322 bytes, the engine
+// decides whatever is due, and what is due for delivery is claimed and
+// handed to the response model (response.go), whose opens, clicks,
+// unsubscribes and complaints flow back into the relay's profiles at
+// their own virtual times, as feedback does in production.
+//
+// The same seed gives the same result: all randomness comes from
+// math/rand/v2 PCG sources derived from it (the relay's message IDs
+// included), and no clock is read.
+//
+// What it does not do: it is not a forecast. The population and the
+// response model are assumptions, written down in docs/simulation.md;
+// the simulator shows how policies compare under them, not what a real
+// list will do. It does not exercise SMTP, delivery retries or the admin
+// API.
+package sim
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	_ "time/tzdata" // recipients' zones must resolve the same everywhere
+
+	"kadenz/config"
+	"kadenz/governor"
+	"kadenz/governor/intake"
+	"kadenz/scoring"
+	"kadenz/store"
+)
+
+// Options configure a run. Zero values take the defaults.
+type Options struct {
+	// Recipients is the population size (default 500).
+	Recipients int
+	// Days is how long the CRM sends (default 14).
+	Days int
+	// Drain is how long the run continues after the last submission, so
+	// held mail is decided and feedback arrives (default 2 days).
+	Drain time.Duration
+	// Seed makes the run; the same seed gives the same result.
+	Seed uint64
+	// Mix is the population mix (default MixDefault).
+	Mix Mix
+	// Tick is the virtual time step (default 5 minutes, the default hold
+	// window).
+	Tick time.Duration
+	// TempDir is where each policy's data directory is made and removed
+	// (default os.TempDir()).
+	TempDir string
+	// Configure, if set, changes the Kadenz policy's configuration after
+	// the defaults are applied: "what if" runs (strictness, caps). The
+	// comparison policies are not affected.
+	Configure func(*config.Governor)
+	// Logger receives the relay's logs (default: discarded; they are
+	// many).
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Recipients <= 0 {
+		o.Recipients = 500
+	}
+	if o.Days <= 0 {
+		o.Days = 14
+	}
+	if o.Drain <= 0 {
+		o.Drain = 48 * time.Hour
+	}
+	if o.Mix == "" {
+		o.Mix = MixDefault
+	}
+	if o.Tick <= 0 {
+		o.Tick = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Start is the virtual time a run begins: a Monday, midnight UTC.
+var Start = time.Date(2026, time.March, 2, 0, 0, 0, 0, time.UTC)
+
+// Policy names.
+const (
+	PolicySendAll = "send-all"
+	PolicyCap     = "cap-16h"
+	PolicyKadenz  = "kadenz"
+)
+
+// capGap is the fixed frequency cap's minimum distance between two
+// marketing mails to one recipient.
+const capGap = 16 * time.Hour
+
+// Result is one run: the same population and stream under each policy.
+type Result struct {
+	Recipients int    `json:"recipients"`
+	Days       int    `json:"days"`
+	Seed       uint64 `json:"seed"`
+	Mix        Mix    `json:"mix"`
+	// Marketing and Transactional count the messages the CRM generated.
+	Marketing     int `json:"marketing"`
+	Transactional int `json:"transactional"`
+	// Policies are send-all, the fixed cap and Kadenz, in that order.
+	Policies []*PolicyResult `json:"policies"`
+}
+
+// PolicyResult is what one policy did.
+type PolicyResult struct {
+	Name string `json:"name"`
+	// Submitted is marketing mail handed to the relay: the CRM's stream
+	// minus mail to people who had unsubscribed or complained (and, for
+	// the fixed cap, minus Dropped).
+	Submitted int `json:"submitted"`
+	// Dropped is marketing mail the fixed cap discarded.
+	Dropped int `json:"dropped"`
+	// Released is marketing mail delivered to recipients.
+	Released int `json:"released"`
+	// Suppressed is marketing mail the engine decided never to send;
+	// HeldAtEnd is what was still held or scheduled when the run ended.
+	Suppressed int `json:"suppressed"`
+	HeldAtEnd  int `json:"held_at_end"`
+	Opens      int `json:"opens"`
+	Clicks     int `json:"clicks"`
+	// Unsubscribes and Complaints count recipients (each stops once).
+	Unsubscribes int `json:"unsubscribes"`
+	Complaints   int `json:"complaints"`
+	// ClicksPerMessage is Clicks / Released.
+	ClicksPerMessage float64 `json:"clicks_per_message"`
+	// Transactional delay, submission to release, in seconds.
+	TransactionalMaxDelay  float64 `json:"transactional_max_delay_s"`
+	TransactionalMeanDelay float64 `json:"transactional_mean_delay_s"`
+	// Ratios against send-all (1 for send-all itself).
+	ReleasedVsSendAll float64 `json:"released_vs_send_all"`
+	ClicksVsSendAll   float64 `json:"clicks_vs_send_all"`
+	StopsVsSendAll    float64 `json:"stops_vs_send_all"`
+	// Releases is the release log, in order of release.
+	Releases []Release `json:"-"`
+}
+
+// Stops is unsubscribes plus complaints.
+func (p *PolicyResult) Stops() int { return p.Unsubscribes + p.Complaints }
+
+// Release is one message delivered in a run.
+type Release struct {
+	Recipient string
+	// Message is the message's index in the stream.
+	Message   int
+	Campaign  string
+	Marketing bool
+	Submitted time.Time
+	Released  time.Time
+}
+
+// Run simulates every policy on one population and stream.
+func Run(opts Options) (*Result, error) {
+	opts.defaults()
+	pop, err := newPopulation(rand.New(rand.NewPCG(opts.Seed, 1)), opts.Recipients, opts.Mix)
+	if err != nil {
+		return nil, err
+	}
+	stream := newStream(rand.New(rand.NewPCG(opts.Seed, 2)), pop, Start, opts.Days)
+	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix}
+	for i := range stream {
+		if stream[i].marketing {
+			res.Marketing++
+		} else {
+			res.Transactional++
+		}
+	}
+	// Policies run side by side: each has its own relay and database,
+	// and they only read the population and the stream. Most of a run is
+	// waiting for database commits, so this overlaps well even on few cores.
+	names := []string{PolicySendAll, PolicyCap, PolicyKadenz}
+	res.Policies = make([]*PolicyResult, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			res.Policies[i], errs[i] = runPolicy(&opts, name, pop, stream)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("%s: %w", name, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	base := res.Policies[0]
+	for _, p := range res.Policies {
+		p.ReleasedVsSendAll = ratio(p.Released, base.Released)
+		p.ClicksVsSendAll = ratio(p.Clicks, base.Clicks)
+		p.StopsVsSendAll = ratio(p.Stops(), base.Stops())
+	}
+	return res, nil
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// pcgReader turns a PCG into the io.Reader the relay draws message IDs
+// from.
+type pcgReader struct{ rng *rand.PCG }
+
+func (r pcgReader) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte(r.rng.Uint64())
+	}
+	return len(b), nil
+}
+
+var _ io.Reader = pcgReader{}
+
+// feedback is an event waiting for its virtual time.
+type feedback struct {
+	at    time.Time
+	seq   int // keeps equal times in the order they were made
+	rcpt  string
+	event scoring.Event
+}
+
+type feedbackQueue []feedback
+
+func (q feedbackQueue) Len() int { return len(q) }
+func (q feedbackQueue) Less(i, j int) bool {
+	if c := q[i].at.Compare(q[j].at); c != 0 {
+		return c < 0
+	}
+	return q[i].seq < q[j].seq
+}
+func (q feedbackQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *feedbackQueue) Push(x any)   { *q = append(*q, x.(feedback)) }
+func (q *feedbackQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
+}
+
+// runPolicy replays the stream through a fresh relay under one policy.
+func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (*PolicyResult, error) {
+	dir, err := os.MkdirTemp(opts.TempDir, "kadenz-sim-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	if name == PolicyKadenz {
+		cfg.Governor.Mode = config.ModeEnforce
+		if opts.Configure != nil {
+			opts.Configure(&cfg.Governor)
+		}
+	} else {
+		cfg.Governor.Mode = config.ModeOff // everything goes at once
+	}
+	clock := Start
+	relay, err := governor.New(governor.Options{
+		Config: cfg, Logger: opts.Logger,
+		Now:    func() time.Time { return clock },
+		Store:  store.Options{NoSync: true},
+		Random: pcgReader{rand.NewPCG(opts.Seed, 3)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	db := relay.DB()
+	defer db.Close()
+
+	out := &PolicyResult{Name: name}
+	readers := make([]reader, len(pop))
+	for i := range readers {
+		readers[i].campaigns = map[string]time.Time{}
+	}
+	index := make(map[string]int, len(pop)) // address -> recipient
+	for i, p := range pop {
+		index[p.addr] = i
+	}
+	lastCapped := make([]time.Time, len(pop))
+	byID := map[string]*message{} // relay message ID -> stream message
+	var events feedbackQueue
+	seq := 0
+	emit := func(at time.Time, rcpt string, ev scoring.Event) {
+		ev.At = at
+		seq++
+		heap.Push(&events, feedback{at: at, seq: seq, rcpt: rcpt, event: ev})
+	}
+	// applyUntil feeds the relay every event up to and including t.
+	applyUntil := func(t time.Time) error {
+		for len(events) > 0 && !events[0].at.After(t) {
+			f := heap.Pop(&events).(feedback)
+			if err := relay.RecordEvent(f.rcpt, f.event); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var transDelay time.Duration
+	transCount := 0
+
+	deliver := func(e store.Envelope) error {
+		m := byID[e.MessageID]
+		p := pop[m.rcpt]
+		at := e.Due // when the relay made it due: its release time
+		out.Releases = append(out.Releases, Release{
+			Recipient: p.addr, Message: m.index, Marketing: m.marketing,
+			Submitted: m.at, Released: at,
+		})
+		if !m.marketing {
+			d := max(at.Sub(m.at), 0)
+			transDelay += d
+			transCount++
+			out.TransactionalMaxDelay = max(out.TransactionalMaxDelay, d.Seconds())
+			return nil
+		}
+		out.Releases[len(out.Releases)-1].Campaign = m.campaign.id
+		out.Released++
+		o := respond(p, &readers[m.rcpt], m, at, drawsFor(opts.Seed, m))
+		ids := scoring.Event{MessageID: e.ID, Topics: topicNames(m.campaign.topics)}
+		if o.opened {
+			out.Opens++
+			ev := ids
+			ev.Kind = scoring.EventOpen
+			emit(o.openAt, p.addr, ev)
+		}
+		if o.clicked {
+			out.Clicks++
+			ev := ids
+			ev.Kind = scoring.EventClick
+			emit(o.clickAt, p.addr, ev)
+		}
+		if o.unsubscribed || o.complained {
+			ev := ids
+			if o.complained {
+				ev.Kind = scoring.EventComplaint
+				out.Complaints++
+			} else {
+				ev.Kind = scoring.EventUnsubscribe
+				out.Unsubscribes++
+			}
+			emit(o.stopAt, p.addr, ev)
+		}
+		return nil
+	}
+
+	end := Start.AddDate(0, 0, opts.Days).Add(opts.Drain)
+	next := 0
+	for t := Start; t.Before(end); t = t.Add(opts.Tick) {
+		tickEnd := t.Add(opts.Tick)
+		for ; next < len(stream) && stream[next].at.Before(tickEnd); next++ {
+			m := &stream[next]
+			clock = m.at
+			if err := applyUntil(m.at); err != nil {
+				return nil, err
+			}
+			p := pop[m.rcpt]
+			if m.marketing {
+				// The sender honours unsubscribes and complaints it has
+				// heard of, under every policy.
+				if s := readers[m.rcpt].stopped; !s.IsZero() && !s.After(m.at) {
+					continue
+				}
+				if name == PolicyCap {
+					if l := lastCapped[m.rcpt]; !l.IsZero() && m.at.Sub(l) < capGap {
+						out.Dropped++
+						continue
+					}
+					lastCapped[m.rcpt] = m.at
+				}
+				out.Submitted++
+			}
+			id, err := relay.Submit(&intake.Submission{
+				From:       map[bool]string{true: "bounces@news.shop.example", false: "bounces@orders.shop.example"}[m.marketing],
+				To:         []string{p.addr},
+				Data:       m.bytes(p),
+				ClientAddr: netip.AddrFrom4([4]byte{127, 0, 0, 1}),
+				Helo:       "crm.shop.example",
+				Received:   m.at,
+			})
+			if err != nil {
+				return nil, err
+			}
+			byID[id] = m
+		}
+		clock = tickEnd
+		if err := applyUntil(tickEnd); err != nil {
+			return nil, err
+		}
+		for {
+			n, err := relay.DecideDue(tickEnd)
+			if err != nil {
+				return nil, err
+			}
+			if n < governor.RecipientsPerRound {
+				break
+			}
+		}
+		for {
+			envs, err := db.Claim(tickEnd, 512)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range envs {
+				if err := deliver(e); err != nil {
+					return nil, err
+				}
+				e.State, e.Due = store.StateDelivered, time.Time{}
+			}
+			if err := db.Update(envs...); err != nil {
+				return nil, err
+			}
+			if len(envs) < 512 {
+				break
+			}
+		}
+	}
+	counts, err := db.CountByState()
+	if err != nil {
+		return nil, err
+	}
+	out.Suppressed = counts[store.StateSuppressed]
+	out.HeldAtEnd = counts[store.StateHeld] + counts[store.StateQueued]
+	if out.Released > 0 {
+		out.ClicksPerMessage = float64(out.Clicks) / float64(out.Released)
+	}
+	if transCount > 0 {
+		out.TransactionalMeanDelay = (transDelay / time.Duration(transCount)).Seconds()
+	}
+	return out, nil
+}
+
+func topicNames(ts []int) []string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = Topics[t]
+	}
+	return names
+}

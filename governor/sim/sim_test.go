@@ -1,0 +1,143 @@
+package sim
+
+import (
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"kadenz/config"
+)
+
+// small is a run large enough for caps to bind (about four marketing
+// mails per recipient a day) and small enough for -race.
+var small = sync.OnceValues(func() (*Result, error) {
+	return Run(Options{Recipients: 40, Days: 3, Seed: 7})
+})
+
+func smallRun(t *testing.T) *Result {
+	t.Helper()
+	res, err := small()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestSameSeedSameResult(t *testing.T) {
+	opts := Options{Recipients: 20, Days: 2, Seed: 42, TempDir: t.TempDir()}
+	a, err := Run(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) { // release logs included
+		t.Errorf("two runs with seed 42 differ:\n%+v\n%+v", a.Policies[2], b.Policies[2])
+	}
+	opts.Seed = 43
+	c, err := Run(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.DeepEqual(a.Policies, c.Policies) {
+		t.Error("seeds 42 and 43 gave the same result; is the seed used?")
+	}
+}
+
+func TestSendAllReleasesEverything(t *testing.T) {
+	res := smallRun(t)
+	p := res.Policy(PolicySendAll)
+	if p.Released != p.Submitted || p.Suppressed != 0 || p.HeldAtEnd != 0 || p.Dropped != 0 {
+		t.Errorf("send-all: submitted %d, released %d, suppressed %d, held %d, dropped %d; want everything released",
+			p.Submitted, p.Released, p.Suppressed, p.HeldAtEnd, p.Dropped)
+	}
+	// Only mail to people who had already left is not submitted.
+	if lost := res.Marketing - p.Submitted; lost < 0 || lost > 0 && p.Stops() == 0 {
+		t.Errorf("send-all submitted %d of %d marketing messages with %d stops", p.Submitted, res.Marketing, p.Stops())
+	}
+	for _, r := range p.Releases {
+		if !r.Released.Equal(r.Submitted) {
+			t.Fatalf("send-all released message %d at %v, submitted at %v", r.Message, r.Released, r.Submitted)
+		}
+	}
+}
+
+func TestTransactionalNeverDelayed(t *testing.T) {
+	res := smallRun(t)
+	for _, p := range res.Policies {
+		n := 0
+		for _, r := range p.Releases {
+			if !r.Marketing {
+				n++
+				if !r.Released.Equal(r.Submitted) {
+					t.Errorf("%s: transactional message %d released %v after submission", p.Name, r.Message, r.Released.Sub(r.Submitted))
+				}
+			}
+		}
+		if n != res.Transactional || p.TransactionalMaxDelay != 0 || p.TransactionalMeanDelay != 0 {
+			t.Errorf("%s: %d of %d transactional released, delay max %vs mean %vs", p.Name, n, res.Transactional,
+				p.TransactionalMaxDelay, p.TransactionalMeanDelay)
+		}
+	}
+}
+
+func TestKadenzKeepsCaps(t *testing.T) {
+	res := smallRun(t)
+	caps := config.Default().Governor.Caps
+	byRcpt := map[string][]time.Time{}
+	for _, r := range res.Policy(PolicyKadenz).Releases {
+		if r.Marketing {
+			byRcpt[r.Recipient] = append(byRcpt[r.Recipient], r.Released)
+		}
+	}
+	if len(byRcpt) == 0 {
+		t.Fatal("Kadenz released no marketing mail at all")
+	}
+	within := func(ts []time.Time, i int, d time.Duration) int {
+		n := 0
+		for _, u := range ts[i:] {
+			if u.Sub(ts[i]) < d {
+				n++
+			}
+		}
+		return n
+	}
+	bound := false
+	for rcpt, ts := range byRcpt { // release order is time order
+		for i := range ts {
+			if i > 0 && ts[i].Sub(ts[i-1]) < caps.MinGap {
+				t.Errorf("%s: releases %v and %v are closer than %v", rcpt, ts[i-1], ts[i], caps.MinGap)
+			}
+			if n := within(ts, i, 24*time.Hour); n > caps.PerDay {
+				t.Errorf("%s: %d releases in 24 h from %v (cap %d)", rcpt, n, ts[i], caps.PerDay)
+			} else if n == caps.PerDay {
+				bound = true
+			}
+			if n := within(ts, i, 7*24*time.Hour); n > caps.PerWeek {
+				t.Errorf("%s: %d releases in 7 days from %v (cap %d)", rcpt, n, ts[i], caps.PerWeek)
+			}
+		}
+	}
+	if !bound {
+		t.Log("no recipient reached the daily cap; the check is weaker than intended")
+	}
+}
+
+func TestTinyRun(t *testing.T) {
+	res, err := Run(Options{Recipients: 3, Days: 1, Seed: 1, Mix: MixTolerant, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Policies) != 3 || res.Marketing == 0 {
+		t.Fatalf("tiny run: %d policies, %d marketing messages", len(res.Policies), res.Marketing)
+	}
+	if g := res.Goals(); len(g) != 5 {
+		t.Errorf("goals: %v", g)
+	}
+	if _, err := Run(Options{Recipients: 1, Days: 1, Mix: "nonsense"}); err == nil {
+		t.Error("an unknown mix was accepted")
+	}
+}
