@@ -41,19 +41,7 @@ var monday10 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func startRelayAt(t *testing.T, cfg *config.Config, c *clock) *Relay {
 	t.Helper()
-	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		r.Shutdown(ctx)
-	})
-	return r
+	return startRelayWith(t, Options{Config: cfg, Now: c.Now})
 }
 
 // step moves virtual time on and lets the engine and the queue act.
@@ -429,15 +417,7 @@ func TestVirtualClockOverAdminAPI(t *testing.T) {
 	up := startUpstream(t, nil)
 	cfg := governedConfig(t, up.addr)
 	cfg.Admin.Listen = "127.0.0.1:0"
-	vc := NewVirtualClock(monday10)
-	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Clock: vc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	r := startRelayWith(t, Options{Config: cfg, Clock: NewVirtualClock(monday10)})
 
 	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
 		t.Fatal(err)

@@ -158,7 +158,15 @@ func testConfig(t *testing.T, upstreamAddr string) *config.Config {
 
 func startRelay(t *testing.T, cfg *config.Config) *Relay {
 	t.Helper()
-	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	return startRelayWith(t, Options{Config: cfg})
+}
+
+// startRelayWith starts a relay that logs to the test and is shut down
+// cleanly when the test ends.
+func startRelayWith(t *testing.T, opts Options) *Relay {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	r, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
