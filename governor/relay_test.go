@@ -202,6 +202,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// firstEnvelope returns the oldest envelope in the store (the only one, in
+// tests that submit one message to one recipient).
+func firstEnvelope(t *testing.T, db *store.DB) store.Envelope {
+	t.Helper()
+	var env store.Envelope
+	if err := db.Envelopes(func(e store.Envelope) bool { env = e; return false }); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
 func envelopeStates(t *testing.T, db *store.DB) map[store.State]int {
 	t.Helper()
 	counts, err := db.CountByState()
@@ -288,7 +299,7 @@ func TestRelayRetriesTemporaryFailure(t *testing.T) {
 	waitFor(t, "delivery after retries", func() bool { return len(up.messages()) == 1 })
 	var env store.Envelope
 	waitFor(t, "delivered state", func() bool {
-		r.DB().Envelopes(func(e store.Envelope) bool { env = e; return false })
+		env = firstEnvelope(t, r.DB())
 		return env.State == store.StateDelivered
 	})
 	if env.Attempts != 3 {
@@ -306,7 +317,7 @@ func TestRelayRecordsPermanentFailure(t *testing.T) {
 	}
 	var env store.Envelope
 	waitFor(t, "failed state", func() bool {
-		r.DB().Envelopes(func(e store.Envelope) bool { env = e; return false })
+		env = firstEnvelope(t, r.DB())
 		return env.State == store.StateFailed
 	})
 	if env.Attempts != 1 || !strings.Contains(env.LastError, "550") || !strings.Contains(env.LastError, "no such user") {
@@ -332,7 +343,7 @@ func TestRelayExpiresAfterQueueLifetime(t *testing.T) {
 	}
 	var env store.Envelope
 	waitFor(t, "failed state", func() bool {
-		r.DB().Envelopes(func(e store.Envelope) bool { env = e; return false })
+		env = firstEnvelope(t, r.DB())
 		return env.State == store.StateFailed
 	})
 	if !strings.Contains(env.LastError, "gave up after") || env.Attempts < 2 {
@@ -703,7 +714,7 @@ func TestUpstreamRequiredTLSMissingDefers(t *testing.T) {
 	}
 	var env store.Envelope
 	waitFor(t, "a deferral", func() bool {
-		r.DB().Envelopes(func(e store.Envelope) bool { env = e; return false })
+		env = firstEnvelope(t, r.DB())
 		return env.Attempts > 0
 	})
 	if env.State != store.StateDeferred || !strings.Contains(env.LastError, "STARTTLS") {
@@ -746,7 +757,7 @@ func TestUpstreamAuthFailureDefers(t *testing.T) {
 	}
 	var env store.Envelope
 	waitFor(t, "an attempt", func() bool {
-		r.DB().Envelopes(func(e store.Envelope) bool { env = e; return false })
+		env = firstEnvelope(t, r.DB())
 		return env.Attempts > 0
 	})
 	if env.State != store.StateDeferred || !strings.Contains(env.LastError, "AUTH") {
