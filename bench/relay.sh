@@ -114,8 +114,11 @@ other_total() { # CPU seconds of user-space processes outside our cgroup
 			# comm, field 2, may hold spaces and parentheses: split after the last ")".
 			if (!match($0, /\) [^)]*$/)) next
 			split(substr($0, RSTART + 2), f, " ")
-			# f[2] ppid, f[7] flags (0x200000: kernel thread), f[12..15] utime stime cutime cstime
-			if ($1 == 2 || f[2] == 2 || int(f[7] / 2097152) % 2 == 1) next
+			# f[1] state, f[2] ppid, f[7] flags (0x200000: kernel thread),
+			# f[12..15] utime stime cutime cstime. Zombies have left their
+			# cgroup: ours (Postfix daemons orphaned by its stop, on a machine
+			# whose init does not reap) would pass for other programs.
+			if ($1 == 2 || f[1] == "Z" || f[2] == 2 || int(f[7] / 2097152) % 2 == 1) next
 			if (index(ours, " " $1 " ")) next
 			s += f[12] + f[13] + f[14] + f[15]
 		}
@@ -218,6 +221,8 @@ run_source "$k_port"
 wait_sink
 b_accept=$accept_s b_drain=$drain_s b_got=$got
 k_rss_kb="$(awk '/^VmHWM:/ { print $2 }' "/proc/$k_pid/status")"
+# VmHWM counts bbolt's mmap'd file pages too; split the current RSS to tell.
+k_rss_now="$(awk '/^(RssAnon|RssFile):/ { sub(":", "", $1); printf "%s%s %d MiB", sep, $1, $2 / 1024; sep = ", " }' "/proc/$k_pid/status")"
 k_cpu_s="$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$k_pid/stat")"
 stop_pid "$k_pid" 30
 k_exit=$stop_status
@@ -296,6 +301,7 @@ echo "kadenz end-to-end / direct:          $(ratio "$b_e2e" "$a_e2e")"
 echo "kadenz accepted / postfix accepted:  $(ratio "$b_acc" "$c_acc")"
 echo "kadenz end-to-end / postfix e2e:     $e2e_vs_postfix   (goal >= 3.00)"
 echo "kadenz peak RSS (VmHWM):             $((k_rss_kb / 1024)) MiB"
+echo "kadenz RSS once drained:             $k_rss_now"
 echo "kadenz CPU (user+sys):               ${k_cpu_s}s"
 echo "kadenz exit status after SIGTERM:    $k_exit"
 echo "kadenz log lines at WARN/ERROR:      $(grep -cE 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" || true)"
