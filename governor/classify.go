@@ -69,6 +69,9 @@ func stripKadenzHeaders(data []byte) []byte {
 		return data
 	}
 	header := data[:end+2]
+	if !containsFold(header, kadenzHeaderPrefix) {
+		return data // the common case, on every accept: nothing to split
+	}
 	var fields [][]byte // each field with its folded continuation lines
 	for len(header) > 0 {
 		i := bytes.Index(header, []byte("\r\n"))
@@ -114,6 +117,18 @@ func dkimSignsKadenzHeader(field string) bool {
 			if strings.HasPrefix(strings.ToLower(strings.Join(strings.Fields(name), "")), kadenzHeaderPrefix) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains the lower-case ASCII word sub in
+// any letter case, without copying s.
+func containsFold(s []byte, sub string) bool {
+	word := []byte(sub)
+	for i := 0; i+len(word) <= len(s); i++ {
+		if bytes.EqualFold(s[i:i+len(word)], word) {
+			return true
 		}
 	}
 	return false
