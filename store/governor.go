@@ -128,12 +128,6 @@ func (db *DB) ApplyDecisions(d Decided) error {
 	})
 }
 
-// AppendRecords adds decision records outside a decision round (intake
-// records why mail was not held, for example).
-func (db *DB) AppendRecords(records map[string][]byte) error {
-	return db.update(func(tx *bolt.Tx) error { return appendRecords(tx, records) })
-}
-
 func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 	b := tx.Bucket(bucketDecisions)
 	for id, rec := range records {

@@ -213,4 +213,6 @@ func BenchmarkAcceptParallel(b *testing.B) {
 			}
 		}
 	})
+	commits, writes := db.CommitStats()
+	b.ReportMetric(float64(writes)/float64(commits), "writes/commit")
 }
