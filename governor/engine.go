@@ -60,6 +60,7 @@ type engine struct {
 	quiet      scoring.QuietHours
 	defaultLoc *time.Location
 	planner    scoring.Planner
+	decisions  []scoring.Decision // reused by each round, like planner
 	zonesMu    sync.Mutex
 	zones      map[string]*time.Location // resolved X-Kadenz-Timezone values
 
@@ -194,31 +195,36 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 			return fmt.Errorf("profile: %w", err)
 		}
 	}
+	// r.Held is in arrival order (envelope IDs sort by time), so what the
+	// latest message says about the recipient's zone and value wins, the
+	// same way on every run.
 	held := make([]scoring.Held, len(r.Held))
 	features := make(map[string]*scoring.Features, len(r.Messages))
-	for id, m := range r.Messages {
-		f := &scoring.Features{}
-		if len(m.Features) > 0 {
-			if err := json.Unmarshal(m.Features, f); err != nil {
-				return fmt.Errorf("features of %s: %w", id, err)
+	for i, env := range r.Held {
+		f, ok := features[env.MessageID]
+		if !ok {
+			f = &scoring.Features{}
+			if raw := r.Messages[env.MessageID].Features; len(raw) > 0 {
+				if err := json.Unmarshal(raw, f); err != nil {
+					return fmt.Errorf("features of %s: %w", env.MessageID, err)
+				}
 			}
+			features[env.MessageID] = f
 		}
-		features[id] = f
 		if f.Timezone != "" {
-			profile.Timezone = f.Timezone // the sender knows best, and latest
+			profile.Timezone = f.Timezone
 		}
 		if f.HasValue {
 			profile.Value, profile.HasValue = f.Value, true
 		}
-	}
-	for i, env := range r.Held {
-		held[i] = scoring.Held{ID: env.ID, Features: features[env.MessageID], Received: env.Created}
+		held[i] = scoring.Held{ID: env.ID, Features: f, Received: env.Created}
 	}
 	in := scoring.Input{
 		Now: now, Recipient: rcpt, Profile: profile, Location: e.location(profile.Timezone),
 		Held: held, Caps: e.caps, Quiet: e.quiet, Population: &e.population, Policy: &e.policy,
 	}
-	decisions := e.planner.Decide(nil, &in)
+	e.decisions = e.planner.Decide(e.decisions[:0], &in)
+	decisions := e.decisions
 
 	byID := make(map[string]store.Envelope, len(r.Held))
 	for _, env := range r.Held {

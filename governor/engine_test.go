@@ -450,3 +450,32 @@ func TestRealClockRefusesToMove(t *testing.T) {
 		t.Errorf("moving a real clock: %s, want 409", resp.Status)
 	}
 }
+
+// The recipient's zone comes from the latest held message that names one,
+// whatever order a map would visit the messages in.
+func TestLatestMessageSetsRecipientZone(t *testing.T) {
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, "")
+	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	for _, zone := range []string{"Asia/Tokyo", "America/New_York", "Europe/Berlin"} {
+		_, err := r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test"},
+			Data: []byte(marketing("Offer "+zone, "X-Kadenz-Timezone: "+zone+"\r\n")), Received: c.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.advance(time.Millisecond) // IDs, and so arrival order, follow the clock
+	}
+	c.advance(cfg.Governor.HoldWindow)
+	if _, err := r.DecideDue(c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := r.DB().Profile("ann@example.test")
+	var p scoring.Profile
+	if err := json.Unmarshal(raw, &p); err != nil || p.Timezone != "Europe/Berlin" {
+		t.Errorf("profile zone %q (%v), want the latest message's Europe/Berlin", p.Timezone, err)
+	}
+}
