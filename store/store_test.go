@@ -216,3 +216,39 @@ func BenchmarkAcceptParallel(b *testing.B) {
 	commits, writes := db.CommitStats()
 	b.ReportMetric(float64(writes)/float64(commits), "writes/commit")
 }
+
+func TestSettleRecordsOutcomesAndClaimsInOneTransaction(t *testing.T) {
+	db, _ := openTest(t)
+	for _, id := range []string{"m1", "m2"} {
+		if _, err := db.Accept(Message{ID: id}, nil, []string{"a@x.test"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := db.Settle(nil, t0, 1)
+	if err != nil || len(first) != 1 || first[0].ID != "m1-1" {
+		t.Fatalf("first claim: %+v, %v", first, err)
+	}
+	done := first[0]
+	done.State, done.Attempts = StateDelivered, 1
+	second, err := db.Settle([]Envelope{done}, t0, 5)
+	if err != nil || len(second) != 1 || second[0].ID != "m2-1" {
+		t.Fatalf("second round: %+v, %v", second, err)
+	}
+	if got, _ := db.Envelope("m1-1"); got.State != StateDelivered || got.Attempts != 1 {
+		t.Errorf("outcome not recorded: %+v", got)
+	}
+	// An outcome for an envelope that is gone fails the round as a whole:
+	// nothing is claimed, nothing half-written.
+	m2 := second[0]
+	m2.State = StateDelivered
+	ghost := Envelope{ID: "gone-1", State: StateDelivered}
+	if _, err := db.Settle([]Envelope{m2, ghost}, t0, 5); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("settle with an unknown envelope: %v", err)
+	}
+	if got, _ := db.Envelope("m2-1"); got.State != StateDelivering {
+		t.Errorf("half-applied round: m2-1 is %s", got.State)
+	}
+	if counts, _ := db.CountByState(); counts[StateDelivering] != 1 || counts[StateDelivered] != 1 {
+		t.Errorf("counts after the failed round: %v", counts)
+	}
+}

@@ -52,7 +52,8 @@ func runServe(args []string) int {
 		logger.Error("shutdown", "error", err)
 		return 1
 	}
-	logger.Info("stopped")
+	commits, writes := relay.DB().CommitStats()
+	logger.Info("stopped", "commits", commits, "writes", writes)
 	return 0
 }
 

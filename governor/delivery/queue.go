@@ -3,7 +3,9 @@
 //
 // One dispatcher loop claims due envelopes from the store, as many as there
 // are idle workers, and hands them to a fixed pool of workers; each worker
-// keeps its own upstream connection and reuses it for consecutive messages.
+// keeps its own upstream connection and reuses it for consecutive messages,
+// and hands each outcome back to the dispatcher, which records it in the
+// same transaction as its next claim.
 // When nothing is due the dispatcher sleeps until the store's earliest due
 // time, a kick (new mail, a finished delivery) or shutdown. The database is
 // the schedule: nothing waits only in memory, and after a crash the
@@ -64,7 +66,7 @@ type Queue struct {
 	kick chan struct{} // size one: many kicks while busy collapse into one
 
 	work     chan store.Envelope
-	finished chan struct{}
+	finished chan result
 
 	stop       chan struct{}
 	stopOnce   sync.Once
@@ -98,7 +100,7 @@ func New(opts Options) (*Queue, error) {
 		log:      opts.Logger,
 		kick:     make(chan struct{}, 1),
 		work:     make(chan store.Envelope, opts.Concurrency),
-		finished: make(chan struct{}, opts.Concurrency),
+		finished: make(chan result, opts.Concurrency),
 		stop:     make(chan struct{}),
 	}
 	q.sendCtx, q.cancelSend = context.WithCancel(context.Background())
@@ -153,16 +155,47 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 // store, as a safety net against a clock that jumps.
 const idleCheck = time.Minute
 
+// result is what a worker hands back for one claimed envelope: the
+// envelope with its outcome applied, or aborted when shutdown cut the
+// delivery short and it must stay in flight.
+type result struct {
+	env     store.Envelope
+	took    time.Duration
+	aborted bool
+}
+
+// dispatch is the only goroutine that writes delivery state. Each round it
+// records the outcomes that workers finished since the last round and
+// claims due envelopes for the idle workers, in one transaction
+// (store.Settle), so that delivery costs the store one commit per round
+// rather than two per message. Workers do not wait for their outcome to be
+// durable: if the process dies first, the envelope is still in flight in
+// the store and is delivered again after the restart (a duplicate, never a
+// loss).
 func (q *Queue) dispatch() {
 	defer q.wg.Done()
-	defer close(q.work)
 	busy := 0
+	var pending []result
+	take := func(r result) {
+		busy--
+		if !r.aborted {
+			pending = append(pending, r)
+		}
+	}
+	defer func() {
+		// Stop: no more claims; wait for the deliveries in flight and
+		// record how they ended.
+		close(q.work)
+		for ; busy > 0; take(<-q.finished) {
+		}
+		q.record(&pending)
+	}()
 	for {
 		// Take note of finished deliveries without blocking.
 		for drained := false; !drained; {
 			select {
-			case <-q.finished:
-				busy--
+			case r := <-q.finished:
+				take(r)
 			default:
 				drained = true
 			}
@@ -174,22 +207,35 @@ func (q *Queue) dispatch() {
 		}
 
 		wait := idleCheck
-		if free := q.opts.Concurrency - busy; free > 0 {
-			envs, err := q.opts.DB.Claim(q.opts.Now(), free)
-			if err != nil {
-				q.log.Error("claiming due envelopes", "error", err)
-				wait = time.Second
-			}
-			for _, e := range envs {
-				busy++
-				q.work <- e // never blocks: at most Concurrency are handed out
-			}
-			if len(envs) == free {
-				wait = 0 // maybe more are due: look again once a worker frees up
-			} else if err == nil {
-				if next, ok, err := q.opts.DB.NextDue(); err == nil && ok {
-					wait = min(max(next.Sub(q.opts.Now()), 0), idleCheck)
-				}
+		now := q.opts.Now()
+		free := q.opts.Concurrency - busy
+		if free > 0 && len(pending) == 0 && !q.anyDue(now) {
+			free = 0 // nothing to claim: spare the store an empty commit
+		}
+		var envs []store.Envelope
+		var err error
+		if free > 0 || len(pending) > 0 {
+			envs, err = q.opts.DB.Settle(outcomes(pending), now, free)
+		}
+		if err != nil {
+			q.log.Error("recording deliveries and claiming due envelopes", "error", err)
+			// Record what finished one by one, so that one bad envelope
+			// cannot hold up the rest; claim again after a pause.
+			q.record(&pending)
+			wait = time.Second
+		} else {
+			q.logOutcomes(pending)
+			pending = pending[:0]
+		}
+		for _, e := range envs {
+			busy++
+			q.work <- e // never blocks: at most Concurrency are handed out
+		}
+		if free > 0 && len(envs) == free {
+			wait = 0 // maybe more are due: look again once a worker frees up
+		} else if err == nil {
+			if next, ok, err := q.opts.DB.NextDue(); err == nil && ok {
+				wait = min(max(next.Sub(q.opts.Now()), 0), idleCheck)
 			}
 		}
 		if wait == 0 && busy < q.opts.Concurrency {
@@ -205,14 +251,67 @@ func (q *Queue) dispatch() {
 		}
 		select {
 		case <-q.stop:
-			return
 		case <-q.kick:
-		case <-q.finished:
-			busy--
+		case r := <-q.finished:
+			take(r)
 		case <-timeout:
 		}
 		if timer != nil {
 			timer.Stop()
+		}
+	}
+}
+
+// anyDue reports whether an envelope is due at now (a read, no commit).
+func (q *Queue) anyDue(now time.Time) bool {
+	next, ok, err := q.opts.DB.NextDue()
+	return err != nil || ok && !next.After(now) // on error, let Settle say what is wrong
+}
+
+func outcomes(rs []result) []store.Envelope {
+	envs := make([]store.Envelope, len(rs))
+	for i, r := range rs {
+		envs[i] = r.env
+	}
+	return envs
+}
+
+// record writes the pending outcomes and empties pending: all in one
+// transaction, or if that fails each in one of its own. An outcome that
+// cannot be written is logged and left: its envelope stays in flight in the
+// store and is delivered again after a restart (a duplicate at worst, never
+// a loss).
+func (q *Queue) record(pending *[]result) {
+	if len(*pending) == 0 {
+		return
+	}
+	if _, err := q.opts.DB.Settle(outcomes(*pending), q.opts.Now(), 0); err == nil {
+		q.logOutcomes(*pending)
+		*pending = (*pending)[:0]
+		return
+	}
+	for _, r := range *pending {
+		if err := q.opts.DB.Update(r.env); err != nil {
+			q.log.Error("recording delivery outcome", "envelope", r.env.ID, "error", err)
+			continue
+		}
+		q.logOutcomes([]result{r})
+	}
+	*pending = (*pending)[:0]
+}
+
+// logOutcomes logs recorded outcomes, one line each.
+func (q *Queue) logOutcomes(rs []result) {
+	for _, r := range rs {
+		e := r.env
+		attrs := []any{"envelope", e.ID, "to", e.To, "attempt", e.Attempts, "took", r.took.Round(time.Millisecond)}
+		switch e.State {
+		case store.StateDelivered:
+			q.log.Info("delivered", attrs...)
+		case store.StateDeferred:
+			q.log.Warn("delivery deferred", append(attrs, "retry_at", e.Due, "error", e.LastError)...)
+		default:
+			q.log.Error("delivery failed", append(attrs, "error", e.LastError)...)
 		}
 	}
 }
@@ -222,12 +321,12 @@ func (q *Queue) worker() {
 	sender := q.opts.Transport.NewSender()
 	defer sender.Close()
 	for e := range q.work {
-		q.deliver(sender, e)
-		q.finished <- struct{}{}
+		q.finished <- q.deliver(sender, e)
 	}
 }
 
-func (q *Queue) deliver(sender Sender, e store.Envelope) {
+// deliver makes one attempt and returns the envelope with its outcome.
+func (q *Queue) deliver(sender Sender, e store.Envelope) result {
 	started := q.opts.Now()
 	body, err := q.opts.DB.Body(e.MessageID)
 	if err == nil {
@@ -239,24 +338,10 @@ func (q *Queue) deliver(sender Sender, e store.Envelope) {
 		// Shutdown ran out of time mid-delivery: leave the envelope in
 		// flight; the next start makes it due again.
 		q.log.Warn("delivery aborted by shutdown", "envelope", e.ID)
-		return
+		return result{env: e, aborted: true}
 	}
-	e = q.outcome(e, err, q.opts.Now())
-	if uerr := q.opts.DB.Update(e); uerr != nil {
-		// The envelope stays in flight in the store and is retried after a
-		// restart: a duplicate at worst, never a loss.
-		q.log.Error("recording delivery outcome", "envelope", e.ID, "error", uerr)
-		return
-	}
-	attrs := []any{"envelope", e.ID, "to", e.To, "attempt", e.Attempts, "took", q.opts.Now().Sub(started).Round(time.Millisecond)}
-	switch e.State {
-	case store.StateDelivered:
-		q.log.Info("delivered", attrs...)
-	case store.StateDeferred:
-		q.log.Warn("delivery deferred", append(attrs, "retry_at", e.Due, "error", e.LastError)...)
-	default:
-		q.log.Error("delivery failed", append(attrs, "error", e.LastError)...)
-	}
+	now := q.opts.Now()
+	return result{env: q.outcome(e, err, now), took: now.Sub(started)}
 }
 
 // outcome applies the result of one delivery attempt to e.
