@@ -288,9 +288,11 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	class, reason := classify(header, sub.From, g)
 	governed := class == config.ClassMarketing && g.Mode != config.ModeOff
 	var features []byte
+	var f scoring.Features
 	if governed {
 		// Features come from the message as submitted, X-Kadenz-* included.
-		f, err := scoring.ExtractFeatures(sub.Data, scoring.ExtractOptions{})
+		var err error
+		f, err = scoring.ExtractFeatures(sub.Data, scoring.ExtractOptions{})
 		if err != nil {
 			r.log.Warn("reading message features; deciding on what could be read", "message", id, "error", err)
 		}
@@ -320,8 +322,11 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	// for none: an unsubscribe, complaint or hard bounce is honoured for
 	// everyone, so those go to the engine, which suppresses them.
 	holdout := make([]bool, len(sub.To))
+	exempt := make([]bool, len(sub.To)) // the same, by a campaign rule
+	isExempt := governed && exemptFrom(g, f.Campaign, sub.From)
 	for i, rcpt := range sub.To {
 		holdout[i] = governed && inHoldout(rcpt, g.Holdout) && !r.hardStopped(rcpt)
+		exempt[i] = isExempt && !holdout[i] && !r.hardStopped(rcpt)
 	}
 	held := 0
 	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
@@ -329,6 +334,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		case !governed:
 		case holdout[i]:
 			e.Holdout = true
+		case exempt[i]:
 		default:
 			e.State, e.Due = store.StateHeld, sub.Received.Add(g.HoldWindow)
 			held++
@@ -336,6 +342,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	})
 	if err != nil {
 		return "", err
+	}
+	if isExempt {
+		r.recordExempt(envs, exempt, &f, sub.Received)
 	}
 	if held < len(envs) {
 		r.queue.Kick()
