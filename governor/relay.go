@@ -66,6 +66,7 @@ type Relay struct {
 	intake *intake.Server
 	queue  *delivery.Queue
 	engine *engine
+	chores *choreRunner
 	admin  *http.Server
 	// adminAddr is where the admin listener is bound, if it runs.
 	adminAddr net.Addr
@@ -161,7 +162,12 @@ func (r *Relay) build() error {
 		return err
 	}
 	r.engine, err = newEngine(&cfg.Governor, r.db, r.log.With("part", "engine"), r.now, r.queue.Kick)
-	return err
+	if err != nil {
+		return err
+	}
+	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
+	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
+	return nil
 }
 
 // transport is the smarthost when one is configured, else the outbox.
@@ -211,6 +217,7 @@ func (r *Relay) Start() error {
 		return err
 	}
 	r.engine.start()
+	r.chores.start()
 	type endpoint struct {
 		addr        string
 		implicitTLS bool
@@ -270,6 +277,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		r.intake.Close()
 	}
 	r.serving.Wait()
+	r.chores.shutdown()
 	r.engine.shutdown()
 	if err := r.queue.Shutdown(ctx); err != nil {
 		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)

@@ -1,6 +1,7 @@
 package governor
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -234,4 +235,32 @@ func TestGlobalCapRespected(t *testing.T) {
 		}
 	}
 	assertApart(t, releases, 24*time.Hour)
+}
+
+// Exempt mail is released at once, like holdout mail, and still counted
+// in the recipient's history; an unsubscribe still wins.
+func TestExemptCampaignReleasedAtOnceAndCounted(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Governor.CampaignRules = []config.CampaignRule{{Campaign: "price-alert", Exempt: true}}
+	r := startRelayAt(t, cfg, c)
+	unsubscribe(t, r.DB(), "gone@example.test")
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test", "gone@example.test"},
+		marketing("Price alert", "X-Kadenz-Campaign: price-alert\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "undelayed exempt delivery", func() bool { return len(up.messages()) == 1 })
+	ann := envelopeOf(t, r.DB(), "ann@example.test", 0)
+	if recs := decisionsOf(t, r.DB(), ann.ID); len(recs) != 1 || !slices.Contains(recs[0].Reasons, "exempt") {
+		t.Errorf("exempt record %+v", recs)
+	}
+	raw, _ := r.DB().Profile("ann@example.test")
+	var p scoring.Profile
+	if err := json.Unmarshal(raw, &p); err != nil || len(p.History) != 1 || p.History[0].Campaign != "price-alert" {
+		t.Errorf("history after an exempt release: %+v %v", p.History, err)
+	}
+	if e := envelopeOf(t, r.DB(), "gone@example.test", 0); e.State != store.StateHeld {
+		t.Errorf("unsubscribed recipient's exempt mail: %s; want held for the engine to suppress", e.State)
+	}
 }
