@@ -1,9 +1,12 @@
 package governor
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -211,5 +214,37 @@ func TestQueueListFiltersAndRefusesBadInput(t *testing.T) {
 		if code, _ := adminDo(t, r, "GET", "/v1/queue"+query, "", nil); code != http.StatusBadRequest {
 			t.Errorf("GET /v1/queue%s: %d, want 400", query, code)
 		}
+	}
+}
+
+// BenchmarkQueueList lists held mail from a store holding 5,000 held
+// envelopes: the first 100 (the default page) and all of them.
+func BenchmarkQueueList(b *testing.B) {
+	cfg := config.Default()
+	cfg.DataDir = b.TempDir()
+	r, err := New(Options{Config: cfg, Store: store.Options{NoSync: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	feat := []byte(`{"subject":"Winter boots","campaign":"winter"}`)
+	for i := range 5000 {
+		msg := store.Message{ID: fmt.Sprintf("m%05d", i), Class: config.ClassMarketing, Features: feat}
+		if _, err := r.DB().AcceptWith(msg, nil, []string{fmt.Sprintf("r%d@example.test", i)}, monday10, func(_ int, e *store.Envelope) {
+			e.State, e.Due = store.StateHeld, monday10.Add(time.Duration(i)*time.Second)
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, q := range []string{"state=held", "state=held&limit=10000"} {
+		b.Run(q, func(b *testing.B) {
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				r.handleQueueList(w, httptest.NewRequest("GET", "/v1/queue?"+q, nil))
+				if w.Code != 200 {
+					b.Fatal(w.Code)
+				}
+			}
+		})
 	}
 }
