@@ -71,6 +71,14 @@ type Governor struct {
 	// Holdout is the share of recipients who get all marketing mail
 	// undelayed, so the governor's effect is measured against them.
 	Holdout Holdout `yaml:"holdout"`
+	// SendWindows are cron expressions (five fields, recipient's local
+	// time) whose minutes allow marketing releases; empty allows any time.
+	SendWindows []string `yaml:"send_windows"`
+	// CampaignRules set caps, exemptions and review per campaign or
+	// sender; first match wins (see rules.go).
+	CampaignRules []CampaignRule `yaml:"campaign_rules"`
+	// Chores are the governor's periodic jobs.
+	Chores Chores `yaml:"chores"`
 }
 
 // SenderRule gives mail from matching envelope senders a class.
@@ -230,6 +238,7 @@ func Default() *Config {
 			Caps:         Caps{PerDay: 2, PerWeek: 5, MinGap: 4 * time.Hour},
 			QuietHours:   QuietHours{Start: "21:00", End: "08:00"},
 			Strictness:   1,
+			Chores:       Chores{Sweep: "*/5 * * * *"},
 		},
 		Delivery: Delivery{
 			TLS:              TLSOpportunistic,

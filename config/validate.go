@@ -496,6 +496,7 @@ func (v *validator) governor(g *Governor) {
 	if g.Holdout.Share > 0 && g.Holdout.Salt == "" {
 		v.errorNear("governor.holdout.salt", []string{"governor.holdout.share"}, "must be set when holdout.share is above 0")
 	}
+	v.governorRules(g)
 }
 
 // ParseClock reads a local time of day, "HH:MM", as an offset from midnight.

@@ -90,6 +90,7 @@ func (r *Relay) handleSetClock(w http.ResponseWriter, req *http.Request) {
 	r.log.Info("virtual clock moved", "now", target)
 	r.engine.Kick()
 	r.queue.Kick()
+	r.chores.Kick()
 	writeJSON(w, clockResponse{Now: target, Virtual: true})
 }
 

@@ -58,6 +58,7 @@ type engine struct {
 	memory     scoring.Memory
 	caps       scoring.Caps
 	quiet      scoring.QuietHours
+	window     *sendWindows // nil: any time
 	defaultLoc *time.Location
 	planner    scoring.Planner
 	decisions  []scoring.Decision // reused by each round, like planner
@@ -97,6 +98,11 @@ func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() 
 		done:       make(chan struct{}),
 	}
 	e.policy.Strictness = cfg.Strictness
+	if len(cfg.SendWindows) > 0 {
+		if e.window, err = newSendWindows(cfg.SendWindows); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -223,6 +229,9 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 		Now: now, Recipient: rcpt, Profile: profile, Location: e.location(profile.Timezone),
 		Held: held, Caps: e.caps, Quiet: e.quiet, Population: &e.population, Policy: &e.policy,
 	}
+	if e.window != nil {
+		in.Window = e.window // a nil *sendWindows must not become a non-nil interface
+	}
 	e.decisions = e.planner.Decide(e.decisions[:0], &in)
 	decisions := e.decisions
 
@@ -230,7 +239,11 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 	for _, env := range r.Held {
 		byID[env.ID] = env
 	}
-	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}}
+	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: map[string]int64{}}
+	stats, err := e.campaignStats(r.Held, features)
+	if err != nil {
+		return err
+	}
 	releasedNow := false
 	for _, d := range decisions {
 		env := byID[d.ID]
@@ -239,20 +252,27 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 			Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
 		}
 		action, at := d.Action, d.At
+		review := e.applyRules(&rec, &action, &at, now, env, features[env.MessageID], profile, stats, out.Counters)
+		if review {
+			rec.Action = actionReview
+		}
 		if e.cfg.Mode == config.ModeShadow {
 			// Shadow mode records what would have happened and sends now.
 			rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
-			action, at = scoring.ActionRelease, now
+			action, at, review = scoring.ActionRelease, now, false
 		}
 		env.Updated = now
-		switch action {
-		case scoring.ActionRelease:
+		switch {
+		case review:
+			// Waits for a person; not in the history until released.
+			env.State, env.Due = store.StateReview, now
+		case action == scoring.ActionRelease:
 			at = maxTime(at, now)
 			env.State, env.Due, rec.At = store.StateQueued, at, at
 			f := features[env.MessageID]
-			profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Topics: f.Topics, Fingerprint: f.Fingerprint}, e.memory)
+			profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, e.memory)
 			releasedNow = releasedNow || !at.After(now)
-		case scoring.ActionDefer:
+		case action == scoring.ActionDefer:
 			// A defer to now or the past would spin; decide again shortly.
 			at = maxTime(at, now.Add(time.Minute))
 			env.State, env.Due, rec.At = store.StateHeld, at, at

@@ -66,6 +66,7 @@ type Relay struct {
 	intake *intake.Server
 	queue  *delivery.Queue
 	engine *engine
+	chores *choreRunner
 	admin  *http.Server
 	// adminAddr is where the admin listener is bound, if it runs.
 	adminAddr net.Addr
@@ -161,7 +162,12 @@ func (r *Relay) build() error {
 		return err
 	}
 	r.engine, err = newEngine(&cfg.Governor, r.db, r.log.With("part", "engine"), r.now, r.queue.Kick)
-	return err
+	if err != nil {
+		return err
+	}
+	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
+	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
+	return nil
 }
 
 // transport is the smarthost when one is configured, else the outbox.
@@ -211,6 +217,7 @@ func (r *Relay) Start() error {
 		return err
 	}
 	r.engine.start()
+	r.chores.start()
 	type endpoint struct {
 		addr        string
 		implicitTLS bool
@@ -270,6 +277,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		r.intake.Close()
 	}
 	r.serving.Wait()
+	r.chores.shutdown()
 	r.engine.shutdown()
 	if err := r.queue.Shutdown(ctx); err != nil {
 		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)
@@ -288,9 +296,11 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	class, reason := classify(header, sub.From, g)
 	governed := class == config.ClassMarketing && g.Mode != config.ModeOff
 	var features []byte
+	var f scoring.Features
 	if governed {
 		// Features come from the message as submitted, X-Kadenz-* included.
-		f, err := scoring.ExtractFeatures(sub.Data, scoring.ExtractOptions{})
+		var err error
+		f, err = scoring.ExtractFeatures(sub.Data, scoring.ExtractOptions{})
 		if err != nil {
 			r.log.Warn("reading message features; deciding on what could be read", "message", id, "error", err)
 		}
@@ -320,8 +330,11 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	// for none: an unsubscribe, complaint or hard bounce is honoured for
 	// everyone, so those go to the engine, which suppresses them.
 	holdout := make([]bool, len(sub.To))
+	exempt := make([]bool, len(sub.To)) // the same, by a campaign rule
+	isExempt := governed && exemptFrom(g, f.Campaign, sub.From)
 	for i, rcpt := range sub.To {
 		holdout[i] = governed && inHoldout(rcpt, g.Holdout) && !r.hardStopped(rcpt)
+		exempt[i] = isExempt && !holdout[i] && !r.hardStopped(rcpt)
 	}
 	held := 0
 	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
@@ -329,6 +342,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		case !governed:
 		case holdout[i]:
 			e.Holdout = true
+		case exempt[i]:
 		default:
 			e.State, e.Due = store.StateHeld, sub.Received.Add(g.HoldWindow)
 			held++
@@ -336,6 +350,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	})
 	if err != nil {
 		return "", err
+	}
+	if isExempt {
+		r.recordExempt(envs, exempt, &f, sub.Received)
 	}
 	if held < len(envs) {
 		r.queue.Kick()

@@ -33,11 +33,14 @@ func (c *Counts) scale(f float64) {
 // caps, fatigue and novelty can look back, and so that engagement can be
 // attributed to the message that earned it.
 type Release struct {
-	At          time.Time `json:"at"`
-	MessageID   string    `json:"message_id,omitempty"`
-	Campaign    string    `json:"campaign,omitempty"`
-	Topics      []string  `json:"topics,omitempty"`
-	Fingerprint uint64    `json:"fingerprint,omitempty"`
+	At        time.Time `json:"at"`
+	MessageID string    `json:"message_id,omitempty"`
+	Campaign  string    `json:"campaign,omitempty"`
+	// Sender is the envelope sender, for caps an administrator sets per
+	// sender.
+	Sender      string   `json:"sender,omitempty"`
+	Topics      []string `json:"topics,omitempty"`
+	Fingerprint uint64   `json:"fingerprint,omitempty"`
 	// Opened, Clicked and Replied record the first engagement of each kind,
 	// so that a mail opened five times counts once.
 	Opened  bool `json:"opened,omitempty"`

@@ -104,6 +104,8 @@ type Decided struct {
 	// Records maps an envelope ID to one decision record (JSON object),
 	// appended to that envelope's list.
 	Records map[string][]byte
+	// Counters are added to the named counters (see AddCounters).
+	Counters map[string]int64
 }
 
 // ApplyDecisions writes a decision round atomically: envelopes, profile
@@ -123,6 +125,9 @@ func (db *DB) ApplyDecisions(d Decided) error {
 			if err := tx.Bucket(bucketProfiles).Put([]byte(d.Recipient), d.Profile); err != nil {
 				return err
 			}
+		}
+		if err := addCounters(tx, d.Counters); err != nil {
+			return err
 		}
 		return appendRecords(tx, d.Records)
 	})

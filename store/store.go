@@ -60,10 +60,16 @@ var (
 	bucketDecisions = []byte("decisions")
 	// bucketHeaderIDs: Message-ID header -> message ID, for "explain".
 	bucketHeaderIDs = []byte("header_ids")
+	// bucketReview indexes envelopes held for a person (see review.go), by
+	// the time they entered review; same key layout as bucketDue.
+	bucketReview = []byte("review")
+	// bucketCounters: name -> 8-byte big-endian count (see review.go).
+	bucketCounters = []byte("counters")
 )
 
 var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld,
-	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs}
+	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
+	bucketReview, bucketCounters}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
@@ -71,8 +77,8 @@ var ErrNotFound = errors.New("not found")
 // State is where an envelope is in its life.
 type State string
 
-// Envelope states. Queued, deferred and held are waiting; delivering is in
-// progress; delivered, failed and suppressed are final.
+// Envelope states. Queued, deferred, held and review are waiting;
+// delivering is in progress; delivered, failed and suppressed are final.
 const (
 	StateQueued     State = "queued"     // due for delivery at Due
 	StateDelivering State = "delivering" // claimed by a delivery worker
@@ -81,6 +87,7 @@ const (
 	StateFailed     State = "failed"     // failed permanently or expired
 	StateHeld       State = "held"       // held by the governor, decided at Due
 	StateSuppressed State = "suppressed" // deliberately not sent by the governor
+	StateReview     State = "review"     // held for a person to release or drop
 )
 
 // Final reports whether nothing more will happen to an envelope in s.
@@ -95,6 +102,8 @@ func (s State) index() []byte {
 		return bucketDue
 	case StateHeld:
 		return bucketHeld
+	case StateReview:
+		return bucketReview
 	case StateDelivering:
 		return bucketInflight
 	}

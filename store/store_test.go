@@ -252,3 +252,51 @@ func TestSettleRecordsOutcomesAndClaimsInOneTransaction(t *testing.T) {
 		t.Errorf("counts after the failed round: %v", counts)
 	}
 }
+
+func TestReviewIsIndexedAndTransitionIsAllOrNothing(t *testing.T) {
+	db, _ := openTest(t)
+	if _, err := db.Accept(Message{ID: "m1"}, nil, []string{"a@x.test", "b@x.test"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	toReview := func(e *Envelope, _ []byte) ([]byte, []byte, error) {
+		e.State, e.Due = StateReview, t0
+		return nil, []byte(`{"action":"review"}`), nil
+	}
+	// One unknown ID: nothing changes.
+	if _, err := db.Transition([]string{"m1-1", "nope"}, toReview); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("transition with an unknown ID: %v", err)
+	}
+	if e, _ := db.Envelope("m1-1"); e.State != StateQueued {
+		t.Fatalf("m1-1 changed by a failed transition: %s", e.State)
+	}
+	if _, err := db.Transition([]string{"m1-1"}, toReview); err != nil {
+		t.Fatal(err)
+	}
+	var inReview []string
+	db.EnvelopesInState(StateReview, func(e Envelope) bool { inReview = append(inReview, e.ID); return true })
+	if len(inReview) != 1 || inReview[0] != "m1-1" {
+		t.Errorf("review index: %v", inReview)
+	}
+	if due, ok, _ := db.NextDue(); !ok || !due.Equal(t0) {
+		t.Errorf("next due %v %v; want only m1-2 at t0", due, ok)
+	}
+	if c, _ := db.Claim(t0, 10); len(c) != 1 || c[0].ID != "m1-2" {
+		t.Errorf("claimed %+v; an envelope in review must not be delivered", c)
+	}
+	if recs, _ := db.Decisions("m1-1"); string(recs) != `[{"action":"review"}]` {
+		t.Errorf("records %s", recs)
+	}
+}
+
+func TestCountersAddUp(t *testing.T) {
+	db, _ := openTest(t)
+	for range 3 {
+		if err := db.ApplyDecisions(Decided{Recipient: "a@x.test", Counters: map[string]int64{"c/x": 2, "c/y": 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.Counters("c/x", "c/y", "c/z")
+	if err != nil || got["c/x"] != 6 || got["c/y"] != 3 || got["c/z"] != 0 {
+		t.Errorf("counters %v, %v", got, err)
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"kadenz/governor"
+)
+
+// kadenz queue: list what waits, and release, drop or hold marketing mail,
+// through the running daemon's admin API.
+
+const queueUsage = `Usage:
+  kadenz queue ls [--state S] [--campaign C] [--recipient R] [--limit N] [--json]
+  kadenz queue release|drop|hold [--admin ADDR] [--token TOKEN] (ID... | --campaign C)
+
+ls lists waiting mail (review, held, queued, deferred, delivering unless --state).
+release moves mail in review to the delivery queue, due now.
+drop suppresses held or review mail ("dropped by operator").
+hold puts held or queued marketing mail into review.
+
+Exit status: 0 done, 1 the daemon refused or found nothing, 2 usage.
+
+Example:
+  kadenz queue ls --state review
+  kadenz queue release --campaign spring-sale
+`
+
+func runQueue(args []string) int {
+	return queueMain(args, os.Stdout, os.Stderr)
+}
+
+func queueMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, queueUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "ls":
+		return queueList(args[1:], stdout, stderr)
+	case "release", "drop", "hold":
+		return queueAct(args[0], args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "kadenz queue: unknown action %q\n\n%s", args[0], queueUsage)
+	return 2
+}
+
+func queueFlags(name string, stderr io.Writer) (*flag.FlagSet, adminFlags) {
+	fs := flag.NewFlagSet("queue "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, queueUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs, addAdminFlags(fs)
+}
+
+func queueList(args []string, stdout, stderr io.Writer) int {
+	fs, admin := queueFlags("ls", stderr)
+	state := fs.String("state", "", "only envelopes in this `state`")
+	campaign := fs.String("campaign", "", "only mail of this `campaign`")
+	rcpt := fs.String("recipient", "", "only mail to this `address`")
+	limit := fs.Int("limit", 0, "at most `N` envelopes (the daemon's default: 100)")
+	asJSON := fs.Bool("json", false, "print the list as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	q := url.Values{}
+	for key, v := range map[string]string{"state": *state, "campaign": *campaign, "recipient": *rcpt} {
+		if v != "" {
+			q.Set(key, v)
+		}
+	}
+	if *limit != 0 {
+		q.Set("limit", fmt.Sprint(*limit))
+	}
+	path := "/v1/queue"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var list []governor.QueueEntry
+	if err := admin.get(path, &list); err != nil {
+		fmt.Fprintf(stderr, "kadenz queue ls: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(list)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tDUE\tTO\tCLASS\tCAMPAIGN\tATTEMPTS\tLAST\tSUBJECT")
+	for _, e := range list {
+		due := "-"
+		if !e.Due.IsZero() {
+			due = e.Due.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.ID, e.State, due, e.To, dash(e.Class), dash(e.Campaign),
+			e.Attempts, dash(e.LastAction), dash(e.Subject))
+	}
+	tw.Flush()
+	return 0
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func queueAct(action string, args []string, stdout, stderr io.Writer) int {
+	fs, admin := queueFlags(action, stderr)
+	campaign := fs.String("campaign", "", "act on all mail of this `campaign` in the states the action applies to")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if (fs.NArg() == 0) == (*campaign == "") {
+		fmt.Fprintf(stderr, "kadenz queue %s: give envelope IDs or --campaign, not both\n", action)
+		return 2
+	}
+	body, _ := json.Marshal(governor.QueueActionRequest{IDs: fs.Args(), Campaign: *campaign})
+	var res governor.QueueActionResult
+	if err := admin.post("/v1/queue/"+action, body, &res); err != nil {
+		fmt.Fprintf(stderr, "kadenz queue %s: %v\n", action, err)
+		return 1
+	}
+	past := map[string]string{"release": "released", "drop": "dropped", "hold": "held for review"}[action]
+	fmt.Fprintf(stdout, "%s %d envelope(s)\n", past, len(res.Changed))
+	for _, id := range res.Changed {
+		fmt.Fprintln(stdout, " ", id)
+	}
+	return 0
+}
+
+// post sends body as JSON to path on the admin API and decodes the answer
+// into v.
+func (a adminFlags) post(path string, body []byte, v any) error {
+	req, err := http.NewRequest(http.MethodPost, "http://"+*a.addr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if *a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+*a.token)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return errors.New(resp.Status + ": " + string(bytes.TrimSpace(msg)))
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"kadenz/config"
+	"kadenz/governor"
+	"kadenz/governor/intake"
+)
+
+// The real CLI against a running relay's admin API, with a token.
+func TestQueueCommandAgainstRunningRelay(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Admin.Token = "s3cret"
+	cfg.DataDir = t.TempDir()
+	clock := governor.NewVirtualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	r, err := governor.New(governor.Options{Config: cfg, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	msg := "From: news@shop.test\r\nTo: ann@example.test\r\nSubject: Winter boots\r\nList-Unsubscribe: <mailto:u@shop.test>\r\n" +
+		"X-Kadenz-Campaign: winter\r\n\r\nBoots for the winter.\r\n"
+	if _, err := r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test"}, Data: []byte(msg), Received: clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	admin := []string{"--admin", r.AdminAddr().String(), "--token", "s3cret"}
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := queueMain(args, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+
+	code, out, stderr := run(append([]string{"ls"}, admin...)...)
+	if code != 0 || !strings.Contains(out, "SUBJECT") || !strings.Contains(out, "held") || !strings.Contains(out, "Winter boots") {
+		t.Fatalf("ls: %d\n%s%s", code, out, stderr)
+	}
+	if code, out, stderr = run(append([]string{"hold", "--campaign", "winter"}, admin...)...); code != 0 || !strings.Contains(out, "held for review 1") {
+		t.Fatalf("hold: %d %s%s", code, out, stderr)
+	}
+	code, out, _ = run(append([]string{"ls", "--state", "review", "--json"}, admin...)...)
+	var list []governor.QueueEntry
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 1 || list[0].Campaign != "winter" {
+		t.Fatalf("ls --json: %d %v %s", code, err, out)
+	}
+	id := list[0].ID
+	if code, out, stderr = run(append(append([]string{"release"}, admin...), id)...); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("release: %d %s%s", code, out, stderr)
+	}
+
+	// The daemon says no: 1. Wrong use: 2.
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{append(append([]string{"release"}, admin...), id), 1},          // no longer in review
+		{append(append([]string{"drop"}, admin...), "no-such-id"), 1},   // unknown
+		{[]string{"release", "--admin", r.AdminAddr().String(), id}, 1}, // no token
+		{append([]string{"release"}, admin...), 2},                      // nothing named
+		{append(append([]string{"drop", "--campaign", "winter"}, admin...), id), 2},
+		{[]string{"ls", "--bogus"}, 2},
+		{[]string{"explode"}, 2},
+		{nil, 2},
+	} {
+		if code, _, stderr := run(c.args...); code != c.want {
+			t.Errorf("queue %q: exit %d, want %d (%s)", c.args, code, c.want, stderr)
+		}
+	}
+}

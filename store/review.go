@@ -1,0 +1,148 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Review, operator actions and counters.
+//
+// An envelope in StateReview waits for a person: the engine put it there
+// instead of releasing it (a rule asked for review), or an operator did.
+// It is indexed like held mail, so listing what waits for review does not
+// scan the database. Transition applies an operator's change to a set of
+// envelopes in one transaction: all of them or none.
+//
+// Counters are named integers the engine keeps beside its decisions (how
+// many of a campaign's decisions were suppressions, for one). They change
+// in the same transaction as the decisions they count.
+
+// ErrState is returned when an envelope is not in a state the requested
+// change applies to.
+var ErrState = errors.New("not in a state this applies to")
+
+// EnvelopesInState calls fn for each envelope in state s until fn returns
+// false. States with an index (queued and deferred together, held,
+// review, delivering) are read from it, earliest due first; the others by
+// a scan in ID order. An empty s means every envelope.
+func (db *DB) EnvelopesInState(s State, fn func(Envelope) bool) error {
+	idx := s.index()
+	if s == "" || idx == nil {
+		return db.Envelopes(func(e Envelope) bool {
+			if s != "" && e.State != s {
+				return true
+			}
+			return fn(e)
+		})
+	}
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(idx).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			id := k
+			if s != StateDelivering {
+				id = k[8:]
+			}
+			e, err := getEnvelope(tx, string(id))
+			if err != nil {
+				return err
+			}
+			if e.State != s { // queued and deferred share an index
+				continue
+			}
+			if !fn(e) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Change is what an operator action does to one envelope: it edits e in
+// place, and may return a decision record to append to the envelope's
+// list. profile is the recipient's stored profile (nil if none); a non-nil
+// newProfile replaces it. An error aborts the whole Transition.
+type Change func(e *Envelope, profile []byte) (newProfile, record []byte, err error)
+
+// Transition applies change to each of the envelopes ids names, in one
+// transaction, and returns the changed envelopes. An unknown ID fails
+// with ErrNotFound, and nothing is changed.
+func (db *DB) Transition(ids []string, change Change) ([]Envelope, error) {
+	var out []Envelope
+	err := db.update(func(tx *bolt.Tx) error {
+		out = out[:0] // the committer may run this again
+		profiles := tx.Bucket(bucketProfiles)
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			e, err := getEnvelope(tx, id)
+			if err != nil {
+				return err
+			}
+			old := e
+			newProfile, record, err := change(&e, bytes.Clone(profiles.Get([]byte(e.To))))
+			if err != nil {
+				return fmt.Errorf("envelope %s: %w", id, err)
+			}
+			if err := putEnvelope(tx, &old, &e); err != nil {
+				return err
+			}
+			if newProfile != nil {
+				if err := profiles.Put([]byte(e.To), newProfile); err != nil {
+					return err
+				}
+			}
+			if record != nil {
+				if err := appendRecords(tx, map[string][]byte{id: record}); err != nil {
+					return err
+				}
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Counters returns the current values of the named counters (0 for one
+// never counted).
+func (db *DB) Counters(names ...string) (map[string]int64, error) {
+	vals := make(map[string]int64, len(names))
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCounters)
+		for _, n := range names {
+			if v := b.Get([]byte(n)); len(v) == 8 {
+				vals[n] = int64(binary.BigEndian.Uint64(v))
+			} else {
+				vals[n] = 0
+			}
+		}
+		return nil
+	})
+	return vals, err
+}
+
+func addCounters(tx *bolt.Tx, deltas map[string]int64) error {
+	b := tx.Bucket(bucketCounters)
+	for n, d := range deltas {
+		var cur int64
+		if v := b.Get([]byte(n)); len(v) == 8 {
+			cur = int64(binary.BigEndian.Uint64(v))
+		}
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, uint64(cur+d))
+		if err := b.Put([]byte(n), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
