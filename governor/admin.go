@@ -43,6 +43,7 @@ func (r *Relay) startAdmin() error {
 	mux.HandleFunc("GET /v1/explain/{id}", r.handleExplain)
 	mux.HandleFunc("GET /v1/clock", r.handleGetClock)
 	mux.HandleFunc("POST /v1/clock", r.handleSetClock)
+	r.registerFeedbackRoutes(mux)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
