@@ -129,7 +129,7 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 		}
 	}
 
-	fmt.Fprintf(&text, "\n----- Engagement (decayed counts, half-life %s) -----\n", r.engine.memory.HalfLife)
+	fmt.Fprintf(&text, "\n----- Engagement (decayed counts, half-life %d days) -----\n", int(r.engine.memory.HalfLife.Hours()/24))
 	fmt.Fprintf(&text, "sends %.1f, opens %.1f, clicks %.1f, replies %.1f\n", p.All.Sends, p.All.Opens, p.All.Clicks, p.All.Replies)
 	for _, stop := range []struct {
 		name string
