@@ -156,6 +156,7 @@ func (r *Relay) build() error {
 		MaxQueueLifetime: cfg.Delivery.MaxQueueLifetime,
 		Logger:           r.log.With("part", "delivery"),
 		Now:              r.now,
+		Prepare:          r.prepareOutgoing,
 	})
 	if err != nil {
 		return err
