@@ -41,6 +41,7 @@ func TestHumanReplyTakeover(t *testing.T) {
 	rep := feedback.Report{Kind: feedback.KindReply, EnvelopeID: annEnv.ID, Recipient: "ann@example.test",
 		From: "Ann <ann@example.test>", Subject: "Re: Winter boots",
 		Reply: &feedback.Reply{Text: "Do you have these in size 44?\nAnn"}}
+	pauseEnd := c.Now().Add(cfg.Feedback.ReplyPause)
 	if err := r.applyReport(rep); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestHumanReplyTakeover(t *testing.T) {
 		`delivered   "Winter boots"`,      // what she was sent
 		"replies 1.0",                     // her engagement
 		annEnv.ID + " release:",           // Kadenz's decision
-		"until Mon, 30 Nov 2026 11:45:00 UTC (reason: human reply)", // the pause
+		"until " + pauseEnd.Format(time.RFC1123) + " (reason: human reply)", // the pause
 	} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("forward lacks %q:\n%s", want, text)
