@@ -29,6 +29,7 @@ type Config struct {
 	Governor Governor `yaml:"governor"`
 	Delivery Delivery `yaml:"delivery"`
 	Log      Log      `yaml:"log"`
+	Feedback Feedback `yaml:"feedback"`
 }
 
 // Governor modes.
@@ -249,6 +250,7 @@ func Default() *Config {
 			RetryMax:         2 * time.Hour,
 			MaxQueueLifetime: 5 * 24 * time.Hour,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:      Log{Level: "info", Format: "text"},
+		Feedback: defaultFeedback(),
 	}
 }

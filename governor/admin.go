@@ -44,6 +44,7 @@ func (r *Relay) startAdmin() error {
 	mux.HandleFunc("GET /v1/clock", r.handleGetClock)
 	mux.HandleFunc("POST /v1/clock", r.handleSetClock)
 	r.registerQueueRoutes(mux)
+	r.registerFeedbackRoutes(mux)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

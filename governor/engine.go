@@ -201,6 +201,9 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 			return fmt.Errorf("profile: %w", err)
 		}
 	}
+	if decided, err := e.gate(rcpt, r.Held, profile, now); decided || err != nil {
+		return err // suppression list or a reply pause: see takeover.go
+	}
 	// r.Held is in arrival order (envelope IDs sort by time), so what the
 	// latest message says about the recipient's zone and value wins, the
 	// same way on every run.

@@ -18,7 +18,7 @@ import (
 
 // adminDo sends a request to the relay's admin API and decodes a 200
 // answer into v (if not nil); it returns the status and the body text.
-func adminDo(t *testing.T, r *Relay, method, path, body string, v any) (int, string) {
+func queueDo(t *testing.T, r *Relay, method, path, body string, v any) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+r.adminAddr.String()+path, strings.NewReader(body))
 	if err != nil {
@@ -89,7 +89,7 @@ func TestReviewHoldThenReleaseOverAPIDelivers(t *testing.T) {
 	}
 
 	var list []QueueEntry
-	if code, body := adminDo(t, r, "GET", "/v1/queue?state=review", "", &list); code != 200 {
+	if code, body := queueDo(t, r, "GET", "/v1/queue?state=review", "", &list); code != 200 {
 		t.Fatalf("list: %d %s", code, body)
 	}
 	if len(list) != 1 || list[0].ID != ann.ID || list[0].Campaign != "spring-sale" || list[0].Subject != "Spring sale" ||
@@ -98,7 +98,7 @@ func TestReviewHoldThenReleaseOverAPIDelivers(t *testing.T) {
 	}
 
 	var res QueueActionResult
-	if code, body := adminDo(t, r, "POST", "/v1/queue/release", `{"campaign": "spring-sale"}`, &res); code != 200 || len(res.Changed) != 1 {
+	if code, body := queueDo(t, r, "POST", "/v1/queue/release", `{"campaign": "spring-sale"}`, &res); code != 200 || len(res.Changed) != 1 {
 		t.Fatalf("release: %d %s", code, body)
 	}
 	waitFor(t, "delivery after release", func() bool { return len(up.messages()) == 1 })
@@ -107,7 +107,7 @@ func TestReviewHoldThenReleaseOverAPIDelivers(t *testing.T) {
 		t.Errorf("release record %+v", last)
 	}
 	// Released again: nothing left in review for the campaign.
-	if code, _ := adminDo(t, r, "POST", "/v1/queue/release", `{"campaign": "spring-sale"}`, nil); code != http.StatusNotFound {
+	if code, _ := queueDo(t, r, "POST", "/v1/queue/release", `{"campaign": "spring-sale"}`, nil); code != http.StatusNotFound {
 		t.Errorf("second release of the campaign: %d, want 404", code)
 	}
 }
@@ -115,7 +115,7 @@ func TestReviewHoldThenReleaseOverAPIDelivers(t *testing.T) {
 func TestDropSuppressesAndActionsAreAllOrNothing(t *testing.T) {
 	r, up, _, ann := startReviewed(t)
 	// One unknown ID: 404, and ann's mail stays in review.
-	if code, body := adminDo(t, r, "POST", "/v1/queue/drop", `{"ids": ["`+ann.ID+`", "no-such-envelope"]}`, nil); code != http.StatusNotFound {
+	if code, body := queueDo(t, r, "POST", "/v1/queue/drop", `{"ids": ["`+ann.ID+`", "no-such-envelope"]}`, nil); code != http.StatusNotFound {
 		t.Fatalf("drop with an unknown ID: %d %s", code, body)
 	}
 	if e := envelopeOf(t, r.DB(), "ann@example.test", 0); e.State != store.StateReview {
@@ -123,19 +123,19 @@ func TestDropSuppressesAndActionsAreAllOrNothing(t *testing.T) {
 	}
 	// A suppressed envelope cannot be released: 409, nothing changes.
 	gone := envelopeOf(t, r.DB(), "gone1@example.test", 0)
-	if code, _ := adminDo(t, r, "POST", "/v1/queue/release", `{"ids": ["`+ann.ID+`", "`+gone.ID+`"]}`, nil); code != http.StatusConflict {
+	if code, _ := queueDo(t, r, "POST", "/v1/queue/release", `{"ids": ["`+ann.ID+`", "`+gone.ID+`"]}`, nil); code != http.StatusConflict {
 		t.Errorf("release of a suppressed envelope: %d, want 409", code)
 	}
 	if e := envelopeOf(t, r.DB(), "ann@example.test", 0); e.State != store.StateReview {
 		t.Fatalf("after a refused release: %s, want review", e.State)
 	}
 	for _, bad := range []string{``, `{}`, `{"ids": []}`, `{"ids": ["x"], "campaign": "y"}`, `{"id": "x"}`, `{"ids": [""]}`, `[1]`} {
-		if code, _ := adminDo(t, r, "POST", "/v1/queue/drop", bad, nil); code != http.StatusBadRequest {
+		if code, _ := queueDo(t, r, "POST", "/v1/queue/drop", bad, nil); code != http.StatusBadRequest {
 			t.Errorf("drop %q: %d, want 400", bad, code)
 		}
 	}
 
-	if code, body := adminDo(t, r, "POST", "/v1/queue/drop", `{"ids": ["`+ann.ID+`"]}`, nil); code != 200 {
+	if code, body := queueDo(t, r, "POST", "/v1/queue/drop", `{"ids": ["`+ann.ID+`"]}`, nil); code != 200 {
 		t.Fatalf("drop: %d %s", code, body)
 	}
 	e := envelopeOf(t, r.DB(), "ann@example.test", 0)
@@ -160,7 +160,7 @@ func TestHoldPutsHeldMarketingIntoReview(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res QueueActionResult
-	if code, body := adminDo(t, r, "POST", "/v1/queue/hold", `{"campaign": "winter"}`, &res); code != 200 || len(res.Changed) != 1 {
+	if code, body := queueDo(t, r, "POST", "/v1/queue/hold", `{"campaign": "winter"}`, &res); code != 200 || len(res.Changed) != 1 {
 		t.Fatalf("hold: %d %s", code, body)
 	}
 	for range 12 {
@@ -175,7 +175,7 @@ func TestHoldPutsHeldMarketingIntoReview(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := envelopeOf(t, r.DB(), "bob@example.test", 0)
-	if code, _ := adminDo(t, r, "POST", "/v1/queue/hold", `{"ids": ["`+bob.ID+`"]}`, nil); code != http.StatusConflict && code != http.StatusOK {
+	if code, _ := queueDo(t, r, "POST", "/v1/queue/hold", `{"ids": ["`+bob.ID+`"]}`, nil); code != http.StatusConflict && code != http.StatusOK {
 		t.Errorf("hold of transactional mail: %d", code)
 	} else if e, _ := r.DB().Envelope(bob.ID); e.State == store.StateReview {
 		t.Errorf("transactional mail put into review")
@@ -206,12 +206,12 @@ func TestQueueListFiltersAndRefusesBadInput(t *testing.T) {
 		"?limit=1":                                    1,
 	} {
 		var list []QueueEntry
-		if code, body := adminDo(t, r, "GET", "/v1/queue"+query, "", &list); code != 200 || len(list) != want {
+		if code, body := queueDo(t, r, "GET", "/v1/queue"+query, "", &list); code != 200 || len(list) != want {
 			t.Errorf("GET /v1/queue%s: %d, %d entries (want %d) %s", query, code, len(list), want, body)
 		}
 	}
 	for _, query := range []string{"?state=lost", "?limit=0", "?limit=x", "?color=red"} {
-		if code, _ := adminDo(t, r, "GET", "/v1/queue"+query, "", nil); code != http.StatusBadRequest {
+		if code, _ := queueDo(t, r, "GET", "/v1/queue"+query, "", nil); code != http.StatusBadRequest {
 			t.Errorf("GET /v1/queue%s: %d, want 400", query, code)
 		}
 	}

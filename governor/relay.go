@@ -157,6 +157,7 @@ func (r *Relay) build() error {
 		MaxQueueLifetime: cfg.Delivery.MaxQueueLifetime,
 		Logger:           r.log.With("part", "delivery"),
 		Now:              r.now,
+		Prepare:          r.prepareOutgoing,
 	})
 	if err != nil {
 		return err
@@ -408,6 +409,9 @@ func headerSafe(s string) string {
 // hardStopped reports whether a recipient's profile forbids marketing mail.
 // An unreadable profile counts as stopped: in doubt, do not send marketing.
 func (r *Relay) hardStopped(rcpt string) bool {
+	if _, listed, err := r.db.SuppressionOf(rcpt); err != nil || listed {
+		return true // the suppression list (store/suppress.go)
+	}
 	raw, err := r.db.Profile(rcpt)
 	if err != nil {
 		return true

@@ -87,6 +87,18 @@ type Profile struct {
 	// AwayUntil defers marketing mail (an out-of-office reply, a pause
 	// the recipient asked for) without stopping it.
 	AwayUntil time.Time `json:"away_until,omitzero"`
+
+	// Feedback bookkeeping, kept here so that it changes in the same
+	// transaction as the rest of the profile; scoring does not read it.
+	// SoftBounces counts soft bounces since SoftBounceSince; feedback
+	// escalates them to a hard bounce at a configured limit.
+	SoftBounces     int       `json:"soft_bounces,omitempty"`
+	SoftBounceSince time.Time `json:"soft_bounce_since,omitzero"`
+	// PausedUntil pauses marketing mail without stopping it, for
+	// PauseReason (a human reply: a person answers first); the engine
+	// defers held mail until then.
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	PauseReason string    `json:"pause_reason,omitempty"`
 }
 
 // Memory says how long the profile remembers.

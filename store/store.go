@@ -69,7 +69,8 @@ var (
 
 var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld,
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
-	bucketReview, bucketCounters}
+	bucketReview, bucketCounters,
+	bucketSuppressions, bucketEventIDs}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")

@@ -36,6 +36,9 @@ func init() {
 		{"simulate", "[--recipients N] [--days D] [--seed S] [--mix default|tolerant] [--strictness X] [--json]",
 			"compare send-all, a fixed frequency cap and Kadenz on a synthetic population, on virtual time",
 			"kadenz simulate --recipients 200 --days 7 --seed 3", runSimulate},
+		{"suppress", "[--admin ADDR] [--token TOKEN] [--json] [--reason TEXT] ls | add ADDRESS | rm ADDRESS | import FILE.csv | export",
+			"list, add, remove, import (CSV address,reason) or export (CSV) the suppression list",
+			"kadenz suppress --reason \"asked by phone\" add ann@example.com", runSuppress},
 		{"version", "", "print the version", "kadenz version", runVersion},
 		{"help", "[COMMAND]", "show help for kadenz or one command", "kadenz help serve", runHelp},
 	}

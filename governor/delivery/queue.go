@@ -57,6 +57,10 @@ type Options struct {
 	Now func() time.Time
 	// Jitter returns a number in [0,1); rand.Float64 if nil.
 	Jitter func() float64
+	// Prepare, if set, may change the return path and the bytes of each
+	// envelope just before it is sent (the governor's correlation: VERP and
+	// X-Kadenz-Envelope); what it changes is not stored.
+	Prepare func(e *store.Envelope, body []byte) []byte
 }
 
 // Queue is the delivery loop and its workers.
@@ -330,7 +334,11 @@ func (q *Queue) deliver(sender Sender, e store.Envelope) result {
 	started := q.opts.Now()
 	body, err := q.opts.DB.Body(e.MessageID)
 	if err == nil {
-		err = sender.Send(q.sendCtx, e, body)
+		out := e
+		if q.opts.Prepare != nil {
+			body = q.opts.Prepare(&out, body)
+		}
+		err = sender.Send(q.sendCtx, out, body)
 	} else {
 		err = Permanent(fmt.Errorf("reading message: %w", err))
 	}

@@ -128,7 +128,13 @@ func (s *smarthostSender) transaction(ctx context.Context, e store.Envelope, bod
 		}
 		s.Close()
 	}()
-	if err := c.Mail(e.From, nil); err != nil {
+	var mailOpts *smtp.MailOptions
+	if ok, _ := c.Extension("DSN"); ok {
+		// RFC 3461 section 4.4: the upstream echoes ENVID in any DSN as
+		// Original-Envelope-Id, which ties a bounce to its envelope.
+		mailOpts = &smtp.MailOptions{EnvelopeID: e.ID}
+	}
+	if err := c.Mail(e.From, mailOpts); err != nil {
 		return true, fmt.Errorf("MAIL FROM: %w", err)
 	}
 	if err := c.Rcpt(e.To, nil); err != nil {

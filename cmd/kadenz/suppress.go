@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"kadenz/governor"
+	"kadenz/store"
+)
+
+// kadenz suppress: the suppression list, through the daemon's admin API.
+
+// do sends a request to the admin API and returns the body of a 2xx
+// answer; anything else is an error carrying the daemon's message.
+func (a adminFlags) do(method, path, contentType string, body []byte) ([]byte, error) {
+	req, err := http.NewRequest(method, "http://"+*a.addr+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if *a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+*a.token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+func runSuppress(args []string) int {
+	fs := flag.NewFlagSet("suppress", flag.ContinueOnError)
+	fs.Usage = commandUsage("suppress")
+	admin := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print the answer as JSON (ls, add, rm, import)")
+	reason := fs.String("reason", "", "why the address is suppressed (add)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "kadenz suppress: %v\n", err)
+		return 1
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return 2
+	}
+	want := map[string]int{"ls": 1, "add": 2, "rm": 2, "import": 2, "export": 1}
+	if n, ok := want[rest[0]]; !ok || len(rest) != n {
+		fs.Usage()
+		return 2
+	}
+	var out []byte
+	var err error
+	switch rest[0] {
+	case "ls":
+		if out, err = admin.do(http.MethodGet, "/v1/suppressions", "", nil); err != nil {
+			return fail(err)
+		}
+		if !*asJSON {
+			var list []store.Suppression
+			if err := json.Unmarshal(out, &list); err != nil {
+				return fail(err)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ADDRESS\tREASON\tSINCE\tSOURCE")
+			for _, s := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Address, s.Reason, s.At.UTC().Format(time.RFC3339), s.Source)
+			}
+			tw.Flush()
+			return 0
+		}
+	case "add":
+		body, _ := json.Marshal(governor.SuppressionRequest{Address: rest[1], Reason: *reason})
+		if out, err = admin.do(http.MethodPost, "/v1/suppressions", "application/json", body); err != nil {
+			return fail(err)
+		}
+		if !*asJSON {
+			fmt.Printf("suppressed %s\n", rest[1])
+			return 0
+		}
+	case "rm":
+		if out, err = admin.do(http.MethodDelete, "/v1/suppressions/"+url.PathEscape(rest[1]), "", nil); err != nil {
+			return fail(err)
+		}
+		if !*asJSON {
+			fmt.Printf("removed %s (its unsubscribe, complaint and bounce marks are cleared too)\n", rest[1])
+			return 0
+		}
+	case "import":
+		data, err := os.ReadFile(rest[1])
+		if err != nil {
+			return fail(err)
+		}
+		if out, err = admin.do(http.MethodPost, "/v1/suppressions/import", "text/csv", data); err != nil {
+			return fail(err)
+		}
+		if !*asJSON {
+			var res struct{ Read, Added int }
+			json.Unmarshal(out, &res)
+			fmt.Printf("read %d addresses, %d new on the list\n", res.Read, res.Added)
+			return 0
+		}
+	case "export":
+		if out, err = admin.do(http.MethodGet, "/v1/suppressions/export", "", nil); err != nil {
+			return fail(err)
+		}
+		os.Stdout.Write(out)
+		return 0
+	}
+	os.Stdout.Write(out)
+	return 0
+}

@@ -1,0 +1,335 @@
+package governor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"kadenz/config"
+	"kadenz/governor/feedback"
+	"kadenz/scoring"
+	"kadenz/store"
+)
+
+// Applying feedback.
+//
+// Everything a recipient tells us — a bounce or complaint read from a
+// mailbox, an open or click posted to the events API — becomes a signal
+// about one recipient, and each signal becomes one store.FeedbackChange:
+// the profile updated, the address put on the suppression list for the
+// hard stops (hard bounce, complaint, unsubscribe), and the recipient's
+// waiting marketing mail suppressed with a decision record that says why.
+// A batch of signals commits in one transaction, or not at all.
+//
+// Soft bounces are counted on the profile; feedback.soft_bounce_limit of
+// them within feedback.soft_bounce_window, counted from the first, make a
+// hard bounce ("repeated soft bounces"). A delivery report starts the count
+// again. A human reply to marketing mail pauses marketing for
+// feedback.reply_pause and is forwarded to the team (see takeover.go).
+
+// signalKind is what one signal says about a recipient.
+type signalKind int
+
+const (
+	sigDelivered signalKind = iota + 1
+	sigOpen
+	sigClick
+	// sigReply is engagement only (the events API has no reply to forward).
+	sigReply
+	// sigHumanReply is a reply read from a mailbox: engagement, a pause and
+	// a forward to the team.
+	sigHumanReply
+	sigUnsubscribe
+	sigComplaint
+	sigHardBounce
+	sigSoftBounce
+	sigAway
+)
+
+// signal is one piece of feedback about one recipient.
+type signal struct {
+	kind signalKind
+	// rcpt is the recipient as the profile knows them: the envelope's To
+	// when the envelope is known.
+	rcpt string
+	// envelopeID is the envelope the signal is about, if known; it ties
+	// engagement to the release in the profile's history.
+	envelopeID string
+	at         time.Time
+	// until ends an away notice (zero: none given).
+	until  time.Time
+	topics []string
+	// source is where the signal came from: imap, events.
+	source string
+	// eventID makes the signal idempotent (events API).
+	eventID string
+}
+
+// Reasons recorded when feedback suppresses mail. The codes are the
+// scoring package's, so that explain reads the same whichever path stopped
+// a message; the texts are what the suppression list says.
+const (
+	reasonTextHardBounce  = "hard bounce"
+	reasonTextSoftBounces = "repeated soft bounces"
+	reasonTextComplaint   = "complaint"
+	reasonTextUnsubscribe = "unsubscribed"
+	// pauseHumanReply is the reason code of a reply pause.
+	pauseHumanReply = "human-reply"
+)
+
+// awayWithoutDate is how long an away notice that names no return date
+// defers marketing mail; awayMargin is added to a named date, because
+// notices differ on whether it is the last day away or the first back.
+const (
+	awayWithoutDate = 3 * 24 * time.Hour
+	awayMargin      = 24 * time.Hour
+)
+
+// stopLookback bounds how far back the profile's releases are checked for
+// mail that was released but not sent yet when a hard stop arrives.
+const stopLookback = 7 * 24 * time.Hour
+
+// change turns a signal into what the store writes, in one transaction with
+// the rest of its batch.
+func (r *Relay) change(s signal) store.FeedbackChange {
+	fb := &r.cfg.Feedback
+	return store.FeedbackChange{EventID: s.eventID, Recipient: s.rcpt, Apply: func(old []byte) (store.FeedbackOutcome, error) {
+		p := &scoring.Profile{}
+		if old != nil {
+			if err := json.Unmarshal(old, p); err != nil {
+				return store.FeedbackOutcome{}, fmt.Errorf("profile: %w", err)
+			}
+		}
+		record := func(k scoring.EventKind) {
+			p.RecordEvent(scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until},
+				r.engine.location(p.Timezone), r.engine.memory)
+		}
+		var stopCode, stopText string
+		switch s.kind {
+		case sigDelivered:
+			p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
+		case sigOpen:
+			record(scoring.EventOpen)
+		case sigClick:
+			record(scoring.EventClick)
+		case sigReply:
+			record(scoring.EventReply)
+		case sigHumanReply:
+			record(scoring.EventReply)
+			if until := s.at.Add(fb.ReplyPause); fb.ReplyPause > 0 && until.After(p.PausedUntil) {
+				p.PausedUntil, p.PauseReason = until, pauseHumanReply
+			}
+		case sigUnsubscribe:
+			record(scoring.EventUnsubscribe)
+			stopCode, stopText = "unsubscribed", reasonTextUnsubscribe
+		case sigComplaint:
+			record(scoring.EventComplaint)
+			stopCode, stopText = "complained", reasonTextComplaint
+		case sigHardBounce:
+			record(scoring.EventHardBounce)
+			stopCode, stopText = "hard-bounced", reasonTextHardBounce
+		case sigSoftBounce:
+			if p.SoftBounceSince.IsZero() || s.at.Sub(p.SoftBounceSince) > fb.SoftBounceWindow {
+				p.SoftBounces, p.SoftBounceSince = 0, s.at
+			}
+			p.SoftBounces++
+			if fb.SoftBounceLimit > 0 && p.SoftBounces >= fb.SoftBounceLimit {
+				record(scoring.EventHardBounce)
+				stopCode, stopText = "hard-bounced", reasonTextSoftBounces
+			}
+		case sigAway:
+			if s.until.IsZero() {
+				s.until = s.at.Add(awayWithoutDate)
+			} else {
+				s.until = s.until.Add(awayMargin)
+			}
+			record(scoring.EventAway)
+		}
+		var out store.FeedbackOutcome
+		var err error
+		if out.Profile, err = json.Marshal(p); err != nil {
+			return out, err
+		}
+		if stopText == "" {
+			return out, nil
+		}
+		out.Suppress = &store.Suppression{Address: s.rcpt, Reason: stopText, At: s.at, Source: s.source}
+		if r.cfg.Governor.Mode != config.ModeEnforce {
+			// Shadow mode sends everything; its next decision records what
+			// enforce mode would do. Off decides nothing.
+			return out, nil
+		}
+		now := r.now()
+		rec, err := json.Marshal(decisionRecord{
+			DecidedAt: now, Mode: r.cfg.Governor.Mode, Action: scoring.ActionSuppress.String(),
+			Reasons:     []string{stopCode},
+			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.source),
+		})
+		if err != nil {
+			return out, err
+		}
+		out.Stop = func(store.Envelope) []byte { return rec }
+		for _, rel := range p.History {
+			if rel.MessageID != "" && rel.At.After(now.Add(-stopLookback)) {
+				out.StopAlso = append(out.StopAlso, rel.MessageID)
+			}
+		}
+		return out, nil
+	}}
+}
+
+// applySignals commits signals in one transaction and wakes the engine, so
+// that mail held for these recipients is looked at again.
+func (r *Relay) applySignals(sigs []signal) (applied, duplicates int, err error) {
+	changes := make([]store.FeedbackChange, len(sigs))
+	for i, s := range sigs {
+		changes[i] = r.change(s)
+	}
+	applied, duplicates, err = r.db.ApplyFeedback(r.now(), changes)
+	if err == nil && applied > 0 {
+		r.engine.Kick()
+	}
+	return applied, duplicates, err
+}
+
+// errUnattributable: feedback that names no recipient we can find.
+var errUnattributable = errors.New("feedback names no recipient Kadenz knows")
+
+// applyReport applies what an inbound report (read from a bounce, feedback
+// loop or reply mailbox) says. A report that is of no use (unknown kind) is
+// not an error; one that cannot be tied to a recipient is, so that the
+// caller can log it.
+func (r *Relay) applyReport(rep feedback.Report) error {
+	at := r.now()
+	base := signal{at: at, source: "imap"}
+	var sigs []signal
+	switch rep.Kind {
+	case feedback.KindBounce, feedback.KindDelivered:
+		rcpts := rep.Recipients
+		if len(rcpts) == 0 && rep.Recipient != "" {
+			// No per-recipient status: treat as soft, never suppress on a guess.
+			b := feedback.SoftBounce
+			if rep.Kind == feedback.KindDelivered {
+				b = feedback.NoBounce
+			}
+			rcpts = []feedback.Recipient{{Address: rep.Recipient, Bounce: b}}
+		}
+		single := len(rcpts) == 1
+		for _, rc := range rcpts {
+			s := base
+			var err error
+			if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rc.Address, single); err != nil {
+				r.log.Warn("bounce for an unknown recipient ignored", "address", rc.Address, "error", err)
+				continue
+			}
+			switch rc.Bounce {
+			case feedback.HardBounce:
+				s.kind = sigHardBounce
+			case feedback.SoftBounce:
+				s.kind = sigSoftBounce
+			default:
+				s.kind = sigDelivered
+			}
+			sigs = append(sigs, s)
+		}
+		if len(sigs) == 0 {
+			return fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
+		}
+	case feedback.KindComplaint, feedback.KindUnsubscribe, feedback.KindAway, feedback.KindReply:
+		s := base
+		var err error
+		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rep.Recipient, true); err != nil {
+			return fmt.Errorf("%s report: %w", rep.Kind, err)
+		}
+		switch rep.Kind {
+		case feedback.KindComplaint:
+			if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
+				return nil // RFC 5965 not-spam: the opposite of a complaint
+			}
+			s.kind = sigComplaint
+		case feedback.KindUnsubscribe:
+			s.kind = sigUnsubscribe
+		case feedback.KindAway:
+			s.kind = sigAway
+			if rep.Away != nil {
+				s.until = rep.Away.Until
+			}
+		case feedback.KindReply:
+			s.kind = sigHumanReply
+			if r.answersTransactional(s.envelopeID, rep.MessageID) {
+				s.kind = sigReply // a question about a receipt is not a reply to marketing
+			}
+		}
+		sigs = append(sigs, s)
+	default:
+		return nil
+	}
+	if _, _, err := r.applySignals(sigs); err != nil {
+		return err
+	}
+	for _, s := range sigs {
+		if s.kind == sigHumanReply {
+			if err := r.forwardReply(rep, s); err != nil {
+				return fmt.Errorf("forwarding the reply of %s: %w", s.rcpt, err)
+			}
+		}
+	}
+	return nil
+}
+
+// resolveReport finds who a report is about: the envelope it names (its
+// recipient is who we sent to, even if the report names a forwarding
+// address), else the message it names with addr among its recipients,
+// else addr itself. single says the report concerns one recipient only,
+// so the envelope's recipient wins over addr.
+func (r *Relay) resolveReport(rep feedback.Report, addr string, single bool) (rcpt, envelopeID string, err error) {
+	addr = strings.TrimSpace(addr)
+	if rep.EnvelopeID != "" {
+		if e, err := r.db.Envelope(rep.EnvelopeID); err == nil && (single || addr == "" || strings.EqualFold(e.To, addr)) {
+			return e.To, e.ID, nil
+		}
+	}
+	if rep.MessageID != "" && addr != "" {
+		if id, err := r.db.MessageByHeaderID(rep.MessageID); err == nil {
+			envs, _ := r.db.EnvelopesOf(id)
+			for _, e := range envs {
+				if strings.EqualFold(e.To, addr) {
+					return e.To, e.ID, nil
+				}
+			}
+		}
+	}
+	if addr == "" || !strings.Contains(addr, "@") {
+		return "", "", errUnattributable
+	}
+	return addr, "", nil
+}
+
+// answersTransactional reports whether a reply is known to answer a
+// transactional message.
+func (r *Relay) answersTransactional(envelopeID, headerID string) bool {
+	id := ""
+	if e, err := r.db.Envelope(envelopeID); err == nil {
+		id = e.MessageID
+	} else if headerID != "" {
+		id, _ = r.db.MessageByHeaderID(headerID)
+	}
+	if id == "" {
+		return false
+	}
+	m, err := r.db.Message(id)
+	return err == nil && m.Class == config.ClassTransactional
+}
+
+// clearHardStops lifts a profile's unsubscribe, complaint and bounce marks.
+func clearHardStops(old []byte) ([]byte, error) {
+	p := &scoring.Profile{}
+	if err := json.Unmarshal(old, p); err != nil {
+		return nil, err
+	}
+	p.Unsubscribed, p.Complained, p.HardBounced = time.Time{}, time.Time{}, time.Time{}
+	p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
+	return json.Marshal(p)
+}

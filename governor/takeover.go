@@ -1,0 +1,267 @@
+package governor
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime/quotedprintable"
+	"net/textproto"
+	"slices"
+	"strings"
+	"time"
+
+	"kadenz/config"
+	"kadenz/governor/feedback"
+	"kadenz/scoring"
+	"kadenz/store"
+)
+
+// A person takes over when a person writes back.
+//
+// A human reply to marketing mail pauses marketing to its writer for
+// feedback.reply_pause (profile PausedUntil, reason "human-reply"), and is
+// forwarded to feedback.team_address with what a person needs to answer:
+// what the recipient was sent lately, their engagement, and Kadenz's last
+// decisions. The forward is stored as transactional mail to the team, so
+// it is durable and leaves through the normal delivery queue (smarthost or
+// outbox) like any receipt. Automatic replies (away notices) never get
+// here: they are a different kind of report.
+//
+// The engine honours pauses and the suppression list before it asks the
+// model (gate, below).
+
+// contextReleases is how many recent releases the forward lists.
+const contextReleases = 10
+
+// forwardReply stores the forward of a human reply to the team address.
+func (r *Relay) forwardReply(rep feedback.Report, s signal) error {
+	team := r.cfg.Feedback.TeamAddress
+	if team == "" {
+		return nil
+	}
+	now := r.now()
+	id := newMessageID(now, r.random)
+	body, err := r.forwardBody(rep, s, id, now)
+	if err != nil {
+		return err
+	}
+	msg := store.Message{
+		ID: id, Received: now, Size: len(body), Class: config.ClassTransactional,
+		ClassReason: "forward of a human reply to " + team, HeaderID: id + "@" + r.cfg.Hostname,
+	}
+	// The null return path: the forward is machine-made, and a bounce of
+	// it must not start a loop (RFC 3834 section 3.3, RFC 5321 4.5.5).
+	if _, err := r.db.Accept(msg, body, []string{team}, now); err != nil {
+		return err
+	}
+	r.queue.Kick()
+	r.log.Info("human reply forwarded", "recipient", s.rcpt, "team", team, "message", id)
+	return nil
+}
+
+func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.Time) ([]byte, error) {
+	var text strings.Builder
+	p := &scoring.Profile{}
+	if raw, err := r.db.Profile(s.rcpt); err != nil {
+		return nil, err
+	} else if raw != nil {
+		if err := json.Unmarshal(raw, p); err != nil {
+			return nil, fmt.Errorf("profile: %w", err)
+		}
+	}
+	fmt.Fprintf(&text, "%s wrote back to marketing mail in their own words.\n", s.rcpt)
+	if !p.PausedUntil.IsZero() {
+		fmt.Fprintf(&text, "Kadenz pauses marketing mail to them until %s (reason: human reply) so that a person answers first.\n",
+			p.PausedUntil.UTC().Format(time.RFC1123))
+	}
+	fmt.Fprintf(&text, "Answering this message answers them (Reply-To).\n\n")
+
+	fmt.Fprintf(&text, "----- Their reply -----\n")
+	fmt.Fprintf(&text, "From: %s\nSubject: %s\n", rep.From, rep.Subject)
+	if !rep.Date.IsZero() {
+		fmt.Fprintf(&text, "Date: %s\n", rep.Date.Format(time.RFC1123Z))
+	}
+	text.WriteString("\n")
+	replyText := "(no text)"
+	if rep.Reply != nil && strings.TrimSpace(rep.Reply.Text) != "" {
+		replyText = rep.Reply.Text
+	}
+	for _, line := range strings.Split(strings.TrimRight(replyText, "\n"), "\n") {
+		text.WriteString("> " + line + "\n")
+	}
+
+	fmt.Fprintf(&text, "\n----- What they were sent lately -----\n")
+	var ids []string
+	for i := len(p.History) - 1; i >= 0 && len(ids) < contextReleases; i-- {
+		ids = append(ids, p.History[i].MessageID)
+	}
+	if len(ids) == 0 && s.envelopeID != "" {
+		ids = append(ids, s.envelopeID)
+	}
+	if held, err := r.db.LoadRecipient(s.rcpt); err == nil {
+		for _, e := range held.Held {
+			if !slices.Contains(ids, e.ID) {
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		text.WriteString("(nothing Kadenz still knows of)\n")
+	}
+	type decided struct {
+		env string
+		rec decisionRecord
+	}
+	var decisions []decided
+	for _, eid := range ids {
+		e, err := r.db.Envelope(eid)
+		if err != nil {
+			continue
+		}
+		subject := r.subjectOf(e.MessageID)
+		fmt.Fprintf(&text, "%s  %-10s  %q  (envelope %s)\n", e.Created.UTC().Format("2006-01-02 15:04"), e.State, subject, e.ID)
+		var recs []decisionRecord
+		if raw, _ := r.db.Decisions(e.ID); raw != nil {
+			json.Unmarshal(raw, &recs)
+		}
+		for _, rec := range recs {
+			decisions = append(decisions, decided{e.ID, rec})
+		}
+	}
+
+	fmt.Fprintf(&text, "\n----- Engagement (decayed counts, half-life %d days) -----\n", int(r.engine.memory.HalfLife.Hours()/24))
+	fmt.Fprintf(&text, "sends %.1f, opens %.1f, clicks %.1f, replies %.1f\n", p.All.Sends, p.All.Opens, p.All.Clicks, p.All.Replies)
+	for _, stop := range []struct {
+		name string
+		at   time.Time
+	}{{"unsubscribed", p.Unsubscribed}, {"complained", p.Complained}, {"hard bounce", p.HardBounced}, {"away until", p.AwayUntil}} {
+		if !stop.at.IsZero() {
+			fmt.Fprintf(&text, "%s: %s\n", stop.name, stop.at.UTC().Format(time.RFC3339))
+		}
+	}
+	if p.SoftBounces > 0 {
+		fmt.Fprintf(&text, "soft bounces: %d since %s\n", p.SoftBounces, p.SoftBounceSince.UTC().Format(time.RFC3339))
+	}
+
+	fmt.Fprintf(&text, "\n----- Kadenz's last decisions -----\n")
+	slices.SortStableFunc(decisions, func(a, b decided) int { return b.rec.DecidedAt.Compare(a.rec.DecidedAt) })
+	if len(decisions) > contextReleases {
+		decisions = decisions[:contextReleases]
+	}
+	if len(decisions) == 0 {
+		text.WriteString("(none)\n")
+	}
+	for _, d := range decisions {
+		fmt.Fprintf(&text, "%s  %s %s: %s\n", d.rec.DecidedAt.UTC().Format("2006-01-02 15:04"), d.env, d.rec.Action, d.rec.Explanation)
+	}
+
+	var msg bytes.Buffer
+	h := func(k, v string) { fmt.Fprintf(&msg, "%s: %s\r\n", textproto.CanonicalMIMEHeaderKey(k), v) }
+	h("From", "Kadenz <kadenz@"+r.cfg.Hostname+">")
+	h("To", r.cfg.Feedback.TeamAddress)
+	h("Reply-To", s.rcpt)
+	h("Subject", encodeWord("Reply from "+s.rcpt+": "+rep.Subject))
+	h("Date", now.Format(time.RFC1123Z))
+	h("Message-Id", "<"+id+"@"+r.cfg.Hostname+">")
+	h("Auto-Submitted", "auto-generated") // RFC 3834: no auto-reply to this
+	h("X-Kadenz-Forwarded-Reply", s.rcpt)
+	h("Mime-Version", "1.0")
+	h("Content-Type", "text/plain; charset=utf-8")
+	h("Content-Transfer-Encoding", "quoted-printable")
+	msg.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&msg)
+	qp.Write([]byte(strings.ReplaceAll(text.String(), "\n", "\r\n")))
+	qp.Close()
+	return msg.Bytes(), nil
+}
+
+// encodeWord makes a header value safe: RFC 2047 Q-encoding when it holds
+// anything but printable ASCII.
+func encodeWord(s string) string {
+	s = strings.Map(func(c rune) rune {
+		if c == '\r' || c == '\n' {
+			return ' '
+		}
+		return c
+	}, s)
+	for _, c := range s {
+		if c >= 0x80 || c < ' ' {
+			return mimeQ(s)
+		}
+	}
+	return s
+}
+
+func mimeQ(s string) string {
+	var b strings.Builder
+	b.WriteString("=?utf-8?q?")
+	for _, c := range []byte(s) {
+		switch {
+		case c == ' ':
+			b.WriteByte('_')
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == ',' || c == ':' || c == '@' || c == '-':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "=%02X", c)
+		}
+	}
+	b.WriteString("?=")
+	return b.String()
+}
+
+// subjectOf returns a message's subject, as the engine extracted it.
+func (r *Relay) subjectOf(messageID string) string {
+	m, err := r.db.Message(messageID)
+	if err != nil || len(m.Features) == 0 {
+		return ""
+	}
+	var f scoring.Features
+	json.Unmarshal(m.Features, &f)
+	return f.Subject
+}
+
+// gate decides, before the model, for recipients the model must not
+// weigh: on the suppression list (suppress) or paused after a human reply
+// (defer until the pause ends). It reports whether it decided. Only in
+// enforce mode: shadow mode leaves the recording to the model's own hard
+// stops and sends, off decides nothing.
+func (e *engine) gate(rcpt string, held []store.Envelope, p *scoring.Profile, now time.Time) (bool, error) {
+	if e.cfg.Mode != config.ModeEnforce {
+		return false, nil
+	}
+	sup, listed, err := e.db.SuppressionOf(rcpt)
+	if err != nil {
+		return true, err
+	}
+	rec := decisionRecord{DecidedAt: now, Mode: e.cfg.Mode}
+	state, due := store.StateSuppressed, time.Time{}
+	switch {
+	case listed:
+		rec.Action, rec.Reasons = scoring.ActionSuppress.String(), []string{"suppression-list"}
+		rec.Explanation = fmt.Sprintf("the address is on the suppression list since %s: %s (%s)",
+			sup.At.UTC().Format(time.RFC3339), sup.Reason, sup.Source)
+	case p.PausedUntil.After(now):
+		reason := p.PauseReason
+		if reason == "" {
+			reason = pauseHumanReply
+		}
+		state, due = store.StateHeld, p.PausedUntil
+		rec.Action, rec.Reasons, rec.At = scoring.ActionDefer.String(), []string{reason}, due
+		rec.Explanation = fmt.Sprintf("marketing mail is paused until %s after a human reply, so that a person answers first",
+			due.UTC().Format(time.RFC3339))
+	default:
+		return false, nil
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return true, err
+	}
+	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}}
+	for _, env := range held {
+		env.State, env.Due, env.Updated = state, due, now
+		out.Envelopes = append(out.Envelopes, env)
+		out.Records[env.ID] = raw
+		e.log.Info("decided", "envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ","))
+	}
+	return true, e.db.ApplyDecisions(out)
+}

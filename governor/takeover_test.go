@@ -1,0 +1,118 @@
+package governor
+
+import (
+	"io"
+	"mime/quotedprintable"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"kadenz/governor/feedback"
+	"kadenz/store"
+)
+
+// A human reply to marketing mail reaches the team address over SMTP with
+// its context and pauses marketing; an out-of-office reply does neither.
+func TestHumanReplyTakeover(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Feedback.TeamAddress = "crm-team@shop.test"
+	cfg.Feedback.ReplyPause = 7 * 24 * time.Hour
+	r := startRelayAt(t, cfg, c)
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test", "bob@example.test"}, marketing("Winter boots", "")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 48 && len(up.messages()) < 2; i++ {
+		step(t, r, c, 15*time.Minute)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "both released", func() bool { return len(up.messages()) == 2 })
+	annEnv := envelopeOf(t, r.DB(), "ann@example.test", 0)
+	bobEnv := envelopeOf(t, r.DB(), "bob@example.test", 0)
+
+	// Bob is on holiday: an automatic reply.
+	if err := r.applyReport(feedback.Report{Kind: feedback.KindAway, EnvelopeID: bobEnv.ID, Recipient: "bob@example.test",
+		Away: &feedback.Away{Until: c.Now().Add(48 * time.Hour)}, Subject: "Out of office"}); err != nil {
+		t.Fatal(err)
+	}
+	// Ann writes back in her own words.
+	rep := feedback.Report{Kind: feedback.KindReply, EnvelopeID: annEnv.ID, Recipient: "ann@example.test",
+		From: "Ann <ann@example.test>", Subject: "Re: Winter boots",
+		Reply: &feedback.Reply{Text: "Do you have these in size 44?\nAnn"}}
+	pauseEnd := c.Now().Add(cfg.Feedback.ReplyPause)
+	if err := r.applyReport(rep); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the forward", func() bool { return len(up.messages()) == 3 })
+	fwd := up.messages()[2]
+	if len(fwd.to) != 1 || fwd.to[0] != "crm-team@shop.test" {
+		t.Fatalf("forward went to %v", fwd.to)
+	}
+	head, body, _ := strings.Cut(string(fwd.data), "\r\n\r\n")
+	text, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Reply-To: ann@example.test", "Auto-Submitted: auto-generated", "Subject: Reply from ann@example.test: Re: Winter boots"} {
+		if !strings.Contains(head, want) {
+			t.Errorf("forward header lacks %q:\n%s", want, head)
+		}
+	}
+	for _, want := range []string{
+		"> Do you have these in size 44?", // the reply
+		`delivered   "Winter boots"`,      // what she was sent
+		"replies 1.0",                     // her engagement
+		annEnv.ID + " release:",           // Kadenz's decision
+		"until " + pauseEnd.Format(time.RFC1123) + " (reason: human reply)", // the pause
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("forward lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(string(fwd.data), "bob@example.test") {
+		t.Errorf("forward mentions bob")
+	}
+	if got := envelopeOf(t, r.DB(), "crm-team@shop.test", 0); got.State != store.StateDelivered {
+		t.Errorf("forward envelope %s", got.State)
+	}
+
+	// Next marketing mail: ann's waits for the pause, bob's is decided as usual.
+	c.advance(72 * time.Hour)
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test", "bob@example.test"}, marketing("Summer sandals", "")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, 5*time.Minute)
+	var ann store.Envelope
+	waitFor(t, "ann's decision", func() bool {
+		ann = envelopeOf(t, r.DB(), "ann@example.test", 1)
+		return len(decisionsOf(t, r.DB(), ann.ID)) > 0
+	})
+	rec := decisionsOf(t, r.DB(), ann.ID)[0]
+	if ann.State != store.StateHeld || rec.Action != "defer" || !slices.Contains(rec.Reasons, "human-reply") ||
+		!strings.Contains(rec.Explanation, "human reply") {
+		t.Errorf("ann's next marketing mail: %s due %v, %+v; want deferred for the human reply", ann.State, ann.Due, rec)
+	}
+	if p := profileOf(t, r.DB(), "ann@example.test"); !ann.Due.Equal(p.PausedUntil) {
+		t.Errorf("deferred to %v, pause ends %v", ann.Due, p.PausedUntil)
+	}
+	waitFor(t, "bob's decision", func() bool {
+		return len(decisionsOf(t, r.DB(), envelopeOf(t, r.DB(), "bob@example.test", 1).ID)) > 0
+	})
+	bob := envelopeOf(t, r.DB(), "bob@example.test", 1)
+	if recs := decisionsOf(t, r.DB(), bob.ID); slices.Contains(recs[0].Reasons, "human-reply") {
+		t.Errorf("bob's out-of-office paused him: %+v", recs)
+	}
+	if p := profileOf(t, r.DB(), "bob@example.test"); !p.PausedUntil.IsZero() || p.AwayUntil.IsZero() {
+		t.Errorf("bob's profile after an out-of-office: paused %v, away %v", p.PausedUntil, p.AwayUntil)
+	}
+	if n := len(up.messages()); n > 3+1 {
+		t.Errorf("%d messages upstream; the out-of-office must not be forwarded", n)
+	}
+	for _, m := range up.messages()[3:] {
+		if slices.Contains(m.to, "crm-team@shop.test") {
+			t.Errorf("a second forward went to the team")
+		}
+	}
+}

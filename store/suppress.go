@@ -1,0 +1,275 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Feedback: the suppression list, seen event IDs, and applying a batch of
+// feedback to several recipients in one transaction.
+
+var (
+	// bucketSuppressions: lower-case address -> Suppression (JSON).
+	bucketSuppressions = []byte("suppressions")
+	// bucketEventIDs: event ID -> 8-byte big-endian Unix ns when first
+	// seen, so that a repeated event is acknowledged but not applied twice.
+	bucketEventIDs = []byte("event_ids")
+)
+
+// Suppression is one address on the suppression list: no marketing mail
+// goes to it, whatever the model thinks. Transactional mail still does.
+type Suppression struct {
+	Address string    `json:"address"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+	// Source says who put it there: imap, events, admin, import.
+	Source string `json:"source,omitempty"`
+}
+
+// NormalizeAddress is how the suppression list compares addresses: trimmed
+// and lower case (domains are case-insensitive and no mail system in use
+// distinguishes local parts by case).
+func NormalizeAddress(a string) string {
+	return strings.ToLower(strings.TrimSpace(a))
+}
+
+func putSuppression(tx *bolt.Tx, s Suppression, replace bool) (bool, error) {
+	s.Address = NormalizeAddress(s.Address)
+	if s.Address == "" {
+		return false, fmt.Errorf("store: suppression without an address")
+	}
+	b := tx.Bucket(bucketSuppressions)
+	if !replace && b.Get([]byte(s.Address)) != nil {
+		return false, nil // the first reason stays: it is why the address stopped
+	}
+	v, err := json.Marshal(s)
+	if err != nil {
+		return false, err
+	}
+	return true, b.Put([]byte(s.Address), v)
+}
+
+// Suppress adds addresses to the suppression list in one transaction.
+// An address already listed keeps its entry unless replace is set. It
+// returns how many entries were written.
+func (db *DB) Suppress(replace bool, list ...Suppression) (int, error) {
+	n := 0
+	err := db.update(func(tx *bolt.Tx) error {
+		n = 0
+		for _, s := range list {
+			added, err := putSuppression(tx, s, replace)
+			if err != nil {
+				return err
+			}
+			if added {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Unsuppress removes an address from the list and, in the same
+// transaction, lets profile change the recipient's stored profile (nil old
+// means none; a nil result leaves it). It reports whether the address was
+// listed.
+func (db *DB) Unsuppress(addr string, profile func(old []byte) ([]byte, error)) (bool, error) {
+	addr = NormalizeAddress(addr)
+	found := false
+	err := db.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSuppressions)
+		found = b.Get([]byte(addr)) != nil
+		if err := b.Delete([]byte(addr)); err != nil {
+			return err
+		}
+		if profile == nil {
+			return nil
+		}
+		pb := tx.Bucket(bucketProfiles)
+		old := bytes.Clone(pb.Get([]byte(addr)))
+		if old == nil {
+			return nil
+		}
+		updated, err := profile(old)
+		if err != nil || updated == nil {
+			return err
+		}
+		return pb.Put([]byte(addr), updated)
+	})
+	return found, err
+}
+
+// SuppressionOf returns an address's entry on the suppression list, and
+// whether there is one.
+func (db *DB) SuppressionOf(addr string) (Suppression, bool, error) {
+	var s Suppression
+	var ok bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSuppressions).Get([]byte(NormalizeAddress(addr)))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &s)
+	})
+	return s, ok, err
+}
+
+// Suppressions returns the whole list in address order.
+func (db *DB) Suppressions() ([]Suppression, error) {
+	var list []Suppression
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSuppressions).ForEach(func(_, v []byte) error {
+			var s Suppression
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			list = append(list, s)
+			return nil
+		})
+	})
+	return list, err
+}
+
+// FeedbackChange is what one piece of feedback does to one recipient.
+type FeedbackChange struct {
+	// EventID, if set, makes the change idempotent: a change whose ID was
+	// seen before (in an earlier call or earlier in the same batch) is
+	// skipped and counted as a duplicate.
+	EventID   string
+	Recipient string
+	// Apply is given the recipient's stored profile (nil if none) and says
+	// what to write. It runs inside the transaction.
+	Apply func(old []byte) (FeedbackOutcome, error)
+}
+
+// FeedbackOutcome is what a FeedbackChange writes.
+type FeedbackOutcome struct {
+	// Profile replaces the stored profile; nil leaves it.
+	Profile []byte
+	// Suppress, if set, adds the recipient to the suppression list (an
+	// existing entry is kept).
+	Suppress *Suppression
+	// Stop, if set, is asked about each of the recipient's held envelopes
+	// and each waiting (queued or deferred) envelope in StopAlso (releases
+	// planned but not yet sent); a non-nil decision record suppresses the
+	// envelope and is appended to its records.
+	Stop     func(e Envelope) []byte
+	StopAlso []string
+}
+
+// ApplyFeedback applies changes in one transaction: all of them, or on
+// error none. It returns how many were applied and how many skipped as
+// duplicates. Functions in changes may run more than once (see commit.go).
+func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, duplicates int, err error) {
+	err = db.update(func(tx *bolt.Tx) error {
+		applied, duplicates = 0, 0
+		seen := tx.Bucket(bucketEventIDs)
+		var stamp [8]byte
+		binary.BigEndian.PutUint64(stamp[:], uint64(now.UnixNano()))
+		for i := range changes {
+			c := &changes[i]
+			if c.EventID != "" {
+				if seen.Get([]byte(c.EventID)) != nil {
+					duplicates++
+					continue
+				}
+				if err := seen.Put([]byte(c.EventID), stamp[:]); err != nil {
+					return err
+				}
+			}
+			if err := applyChange(tx, now, c); err != nil {
+				return fmt.Errorf("feedback for %s: %w", c.Recipient, err)
+			}
+			applied++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return applied, duplicates, nil
+}
+
+func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange) error {
+	pb := tx.Bucket(bucketProfiles)
+	out, err := c.Apply(bytes.Clone(pb.Get([]byte(c.Recipient))))
+	if err != nil {
+		return err
+	}
+	if out.Profile != nil {
+		if err := pb.Put([]byte(c.Recipient), out.Profile); err != nil {
+			return err
+		}
+	}
+	if out.Suppress != nil {
+		if _, err := putSuppression(tx, *out.Suppress, false); err != nil {
+			return err
+		}
+	}
+	if out.Stop == nil {
+		return nil
+	}
+	ids := out.StopAlso
+	prefix := recipientKey(c.Recipient, "")
+	cur := tx.Bucket(bucketHeldByRecipient).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		ids = append(ids, string(k[len(prefix):]))
+	}
+	records := map[string][]byte{}
+	for _, id := range ids {
+		if _, done := records[id]; done {
+			continue
+		}
+		e, err := getEnvelope(tx, id)
+		if err != nil {
+			continue // a release whose envelope is gone: nothing to stop
+		}
+		if e.To != c.Recipient || (e.State != StateHeld && e.State != StateQueued && e.State != StateDeferred) {
+			continue
+		}
+		rec := out.Stop(e)
+		if rec == nil {
+			continue
+		}
+		old := e
+		e.State, e.Updated = StateSuppressed, now
+		if err := putEnvelope(tx, &old, &e); err != nil {
+			return err
+		}
+		records[id] = rec
+	}
+	return appendRecords(tx, records)
+}
+
+// PruneEventIDs forgets event IDs first seen before cutoff, and returns how
+// many it removed. A repeat of a forgotten event would be applied again.
+func (db *DB) PruneEventIDs(cutoff time.Time) (int, error) {
+	n := 0
+	err := db.update(func(tx *bolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bucketEventIDs)
+		var old [][]byte
+		b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < cutoff.UnixNano() {
+				old = append(old, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
