@@ -265,6 +265,8 @@ type candidate struct {
 	extra  Reasons
 	draw   float64
 	worthy bool // value exceeded cost at some open time, before competition
+	// explore is set when the exploration draw exempts c from the cost.
+	explore bool
 }
 
 func (d *decider) init(in *Input, pl *Planner) {

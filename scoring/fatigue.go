@@ -28,6 +28,11 @@ type Fatigue struct {
 	// CustomerValue is the factor from the recipient's value to the sender
 	// (1 when unknown).
 	CustomerValue float64
+	// Worth is the recipient's shrunk engagement rate over the
+	// population's (1 for a new recipient): what losing them loses is
+	// their future engagement, so the cost is priced in their own
+	// engagement, the unit their messages' value is measured in.
+	Worth float64
 	// Scale is the cost at zero volume; Cost(v) grows from there.
 	Scale float64
 	// comfort is Policy.ComfortVolume, kept for Cost.
@@ -49,7 +54,7 @@ func ScoreFatigue(p *Profile, pop *Population, pol Policy, value int, now time.T
 }
 
 func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.Time) Fatigue {
-	f := Fatigue{Sensitivity: 1, VolumeResponse: 1, CustomerValue: 1, comfort: pol.ComfortVolume}
+	f := Fatigue{Sensitivity: 1, VolumeResponse: 1, CustomerValue: 1, Worth: 1, comfort: pol.ComfortVolume}
 	f.responseToVolume(p, pop, pol, now)
 	streak := float64(max(0, f.IgnoredStreak-pol.StreakFree))
 	f.Sensitivity = clamp(f.VolumeResponse*(1+pol.StreakWeight*streak), 1/pol.MaxSensitivity, pol.MaxSensitivity)
@@ -59,7 +64,14 @@ func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.
 	if value >= 0 {
 		f.CustomerValue = math.Exp2(pol.ValueWeight * float64(value-50) / 50)
 	}
-	f.Scale = pol.Strictness * pol.LossWeight * pop.UnsubscribeRate * f.Sensitivity * f.CustomerValue
+	if m := pop.rate(pol); m > 0 {
+		d := 1.0
+		if now.After(p.DecayedAt) && !p.DecayedAt.IsZero() {
+			d = decay(now.Sub(p.DecayedAt), pol.Memory.HalfLife)
+		}
+		f.Worth = betaMean(pol.engagement(p.All)*d, p.All.Sends*d, m, pop.PriorSends) / m
+	}
+	f.Scale = pol.Strictness * pol.LossWeight * pop.UnsubscribeRate * f.Sensitivity * f.CustomerValue * f.Worth
 	return f
 }
 

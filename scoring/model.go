@@ -102,6 +102,11 @@ type Policy struct {
 	// the average engagement counts as k' = 1+TimeWeight·(k-1), and value is
 	// multiplied by (2k'+1)/(k'+2), which stays between 0.5 and 2.
 	TimeWeight float64
+	// DailyPooling is the share of a recipient's own send-time histogram
+	// taken from their hour of day pooled over all seven days, the rest
+	// from the hour of week: 0 learns each weekday apart, 1 ignores the
+	// weekday. Pooling learns a daily routine seven times faster.
+	DailyPooling float64
 	// DelayHalfLife discounts value for every hour a message waits, so a
 	// slightly better hour next week does not beat a good one today.
 	DelayHalfLife time.Duration
@@ -159,6 +164,7 @@ func DefaultPolicy() Policy {
 		DuplicateValue:      0.1,
 		RepeatCampaignValue: 0.5,
 		TimeWeight:          1,
+		DailyPooling:        0.7,
 		DelayHalfLife:       3 * 24 * time.Hour,
 		Horizon:             48 * time.Hour,
 		Slot:                time.Hour,

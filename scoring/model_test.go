@@ -200,14 +200,17 @@ func TestNoveltyRamp(t *testing.T) {
 func TestFatigueGrowsWithVolumeAndStreak(t *testing.T) {
 	pop, pol := DefaultPopulation(), DefaultPolicy()
 	var p Profile
+	// Cost is priced in the recipient's own engagement (Worth), which
+	// ignored mail lowers along with every message's value; in that unit
+	// each ignored mail must make the next one dearer.
 	prevCost, prevSens := 0.0, 0.0
 	for i := 0; i < 12; i++ {
 		p.RecordRelease(Release{At: t0.Add(-time.Duration(12-i) * 24 * time.Hour), MessageID: fmt.Sprint(i)}, pol.Memory)
 		f := ScoreFatigue(&p, &pop, pol, -1, t0)
-		if c := f.Cost(f.Volume); c < prevCost || f.Sensitivity < prevSens {
-			t.Fatalf("after %d ignored mails cost %v < %v or sensitivity %v < %v", i+1, c, prevCost, f.Sensitivity, prevSens)
+		if c := f.Cost(f.Volume) / f.Worth; c < prevCost || f.Sensitivity < prevSens {
+			t.Fatalf("after %d ignored mails cost/worth %v < %v or sensitivity %v < %v", i+1, c, prevCost, f.Sensitivity, prevSens)
 		}
-		prevCost, prevSens = f.Cost(f.Volume), f.Sensitivity
+		prevCost, prevSens = f.Cost(f.Volume)/f.Worth, f.Sensitivity
 	}
 	f := ScoreFatigue(&p, &pop, pol, -1, t0)
 	if f.IgnoredStreak != 10 || f.Sensitivity <= 1 { // the two youngest are within the grace period
@@ -279,5 +282,46 @@ func TestHourModel(t *testing.T) {
 	tue := 2 * 24
 	if !(m.lift(tue+19) > m.lift(tue+20) && m.lift(tue+20) > m.lift(tue+3)) || m.lift(tue+19) > 2 || m.lift(tue+3) < 0.5 {
 		t.Errorf("lifts 19h %v 20h %v 3h %v", m.lift(tue+19), m.lift(tue+20), m.lift(tue+3))
+	}
+	// Daily pooling: Tuesday's evening habit carries over to Wednesday,
+	// though less strongly than on Tuesday itself.
+	wed := 3 * 24
+	if !(m.lift(wed+19) > 1.2 && m.lift(wed+19) > m.lift(wed+3) && m.lift(tue+19) > m.lift(wed+19)) {
+		t.Errorf("pooled lifts: Wednesday 19h %v 3h %v, Tuesday 19h %v", m.lift(wed+19), m.lift(wed+3), m.lift(tue+19))
+	}
+	// Without pooling an hour of week learns from itself alone.
+	d.pol.DailyPooling = 0
+	if m = d.newHourModel(); m.lift(wed+19) >= m.lift(wed+3)+1e-9 {
+		t.Errorf("unpooled: Wednesday 19h %v > 3h %v", m.lift(wed+19), m.lift(wed+3))
+	}
+}
+
+// The cost of tiring someone is priced in their own engagement: a reader
+// who engages twice as much as average is twice as costly to lose, and
+// one who never engages is cheap, as are their messages' values.
+func TestFatigueWorth(t *testing.T) {
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	fresh := ScoreFatigue(&Profile{}, &pop, pol, -1, t0)
+	if fresh.Worth != 1 {
+		t.Fatalf("new recipient worth %v, want 1", fresh.Worth)
+	}
+	var keen, idle Profile
+	for i := 0; i < 30; i++ {
+		at := t0.Add(-time.Duration(60-i) * 24 * time.Hour)
+		id := fmt.Sprint(i)
+		keen.RecordRelease(Release{At: at, MessageID: id}, pol.Memory)
+		idle.RecordRelease(Release{At: at, MessageID: id}, pol.Memory)
+		keen.RecordEvent(Event{Kind: EventClick, At: at.Add(time.Hour), MessageID: id}, nil, pol.Memory)
+	}
+	fk := ScoreFatigue(&keen, &pop, pol, -1, t0)
+	fi := ScoreFatigue(&idle, &pop, pol, -1, t0)
+	if !(fk.Worth > 2 && fi.Worth < 0.5) {
+		t.Errorf("worth: keen %v, idle %v", fk.Worth, fi.Worth)
+	}
+	for _, f := range []Fatigue{fk, fi} {
+		want := pol.Strictness * pol.LossWeight * pop.UnsubscribeRate * f.Sensitivity * f.CustomerValue * f.Worth
+		if math.Abs(f.Scale-want) > 1e-12 {
+			t.Errorf("scale %v, want %v", f.Scale, want)
+		}
 	}
 }

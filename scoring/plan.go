@@ -235,6 +235,12 @@ type hourModel struct {
 	popTotal float64
 	prior    float64
 	weight   float64
+	// daily is the share of the recipient's own distribution taken from
+	// their hour of day pooled over the week (Policy.DailyPooling);
+	// byDay holds that pooled, smoothed count per hour of day, already
+	// divided by 7 so it spreads the same mass over the week.
+	daily float64
+	byDay [24]float64
 	// precomputed reciprocals: lift runs for every slot of every decision
 	invPop, invDen float64
 }
@@ -249,6 +255,15 @@ func (d *decider) newHourModel() hourModel {
 		m.popTotal += m.pop[i]
 	}
 	m.total *= m.scale
+	if m.daily = clamp(d.pol.DailyPooling, 0, 1); m.daily > 0 {
+		var day [24]float64
+		for i, v := range m.hours {
+			day[i%24] += v
+		}
+		for h := range day {
+			m.byDay[h] = (0.25*day[(h+23)%24] + 0.5*day[h] + 0.25*day[(h+1)%24]) / 7
+		}
+	}
 	if m.popTotal > 0 {
 		m.invPop = 1 / m.popTotal
 	}
@@ -273,6 +288,11 @@ func (m *hourModel) lift(h int) float64 {
 		prior = m.pop[h] * m.invPop
 	}
 	own := 0.25*m.hours[(h+HoursPerWeek-1)%HoursPerWeek] + 0.5*m.hours[h] + 0.25*m.hours[(h+1)%HoursPerWeek]
+	if m.daily > 0 {
+		// Routines repeat daily more than weekly: an open at 08:00 on a
+		// Tuesday says something about 08:00 on a Wednesday too.
+		own = (1-m.daily)*own + m.daily*m.byDay[h%24]
+	}
 	q := (own*m.scale + m.prior*prior) * m.invDen
 	k := max(0, 1+m.weight*(q*HoursPerWeek-1))
 	return (2*k + 1) / (k + 2)
@@ -339,6 +359,14 @@ func (d *decider) valueAt(c *candidate, s *slot) (value, fresh float64) {
 	return c.rel.Value * s.lift * (s.delay / c.delay0) * fresh, fresh
 }
 
+// costOf is the cost candidate c pays at volume vol: none while exploring.
+func (d *decider) costOf(c *candidate, vol float64) float64 {
+	if c.explore {
+		return 0
+	}
+	return d.cost(vol)
+}
+
 func (d *decider) cost(vol float64) float64 {
 	if d.holdout {
 		return 0
@@ -355,6 +383,23 @@ func (c *candidate) inRange(s *slot) bool { return s.unix >= c.start && s.unix <
 // so the next message has to be worth more: messages compete for the
 // budget instead of going first come, first served.
 func (d *decider) plan() {
+	// Exploration (an epsilon-greedy bandit): a deterministic draw per
+	// recipient, message and day exempts a small share of messages from
+	// the fatigue cost, so that the estimates of what this recipient likes
+	// keep learning. The draw comes before any cost is known, so more
+	// volume can never turn a message into an exploration candidate.
+	day := floorDiv(d.nowUnix, secondsPerDay)
+	for i := range d.cands {
+		c := &d.cands[i]
+		if c.done || d.pol.ExploreShare <= 0 {
+			continue
+		}
+		if c.rel.NearestBits >= 0 && c.rel.NearestBits <= d.pol.DuplicateBits {
+			continue // a duplicate teaches nothing
+		}
+		c.draw = draw(d.in.Recipient, c.held.ID, day)
+		c.explore = c.draw < d.pol.ExploreShare
+	}
 	for i := range d.cands {
 		d.bestAlone(&d.cands[i])
 	}
@@ -371,7 +416,7 @@ func (d *decider) plan() {
 					continue
 				}
 				v, _ := d.valueAt(c, s)
-				net := v - d.cost(s.vol)
+				net := v - d.costOf(c, s.vol)
 				if net > bestNet {
 					best, bestSlot, bestNet = i, k, net
 				}
@@ -381,31 +426,13 @@ func (d *decider) plan() {
 			break
 		}
 		r := ReasonWorthIt
-		if d.holdout {
+		switch {
+		case d.holdout:
 			r = ReasonHoldout
+		case !d.cands[best].worthy:
+			r = ReasonExplore
 		}
 		d.commit(best, bestSlot, r)
-	}
-
-	// Exploration: a message rated too low is still released with a small,
-	// deterministic probability, so that the estimates of what this
-	// recipient likes keep learning (an epsilon-greedy bandit).
-	day := floorDiv(d.nowUnix, secondsPerDay)
-	for i := range d.cands {
-		c := &d.cands[i]
-		if c.done || c.slot >= 0 || c.worthy || d.pol.ExploreShare <= 0 {
-			continue
-		}
-		if c.rel.NearestBits >= 0 && c.rel.NearestBits <= d.pol.DuplicateBits {
-			continue // a duplicate teaches nothing
-		}
-		c.draw = draw(d.in.Recipient, c.held.ID, day)
-		if c.draw >= d.pol.ExploreShare {
-			continue
-		}
-		if k := d.bestOpen(c, true); k >= 0 {
-			d.commit(i, k, ReasonExplore)
-		}
 	}
 
 	// Fairness floor: someone the model rates low still gets their best

@@ -71,6 +71,8 @@ type Options struct {
 	// Logger receives the relay's logs (default: discarded; they are
 	// many).
 	Logger *slog.Logger
+	// Diagnose keeps each Kadenz message's fate for Result.Diagnose.
+	Diagnose bool
 }
 
 func (o *Options) defaults() {
@@ -119,6 +121,9 @@ type Result struct {
 	Transactional int `json:"transactional"`
 	// Policies are send-all, the fixed cap and Kadenz, in that order.
 	Policies []*PolicyResult `json:"policies"`
+	// pop and stream are kept for Diagnose (Options.Diagnose only).
+	pop    []*recipient
+	stream []message
 }
 
 // PolicyResult is what one policy did.
@@ -152,6 +157,9 @@ type PolicyResult struct {
 	StopsVsSendAll    float64 `json:"stops_vs_send_all"`
 	// Releases is the release log, in order of release.
 	Releases []Release `json:"-"`
+	// Fates is, with Options.Diagnose, each marketing message's final
+	// state and last decision, by stream index (Kadenz only).
+	Fates map[int]Fate `json:"-"`
 }
 
 // Stops is unsubscribes plus complaints.
@@ -166,6 +174,8 @@ type Release struct {
 	Marketing bool
 	Submitted time.Time
 	Released  time.Time
+	// Clicked is whether the reader clicked it.
+	Clicked bool
 }
 
 // Run simulates every policy on one population and stream.
@@ -177,6 +187,9 @@ func Run(opts Options) (*Result, error) {
 	}
 	stream := newStream(rand.New(rand.NewPCG(opts.Seed, 2)), pop, Start, opts.Days)
 	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix}
+	if opts.Diagnose {
+		res.pop, res.stream = pop, stream
+	}
 	for i := range stream {
 		if stream[i].marketing {
 			res.Marketing++
@@ -345,6 +358,7 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 			emit(o.openAt, p.addr, ev)
 		}
 		if o.clicked {
+			out.Releases[len(out.Releases)-1].Clicked = true
 			out.Clicks++
 			ev := ids
 			ev.Kind = scoring.EventClick
@@ -438,6 +452,11 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 	counts, err := db.CountByState()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Diagnose && name == PolicyKadenz {
+		if out.Fates, err = fates(db, byID); err != nil {
+			return nil, err
+		}
 	}
 	out.Suppressed = counts[store.StateSuppressed]
 	out.HeldAtEnd = counts[store.StateHeld] + counts[store.StateQueued]

@@ -1,0 +1,47 @@
+#!/bin/sh
+# bench/simulate.sh: issue 3's goal table. Runs `kadenz simulate --json`
+# over seeds x population mixes and prints one markdown row per run, then
+# how many runs met each goal.
+#
+#   bench/simulate.sh                          # 300 recipients, 14 days, seeds 1-5, mixes default and tolerant
+#   RECIPIENTS=500 SEEDS="1 2 3" MIXES=default bench/simulate.sh
+#   EXTRA="--strictness 0.5" bench/simulate.sh  # a what-if
+set -eu
+RECIPIENTS=${RECIPIENTS:-300}
+DAYS=${DAYS:-14}
+SEEDS=${SEEDS:-1 2 3 4 5}
+MIXES=${MIXES:-default tolerant}
+EXTRA=${EXTRA:-}
+cd "$(dirname "$0")/.."
+command -v jq >/dev/null || { echo "bench/simulate.sh: needs jq" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/kadenz" ./cmd/kadenz
+start=$(date +%s)
+echo "recipients $RECIPIENTS, days $DAYS, commit $(git rev-parse --short HEAD)${EXTRA:+, $EXTRA}"
+echo
+echo "| mix | seed | volume vs send-all | clicks kept | unsub+compl. vs send-all | clicks vs cap | volume vs cap | trans. delay | vol -40% | clicks >=98% | stops -50% | beats cap | delay 0 |"
+echo "|---|---:|---:|---:|---:|---|---|---:|---|---|---|---|---|"
+for mix in $MIXES; do
+	for seed in $SEEDS; do
+		# shellcheck disable=SC2086 # EXTRA is a list of flags
+		"$tmp/kadenz" simulate --json --recipients "$RECIPIENTS" --days "$DAYS" --seed "$seed" --mix "$mix" $EXTRA >"$tmp/$mix-$seed.json"
+		jq -r --arg mix "$mix" '
+			def pct: (. * 100 | round | tostring) + "%";
+			def ok: if . then "PASS" else "FAIL" end;
+			(.policies | map({key: .name, value: .}) | from_entries) as $p
+			| ($p["kadenz"]) as $k | ($p["cap-16h"]) as $c
+			| (.goals | map({key: .name, value: .met}) | from_entries) as $g
+			| "| \($mix) | \(.seed) | \($k.released_vs_send_all | pct) | \($k.clicks_vs_send_all | pct) | \($k.stops_vs_send_all | pct) | \($k.clicks) vs \($c.clicks) | \($k.released) vs \($c.released) | \($k.transactional_max_delay_s)s | \($g["volume -40%"] | ok) | \($g["clicks >=98%"] | ok) | \($g["unsub+complaints -50%"] | ok) | \($g["beats cap"] | ok) | \($g["transactional delay 0"] | ok) |"
+		' "$tmp/$mix-$seed.json"
+	done
+done
+echo
+echo "| goal | runs met |"
+echo "|---|---:|"
+jq -rs '
+	(map(.goals[]) | group_by(.name)) as $by
+	| $by[] | "| \(.[0].name) | \(map(select(.met)) | length)/\(length) |"
+' "$tmp"/*.json
+echo
+echo "(took $(( $(date +%s) - start )) s)"

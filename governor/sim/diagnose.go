@@ -1,0 +1,170 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"kadenz/store"
+)
+
+// Fate is what became of one marketing message under a policy that holds
+// mail: its final state and the reasons of its last decision.
+type Fate struct {
+	State   store.State
+	Reasons []string
+	// Decisions is how many times the engine decided on it.
+	Decisions int
+}
+
+// fates reads every envelope's final state and last decision, keyed by
+// the message's index in the stream. It is diagnostics only: the engine
+// never sees it.
+func fates(db *store.DB, byID map[string]*message) (map[int]Fate, error) {
+	out := map[int]Fate{}
+	var envs []store.Envelope
+	if err := db.Envelopes(func(e store.Envelope) bool {
+		envs = append(envs, e)
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	for _, e := range envs {
+		m := byID[e.MessageID]
+		if m == nil || !m.marketing {
+			continue
+		}
+		f := Fate{State: e.State}
+		raw, err := db.Decisions(e.ID)
+		if err != nil {
+			return nil, err
+		}
+		var recs []struct {
+			Action  string   `json:"action"`
+			Reasons []string `json:"reasons"`
+		}
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &recs); err != nil {
+				return nil, err
+			}
+		}
+		f.Decisions = len(recs)
+		if len(recs) > 0 {
+			f.Reasons = recs[len(recs)-1].Reasons
+		}
+		out[m.index] = f
+	}
+	return out, nil
+}
+
+// Diagnose writes where send-all's clicks went under Kadenz: for every
+// message send-all delivered and that was clicked, whether Kadenz
+// released it (and whether it was clicked then) or why not. Each row is
+// a count of send-all's clicks. It needs a run with Options.Diagnose.
+func (r *Result) Diagnose(w io.Writer) {
+	all, k := r.Policy(PolicySendAll), r.Policy(PolicyKadenz)
+	if all == nil || k == nil || k.Fates == nil {
+		fmt.Fprintln(w, "no diagnostics (run with Options.Diagnose)")
+		return
+	}
+	kRel := map[int]Release{}
+	for _, rel := range k.Releases {
+		if rel.Marketing {
+			kRel[rel.Message] = rel
+		}
+	}
+	count := map[string]int{}
+	total := 0
+	for _, rel := range all.Releases {
+		if !rel.Clicked {
+			continue
+		}
+		total++
+		var key string
+		if kr, ok := kRel[rel.Message]; ok {
+			if kr.Clicked {
+				key = "released, clicked"
+			} else {
+				key = "released, not clicked"
+			}
+		} else if f, ok := k.Fates[rel.Message]; !ok {
+			key = "never submitted (recipient had left)"
+		} else {
+			key = fmt.Sprintf("%s: %s", f.State, strings.Join(f.Reasons, ","))
+		}
+		count[key]++
+	}
+	// Clicks Kadenz got on messages send-all's reader did not click.
+	gained := 0
+	for _, rel := range k.Releases {
+		if rel.Clicked {
+			gained++
+		}
+	}
+	keys := make([]string, 0, len(count))
+	for key := range count {
+		keys = append(keys, key)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return count[b] - count[a] })
+	fmt.Fprintf(w, "send-all clicks %d; kadenz clicks %d\n", total, gained)
+	for _, key := range keys {
+		fmt.Fprintf(w, "  %5d %5.1f%%  %s\n", count[key], 100*float64(count[key])/float64(total), key)
+	}
+	// Kadenz's own clicks, by whether send-all's reader clicked the same.
+	allClicked := map[int]bool{}
+	for _, rel := range all.Releases {
+		if rel.Clicked {
+			allClicked[rel.Message] = true
+		}
+	}
+	both := 0
+	for _, rel := range k.Releases {
+		if rel.Clicked && allClicked[rel.Message] {
+			both++
+		}
+	}
+	fmt.Fprintf(w, "kadenz clicks also clicked under send-all %d, new %d\n", both, gained-both)
+	// How well each policy picks: the hidden relevance and the reader's
+	// activity at release (the engine never sees either).
+	for _, p := range r.Policies {
+		var n, liked int
+		var rel, act float64
+		for _, x := range p.Releases {
+			if !x.Marketing {
+				continue
+			}
+			m := &r.stream[x.Message]
+			rc := r.pop[m.rcpt]
+			R := rc.relevance(m.campaign.topics)
+			n++
+			rel += R
+			act += rc.activity(x.Released)
+			if R >= 0.4 {
+				liked++
+			}
+		}
+		if n > 0 {
+			fmt.Fprintf(w, "%-9s mean relevance %.3f, share relevance>=0.4 %.2f, mean activity %.3f\n",
+				p.Name, rel/float64(n), float64(liked)/float64(n), act/float64(n))
+		}
+	}
+	// Every Kadenz outcome, for all marketing mail.
+	outc := map[string]int{}
+	for _, f := range k.Fates {
+		outc[fmt.Sprintf("%s: %s", f.State, strings.Join(f.Reasons, ","))]++
+	}
+	keys = keys[:0]
+	for key := range outc {
+		keys = append(keys, key)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return outc[b] - outc[a] })
+	fmt.Fprintln(w, "kadenz outcomes of all marketing mail:")
+	for i, key := range keys {
+		if i == 15 {
+			break
+		}
+		fmt.Fprintf(w, "  %6d  %s\n", outc[key], key)
+	}
+}
