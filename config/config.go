@@ -29,6 +29,8 @@ type Config struct {
 	Governor Governor `yaml:"governor"`
 	Delivery Delivery `yaml:"delivery"`
 	Log      Log      `yaml:"log"`
+	// Feedback is where bounces, complaints and replies are read from.
+	Feedback Feedback `yaml:"feedback"`
 }
 
 // Governor modes.

@@ -64,6 +64,7 @@ func (c *Config) validate(file string, idx *index) Errors {
 	v.intake(&c.Intake)
 	v.governor(&c.Governor)
 	v.delivery(&c.Delivery)
+	v.feedback(&c.Feedback)
 	v.oneOf("log.level", c.Log.Level, logLevels)
 	v.oneOf("log.format", c.Log.Format, logFormats)
 	v.distinctListeners(map[string]string{
