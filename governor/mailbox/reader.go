@@ -105,6 +105,10 @@ type Options struct {
 	Jitter func() float64
 	// Trace, if set, receives the raw protocol, password included.
 	Trace io.Writer
+
+	// waiting, if set, is called each time the reader starts waiting for
+	// new mail, so that tests know it has finished a round.
+	waiting func()
 }
 
 // Defaults for the zero values of Options.
@@ -484,6 +488,7 @@ func (r *Reader) wait(ctx context.Context, c *imapclient.Client, idle bool) erro
 	next := r.opts.Schedule.Next(now.UTC())
 	timer := r.opts.After(max(next.Sub(now), 0))
 	if !idle {
+		r.startedWaiting()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -501,6 +506,7 @@ func (r *Reader) wait(ctx context.Context, c *imapclient.Client, idle bool) erro
 	if err != nil {
 		return fmt.Errorf("idle: %w", err)
 	}
+	r.startedWaiting()
 	var closed bool
 	select {
 	case <-ctx.Done():
@@ -520,4 +526,10 @@ func (r *Reader) wait(ctx context.Context, c *imapclient.Client, idle bool) erro
 		return errors.New("connection closed by the server")
 	}
 	return ctx.Err()
+}
+
+func (r *Reader) startedWaiting() {
+	if r.opts.waiting != nil {
+		r.opts.waiting()
+	}
 }
