@@ -224,6 +224,8 @@ func TestDovecotFeedbackMailbox(t *testing.T) {
       move_to: Done
       schedule: "@every 8760h"
       idle: true
+log:
+  level: debug
 `, d.Addr, d.User, d.Password)})
 
 	moved := func(n int) bool {
@@ -253,6 +255,13 @@ func TestDovecotFeedbackMailbox(t *testing.T) {
 	}
 
 	// IDLE: nothing else would make kadenz look again within the year.
+	// Deliver once it is idling, so that its last SEARCH cannot be what
+	// finds the message.
+	if !waitFor(15*time.Second, func() bool {
+		return bytes.Contains(r.log.bytes(), []byte(`msg="waiting for new mail" part=feedback mailbox=dovecot idle=true`))
+	}) {
+		t.Fatalf("kadenz never went into IDLE:\n%s", r.log.tail(4<<10))
+	}
 	d.deliver(t, "2.kadenz-test-2.localhost", bounce)
 	start := time.Now()
 	if !waitFor(15*time.Second, func() bool { return moved(2) }) {

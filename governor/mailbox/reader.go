@@ -488,7 +488,7 @@ func (r *Reader) wait(ctx context.Context, c *imapclient.Client, idle bool) erro
 	next := r.opts.Schedule.Next(now.UTC())
 	timer := r.opts.After(max(next.Sub(now), 0))
 	if !idle {
-		r.startedWaiting()
+		r.startedWaiting(false, next)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -506,7 +506,7 @@ func (r *Reader) wait(ctx context.Context, c *imapclient.Client, idle bool) erro
 	if err != nil {
 		return fmt.Errorf("idle: %w", err)
 	}
-	r.startedWaiting()
+	r.startedWaiting(true, next)
 	var closed bool
 	select {
 	case <-ctx.Done():
@@ -528,7 +528,8 @@ func (r *Reader) wait(ctx context.Context, c *imapclient.Client, idle bool) erro
 	return ctx.Err()
 }
 
-func (r *Reader) startedWaiting() {
+func (r *Reader) startedWaiting(idle bool, until time.Time) {
+	r.log.Debug("waiting for new mail", "idle", idle, "until", until)
 	if r.opts.waiting != nil {
 		r.opts.waiting()
 	}

@@ -373,8 +373,7 @@ func TestIdleWakesReader(t *testing.T) {
 // imapmemserver starts listening for a session's updates a moment after it
 // has acknowledged IDLE, and forgets an append that falls in between until
 // the next one; so if the message has not arrived after a while, another
-// message nudges the server. (Dovecot reports pending changes when IDLE
-// starts; see tests/dovecot_test.go.) Without IDLE nothing ever arrives.
+// message nudges the server. Without IDLE nothing ever arrives.
 func (s *server) deliverDuringIdle(rec *recorder, subject string) {
 	s.t.Helper()
 	s.deliver("INBOX", subject)
