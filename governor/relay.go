@@ -73,6 +73,8 @@ type Relay struct {
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
+	// mailboxes are the feedback IMAP readers (mailboxes.go).
+	mailboxes *mailboxReaders
 }
 
 // New validates the configuration, opens the database and builds the
@@ -219,6 +221,9 @@ func (r *Relay) Start() error {
 	}
 	r.engine.start()
 	r.chores.start()
+	if err := r.startMailboxes(context.Background()); err != nil {
+		return err
+	}
 	type endpoint struct {
 		addr        string
 		implicitTLS bool
@@ -279,6 +284,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	}
 	r.serving.Wait()
 	r.chores.shutdown()
+	r.stopMailboxes()
 	r.engine.shutdown()
 	if err := r.queue.Shutdown(ctx); err != nil {
 		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)

@@ -1,0 +1,105 @@
+package governor
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"sync"
+
+	"kadenz/config"
+	"kadenz/governor/feedback"
+	"kadenz/governor/mailbox"
+)
+
+// mailboxReaders are the running IMAP readers of feedback.mailboxes.
+type mailboxReaders struct {
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+}
+
+// startMailboxes starts one reader per configured feedback mailbox; they
+// run until stopMailboxes.
+func (r *Relay) startMailboxes(ctx context.Context) error {
+	var readers []*mailbox.Reader
+	for _, m := range r.cfg.Feedback.Mailboxes {
+		rd, err := r.newMailboxReader(m)
+		if err != nil {
+			return err
+		}
+		readers = append(readers, rd)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r.mailboxes = &mailboxReaders{cancel: cancel}
+	for _, rd := range readers {
+		r.mailboxes.running.Go(func() { rd.Run(ctx) })
+	}
+	return nil
+}
+
+// stopMailboxes ends the readers and waits for them: cancelling closes
+// their connections, and the store must outlive their last write.
+func (r *Relay) stopMailboxes() {
+	if r.mailboxes == nil {
+		return
+	}
+	r.mailboxes.cancel()
+	r.mailboxes.running.Wait()
+}
+
+func (r *Relay) newMailboxReader(m config.Mailbox) (*mailbox.Reader, error) {
+	schedule, err := config.ParseSchedule(m.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("feedback mailbox %s schedule: %w", m.Name, err)
+	}
+	password, err := m.ResolvePassword()
+	if err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{InsecureSkipVerify: m.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if m.CAFile != "" {
+		pem, err := os.ReadFile(m.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("feedback mailbox %s ca_file: %w", m.Name, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("feedback mailbox %s ca_file %s: no PEM certificates", m.Name, m.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return mailbox.New(mailbox.Options{
+		Name:      m.Name,
+		Addr:      m.Address,
+		TLS:       m.TLS,
+		TLSConfig: tc,
+		Username:  m.Username,
+		Password:  password,
+		Folder:    m.Folder,
+		Processed: m.Processed,
+		MoveTo:    m.MoveTo,
+		Schedule:  schedule,
+		Idle:      m.Idle,
+		Handler:   r.ingestFeedback,
+		DB:        r.db,
+		Logger:    r.log.With("part", "feedback"),
+		Now:       r.now,
+	})
+}
+
+// ingestFeedback is the mailbox readers' handler: it reads what a message
+// says and applies it to the recipient's profile. A message that cannot be
+// read is an error, which the reader logs before moving on.
+func (r *Relay) ingestFeedback(_ context.Context, raw []byte) error {
+	rep, err := feedback.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("reading feedback: %w", err)
+	}
+	r.log.Info("feedback", "part", "feedback", "kind", rep.Kind, "format", rep.Format, "recipient", rep.Recipient,
+		"envelope", rep.EnvelopeID, "envelope_source", rep.EnvelopeIDSource, "message_id", rep.MessageID)
+	return r.applyReport(rep)
+}
