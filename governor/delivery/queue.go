@@ -55,6 +55,9 @@ type Options struct {
 	Now func() time.Time
 	// Jitter returns a number in [0,1); rand.Float64 if nil.
 	Jitter func() float64
+	// Observe, if set, hears of every attempt once its outcome is stored:
+	// the envelope as written and the attempt's error (metrics).
+	Observe func(e store.Envelope, err error, now time.Time)
 }
 
 // Queue is the delivery loop and its workers.
@@ -92,6 +95,9 @@ func New(opts Options) (*Queue, error) {
 	}
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
+	}
+	if opts.Observe == nil {
+		opts.Observe = func(store.Envelope, error, time.Time) {}
 	}
 	q := &Queue{
 		opts:     opts,
@@ -248,6 +254,7 @@ func (q *Queue) deliver(sender Sender, e store.Envelope) {
 		q.log.Error("recording delivery outcome", "envelope", e.ID, "error", uerr)
 		return
 	}
+	q.opts.Observe(e, err, q.opts.Now())
 	attrs := []any{"envelope", e.ID, "to", e.To, "attempt", e.Attempts, "took", q.opts.Now().Sub(started).Round(time.Millisecond)}
 	switch e.State {
 	case store.StateDelivered:
