@@ -29,6 +29,19 @@ type Config struct {
 	Governor Governor `yaml:"governor"`
 	Delivery Delivery `yaml:"delivery"`
 	Log      Log      `yaml:"log"`
+
+	// Retention bounds how long personal data is kept.
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention says how long Kadenz keeps what it no longer needs.
+type Retention struct {
+	// Bodies: a message's raw bytes are purged this long after its last
+	// envelope reached a final state (delivered, failed, suppressed).
+	Bodies time.Duration `yaml:"bodies"`
+	// Decisions: an envelope's decision records (scores, explanations)
+	// are purged this long after it reached a final state.
+	Decisions time.Duration `yaml:"decisions"`
 }
 
 // Governor modes.
@@ -240,6 +253,7 @@ func Default() *Config {
 			RetryMax:         2 * time.Hour,
 			MaxQueueLifetime: 5 * 24 * time.Hour,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:       Log{Level: "info", Format: "text"},
+		Retention: Retention{Bodies: 7 * 24 * time.Hour, Decisions: 90 * 24 * time.Hour},
 	}
 }
