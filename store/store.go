@@ -63,7 +63,8 @@ var (
 )
 
 var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld,
-	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs}
+	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
+	bucketForgotten}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
