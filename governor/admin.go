@@ -43,6 +43,7 @@ func (r *Relay) startAdmin() error {
 	mux.HandleFunc("GET /v1/explain/{id}", r.handleExplain)
 	mux.HandleFunc("GET /v1/clock", r.handleGetClock)
 	mux.HandleFunc("POST /v1/clock", r.handleSetClock)
+	r.registerOperationRoutes(mux)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -55,12 +56,13 @@ func (r *Relay) startAdmin() error {
 }
 
 func (r *Relay) requireToken(next http.Handler) http.Handler {
-	token := r.cfg.Admin.Token
-	if token == "" {
-		return next
-	}
-	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		token := r.config().Admin.Token // a reload may change it
+		if token == "" {
+			next.ServeHTTP(w, req)
+			return
+		}
+		want := []byte("Bearer " + token)
 		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kadenz"`)
 			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
@@ -75,6 +77,8 @@ func (r *Relay) requireToken(next http.Handler) http.Handler {
 type Explanation struct {
 	Message   store.Message         `json:"message"`
 	Envelopes []EnvelopeExplanation `json:"envelopes"`
+	// BodyPurged: the retention period for bodies has passed.
+	BodyPurged bool `json:"body_purged,omitempty"`
 }
 
 // EnvelopeExplanation is one recipient's part of an Explanation.
@@ -106,6 +110,9 @@ func (r *Relay) explain(id string) (*Explanation, error) {
 		return nil, err
 	}
 	x := &Explanation{Message: msg}
+	if has, err := r.db.HasBody(msgID); err == nil && !has {
+		x.BodyPurged = true
+	}
 	for _, e := range envs {
 		if only != "" && e.ID != only {
 			continue

@@ -1,12 +1,14 @@
 package governor
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kadenz/config"
@@ -45,24 +47,23 @@ type decisionRecord struct {
 }
 
 type engine struct {
-	db   *store.DB
-	log  *slog.Logger
-	now  func() time.Time
-	cfg  *config.Governor
-	kick chan struct{}
+	db  *store.DB
+	log *slog.Logger
+	now func() time.Time
+	// rules are what a config reload may change; a round reads them once.
+	rules atomic.Pointer[rules]
+	kick  chan struct{}
 	// released wakes delivery when mail was released for now.
 	released func()
 
-	policy     scoring.Policy
 	population scoring.Population
 	memory     scoring.Memory
-	caps       scoring.Caps
-	quiet      scoring.QuietHours
-	defaultLoc *time.Location
-	planner    scoring.Planner
-	decisions  []scoring.Decision // reused by each round, like planner
-	zonesMu    sync.Mutex
-	zones      map[string]*time.Location // resolved X-Kadenz-Timezone values
+	// metrics counts committed decisions.
+	metrics   *metrics
+	planner   scoring.Planner
+	decisions []scoring.Decision // reused by each round, like planner
+	zonesMu   sync.Mutex
+	zones     map[string]*time.Location // resolved X-Kadenz-Timezone values
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -71,6 +72,35 @@ type engine struct {
 }
 
 func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() time.Time, released func()) (*engine, error) {
+	ru, err := newRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		db: db, log: log, now: now, released: released,
+		kick:       make(chan struct{}, 1),
+		population: scoring.DefaultPopulation(),
+		memory:     scoring.DefaultMemory(),
+		zones:      map[string]*time.Location{},
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	e.rules.Store(ru)
+	return e, nil
+}
+
+// rules are the engine's view of the governor configuration, resolved
+// once: built at start and again by each successful reload, then swapped
+// in whole, so a round never sees half of an old and half of a new config.
+type rules struct {
+	cfg        config.Governor
+	policy     scoring.Policy
+	caps       scoring.Caps
+	quiet      scoring.QuietHours
+	defaultLoc *time.Location
+}
+
+func newRules(cfg *config.Governor) (*rules, error) {
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("governor.timezone: %w", err)
@@ -83,21 +113,15 @@ func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() 
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{
-		db: db, log: log, now: now, cfg: cfg, released: released,
-		kick:       make(chan struct{}, 1),
+	ru := &rules{
+		cfg:        *cfg,
 		policy:     scoring.DefaultPolicy(),
-		population: scoring.DefaultPopulation(),
-		memory:     scoring.DefaultMemory(),
 		caps:       scoring.Caps{PerDay: cfg.Caps.PerDay, PerWeek: cfg.Caps.PerWeek, PerMonth: cfg.Caps.PerMonth, MinGap: cfg.Caps.MinGap},
 		quiet:      scoring.QuietHours{Start: start, End: end},
 		defaultLoc: loc,
-		zones:      map[string]*time.Location{},
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
 	}
-	e.policy.Strictness = cfg.Strictness
-	return e, nil
+	ru.policy.Strictness = cfg.Strictness
+	return ru, nil
 }
 
 // Kick makes the engine look at the schedule again now.
@@ -189,12 +213,14 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 	if err != nil || len(r.Held) == 0 {
 		return err
 	}
+	ru := e.rules.Load()
 	profile := &scoring.Profile{}
 	if r.Profile != nil {
 		if err := json.Unmarshal(r.Profile, profile); err != nil {
 			return fmt.Errorf("profile: %w", err)
 		}
 	}
+	profile.Unsubscribed = cmp.Or(profile.Unsubscribed, r.Forgotten) // an erased opt-out still counts
 	// r.Held is in arrival order (envelope IDs sort by time), so what the
 	// latest message says about the recipient's zone and value wins, the
 	// same way on every run.
@@ -221,7 +247,7 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 	}
 	in := scoring.Input{
 		Now: now, Recipient: rcpt, Profile: profile, Location: e.location(profile.Timezone),
-		Held: held, Caps: e.caps, Quiet: e.quiet, Population: &e.population, Policy: &e.policy,
+		Held: held, Caps: ru.caps, Quiet: ru.quiet, Population: &e.population, Policy: &ru.policy,
 	}
 	e.decisions = e.planner.Decide(e.decisions[:0], &in)
 	decisions := e.decisions
@@ -231,15 +257,16 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 		byID[env.ID] = env
 	}
 	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}}
+	recs := make([]decisionRecord, 0, len(decisions))
 	releasedNow := false
 	for _, d := range decisions {
 		env := byID[d.ID]
 		rec := decisionRecord{
-			DecidedAt: now, Mode: e.cfg.Mode, Action: d.Action.String(),
+			DecidedAt: now, Mode: ru.cfg.Mode, Action: d.Action.String(),
 			Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
 		}
 		action, at := d.Action, d.At
-		if e.cfg.Mode == config.ModeShadow {
+		if ru.cfg.Mode == config.ModeShadow {
 			// Shadow mode records what would have happened and sends now.
 			rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
 			action, at = scoring.ActionRelease, now
@@ -260,6 +287,7 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 			env.State = store.StateSuppressed
 		}
 		out.Envelopes = append(out.Envelopes, env)
+		recs = append(recs, rec)
 		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
 			return err
 		}
@@ -278,6 +306,7 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 	if err := e.db.ApplyDecisions(out); err != nil {
 		return err
 	}
+	e.metrics.decidedRound(recs)
 	if releasedNow {
 		e.released()
 	}
@@ -286,8 +315,9 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 
 // location resolves a recipient's zone, falling back to the configured one.
 func (e *engine) location(name string) *time.Location {
+	defaultLoc := e.rules.Load().defaultLoc
 	if name == "" {
-		return e.defaultLoc
+		return defaultLoc
 	}
 	e.zonesMu.Lock() // feedback resolves zones too, from other goroutines
 	defer e.zonesMu.Unlock()
@@ -296,7 +326,7 @@ func (e *engine) location(name string) *time.Location {
 		var err error
 		if loc, err = time.LoadLocation(name); err != nil {
 			e.log.Warn("unknown time zone, using the default", "zone", name)
-			loc = e.defaultLoc
+			loc = defaultLoc
 		}
 		e.zones[name] = loc
 	}

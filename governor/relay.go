@@ -72,6 +72,10 @@ type Relay struct {
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
+
+	// Operator surface (metrics.go, reload.go, retention.go).
+	metrics *metrics
+	ops     operations
 }
 
 // New validates the configuration, opens the database and builds the
@@ -99,6 +103,7 @@ func New(opts Options) (*Relay, error) {
 		return nil, err
 	}
 	r.db = db
+	r.initOperations()
 	if err := r.build(); err != nil {
 		db.Close()
 		return nil, err
@@ -156,11 +161,15 @@ func (r *Relay) build() error {
 		MaxQueueLifetime: cfg.Delivery.MaxQueueLifetime,
 		Logger:           r.log.With("part", "delivery"),
 		Now:              r.now,
+		Observe:          r.metrics.deliveryAttempted,
 	})
 	if err != nil {
 		return err
 	}
 	r.engine, err = newEngine(&cfg.Governor, r.db, r.log.With("part", "engine"), r.now, r.queue.Kick)
+	if err == nil {
+		r.engine.metrics = r.metrics
+	}
 	return err
 }
 
@@ -211,6 +220,7 @@ func (r *Relay) Start() error {
 		return err
 	}
 	r.engine.start()
+	r.startRetention()
 	type endpoint struct {
 		addr        string
 		implicitTLS bool
@@ -270,6 +280,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		r.intake.Close()
 	}
 	r.serving.Wait()
+	r.stopRetention()
 	r.engine.shutdown()
 	if err := r.queue.Shutdown(ctx); err != nil {
 		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)
@@ -282,7 +293,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 // ID and Received header, and stores it, held if it is marketing mail to be
 // governed; the store returns once the commit is on disk.
 func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error) {
-	g := &r.cfg.Governor
+	g := &r.config().Governor // the live one: a reload may have changed it
 	id := newMessageID(sub.Received, r.random)
 	header := readHeader(sub.Data)
 	class, reason := classify(header, sub.From, g)
@@ -343,6 +354,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if held > 0 {
 		r.engine.Kick()
 	}
+	r.metrics.messageAccepted(class)
 	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", len(body),
 		"class", class, "class_reason", reason, "client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
 	return id, nil
@@ -394,6 +406,9 @@ func (r *Relay) hardStopped(rcpt string) bool {
 	raw, err := r.db.Profile(rcpt)
 	if err != nil {
 		return true
+	}
+	if at, err := r.db.Forgotten(rcpt); err != nil || !at.IsZero() {
+		return true // erased after opting out: still out
 	}
 	if raw == nil {
 		return false
