@@ -365,9 +365,13 @@ func TestForgetLeavesNothingOfTheRecipient(t *testing.T) {
 		s := envelopeOf(t, r.DB(), "dora@example.test", 1).State
 		return s == store.StateHeld || s.Final()
 	})
-	if hits := scanDuringRun(t, r); len(hits) == 0 {
-		t.Fatal("dora's address is nowhere before the erasure: the scan cannot fail")
+	// Her envelope IDs, and the IDs of the messages only she received,
+	// key her decision records and the Message-ID index: none may remain.
+	ids := scanDuringRun(t, r)
+	if len(ids) != 3 {
+		t.Fatalf("dora has %d envelopes before the erasure, want 3", len(ids))
 	}
+	ids = append(ids, strings.TrimSuffix(ids[0], "-1"), strings.TrimSuffix(ids[1], "-1"))
 
 	var res ForgetResult
 	adminJSON(t, r, http.MethodPost, "/v1/forget", map[string]string{"address": "DORA@example.test"}, &res)
@@ -389,6 +393,11 @@ func TestForgetLeavesNothingOfTheRecipient(t *testing.T) {
 	path := filepath.Join(cfg.DataDir, "kadenz.db")
 	if hits := scanFor(t, path, "dora@example.test"); len(hits) > 0 {
 		t.Errorf("after forget, the address remains in: %v", hits)
+	}
+	for _, id := range ids {
+		if hits := scanFor(t, path, id); len(hits) > 0 {
+			t.Errorf("after forget, %s remains in: %v", id, hits)
+		}
 	}
 	if hits := scanFor(t, path, "eve@example.test"); len(hits) == 0 {
 		t.Errorf("eve's mail was erased too")
