@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -347,3 +348,7 @@ func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 	}
 	writeJSON(w, rep)
 }
+
+// AdminAddr returns where the admin listener is bound (useful with port
+// 0), or nil when it does not run.
+func (r *Relay) AdminAddr() net.Addr { return r.adminAddr }
