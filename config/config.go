@@ -217,6 +217,9 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json.
 	Format string `yaml:"format"`
+	// Pseudonymise replaces email addresses in log attributes with a keyed
+	// hash (the key is kept in the database), keeping the domain.
+	Pseudonymise bool `yaml:"pseudonymise"`
 }
 
 // Default returns the embedded defaults: a loopback-only relay writing to

@@ -103,7 +103,10 @@ func New(opts Options) (*Relay, error) {
 		return nil, err
 	}
 	r.db = db
-	r.initOperations()
+	if err := r.initOperations(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := r.build(); err != nil {
 		db.Close()
 		return nil, err

@@ -2,6 +2,7 @@ package governor
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"sync"
@@ -56,12 +57,20 @@ type ReloadStatus struct {
 	RestartNeeded []string `json:"restart_needed,omitempty"`
 }
 
-func (r *Relay) initOperations() {
+func (r *Relay) initOperations() error {
+	if r.cfg.Log.Pseudonymise {
+		key, err := r.db.PseudonymKey("log")
+		if err != nil {
+			return err
+		}
+		r.log = slog.New(newPseudonymHandler(r.log.Handler(), key))
+	}
 	r.metrics = newMetrics(r.db)
 	r.ops.live.Store(r.cfg)
 	now := r.now()
 	r.ops.status = ReloadStatus{LoadedAt: now, OK: true}
 	r.metrics.lastReloadOK.Set(float64(now.UnixNano()) / 1e9)
+	return nil
 }
 
 // config returns the configuration in force. Parts bound at start are

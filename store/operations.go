@@ -454,3 +454,21 @@ func (db *DB) purge(ids []string, del func(tx *bolt.Tx, id string) (bool, error)
 	}
 	return total, nil
 }
+
+// PseudonymKey returns a key for pseudonymising addresses for purpose
+// (e.g. "log"), derived from a random secret kept in the database and
+// created on first use, so pseudonyms stay the same across restarts.
+func (db *DB) PseudonymKey(purpose string) ([]byte, error) {
+	var secret []byte
+	err := db.update(func(tx *bolt.Tx) error {
+		var err error
+		secret, err = pseudonymSecret(tx, true)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(purpose))
+	return mac.Sum(nil), nil
+}
