@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -24,13 +23,10 @@ import (
 // reason codes, delivery outcomes, error kinds and configured mailbox
 // names; never addresses, message IDs or error text.
 //
-// Queue depth by state is read from the store when Prometheus scrapes,
-// not maintained by every write: CountByState walks every envelope, so
-// its result is cached for queueDepthTTL (see docs/operations.md for the
-// cost measured).
-
-// queueDepthTTL bounds how often a scrape walks the envelopes.
-const queueDepthTTL = 5 * time.Second
+// Queue depth by state comes from the counts the store keeps on every
+// commit (store.StateCounts): a scrape costs a map copy, where walking
+// the envelopes (CountByState) costs about half a second per 100,000
+// (see docs/operations.md).
 
 type metrics struct {
 	reg *prometheus.Registry
@@ -103,8 +99,8 @@ func newMetrics(db *store.DB) *metrics {
 		Name: "kadenz_forget_requests_total",
 		Help: "Erasure requests (POST /v1/forget) carried out.",
 	})
-	m.depth = &queueDepth{db: db, ttl: queueDepthTTL, desc: prometheus.NewDesc(
-		"kadenz_queue_envelopes", "Envelopes by state (cached up to 5s).", []string{"state"}, nil)}
+	m.depth = &queueDepth{db: db, desc: prometheus.NewDesc(
+		"kadenz_queue_envelopes", "Envelopes stored, by state.", []string{"state"}, nil)}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -214,33 +210,19 @@ func (m *metrics) configLoaded(ok bool, now time.Time) {
 	m.lastReloadOK.Set(float64(now.UnixNano()) / 1e9)
 }
 
-// queueDepth is a collector that reports envelope counts by state,
-// computed at scrape time and cached for ttl.
+// queueDepth is a collector that reports envelope counts by state at
+// scrape time.
 type queueDepth struct {
 	db   *store.DB
-	ttl  time.Duration
 	desc *prometheus.Desc
-
-	mu     sync.Mutex
-	at     time.Time // wall time of the cached counts: a cache, not a decision
-	counts map[store.State]int
 }
 
 func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
 
 func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.counts == nil || time.Since(q.at) >= q.ttl {
-		counts, err := q.db.CountByState()
-		if err != nil {
-			ch <- prometheus.NewInvalidMetric(q.desc, err)
-			return
-		}
-		q.counts, q.at = counts, time.Now()
-	}
+	counts := q.db.StateCounts()
 	for _, s := range []store.State{store.StateQueued, store.StateDelivering, store.StateDeferred, store.StateDelivered,
 		store.StateFailed, store.StateHeld, store.StateSuppressed} {
-		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(q.counts[s]), string(s))
+		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
 }

@@ -135,7 +135,6 @@ func TestMetricsMoveAfterSubmissions(t *testing.T) {
 	})
 	c := &clock{t: monday10}
 	r := startRelayAt(t, adminConfig(t, up.addr), c)
-	r.metrics.depth.ttl = 0 // every scrape reads the store
 
 	before := scrape(t, r)
 	if v := value(before, "kadenz_messages_accepted_total"); v != -1 {
