@@ -30,6 +30,19 @@ type Config struct {
 	Delivery Delivery `yaml:"delivery"`
 	Log      Log      `yaml:"log"`
 	Feedback Feedback `yaml:"feedback"`
+
+	// Retention bounds how long personal data is kept.
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention says how long Kadenz keeps what it no longer needs.
+type Retention struct {
+	// Bodies: a message's raw bytes are purged this long after its last
+	// envelope reached a final state (delivered, failed, suppressed).
+	Bodies time.Duration `yaml:"bodies"`
+	// Decisions: an envelope's decision records (scores, explanations)
+	// are purged this long after it reached a final state.
+	Decisions time.Duration `yaml:"decisions"`
 }
 
 // Governor modes.
@@ -213,6 +226,9 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json.
 	Format string `yaml:"format"`
+	// Pseudonymise replaces email addresses in log attributes with a keyed
+	// hash (the key is kept in the database), keeping the domain.
+	Pseudonymise bool `yaml:"pseudonymise"`
 }
 
 // Default returns the embedded defaults: a loopback-only relay writing to
@@ -239,7 +255,7 @@ func Default() *Config {
 			Caps:         Caps{PerDay: 2, PerWeek: 5, MinGap: 4 * time.Hour},
 			QuietHours:   QuietHours{Start: "21:00", End: "08:00"},
 			Strictness:   1,
-			Chores:       Chores{Sweep: "*/5 * * * *"},
+			Chores:       Chores{Sweep: "*/5 * * * *", Retention: "@hourly"},
 		},
 		Delivery: Delivery{
 			TLS:              TLSOpportunistic,
@@ -250,7 +266,8 @@ func Default() *Config {
 			RetryMax:         2 * time.Hour,
 			MaxQueueLifetime: 5 * 24 * time.Hour,
 		},
-		Log:      Log{Level: "info", Format: "text"},
-		Feedback: defaultFeedback(),
+		Log:       Log{Level: "info", Format: "text"},
+		Feedback:  defaultFeedback(),
+		Retention: Retention{Bodies: 7 * 24 * time.Hour, Decisions: 90 * 24 * time.Hour},
 	}
 }

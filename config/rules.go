@@ -52,6 +52,9 @@ type Chores struct {
 	// Sweep re-checks the schedule and recovers envelopes stuck in
 	// delivery, as a safety net under the engine's own wake-ups.
 	Sweep string `yaml:"sweep"`
+	// Retention purges message bodies and decision records past the
+	// retention periods (see Retention).
+	Retention string `yaml:"retention"`
 }
 
 // Matches reports whether the rule applies to mail of campaign from
@@ -135,6 +138,11 @@ func (v *validator) governorRules(g *Governor) {
 	if g.Chores.Sweep != "" {
 		if _, err := ParseChoreSpec(g.Chores.Sweep); err != nil {
 			v.errorf("governor.chores.sweep", "%v", err)
+		}
+	}
+	if g.Chores.Retention != "" {
+		if _, err := ParseChoreSpec(g.Chores.Retention); err != nil {
+			v.errorf("governor.chores.retention", "%v", err)
 		}
 	}
 }

@@ -67,6 +67,8 @@ func (c *Config) validate(file string, idx *index) Errors {
 	v.feedback(&c.Feedback)
 	v.oneOf("log.level", c.Log.Level, logLevels)
 	v.oneOf("log.format", c.Log.Format, logFormats)
+	v.positive("retention.bodies", int64(c.Retention.Bodies))
+	v.positive("retention.decisions", int64(c.Retention.Decisions))
 	v.distinctListeners(map[string]string{
 		"listen":            c.Listen,
 		"intake.tls_listen": c.Intake.TLSListen,

@@ -45,6 +45,7 @@ func (r *Relay) startAdmin() error {
 	mux.HandleFunc("POST /v1/clock", r.handleSetClock)
 	r.registerQueueRoutes(mux)
 	r.registerFeedbackRoutes(mux)
+	r.registerOperationRoutes(mux)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -57,12 +58,13 @@ func (r *Relay) startAdmin() error {
 }
 
 func (r *Relay) requireToken(next http.Handler) http.Handler {
-	token := r.cfg.Admin.Token
-	if token == "" {
-		return next
-	}
-	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		token := r.config().Admin.Token // a reload may change it
+		if token == "" {
+			next.ServeHTTP(w, req)
+			return
+		}
+		want := []byte("Bearer " + token)
 		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kadenz"`)
 			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
@@ -77,6 +79,8 @@ func (r *Relay) requireToken(next http.Handler) http.Handler {
 type Explanation struct {
 	Message   store.Message         `json:"message"`
 	Envelopes []EnvelopeExplanation `json:"envelopes"`
+	// BodyPurged: the retention period for bodies has passed.
+	BodyPurged bool `json:"body_purged,omitempty"`
 }
 
 // EnvelopeExplanation is one recipient's part of an Explanation.
@@ -108,6 +112,9 @@ func (r *Relay) explain(id string) (*Explanation, error) {
 		return nil, err
 	}
 	x := &Explanation{Message: msg}
+	if has, err := r.db.HasBody(msgID); err == nil && !has {
+		x.BodyPurged = true
+	}
 	for _, e := range envs {
 		if only != "" && e.ID != only {
 			continue

@@ -1,12 +1,14 @@
 package governor
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kadenz/config"
@@ -45,25 +47,23 @@ type decisionRecord struct {
 }
 
 type engine struct {
-	db   *store.DB
-	log  *slog.Logger
-	now  func() time.Time
-	cfg  *config.Governor
-	kick chan struct{}
+	db  *store.DB
+	log *slog.Logger
+	now func() time.Time
+	// rules are what a config reload may change; a round reads them once.
+	rules atomic.Pointer[rules]
+	kick  chan struct{}
 	// released wakes delivery when mail was released for now.
 	released func()
 
-	policy     scoring.Policy
 	population scoring.Population
 	memory     scoring.Memory
-	caps       scoring.Caps
-	quiet      scoring.QuietHours
-	window     *sendWindows // nil: any time
-	defaultLoc *time.Location
-	planner    scoring.Planner
-	decisions  []scoring.Decision // reused by each round, like planner
-	zonesMu    sync.Mutex
-	zones      map[string]*time.Location // resolved X-Kadenz-Timezone values
+	// metrics counts committed decisions.
+	metrics   *metrics
+	planner   scoring.Planner
+	decisions []scoring.Decision // reused by each round, like planner
+	zonesMu   sync.Mutex
+	zones     map[string]*time.Location // resolved X-Kadenz-Timezone values
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -72,6 +72,36 @@ type engine struct {
 }
 
 func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() time.Time, released func()) (*engine, error) {
+	ru, err := newRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		db: db, log: log, now: now, released: released,
+		kick:       make(chan struct{}, 1),
+		population: scoring.DefaultPopulation(),
+		memory:     scoring.DefaultMemory(),
+		zones:      map[string]*time.Location{},
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	e.rules.Store(ru)
+	return e, nil
+}
+
+// rules are the engine's view of the governor configuration, resolved
+// once: built at start and again by each successful reload, then swapped
+// in whole, so a round never sees half of an old and half of a new config.
+type rules struct {
+	cfg        config.Governor
+	policy     scoring.Policy
+	caps       scoring.Caps
+	quiet      scoring.QuietHours
+	window     *sendWindows // nil: any time
+	defaultLoc *time.Location
+}
+
+func newRules(cfg *config.Governor) (*rules, error) {
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("governor.timezone: %w", err)
@@ -84,26 +114,20 @@ func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() 
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{
-		db: db, log: log, now: now, cfg: cfg, released: released,
-		kick:       make(chan struct{}, 1),
+	ru := &rules{
+		cfg:        *cfg,
 		policy:     scoring.DefaultPolicy(),
-		population: scoring.DefaultPopulation(),
-		memory:     scoring.DefaultMemory(),
 		caps:       scoring.Caps{PerDay: cfg.Caps.PerDay, PerWeek: cfg.Caps.PerWeek, PerMonth: cfg.Caps.PerMonth, MinGap: cfg.Caps.MinGap},
 		quiet:      scoring.QuietHours{Start: start, End: end},
 		defaultLoc: loc,
-		zones:      map[string]*time.Location{},
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
 	}
-	e.policy.Strictness = cfg.Strictness
+	ru.policy.Strictness = cfg.Strictness
 	if len(cfg.SendWindows) > 0 {
-		if e.window, err = newSendWindows(cfg.SendWindows); err != nil {
+		if ru.window, err = newSendWindows(cfg.SendWindows); err != nil {
 			return nil, err
 		}
 	}
-	return e, nil
+	return ru, nil
 }
 
 // Kick makes the engine look at the schedule again now.
@@ -195,13 +219,15 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 	if err != nil || len(r.Held) == 0 {
 		return err
 	}
+	ru := e.rules.Load()
 	profile := &scoring.Profile{}
 	if r.Profile != nil {
 		if err := json.Unmarshal(r.Profile, profile); err != nil {
 			return fmt.Errorf("profile: %w", err)
 		}
 	}
-	if decided, err := e.gate(rcpt, r.Held, profile, now); decided || err != nil {
+	profile.Unsubscribed = cmp.Or(profile.Unsubscribed, r.Forgotten) // an erased opt-out still counts
+	if decided, err := e.gate(ru, rcpt, r.Held, profile, now); decided || err != nil {
 		return err // suppression list or a reply pause: see takeover.go
 	}
 	// r.Held is in arrival order (envelope IDs sort by time), so what the
@@ -230,10 +256,10 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 	}
 	in := scoring.Input{
 		Now: now, Recipient: rcpt, Profile: profile, Location: e.location(profile.Timezone),
-		Held: held, Caps: e.caps, Quiet: e.quiet, Population: &e.population, Policy: &e.policy,
+		Held: held, Caps: ru.caps, Quiet: ru.quiet, Population: &e.population, Policy: &ru.policy,
 	}
-	if e.window != nil {
-		in.Window = e.window // a nil *sendWindows must not become a non-nil interface
+	if ru.window != nil {
+		in.Window = ru.window // a nil *sendWindows must not become a non-nil interface
 	}
 	e.decisions = e.planner.Decide(e.decisions[:0], &in)
 	decisions := e.decisions
@@ -243,23 +269,24 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 		byID[env.ID] = env
 	}
 	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: map[string]int64{}}
-	stats, err := e.campaignStats(r.Held, features)
+	stats, err := e.campaignStats(ru, r.Held, features)
 	if err != nil {
 		return err
 	}
+	recs := make([]decisionRecord, 0, len(decisions))
 	releasedNow := false
 	for _, d := range decisions {
 		env := byID[d.ID]
 		rec := decisionRecord{
-			DecidedAt: now, Mode: e.cfg.Mode, Action: d.Action.String(),
+			DecidedAt: now, Mode: ru.cfg.Mode, Action: d.Action.String(),
 			Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
 		}
 		action, at := d.Action, d.At
-		review := e.applyRules(&rec, &action, &at, now, env, features[env.MessageID], profile, stats, out.Counters)
+		review := e.applyRules(ru, &rec, &action, &at, now, env, features[env.MessageID], profile, stats, out.Counters)
 		if review {
 			rec.Action = actionReview
 		}
-		if e.cfg.Mode == config.ModeShadow {
+		if ru.cfg.Mode == config.ModeShadow {
 			// Shadow mode records what would have happened and sends now.
 			rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
 			action, at, review = scoring.ActionRelease, now, false
@@ -283,6 +310,7 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 			env.State = store.StateSuppressed
 		}
 		out.Envelopes = append(out.Envelopes, env)
+		recs = append(recs, rec)
 		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
 			return err
 		}
@@ -301,6 +329,7 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 	if err := e.db.ApplyDecisions(out); err != nil {
 		return err
 	}
+	e.metrics.decidedRound(recs)
 	if releasedNow {
 		e.released()
 	}
@@ -309,8 +338,9 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 
 // location resolves a recipient's zone, falling back to the configured one.
 func (e *engine) location(name string) *time.Location {
+	defaultLoc := e.rules.Load().defaultLoc
 	if name == "" {
-		return e.defaultLoc
+		return defaultLoc
 	}
 	e.zonesMu.Lock() // feedback resolves zones too, from other goroutines
 	defer e.zonesMu.Unlock()
@@ -319,7 +349,7 @@ func (e *engine) location(name string) *time.Location {
 		var err error
 		if loc, err = time.LoadLocation(name); err != nil {
 			e.log.Warn("unknown time zone, using the default", "zone", name)
-			loc = e.defaultLoc
+			loc = defaultLoc
 		}
 		e.zones[name] = loc
 	}

@@ -85,6 +85,7 @@ func (r *Relay) newMailboxReader(m config.Mailbox) (*mailbox.Reader, error) {
 		Schedule:  schedule,
 		Idle:      m.Idle,
 		Handler:   r.ingestFeedback,
+		Polled:    func(err error) { r.MailboxPolled(m.Name, err) },
 		DB:        r.db,
 		Logger:    r.log.With("part", "feedback"),
 		Now:       r.now,

@@ -46,6 +46,7 @@ func TestRelayReadsFeedbackMailbox(t *testing.T) {
 	}
 
 	cfg := testConfig(t, "")
+	cfg.Admin.Listen = "127.0.0.1:0"
 	m := config.DefaultMailbox()
 	m.Name, m.Address, m.TLS, m.Username, m.Password = "bounces", l.Addr().String(), config.MailboxTLSNone, "bounces", "pw"
 	cfg.Feedback.Mailboxes = []config.Mailbox{m}
@@ -53,5 +54,9 @@ func TestRelayReadsFeedbackMailbox(t *testing.T) {
 	waitFor(t, "the bounce to be read", func() bool {
 		_, last, err := r.DB().MailboxState("bounces")
 		return err == nil && last == 1
+	})
+	// The reader reports each look at the mailbox to the health metrics.
+	waitFor(t, "the mailbox's health metric", func() bool {
+		return value(scrape(t, r), "kadenz_mailbox_last_success_timestamp_seconds", "mailbox", "bounces") > 0
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -394,6 +393,3 @@ func (r *Relay) queueAction(body io.Reader, op queueOp) ([]string, error) {
 	r.log.Info("operator "+op.name, "envelopes", len(changed), "campaign", in.Campaign)
 	return changed, nil
 }
-
-// AdminAddr returns where the admin API listens, or nil if it does not.
-func (r *Relay) AdminAddr() net.Addr { return r.adminAddr }

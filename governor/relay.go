@@ -75,6 +75,10 @@ type Relay struct {
 	serving   sync.WaitGroup
 	// mailboxes are the feedback IMAP readers (mailboxes.go).
 	mailboxes *mailboxReaders
+
+	// Operator surface (metrics.go, reload.go, retention.go).
+	metrics *metrics
+	ops     operations
 }
 
 // New validates the configuration, opens the database and builds the
@@ -102,6 +106,10 @@ func New(opts Options) (*Relay, error) {
 		return nil, err
 	}
 	r.db = db
+	if err := r.initOperations(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := r.build(); err != nil {
 		db.Close()
 		return nil, err
@@ -160,6 +168,7 @@ func (r *Relay) build() error {
 		Logger:           r.log.With("part", "delivery"),
 		Now:              r.now,
 		Prepare:          r.prepareOutgoing,
+		Observe:          r.metrics.deliveryAttempted,
 	})
 	if err != nil {
 		return err
@@ -168,8 +177,10 @@ func (r *Relay) build() error {
 	if err != nil {
 		return err
 	}
+	r.engine.metrics = r.metrics
 	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
 	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
+	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)
 	return nil
 }
 
@@ -297,7 +308,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 // ID and Received header, and stores it, held if it is marketing mail to be
 // governed; the store returns once the commit is on disk.
 func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error) {
-	g := &r.cfg.Governor
+	g := &r.config().Governor // the live one: a reload may have changed it
 	id := newMessageID(sub.Received, r.random)
 	header := readHeader(sub.Data)
 	class, reason := classify(header, sub.From, g)
@@ -367,6 +378,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if held > 0 {
 		r.engine.Kick()
 	}
+	r.metrics.messageAccepted(class)
 	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", len(body),
 		"class", class, "class_reason", reason, "client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
 	return id, nil
@@ -421,6 +433,9 @@ func (r *Relay) hardStopped(rcpt string) bool {
 	raw, err := r.db.Profile(rcpt)
 	if err != nil {
 		return true
+	}
+	if at, err := r.db.Forgotten(rcpt); err != nil || !at.IsZero() {
+		return true // erased after opting out: still out
 	}
 	if raw == nil {
 		return false

@@ -165,14 +165,14 @@ type reviewStats struct{ decided, suppressed int64 }
 
 // campaignStats loads the review counters of the campaigns among held
 // mail that a review rule covers.
-func (e *engine) campaignStats(held []store.Envelope, features map[string]*scoring.Features) (map[string]*reviewStats, error) {
+func (e *engine) campaignStats(ru *rules, held []store.Envelope, features map[string]*scoring.Features) (map[string]*reviewStats, error) {
 	var names []string
 	for _, env := range held {
 		f := features[env.MessageID]
 		if f.Campaign == "" {
 			continue
 		}
-		if rule, _ := ruleFor(e.cfg, f.Campaign, env.From); rule == nil || rule.Review.SuppressionShare <= 0 {
+		if rule, _ := ruleFor(&ru.cfg, f.Campaign, env.From); rule == nil || rule.Review.SuppressionShare <= 0 {
 			continue
 		}
 		names = append(names, decidedCounter(f.Campaign), suppressedCounter(f.Campaign))
@@ -199,13 +199,13 @@ func (e *engine) campaignStats(held []store.Envelope, features map[string]*scori
 // turns the result into "would"). It updates the record, the action and
 // time, counts the outcome for the review hold, and reports whether the
 // release goes to review instead.
-func (e *engine) applyRules(rec *decisionRecord, action *scoring.Action, at *time.Time, now time.Time, env store.Envelope,
+func (e *engine) applyRules(ru *rules, rec *decisionRecord, action *scoring.Action, at *time.Time, now time.Time, env store.Envelope,
 	f *scoring.Features, profile *scoring.Profile, stats map[string]*reviewStats, counters map[string]int64) bool {
-	rule, n := ruleFor(e.cfg, f.Campaign, env.From)
-	if *action == scoring.ActionRelease && e.window != nil {
+	rule, n := ruleFor(&ru.cfg, f.Campaign, env.From)
+	if *action == scoring.ActionRelease && ru.window != nil {
 		t := maxTime(*at, now)
-		if next := e.window.next(t.In(e.location(profile.Timezone))); next.IsZero() {
-			*action, *at = scoring.ActionDefer, now.Add(e.policy.Horizon)
+		if next := ru.window.next(t.In(e.location(profile.Timezone))); next.IsZero() {
+			*action, *at = scoring.ActionDefer, now.Add(ru.policy.Horizon)
 			rec.Reasons = append(rec.Reasons, "send-window")
 			rec.Explanation += " No send window opens; deciding again later."
 		} else if !next.Equal(t) {

@@ -225,15 +225,15 @@ func (r *Relay) subjectOf(messageID string) string {
 // (defer until the pause ends). It reports whether it decided. Only in
 // enforce mode: shadow mode leaves the recording to the model's own hard
 // stops and sends, off decides nothing.
-func (e *engine) gate(rcpt string, held []store.Envelope, p *scoring.Profile, now time.Time) (bool, error) {
-	if e.cfg.Mode != config.ModeEnforce {
+func (e *engine) gate(ru *rules, rcpt string, held []store.Envelope, p *scoring.Profile, now time.Time) (bool, error) {
+	if ru.cfg.Mode != config.ModeEnforce {
 		return false, nil
 	}
 	sup, listed, err := e.db.SuppressionOf(rcpt)
 	if err != nil {
 		return true, err
 	}
-	rec := decisionRecord{DecidedAt: now, Mode: e.cfg.Mode}
+	rec := decisionRecord{DecidedAt: now, Mode: ru.cfg.Mode}
 	state, due := store.StateSuppressed, time.Time{}
 	switch {
 	case listed:

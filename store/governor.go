@@ -59,6 +59,9 @@ type Recipient struct {
 	Held     []Envelope
 	Messages map[string]Message
 	Profile  []byte
+	// Forgotten is when the address was erased while it asked for no
+	// marketing mail (see Forget), or zero.
+	Forgotten time.Time
 }
 
 // LoadRecipient reads a recipient's held mail and profile in one
@@ -89,7 +92,9 @@ func (db *DB) LoadRecipient(rcpt string) (Recipient, error) {
 		if v := tx.Bucket(bucketProfiles).Get([]byte(rcpt)); v != nil {
 			r.Profile = bytes.Clone(v)
 		}
-		return nil
+		var err error
+		r.Forgotten, err = forgottenAt(tx, rcpt)
+		return err
 	})
 	return r, err
 }

@@ -70,7 +70,8 @@ var (
 var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld,
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
-	bucketSuppressions, bucketEventIDs, bucketMailboxes}
+	bucketSuppressions, bucketEventIDs, bucketMailboxes,
+	bucketForgotten}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
@@ -188,6 +189,10 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
 	db := &DB{bolt: b, commits: make(chan *commitRequest, 1024), done: make(chan struct{})}
+	if err := db.startCounting(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
 	go db.commitLoop()
 	return db, nil
 }
@@ -216,6 +221,7 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.commits)
 		<-db.done
+		db.stopCounting()
 		db.closeErr = db.bolt.Close()
 	})
 	return db.closeErr
@@ -471,6 +477,11 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 	if e.State.Final() {
 		e.Due = time.Time{}
 	}
+	var oldState State
+	if old != nil {
+		oldState = old.State
+	}
+	countStateChange(tx, oldState, e.State)
 	if old != nil {
 		if idx := old.State.index(); idx != nil {
 			if err := tx.Bucket(idx).Delete(indexKey(old)); err != nil {

@@ -91,6 +91,9 @@ func printExplanation(w io.Writer, x *governor.Explanation) {
 		fmt.Fprintf(w, ", Message-ID <%s>", m.HeaderID)
 	}
 	fmt.Fprintf(w, "\nClass: %s (%s)\n", m.Class, m.ClassReason)
+	if x.BodyPurged {
+		fmt.Fprintln(w, "Body: purged when its retention period ended; what happened to it is still recorded")
+	}
 	for _, e := range x.Envelopes {
 		fmt.Fprintf(w, "\n%s to <%s>: %s", e.ID, e.To, e.State)
 		if !e.Due.IsZero() {

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"text/tabwriter"
@@ -136,7 +133,7 @@ func queueAct(action string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kadenz queue %s: give envelope IDs or --campaign, not both\n", action)
 		return 2
 	}
-	body, _ := json.Marshal(governor.QueueActionRequest{IDs: fs.Args(), Campaign: *campaign})
+	body := governor.QueueActionRequest{IDs: fs.Args(), Campaign: *campaign}
 	var res governor.QueueActionResult
 	if err := admin.post("/v1/queue/"+action, body, &res); err != nil {
 		fmt.Fprintf(stderr, "kadenz queue %s: %v\n", action, err)
@@ -148,28 +145,4 @@ func queueAct(action string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, " ", id)
 	}
 	return 0
-}
-
-// post sends body as JSON to path on the admin API and decodes the answer
-// into v.
-func (a adminFlags) post(path string, body []byte, v any) error {
-	req, err := http.NewRequest(http.MethodPost, "http://"+*a.addr+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if *a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+*a.token)
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return errors.New(resp.Status + ": " + string(bytes.TrimSpace(msg)))
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -30,7 +30,7 @@ const shutdownGrace = 30 * time.Second
 const serveGCPercent = 400
 
 func runServe(args []string) int {
-	cfg, clock, code := serveConfig(args)
+	cfg, clock, reload, code := serveConfig(args)
 	if cfg == nil {
 		return code
 	}
@@ -54,7 +54,22 @@ func runServe(args []string) int {
 		relay.Shutdown(context.Background())
 		return 1
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			if reload == nil {
+				logger.Warn("SIGHUP: nothing to reload (serve runs without --config)")
+				continue
+			}
+			relay.ReloadWith(reload) // logs and records the outcome itself
+		}
+	}
 	stop() // a second signal kills at once
 	logger.Info("shutting down", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -69,10 +84,11 @@ func runServe(args []string) int {
 }
 
 // serveConfig parses serve's flags into the configuration to run: the
-// file (or the embedded defaults), then the flags on top, validated; and
-// the virtual clock, if --clock asks for one. On failure it has said why
-// and returns a nil config and the exit code.
-func serveConfig(args []string) (*config.Config, *governor.VirtualClock, int) {
+// file (or the embedded defaults), then the flags on top, validated; the
+// virtual clock, if --clock asks for one; and, with --config, the function
+// that loads the file again the same way for SIGHUP. On failure it has
+// said why and returns a nil config and the exit code.
+func serveConfig(args []string) (*config.Config, *governor.VirtualClock, func() (*config.Config, error), int) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = commandUsage("serve")
 	configFile := fs.String("config", "", "configuration `file` (YAML); embedded defaults if unset")
@@ -82,47 +98,56 @@ func serveConfig(args []string) (*config.Config, *governor.VirtualClock, int) {
 	admin := fs.String("admin", "", "admin/metrics HTTP listen `address` (off if unset)")
 	clockFlag := fs.String("clock", "", "`virtual:RFC3339` starts a virtual clock at that time, moved only by POST /v1/clock on the admin API (simulation and tests)")
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, 2
+		return nil, nil, nil, 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "kadenz serve: unexpected argument %q\n", fs.Arg(0))
-		return nil, nil, 2
+		return nil, nil, nil, 2
 	}
 	var clock *governor.VirtualClock
 	if *clockFlag != "" {
 		start, err := time.Parse(time.RFC3339, strings.TrimPrefix(*clockFlag, "virtual:"))
 		if err != nil || !strings.HasPrefix(*clockFlag, "virtual:") {
 			fmt.Fprintf(os.Stderr, "kadenz serve: --clock %q: want virtual:RFC3339, e.g. virtual:2026-11-23T10:00:00Z\n", *clockFlag)
-			return nil, nil, 2
+			return nil, nil, nil, 2
 		}
 		if *admin == "" {
 			fmt.Fprintln(os.Stderr, "kadenz serve: --clock virtual needs --admin: the admin API is what moves it")
-			return nil, nil, 2
+			return nil, nil, nil, 2
 		}
 		clock = governor.NewVirtualClock(start)
 	}
-	cfg := config.Default()
-	if *configFile != "" {
-		var err error
-		if cfg, err = config.Load(*configFile); err != nil {
-			fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
-			return nil, nil, 1
+	load := func() (*config.Config, error) {
+		cfg := config.Default()
+		if *configFile != "" {
+			var err error
+			if cfg, err = config.Load(*configFile); err != nil {
+				return nil, err
+			}
 		}
-	}
-	overrides := []struct {
-		flag  string
-		field *string
-	}{{*listen, &cfg.Listen}, {*data, &cfg.DataDir}, {*upstream, &cfg.Delivery.Upstream}, {*admin, &cfg.Admin.Listen}}
-	for _, o := range overrides {
-		if o.flag != "" {
-			*o.field = o.flag
+		overrides := []struct {
+			flag  string
+			field *string
+		}{{*listen, &cfg.Listen}, {*data, &cfg.DataDir}, {*upstream, &cfg.Delivery.Upstream}, {*admin, &cfg.Admin.Listen}}
+		for _, o := range overrides {
+			if o.flag != "" {
+				*o.field = o.flag
+			}
 		}
+		if errs := cfg.Validate(); errs != nil {
+			return nil, errs
+		}
+		return cfg, nil
 	}
-	if errs := cfg.Validate(); errs != nil {
-		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", errs)
-		return nil, nil, 1
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
+		return nil, nil, nil, 1
 	}
-	return cfg, clock, 0
+	if *configFile == "" {
+		load = nil
+	}
+	return cfg, clock, load, 0
 }
 
 func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {

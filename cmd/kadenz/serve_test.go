@@ -12,7 +12,7 @@ func TestServeFlagsOverrideConfig(t *testing.T) {
 	os.WriteFile(file, []byte("listen: 127.0.0.1:2600\ndata_dir: /var/lib/kadenz\ndelivery:\n  upstream: smtp.example.com:587\n"), 0o600)
 
 	// Flags with equal values must each land in their own field.
-	cfg, _, code := serveConfig([]string{"--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", "/tmp/k"})
+	cfg, _, _, code := serveConfig([]string{"--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", "/tmp/k"})
 	if cfg == nil {
 		t.Fatalf("exit code %d", code)
 	}
@@ -23,18 +23,18 @@ func TestServeFlagsOverrideConfig(t *testing.T) {
 		t.Errorf("unset --upstream replaced the file's value: %q", cfg.Delivery.Upstream)
 	}
 
-	cfg, _, _ = serveConfig(nil)
+	cfg, _, _, _ = serveConfig(nil)
 	if cfg == nil || cfg.Listen != "127.0.0.1:2525" || cfg.DataDir != "./kadenz-data" || cfg.Delivery.Upstream != "" {
 		t.Errorf("embedded defaults: %+v", cfg)
 	}
 
-	if cfg, _, code := serveConfig([]string{"--admin", "0.0.0.0:8025"}); cfg != nil || code != 1 {
+	if cfg, _, _, code := serveConfig([]string{"--admin", "0.0.0.0:8025"}); cfg != nil || code != 1 {
 		t.Errorf("non-loopback admin without token: accepted (code %d)", code)
 	}
 }
 
 func TestServeVirtualClockFlag(t *testing.T) {
-	_, clock, _ := serveConfig([]string{"--admin", "127.0.0.1:0", "--clock", "virtual:2026-11-23T10:00:00Z"})
+	_, clock, _, _ := serveConfig([]string{"--admin", "127.0.0.1:0", "--clock", "virtual:2026-11-23T10:00:00Z"})
 	if clock == nil || clock.Now().Format(time.RFC3339) != "2026-11-23T10:00:00Z" {
 		t.Fatalf("virtual clock: %v", clock)
 	}
@@ -43,7 +43,7 @@ func TestServeVirtualClockFlag(t *testing.T) {
 		{"--admin", "127.0.0.1:0", "--clock", "2026-11-23T10:00:00Z"}, // not virtual:
 		{"--admin", "127.0.0.1:0", "--clock", "virtual:tomorrow"},     // not RFC 3339
 	} {
-		if cfg, _, code := serveConfig(args); cfg != nil || code != 2 {
+		if cfg, _, _, code := serveConfig(args); cfg != nil || code != 2 {
 			t.Errorf("%q: accepted (code %d)", args, code)
 		}
 	}

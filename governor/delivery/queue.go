@@ -61,6 +61,9 @@ type Options struct {
 	// envelope just before it is sent (the governor's correlation: VERP and
 	// X-Kadenz-Envelope); what it changes is not stored.
 	Prepare func(e *store.Envelope, body []byte) []byte
+	// Observe, if set, hears of every attempt once its outcome is stored:
+	// the envelope as written and the attempt's error (metrics).
+	Observe func(e store.Envelope, err error, now time.Time)
 }
 
 // Queue is the delivery loop and its workers.
@@ -98,6 +101,9 @@ func New(opts Options) (*Queue, error) {
 	}
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
+	}
+	if opts.Observe == nil {
+		opts.Observe = func(store.Envelope, error, time.Time) {}
 	}
 	q := &Queue{
 		opts:     opts,
@@ -164,6 +170,8 @@ const idleCheck = time.Minute
 // delivery short and it must stay in flight.
 type result struct {
 	env     store.Envelope
+	err     error     // the attempt's error, nil when delivered
+	at      time.Time // when the attempt ended
 	took    time.Duration
 	aborted bool
 }
@@ -304,10 +312,11 @@ func (q *Queue) record(pending *[]result) {
 	*pending = (*pending)[:0]
 }
 
-// logOutcomes logs recorded outcomes, one line each.
+// logOutcomes logs recorded outcomes, one line each, and tells Observe.
 func (q *Queue) logOutcomes(rs []result) {
 	for _, r := range rs {
 		e := r.env
+		q.opts.Observe(e, r.err, r.at)
 		attrs := []any{"envelope", e.ID, "to", e.To, "attempt", e.Attempts, "took", r.took.Round(time.Millisecond)}
 		switch e.State {
 		case store.StateDelivered:
@@ -349,7 +358,7 @@ func (q *Queue) deliver(sender Sender, e store.Envelope) result {
 		return result{env: e, aborted: true}
 	}
 	now := q.opts.Now()
-	return result{env: q.outcome(e, err, now), took: now.Sub(started)}
+	return result{env: q.outcome(e, err, now), err: err, at: now, took: now.Sub(started)}
 }
 
 // outcome applies the result of one delivery attempt to e.

@@ -105,6 +105,10 @@ type Options struct {
 	Jitter func() float64
 	// Trace, if set, receives the raw protocol, password included.
 	Trace io.Writer
+	// Polled, if set, hears how each look at the mailbox went: nil after
+	// new mail was read and handled, or the error that ended a connection
+	// (health metrics).
+	Polled func(err error)
 
 	// waiting, if set, is called each time the reader starts waiting for
 	// new mail, so that tests know it has finished a round.
@@ -244,6 +248,7 @@ func (r *Reader) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		r.polled(err)
 		if connected {
 			failures = 0
 		}
@@ -255,6 +260,12 @@ func (r *Reader) Run(ctx context.Context) {
 			return
 		case <-r.opts.After(wait):
 		}
+	}
+}
+
+func (r *Reader) polled(err error) {
+	if r.opts.Polled != nil {
+		r.opts.Polled(err)
 	}
 }
 
@@ -320,6 +331,7 @@ func (r *Reader) session(ctx context.Context) (connected bool, err error) {
 		if last, err = r.drain(ctx, c, uidValidity, last); err != nil {
 			return true, err
 		}
+		r.polled(nil)
 		if err := r.wait(ctx, c, idle); err != nil {
 			return true, err
 		}

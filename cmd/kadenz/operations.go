@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"kadenz/governor"
+)
+
+// The operator commands: profile, forget, stats and campaign report. Each
+// asks the running daemon's admin API, prints an aligned table for people
+// or the API's JSON with --json, and exits 0 on success, 1 when the
+// daemon refused or could not be reached, 2 on a usage error.
+
+// post sends body as JSON to path on the admin API and decodes the answer
+// into v.
+func (a adminFlags) post(path string, body, v any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+*a.addr+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if *a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+*a.token)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// opCommand is what the four commands share: flags, one admin call, and
+// either JSON or a table.
+type opCommand struct {
+	name   string
+	fs     *flag.FlagSet
+	admin  adminFlags
+	asJSON *bool
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newOpCommand(name string, stdout, stderr io.Writer) *opCommand {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = commandUsage(name)
+	c := &opCommand{name: name, fs: fs, stdout: stdout, stderr: stderr}
+	c.admin = addAdminFlags(fs)
+	c.asJSON = fs.Bool("json", false, "print the API's answer as JSON")
+	return c
+}
+
+// parse parses args and checks the number of arguments; false means exit 2.
+func (c *opCommand) parse(args []string, nargs int) bool {
+	if err := c.fs.Parse(args); err != nil {
+		return false
+	}
+	if c.fs.NArg() != nargs {
+		c.fs.Usage()
+		return false
+	}
+	return true
+}
+
+// finish prints v as JSON or with table, and returns the exit code.
+func (c *opCommand) finish(err error, v any, table func(io.Writer)) int {
+	if err != nil {
+		fmt.Fprintf(c.stderr, "kadenz %s: %v\n", c.name, err)
+		return 1
+	}
+	if *c.asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+		return 0
+	}
+	table(c.stdout)
+	return 0
+}
+
+func runProfile(args []string) int { return profileCommand(args, os.Stdout, os.Stderr) }
+
+func profileCommand(args []string, stdout, stderr io.Writer) int {
+	c := newOpCommand("profile", stdout, stderr)
+	if !c.parse(args, 1) {
+		return 2
+	}
+	var v governor.ProfileView
+	err := c.admin.get("/v1/profiles/"+url.PathEscape(c.fs.Arg(0)), &v)
+	return c.finish(err, &v, func(w io.Writer) { printProfile(w, &v) })
+}
+
+func printProfile(w io.Writer, v *governor.ProfileView) {
+	fmt.Fprintf(w, "Recipient %s: %d envelopes stored", v.Address, v.Total)
+	if v.Suppressed {
+		fmt.Fprint(w, "; marketing mail is stopped (unsubscribed, complained or hard-bounced)")
+	}
+	fmt.Fprintln(w)
+	var p struct {
+		Timezone string `json:"timezone"`
+		History  []struct {
+			At time.Time `json:"at"`
+		} `json:"history"`
+	}
+	if json.Unmarshal(v.Profile, &p) == nil && (p.Timezone != "" || len(p.History) > 0) {
+		fmt.Fprintf(w, "Profile: time zone %s, %d marketing releases remembered\n", cmpOr(p.Timezone, "default"), len(p.History))
+	}
+	if len(v.Envelopes) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENVELOPE\tCREATED\tSTATE\tLAST DECISION")
+	for _, e := range v.Envelopes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.Created.Format(time.RFC3339), e.State, lastDecision(e.Decisions))
+	}
+	tw.Flush()
+}
+
+// lastDecision summarises an envelope's latest decision in a few words.
+func lastDecision(raw json.RawMessage) string {
+	var recs []struct {
+		Action  string   `json:"action"`
+		Would   string   `json:"would"`
+		Reasons []string `json:"reasons"`
+	}
+	if json.Unmarshal(raw, &recs) != nil || len(recs) == 0 {
+		return "-"
+	}
+	d := recs[len(recs)-1]
+	s := d.Action
+	if d.Would != "" {
+		s += " (would " + d.Would + ")"
+	}
+	if len(d.Reasons) > 0 {
+		s += ": " + strings.Join(d.Reasons, ", ")
+	}
+	return s
+}
+
+func cmpOr(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+func runForget(args []string) int { return forgetCommand(args, os.Stdout, os.Stderr) }
+
+func forgetCommand(args []string, stdout, stderr io.Writer) int {
+	c := newOpCommand("forget", stdout, stderr)
+	if !c.parse(args, 1) {
+		return 2
+	}
+	var v governor.ForgetResult
+	err := c.admin.post("/v1/forget", map[string]string{"address": c.fs.Arg(0)}, &v)
+	return c.finish(err, &v, func(w io.Writer) {
+		e := v.Erased
+		fmt.Fprintf(w, "Forgot %s:\n", v.Address)
+		for _, row := range []struct {
+			n    int
+			what string
+		}{
+			{e.Envelopes, "envelopes erased"},
+			{e.Held, "  of them held"},
+			{e.Queued, "  of them queued, not yet sent"},
+			{e.Final, "  of them already final"},
+			{e.Decisions, "envelopes' decision records erased"},
+			{e.Messages, "messages erased"},
+			{e.Bodies, "message bodies erased"},
+			{e.HeaderIDs, "Message-ID index entries erased"},
+			{e.Profiles, "profiles erased"},
+			{e.SharedBodies, "bodies kept: other recipients still wait for them"},
+			{e.Kept, "envelopes kept: in delivery or transactional (run forget again later)"},
+		} {
+			fmt.Fprintf(w, "%6d  %s\n", row.n, row.what)
+		}
+		if e.Tombstone {
+			fmt.Fprintln(w, "A hashed tombstone keeps the address out of marketing mail, as it had asked.")
+		}
+	})
+}
+
+func runStats(args []string) int { return statsCommand(args, os.Stdout, os.Stderr) }
+
+func statsCommand(args []string, stdout, stderr io.Writer) int {
+	c := newOpCommand("stats", stdout, stderr)
+	last := c.fs.String("last", "24h", "the `period` before now to count (a Go duration); ignored with --since")
+	since := c.fs.String("since", "", "count envelopes created from this `time` (RFC 3339)")
+	until := c.fs.String("until", "", "and before this `time` (RFC 3339); now if unset")
+	if !c.parse(args, 0) {
+		return 2
+	}
+	q := url.Values{}
+	if *since != "" {
+		q.Set("since", *since)
+	} else {
+		q.Set("last", *last)
+	}
+	if *until != "" {
+		q.Set("until", *until)
+	}
+	var v governor.Stats
+	err := c.admin.get("/v1/stats?"+q.Encode(), &v)
+	return c.finish(err, &v, func(w io.Writer) {
+		fmt.Fprintf(w, "From %s to %s: %d messages, %d envelopes (%d to holdout recipients)\n",
+			v.Since.Format(time.RFC3339), v.Until.Format(time.RFC3339), v.Messages, v.Envelopes, v.Holdout)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, section := range []struct {
+			title  string
+			counts map[string]int
+		}{{"class", v.ByClass}, {"state", v.ByState}, {"decision", v.ByAction}, {"reason", v.ByReason}} {
+			if len(section.counts) == 0 {
+				continue
+			}
+			fmt.Fprintf(tw, "\n%s\tCOUNT\n", strings.ToUpper(section.title))
+			keys := make([]string, 0, len(section.counts))
+			for k := range section.counts {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				fmt.Fprintf(tw, "%s\t%d\n", cmpOr(k, "(none)"), section.counts[k])
+			}
+		}
+		tw.Flush()
+	})
+}
+
+func runCampaign(args []string) int { return campaignCommand(args, os.Stdout, os.Stderr) }
+
+func campaignCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "report" {
+		fmt.Fprintln(stderr, "kadenz campaign: want a subcommand: report NAME")
+		commandUsage("campaign")()
+		return 2
+	}
+	c := newOpCommand("campaign", stdout, stderr)
+	if !c.parse(args[1:], 1) {
+		return 2
+	}
+	var v governor.CampaignReport
+	err := c.admin.get("/v1/campaigns/"+url.PathEscape(c.fs.Arg(0))+"/report", &v)
+	return c.finish(err, &v, func(w io.Writer) { printCampaignReport(w, &v) })
+}
+
+func printCampaignReport(w io.Writer, v *governor.CampaignReport) {
+	fmt.Fprintf(w, "Campaign %s: %d messages, %d envelopes\n\n", v.Campaign, v.Messages, v.Envelopes)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "group\tenvelopes\treleased\tdeferred\tsuppressed\theld\tdelivered\tfailed\t")
+	for _, g := range []struct {
+		name string
+		r    governor.GroupReport
+	}{{"governed", v.Governed}, {"holdout", v.Holdout}} {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", g.name, g.r.Envelopes, g.r.Released, g.r.Deferred,
+			g.r.Suppressed, g.r.Held, g.r.Delivered, g.r.Failed)
+	}
+	tw.Flush()
+	if len(v.SuppressedBy) > 0 {
+		fmt.Fprintln(w, "\nsuppressed by reason:")
+		keys := make([]string, 0, len(v.SuppressedBy))
+		for k := range v.SuppressedBy {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-24s %d\n", k, v.SuppressedBy[k])
+		}
+	}
+}
