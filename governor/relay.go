@@ -170,6 +170,7 @@ func (r *Relay) build() error {
 	}
 	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
 	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
+	r.addEventIDChore()
 	return nil
 }
 

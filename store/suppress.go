@@ -273,3 +273,13 @@ func (db *DB) PruneEventIDs(cutoff time.Time) (int, error) {
 	})
 	return n, err
 }
+
+// EventIDCount is how many event IDs the store remembers.
+func (db *DB) EventIDCount() (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketEventIDs).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
