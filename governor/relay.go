@@ -106,6 +106,10 @@ func New(opts Options) (*Relay, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := r.lowerAddressKeys(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return r, nil
 }
 
