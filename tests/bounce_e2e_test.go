@@ -278,6 +278,7 @@ Content-Type: text/rfc822-headers
 `, first.From, envID, first.Data[:headerEnd])
 	dsn = strings.ReplaceAll(strings.ReplaceAll(dsn, "\r\n", "\n"), "\n", "\r\n")
 	d.deliverLDA(t, d.conf, "", first.From, []byte(dsn))
+	delivered := time.Now()
 
 	// 3. kadenz reads it out of Dovecot and lists the recipient.
 	var listed bool
@@ -299,6 +300,7 @@ Content-Type: text/rfc822-headers
 			kadenzCLI(t, admin, token, "suppress", "--json", "ls"), d.files(""), d.files("Done"))
 	}
 
+	t.Logf("on the suppression list %v after dovecot-lda returned (polled every 50 ms through the CLI)", time.Since(delivered).Round(time.Millisecond))
 	if !waitFor(10*time.Second, func() bool { return len(d.files("Done")) == 1 && len(d.files("")) == 0 }) {
 		t.Errorf("the DSN was not moved to Done: INBOX %q, Done %q", d.files(""), d.files("Done"))
 	}
