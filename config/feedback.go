@@ -27,6 +27,9 @@ type Feedback struct {
 	// marketing mail prefix+ENVELOPEID@domain, so a bounce names its
 	// envelope whatever the bouncing server writes.
 	VERP VERP `yaml:"verp"`
+	// EventIDRetention is how long the events API remembers an event ID,
+	// so that a repeat within it is a duplicate; 0 remembers them forever.
+	EventIDRetention time.Duration `yaml:"event_id_retention"`
 	// Mailboxes are the IMAP folders that collect bounces, complaints and
 	// replies, read one connection each, independently.
 	Mailboxes []Mailbox `yaml:"mailboxes"`
@@ -47,6 +50,7 @@ func defaultFeedback() Feedback {
 		SoftBounceLimit:  5,
 		SoftBounceWindow: 30 * 24 * time.Hour,
 		VERP:             VERP{Prefix: "bounce"},
+		EventIDRetention: 30 * 24 * time.Hour,
 	}
 }
 
@@ -70,6 +74,9 @@ func (v *validator) feedback(f *Feedback) {
 	}
 	if d := f.VERP.Domain; d != "" && !validHostname(d) {
 		v.errorf("feedback.verp.domain", "%s is not a domain name", quoteShort(d))
+	}
+	if f.EventIDRetention < 0 {
+		v.errorf("feedback.event_id_retention", "must not be negative (0 keeps event IDs forever)")
 	}
 	v.mailboxes(f.Mailboxes)
 }

@@ -201,7 +201,12 @@ var errUnattributable = errors.New("feedback names no recipient Kadenz knows")
 // loop or reply mailbox) says. A report that is of no use (unknown kind) is
 // not an error; one that cannot be tied to a recipient is, so that the
 // caller can log it.
-func (r *Relay) applyReport(rep feedback.Report) error {
+func (r *Relay) applyReport(rep feedback.Report) error { return r.applyReportRaw(rep, nil) }
+
+// applyReportRaw is applyReport for a report read from a message: raw is
+// that message as received, attached to the forward of a human reply (nil:
+// the forward quotes the reply's text only).
+func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
 	at := r.now()
 	base := signal{at: at, source: "imap"}
 	var sigs []signal
@@ -271,7 +276,7 @@ func (r *Relay) applyReport(rep feedback.Report) error {
 	}
 	for _, s := range sigs {
 		if s.kind == sigHumanReply {
-			if err := r.forwardReply(rep, s); err != nil {
+			if err := r.forwardReply(rep, s, raw); err != nil {
 				return fmt.Errorf("forwarding the reply of %s: %w", s.rcpt, err)
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,24 +256,52 @@ func BenchmarkEventsHTTP(b *testing.B) {
 		buf.WriteString(`]}`)
 		return buf.Bytes()
 	}
-	run := func(b *testing.B, url string) {
-		client := &http.Client{}
+	// run posts b.N batches from clients concurrent connections, each
+	// batch with its own IDs.
+	run := func(b *testing.B, url string, clients int) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
 		b.ResetTimer()
-		for n := 0; n < b.N; n++ {
-			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(batch(n)))
-			req.Header.Set("Authorization", "Bearer s3cret")
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Fatalf("%s", resp.Status)
-			}
+		for range clients {
+			wg.Go(func() {
+				client := &http.Client{}
+				for {
+					n := int(next.Add(1)) - 1
+					if n >= b.N {
+						return
+					}
+					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(batch(n)))
+					req.Header.Set("Authorization", "Bearer s3cret")
+					resp, err := client.Do(req)
+					if err != nil {
+						errs <- err
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						errs <- fmt.Errorf("%s", resp.Status)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "events/s")
 	}
+	for _, clients := range []int{1, 4} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { runEventsBench(b, clients, run, batchSize) })
+	}
+}
+
+// runEventsBench runs one client count against the decode-only baseline
+// and then against Kadenz.
+func runEventsBench(b *testing.B, clients int, run func(*testing.B, string, int), batchSize int) {
 	b.Run("decode-only", func(b *testing.B) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -287,7 +317,7 @@ func BenchmarkEventsHTTP(b *testing.B) {
 		})}
 		go srv.Serve(l)
 		defer srv.Close()
-		run(b, "http://"+l.Addr().String()+"/v1/events")
+		run(b, "http://"+l.Addr().String()+"/v1/events", clients)
 	})
 	b.Run("kadenz", func(b *testing.B) {
 		cfg := config.Default()
@@ -301,6 +331,6 @@ func BenchmarkEventsHTTP(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer r.Shutdown(b.Context())
-		run(b, "http://"+r.adminAddr.String()+"/v1/events")
+		run(b, "http://"+r.adminAddr.String()+"/v1/events", clients)
 	})
 }

@@ -102,5 +102,5 @@ func (r *Relay) ingestFeedback(_ context.Context, raw []byte) error {
 	}
 	r.log.Info("feedback", "part", "feedback", "kind", rep.Kind, "format", rep.Format, "recipient", rep.Recipient,
 		"envelope", rep.EnvelopeID, "envelope_source", rep.EnvelopeIDSource, "message_id", rep.MessageID)
-	return r.applyReport(rep)
+	return r.applyReportRaw(rep, raw)
 }

@@ -114,6 +114,10 @@ func New(opts Options) (*Relay, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := r.lowerAddressKeys(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -181,6 +185,7 @@ func (r *Relay) build() error {
 	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
 	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
 	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)
+	r.addEventIDChore()
 	return nil
 }
 

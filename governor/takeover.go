@@ -33,15 +33,16 @@ import (
 // contextReleases is how many recent releases the forward lists.
 const contextReleases = 10
 
-// forwardReply stores the forward of a human reply to the team address.
-func (r *Relay) forwardReply(rep feedback.Report, s signal) error {
+// forwardReply stores the forward of a human reply to the team address;
+// raw, when known, is the reply as received, attached whole.
+func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
 	team := r.cfg.Feedback.TeamAddress
 	if team == "" {
 		return nil
 	}
 	now := r.now()
 	id := newMessageID(now, r.random)
-	body, err := r.forwardBody(rep, s, id, now)
+	body, err := r.forwardBody(rep, s, id, now, raw)
 	if err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func (r *Relay) forwardReply(rep feedback.Report, s signal) error {
 	return nil
 }
 
-func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.Time) ([]byte, error) {
+func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.Time, raw []byte) ([]byte, error) {
 	var text strings.Builder
 	p := &scoring.Profile{}
 	if raw, err := r.db.Profile(s.rcpt); err != nil {
@@ -166,13 +167,62 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 	h("Auto-Submitted", "auto-generated") // RFC 3834: no auto-reply to this
 	h("X-Kadenz-Forwarded-Reply", s.rcpt)
 	h("Mime-Version", "1.0")
-	h("Content-Type", "text/plain; charset=utf-8")
-	h("Content-Transfer-Encoding", "quoted-printable")
-	msg.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&msg)
-	qp.Write([]byte(strings.ReplaceAll(text.String(), "\n", "\r\n")))
-	qp.Close()
+	if raw == nil {
+		writeQPText(&msg, text.String())
+		return msg.Bytes(), nil
+	}
+	// The context first, then the reply itself as it arrived (RFC 2046
+	// section 5.2.1: message/rfc822 takes no transfer encoding but 7bit or
+	// 8bit, so the original is carried unchanged, lines ending in CRLF).
+	original := crlf(raw)
+	boundary := "kadenz-forward-" + id
+	for bytes.Contains(original, []byte("--"+boundary)) {
+		boundary += "-x"
+	}
+	h("Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
+	msg.WriteString("\r\nThis is a forwarded reply in MIME format.\r\n")
+	msg.WriteString("\r\n--" + boundary + "\r\n")
+	writeQPText(&msg, text.String())
+	msg.WriteString("\r\n--" + boundary + "\r\n")
+	cte := "7bit"
+	if slices.ContainsFunc(original, func(c byte) bool { return c >= 0x80 }) {
+		cte = "8bit"
+	}
+	fmt.Fprintf(&msg, "Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"reply.eml\"\r\nContent-Transfer-Encoding: %s\r\n\r\n", cte)
+	msg.Write(original)
+	if !bytes.HasSuffix(original, []byte("\r\n")) {
+		msg.WriteString("\r\n")
+	}
+	msg.WriteString("\r\n--" + boundary + "--\r\n")
 	return msg.Bytes(), nil
+}
+
+// writeQPText writes a text/plain part's header fields and its body,
+// quoted-printable.
+func writeQPText(msg *bytes.Buffer, text string) {
+	msg.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	qp := quotedprintable.NewWriter(msg)
+	qp.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n")))
+	qp.Close()
+}
+
+// crlf returns p with every line ending CRLF (a bare LF or CR becomes CRLF).
+func crlf(p []byte) []byte {
+	out := make([]byte, 0, len(p)+len(p)/50)
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\r':
+			out = append(out, '\r', '\n')
+			if i+1 < len(p) && p[i+1] == '\n' {
+				i++
+			}
+		case c == '\n':
+			out = append(out, '\r', '\n')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // encodeWord makes a header value safe: RFC 2047 Q-encoding when it holds

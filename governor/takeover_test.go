@@ -1,8 +1,13 @@
 package governor
 
 import (
+	"bytes"
 	"io"
+	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
+	"net/mail"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -41,8 +46,11 @@ func TestHumanReplyTakeover(t *testing.T) {
 	rep := feedback.Report{Kind: feedback.KindReply, EnvelopeID: annEnv.ID, Recipient: "ann@example.test",
 		From: "Ann <ann@example.test>", Subject: "Re: Winter boots",
 		Reply: &feedback.Reply{Text: "Do you have these in size 44?\nAnn"}}
+	raw := []byte("From: Ann <ann@example.test>\r\nTo: news@shop.test\r\nSubject: Re: Winter boots\r\n" +
+		"Message-ID: <re-1@example.test>\r\nIn-Reply-To: <winter@shop.test>\r\n\r\nDo you have these in size 44?\r\nAnn\r\n" +
+		"\r\n> Winter boots, now 20% off.\r\n")
 	pauseEnd := c.Now().Add(cfg.Feedback.ReplyPause)
-	if err := r.applyReport(rep); err != nil {
+	if err := r.applyReportRaw(rep, raw); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the forward", func() bool { return len(up.messages()) == 3 })
@@ -50,10 +58,10 @@ func TestHumanReplyTakeover(t *testing.T) {
 	if len(fwd.to) != 1 || fwd.to[0] != "crm-team@shop.test" {
 		t.Fatalf("forward went to %v", fwd.to)
 	}
-	head, body, _ := strings.Cut(string(fwd.data), "\r\n\r\n")
-	text, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
-	if err != nil {
-		t.Fatal(err)
+	head, _, _ := strings.Cut(string(fwd.data), "\r\n\r\n")
+	text, attached := forwardParts(t, fwd.data)
+	if !bytes.Equal(attached, raw) {
+		t.Errorf("the attached reply differs from the one received:\n%q\nwant\n%q", attached, raw)
 	}
 	for _, want := range []string{"Reply-To: ann@example.test", "Auto-Submitted: auto-generated", "Subject: Reply from ann@example.test: Re: Winter boots"} {
 		if !strings.Contains(head, want) {
@@ -74,9 +82,10 @@ func TestHumanReplyTakeover(t *testing.T) {
 	if strings.Contains(string(fwd.data), "bob@example.test") {
 		t.Errorf("forward mentions bob")
 	}
-	if got := envelopeOf(t, r.DB(), "crm-team@shop.test", 0); got.State != store.StateDelivered {
-		t.Errorf("forward envelope %s", got.State)
-	}
+	// The upstream has it; the queue records the delivery a moment later.
+	waitFor(t, "the forward's envelope delivered", func() bool {
+		return envelopeOf(t, r.DB(), "crm-team@shop.test", 0).State == store.StateDelivered
+	})
 
 	// Next marketing mail: ann's waits for the pause, bob's is decided as usual.
 	c.advance(72 * time.Hour)
@@ -114,5 +123,70 @@ func TestHumanReplyTakeover(t *testing.T) {
 		if slices.Contains(m.to, "crm-team@shop.test") {
 			t.Errorf("a second forward went to the team")
 		}
+	}
+}
+
+// forwardParts reads a reply forward: multipart/mixed with the context as
+// text/plain (quoted-printable) and the reply as message/rfc822.
+func forwardParts(t *testing.T, data []byte) (text, attached []byte) {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/mixed" {
+		t.Fatalf("forward is %q (%v), want multipart/mixed", mt, err)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	var parts []*multipart.Part
+	var bodies [][]byte
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, bodies = append(parts, p), append(bodies, b)
+	}
+	if len(parts) != 2 || !strings.HasPrefix(parts[0].Header.Get("Content-Type"), "text/plain") ||
+		parts[1].Header.Get("Content-Type") != "message/rfc822" {
+		t.Fatalf("forward has %d parts, want text/plain then message/rfc822:\n%s", len(parts), data)
+	}
+	text, err = io.ReadAll(quotedprintable.NewReader(bytes.NewReader(bodies[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text, bodies[1]
+}
+
+// A reply read from a mailbox is forwarded with the message itself
+// attached, as it arrived (lines ending in CRLF).
+func TestIngestedReplyForwardCarriesTheOriginal(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Feedback.TeamAddress = "crm-team@shop.test"
+	r := startRelayAt(t, cfg, c)
+	raw, err := os.ReadFile("feedback/testdata/reply-human.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ingestFeedback(t.Context(), raw); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the forward", func() bool { return len(up.messages()) == 1 })
+	text, attached := forwardParts(t, up.messages()[0].data)
+	if want := crlf(raw); !bytes.Equal(attached, want) {
+		t.Errorf("attached:\n%q\nwant\n%q", attached, want)
+	}
+	if !strings.Contains(string(text), "> does the linen shirt come in XL?") {
+		t.Errorf("the context lacks the quoted reply:\n%s", text)
 	}
 }

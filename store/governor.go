@@ -27,8 +27,8 @@ func (db *DB) DueRecipients(now time.Time, limit int) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if !seen[e.To] {
-				seen[e.To] = true
+			if k := NormalizeAddress(e.To); !seen[k] {
+				seen[k] = true
 				rcpts = append(rcpts, e.To)
 			}
 		}
@@ -89,7 +89,7 @@ func (db *DB) LoadRecipient(rcpt string) (Recipient, error) {
 				r.Messages[e.MessageID] = m
 			}
 		}
-		if v := tx.Bucket(bucketProfiles).Get([]byte(rcpt)); v != nil {
+		if v := tx.Bucket(bucketProfiles).Get(profileKey(rcpt)); v != nil {
 			r.Profile = bytes.Clone(v)
 		}
 		var err error
@@ -127,7 +127,7 @@ func (db *DB) ApplyDecisions(d Decided) error {
 			}
 		}
 		if d.Profile != nil {
-			if err := tx.Bucket(bucketProfiles).Put([]byte(d.Recipient), d.Profile); err != nil {
+			if err := tx.Bucket(bucketProfiles).Put(profileKey(d.Recipient), d.Profile); err != nil {
 				return err
 			}
 		}
@@ -163,7 +163,7 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 func (db *DB) Profile(rcpt string) ([]byte, error) {
 	var p []byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		p = bytes.Clone(tx.Bucket(bucketProfiles).Get([]byte(rcpt)))
+		p = bytes.Clone(tx.Bucket(bucketProfiles).Get(profileKey(rcpt)))
 		return nil
 	})
 	return p, err
@@ -172,7 +172,7 @@ func (db *DB) Profile(rcpt string) ([]byte, error) {
 // PutProfile replaces a recipient's profile.
 func (db *DB) PutProfile(rcpt string, profile []byte) error {
 	return db.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketProfiles).Put([]byte(rcpt), profile)
+		return tx.Bucket(bucketProfiles).Put(profileKey(rcpt), profile)
 	})
 }
 
@@ -224,10 +224,10 @@ func (db *DB) EnvelopesOf(messageID string) ([]Envelope, error) {
 func (db *DB) UpdateProfile(rcpt string, change func(old []byte) ([]byte, error)) error {
 	return db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketProfiles)
-		updated, err := change(bytes.Clone(b.Get([]byte(rcpt))))
+		updated, err := change(bytes.Clone(b.Get(profileKey(rcpt))))
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(rcpt), updated)
+		return b.Put(profileKey(rcpt), updated)
 	})
 }

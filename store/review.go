@@ -86,7 +86,7 @@ func (db *DB) Transition(ids []string, change Change) ([]Envelope, error) {
 				return err
 			}
 			old := e
-			newProfile, record, err := change(&e, bytes.Clone(profiles.Get([]byte(e.To))))
+			newProfile, record, err := change(&e, bytes.Clone(profiles.Get(profileKey(e.To))))
 			if err != nil {
 				return fmt.Errorf("envelope %s: %w", id, err)
 			}
@@ -94,7 +94,7 @@ func (db *DB) Transition(ids []string, change Change) ([]Envelope, error) {
 				return err
 			}
 			if newProfile != nil {
-				if err := profiles.Put([]byte(e.To), newProfile); err != nil {
+				if err := profiles.Put(profileKey(e.To), newProfile); err != nil {
 					return err
 				}
 			}

@@ -51,10 +51,10 @@ var (
 	// bucketInflight holds IDs of envelopes being delivered right now.
 	bucketInflight = []byte("inflight")
 	// bucketHeldByRecipient lists each recipient's held envelopes:
-	// recipient + 0x00 + envelope ID -> nil. The engine decides all of a
+	// recipient (NormalizeAddress) + 0x00 + envelope ID -> nil. The engine decides all of a
 	// recipient's held mail together.
 	bucketHeldByRecipient = []byte("held_by_recipient")
-	// bucketProfiles: recipient -> profile (JSON, owned by the engine).
+	// bucketProfiles: recipient (NormalizeAddress) -> profile (JSON, owned by the engine).
 	bucketProfiles = []byte("profiles")
 	// bucketDecisions: envelope ID -> JSON array of decision records.
 	bucketDecisions = []byte("decisions")
@@ -534,5 +534,5 @@ func dueKey(t time.Time, id string) []byte {
 }
 
 func recipientKey(rcpt, envelopeID string) []byte {
-	return []byte(rcpt + "\x00" + envelopeID)
+	return []byte(NormalizeAddress(rcpt) + "\x00" + envelopeID)
 }

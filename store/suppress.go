@@ -93,7 +93,7 @@ func (db *DB) Unsuppress(addr string, profile func(old []byte) ([]byte, error)) 
 			return nil
 		}
 		pb := tx.Bucket(bucketProfiles)
-		old := bytes.Clone(pb.Get([]byte(addr)))
+		old := bytes.Clone(pb.Get(profileKey(addr)))
 		if old == nil {
 			return nil
 		}
@@ -101,7 +101,7 @@ func (db *DB) Unsuppress(addr string, profile func(old []byte) ([]byte, error)) 
 		if err != nil || updated == nil {
 			return err
 		}
-		return pb.Put([]byte(addr), updated)
+		return pb.Put(profileKey(addr), updated)
 	})
 	return found, err
 }
@@ -200,12 +200,12 @@ func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, d
 
 func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange) error {
 	pb := tx.Bucket(bucketProfiles)
-	out, err := c.Apply(bytes.Clone(pb.Get([]byte(c.Recipient))))
+	out, err := c.Apply(bytes.Clone(pb.Get(profileKey(c.Recipient))))
 	if err != nil {
 		return err
 	}
 	if out.Profile != nil {
-		if err := pb.Put([]byte(c.Recipient), out.Profile); err != nil {
+		if err := pb.Put(profileKey(c.Recipient), out.Profile); err != nil {
 			return err
 		}
 	}
@@ -232,7 +232,7 @@ func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange) error {
 		if err != nil {
 			continue // a release whose envelope is gone: nothing to stop
 		}
-		if e.To != c.Recipient || (e.State != StateHeld && e.State != StateQueued && e.State != StateDeferred) {
+		if NormalizeAddress(e.To) != NormalizeAddress(c.Recipient) || (e.State != StateHeld && e.State != StateQueued && e.State != StateDeferred) {
 			continue
 		}
 		rec := out.Stop(e)
@@ -269,6 +269,16 @@ func (db *DB) PruneEventIDs(cutoff time.Time) (int, error) {
 			}
 			n++
 		}
+		return nil
+	})
+	return n, err
+}
+
+// EventIDCount is how many event IDs the store remembers.
+func (db *DB) EventIDCount() (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketEventIDs).Stats().KeyN
 		return nil
 	})
 	return n, err

@@ -24,6 +24,7 @@ type dovecot struct {
 	// (".Done").
 	Maildir string
 	log     string
+	conf    string // dovecot.conf, for dovecot-lda
 	uid     int
 	gid     int
 	cmd     *exec.Cmd
@@ -118,6 +119,7 @@ userdb {
 }
 `, dir, d.log, host, internalUser, loginUser, mailRoot, port, users, d.uid, d.gid)
 	confPath := filepath.Join(dir, "dovecot.conf")
+	d.conf = confPath
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -132,6 +132,9 @@ type relayOptions struct {
 	Data     string // --data; empty: a fresh temp dir
 	Listen   string // --listen; empty: a free loopback port
 	Upstream string // --upstream; empty: outbox
+
+	// Args are more serve flags, e.g. --admin and --clock.
+	Args []string
 }
 
 // relay is one running `kadenz serve` process.
@@ -167,6 +170,7 @@ func startRelay(t *testing.T, o relayOptions) *relay {
 	if o.Upstream != "" {
 		args = append(args, "--upstream", o.Upstream)
 	}
+	args = append(args, o.Args...)
 	r := &relay{t: t, Addr: o.Listen, Data: o.Data, log: &lockedBuffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(kadenzBin, args...)
 	r.cmd.Stdout = r.log
