@@ -336,7 +336,10 @@ func TestRelayExpiresAfterQueueLifetime(t *testing.T) {
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "busy"}
 	})
 	cfg := testConfig(t, up.addr)
-	cfg.Delivery.MaxQueueLifetime = 300 * time.Millisecond
+	// Long enough against retries every 20-100 ms that the first attempt
+	// falls well inside it even on a loaded machine (at 300 ms it once did
+	// not, under a load of 16).
+	cfg.Delivery.MaxQueueLifetime = 1500 * time.Millisecond
 	r := startRelay(t, cfg)
 	if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
 		t.Fatal(err)
