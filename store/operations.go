@@ -349,11 +349,21 @@ const purgeBatch = 256
 // PurgeBodies deletes the bodies of messages whose envelopes are all final
 // and were last changed before before, and returns how many it deleted.
 func (db *DB) PurgeBodies(before time.Time) (int, error) {
+	return db.purgeExpired(bucketBodies, func(tx *bolt.Tx, id string) (bool, error) {
+		return bodyExpired(tx, id, before)
+	})
+}
+
+// purgeExpired deletes the keys of bucket that expired says are expired:
+// found in one read transaction, then deleted in bounded batches, each key
+// checked again in its batch, since a release or a retry may have come in
+// between.
+func (db *DB) purgeExpired(bucket []byte, expired func(tx *bolt.Tx, key string) (bool, error)) (int, error) {
 	var candidates []string
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketBodies).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if ok, err := bodyExpired(tx, string(k), before); err != nil {
+			if ok, err := expired(tx, string(k)); err != nil {
 				return err
 			} else if ok {
 				candidates = append(candidates, string(k))
@@ -364,12 +374,11 @@ func (db *DB) PurgeBodies(before time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return db.purge(candidates, func(tx *bolt.Tx, id string) (bool, error) {
-		// Check again: a release or retry may have come in between.
-		if ok, err := bodyExpired(tx, id, before); !ok || err != nil {
+	return db.purge(candidates, func(tx *bolt.Tx, key string) (bool, error) {
+		if ok, err := expired(tx, key); !ok || err != nil {
 			return false, err
 		}
-		return true, tx.Bucket(bucketBodies).Delete([]byte(id))
+		return true, tx.Bucket(bucket).Delete([]byte(key))
 	})
 }
 
@@ -392,26 +401,8 @@ func bodyExpired(tx *bolt.Tx, messageID string, before time.Time) (bool, error) 
 // final state before before (or no longer exist), and returns how many
 // envelopes' records it deleted.
 func (db *DB) PurgeDecisions(before time.Time) (int, error) {
-	var candidates []string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDecisions).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if ok, err := decisionsExpired(tx, string(k), before); err != nil {
-				return err
-			} else if ok {
-				candidates = append(candidates, string(k))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	return db.purge(candidates, func(tx *bolt.Tx, id string) (bool, error) {
-		if ok, err := decisionsExpired(tx, id, before); !ok || err != nil {
-			return false, err
-		}
-		return true, tx.Bucket(bucketDecisions).Delete([]byte(id))
+	return db.purgeExpired(bucketDecisions, func(tx *bolt.Tx, id string) (bool, error) {
+		return decisionsExpired(tx, id, before)
 	})
 }
 
