@@ -5,57 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"time"
 
 	"kadenz/governor"
 )
-
-// Commands that touch state talk to the running daemon's admin API: bbolt
-// locks the database file, and a second process must never open it.
-
-// adminFlags are the flags every admin-API command shares.
-type adminFlags struct {
-	addr, token *string
-}
-
-func addAdminFlags(fs *flag.FlagSet) adminFlags {
-	return adminFlags{
-		addr:  fs.String("admin", envOr("KADENZ_ADMIN", "127.0.0.1:8025"), "admin API `address` of the running kadenz (env KADENZ_ADMIN)"),
-		token: fs.String("token", os.Getenv("KADENZ_ADMIN_TOKEN"), "admin API bearer `token` (env KADENZ_ADMIN_TOKEN)"),
-	}
-}
-
-func envOr(name, fallback string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return fallback
-}
-
-// get fetches path from the admin API into v.
-func (a adminFlags) get(path string, v any) error {
-	req, err := http.NewRequest(http.MethodGet, "http://"+*a.addr+path, nil)
-	if err != nil {
-		return err
-	}
-	if *a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+*a.token)
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s", resp.Status, msg)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
 
 func runExplain(args []string) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -21,33 +19,6 @@ import (
 // asks the running daemon's admin API, prints an aligned table for people
 // or the API's JSON with --json, and exits 0 on success, 1 when the
 // daemon refused or could not be reached, 2 on a usage error.
-
-// post sends body as JSON to path on the admin API and decodes the answer
-// into v.
-func (a adminFlags) post(path string, body, v any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+*a.addr+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if *a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+*a.token)
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
 
 // opCommand is what the four commands share: flags, one admin call, and
 // either JSON or a table.

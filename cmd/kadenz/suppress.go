@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,34 +15,6 @@ import (
 )
 
 // kadenz suppress: the suppression list, through the daemon's admin API.
-
-// do sends a request to the admin API and returns the body of a 2xx
-// answer; anything else is an error carrying the daemon's message.
-func (a adminFlags) do(method, path, contentType string, body []byte) ([]byte, error) {
-	req, err := http.NewRequest(method, "http://"+*a.addr+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if *a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+*a.token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(out))
-	}
-	return out, nil
-}
 
 func runSuppress(args []string) int {
 	fs := flag.NewFlagSet("suppress", flag.ContinueOnError)
