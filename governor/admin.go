@@ -46,6 +46,7 @@ func (r *Relay) startAdmin() error {
 	r.registerQueueRoutes(mux)
 	r.registerFeedbackRoutes(mux)
 	r.registerOperationRoutes(mux)
+	r.registerCampaignRoutes(mux)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -58,6 +58,8 @@ type engine struct {
 
 	population scoring.Population
 	memory     scoring.Memory
+	// suspended is the set of campaigns an operator suspended (campaigns.go).
+	suspended atomic.Pointer[map[string]store.SuspendedCampaign]
 	// metrics counts committed decisions.
 	metrics   *metrics
 	planner   scoring.Planner

@@ -311,6 +311,11 @@ func (r *Relay) queueAction(body io.Reader, op queueOp) ([]string, error) {
 	if err := dec.Decode(&in); err != nil {
 		return nil, fmt.Errorf("%w: body must be {\"ids\": [...]} or {\"campaign\": \"...\"}: %v", errBadRequest, err)
 	}
+	return r.applyQueueAction(in, op)
+}
+
+// applyQueueAction applies op to the envelopes in names, all or none.
+func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, error) {
 	if (len(in.IDs) == 0) == (in.Campaign == "") {
 		return nil, fmt.Errorf("%w: give either ids or campaign, not both or neither", errBadRequest)
 	}

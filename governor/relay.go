@@ -182,6 +182,9 @@ func (r *Relay) build() error {
 		return err
 	}
 	r.engine.metrics = r.metrics
+	if err := r.loadSuspended(); err != nil {
+		return err
+	}
 	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
 	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
 	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)

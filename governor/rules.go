@@ -224,6 +224,12 @@ func (e *engine) applyRules(ru *rules, rec *decisionRecord, action *scoring.Acti
 		}
 	}
 	rec.Action = action.String()
+	if *action == scoring.ActionRelease && e.isSuspended(f.Campaign) {
+		rec.Reasons = append(rec.Reasons, "campaign-suspended")
+		rec.Explanation += fmt.Sprintf(" Held for review instead: campaign %q is suspended by an operator "+
+			"(kadenz campaign resume, or drop it with kadenz queue).", f.Campaign)
+		return true
+	}
 	st := stats[strings.ToLower(f.Campaign)]
 	if st == nil || rule == nil || rule.Review.SuppressionShare <= 0 || *action == scoring.ActionDefer {
 		return false

@@ -71,7 +71,7 @@ var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelo
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
 	bucketSuppressions, bucketEventIDs, bucketMailboxes,
-	bucketForgotten}
+	bucketForgotten, bucketSuspended}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")

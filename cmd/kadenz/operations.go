@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"kadenz/governor"
+	"kadenz/store"
 )
 
 // The operator commands: profile, forget, stats and campaign report. Each
@@ -221,18 +222,47 @@ func statsCommand(args []string, stdout, stderr io.Writer) int {
 func runCampaign(args []string) int { return campaignCommand(args, os.Stdout, os.Stderr) }
 
 func campaignCommand(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "report" {
-		fmt.Fprintln(stderr, "kadenz campaign: want a subcommand: report NAME")
-		commandUsage("campaign")()
-		return 2
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
 	}
-	c := newOpCommand("campaign", stdout, stderr)
-	if !c.parse(args[1:], 1) {
-		return 2
+	c := newOpCommand("campaign "+sub, stdout, stderr)
+	switch sub {
+	case "report":
+		if !c.parse(args[1:], 1) {
+			return 2
+		}
+		var v governor.CampaignReport
+		err := c.admin.get("/v1/campaigns/"+url.PathEscape(c.fs.Arg(0))+"/report", &v)
+		return c.finish(err, &v, func(w io.Writer) { printCampaignReport(w, &v) })
+	case "suspend", "resume":
+		if !c.parse(args[1:], 1) {
+			return 2
+		}
+		var v governor.CampaignChange
+		err := c.admin.post("/v1/campaigns/"+url.PathEscape(c.fs.Arg(0))+"/"+sub, nil, &v)
+		return c.finish(err, &v, func(w io.Writer) {
+			what := map[string]string{"suspend": "suspended; moved to review", "resume": "resumed; handed back to the engine"}[sub]
+			fmt.Fprintf(w, "campaign %s %s: %d envelope(s)\n", v.Campaign, what, len(v.Changed))
+		})
+	case "suspended":
+		if !c.parse(args[1:], 0) {
+			return 2
+		}
+		var v []store.SuspendedCampaign
+		err := c.admin.get("/v1/campaigns/suspended", &v)
+		return c.finish(err, &v, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CAMPAIGN\tSUSPENDED AT")
+			for _, s := range v {
+				fmt.Fprintf(tw, "%s\t%s\n", s.Campaign, s.At.Format(time.RFC3339))
+			}
+			tw.Flush()
+		})
 	}
-	var v governor.CampaignReport
-	err := c.admin.get("/v1/campaigns/"+url.PathEscape(c.fs.Arg(0))+"/report", &v)
-	return c.finish(err, &v, func(w io.Writer) { printCampaignReport(w, &v) })
+	fmt.Fprintln(stderr, "kadenz campaign: want a subcommand: report NAME, suspend NAME, resume NAME or suspended")
+	commandUsage("campaign")()
+	return 2
 }
 
 func printCampaignReport(w io.Writer, v *governor.CampaignReport) {

@@ -95,6 +95,21 @@ func TestOperatorCommands(t *testing.T) {
 	if code := campaignCommand([]string{"list"}, &strings.Builder{}, &strings.Builder{}); code != 2 {
 		t.Errorf("campaign without report: exit %d, want 2", code)
 	}
+	sub := func(name string) func([]string, io.Writer, io.Writer) int {
+		return func(args []string, o, e io.Writer) int { return campaignCommand(append([]string{name}, args...), o, e) }
+	}
+	if code, out, _ = cli(t, r, sub("suspend"), "winter"); code != 0 || !strings.Contains(out, "campaign winter suspended") {
+		t.Errorf("campaign suspend: %d %q", code, out)
+	}
+	if code, out, _ = cli(t, r, sub("suspended")); code != 0 || !strings.Contains(out, "winter") {
+		t.Errorf("campaign suspended: %d %q", code, out)
+	}
+	if code, out, _ = cli(t, r, sub("resume"), "winter"); code != 0 || !strings.Contains(out, "campaign winter resumed") {
+		t.Errorf("campaign resume: %d %q", code, out)
+	}
+	if code, _, _ = cli(t, r, sub("resume"), "winter"); code != 1 {
+		t.Errorf("resuming a campaign that is not suspended: exit %d, want 1", code)
+	}
 
 	code, out, _ = cli(t, r, forgetCommand, "ann@example.test")
 	if code != 0 || !strings.Contains(out, "     1  envelopes erased") {

@@ -1,0 +1,137 @@
+package governor
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"kadenz/store"
+)
+
+// Suspending a campaign: an operator stops a campaign's marketing mail at
+// once, without losing it, and lets it go on later.
+//
+//	POST /v1/campaigns/{name}/suspend
+//	POST /v1/campaigns/{name}/resume
+//	GET  /v1/campaigns/suspended
+//
+// While a campaign is suspended the engine sends none of its mail: what it
+// would release goes to review with the reason campaign-suspended, and the
+// suspension moves the campaign's held and queued-but-unsent marketing mail
+// into review straight away. Resuming hands the campaign's mail in review
+// back to the engine, which decides it afresh (a review rule may hold it
+// again). Mail in review can still be released or dropped one by one with
+// kadenz queue. Campaign names compare case-insensitively.
+
+func (r *Relay) registerCampaignRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/campaigns/{name}/suspend", r.handleSuspend)
+	mux.HandleFunc("POST /v1/campaigns/{name}/resume", r.handleResume)
+	mux.HandleFunc("GET /v1/campaigns/suspended", func(w http.ResponseWriter, _ *http.Request) {
+		set, err := r.db.SuspendedCampaigns()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		list := make([]store.SuspendedCampaign, 0, len(set))
+		for _, s := range set {
+			list = append(list, s)
+		}
+		writeJSON(w, list)
+	})
+}
+
+// CampaignChange is the answer to a suspend or resume: the envelopes it
+// moved (into review, or back to the engine).
+type CampaignChange struct {
+	Campaign  string   `json:"campaign"`
+	Suspended bool     `json:"suspended"`
+	Changed   []string `json:"changed"`
+}
+
+var (
+	suspendOp = queueOp{name: "suspend", from: []store.State{store.StateHeld, store.StateQueued}, marketingOnly: true,
+		apply: func(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, decisionRecord, error) {
+			p, rec, err := operatorHold(r, e, info, profile, now)
+			rec.Reasons = []string{"campaign-suspended"}
+			rec.Explanation = fmt.Sprintf("Campaign %q suspended by an operator: waits in review until it is resumed or dropped.", info.campaign)
+			return p, rec, err
+		}}
+	resumeOp = queueOp{name: "resume", from: []store.State{store.StateReview},
+		apply: func(_ *Relay, e *store.Envelope, info *messageInfo, _ []byte, now time.Time) ([]byte, decisionRecord, error) {
+			e.State, e.Due = store.StateHeld, now
+			return nil, decisionRecord{Action: "defer", At: now, Reasons: []string{"operator"},
+				Explanation: fmt.Sprintf("Campaign %q resumed by an operator: decided afresh.", info.campaign)}, nil
+		}}
+)
+
+func (r *Relay) handleSuspend(w http.ResponseWriter, req *http.Request) {
+	name := strings.TrimSpace(req.PathValue("name"))
+	if name == "" {
+		http.Error(w, "empty campaign name", http.StatusBadRequest)
+		return
+	}
+	if err := r.db.SuspendCampaign(name, r.now()); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if err := r.loadSuspended(); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	r.campaignChange(w, name, true, suspendOp)
+}
+
+func (r *Relay) handleResume(w http.ResponseWriter, req *http.Request) {
+	name := req.PathValue("name")
+	err := r.db.ResumeCampaign(name)
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, fmt.Sprintf("campaign %q is not suspended", name), http.StatusNotFound)
+		return
+	}
+	if err == nil {
+		err = r.loadSuspended()
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	r.campaignChange(w, name, false, resumeOp)
+	r.engine.Kick()
+}
+
+// campaignChange moves the campaign's mail with op; having none to move
+// is no error.
+func (r *Relay) campaignChange(w http.ResponseWriter, name string, suspended bool, op queueOp) {
+	changed, err := r.applyQueueAction(QueueActionRequest{Campaign: name}, op)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	r.log.Info("campaign "+map[bool]string{true: "suspended", false: "resumed"}[suspended], "campaign", name, "envelopes", len(changed))
+	writeJSON(w, CampaignChange{Campaign: name, Suspended: suspended, Changed: append([]string{}, changed...)})
+}
+
+// loadSuspended refreshes the engine's copy of the suspension set.
+func (r *Relay) loadSuspended() error {
+	set, err := r.db.SuspendedCampaigns()
+	if err != nil {
+		return err
+	}
+	r.engine.suspended.Store(&set)
+	return nil
+}
+
+// isSuspended reports whether an operator suspended the campaign.
+func (e *engine) isSuspended(campaign string) bool {
+	if campaign == "" {
+		return false
+	}
+	set := e.suspended.Load()
+	if set == nil {
+		return false
+	}
+	_, ok := (*set)[strings.ToLower(campaign)]
+	return ok
+}

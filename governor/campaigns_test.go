@@ -1,0 +1,75 @@
+package governor
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"kadenz/store"
+)
+
+func TestSuspendHoldsACampaignAndResumeLetsItGo(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	r := startRelayAt(t, cfg, c)
+	winter := marketing("Winter sale", "X-Kadenz-Campaign: Winter\r\n")
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test", "bob@example.test"}, winter); err != nil {
+		t.Fatal(err)
+	}
+
+	// Suspended while held: both envelopes go to review at once.
+	var res CampaignChange
+	if code, body := queueDo(t, r, "POST", "/v1/campaigns/winter/suspend", "", &res); code != http.StatusOK || len(res.Changed) != 2 || !res.Suspended {
+		t.Fatalf("suspend: %d %s", code, body)
+	}
+	for _, to := range []string{"ann@example.test", "bob@example.test"} {
+		if e := envelopeOf(t, r.DB(), to, 0); e.State != store.StateReview {
+			t.Fatalf("%s after suspend: %s, want review", to, e.State)
+		}
+	}
+	// Mail of the campaign that arrives while it is suspended is decided,
+	// and what would be released goes to review instead.
+	late := marketing("Winter sale again", "X-Kadenz-Campaign: WINTER\r\n")
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"carl@example.test"}, late); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, 5*time.Minute)
+	var carl store.Envelope
+	waitFor(t, "carl's mail decided", func() bool {
+		carl = envelopeOf(t, r.DB(), "carl@example.test", 0)
+		return carl.State != store.StateHeld
+	})
+	recs := decisionsOf(t, r.DB(), carl.ID)
+	if last := recs[len(recs)-1]; carl.State != store.StateReview || !slices.Contains(last.Reasons, "campaign-suspended") {
+		t.Fatalf("carl's mail while suspended: %s, %+v", carl.State, last)
+	}
+	for range 4 {
+		step(t, r, c, 6*time.Hour)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(up.messages()); n != 0 {
+		t.Fatalf("%d messages of a suspended campaign delivered", n)
+	}
+	var list []map[string]any
+	if code, body := queueDo(t, r, "GET", "/v1/campaigns/suspended", "", &list); code != http.StatusOK || len(list) != 1 || list[0]["campaign"] != "winter" {
+		t.Fatalf("suspended list: %d %s", code, body)
+	}
+
+	// Resumed: the engine decides the three afresh and they go out.
+	if code, body := queueDo(t, r, "POST", "/v1/campaigns/Winter/resume", "", &res); code != http.StatusOK || len(res.Changed) != 3 || res.Suspended {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	for range 8 {
+		step(t, r, c, 3*time.Hour)
+		if len(up.messages()) == 3 {
+			break
+		}
+	}
+	waitFor(t, "the resumed campaign delivered", func() bool { return len(up.messages()) == 3 })
+	if code, _ := queueDo(t, r, "POST", "/v1/campaigns/winter/resume", "", nil); code != http.StatusNotFound {
+		t.Errorf("resuming a campaign that is not suspended: %d, want 404", code)
+	}
+}
