@@ -98,6 +98,8 @@ func TestHumanReplyTakeover(t *testing.T) {
 		ann = envelopeOf(t, r.DB(), "ann@example.test", 1)
 		return len(decisionsOf(t, r.DB(), ann.ID)) > 0
 	})
+	// Read again: the first read may predate the decision's commit.
+	ann = envelopeOf(t, r.DB(), "ann@example.test", 1)
 	rec := decisionsOf(t, r.DB(), ann.ID)[0]
 	if ann.State != store.StateHeld || rec.Action != "defer" || !slices.Contains(rec.Reasons, "human-reply") ||
 		!strings.Contains(rec.Explanation, "human reply") {
