@@ -109,7 +109,9 @@ cg_leave() {
 	fi
 }
 other_total() { # CPU seconds of user-space processes outside our cgroup
-	cat /proc/[0-9]*/stat 2>/dev/null | awk -v ours=" $(tr '\n' ' ' <"$cg_ours/cgroup.procs") " -v hz="$(getconf CLK_TCK)" '
+	# A process may exit between the glob and the read: cat then fails,
+	# which must not end the run (pipefail).
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v ours=" $(tr '\n' ' ' <"$cg_ours/cgroup.procs") " -v hz="$(getconf CLK_TCK)" '
 		{
 			# comm, field 2, may hold spaces and parentheses: split after the last ")".
 			if (!match($0, /\) [^)]*$/)) next
