@@ -33,7 +33,7 @@ func init() {
 		{"queue", "ls|release|drop|hold [--admin ADDR] [--token TOKEN] [FLAGS] [ID...]",
 			"list waiting mail; release, drop or hold marketing mail for review (see 'kadenz queue help')",
 			"kadenz queue release --campaign spring-sale", runQueue},
-		{"simulate", "[--recipients N] [--days D] [--seed S] [--mix default|tolerant] [--strictness X] [--json]",
+		{"simulate", "[--recipients N] [--days D] [--seed S] [--mix default|tolerant|sensitive] [--strictness X] [--config FILE] [--json]",
 			"compare send-all, a fixed frequency cap and Kadenz on a synthetic population, on virtual time",
 			"kadenz simulate --recipients 200 --days 7 --seed 3", runSimulate},
 		{"suppress", "[--admin ADDR] [--token TOKEN] [--json] [--reason TEXT] ls | add ADDRESS | rm ADDRESS | import FILE.csv | export",

@@ -73,6 +73,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Diagnose keeps each Kadenz message's fate for Result.Diagnose.
 	Diagnose bool
+	// Only, if set, runs just these policies (a sweep over Kadenz
+	// settings reuses send-all and the cap, which do not depend on them).
+	// Ratios against send-all are then 0 unless send-all ran.
+	Only []string
 }
 
 func (o *Options) defaults() {
@@ -201,6 +205,9 @@ func Run(opts Options) (*Result, error) {
 	// and they only read the population and the stream. Most of a run is
 	// waiting for database commits, so this overlaps well even on few cores.
 	names := []string{PolicySendAll, PolicyCap, PolicyKadenz}
+	if len(opts.Only) > 0 {
+		names = opts.Only
+	}
 	res.Policies = make([]*PolicyResult, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
@@ -216,7 +223,10 @@ func Run(opts Options) (*Result, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	base := res.Policies[0]
+	base := res.Policy(PolicySendAll)
+	if base == nil {
+		return res, nil
+	}
 	for _, p := range res.Policies {
 		p.ReleasedVsSendAll = ratio(p.Released, base.Released)
 		p.ClicksVsSendAll = ratio(p.Clicks, base.Clicks)
