@@ -108,7 +108,17 @@ const (
 	PolicySendAll = "send-all"
 	PolicyCap     = "cap-16h"
 	PolicyKadenz  = "kadenz"
+	// PolicyOracle is a yardstick, not a product: send-all restricted to
+	// mail on a topic the recipient (secretly) likes, without repeats of
+	// a campaign within a week. It reads the hidden truth, so it only
+	// runs when Options.Only asks for it, to bound what knowing
+	// interests perfectly would buy.
+	PolicyOracle = "oracle-liked"
 )
+
+// oracleRelevance is the hidden relevance at which the oracle sends:
+// liked topics have interest 0.5-1, others 0-0.15.
+const oracleRelevance = 0.4
 
 // capGap is the fixed frequency cap's minimum distance between two
 // marketing mails to one recipient.
@@ -404,6 +414,13 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 				// heard of, under every policy.
 				if s := readers[m.rcpt].stopped; !s.IsZero() && !s.After(m.at) {
 					continue
+				}
+				if name == PolicyOracle {
+					last, seen := readers[m.rcpt].campaigns[m.campaign.id]
+					if p.relevance(m.campaign.topics) < oracleRelevance || seen && m.at.Sub(last) < repeatWindow {
+						out.Dropped++
+						continue
+					}
 				}
 				if name == PolicyCap {
 					if l := lastCapped[m.rcpt]; !l.IsZero() && m.at.Sub(l) < capGap {

@@ -16,7 +16,9 @@ import (
 // and prints one line per (setting, mix, seed) against send-all and the
 // fixed cap, which run once per population. It only runs when
 // KADENZ_SIM_SWEEP lists settings, separated by ";", each a list of
-// s=strictness, d=per_day, w=per_week, g=min_gap (0 = no limit):
+// s=strictness, d=per_day, w=per_week, g=min_gap (0 = no limit).
+// KADENZ_SIM_ORACLE=1 also runs the oracle yardstick; an empty sweep
+// (KADENZ_SIM_SWEEP=none) then runs only the baselines:
 //
 //	KADENZ_SIM_SWEEP="s=1;s=0.25,d=3,w=10,g=3h" KADENZ_SIM_SEEDS="1 2" KADENZ_SIM_MIXES="default tolerant" \
 //	  KADENZ_SIM_N=300 go test -run TestSweep -v -timeout 2h ./governor/sim/
@@ -36,7 +38,7 @@ func TestSweep(t *testing.T) {
 	}
 	var settings []string
 	for s := range strings.SplitSeq(spec, ";") {
-		if s = strings.TrimSpace(s); s != "" {
+		if s = strings.TrimSpace(s); s != "" && s != "none" {
 			settings = append(settings, s)
 		}
 	}
@@ -75,10 +77,21 @@ func TestSweep(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	only := []string{PolicySendAll, PolicyCap}
+	if os.Getenv("KADENZ_SIM_ORACLE") != "" {
+		only = append(only, PolicyOracle)
+	}
+	if os.Getenv("KADENZ_SIM_NOBASE") != "" { // Kadenz's own numbers only
+		base = nil
+	}
 	run(base, func(j job) error {
-		res, err := Run(Options{Recipients: n, Seed: j.seed, Mix: j.mix, TempDir: t.TempDir(), Only: []string{PolicySendAll, PolicyCap}})
+		res, err := Run(Options{Recipients: n, Seed: j.seed, Mix: j.mix, TempDir: t.TempDir(), Only: only})
 		if err != nil {
 			return err
+		}
+		if o := res.Policy(PolicyOracle); o != nil {
+			fmt.Printf("ORACLE\t%s\t%d\tvol %.0f%%\tclicks %.0f%%\tstops %.0f%%\t%d clicks / %d released\n",
+				j.mix, j.seed, 100*o.ReleasedVsSendAll, 100*o.ClicksVsSendAll, 100*o.StopsVsSendAll, o.Clicks, o.Released)
 		}
 		mu.Lock()
 		baseline[key(j)] = res
@@ -98,6 +111,11 @@ func TestSweep(t *testing.T) {
 		mu.Lock()
 		b := baseline[key(j)]
 		mu.Unlock()
+		if b == nil {
+			k := res.Policy(PolicyKadenz)
+			fmt.Printf("SWEEP\t%s\t%s\t%d\tk %d clicks / %d released, %d stops\t(%.0fs)\n", j.setting, j.mix, j.seed, k.Clicks, k.Released, k.Stops(), time.Since(start).Seconds())
+			return nil
+		}
 		all, capped, k := b.Policy(PolicySendAll), b.Policy(PolicyCap), res.Policy(PolicyKadenz)
 		full := &Result{Policies: []*PolicyResult{all, capped, k}}
 		k.ReleasedVsSendAll, k.ClicksVsSendAll, k.StopsVsSendAll = ratio(k.Released, all.Released), ratio(k.Clicks, all.Clicks), ratio(k.Stops(), all.Stops())
