@@ -3,14 +3,17 @@
 # over seeds x population mixes and prints one markdown row per run, then
 # how many runs met each goal.
 #
-#   bench/simulate.sh                          # 300 recipients, 14 days, seeds 1-5, mixes default and tolerant
+#   bench/simulate.sh                          # 300 recipients, 14 days, seeds 1-5, mixes default, tolerant and sensitive
 #   RECIPIENTS=500 SEEDS="1 2 3" MIXES=default bench/simulate.sh
 #   EXTRA="--strictness 0.5" bench/simulate.sh  # a what-if
+#   EXTRA="--config my.yaml" bench/simulate.sh  # an administrator's own governor settings
+#   JOBS=2 bench/simulate.sh                    # runs at once (each run is already three policies side by side)
 set -eu
 RECIPIENTS=${RECIPIENTS:-300}
 DAYS=${DAYS:-14}
 SEEDS=${SEEDS:-1 2 3 4 5}
-MIXES=${MIXES:-default tolerant}
+MIXES=${MIXES:-default tolerant sensitive}
+JOBS=${JOBS:-1}
 EXTRA=${EXTRA:-}
 cd "$(dirname "$0")/.."
 command -v jq >/dev/null || { echo "bench/simulate.sh: needs jq" >&2; exit 1; }
@@ -22,10 +25,17 @@ echo "recipients $RECIPIENTS, days $DAYS, commit $(git rev-parse --short HEAD)${
 echo
 echo "| mix | seed | volume vs send-all | clicks kept | unsub+compl. vs send-all | clicks vs cap | volume vs cap | trans. delay | vol -40% | clicks >=98% | stops -50% | beats cap | delay 0 |"
 echo "|---|---:|---:|---:|---:|---|---|---:|---|---|---|---|---|"
+# The runs first (JOBS at a time), then the rows in order.
 for mix in $MIXES; do
 	for seed in $SEEDS; do
-		# shellcheck disable=SC2086 # EXTRA is a list of flags
-		"$tmp/kadenz" simulate --json --recipients "$RECIPIENTS" --days "$DAYS" --seed "$seed" --mix "$mix" $EXTRA >"$tmp/$mix-$seed.json"
+		echo "$mix $seed"
+	done
+done | xargs -P "$JOBS" -L 1 sh -c '
+	# shellcheck disable=SC2086 # EXTRA is a list of flags
+	"$0/kadenz" simulate --json --recipients "$1" --days "$2" --seed "$5" --mix "$4" $3 >"$0/$4-$5.json"
+' "$tmp" "$RECIPIENTS" "$DAYS" "$EXTRA"
+for mix in $MIXES; do
+	for seed in $SEEDS; do
 		jq -r --arg mix "$mix" '
 			def pct: (. * 100 | round | tostring) + "%";
 			def ok: if . then "PASS" else "FAIL" end;
@@ -37,11 +47,13 @@ for mix in $MIXES; do
 	done
 done
 echo
-echo "| goal | runs met |"
-echo "|---|---:|"
-jq -rs '
-	(map(.goals[]) | group_by(.name)) as $by
-	| $by[] | "| \(.[0].name) | \(map(select(.met)) | length)/\(length) |"
+echo "| goal | $(echo $MIXES | sed 's/ / | /g') | all |"
+echo "|---$(for _ in $MIXES; do printf '|---:'; done)|---:|"
+jq -rs --arg mixes "$MIXES" '
+	($mixes | split(" ")) as $ms
+	| (map(.mix as $m | .goals[] | . + {mix: $m}) | group_by(.name)) as $by
+	| $by[] | . as $g
+	| "| \($g[0].name) | " + ([$ms[] as $m | $g | map(select(.mix == $m)) | "\(map(select(.met)) | length)/\(length)"] | join(" | ")) + " | \($g | map(select(.met)) | length)/\($g | length) |"
 ' "$tmp"/*.json
 echo
 echo "(took $(( $(date +%s) - start )) s)"

@@ -23,8 +23,9 @@ func runSimulate(args []string) int {
 	recipients := fs.Int("recipients", 500, "population `size`")
 	days := fs.Int("days", 14, "`days` of campaigns")
 	seed := fs.Uint64("seed", 1, "random `seed`; the same seed gives the same result")
-	mix := fs.String("mix", string(sim.MixDefault), "population `mix`: default (about one mail a day tolerated) or tolerant (about three)")
+	mix := fs.String("mix", string(sim.MixDefault), "population `mix`: default (about one mail a day tolerated), tolerant (about three) or sensitive (one every two days)")
 	strictness := fs.Float64("strictness", config.Default().Governor.Strictness, "Kadenz's strictness for a what-if run (above 0, at most 10; lower sends more)")
+	configFile := fs.String("config", "", "simulate Kadenz with the governor settings of this config `file` (mode is always enforce)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -33,9 +34,14 @@ func runSimulate(args []string) int {
 		fs.Usage()
 		return 2
 	}
+	configure, err := simulateConfig(fs, *configFile, *strictness)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kadenz simulate:", err)
+		return 2
+	}
 	start := time.Now() // wall clock only for the "took" line; the run is on virtual time
 	res, err := sim.Run(sim.Options{Recipients: *recipients, Days: *days, Seed: *seed, Mix: sim.Mix(*mix),
-		Configure: func(g *config.Governor) { g.Strictness = *strictness }})
+		Configure: configure})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kadenz simulate:", err)
 		return 1
@@ -81,4 +87,27 @@ func printSimulation(w io.Writer, res *sim.Result) {
 		}
 		fmt.Fprintf(w, "  %s  %-22s %s\n", mark, g.Name, g.Detail)
 	}
+}
+
+// simulateConfig is how the Kadenz policy is configured: the defaults, or
+// the governor section of the administrator's config file, so that they
+// can see what their own caps, quiet hours and strictness would do. Mode
+// is always enforce (shadow or off would simulate send-all). An explicit
+// --strictness wins over the file's.
+func simulateConfig(fs *flag.FlagSet, file string, strictness float64) (func(*config.Governor), error) {
+	gov := config.Default().Governor
+	if file != "" {
+		c, err := config.Load(file)
+		if err != nil {
+			return nil, err
+		}
+		gov = c.Governor
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "strictness" {
+			gov.Strictness = strictness
+		}
+	})
+	gov.Mode = config.ModeEnforce
+	return func(g *config.Governor) { *g = gov }, nil
 }

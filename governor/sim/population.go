@@ -26,10 +26,14 @@ const (
 	MixDefault Mix = "default"
 	// MixTolerant: about three a day, a list of bargain hunters.
 	MixTolerant Mix = "tolerant"
+	// MixSensitive: about one every two days, a list that tires quickly;
+	// as the response model's unsubscribe and complaint hazards grow with
+	// the square of over-mailing, it also leaves sooner.
+	MixSensitive Mix = "sensitive"
 )
 
 // Mixes lists the known mixes.
-var Mixes = []Mix{MixDefault, MixTolerant}
+var Mixes = []Mix{MixDefault, MixTolerant, MixSensitive}
 
 // medianTolerance is the mix's median comfortable volume, mails per day.
 func (m Mix) medianTolerance() (float64, error) {
@@ -38,8 +42,10 @@ func (m Mix) medianTolerance() (float64, error) {
 		return 1, nil
 	case MixTolerant:
 		return 3, nil
+	case MixSensitive:
+		return 0.5, nil
 	}
-	return 0, fmt.Errorf("unknown population mix %q (want default or tolerant)", m)
+	return 0, fmt.Errorf("unknown population mix %q (want default, tolerant or sensitive)", m)
 }
 
 // recipient is one synthetic person. Everything here is hidden from the

@@ -141,3 +141,41 @@ func TestTinyRun(t *testing.T) {
 		t.Error("an unknown mix was accepted")
 	}
 }
+
+// The oracle yardstick runs only on request, sends only mail on a liked
+// topic, and the sensitive mix tolerates less than the default one.
+func TestOnlyOracleAndSensitiveMix(t *testing.T) {
+	res, err := Run(Options{Recipients: 30, Days: 2, Seed: 5, Diagnose: true, TempDir: t.TempDir(), Only: []string{PolicySendAll, PolicyOracle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Policies) != 2 || res.Policy(PolicyKadenz) != nil || res.Policy(PolicyCap) != nil {
+		t.Fatalf("Only send-all and the oracle: got %d policies", len(res.Policies))
+	}
+	all, o := res.Policy(PolicySendAll), res.Policy(PolicyOracle)
+	if o.Released == 0 || o.Released >= all.Released || o.Dropped == 0 {
+		t.Errorf("oracle released %d (dropped %d) of send-all's %d; want some, not all", o.Released, o.Dropped, all.Released)
+	}
+	for _, r := range o.Releases {
+		if !r.Marketing {
+			continue
+		}
+		m := &res.stream[r.Message]
+		if rel := res.pop[m.rcpt].relevance(m.campaign.topics); rel < oracleRelevance {
+			t.Fatalf("oracle released message %d with relevance %.2f", r.Message, rel)
+		}
+	}
+	if o.ReleasedVsSendAll <= 0 || o.ReleasedVsSendAll >= 1 {
+		t.Errorf("oracle volume vs send-all %.2f", o.ReleasedVsSendAll)
+	}
+	median := func(m Mix) float64 {
+		v, err := m.medianTolerance()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if !(median(MixSensitive) < median(MixDefault) && median(MixDefault) < median(MixTolerant)) {
+		t.Error("mixes should order sensitive < default < tolerant in tolerance")
+	}
+}
