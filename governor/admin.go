@@ -61,7 +61,8 @@ func (r *Relay) startAdmin() error {
 func (r *Relay) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		token := r.config().Admin.Token // a reload may change it
-		if token == "" || isDashboardPath(req.URL.Path) { // the dashboard checks its own sessions
+		// The dashboard checks its own sessions (dashboard.go).
+		if token == "" || isDashboardPath(req.URL.Path) {
 			next.ServeHTTP(w, req)
 			return
 		}

@@ -193,7 +193,7 @@ func TestDashboardPagesShowTheAPINumbers(t *testing.T) {
 	row := html[strings.Index(html, `id="c-spring-sale"`):]
 	for cls, n := range map[string]int{"messages": rep.Messages, "envelopes": rep.Envelopes, "suppressed": rep.Governed.Suppressed,
 		"held": rep.Governed.Held, "holdout": rep.Holdout.Envelopes} {
-		if got := regexp.MustCompile(`class="`+cls+`">(\d+)<`).FindStringSubmatch(row); got == nil || got[1] != strconv.Itoa(n) {
+		if got := regexp.MustCompile(`class="` + cls + `">(\d+)<`).FindStringSubmatch(row); got == nil || got[1] != strconv.Itoa(n) {
 			t.Errorf("campaigns: %s shows %v, the report says %d", cls, got, n)
 		}
 	}
