@@ -66,7 +66,8 @@ type countKV struct {
 }
 
 type overviewPage struct {
-	Since, Until time.Time
+	// Since and Until bound the period; LastDay is its last day.
+	Since, Until, LastDay time.Time
 	Days         []dayCount
 	Totals       dayCount
 	Reasons      []countKV
@@ -93,6 +94,7 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	p := overviewPage{Since: today.AddDate(0, 0, -(overviewDays - 1)), Until: today.AddDate(0, 0, 1),
 		HoldoutShare: d.r.config().Governor.Holdout.Share}
+	p.LastDay = today
 	p.Days = make([]dayCount, overviewDays)
 	for i := range p.Days {
 		p.Days[i].Day = p.Since.AddDate(0, 0, i)

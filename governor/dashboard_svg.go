@@ -61,10 +61,8 @@ func dayChart(days []dayCount) template.HTML {
 	for _, d := range days {
 		top = max(top, d.Submitted, d.Released, d.Suppressed)
 	}
-	m := niceMax(float64(top))
-	if m < 4 {
-		m = 4
-	}
+	// Four grid steps of a round whole number each.
+	m := 4 * math.Ceil(niceMax(float64(top)/4))
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Envelopes per day: submitted, released, suppressed">`, chartW, chartH)
 	axis(&b, m, true)
@@ -82,7 +80,8 @@ func dayChart(days []dayCount) template.HTML {
 			fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %d %s</title></rect>`,
 				s.cls, x0+bar*float64(j), float64(chartH-padB)-h, bar-1, h, esc(d.Day.Format("2 Jan")), s.n, s.cls)
 		}
-		if i%2 == len(days)%2 || len(days) <= 7 {
+		if (len(days)-1-i)%2 == 0 || len(days) <= 7 { // always today's
+
 			fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`,
 				x0+bar*1.5, chartH-padB+16, esc(d.Day.Format("2 Jan")))
 		}
@@ -106,7 +105,7 @@ func barChart(counts []countKV, what string) template.HTML {
 	if len(counts) == 0 {
 		return template.HTML(`<p class="empty">None.</p>`)
 	}
-	const rowH, labelW, w = 22, 170, 560
+	const rowH, labelW, w = 24, 130, 420
 	top := 0
 	for _, c := range counts {
 		top = max(top, c.Count)
@@ -118,12 +117,12 @@ func barChart(counts []countKV, what string) template.HTML {
 		y := i*rowH + 2
 		bw := 0.0
 		if top > 0 {
-			bw = float64(w-labelW-60) * float64(c.Count) / float64(top)
+			bw = float64(w-labelW-40) * float64(c.Count) / float64(top)
 		}
-		fmt.Fprintf(&b, `<text class="label" x="%d" y="%d" text-anchor="end">%s</text>`, labelW-8, y+14, esc(c.Key))
+		fmt.Fprintf(&b, `<text class="label" x="%d" y="%d" text-anchor="end">%s</text>`, labelW-8, y+15, esc(c.Key))
 		fmt.Fprintf(&b, `<rect class="bar" x="%d" y="%d" width="%.1f" height="%d"><title>%s: %d</title></rect>`,
 			labelW, y+2, bw, rowH-6, esc(c.Key), c.Count)
-		fmt.Fprintf(&b, `<text class="value" x="%.1f" y="%d">%d</text>`, float64(labelW)+bw+6, y+14, c.Count)
+		fmt.Fprintf(&b, `<text class="count" x="%.1f" y="%d">%d</text>`, float64(labelW)+bw+6, y+15, c.Count)
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
