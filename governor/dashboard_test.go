@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -360,4 +361,43 @@ func TestDashboardNeedsLoginWhenTokenSet(t *testing.T) {
 		t.Errorf("still logged in after logout: %d", code)
 	}
 	_ = config.ClassMarketing
+}
+
+// BenchmarkDashboardPages renders the pages that walk every envelope, on
+// a database of 10,000 marketing envelopes in 20 campaigns (go test
+// ./governor/ -run XXX -bench DashboardPages -benchtime 20x).
+func BenchmarkDashboardPages(b *testing.B) {
+	cfg := config.Default()
+	cfg.DataDir = b.TempDir()
+	now := monday10
+	r, err := New(Options{Config: cfg, Now: func() time.Time { return now }, Store: store.Options{NoSync: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.DB().Close()
+	body := make([]byte, 2000)
+	rcpts := make([]string, 10)
+	for i := range 1000 {
+		for j := range rcpts {
+			rcpts[j] = fmt.Sprintf("r%d@example.test", (i*10+j)%3000)
+		}
+		m := store.Message{ID: fmt.Sprintf("m%08d", i), From: "news@shop.test", Class: config.ClassMarketing,
+			Features: []byte(fmt.Sprintf(`{"campaign":"c%d"}`, i%20))}
+		if _, err := r.DB().Accept(m, body, rcpts, now.Add(-time.Duration(i)*time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	r.registerDashboardRoutes(mux)
+	for _, page := range []string{"/ui/", "/ui/campaigns", "/ui/campaigns/c7", "/ui/review", "/ui/recipients/r7@example.test"} {
+		b.Run(page, func(b *testing.B) {
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, page, nil))
+				if rec.Code != http.StatusOK {
+					b.Fatalf("%s: %d %s", page, rec.Code, rec.Body)
+				}
+			}
+		})
+	}
 }

@@ -177,6 +177,24 @@ governor:
 		}
 		return strings.TrimSpace(s)
 	}
+	// Screenshots go to a directory that outlives the test, to be looked at.
+	dir := os.Getenv("KADENZ_SCREENSHOT_DIR")
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "kadenz-dashboard-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	expect := func(page string, want map[string]int) {
 		t.Helper()
 		for sel, n := range want {
@@ -218,20 +236,24 @@ governor:
 	expect("campaigns", map[string]int{"#c-autumn .messages": report.Messages, "#c-autumn .envelopes": report.Envelopes,
 		"#c-autumn .suppressed": report.Governed.Suppressed, "#c-autumn .held": report.Governed.Held})
 	run("campaign drill-down", chromedp.Click(chromedp.CSS("#c-autumn a")), chromedp.WaitVisible(chromedp.ID("envelope-list")))
+	shot("campaign")
 	expect("campaign", map[string]int{"#envelopes": report.Envelopes, "#gov-suppressed": report.Governed.Suppressed,
 		"#gov-held": report.Governed.Held, "#gov-delivered": report.Governed.Delivered, "#reason-" + reason: report.SuppressedBy[reason]})
 
 	run("recipient search", chromedp.SendKeys(chromedp.CSS("header input[name=address]"), "ann@example.test"),
 		chromedp.Submit(chromedp.CSS("header form.search")), chromedp.WaitVisible(chromedp.ID("decisions")))
+	shot("recipient")
 	expect("recipient", map[string]int{"#total": profile.Total})
 
 	run("envelope page", chromedp.Navigate(base+"/ui/envelopes/"+annReview), chromedp.WaitVisible(chromedp.ID("state")))
+	shot("envelope")
 	if state, sentence := text("#state"), text("p.sentence"); state != "review" || !strings.Contains(sentence, "review by an operator") {
 		t.Errorf("envelope page: state %q, explanation %q", state, sentence)
 	}
 
 	// Release ann's mail from review with a click.
 	run("review page", chromedp.Navigate(base+"/ui/review"), chromedp.WaitVisible(chromedp.ID("review")))
+	shot("review")
 	expect("review", map[string]int{"#review-count": 2})
 	run("release", chromedp.Click(chromedp.CSS("#r-"+annReview+" button.release")), chromedp.WaitVisible(chromedp.ID("done")))
 	expect("review after release", map[string]int{"#review-count": 1})
@@ -248,15 +270,9 @@ governor:
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	dir := os.Getenv("KADENZ_SCREENSHOT_DIR")
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "kadenz-dashboard-"); err != nil {
-			t.Fatal(err)
-		}
-	}
 	file := filepath.Join(dir, "overview.png")
 	if err := os.WriteFile(file, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot of the overview: %s (%d bytes)", file, len(png))
+	t.Logf("screenshot of the overview: %s (%d bytes; the other pages next to it)", file, len(png))
 }
