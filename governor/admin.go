@@ -47,6 +47,7 @@ func (r *Relay) startAdmin() error {
 	r.registerFeedbackRoutes(mux)
 	r.registerOperationRoutes(mux)
 	r.registerCampaignRoutes(mux)
+	r.registerDashboardRoutes(mux)
 	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -61,7 +62,8 @@ func (r *Relay) startAdmin() error {
 func (r *Relay) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		token := r.config().Admin.Token // a reload may change it
-		if token == "" {
+		// The dashboard checks its own sessions (dashboard.go).
+		if token == "" || isDashboardPath(req.URL.Path) {
 			next.ServeHTTP(w, req)
 			return
 		}

@@ -55,10 +55,24 @@ func (r *Relay) handleProfile(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	profile, err := r.db.Profile(addr)
+	v, err := r.profileView(addr)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if v.Profile == nil && v.Total == 0 {
+		http.Error(w, fmt.Sprintf("nothing is stored about %s", addr), http.StatusNotFound)
+		return
+	}
+	writeJSON(w, v)
+}
+
+// profileView gathers a recipient's profile and latest envelopes; both
+// are empty when nothing is stored about addr.
+func (r *Relay) profileView(addr string) (ProfileView, error) {
+	profile, err := r.db.Profile(addr)
+	if err != nil {
+		return ProfileView{}, err
 	}
 	v := ProfileView{Address: addr, Profile: profile, Suppressed: r.hardStopped(addr)}
 	err = r.db.Records(func(rec store.EnvelopeRecord) bool {
@@ -68,17 +82,9 @@ func (r *Relay) handleProfile(w http.ResponseWriter, req *http.Request) {
 		}
 		return true
 	})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
 	slices.Reverse(v.Envelopes)
 	v.Envelopes = v.Envelopes[:min(len(v.Envelopes), recentEnvelopes)]
-	if v.Profile == nil && v.Total == 0 {
-		http.Error(w, fmt.Sprintf("nothing is stored about %s", addr), http.StatusNotFound)
-		return
-	}
-	writeJSON(w, v)
+	return v, err
 }
 
 // parseAddress accepts a bare address (no display name, no brackets).
@@ -223,10 +229,20 @@ func (r *Relay) handleStats(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	st, err := r.stats(since, until)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, st)
+}
+
+// stats counts the envelopes created in [since, until).
+func (r *Relay) stats(since, until time.Time) (Stats, error) {
 	st := Stats{Since: since, Until: until, ByState: map[string]int{}, ByClass: map[string]int{},
 		ByAction: map[string]int{}, ByReason: map[string]int{}}
 	lastMsg := ""
-	err = r.db.Records(func(rec store.EnvelopeRecord) bool {
+	err := r.db.Records(func(rec store.EnvelopeRecord) bool {
 		e := rec.Envelope
 		if e.Created.Before(since) || !e.Created.Before(until) {
 			return true
@@ -249,11 +265,7 @@ func (r *Relay) handleStats(w http.ResponseWriter, req *http.Request) {
 		}
 		return true
 	})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, st)
+	return st, err
 }
 
 // CampaignReport is what became of one campaign's mail.
@@ -286,7 +298,24 @@ type GroupReport struct {
 
 func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 	name := req.PathValue("name")
-	rep := CampaignReport{Campaign: name, SuppressedBy: map[string]int{}}
+	reps, err := r.campaignReports(name)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rep, ok := reps[name]
+	if !ok {
+		http.Error(w, fmt.Sprintf("no mail of campaign %q is stored", name), http.StatusNotFound)
+		return
+	}
+	writeJSON(w, rep)
+}
+
+// campaignReports walks the stored envelopes once and reports on the
+// campaign named only, or on every campaign when only is empty. Mail
+// without a campaign is left out.
+func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error) {
+	reps := map[string]*CampaignReport{}
 	campaigns := map[string]string{} // message ID -> campaign, parsed once
 	lastMsg := ""
 	err := r.db.Records(func(rec store.EnvelopeRecord) bool {
@@ -299,8 +328,14 @@ func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 			c = f.Campaign
 			campaigns[rec.Message.ID] = c
 		}
-		if c != name {
+		if c == "" || (only != "" && c != only) {
 			return true
+		}
+		rep := reps[c]
+		if rep == nil {
+			rep = &CampaignReport{Campaign: c, SuppressedBy: map[string]int{}}
+			reps[c] = rep
+			lastMsg = ""
 		}
 		e := rec.Envelope
 		rep.Envelopes++
@@ -315,7 +350,7 @@ func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 		g.Envelopes++
 		s := summarise(rec.Decisions)
 		switch e.State {
-		case store.StateHeld:
+		case store.StateHeld, store.StateReview: // review waits for a person
 			g.Held++
 		case store.StateSuppressed:
 			g.Suppressed++
@@ -338,15 +373,7 @@ func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 		}
 		return true
 	})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	if rep.Envelopes == 0 {
-		http.Error(w, fmt.Sprintf("no mail of campaign %q is stored", name), http.StatusNotFound)
-		return
-	}
-	writeJSON(w, rep)
+	return reps, err
 }
 
 // AdminAddr returns where the admin listener is bound (useful with port

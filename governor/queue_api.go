@@ -105,7 +105,17 @@ func (r *Relay) handleQueueList(w http.ResponseWriter, req *http.Request) {
 		}
 		limit = n
 	}
-	campaign, rcpt := q.Get("campaign"), q.Get("recipient")
+	entries, err := r.queueEntries(states, q.Get("campaign"), q.Get("recipient"), limit)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, entries)
+}
+
+// queueEntries lists up to limit envelopes in the given states, in that
+// order of states, optionally only of a campaign or to a recipient.
+func (r *Relay) queueEntries(states []store.State, campaign, rcpt string, limit int) ([]QueueEntry, error) {
 	entries := []QueueEntry{}
 	msgs := messageCache{r: r}
 	for _, st := range states {
@@ -133,14 +143,13 @@ func (r *Relay) handleQueueList(w http.ResponseWriter, req *http.Request) {
 			err = failed
 		}
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+			return nil, err
 		}
 		if len(entries) >= limit {
 			break
 		}
 	}
-	writeJSON(w, entries)
+	return entries, nil
 }
 
 func containsState(list []store.State, s store.State) bool {
