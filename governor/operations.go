@@ -280,6 +280,21 @@ type CampaignReport struct {
 	Holdout  GroupReport `json:"holdout"`
 	// SuppressedBy counts the reason codes of suppressed envelopes.
 	SuppressedBy map[string]int `json:"suppressed_by"`
+	// Engagement is what recipients did with the governed mail released.
+	Engagement Engagement `json:"engagement"`
+}
+
+// Engagement counts opens, clicks and replies (from the events API and the
+// feedback mailboxes) on released governed mail. Engagement is recorded in
+// the recipient's release history, which remembers a bounded number of
+// recent releases, so Remembered says how many of the released envelopes
+// could still be looked up; holdout mail is not in that history and is
+// not counted here.
+type Engagement struct {
+	Remembered int `json:"remembered"`
+	Opened     int `json:"opened"`
+	Clicked    int `json:"clicked"`
+	Replied    int `json:"replied"`
 }
 
 // GroupReport counts one group's envelopes.
@@ -317,7 +332,9 @@ func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error) {
 	reps := map[string]*CampaignReport{}
 	campaigns := map[string]string{} // message ID -> campaign, parsed once
+	histories := map[string]map[string]scoring.Release{}
 	lastMsg := ""
+	var failed error
 	err := r.db.Records(func(rec store.EnvelopeRecord) bool {
 		c, ok := campaigns[rec.Message.ID]
 		if !ok {
@@ -361,6 +378,19 @@ func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error)
 			}
 		default:
 			g.Released++
+			if !e.Holdout {
+				rel, ok, err := r.releaseOf(histories, e)
+				if err != nil {
+					failed = err
+					return false
+				}
+				if ok {
+					rep.Engagement.Remembered++
+					rep.Engagement.Opened += b2i(rel.Opened)
+					rep.Engagement.Clicked += b2i(rel.Clicked)
+					rep.Engagement.Replied += b2i(rel.Replied)
+				}
+			}
 		}
 		if s.deferred {
 			g.Deferred++
@@ -373,7 +403,42 @@ func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error)
 		}
 		return true
 	})
+	if err == nil {
+		err = failed
+	}
 	return reps, err
+}
+
+// releaseOf finds an envelope's entry in its recipient's release history,
+// reading each recipient's profile once per report.
+func (r *Relay) releaseOf(histories map[string]map[string]scoring.Release, e store.Envelope) (scoring.Release, bool, error) {
+	h, ok := histories[e.To]
+	if !ok {
+		raw, err := r.db.Profile(e.To)
+		if err != nil {
+			return scoring.Release{}, false, err
+		}
+		h = map[string]scoring.Release{}
+		if raw != nil {
+			var p scoring.Profile
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return scoring.Release{}, false, fmt.Errorf("profile of %s: %w", e.To, err)
+			}
+			for _, rel := range p.History {
+				h[rel.MessageID] = rel
+			}
+		}
+		histories[e.To] = h
+	}
+	rel, ok := h[e.ID]
+	return rel, ok, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // AdminAddr returns where the admin listener is bound (useful with port

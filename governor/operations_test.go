@@ -528,4 +528,16 @@ func TestProfileStatsAndCampaignReport(t *testing.T) {
 	if code, _ := adminCall(t, r, http.MethodGet, "/v1/campaigns/winter/report", "", nil); code != http.StatusNotFound {
 		t.Errorf("report of an unknown campaign: %d", code)
 	}
+
+	// A click on ann's released mail shows in the campaign's engagement.
+	ann := envelopeOf(t, r.DB(), "ann@example.test", 0)
+	if ann.State == store.StateHeld || ann.State == store.StateSuppressed {
+		t.Fatalf("ann's summer mail is %s; the engagement check needs it released", ann.State)
+	}
+	var applied map[string]int
+	adminJSON(t, r, http.MethodPost, "/v1/events", map[string]string{"kind": "click", "envelope_id": ann.ID}, &applied)
+	adminJSON(t, r, http.MethodGet, "/v1/campaigns/summer/report", nil, &rep)
+	if e := rep.Engagement; e.Remembered != 1 || e.Clicked != 1 || e.Opened != 1 || e.Replied != 0 {
+		t.Errorf("campaign engagement after a click: %+v", e)
+	}
 }

@@ -277,6 +277,9 @@ func printCampaignReport(w io.Writer, v *governor.CampaignReport) {
 			g.r.Suppressed, g.r.Held, g.r.Delivered, g.r.Failed)
 	}
 	tw.Flush()
+	e := v.Engagement
+	fmt.Fprintf(w, "\nengagement on released governed mail (%d still in recipients' histories): %d opened, %d clicked, %d replied\n",
+		e.Remembered, e.Opened, e.Clicked, e.Replied)
 	if len(v.SuppressedBy) > 0 {
 		fmt.Fprintln(w, "\nsuppressed by reason:")
 		keys := make([]string, 0, len(v.SuppressedBy))
