@@ -17,12 +17,13 @@ import (
 //	POST /v1/campaigns/{name}/resume
 //	GET  /v1/campaigns/suspended
 //
-// While a campaign is suspended the engine sends none of its mail: what it
-// would release goes to review with the reason campaign-suspended, and the
-// suspension moves the campaign's held and queued-but-unsent marketing mail
-// into review straight away. Resuming hands the campaign's mail in review
-// back to the engine, which decides it afresh (a review rule may hold it
-// again). Mail in review can still be released or dropped one by one with
+// While a campaign is suspended none of its mail is sent: what the engine
+// would release goes to review with the reason campaign-suspended, new
+// holdout and exempt mail waits in review instead of going out undelayed,
+// and the suspension moves the campaign's held and queued-but-unsent
+// marketing mail into review straight away. Resuming hands the campaign's
+// mail in review back to the engine, which decides it afresh (a review rule
+// may hold it again); holdout and exempt mail goes out at once. Mail in review can still be released or dropped one by one with
 // kadenz queue. Campaign names compare case-insensitively.
 
 func (r *Relay) registerCampaignRoutes(mux *http.ServeMux) {
@@ -59,7 +60,14 @@ var (
 			return p, rec, err
 		}}
 	resumeOp = queueOp{name: "resume", from: []store.State{store.StateReview},
-		apply: func(_ *Relay, e *store.Envelope, info *messageInfo, _ []byte, now time.Time) ([]byte, decisionRecord, error) {
+		apply: func(r *Relay, e *store.Envelope, info *messageInfo, _ []byte, now time.Time) ([]byte, decisionRecord, error) {
+			// Holdout and exempt mail is not governed: it goes out now, as
+			// it would have at intake.
+			if e.Holdout || exemptFrom(&r.config().Governor, info.campaign, e.From) {
+				e.State, e.Due = store.StateQueued, now
+				return nil, decisionRecord{Action: "release", At: now, Reasons: []string{"operator"},
+					Explanation: fmt.Sprintf("Campaign %q resumed by an operator: sent now (not governed).", info.campaign)}, nil
+			}
 			e.State, e.Due = store.StateHeld, now
 			return nil, decisionRecord{Action: "defer", At: now, Reasons: []string{"operator"},
 				Explanation: fmt.Sprintf("Campaign %q resumed by an operator: decided afresh.", info.campaign)}, nil
@@ -72,45 +80,66 @@ func (r *Relay) handleSuspend(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "empty campaign name", http.StatusBadRequest)
 		return
 	}
-	if err := r.db.SuspendCampaign(name, r.now()); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	if err := r.loadSuspended(); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	r.campaignChange(w, name, true, suspendOp)
+	c, err := r.suspendCampaign(name)
+	r.writeCampaignChange(w, c, err)
 }
 
 func (r *Relay) handleResume(w http.ResponseWriter, req *http.Request) {
-	name := req.PathValue("name")
+	c, err := r.resumeCampaign(req.PathValue("name"))
+	r.writeCampaignChange(w, c, err)
+}
+
+func (r *Relay) writeCampaignChange(w http.ResponseWriter, c CampaignChange, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	default:
+		writeJSON(w, c)
+	}
+}
+
+// suspendCampaign adds the campaign to the suspension set and moves its
+// waiting marketing mail into review.
+func (r *Relay) suspendCampaign(name string) (CampaignChange, error) {
+	if err := r.db.SuspendCampaign(name, r.now()); err != nil {
+		return CampaignChange{}, err
+	}
+	if err := r.loadSuspended(); err != nil {
+		return CampaignChange{}, err
+	}
+	return r.moveCampaign(name, true, suspendOp)
+}
+
+// resumeCampaign takes the campaign out of the suspension set and hands
+// its mail in review back to the engine; ErrNotFound if it was not
+// suspended.
+func (r *Relay) resumeCampaign(name string) (CampaignChange, error) {
 	err := r.db.ResumeCampaign(name)
 	if errors.Is(err, store.ErrNotFound) {
-		http.Error(w, fmt.Sprintf("campaign %q is not suspended", name), http.StatusNotFound)
-		return
+		return CampaignChange{}, fmt.Errorf("campaign %q is not suspended: %w", name, err)
 	}
 	if err == nil {
 		err = r.loadSuspended()
 	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return CampaignChange{}, err
 	}
-	r.campaignChange(w, name, false, resumeOp)
+	c, err := r.moveCampaign(name, false, resumeOp)
 	r.engine.Kick()
+	return c, err
 }
 
-// campaignChange moves the campaign's mail with op; having none to move
-// is no error.
-func (r *Relay) campaignChange(w http.ResponseWriter, name string, suspended bool, op queueOp) {
+// moveCampaign moves the campaign's mail with op; having none to move is
+// no error.
+func (r *Relay) moveCampaign(name string, suspended bool, op queueOp) (CampaignChange, error) {
 	changed, err := r.applyQueueAction(QueueActionRequest{Campaign: name}, op)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return CampaignChange{}, err
 	}
 	r.log.Info("campaign "+map[bool]string{true: "suspended", false: "resumed"}[suspended], "campaign", name, "envelopes", len(changed))
-	writeJSON(w, CampaignChange{Campaign: name, Suspended: suspended, Changed: append([]string{}, changed...)})
+	return CampaignChange{Campaign: name, Suspended: suspended, Changed: append([]string{}, changed...)}, nil
 }
 
 // loadSuspended refreshes the engine's copy of the suspension set.

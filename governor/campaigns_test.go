@@ -73,3 +73,33 @@ func TestSuspendHoldsACampaignAndResumeLetsItGo(t *testing.T) {
 		t.Errorf("resuming a campaign that is not suspended: %d, want 404", code)
 	}
 }
+
+// Holdout mail goes out undelayed, but not while its campaign is
+// suspended; on resume it goes out at once, without a decision.
+func TestSuspendHoldsHoldoutMailToo(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Governor.Holdout.Share, cfg.Governor.Holdout.Salt = 1, "s" // everyone is in the holdout
+	r := startRelayAt(t, cfg, c)
+	if code, body := queueDo(t, r, "POST", "/v1/campaigns/winter/suspend", "", nil); code != http.StatusOK {
+		t.Fatalf("suspend: %d %s", code, body)
+	}
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"hal@example.test"}, marketing("Winter sale", "X-Kadenz-Campaign: winter\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, time.Hour)
+	time.Sleep(100 * time.Millisecond)
+	if e := envelopeOf(t, r.DB(), "hal@example.test", 0); e.State != store.StateReview || !e.Holdout || len(up.messages()) != 0 {
+		t.Fatalf("holdout mail of a suspended campaign: %s (holdout %v), %d delivered", e.State, e.Holdout, len(up.messages()))
+	}
+	if code, body := queueDo(t, r, "POST", "/v1/campaigns/winter/resume", "", nil); code != http.StatusOK {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	waitFor(t, "the holdout mail delivered after resume", func() bool { return len(up.messages()) == 1 })
+	recs := decisionsOf(t, r.DB(), envelopeOf(t, r.DB(), "hal@example.test", 0).ID)
+	if last := recs[len(recs)-1]; last.Action != "release" || last.Mode != "operator" {
+		t.Errorf("resume record %+v", last)
+	}
+}

@@ -84,6 +84,7 @@ func (r *Relay) registerDashboardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/{$}", d.get(d.handleOverview))
 	mux.HandleFunc("GET /ui/campaigns", d.get(d.handleCampaigns))
 	mux.HandleFunc("GET /ui/campaigns/{name}", d.get(d.handleCampaign))
+	mux.HandleFunc("POST /ui/campaigns/{name}/{op}", d.post(d.handleCampaignAction))
 	mux.HandleFunc("GET /ui/review", d.get(d.handleReview))
 	mux.HandleFunc("POST /ui/review/{op}", d.post(d.handleReviewAction))
 	mux.HandleFunc("GET /ui/recipients", d.get(d.handleRecipientSearch))

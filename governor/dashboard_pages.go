@@ -222,6 +222,11 @@ type campaignPage struct {
 	Envelopes []QueueEntry
 	// More says the envelope list was cut at campaignEnvelopes.
 	More bool
+	// Suspended says an operator suspended the campaign; InReview and
+	// Held count its mail the campaign-wide buttons act on.
+	Suspended      bool
+	InReview, Held int
+	Done           string
 }
 
 // campaignEnvelopes bounds the envelopes a campaign page lists.
@@ -244,7 +249,16 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), Envelopes: envs}
+	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), Envelopes: envs, Suspended: d.r.engine.isSuspended(name)}
+	for _, e := range envs {
+		switch e.State {
+		case store.StateReview:
+			p.InReview++
+		case store.StateHeld:
+			p.Held++
+		}
+	}
+	p.Done = campaignDone[req.URL.Query().Get("done")] // only known words are shown
 	if len(envs) > campaignEnvelopes {
 		p.Envelopes, p.More = envs[:campaignEnvelopes], true
 	}
@@ -282,6 +296,44 @@ func (d *dashboard) campaignEnvelopes(name string) ([]QueueEntry, error) {
 	})
 	slices.Reverse(out)
 	return out, err
+}
+
+// campaignDone words what a campaign-wide action did, for the page it
+// redirects to.
+var campaignDone = map[string]string{
+	"release": "Released the campaign's mail in review.",
+	"drop":    "Dropped the campaign's held mail and mail in review.",
+	"suspend": "Suspended the campaign: its waiting mail is in review.",
+	"resume":  "Resumed the campaign: its mail in review is decided afresh.",
+}
+
+// handleCampaignAction acts on all of a campaign's waiting mail: release
+// (review), drop (held and review), suspend or resume.
+func (d *dashboard) handleCampaignAction(w http.ResponseWriter, req *http.Request, s *uiSession) {
+	name, op := req.PathValue("name"), req.PathValue("op")
+	var err error
+	switch op {
+	case "release", "drop":
+		i := slices.IndexFunc(queueOps, func(q queueOp) bool { return q.name == op })
+		_, err = d.r.applyQueueAction(QueueActionRequest{Campaign: name}, queueOps[i])
+	case "suspend":
+		_, err = d.r.suspendCampaign(name)
+	case "resume":
+		_, err = d.r.resumeCampaign(name)
+	default:
+		d.fail(w, req, s, http.StatusNotFound, fmt.Sprintf("unknown action %q (release, drop, suspend or resume)", op))
+		return
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		d.fail(w, req, s, http.StatusNotFound, err.Error())
+	case errors.Is(err, store.ErrState):
+		d.fail(w, req, s, http.StatusConflict, err.Error())
+	case err != nil:
+		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
+	default:
+		http.Redirect(w, req, "/ui/campaigns/"+url.PathEscape(name)+"?done="+op, http.StatusSeeOther)
+	}
 }
 
 type reviewPage struct {

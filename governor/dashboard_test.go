@@ -401,3 +401,61 @@ func BenchmarkDashboardPages(b *testing.B) {
 		})
 	}
 }
+
+func TestDashboardCampaignActions(t *testing.T) {
+	r, up, c, ann, _ := startDashboardData(t, "")
+	u := newUIClient(t, r)
+	post := func(action string, csrf string) (int, string) {
+		code, loc, _ := u.do(http.MethodPost, "/ui/campaigns/spring-sale/"+action, url.Values{"csrf": {csrf}},
+			map[string]string{"Origin": u.base, "Sec-Fetch-Site": "same-origin"})
+		return code, loc
+	}
+	html := u.page("/ui/campaigns/spring-sale")
+	csrf := csrfField.FindStringSubmatch(html)[1]
+	if intByID(t, html, "in-review") != 1 || !strings.Contains(byID(t, html, "campaign-state"), "Running") {
+		t.Fatalf("campaign page before any action: in review %d, state %q", intByID(t, html, "in-review"), byID(t, html, "campaign-state"))
+	}
+	// Without the CSRF token nothing happens.
+	if code, _ := post("suspend", csrf+"x"); code != http.StatusForbidden {
+		t.Fatalf("suspend with a wrong CSRF token: %d, want 403", code)
+	}
+	if r.engine.isSuspended("spring-sale") {
+		t.Fatal("suspended without a valid CSRF token")
+	}
+
+	// Suspend, then a new message of the campaign goes to review too.
+	if code, loc := post("suspend", csrf); code != http.StatusSeeOther || loc != "/ui/campaigns/spring-sale?done=suspend" {
+		t.Fatalf("suspend: %d %q", code, loc)
+	}
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"bea@example.test"}, marketing("Spring sale two", "X-Kadenz-Campaign: spring-sale\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, 5*time.Minute)
+	waitFor(t, "bea's mail in review", func() bool {
+		return envelopeOf(t, r.DB(), "bea@example.test", 0).State == store.StateReview
+	})
+	html = u.page("/ui/campaigns/spring-sale?done=suspend")
+	if !strings.Contains(byID(t, html, "campaign-state"), "Suspended") || intByID(t, html, "in-review") != 2 || !strings.Contains(html, `id="done"`) {
+		t.Fatalf("campaign page after suspend: state %q, in review %d", byID(t, html, "campaign-state"), intByID(t, html, "in-review"))
+	}
+
+	// Release all in review: both go out, suspended or not (an operator's call).
+	delivered := len(up.messages())
+	if code, _ := post("release", csrf); code != http.StatusSeeOther {
+		t.Fatalf("release all: %d", code)
+	}
+	waitFor(t, "both released mails delivered", func() bool { return len(up.messages()) == delivered+2 })
+	if e := envelopeOf(t, r.DB(), ann.To, 0); e.State != store.StateDelivered {
+		t.Errorf("ann's mail after release all: %s", e.State)
+	}
+	// Resume, and with nothing left to release, release is refused (404).
+	if code, _ := post("resume", csrf); code != http.StatusSeeOther || r.engine.isSuspended("spring-sale") {
+		t.Fatalf("resume: %d, suspended %v", code, r.engine.isSuspended("spring-sale"))
+	}
+	if code, _ := post("release", csrf); code != http.StatusNotFound {
+		t.Errorf("release all with nothing in review: %d, want 404", code)
+	}
+	if code, _ := post("launch", csrf); code != http.StatusNotFound {
+		t.Errorf("unknown campaign action: %d, want 404", code)
+	}
+}

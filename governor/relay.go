@@ -358,6 +358,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	holdout := make([]bool, len(sub.To))
 	exempt := make([]bool, len(sub.To)) // the same, by a campaign rule
 	isExempt := governed && exemptFrom(g, f.Campaign, sub.From)
+	// A suspended campaign sends nothing: what would go out undelayed
+	// waits in review instead (campaigns.go).
+	suspended := governed && r.engine.isSuspended(f.Campaign)
 	for i, rcpt := range sub.To {
 		holdout[i] = governed && inHoldout(rcpt, g.Holdout) && !r.hardStopped(rcpt)
 		exempt[i] = isExempt && !holdout[i] && !r.hardStopped(rcpt)
@@ -368,7 +371,13 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		case !governed:
 		case holdout[i]:
 			e.Holdout = true
+			if suspended {
+				e.State = store.StateReview
+			}
 		case exempt[i]:
+			if suspended {
+				e.State = store.StateReview
+			}
 		default:
 			e.State, e.Due = store.StateHeld, sub.Received.Add(g.HoldWindow)
 			held++
@@ -377,7 +386,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if err != nil {
 		return "", err
 	}
-	if isExempt {
+	if isExempt && !suspended {
 		r.recordExempt(envs, exempt, &f, sub.Received)
 	}
 	if held < len(envs) {
