@@ -25,4 +25,5 @@ func TestDiagnose(t *testing.T) {
 		t.Logf("%-9s released %6d clicks %4d opens %5d stops %4d", p.Name, p.Released, p.Clicks, p.Opens, p.Stops())
 	}
 	res.Diagnose(os.Stdout)
+	res.Structure(os.Stdout)
 }

@@ -188,8 +188,9 @@ type Release struct {
 	Marketing bool
 	Submitted time.Time
 	Released  time.Time
-	// Clicked is whether the reader clicked it.
+	// Clicked is whether the reader clicked it; ClickAt when.
 	Clicked bool
+	ClickAt time.Time
 }
 
 // Run simulates every policy on one population and stream.
@@ -379,6 +380,7 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 		}
 		if o.clicked {
 			out.Releases[len(out.Releases)-1].Clicked = true
+			out.Releases[len(out.Releases)-1].ClickAt = o.clickAt
 			out.Clicks++
 			ev := ids
 			ev.Kind = scoring.EventClick
