@@ -271,17 +271,9 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 // envelope took 0.9 s for 10,000 envelopes, this 0.09-0.2 s).
 func (d *dashboard) campaignEnvelopes(name string) ([]QueueEntry, error) {
 	var out []QueueEntry
-	campaigns := map[string]string{} // message ID -> campaign
+	campaigns := campaignCache{}
 	err := d.r.db.Records(func(rec store.EnvelopeRecord) bool {
-		c, ok := campaigns[rec.Message.ID]
-		if !ok {
-			var f struct {
-				Campaign string `json:"campaign"`
-			}
-			json.Unmarshal(rec.Message.Features, &f)
-			c = f.Campaign
-			campaigns[rec.Message.ID] = c
-		}
+		c := campaigns.of(rec.Message)
 		if c != name {
 			return true
 		}

@@ -331,20 +331,12 @@ func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 // without a campaign is left out.
 func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error) {
 	reps := map[string]*CampaignReport{}
-	campaigns := map[string]string{} // message ID -> campaign, parsed once
+	campaigns := campaignCache{}
 	histories := map[string]map[string]scoring.Release{}
 	lastMsg := ""
 	var failed error
 	err := r.db.Records(func(rec store.EnvelopeRecord) bool {
-		c, ok := campaigns[rec.Message.ID]
-		if !ok {
-			var f struct {
-				Campaign string `json:"campaign"`
-			}
-			json.Unmarshal(rec.Message.Features, &f)
-			c = f.Campaign
-			campaigns[rec.Message.ID] = c
-		}
+		c := campaigns.of(rec.Message)
 		if c == "" || (only != "" && c != only) {
 			return true
 		}
@@ -407,6 +399,23 @@ func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error)
 		err = failed
 	}
 	return reps, err
+}
+
+// campaignCache maps message IDs to their campaign, reading each
+// message's features once during a walk over envelope records.
+type campaignCache map[string]string
+
+func (c campaignCache) of(m *store.Message) string {
+	name, ok := c[m.ID]
+	if !ok {
+		var f struct {
+			Campaign string `json:"campaign"`
+		}
+		json.Unmarshal(m.Features, &f) // no features: no campaign
+		name = f.Campaign
+		c[m.ID] = name
+	}
+	return name
 }
 
 // releaseOf finds an envelope's entry in its recipient's release history,
