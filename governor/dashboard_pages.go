@@ -277,9 +277,7 @@ func (d *dashboard) campaignEnvelopes(name string) ([]QueueEntry, error) {
 		if c != name {
 			return true
 		}
-		e := rec.Envelope
-		q := QueueEntry{ID: e.ID, MessageID: e.MessageID, From: e.From, To: e.To, State: e.State, Due: e.Due,
-			Updated: e.Updated, Attempts: e.Attempts, LastError: e.LastError, Holdout: e.Holdout, Campaign: c}
+		q := QueueEntry{Envelope: rec.Envelope, Campaign: c}
 		if sum := summarise(rec.Decisions); sum.last != nil {
 			q.LastAction = sum.last.Action
 		}

@@ -28,21 +28,8 @@ func adminRelay(t *testing.T, c *clock) *Relay {
 
 func adminDo(t *testing.T, r *Relay, method, path, contentType, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+r.adminAddr.String()+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer s3cret")
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
+	code, out := adminRequest(t, r, method, path, "s3cret", contentType, strings.NewReader(body))
+	return code, string(out)
 }
 
 func postEvents(t *testing.T, r *Relay, body string) (int, string) {

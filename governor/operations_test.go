@@ -35,12 +35,23 @@ func adminCall(t *testing.T, r *Relay, method, path, token string, body any) (in
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, "http://"+r.adminAddr.String()+path, rd)
+	return adminRequest(t, r, method, path, token, "", rd)
+}
+
+// adminRequest sends one request to the relay's admin listener, with a
+// bearer token and a content type when they are not empty, and returns the
+// status and the body. The other admin helpers of the tests build on it.
+func adminRequest(t *testing.T, r *Relay, method, path, token, contentType string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+r.adminAddr.String()+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

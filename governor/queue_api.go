@@ -38,21 +38,13 @@ func (r *Relay) registerQueueRoutes(mux *http.ServeMux) {
 	}
 }
 
-// QueueEntry is one envelope as the queue listing shows it.
+// QueueEntry is one envelope as the queue listing shows it: the stored
+// envelope's fields, and what its message and decisions say.
 type QueueEntry struct {
-	ID        string      `json:"id"`
-	MessageID string      `json:"message_id"`
-	From      string      `json:"from"`
-	To        string      `json:"to"`
-	State     store.State `json:"state"`
-	Due       time.Time   `json:"due,omitzero"`
-	Updated   time.Time   `json:"updated"`
-	Attempts  int         `json:"attempts,omitempty"`
-	LastError string      `json:"last_error,omitempty"`
-	Holdout   bool        `json:"holdout,omitempty"`
-	Class     string      `json:"class,omitempty"`
-	Subject   string      `json:"subject,omitempty"`
-	Campaign  string      `json:"campaign,omitempty"`
+	store.Envelope
+	Class    string `json:"class,omitempty"`
+	Subject  string `json:"subject,omitempty"`
+	Campaign string `json:"campaign,omitempty"`
 	// LastAction is the action of the envelope's latest decision record.
 	LastAction string `json:"last_action,omitempty"`
 }
@@ -132,11 +124,8 @@ func (r *Relay) queueEntries(states []store.State, campaign, rcpt string, limit 
 			if campaign != "" && !strings.EqualFold(m.campaign, campaign) {
 				return true
 			}
-			entries = append(entries, QueueEntry{
-				ID: e.ID, MessageID: e.MessageID, From: e.From, To: e.To, State: e.State, Due: e.Due, Updated: e.Updated,
-				Attempts: e.Attempts, LastError: e.LastError, Holdout: e.Holdout,
-				Class: m.class, Subject: m.subject, Campaign: m.campaign, LastAction: r.lastAction(e.ID),
-			})
+			entries = append(entries, QueueEntry{Envelope: e,
+				Class: m.class, Subject: m.subject, Campaign: m.campaign, LastAction: r.lastAction(e.ID)})
 			return len(entries) < limit
 		})
 		if err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -20,22 +19,13 @@ import (
 // answer into v (if not nil); it returns the status and the body text.
 func queueDo(t *testing.T, r *Relay, method, path, body string, v any) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+r.adminAddr.String()+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusOK && v != nil {
+	code, raw := adminRequest(t, r, method, path, "", "", strings.NewReader(body))
+	if code == http.StatusOK && v != nil {
 		if err := json.Unmarshal(raw, v); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, raw)
 		}
 	}
-	return resp.StatusCode, string(raw)
+	return code, string(raw)
 }
 
 // reviewConfig holds a campaign for review once a third of its decisions
