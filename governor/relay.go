@@ -362,8 +362,10 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	// waits in review instead (campaigns.go).
 	suspended := governed && r.engine.isSuspended(f.Campaign)
 	for i, rcpt := range sub.To {
-		holdout[i] = governed && inHoldout(rcpt, g.Holdout) && !r.hardStopped(rcpt)
-		exempt[i] = isExempt && !holdout[i] && !r.hardStopped(rcpt)
+		inGroup := governed && inHoldout(rcpt, g.Holdout)
+		if (inGroup || isExempt) && !r.hardStopped(rcpt) { // at most one look-up per recipient
+			holdout[i], exempt[i] = inGroup, !inGroup
+		}
 	}
 	held := 0
 	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
