@@ -176,18 +176,26 @@ type result struct {
 	aborted bool
 }
 
-// dispatch is the only goroutine that writes delivery state. Each round it
-// records the outcomes that workers finished since the last round and
-// claims due envelopes for the idle workers, in one transaction
-// (store.Settle), so that delivery costs the store one commit per round
-// rather than two per message. Workers do not wait for their outcome to be
-// durable: if the process dies first, the envelope is still in flight in
-// the store and is delivered again after the restart (a duplicate, never a
-// loss).
+// dispatch is the only goroutine that writes delivery state. It claims due
+// envelopes ahead of need, up to twice as many as there are workers, and
+// keeps the ones no worker has taken yet in a local queue; it goes back to
+// the store only when that stock runs low (below one per worker), and
+// records the outcomes that workers finished meanwhile in the same
+// transaction as that claim (store.Settle). So delivery costs the store one
+// commit per round of about Concurrency messages, not one per message: at
+// 20 sessions of intake the commits are what the machine's CPU runs out on
+// (docs/benchmarks.md). Outcomes do not wait for a claim when nothing more is
+// due, or when a worker's worth of them has piled up.
+//
+// Workers do not wait for their outcome to be durable: if the process dies
+// first, the envelope is still in flight in the store and is delivered
+// again after the restart (a duplicate, never a loss). Envelopes claimed but
+// not yet handed out are in flight too; a clean stop makes them due again.
 func (q *Queue) dispatch() {
 	defer q.wg.Done()
 	busy := 0
 	var pending []result
+	var stock []store.Envelope // claimed, not yet handed to a worker
 	take := func(r result) {
 		busy--
 		if !r.aborted {
@@ -196,12 +204,15 @@ func (q *Queue) dispatch() {
 	}
 	defer func() {
 		// Stop: no more claims; wait for the deliveries in flight and
-		// record how they ended.
+		// record how they ended, and put back what was claimed but not
+		// sent.
 		close(q.work)
 		for ; busy > 0; take(<-q.finished) {
 		}
 		q.record(&pending)
+		q.unclaim(stock)
 	}()
+	limit := q.opts.Concurrency
 	for {
 		// Take note of finished deliveries without blocking.
 		for drained := false; !drained; {
@@ -220,44 +231,46 @@ func (q *Queue) dispatch() {
 
 		wait := idleCheck
 		now := q.opts.Now()
-		free := q.opts.Concurrency - busy
-		if free > 0 && len(pending) == 0 && !q.anyDue(now) {
-			free = 0 // nothing to claim: spare the store an empty commit
+		low := busy+len(stock) < limit
+		want := 0
+		if low && q.anyDue(now) { // else nothing to claim: spare the store an empty commit
+			want = 2*limit - busy - len(stock)
 		}
 		var envs []store.Envelope
 		var err error
-		if free > 0 || len(pending) > 0 {
-			envs, err = q.opts.DB.Settle(outcomes(pending), now, free)
+		if want > 0 || len(pending) > 0 && (low || len(pending) >= limit) {
+			envs, err = q.opts.DB.Settle(outcomes(pending), now, want)
+			if err != nil {
+				q.log.Error("recording deliveries and claiming due envelopes", "error", err)
+				// Record what finished one by one, so that one bad envelope
+				// cannot hold up the rest; claim again after a pause.
+				q.record(&pending)
+				wait = time.Second
+			} else {
+				q.logOutcomes(pending)
+				pending = pending[:0]
+			}
 		}
-		if err != nil {
-			q.log.Error("recording deliveries and claiming due envelopes", "error", err)
-			// Record what finished one by one, so that one bad envelope
-			// cannot hold up the rest; claim again after a pause.
-			q.record(&pending)
-			wait = time.Second
-		} else {
-			q.logOutcomes(pending)
-			pending = pending[:0]
+		stock = append(stock, envs...)
+		for ; busy < limit && len(stock) > 0; busy++ {
+			q.work <- stock[0] // never blocks: at most Concurrency are handed out
+			stock = stock[1:]
 		}
-		for _, e := range envs {
-			busy++
-			q.work <- e // never blocks: at most Concurrency are handed out
-		}
-		if free > 0 && len(envs) == free {
+		if want > 0 && len(envs) == want {
 			wait = 0 // maybe more are due: look again once a worker frees up
 		} else if err == nil {
 			if next, ok, err := q.opts.DB.NextDue(); err == nil && ok {
 				wait = min(max(next.Sub(q.opts.Now()), 0), idleCheck)
 			}
 		}
-		if wait == 0 && busy < q.opts.Concurrency {
+		if wait == 0 && busy < limit {
 			continue
 		}
 		// With every worker busy only a finished delivery (or a stop) can
 		// change anything, so no timer is needed.
 		var timer *time.Timer
 		var timeout <-chan time.Time
-		if busy < q.opts.Concurrency {
+		if busy < limit {
 			timer = time.NewTimer(wait)
 			timeout = timer.C
 		}
@@ -271,6 +284,21 @@ func (q *Queue) dispatch() {
 		if timer != nil {
 			timer.Stop()
 		}
+	}
+}
+
+// unclaim makes envelopes that were claimed but never handed to a worker
+// due again at once, as a restart would.
+func (q *Queue) unclaim(envs []store.Envelope) {
+	if len(envs) == 0 {
+		return
+	}
+	now := q.opts.Now()
+	for i := range envs {
+		envs[i].State, envs[i].Due, envs[i].Updated = store.StateQueued, now, now
+	}
+	if err := q.opts.DB.Update(envs...); err != nil {
+		q.log.Error("putting back claimed envelopes; they are due again at the next start", "count", len(envs), "error", err)
 	}
 }
 
