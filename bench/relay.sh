@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Relay throughput benchmark: Postfix's smtp-source pushes N messages (20
-# sessions, ~5 KB each) through three paths, one after the other, in one run:
+# sessions, ~5 KB each) through four paths, one after the other, in one run:
 #   (a) smtp-source -> smtp-sink                     (the machine's ceiling)
 #   (b) smtp-source -> kadenz  -> smtp-sink          (built from this tree)
+#   (f) smtp-source -> floor   -> smtp-sink          (bench/floor: go-smtp in
+#       and out with nothing stored, the floor under any go-smtp relay)
 #   (c) smtp-source -> Postfix -> smtp-sink          (a private, stock Postfix)
 # For each it prints the accept rate (smtp-source's wall time), the time until
 # the sink has every message, the end-to-end rate, the ratios, Kadenz's peak
-# RSS, and how much CPU other processes on the machine took meanwhile (a busy
-# machine skews every row). Everything listens on 127.0.0.1 only; every wait
+# RSS, the CPU each program spent per message (source, relay and sink share
+# the machine's cores), and how much CPU other processes on the machine took
+# meanwhile (a busy machine skews every row). Everything listens on 127.0.0.1 only; every wait
 # is bounded.
 #
 # Usage: bench/relay.sh [N]        (N defaults to 20000)
@@ -155,16 +158,25 @@ start_sink() { # name -> sets sink_port, sink_out, sink_pid
 }
 
 # run_source port -> sets t_start, accept_s; fails if smtp-source does
+# and source_cpu (smtp-source's user+sys seconds)
 run_source() {
+	local TIMEFORMAT='%U %S' ok=1
 	t_start="$(now)"
-	timeout "$WAIT_LIMIT" /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" \
-		-f a@x.test -t b@y.test "127.0.0.1:$1" >"$work/source.$1.log" 2>&1 || {
+	{ time timeout "$WAIT_LIMIT" /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" \
+		-f a@x.test -t b@y.test "127.0.0.1:$1" >"$work/source.$1.log" 2>&1 || ok=""; } 2>"$work/source.$1.time"
+	[ -n "$ok" ] || {
 		echo "relay.sh: smtp-source to port $1 failed:" >&2
 		tail -n 20 "$work/source.$1.log" >&2
 		return 1
 	}
 	accept_s="$(elapsed "$t_start" "$(now)")"
+	source_cpu="$(awk '{ printf "%.1f", $1 + $2 }' "$work/source.$1.time")"
 }
+
+# cpu_of pid -> user+sys seconds of a running process
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# per_msg seconds -> microseconds per message
+per_msg() { awk -v s="$1" -v n="$N" 'BEGIN { printf "%.0f", s / n * 1e6 }'; }
 
 # wait_sink -> sets got and drain_s: from smtp-source's start until the sink
 # counted N ("n/a" if it never did within WAIT_LIMIT)
@@ -200,7 +212,7 @@ phase_begin
 start_sink direct
 run_source "$sink_port"
 wait_sink
-a_accept=$accept_s a_drain=$drain_s a_got=$got
+a_accept=$accept_s a_drain=$drain_s a_got=$got a_src=$source_cpu a_sink=$(cpu_of "$sink_pid")
 stop_pid "$sink_pid" 10
 phase_end
 a_other=$other_cpu
@@ -221,17 +233,38 @@ pids+=("$k_pid")
 wait_port "$k_port" 30
 run_source "$k_port"
 wait_sink
-b_accept=$accept_s b_drain=$drain_s b_got=$got
+b_accept=$accept_s b_drain=$drain_s b_got=$got b_src=$source_cpu b_sink=$(cpu_of "$sink_pid")
 k_rss_kb="$(awk '/^VmHWM:/ { print $2 }' "/proc/$k_pid/status")"
 # VmHWM counts bbolt's mmap'd file pages too; split the current RSS to tell.
 k_rss_now="$(awk '/^(RssAnon|RssFile):/ { sub(":", "", $1); printf "%s%s %d MiB", sep, $1, $2 / 1024; sep = ", " }' "/proc/$k_pid/status")"
-k_cpu_s="$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$k_pid/stat")"
+k_cpu_s="$(cpu_of "$k_pid")"
 stop_pid "$k_pid" 30
 k_exit=$stop_status
 stop_pid "$sink_pid" 10
 phase_end
 b_other=$other_cpu
 echo "(b) kadenz: accepted in ${b_accept}s, sink complete after ${b_drain}s ($b_got of $N)" >&2
+
+# ---- (f) the floor: go-smtp in and out, nothing stored ----
+# bench/floor accepts into memory and forwards over 8 reused connections:
+# what any relay built on go-smtp's server and client costs before it
+# writes a byte to disk. Not a product (a crash loses everything it holds).
+phase_begin
+start_sink floor
+f_port="$(free_port)"
+(cd "$root" && go build -o "$work/floor" ./bench/floor)
+"$work/floor" -listen "127.0.0.1:$f_port" -upstream "127.0.0.1:$sink_port" 2>"$work/floor.log" &
+f_pid=$!
+pids+=("$f_pid")
+wait_port "$f_port" 30
+run_source "$f_port"
+wait_sink
+f_accept=$accept_s f_drain=$drain_s f_got=$got f_src=$source_cpu f_sink=$(cpu_of "$sink_pid") f_cpu=$(cpu_of "$f_pid")
+stop_pid "$f_pid" 10
+stop_pid "$sink_pid" 10
+phase_end
+f_other=$other_cpu
+echo "(f) floor: accepted in ${f_accept}s, sink complete after ${f_drain}s ($f_got of $N)" >&2
 
 # ---- (c) a stock Postfix as a loopback-only relay ----
 phase_begin
@@ -288,17 +321,28 @@ echo "(c) postfix: accepted in ${c_accept}s, sink complete after ${c_drain}s ($c
 # ---- report ----
 a_acc=$(rate "$a_accept") a_e2e=$(rate "$a_drain")
 b_acc=$(rate "$b_accept") b_e2e=$(rate "$b_drain")
+f_acc=$(rate "$f_accept") f_e2e=$(rate "$f_drain")
 c_acc=$(rate "$c_accept") c_e2e=$(rate "$c_drain")
 echo
 echo "| path | accept time (s) | accepted msgs/s | sink has all after (s) | end-to-end msgs/s | other programs' CPU, approx. (s) |"
 echo "|---|---:|---:|---:|---:|---:|"
 echo "| (a) smtp-source -> smtp-sink | $a_accept | $a_acc | $a_drain | $a_e2e | $a_other |"
 echo "| (b) smtp-source -> kadenz -> smtp-sink | $b_accept | $b_acc | $b_drain | $b_e2e | $b_other |"
+echo "| (f) smtp-source -> floor (go-smtp, no disk) -> smtp-sink | $f_accept | $f_acc | $f_drain | $f_e2e | $f_other |"
 echo "| (c) smtp-source -> postfix -> smtp-sink | $c_accept | $c_acc | $c_drain | $c_e2e | $c_other |"
+echo
+# The machine's CPU is what the three programs share: where it goes.
+echo "| CPU per message (us) | smtp-source | relay | smtp-sink | all three |"
+echo "|---|---:|---:|---:|---:|"
+echo "| (a) direct | $(per_msg "$a_src") | - | $(per_msg "$a_sink") | $(per_msg "$(awk -v a="$a_src" -v b="$a_sink" 'BEGIN { print a + b }')") |"
+echo "| (b) kadenz | $(per_msg "$b_src") | $(per_msg "$k_cpu_s") | $(per_msg "$b_sink") | $(per_msg "$(awk -v a="$b_src" -v b="$k_cpu_s" -v c="$b_sink" 'BEGIN { print a + b + c }')") |"
+echo "| (f) floor | $(per_msg "$f_src") | $(per_msg "$f_cpu") | $(per_msg "$f_sink") | $(per_msg "$(awk -v a="$f_src" -v b="$f_cpu" -v c="$f_sink" 'BEGIN { print a + b + c }')") |"
 echo
 acc_vs_direct=$(ratio "$b_acc" "$a_acc")
 e2e_vs_postfix=$(ratio "$b_e2e" "$c_e2e")
 echo "kadenz accepted / direct accepted:   $acc_vs_direct   (goal >= 0.50)"
+echo "floor accepted / direct accepted:    $(ratio "$f_acc" "$a_acc")   (go-smtp in and out, no disk)"
+echo "kadenz accepted / floor accepted:    $(ratio "$b_acc" "$f_acc")"
 echo "kadenz end-to-end / direct:          $(ratio "$b_e2e" "$a_e2e")"
 echo "kadenz accepted / postfix accepted:  $(ratio "$b_acc" "$c_acc")"
 echo "kadenz end-to-end / postfix e2e:     $e2e_vs_postfix   (goal >= 3.00)"

@@ -252,7 +252,11 @@ func (r *Relay) Start() error {
 		eps = append(eps, endpoint{r.cfg.Intake.TLSListen, true})
 	}
 	for _, ep := range eps {
-		l, err := net.Listen("tcp", ep.addr)
+		// No TCP keepalive probes: every session has read and write
+		// timeouts of its own, and the probes' setup is four system calls
+		// on each of the short connections a CRM opens per message.
+		lc := net.ListenConfig{KeepAlive: -1}
+		l, err := lc.Listen(context.Background(), "tcp", ep.addr)
 		if err != nil {
 			r.closeListeners()
 			return fmt.Errorf("listen %s: %w", ep.addr, err)
