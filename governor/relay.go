@@ -375,6 +375,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
 		switch {
 		case !governed:
+			// A person is waiting for it: ahead of any backlog of
+			// released marketing mail.
+			e.Express = class == config.ClassTransactional
 		case holdout[i]:
 			e.Holdout = true
 			if suspended {

@@ -767,3 +767,45 @@ func TestUpstreamAuthFailureDefers(t *testing.T) {
 		t.Errorf("after the upstream refused our AUTH: %s, %q; want deferred", env.State, env.LastError)
 	}
 }
+
+// A receipt does not wait behind marketing mail that is already due: it
+// goes in the express lane and is the next claimed.
+func TestReceiptOvertakesDueMarketingBacklog(t *testing.T) {
+	started, gate := make(chan struct{}), make(chan struct{})
+	up := startUpstream(t, func(attempt int) *smtp.SMTPError {
+		if attempt == 1 { // hold the first delivery while the backlog builds
+			close(started)
+			<-gate
+		}
+		return nil
+	})
+	cfg := testConfig(t, up.addr)
+	cfg.Delivery.Concurrency = 1
+	cfg.Governor.Mode = config.ModeOff // marketing mail passes through, due at once
+	r := startRelay(t, cfg)
+	c := dial(t, r)
+	const backlog = 10
+	for i := range backlog {
+		msg := fmt.Sprintf("From: news@shop.test\r\nTo: r%d@example.test\r\nList-Unsubscribe: <mailto:u@shop.test>\r\nSubject: Sale %d\r\n\r\nBuy.\r\n", i, i)
+		if err := submit(t, c, "news@shop.test", []string{fmt.Sprintf("r%d@example.test", i)}, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	if err := submit(t, c, "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	waitFor(t, "every delivery", func() bool { return len(up.messages()) == backlog+1 })
+	pos := -1
+	for i, m := range up.messages() {
+		if m.to[0] == "ann@example.test" {
+			pos = i
+		}
+	}
+	// Ahead of it at most the delivery in progress and the one claimed
+	// with it (the dispatcher claims one delivery ahead per worker).
+	if pos < 0 || pos > 2 {
+		t.Errorf("the receipt was delivery %d of %d, want at most the third", pos+1, backlog+1)
+	}
+}

@@ -52,7 +52,8 @@ func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
 	}
 	// The null return path: the forward is machine-made, and a bounce of
 	// it must not start a loop (RFC 3834 section 3.3, RFC 5321 4.5.5).
-	if _, err := r.db.Accept(msg, body, []string{team}, now); err != nil {
+	express := func(_ int, e *store.Envelope) { e.Express = true } // a person is waiting
+	if _, err := r.db.AcceptWith(msg, body, []string{team}, now, express); err != nil {
 		return err
 	}
 	r.queue.Kick()

@@ -208,7 +208,7 @@ func forgetMessage(tx *bolt.Tx, m Message, rep *ForgetReport) error {
 // deleteEnvelope removes an envelope, its index entries and its decisions.
 func deleteEnvelope(tx *bolt.Tx, e *Envelope) error {
 	countStateChange(tx, e.State, "")
-	if idx := e.State.index(); idx != nil {
+	if idx := e.index(); idx != nil {
 		if err := tx.Bucket(idx).Delete(indexKey(e)); err != nil {
 			return err
 		}

@@ -40,8 +40,24 @@ func (db *DB) EnvelopesInState(s State, fn func(Envelope) bool) error {
 		})
 	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(idx).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		// Mail waiting for delivery is in two lanes (express and the
+		// rest): walk both at once, earliest key first.
+		a := tx.Bucket(idx).Cursor()
+		b := tx.Bucket(bucketDueExpress).Cursor()
+		ka, _ := a.First()
+		var kb []byte
+		if bytes.Equal(idx, bucketDue) {
+			kb, _ = b.First()
+		}
+		for ka != nil || kb != nil {
+			var k []byte
+			if kb == nil || ka != nil && bytes.Compare(ka, kb) <= 0 {
+				k = ka
+				ka, _ = a.Next()
+			} else {
+				k = kb
+				kb, _ = b.Next()
+			}
 			id := k
 			if s != StateDelivering {
 				id = k[8:]

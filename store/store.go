@@ -33,8 +33,19 @@ import (
 )
 
 // SchemaVersion is the layout this code reads and writes. Open refuses a
-// file with a different version rather than misreading it.
-const SchemaVersion = 1
+// file with a different version rather than misreading it, except the
+// versions upgrades lists, which it brings up to date.
+//
+// Version 2 added the express lane (bucketDueExpress). A version-1 file
+// needs nothing moved: its waiting envelopes stay in the ordinary lane. The
+// number changes so that an older kadenz refuses the file instead of never
+// seeing the mail in a lane it does not know.
+const SchemaVersion = 2
+
+// upgrades are the older versions Open upgrades in place, and how.
+var upgrades = map[string]func(*bolt.Tx) error{
+	"1": func(*bolt.Tx) error { return nil }, // the new bucket is created like any other
+}
 
 // Bucket names.
 var (
@@ -45,6 +56,10 @@ var (
 	// bucketDue indexes envelopes waiting for delivery (queued, deferred):
 	// 8-byte big-endian due time (Unix ns) + envelope ID -> nil.
 	bucketDue = []byte("due")
+	// bucketDueExpress is the same index for express envelopes
+	// (transactional mail): claimed before anything in bucketDue, so a
+	// receipt never waits behind a backlog of released marketing mail.
+	bucketDueExpress = []byte("due_express")
 	// bucketHeld indexes envelopes the governor holds, by the time they are
 	// next to be decided; same key layout as bucketDue.
 	bucketHeld = []byte("held")
@@ -67,7 +82,7 @@ var (
 	bucketCounters = []byte("counters")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketHeld,
+var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelopes, bucketDue, bucketDueExpress, bucketHeld,
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
 	bucketSuppressions, bucketEventIDs, bucketMailboxes,
@@ -146,6 +161,20 @@ type Envelope struct {
 	// Holdout marks marketing mail to a holdout recipient: sent undelayed
 	// so the governor's effect can be measured against it.
 	Holdout bool `json:"holdout,omitempty"`
+	// Express marks mail a person is waiting for (transactional): while it
+	// waits for delivery it is in the express lane, claimed before any
+	// other due mail.
+	Express bool `json:"express,omitempty"`
+}
+
+// index is the bucket indexing e in its state, nil if none: the state's,
+// but express mail waiting for delivery has a lane of its own.
+func (e *Envelope) index() []byte {
+	idx := e.State.index()
+	if e.Express && bytes.Equal(idx, bucketDue) {
+		return bucketDueExpress
+	}
+	return idx
 }
 
 // Options tune the database.
@@ -209,10 +238,17 @@ func initSchema(tx *bolt.Tx) error {
 	if got == nil {
 		return meta.Put([]byte("schema"), want)
 	}
-	if !bytes.Equal(got, want) {
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	upgrade := upgrades[string(got)]
+	if upgrade == nil {
 		return fmt.Errorf("schema version %s, this kadenz reads version %s", got, want)
 	}
-	return nil
+	if err := upgrade(tx); err != nil {
+		return fmt.Errorf("upgrading schema version %s to %s: %w", got, want, err)
+	}
+	return meta.Put([]byte("schema"), want)
 }
 
 // Close waits for pending commits and closes the file. Writes must have
@@ -306,10 +342,12 @@ func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope,
 			return err
 		}
 		var keys [][]byte
-		c := tx.Bucket(bucketDue).Cursor()
 		end := dueKey(now, "")
-		for k, _ := c.First(); k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
-			keys = append(keys, k)
+		for _, lane := range [][]byte{bucketDueExpress, bucketDue} { // express first
+			c := tx.Bucket(lane).Cursor()
+			for k, _ := c.First(); k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
+				keys = append(keys, k)
+			}
 		}
 		for _, k := range keys {
 			e, err := getEnvelope(tx, string(k[8:]))
@@ -385,9 +423,12 @@ func (db *DB) NextDue() (time.Time, bool, error) {
 	var t time.Time
 	var ok bool
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(bucketDue).Cursor().First()
-		if k != nil {
-			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+		for _, lane := range [][]byte{bucketDueExpress, bucketDue} {
+			if k, _ := tx.Bucket(lane).Cursor().First(); k != nil {
+				if lt := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))); !ok || lt.Before(t) {
+					t, ok = lt, true
+				}
+			}
 		}
 		return nil
 	})
@@ -483,13 +524,13 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 	}
 	countStateChange(tx, oldState, e.State)
 	if old != nil {
-		if idx := old.State.index(); idx != nil {
+		if idx := old.index(); idx != nil {
 			if err := tx.Bucket(idx).Delete(indexKey(old)); err != nil {
 				return err
 			}
 		}
 	}
-	if idx := e.State.index(); idx != nil {
+	if idx := e.index(); idx != nil {
 		if err := tx.Bucket(idx).Put(indexKey(e), nil); err != nil {
 			return err
 		}
