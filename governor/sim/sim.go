@@ -5,13 +5,15 @@
 // How: Run draws a population (hidden topic interests, active hours, time
 // zone and tolerance for volume per recipient) and a CRM's stream of
 // campaigns and transactional mail from the seed, then replays the stream
-// once per policy through a fresh relay (governor.New, never Start) in
-// its own temporary data directory. Virtual time moves in fixed ticks:
+// once per policy; Kadenz goes through a fresh relay (governor.New, never
+// Start) in its own temporary data directory. Virtual time moves in fixed ticks:
 // the tick's messages are submitted as real RFC 5322 bytes, the engine
 // decides whatever is due, and what is due for delivery is claimed and
 // handed to the response model (response.go), whose opens, clicks,
 // unsubscribes and complaints flow back into the relay's profiles at
-// their own virtual times, as feedback does in production.
+// their own virtual times, as feedback does in production. Send-all and
+// the fixed caps (frontier.go) release everything at once, so they replay
+// the same ticks without a relay (runDirect), with the same result.
 //
 // The same seed gives the same result: all randomness comes from
 // math/rand/v2 PCG sources derived from it (the relay's message IDs
