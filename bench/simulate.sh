@@ -1,13 +1,15 @@
 #!/bin/sh
 # bench/simulate.sh: issue 3's goal table. Runs `kadenz simulate --json`
 # over seeds x population mixes and prints one markdown row per run, then
-# how many runs met each goal.
+# how many runs met each goal. "beats cap" is judged against the
+# volume-matched cap (the smallest of the 1-48 h caps that released at
+# least as much as Kadenz); the 16-hour cap's numbers are shown as well.
 #
 #   bench/simulate.sh                          # 300 recipients, 14 days, seeds 1-5, mixes default, tolerant and sensitive
 #   RECIPIENTS=500 SEEDS="1 2 3" MIXES=default bench/simulate.sh
 #   EXTRA="--strictness 0.5" bench/simulate.sh  # a what-if
 #   EXTRA="--config my.yaml" bench/simulate.sh  # an administrator's own governor settings
-#   JOBS=2 bench/simulate.sh                    # runs at once (each run is already three policies side by side)
+#   JOBS=2 bench/simulate.sh                    # runs at once (in each run Kadenz and the baselines run side by side)
 set -eu
 RECIPIENTS=${RECIPIENTS:-300}
 DAYS=${DAYS:-14}
@@ -23,8 +25,8 @@ go build -o "$tmp/kadenz" ./cmd/kadenz
 start=$(date +%s)
 echo "recipients $RECIPIENTS, days $DAYS, commit $(git rev-parse --short HEAD)${EXTRA:+, $EXTRA}"
 echo
-echo "| mix | seed | volume vs send-all | clicks kept | unsub+compl. vs send-all | clicks vs cap | volume vs cap | trans. delay | vol -40% | clicks >=98% | stops -50% | beats cap | delay 0 |"
-echo "|---|---:|---:|---:|---:|---|---|---:|---|---|---|---|---|"
+echo "| mix | seed | volume vs send-all | clicks kept | unsub+compl. vs send-all | matched cap | clicks vs matched | volume vs matched | clicks vs cap-16h | volume vs cap-16h | trans. delay | vol -40% | clicks >=98% | stops -50% | beats cap | delay 0 |"
+echo "|---|---:|---:|---:|---:|---|---|---|---|---|---:|---|---|---|---|---|"
 # The runs first (JOBS at a time), then the rows in order.
 for mix in $MIXES; do
 	for seed in $SEEDS; do
@@ -41,8 +43,9 @@ for mix in $MIXES; do
 			def ok: if . then "PASS" else "FAIL" end;
 			(.policies | map({key: .name, value: .}) | from_entries) as $p
 			| ($p["kadenz"]) as $k | ($p["cap-16h"]) as $c
+			| (if .matched_cap == "" then null else $p[.matched_cap] end) as $m
 			| (.goals | map({key: .name, value: .met}) | from_entries) as $g
-			| "| \($mix) | \(.seed) | \($k.released_vs_send_all | pct) | \($k.clicks_vs_send_all | pct) | \($k.stops_vs_send_all | pct) | \($k.clicks) vs \($c.clicks) | \($k.released) vs \($c.released) | \($k.transactional_max_delay_s)s | \($g["volume -40%"] | ok) | \($g["clicks >=98%"] | ok) | \($g["unsub+complaints -50%"] | ok) | \($g["beats cap"] | ok) | \($g["transactional delay 0"] | ok) |"
+			| "| \($mix) | \(.seed) | \($k.released_vs_send_all | pct) | \($k.clicks_vs_send_all | pct) | \($k.stops_vs_send_all | pct) | \(if $m then $m.name else "none" end) | \(if $m then "\($k.clicks) vs \($m.clicks)" else "-" end) | \(if $m then "\($k.released) vs \($m.released)" else "-" end) | \($k.clicks) vs \($c.clicks) | \($k.released) vs \($c.released) | \($k.transactional_max_delay_s)s | \($g["volume -40%"] | ok) | \($g["clicks >=98%"] | ok) | \($g["unsub+complaints -50%"] | ok) | \($g["beats cap"] | ok) | \($g["transactional delay 0"] | ok) |"
 		' "$tmp/$mix-$seed.json"
 	done
 done

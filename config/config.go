@@ -252,9 +252,9 @@ func Default() *Config {
 			DefaultClass: ClassTransactional,
 			HoldWindow:   5 * time.Minute,
 			Timezone:     "UTC",
-			Caps:         Caps{PerDay: 3, PerWeek: 10, MinGap: 3 * time.Hour}, // docs/simulation.md, round 2
+			Caps:         Caps{}, // none: the model sets the volume (docs/simulation.md, round 4)
 			QuietHours:   QuietHours{Start: "21:00", End: "08:00"},
-			Strictness:   0.5,
+			Strictness:   0.09, // docs/simulation.md, round 4
 			Chores:       Chores{Sweep: "*/5 * * * *", Retention: "@hourly"},
 		},
 		Delivery: Delivery{

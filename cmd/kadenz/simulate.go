@@ -13,8 +13,8 @@ import (
 	"kadenz/governor/sim"
 )
 
-// runSimulate compares send-all, a fixed frequency cap and Kadenz on one
-// synthetic population (see governor/sim and docs/simulation.md). It opens
+// runSimulate compares send-all, fixed frequency caps (1 to 48 hours) and
+// Kadenz on one synthetic population (see governor/sim and docs/simulation.md). It opens
 // no daemon database: each policy runs its own relay in a temporary
 // directory, removed afterwards.
 func runSimulate(args []string) int {
@@ -49,8 +49,14 @@ func runSimulate(args []string) int {
 	if *asJSON {
 		out := struct {
 			*sim.Result
-			Goals []sim.Goal `json:"goals"`
-		}{res, res.Goals()}
+			// MatchedCap names the cap "beats cap" was judged against
+			// ("" if none released as much as Kadenz).
+			MatchedCap string     `json:"matched_cap"`
+			Goals      []sim.Goal `json:"goals"`
+		}{res, "", res.Goals()}
+		if m := res.MatchedCap(); m != nil {
+			out.MatchedCap = m.Name
+		}
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
 		if err := e.Encode(out); err != nil {
@@ -78,6 +84,14 @@ func printSimulation(w io.Writer, res *sim.Result) {
 	tw.Flush()
 	if k := res.Policy(sim.PolicyKadenz); k != nil {
 		fmt.Fprintf(w, "\nkadenz: %d suppressed, %d still held or scheduled at the end\n", k.Suppressed, k.HeldAtEnd)
+		if m := res.MatchedCap(); m != nil {
+			fmt.Fprintf(w, "kadenz vs %s (volume-matched cap): clicks %d vs %d, %d vs %d released\n", m.Name, k.Clicks, m.Clicks, k.Released, m.Released)
+		} else {
+			fmt.Fprintf(w, "kadenz vs the caps: none released as much as kadenz's %d\n", k.Released)
+		}
+		if c := res.Policy(sim.PolicyCap); c != nil {
+			fmt.Fprintf(w, "kadenz vs %s (the issue's example cap): clicks %d vs %d, %d vs %d released\n", c.Name, k.Clicks, c.Clicks, k.Released, c.Released)
+		}
 	}
 	fmt.Fprintln(w, "\ngoals (issue 3):")
 	for _, g := range res.Goals() {

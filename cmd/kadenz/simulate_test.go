@@ -19,9 +19,46 @@ func TestPrintSimulation(t *testing.T) {
 	}
 	var b strings.Builder
 	printSimulation(&b, res)
-	for _, want := range []string{"send-all", "cap-16h", "kadenz", "clicks/msg", "goals (issue 3)", "transactional delay 0"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, b.String())
+	want := []string{"send-all", "kadenz", "clicks/msg", "goals (issue 3)", "transactional delay 0",
+		"(the issue's example cap)", "beats cap"}
+	for _, name := range sim.CapPolicies() {
+		want = append(want, " "+name+" ")
+	}
+	if m := res.MatchedCap(); m != nil {
+		want = append(want, "kadenz vs "+m.Name+" (volume-matched cap)", "for "+m.Name+", the volume-matched cap")
+	} else {
+		want = append(want, "none released as much as kadenz")
+	}
+	for _, w := range want {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, b.String())
+		}
+	}
+}
+
+// The volume-matched cap is named in the text, hand-built so both
+// branches are certain.
+func TestPrintSimulationMatchedCap(t *testing.T) {
+	pol := func(name string, released, clicks int) *sim.PolicyResult {
+		return &sim.PolicyResult{Name: name, Released: released, Clicks: clicks}
+	}
+	res := &sim.Result{Policies: []*sim.PolicyResult{pol(sim.PolicySendAll, 1000, 50), pol("cap-2h", 700, 45),
+		pol("cap-4h", 520, 40), pol(sim.PolicyCap, 300, 30), pol(sim.PolicyKadenz, 500, 52)}}
+	var b strings.Builder
+	printSimulation(&b, res)
+	for _, w := range []string{"kadenz vs cap-4h (volume-matched cap): clicks 52 vs 40, 500 vs 520 released",
+		"kadenz vs cap-16h (the issue's example cap): clicks 52 vs 30, 500 vs 300 released",
+		"met     beats cap              clicks 52 vs 40 for cap-4h"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, b.String())
+		}
+	}
+	res.Policies[len(res.Policies)-1].Released = 800
+	b.Reset()
+	printSimulation(&b, res)
+	for _, w := range []string{"none released as much as kadenz's 800", "MISSED  beats cap              no cap released as much"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, b.String())
 		}
 	}
 }

@@ -5,13 +5,15 @@
 // How: Run draws a population (hidden topic interests, active hours, time
 // zone and tolerance for volume per recipient) and a CRM's stream of
 // campaigns and transactional mail from the seed, then replays the stream
-// once per policy through a fresh relay (governor.New, never Start) in
-// its own temporary data directory. Virtual time moves in fixed ticks:
+// once per policy; Kadenz goes through a fresh relay (governor.New, never
+// Start) in its own temporary data directory. Virtual time moves in fixed ticks:
 // the tick's messages are submitted as real RFC 5322 bytes, the engine
 // decides whatever is due, and what is due for delivery is claimed and
 // handed to the response model (response.go), whose opens, clicks,
 // unsubscribes and complaints flow back into the relay's profiles at
-// their own virtual times, as feedback does in production.
+// their own virtual times, as feedback does in production. Send-all and
+// the fixed caps (frontier.go) release everything at once, so they replay
+// the same ticks without a relay (runDirect), with the same result.
 //
 // The same seed gives the same result: all randomness comes from
 // math/rand/v2 PCG sources derived from it (the relay's message IDs
@@ -74,9 +76,13 @@ type Options struct {
 	// Diagnose keeps each Kadenz message's fate for Result.Diagnose.
 	Diagnose bool
 	// Only, if set, runs just these policies (a sweep over Kadenz
-	// settings reuses send-all and the cap, which do not depend on them).
+	// settings reuses send-all and the caps, which do not depend on
+	// them). Any cap-<gap> (CapPolicy) may be named, in or out of CapGaps.
 	// Ratios against send-all are then 0 unless send-all ran.
 	Only []string
+	// viaRelay runs the policies that release at once through a relay
+	// too, as Kadenz is run; tests use it to check the direct path.
+	viaRelay bool
 }
 
 func (o *Options) defaults() {
@@ -106,8 +112,11 @@ var Start = time.Date(2026, time.March, 2, 0, 0, 0, 0, time.UTC)
 // Policy names.
 const (
 	PolicySendAll = "send-all"
-	PolicyCap     = "cap-16h"
-	PolicyKadenz  = "kadenz"
+	// PolicyCap is the issue's example cap, one marketing mail per
+	// recipient per 16 hours; it is one point of the cap frontier
+	// (CapGaps, frontier.go).
+	PolicyCap    = "cap-16h"
+	PolicyKadenz = "kadenz"
 	// PolicyOracle is a yardstick, not a product: send-all restricted to
 	// mail on a topic the recipient (secretly) likes, without repeats of
 	// a campaign within a week. It reads the hidden truth, so it only
@@ -120,10 +129,6 @@ const (
 // liked topics have interest 0.5-1, others 0-0.15.
 const oracleRelevance = 0.4
 
-// capGap is the fixed frequency cap's minimum distance between two
-// marketing mails to one recipient.
-const capGap = 16 * time.Hour
-
 // Result is one run: the same population and stream under each policy.
 type Result struct {
 	Recipients int    `json:"recipients"`
@@ -133,7 +138,8 @@ type Result struct {
 	// Marketing and Transactional count the messages the CRM generated.
 	Marketing     int `json:"marketing"`
 	Transactional int `json:"transactional"`
-	// Policies are send-all, the fixed cap and Kadenz, in that order.
+	// Policies are send-all, the fixed caps from the loosest to the
+	// strictest (CapGaps) and Kadenz, in that order.
 	Policies []*PolicyResult `json:"policies"`
 	// pop and stream are kept for Diagnose (Options.Diagnose only).
 	pop    []*recipient
@@ -147,7 +153,7 @@ type PolicyResult struct {
 	// minus mail to people who had unsubscribed or complained (and, for
 	// the fixed cap, minus Dropped).
 	Submitted int `json:"submitted"`
-	// Dropped is marketing mail the fixed cap discarded.
+	// Dropped is marketing mail a fixed cap (or the oracle) discarded.
 	Dropped int `json:"dropped"`
 	// Released is marketing mail delivered to recipients.
 	Released int `json:"released"`
@@ -215,7 +221,7 @@ func Run(opts Options) (*Result, error) {
 	// Policies run side by side: each has its own relay and database,
 	// and they only read the population and the stream. Most of a run is
 	// waiting for database commits, so this overlaps well even on few cores.
-	names := []string{PolicySendAll, PolicyCap, PolicyKadenz}
+	names := DefaultPolicies()
 	if len(opts.Only) > 0 {
 		names = opts.Only
 	}
@@ -292,8 +298,134 @@ func (q *feedbackQueue) Pop() any {
 	return x
 }
 
-// runPolicy replays the stream through a fresh relay under one policy.
+// replay is one policy's side of a run that does not depend on how mail
+// is released: what the sender admits, what readers do with what they
+// get, and the counts. The relay path (runPolicy) and the direct path
+// (runDirect) share it, so they cannot drift apart.
+type replay struct {
+	opts    *Options
+	name    string
+	gap     time.Duration // a fixed cap's minimum gap; 0 for other policies
+	pop     []*recipient
+	out     *PolicyResult
+	readers []reader
+	// lastCapped is when the fixed cap last admitted mail to a recipient.
+	lastCapped []time.Time
+	transDelay time.Duration
+	transCount int
+}
+
+func newReplay(opts *Options, name string, pop []*recipient) (*replay, error) {
+	r := &replay{opts: opts, name: name, pop: pop, out: &PolicyResult{Name: name}}
+	switch gap, isCap := capGapOf(name); {
+	case isCap:
+		r.gap = gap
+		r.lastCapped = make([]time.Time, len(pop))
+	case name == PolicySendAll, name == PolicyKadenz, name == PolicyOracle:
+	default:
+		return nil, fmt.Errorf("unknown policy %q", name)
+	}
+	r.readers = make([]reader, len(pop))
+	for i := range r.readers {
+		r.readers[i].campaigns = map[string]time.Time{}
+	}
+	return r, nil
+}
+
+// admit says whether the sender submits m under this policy, counting
+// what is submitted and what a fixed cap or the oracle drops.
+// Transactional mail is always submitted.
+func (r *replay) admit(m *message) bool {
+	if !m.marketing {
+		return true
+	}
+	// The sender honours unsubscribes and complaints it has heard of,
+	// under every policy.
+	if s := r.readers[m.rcpt].stopped; !s.IsZero() && !s.After(m.at) {
+		return false
+	}
+	if r.name == PolicyOracle {
+		last, seen := r.readers[m.rcpt].campaigns[m.campaign.id]
+		if r.pop[m.rcpt].relevance(m.campaign.topics) < oracleRelevance || seen && m.at.Sub(last) < repeatWindow {
+			r.out.Dropped++
+			return false
+		}
+	}
+	if r.gap > 0 {
+		if l := r.lastCapped[m.rcpt]; !l.IsZero() && m.at.Sub(l) < r.gap {
+			r.out.Dropped++
+			return false
+		}
+		r.lastCapped[m.rcpt] = m.at
+	}
+	r.out.Submitted++
+	return true
+}
+
+// deliver records m as released at at and returns what its reader did
+// (nothing for transactional mail).
+func (r *replay) deliver(m *message, at time.Time) outcome {
+	p := r.pop[m.rcpt]
+	out := r.out
+	out.Releases = append(out.Releases, Release{
+		Recipient: p.addr, Message: m.index, Marketing: m.marketing,
+		Submitted: m.at, Released: at,
+	})
+	rel := &out.Releases[len(out.Releases)-1]
+	if !m.marketing {
+		d := max(at.Sub(m.at), 0)
+		r.transDelay += d
+		r.transCount++
+		out.TransactionalMaxDelay = max(out.TransactionalMaxDelay, d.Seconds())
+		return outcome{}
+	}
+	rel.Campaign = m.campaign.id
+	out.Released++
+	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m))
+	if o.opened {
+		out.Opens++
+	}
+	if o.clicked {
+		rel.Clicked, rel.ClickAt = true, o.clickAt
+		out.Clicks++
+	}
+	switch {
+	case o.complained:
+		out.Complaints++
+	case o.unsubscribed:
+		out.Unsubscribes++
+	}
+	return o
+}
+
+// finish computes the derived numbers.
+func (r *replay) finish() *PolicyResult {
+	out := r.out
+	if out.Released > 0 {
+		out.ClicksPerMessage = float64(out.Clicks) / float64(out.Released)
+	}
+	if r.transCount > 0 {
+		out.TransactionalMeanDelay = (r.transDelay / time.Duration(r.transCount)).Seconds()
+	}
+	return out
+}
+
+// runPolicy replays the stream under one policy. Policies that release
+// everything they are given at once take the direct path (runDirect)
+// unless Options.viaRelay asks for the relay.
 func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (*PolicyResult, error) {
+	if name != PolicyKadenz && !opts.viaRelay {
+		return runDirect(opts, name, pop, stream)
+	}
+	return runRelay(opts, name, pop, stream)
+}
+
+// runRelay replays the stream through a fresh relay under one policy.
+func runRelay(opts *Options, name string, pop []*recipient, stream []message) (*PolicyResult, error) {
+	r, err := newReplay(opts, name, pop)
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp(opts.TempDir, "kadenz-sim-*")
 	if err != nil {
 		return nil, err
@@ -322,16 +454,6 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 	db := relay.DB()
 	defer db.Close()
 
-	out := &PolicyResult{Name: name}
-	readers := make([]reader, len(pop))
-	for i := range readers {
-		readers[i].campaigns = map[string]time.Time{}
-	}
-	index := make(map[string]int, len(pop)) // address -> recipient
-	for i, p := range pop {
-		index[p.addr] = i
-	}
-	lastCapped := make([]time.Time, len(pop))
 	byID := map[string]*message{} // relay message ID -> stream message
 	var events feedbackQueue
 	seq := 0
@@ -350,54 +472,34 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 		}
 		return nil
 	}
-	var transDelay time.Duration
-	transCount := 0
 
-	deliver := func(e store.Envelope) error {
+	deliver := func(e store.Envelope) {
 		m := byID[e.MessageID]
-		p := pop[m.rcpt]
-		at := e.Due // when the relay made it due: its release time
-		out.Releases = append(out.Releases, Release{
-			Recipient: p.addr, Message: m.index, Marketing: m.marketing,
-			Submitted: m.at, Released: at,
-		})
+		// e.Due is when the relay made it due: its release time.
+		o := r.deliver(m, e.Due)
 		if !m.marketing {
-			d := max(at.Sub(m.at), 0)
-			transDelay += d
-			transCount++
-			out.TransactionalMaxDelay = max(out.TransactionalMaxDelay, d.Seconds())
-			return nil
+			return
 		}
-		out.Releases[len(out.Releases)-1].Campaign = m.campaign.id
-		out.Released++
-		o := respond(p, &readers[m.rcpt], m, at, drawsFor(opts.Seed, m))
+		addr := pop[m.rcpt].addr
 		ids := scoring.Event{MessageID: e.ID, Topics: topicNames(m.campaign.topics)}
 		if o.opened {
-			out.Opens++
 			ev := ids
 			ev.Kind = scoring.EventOpen
-			emit(o.openAt, p.addr, ev)
+			emit(o.openAt, addr, ev)
 		}
 		if o.clicked {
-			out.Releases[len(out.Releases)-1].Clicked = true
-			out.Releases[len(out.Releases)-1].ClickAt = o.clickAt
-			out.Clicks++
 			ev := ids
 			ev.Kind = scoring.EventClick
-			emit(o.clickAt, p.addr, ev)
+			emit(o.clickAt, addr, ev)
 		}
 		if o.unsubscribed || o.complained {
 			ev := ids
+			ev.Kind = scoring.EventUnsubscribe
 			if o.complained {
 				ev.Kind = scoring.EventComplaint
-				out.Complaints++
-			} else {
-				ev.Kind = scoring.EventUnsubscribe
-				out.Unsubscribes++
 			}
-			emit(o.stopAt, p.addr, ev)
+			emit(o.stopAt, addr, ev)
 		}
-		return nil
 	}
 
 	end := Start.AddDate(0, 0, opts.Days).Add(opts.Drain)
@@ -410,29 +512,10 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 			if err := applyUntil(m.at); err != nil {
 				return nil, err
 			}
-			p := pop[m.rcpt]
-			if m.marketing {
-				// The sender honours unsubscribes and complaints it has
-				// heard of, under every policy.
-				if s := readers[m.rcpt].stopped; !s.IsZero() && !s.After(m.at) {
-					continue
-				}
-				if name == PolicyOracle {
-					last, seen := readers[m.rcpt].campaigns[m.campaign.id]
-					if p.relevance(m.campaign.topics) < oracleRelevance || seen && m.at.Sub(last) < repeatWindow {
-						out.Dropped++
-						continue
-					}
-				}
-				if name == PolicyCap {
-					if l := lastCapped[m.rcpt]; !l.IsZero() && m.at.Sub(l) < capGap {
-						out.Dropped++
-						continue
-					}
-					lastCapped[m.rcpt] = m.at
-				}
-				out.Submitted++
+			if !r.admit(m) {
+				continue
 			}
+			p := pop[m.rcpt]
 			id, err := relay.Submit(&intake.Submission{
 				From:       map[bool]string{true: "bounces@news.shop.example", false: "bounces@orders.shop.example"}[m.marketing],
 				To:         []string{p.addr},
@@ -465,9 +548,7 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 				return nil, err
 			}
 			for _, e := range envs {
-				if err := deliver(e); err != nil {
-					return nil, err
-				}
+				deliver(e)
 				e.State, e.Due = store.StateDelivered, time.Time{}
 			}
 			if err := db.Update(envs...); err != nil {
@@ -482,6 +563,7 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 	if err != nil {
 		return nil, err
 	}
+	out := r.finish()
 	if opts.Diagnose && name == PolicyKadenz {
 		if out.Fates, err = fates(db, byID); err != nil {
 			return nil, err
@@ -489,12 +571,6 @@ func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (
 	}
 	out.Suppressed = counts[store.StateSuppressed]
 	out.HeldAtEnd = counts[store.StateHeld] + counts[store.StateQueued]
-	if out.Released > 0 {
-		out.ClicksPerMessage = float64(out.Clicks) / float64(out.Released)
-	}
-	if transCount > 0 {
-		out.TransactionalMeanDelay = (transDelay / time.Duration(transCount)).Seconds()
-	}
 	return out, nil
 }
 

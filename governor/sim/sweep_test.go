@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +15,8 @@ import (
 
 // TestSweep runs Kadenz under several settings on the same populations
 // and prints one line per (setting, mix, seed) against send-all and the
-// fixed cap, which run once per population. It only runs when
+// frontier of fixed caps, which run once per population (one FRONTIER
+// line each: every cap's volume and clicks as a share of send-all's). It only runs when
 // KADENZ_SIM_SWEEP lists settings, separated by ";", each a list of
 // s=strictness, d=per_day, w=per_week, g=min_gap (0 = no limit).
 // KADENZ_SIM_ORACLE=1 also runs the oracle yardstick; an empty sweep
@@ -45,7 +47,7 @@ func TestSweep(t *testing.T) {
 	type job struct {
 		mix     Mix
 		seed    uint64
-		setting string // "" runs send-all and the cap
+		setting string // "" runs send-all and the caps
 	}
 	var base, rest []job
 	for _, m := range mixes {
@@ -77,7 +79,7 @@ func TestSweep(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	only := []string{PolicySendAll, PolicyCap}
+	only := append([]string{PolicySendAll}, CapPolicies()...)
 	if os.Getenv("KADENZ_SIM_ORACLE") != "" {
 		only = append(only, PolicyOracle)
 	}
@@ -89,6 +91,11 @@ func TestSweep(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		line := fmt.Sprintf("FRONTIER\t%s\t%d\tall %d/%d", j.mix, j.seed, res.Policy(PolicySendAll).Clicks, res.Policy(PolicySendAll).Released)
+		for _, c := range res.Caps() {
+			line += fmt.Sprintf("\t%s %.0f%%/%.0f%%", c.Name, 100*c.ReleasedVsSendAll, 100*c.ClicksVsSendAll)
+		}
+		fmt.Println(line + "\t(volume/clicks vs send-all)")
 		if o := res.Policy(PolicyOracle); o != nil {
 			fmt.Printf("ORACLE\t%s\t%d\tvol %.0f%%\tclicks %.0f%%\tstops %.0f%%\t%d clicks / %d released\n",
 				j.mix, j.seed, 100*o.ReleasedVsSendAll, 100*o.ClicksVsSendAll, 100*o.StopsVsSendAll, o.Clicks, o.Released)
@@ -116,9 +123,13 @@ func TestSweep(t *testing.T) {
 			fmt.Printf("SWEEP\t%s\t%s\t%d\tk %d clicks / %d released, %d stops\t(%.0fs)\n", j.setting, j.mix, j.seed, k.Clicks, k.Released, k.Stops(), time.Since(start).Seconds())
 			return nil
 		}
-		all, capped, k := b.Policy(PolicySendAll), b.Policy(PolicyCap), res.Policy(PolicyKadenz)
-		full := &Result{Policies: []*PolicyResult{all, capped, k}}
+		all, k := b.Policy(PolicySendAll), res.Policy(PolicyKadenz)
+		full := &Result{Policies: append(slices.Clone(b.Policies), k)}
 		k.ReleasedVsSendAll, k.ClicksVsSendAll, k.StopsVsSendAll = ratio(k.Released, all.Released), ratio(k.Clicks, all.Clicks), ratio(k.Stops(), all.Stops())
+		matched := "no cap as big"
+		if m := full.MatchedCap(); m != nil {
+			matched = fmt.Sprintf("%s %d/%d", m.Name, m.Clicks, m.Released)
+		}
 		met := ""
 		for _, g := range full.Goals() {
 			if g.Met {
@@ -127,9 +138,9 @@ func TestSweep(t *testing.T) {
 				met += "-"
 			}
 		}
-		fmt.Printf("SWEEP\t%s\t%s\t%d\tvol %.0f%%\tclicks %.0f%%\tstops %.0f%%\tk %d/%d cap %d/%d all %d/%d\t%s\t(%.0fs)\n",
+		fmt.Printf("SWEEP\t%s\t%s\t%d\tvol %.0f%%\tclicks %.0f%%\tstops %.0f%%\tk %d/%d matched %s all %d/%d\t%s\t(%.0fs)\n",
 			j.setting, j.mix, j.seed, 100*k.ReleasedVsSendAll, 100*k.ClicksVsSendAll, 100*k.StopsVsSendAll,
-			k.Clicks, k.Released, capped.Clicks, capped.Released, all.Clicks, all.Released, met, time.Since(start).Seconds())
+			k.Clicks, k.Released, matched, all.Clicks, all.Released, met, time.Since(start).Seconds())
 		return nil
 	})
 }
