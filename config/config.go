@@ -252,7 +252,7 @@ func Default() *Config {
 			DefaultClass: ClassTransactional,
 			HoldWindow:   5 * time.Minute,
 			Timezone:     "UTC",
-			Caps:         Caps{}, // none: the model sets the volume (docs/simulation.md, round 4)
+			Caps:         Caps{PerDay: 6, PerWeek: 30}, // a ceiling; the model sets the volume (docs/simulation.md, round 4)
 			QuietHours:   QuietHours{Start: "21:00", End: "08:00"},
 			Strictness:   0.09, // docs/simulation.md, round 4
 			Chores:       Chores{Sweep: "*/5 * * * *", Retention: "@hourly"},

@@ -171,19 +171,13 @@ func assertApart(t *testing.T, releases []time.Time, d time.Duration) {
 }
 
 // The same mail sent again with a word changed is a near-duplicate of what
-// the recipient already got, and is suppressed with that reason.
-//
-// At strictness 0.5 (round 2's default). At the default since round 4,
-// 0.09, this resend a day later to a recipient with the population's
-// engagement is worth more than its cost even at a tenth of the value
-// (0.0055 against 0.0044; suppressed from about 0.12), so it goes out,
-// with the reason near-duplicate (docs/simulation.md, round 4).
+// the recipient already got, and is suppressed with that reason, at the
+// default strictness: a near-duplicate is worth nothing (DuplicateValue 0),
+// however low the strictness.
 func TestNearDuplicateSuppressed(t *testing.T) {
 	up := startUpstream(t, nil)
 	c := &clock{t: monday10}
-	cfg := governedConfig(t, up.addr)
-	cfg.Governor.Strictness = 0.5
-	r := startRelayAt(t, cfg, c)
+	r := startRelayAt(t, governedConfig(t, up.addr), c)
 	conn := dial(t, r)
 	const body = "Our winter boots collection is here: lined leather, waterproof soles, new colours and sizes. " +
 		"Order before Friday and delivery is free. Every pair comes with a two year guarantee, and if they do not fit " +

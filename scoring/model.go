@@ -161,7 +161,7 @@ func DefaultPolicy() Policy {
 		NoveltyWindow:       30 * 24 * time.Hour,
 		DuplicateBits:       8,
 		DistinctBits:        20,
-		DuplicateValue:      0.1,
+		DuplicateValue:      0,
 		RepeatCampaignValue: 0.5,
 		TimeWeight:          1,
 		DailyPooling:        0.7,

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -93,10 +94,11 @@ func (r *Result) MatchedCap() *PolicyResult {
 // runDirect is runPolicy for the policies that release what they are
 // given at once (send-all, the fixed caps, the oracle). Under governor
 // mode off the relay makes every message due at its arrival and the
-// simulator claims it at the end of the tick, in order of due time; the
+// simulator claims it at the end of the tick, transactional mail first
+// (the express lane), each in order of due time; the
 // relay's feedback changes nothing it does. So this walks the same ticks,
 // admits with the same rule and hands each tick's mail to the same
-// response model at the tick's end in arrival order, without a relay or
+// response model at the tick's end in the same order, without a relay or
 // a database: the same result (TestDirectPathMatchesRelay) at a small
 // fraction of the cost, which is what makes a frontier of caps
 // affordable.
@@ -116,9 +118,19 @@ func runDirect(opts *Options, name string, pop []*recipient, stream []message) (
 				due = append(due, m)
 			}
 		}
+		// The relay claims transactional mail (its express lane) before
+		// the rest, each in arrival order.
+		slices.SortStableFunc(due, func(a, b *message) int { return cmp.Compare(btoi(a.marketing), btoi(b.marketing)) })
 		for _, m := range due {
 			r.deliver(m, m.at)
 		}
 	}
 	return r.finish(), nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
