@@ -125,16 +125,13 @@ func TestDispatcherPutsBackUnsentClaimsAtStop(t *testing.T) {
 	if err := q.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Let two through; the rest of the workers block in Send with a stock
-	// of claimed envelopes behind them.
-	tr.gate <- struct{}{}
-	tr.gate <- struct{}{}
+	// Every worker blocks in Send; the dispatcher has claimed one more
+	// envelope per worker behind them.
 	waitState(t, db, store.StateDelivering, 2*concurrency)
-	go func() {
-		for range concurrency { // release the blocked workers once Shutdown runs
-			tr.gate <- struct{}{}
-		}
-	}()
+	// Stop the dispatcher first (what Shutdown does before it waits), so
+	// that it hands out nothing more, then let the workers finish.
+	q.stopOnce.Do(func() { close(q.stop) })
+	close(tr.gate)
 	if err := q.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +139,10 @@ func TestDispatcherPutsBackUnsentClaimsAtStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	delivered := counts[store.StateDelivered]
-	if counts[store.StateDelivering] != 0 || counts[store.StateQueued] != n-delivered || delivered != len(tr.sent) {
-		t.Errorf("after stop: %v, %d sent; want none in flight and the rest queued", counts, len(tr.sent))
+	if counts[store.StateDelivering] != 0 || counts[store.StateDelivered] != concurrency || counts[store.StateQueued] != n-concurrency {
+		t.Errorf("after stop: %v; want %d delivered, none in flight, the rest queued", counts, concurrency)
+	}
+	if len(tr.sent) != concurrency {
+		t.Errorf("%d sent, want %d (one per worker)", len(tr.sent), concurrency)
 	}
 }
