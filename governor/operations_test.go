@@ -269,6 +269,14 @@ func TestReloadSwapsLiveRulesKeepsOldOnError(t *testing.T) {
 	if code, _ := adminCall(t, r, http.MethodGet, "/v1/config/status", "", nil); code != http.StatusUnauthorized {
 		t.Errorf("without the new token: %d, want 401", code)
 	}
+	// The profiler sits behind the same token.
+	if code, _ := adminCall(t, r, http.MethodGet, "/debug/pprof/goroutine?debug=1", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("profiler without the token: %d, want 401", code)
+	}
+	if code, out := adminCall(t, r, http.MethodGet, "/debug/pprof/goroutine?debug=1", "s3cret", nil); code != http.StatusOK ||
+		!strings.Contains(string(out), "goroutine profile") {
+		t.Errorf("profiler with the token: %d %.80q", code, out)
+	}
 	code, out := adminCall(t, r, http.MethodGet, "/v1/config/status", "s3cret", nil)
 	st = ReloadStatus{}
 	json.Unmarshal(out, &st)
