@@ -34,8 +34,10 @@ import (
 // Submission is one message as received: the envelope, the client, and
 // the raw bytes (CRLF line endings, no bare CR or LF).
 type Submission struct {
-	From       string
-	To         []string
+	From string
+	To   []string
+	// Data is valid only until Accept returns: the buffer is then reused
+	// for the next message, so Accept must copy what it keeps.
 	Data       []byte
 	ClientAddr netip.Addr
 	Helo       string
@@ -274,8 +276,22 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
+// dataBuffers recycles the buffers messages are read into: growing a fresh
+// one to a message's size costs several allocations and copies per message.
+var dataBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer: a buffer grown by a rare large message is left to the
+// garbage collector rather than kept for small ones.
+const maxPooledBuffer = 1 << 20
+
 func (s *session) Data(r io.Reader) error {
-	var buf bytes.Buffer
+	buf := dataBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			dataBuffers.Put(buf)
+		}
+	}()
 	if _, err := buf.ReadFrom(&lineEndingGuard{r: r}); err != nil {
 		if errors.Is(err, errBareLF) || errors.Is(err, errBareCR) {
 			s.srv.log.Warn("refused message with bare line ending", "client", s.addr, "from", s.from, "error", err)
@@ -346,7 +362,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.slots <- struct{}{}:
-			return &limitConn{Conn: c, slots: l.slots}, nil
+			return &limitConn{Conn: newReplyConn(c), slots: l.slots}, nil
 		default:
 			l.log.Warn("too many connections", "client", c.RemoteAddr().String())
 			c.SetWriteDeadline(time.Now().Add(time.Second))
