@@ -1,8 +1,8 @@
 // Package delivery sends envelopes that are due to where they go next: the
 // smarthost, or the outbox directory when no smarthost is configured.
 //
-// One dispatcher loop claims due envelopes from the store, as many as there
-// are idle workers, and hands them to a fixed pool of workers; each worker
+// One dispatcher loop claims due envelopes from the store, two per worker
+// at most, and hands them to a fixed pool of workers; each worker
 // keeps its own upstream connection and reuses it for consecutive messages,
 // and hands each outcome back to the dispatcher, which records it in the
 // same transaction as its next claim.
@@ -106,11 +106,13 @@ func New(opts Options) (*Queue, error) {
 		opts.Observe = func(store.Envelope, error, time.Time) {}
 	}
 	q := &Queue{
-		opts:     opts,
-		log:      opts.Logger,
-		kick:     make(chan struct{}, 1),
-		work:     make(chan store.Envelope, opts.Concurrency),
-		finished: make(chan result, opts.Concurrency),
+		opts: opts,
+		log:  opts.Logger,
+		kick: make(chan struct{}, 1),
+		// Both hold all that can be handed out (see dispatch), so neither
+		// the dispatcher nor a worker ever waits to send on them.
+		work:     make(chan store.Envelope, 2*opts.Concurrency),
+		finished: make(chan result, 2*opts.Concurrency),
 		stop:     make(chan struct{}),
 	}
 	q.sendCtx, q.cancelSend = context.WithCancel(context.Background())
@@ -174,45 +176,63 @@ type result struct {
 	at      time.Time // when the attempt ended
 	took    time.Duration
 	aborted bool
+	// unstarted: the queue was stopping, so the worker gave the envelope
+	// back without trying it.
+	unstarted bool
 }
 
-// dispatch is the only goroutine that writes delivery state. It claims due
-// envelopes ahead of need, up to twice as many as there are workers, and
-// keeps the ones no worker has taken yet in a local queue; it goes back to
-// the store only when that stock runs low (below one per worker), and
-// records the outcomes that workers finished meanwhile in the same
-// transaction as that claim (store.Settle). So delivery costs the store one
-// commit per round of about Concurrency messages, not one per message: at
-// 20 sessions of intake the commits are what the machine's CPU runs out on
-// (docs/benchmarks.md). Outcomes do not wait for a claim when nothing more is
-// due, or when a worker's worth of them has piled up.
+// dispatch is the only goroutine that writes delivery state. It keeps up
+// to two envelopes per worker handed out: one being delivered, one waiting
+// in the work channel, so a worker that finishes starts on its next
+// envelope at once, even while the dispatcher is busy committing. It goes
+// back to the store when half of that is used up (no more than one envelope
+// per worker left), claims enough to fill it again, and records the
+// outcomes that workers finished meanwhile in the same transaction
+// (store.Settle). So delivery costs the store one commit per round of about
+// Concurrency messages, not one per message: at 20 sessions of intake the
+// commits are what the machine's CPU runs out on (docs/benchmarks.md).
+// Outcomes do not wait for a claim when nothing more is due, or when a
+// worker's worth of them has piled up.
 //
 // Workers do not wait for their outcome to be durable: if the process dies
 // first, the envelope is still in flight in the store and is delivered
 // again after the restart (a duplicate, never a loss). Envelopes claimed but
-// not yet handed out are in flight too; a clean stop makes them due again.
+// not yet started are in flight too; a clean stop makes them due again.
 func (q *Queue) dispatch() {
 	defer q.wg.Done()
-	busy := 0
+	limit := q.opts.Concurrency
+	ahead := 2 * limit // handed out at most
+	busy := 0          // handed out: waiting in the work channel or being delivered
 	var pending []result
-	var stock []store.Envelope // claimed, not yet handed to a worker
+	var unstarted []store.Envelope // handed out, given back at a stop
 	take := func(r result) {
 		busy--
-		if !r.aborted {
+		switch {
+		case r.unstarted:
+			unstarted = append(unstarted, r.env)
+		case !r.aborted:
 			pending = append(pending, r)
 		}
 	}
 	defer func() {
-		// Stop: no more claims; wait for the deliveries in flight and
-		// record how they ended, and put back what was claimed but not
-		// sent.
+		// Stop: no more claims. Take back what no worker has started, wait
+		// for the deliveries in flight and record how they ended, and put
+		// back what was not started.
+		for drained := false; !drained; {
+			select {
+			case e := <-q.work:
+				unstarted = append(unstarted, e)
+				busy--
+			default:
+				drained = true
+			}
+		}
 		close(q.work)
 		for ; busy > 0; take(<-q.finished) {
 		}
 		q.record(&pending)
-		q.unclaim(stock)
+		q.unclaim(unstarted)
 	}()
-	limit := q.opts.Concurrency
 	for {
 		// Take note of finished deliveries without blocking.
 		for drained := false; !drained; {
@@ -231,10 +251,10 @@ func (q *Queue) dispatch() {
 
 		wait := idleCheck
 		now := q.opts.Now()
-		low := busy+len(stock) < limit
+		low := busy <= limit
 		want := 0
 		if low && q.anyDue(now) { // else nothing to claim: spare the store an empty commit
-			want = 2*limit - busy - len(stock)
+			want = ahead - busy
 		}
 		var envs []store.Envelope
 		var err error
@@ -251,10 +271,9 @@ func (q *Queue) dispatch() {
 				pending = pending[:0]
 			}
 		}
-		stock = append(stock, envs...)
-		for ; busy < limit && len(stock) > 0; busy++ {
-			q.work <- stock[0] // never blocks: at most Concurrency are handed out
-			stock = stock[1:]
+		for _, e := range envs {
+			q.work <- e // never blocks: busy stays within ahead
+			busy++
 		}
 		if want > 0 && len(envs) == want {
 			wait = 0 // maybe more are due: look again once a worker frees up
@@ -263,14 +282,15 @@ func (q *Queue) dispatch() {
 				wait = min(max(next.Sub(q.opts.Now()), 0), idleCheck)
 			}
 		}
-		if wait == 0 && busy < limit {
+		if wait == 0 && busy <= limit {
 			continue
 		}
-		// With every worker busy only a finished delivery (or a stop) can
-		// change anything, so no timer is needed.
+		// With more than one envelope per worker handed out, the dispatcher
+		// claims nothing, so only a finished delivery (or a stop) can change
+		// anything and no timer is needed.
 		var timer *time.Timer
 		var timeout <-chan time.Time
-		if busy < limit {
+		if busy <= limit {
 			timer = time.NewTimer(wait)
 			timeout = timer.C
 		}
@@ -362,6 +382,12 @@ func (q *Queue) worker() {
 	sender := q.opts.Transport.NewSender()
 	defer sender.Close()
 	for e := range q.work {
+		select {
+		case <-q.stop: // stopping: do not start another delivery
+			q.finished <- result{env: e, unstarted: true}
+			continue
+		default:
+		}
 		q.finished <- q.deliver(sender, e)
 	}
 }
