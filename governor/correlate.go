@@ -21,6 +21,9 @@ const HeaderEnvelope = "X-Kadenz-Envelope"
 
 // prepareOutgoing is the delivery queue's Prepare hook.
 func (r *Relay) prepareOutgoing(e *store.Envelope, body []byte) []byte {
+	if e.Express {
+		return body // transactional: never marketing, nothing to look up
+	}
 	m, err := r.db.Message(e.MessageID)
 	if err != nil || m.Class != config.ClassMarketing {
 		return body
