@@ -259,7 +259,7 @@ func Default() *Config {
 		},
 		Delivery: Delivery{
 			TLS:              TLSOpportunistic,
-			Concurrency:      8,
+			Concurrency:      16,
 			ConnectTimeout:   30 * time.Second,
 			CommandTimeout:   5 * time.Minute,
 			RetryInitial:     time.Minute,
