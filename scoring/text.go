@@ -10,12 +10,20 @@ import (
 // appendWords appends the normalised words of s to dst, at most max in all:
 // lower case, letters and digits only. Tokens that are addresses or links
 // (they carry per-recipient tracking parameters, so two copies of the same
-// mail would look different) are left out.
+// mail would look different) are left out. ASCII is handled byte by byte
+// without decoding; anything else goes through the unicode tables.
 func appendWords(dst []string, s string, max int) []string {
 	for len(s) > 0 && len(dst) < max {
 		// Take one whitespace-separated field.
 		i := 0
 		for i < len(s) {
+			if c := s[i]; c < utf8.RuneSelf {
+				if asciiSpace[c] {
+					break
+				}
+				i++
+				continue
+			}
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if unicode.IsSpace(r) {
 				break
@@ -25,6 +33,13 @@ func appendWords(dst []string, s string, max int) []string {
 		field := s[:i]
 		s = s[i:]
 		for len(s) > 0 {
+			if c := s[0]; c < utf8.RuneSelf {
+				if !asciiSpace[c] {
+					break
+				}
+				s = s[1:]
+				continue
+			}
 			r, size := utf8.DecodeRuneInString(s)
 			if !unicode.IsSpace(r) {
 				break
@@ -39,14 +54,71 @@ func appendWords(dst []string, s string, max int) []string {
 	return dst
 }
 
+// asciiSpace holds the ASCII characters unicode.IsSpace accepts.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+
 func isLinkLike(field string) bool {
 	return strings.Contains(field, "://") || strings.Contains(field, "@") ||
 		strings.HasPrefix(field, "www.") || strings.HasPrefix(field, "mailto:")
 }
 
 // appendFieldWords splits one field on everything that is not a letter or a
-// digit and appends the lower-cased pieces.
+// digit and appends the lower-cased pieces. An ASCII field is cut into
+// substrings of itself, copied only when a piece has upper case to lower.
 func appendFieldWords(dst []string, field string, max int) []string {
+	n0 := len(dst)
+	start, upper := -1, false
+	for i := 0; i <= len(field); i++ {
+		if i < len(field) {
+			c := field[i]
+			if c >= utf8.RuneSelf {
+				return appendFieldWordsUnicode(dst[:n0], field, max)
+			}
+			if k := asciiWordByte[c]; k != 0 {
+				if start < 0 {
+					start, upper = i, false
+				}
+				upper = upper || k == wordUpper
+				continue
+			}
+		}
+		if start >= 0 {
+			if len(dst) < max {
+				w := field[start:i]
+				if upper {
+					w = strings.ToLower(w)
+				}
+				dst = append(dst, w)
+			}
+			start = -1
+		}
+	}
+	return dst
+}
+
+// asciiWordByte classes the ASCII letters and digits, the bytes words are
+// made of; 0 is anything else.
+var asciiWordByte = func() (t [utf8.RuneSelf]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = wordLower
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = wordLower
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = wordUpper
+	}
+	return t
+}()
+
+const (
+	wordLower = 1 // a lower-case letter or a digit
+	wordUpper = 2 // an upper-case letter
+)
+
+// appendFieldWordsUnicode is appendFieldWords for a field with non-ASCII
+// characters.
+func appendFieldWordsUnicode(dst []string, field string, max int) []string {
 	var b strings.Builder
 	flush := func() {
 		if b.Len() > 0 && len(dst) < max {
