@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Relay throughput benchmark: Postfix's smtp-source pushes N messages (20
-# sessions, ~5 KB each) through four paths, one after the other, in one run:
+# sessions, ~5 KB each) through five paths, one after the other, in one run:
 #   (a) smtp-source -> smtp-sink                     (the machine's ceiling)
 #   (b) smtp-source -> kadenz  -> smtp-sink          (built from this tree)
+#   (m) smtp-source -> kadenz, marketing mail        (held for the governor,
+#       so nothing is delivered during the run: intake alone)
 #   (f) smtp-source -> floor   -> smtp-sink          (bench/floor: go-smtp in
 #       and out with nothing stored, the floor under any go-smtp relay)
 #   (c) smtp-source -> Postfix -> smtp-sink          (a private, stock Postfix)
@@ -157,12 +159,14 @@ start_sink() { # name -> sets sink_port, sink_out, sink_pid
 	wait_port "$sink_port" 10
 }
 
-# run_source port -> sets t_start, accept_s; fails if smtp-source does
-# and source_cpu (smtp-source's user+sys seconds)
+# run_source port [file] -> sets t_start, accept_s; fails if smtp-source does
+# and source_cpu (smtp-source's user+sys seconds). With a file, smtp-source
+# sends its header and body instead of a generated SIZE-byte message.
 run_source() {
-	local TIMEFORMAT='%U %S' ok=1
+	local TIMEFORMAT='%U %S' ok=1 content=(-l "$SIZE")
+	[ -z "${2:-}" ] || content=(-F "$2")
 	t_start="$(now)"
-	{ time timeout "$WAIT_LIMIT" /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" \
+	{ time timeout "$WAIT_LIMIT" /usr/sbin/smtp-source -s "$SESSIONS" "${content[@]}" -m "$N" \
 		-f a@x.test -t b@y.test "127.0.0.1:$1" >"$work/source.$1.log" 2>&1 || ok=""; } 2>"$work/source.$1.time"
 	[ -n "$ok" ] || {
 		echo "relay.sh: smtp-source to port $1 failed:" >&2
@@ -244,6 +248,35 @@ stop_pid "$sink_pid" 10
 phase_end
 b_other=$other_cpu
 echo "(b) kadenz: accepted in ${b_accept}s, sink complete after ${b_drain}s ($b_got of $N)" >&2
+
+# ---- (m) kadenz, marketing mail: held for the governor ----
+# The same path with newsletters (List-Unsubscribe, about SIZE bytes):
+# Kadenz holds each for governor.hold_window (5 minutes), so nothing is
+# delivered during the run. This is intake alone, for the mail Kadenz exists
+# to govern; (b) is mail it passes straight through.
+{
+	printf 'From: <a@x.test>\nTo: <b@y.test>\nSubject: Winter sale\n'
+	printf 'List-Unsubscribe: <mailto:unsubscribe@x.test>\nX-Kadenz-Campaign: bench\n\n'
+	i=0
+	while [ $((i * 68)) -lt $((SIZE - 180)) ]; do
+		printf 'Lorem ipsum dolor sit amet, line %04d of the benchmark newsletter.\n' "$i"
+		i=$((i + 1))
+	done
+} >"$work/marketing.txt"
+phase_begin
+m_port="$(free_port)"
+"$bin" serve --config "$work/kadenz.yaml" --listen "127.0.0.1:$m_port" --data "$work/kadenz-m-data" \
+	2>"$work/kadenz-m.log" &
+m_pid=$!
+pids+=("$m_pid")
+wait_port "$m_port" 30
+run_source "$m_port" "$work/marketing.txt"
+m_accept=$accept_s m_src=$source_cpu m_cpu=$(cpu_of "$m_pid")
+stop_pid "$m_pid" 30
+m_held="$(grep -c 'msg=accepted.* held=1 ' "$work/kadenz-m.log" || true)"
+phase_end
+m_other=$other_cpu
+echo "(m) kadenz, marketing: accepted in ${m_accept}s, $m_held of $N held" >&2
 
 # ---- (f) the floor: go-smtp in and out, nothing stored ----
 # bench/floor accepts into memory and forwards over 8 reused connections:
@@ -328,6 +361,7 @@ echo "| path | accept time (s) | accepted msgs/s | sink has all after (s) | end-
 echo "|---|---:|---:|---:|---:|---:|"
 echo "| (a) smtp-source -> smtp-sink | $a_accept | $a_acc | $a_drain | $a_e2e | $a_other |"
 echo "| (b) smtp-source -> kadenz -> smtp-sink | $b_accept | $b_acc | $b_drain | $b_e2e | $b_other |"
+echo "| (m) smtp-source -> kadenz, marketing mail (held, not delivered) | $m_accept | $(rate "$m_accept") | - | - | $m_other |"
 echo "| (f) smtp-source -> floor (go-smtp, no disk) -> smtp-sink | $f_accept | $f_acc | $f_drain | $f_e2e | $f_other |"
 echo "| (c) smtp-source -> postfix -> smtp-sink | $c_accept | $c_acc | $c_drain | $c_e2e | $c_other |"
 echo
@@ -336,11 +370,13 @@ echo "| CPU per message (us) | smtp-source | relay | smtp-sink | all three |"
 echo "|---|---:|---:|---:|---:|"
 echo "| (a) direct | $(per_msg "$a_src") | - | $(per_msg "$a_sink") | $(per_msg "$(awk -v a="$a_src" -v b="$a_sink" 'BEGIN { print a + b }')") |"
 echo "| (b) kadenz | $(per_msg "$b_src") | $(per_msg "$k_cpu_s") | $(per_msg "$b_sink") | $(per_msg "$(awk -v a="$b_src" -v b="$k_cpu_s" -v c="$b_sink" 'BEGIN { print a + b + c }')") |"
+echo "| (m) kadenz, marketing | $(per_msg "$m_src") | $(per_msg "$m_cpu") | - | $(per_msg "$(awk -v a="$m_src" -v b="$m_cpu" 'BEGIN { print a + b }')") |"
 echo "| (f) floor | $(per_msg "$f_src") | $(per_msg "$f_cpu") | $(per_msg "$f_sink") | $(per_msg "$(awk -v a="$f_src" -v b="$f_cpu" -v c="$f_sink" 'BEGIN { print a + b + c }')") |"
 echo
 acc_vs_direct=$(ratio "$b_acc" "$a_acc")
 e2e_vs_postfix=$(ratio "$b_e2e" "$c_e2e")
 echo "kadenz accepted / direct accepted:   $acc_vs_direct   (goal >= 0.50)"
+echo "kadenz marketing accepted / direct:  $(ratio "$(rate "$m_accept")" "$a_acc")   (held for the governor: intake alone; $m_held of $N held)"
 echo "floor accepted / direct accepted:    $(ratio "$f_acc" "$a_acc")   (go-smtp in and out, no disk)"
 echo "kadenz accepted / floor accepted:    $(ratio "$b_acc" "$f_acc")"
 echo "kadenz end-to-end / direct:          $(ratio "$b_e2e" "$a_e2e")"
