@@ -58,6 +58,9 @@ func appendWords(dst []string, s string, max int) []string {
 var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 func isLinkLike(field string) bool {
+	if strings.IndexByte(field, ':') < 0 && strings.IndexByte(field, '@') < 0 && !strings.HasPrefix(field, "www.") {
+		return false // the common case, a plain word, in two byte scans
+	}
 	return strings.Contains(field, "://") || strings.Contains(field, "@") ||
 		strings.HasPrefix(field, "www.") || strings.HasPrefix(field, "mailto:")
 }
