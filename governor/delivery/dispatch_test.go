@@ -99,7 +99,7 @@ func TestDispatcherBatchesCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _ := db.CommitStats()
-	// Each claim takes at least Concurrency+1 envelopes while a backlog
+	// Each claim takes at least Concurrency envelopes while a backlog
 	// lasts, and outcomes ride along or go Concurrency at a time: about
 	// 2n/Concurrency commits at most, plus Recover and the tail.
 	if commits := after - before; commits > 2*n/concurrency+4 {
