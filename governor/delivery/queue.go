@@ -307,7 +307,7 @@ func (q *Queue) dispatch() {
 	}
 }
 
-// unclaim makes envelopes that were claimed but never handed to a worker
+// unclaim makes envelopes that were claimed but never started by a worker
 // due again at once, as a restart would.
 func (q *Queue) unclaim(envs []store.Envelope) {
 	if len(envs) == 0 {

@@ -89,6 +89,10 @@ type Server struct {
 	// dummyHash is compared against when a user is unknown, so a failed
 	// login takes as long whether or not the name exists.
 	dummyHash []byte
+	// buffers recycles the buffers messages are read into: growing a fresh
+	// one to a message's size (about 15 KB allocated for a 5 KB message) costs several
+	// allocations and copies per message.
+	buffers sync.Pool
 }
 
 // New checks opts and builds a Server.
@@ -276,20 +280,19 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
-// dataBuffers recycles the buffers messages are read into: growing a fresh
-// one to a message's size costs several allocations and copies per message.
-var dataBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // maxPooledBuffer: a buffer grown by a rare large message is left to the
 // garbage collector rather than kept for small ones.
 const maxPooledBuffer = 1 << 20
 
 func (s *session) Data(r io.Reader) error {
-	buf := dataBuffers.Get().(*bytes.Buffer)
+	buf, _ := s.srv.buffers.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
 	buf.Reset()
 	defer func() {
 		if buf.Cap() <= maxPooledBuffer {
-			dataBuffers.Put(buf)
+			s.srv.buffers.Put(buf)
 		}
 	}()
 	if _, err := buf.ReadFrom(&lineEndingGuard{r: r}); err != nil {
