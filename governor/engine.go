@@ -197,40 +197,91 @@ func (e *engine) run() {
 // recipients with held mail due at now, and returns how many it looked at.
 // The loop calls it; so can a simulation that drives virtual time itself.
 // A recipient whose round fails is logged and retried on a later call.
+//
+// Each recipient is decided in turn, and their outcomes are written
+// together: one commit for the round instead of one per recipient (a
+// campaign of 5,000 recipients took 34 s to decide with a commit each), yet
+// each recipient's outcome is still atomic and one that cannot be written
+// does not hold up the others (store.ApplyDecisionsAll). The campaign
+// counters that the review rule reads include the round's earlier
+// recipients, so each decision sees what it would have seen had those been
+// committed one by one.
 func (e *engine) DecideDue(now time.Time) (int, error) {
 	rcpts, err := e.db.DueRecipients(now, recipientsPerRound)
 	if err != nil {
 		return 0, fmt.Errorf("finding recipients due for a decision: %w", err)
 	}
 	var failed error
+	var round []*decided
+	counted := map[string]int64{} // counter changes of the round so far
 	for _, rcpt := range rcpts {
-		if err := e.decide(rcpt, now); err != nil {
+		d, err := e.decide(rcpt, now, counted)
+		if err != nil {
 			e.log.Error("decision failed; retried shortly", "recipient", rcpt, "error", err)
 			failed = err
+			continue
 		}
+		if d == nil {
+			continue
+		}
+		for k, v := range d.out.Counters {
+			counted[k] += v
+		}
+		round = append(round, d)
+	}
+	if len(round) == 0 {
+		return len(rcpts), failed
+	}
+	outs := make([]store.Decided, len(round))
+	for i, d := range round {
+		outs[i] = d.out
+	}
+	releasedNow := false
+	for i, err := range e.db.ApplyDecisionsAll(outs) {
+		if err != nil {
+			e.log.Error("decision failed; retried shortly", "recipient", round[i].out.Recipient, "error", err)
+			failed = err
+			continue
+		}
+		e.metrics.decidedRound(round[i].recs)
+		releasedNow = releasedNow || round[i].releasedNow
+	}
+	if releasedNow {
+		e.released()
 	}
 	return len(rcpts), failed
+}
+
+// decided is one recipient's decision round, computed and not yet written.
+type decided struct {
+	out  store.Decided
+	recs []decisionRecord
+	// releasedNow: some mail is due for delivery at once.
+	releasedNow bool
 }
 
 // idleCheck bounds a sleep, as a safety net against a clock that jumps.
 const idleCheck = time.Minute
 
-// decide runs one decision round for one recipient.
-func (e *engine) decide(rcpt string, now time.Time) error {
+// decide runs one decision round for one recipient and returns what to
+// write, or nil when there is nothing to write (no held mail, or the gate
+// has already written its own outcome). counted holds the campaign counter
+// changes of the round's recipients decided before this one.
+func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*decided, error) {
 	r, err := e.db.LoadRecipient(rcpt)
 	if err != nil || len(r.Held) == 0 {
-		return err
+		return nil, err
 	}
 	ru := e.rules.Load()
 	profile := &scoring.Profile{}
 	if r.Profile != nil {
 		if err := json.Unmarshal(r.Profile, profile); err != nil {
-			return fmt.Errorf("profile: %w", err)
+			return nil, fmt.Errorf("profile: %w", err)
 		}
 	}
 	profile.Unsubscribed = cmp.Or(profile.Unsubscribed, r.Forgotten) // an erased opt-out still counts
-	if decided, err := e.gate(ru, rcpt, r.Held, profile, now); decided || err != nil {
-		return err // suppression list or a reply pause: see takeover.go
+	if gated, err := e.gate(ru, rcpt, r.Held, profile, now); gated || err != nil {
+		return nil, err // suppression list or a reply pause: see takeover.go
 	}
 	// r.Held is in arrival order (envelope IDs sort by time), so what the
 	// latest message says about the recipient's zone and value wins, the
@@ -243,7 +294,7 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 			f = &scoring.Features{}
 			if raw := r.Messages[env.MessageID].Features; len(raw) > 0 {
 				if err := json.Unmarshal(raw, f); err != nil {
-					return fmt.Errorf("features of %s: %w", env.MessageID, err)
+					return nil, fmt.Errorf("features of %s: %w", env.MessageID, err)
 				}
 			}
 			features[env.MessageID] = f
@@ -271,9 +322,9 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 		byID[env.ID] = env
 	}
 	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: map[string]int64{}}
-	stats, err := e.campaignStats(ru, r.Held, features)
+	stats, err := e.campaignStats(ru, r.Held, features, counted)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	recs := make([]decisionRecord, 0, len(decisions))
 	releasedNow := false
@@ -314,7 +365,7 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 		out.Envelopes = append(out.Envelopes, env)
 		recs = append(recs, rec)
 		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
-			return err
+			return nil, err
 		}
 		attrs := []any{"envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ",")}
 		if rec.Would != "" {
@@ -326,16 +377,9 @@ func (e *engine) decide(rcpt string, now time.Time) error {
 		e.log.Info("decided", attrs...)
 	}
 	if out.Profile, err = json.Marshal(profile); err != nil {
-		return err
+		return nil, err
 	}
-	if err := e.db.ApplyDecisions(out); err != nil {
-		return err
-	}
-	e.metrics.decidedRound(recs)
-	if releasedNow {
-		e.released()
-	}
-	return nil
+	return &decided{out: out, recs: recs, releasedNow: releasedNow}, nil
 }
 
 // location resolves a recipient's zone, falling back to the configured one.

@@ -165,7 +165,7 @@ type reviewStats struct{ decided, suppressed int64 }
 
 // campaignStats loads the review counters of the campaigns among held
 // mail that a review rule covers.
-func (e *engine) campaignStats(ru *rules, held []store.Envelope, features map[string]*scoring.Features) (map[string]*reviewStats, error) {
+func (e *engine) campaignStats(ru *rules, held []store.Envelope, features map[string]*scoring.Features, counted map[string]int64) (map[string]*reviewStats, error) {
 	var names []string
 	for _, env := range held {
 		f := features[env.MessageID]
@@ -184,6 +184,11 @@ func (e *engine) campaignStats(ru *rules, held []store.Envelope, features map[st
 	vals, err := e.db.Counters(names...)
 	if err != nil {
 		return nil, fmt.Errorf("review counters: %w", err)
+	}
+	for _, name := range names {
+		if v, ok := counted[name]; ok {
+			vals[name] += v // decided earlier in this round, not yet written
+		}
 	}
 	for _, env := range held {
 		c := strings.ToLower(features[env.MessageID].Campaign)

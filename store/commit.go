@@ -6,10 +6,11 @@ import (
 
 // Group commit.
 //
-// Every write is a function queued to one committer goroutine. The
-// committer takes the first waiting function, then every other one already
-// waiting, and runs them all in one bbolt transaction: one commit, one pair
-// of fsyncs, however many sessions are waiting. It adds no delay of its own:
+// Every write is a function queued to one committer goroutine (a caller
+// with several at hand queues them as one group, updateAll). The committer
+// takes the first waiting group, then every other one already waiting, and
+// runs them all in one bbolt transaction: one commit, one pair of fsyncs,
+// however many sessions are waiting. It adds no delay of its own:
 // while one commit is syncing, the next batch gathers by itself. (bbolt's own
 // Batch waits up to MaxBatchDelay for company, which costs a lone writer that
 // delay on every write; NOTES.md measured the effect.)
@@ -19,7 +20,9 @@ import (
 // bad write cannot fail its neighbours. Functions must therefore be safe to
 // run more than once: they must reset any result they collect.
 
-// maxBatch bounds a transaction's size, so one commit never grows without end.
+// maxBatch bounds a transaction's size, so one commit never grows without
+// end: the committer stops gathering at maxBatch functions (the last group
+// it takes may carry it up to twice that).
 const maxBatch = 512
 
 type commitRequest struct {
@@ -31,23 +34,44 @@ type commitRequest struct {
 // and returns fn's error or the commit's once the commit is durable.
 func (db *DB) update(fn func(*bolt.Tx) error) error {
 	req := &commitRequest{fn: fn, done: make(chan error, 1)}
-	db.commits <- req
+	db.commits <- []*commitRequest{req}
 	return <-req.done
+}
+
+// updateAll runs every fn in one transaction shared as update's are (more
+// than one if there are over maxBatch), and returns each one's error as
+// update would, in order. The functions reach the committer together, so a
+// caller with many writes at hand gets one commit for all of them.
+func (db *DB) updateAll(fns []func(*bolt.Tx) error) []error {
+	reqs := make([]*commitRequest, len(fns))
+	for i, fn := range fns {
+		reqs[i] = &commitRequest{fn: fn, done: make(chan error, 1)}
+	}
+	for rest := reqs; len(rest) > 0; {
+		n := min(len(rest), maxBatch)
+		db.commits <- rest[:n]
+		rest = rest[n:]
+	}
+	errs := make([]error, len(reqs))
+	for i, r := range reqs {
+		errs[i] = <-r.done
+	}
+	return errs
 }
 
 func (db *DB) commitLoop() {
 	defer close(db.done)
 	batch := make([]*commitRequest, 0, maxBatch)
 	for first := range db.commits {
-		batch = append(batch[:0], first)
+		batch = append(batch[:0], first...)
 	gather:
 		for len(batch) < maxBatch {
 			select {
-			case r, ok := <-db.commits:
+			case group, ok := <-db.commits:
 				if !ok {
 					break gather
 				}
-				batch = append(batch, r)
+				batch = append(batch, group...)
 			default:
 				break gather
 			}

@@ -116,7 +116,23 @@ type Decided struct {
 // ApplyDecisions writes a decision round atomically: envelopes, profile
 // and records commit together or not at all.
 func (db *DB) ApplyDecisions(d Decided) error {
-	return db.update(func(tx *bolt.Tx) error {
+	return db.update(applyDecided(d))
+}
+
+// ApplyDecisionsAll writes several recipients' rounds, each atomically as
+// ApplyDecisions does, sharing commits: one commit for all of them when it
+// succeeds; a round that fails is rolled back alone and the others still
+// commit. It returns one error per round, in order.
+func (db *DB) ApplyDecisionsAll(ds []Decided) []error {
+	fns := make([]func(*bolt.Tx) error, len(ds))
+	for i := range ds {
+		fns[i] = applyDecided(ds[i])
+	}
+	return db.updateAll(fns)
+}
+
+func applyDecided(d Decided) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		for i := range d.Envelopes {
 			old, err := getEnvelope(tx, d.Envelopes[i].ID)
 			if err != nil {
@@ -135,7 +151,7 @@ func (db *DB) ApplyDecisions(d Decided) error {
 			return err
 		}
 		return appendRecords(tx, d.Records)
-	})
+	}
 }
 
 func appendRecords(tx *bolt.Tx, records map[string][]byte) error {

@@ -186,7 +186,7 @@ type Options struct {
 // DB is the Kadenz database. It is safe for concurrent use.
 type DB struct {
 	bolt      *bolt.DB
-	commits   chan *commitRequest
+	commits   chan []*commitRequest // groups of writes for the committer
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -217,7 +217,7 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
-	db := &DB{bolt: b, commits: make(chan *commitRequest, 1024), done: make(chan struct{})}
+	db := &DB{bolt: b, commits: make(chan []*commitRequest, 1024), done: make(chan struct{})}
 	if err := db.startCounting(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)

@@ -300,3 +300,72 @@ func TestCountersAddUp(t *testing.T) {
 		t.Errorf("counters %v, %v", got, err)
 	}
 }
+
+// Several recipients' decision rounds share one commit, each still atomic:
+// a round naming an unknown envelope fails alone and writes nothing, the
+// others are written whole.
+func TestApplyDecisionsAllSharesACommitAndIsolatesFailures(t *testing.T) {
+	db, _ := openTest(t)
+	heldRound := func(i int) Decided {
+		id, rcpt := fmt.Sprintf("m%02d", i), fmt.Sprintf("r%02d@x.test", i)
+		envs, err := db.AcceptWith(Message{ID: id}, nil, []string{rcpt}, t0, func(_ int, e *Envelope) {
+			e.State, e.Due = StateHeld, t0
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := envs[0]
+		e.State, e.Due = StateQueued, t0.Add(time.Hour)
+		return Decided{
+			Recipient: rcpt, Profile: []byte(`{"n":` + fmt.Sprint(i) + `}`), Envelopes: []Envelope{e},
+			Records: map[string][]byte{e.ID: []byte(`{"action":"release"}`)}, Counters: map[string]int64{"released": 1},
+		}
+	}
+	check := func(r Decided, written bool) {
+		t.Helper()
+		e, _ := db.Envelope(r.Envelopes[0].ID)
+		p, _ := db.Profile(r.Recipient)
+		recs, _ := db.Decisions(e.ID)
+		if !written {
+			if e.State != StateHeld || p != nil || recs != nil {
+				t.Errorf("a failed round left %s, profile %s, records %s", e.State, p, recs)
+			}
+			return
+		}
+		if e.State != StateQueued || string(p) != string(r.Profile) || string(recs) != `[{"action":"release"}]` {
+			t.Errorf("%s: %s, profile %s, records %s", r.Recipient, e.State, p, recs)
+		}
+	}
+
+	const n = 40
+	var good []Decided
+	for i := range n {
+		good = append(good, heldRound(i))
+	}
+	before, _ := db.CommitStats()
+	for i, err := range db.ApplyDecisionsAll(good) {
+		if err != nil {
+			t.Errorf("round %d: %v", i, err)
+		}
+	}
+	if after, _ := db.CommitStats(); after-before != 1 {
+		t.Errorf("%d commits for %d rounds, want 1", after-before, n)
+	}
+	for _, r := range good {
+		check(r, true)
+	}
+
+	// The middle round also names an envelope that does not exist.
+	mixed := []Decided{heldRound(n), heldRound(n + 1), heldRound(n + 2)}
+	mixed[1].Envelopes = append(mixed[1].Envelopes, Envelope{ID: "nope-1", State: StateQueued})
+	errs := db.ApplyDecisionsAll(mixed)
+	if errs[0] != nil || !errors.Is(errs[1], ErrNotFound) || errs[2] != nil {
+		t.Errorf("errors %v, want only the middle round's", errs)
+	}
+	check(mixed[0], true)
+	check(mixed[1], false)
+	check(mixed[2], true)
+	if c, _ := db.Counters("released"); c["released"] != n+2 {
+		t.Errorf("counter %d, want %d", c["released"], n+2)
+	}
+}
