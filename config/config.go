@@ -254,7 +254,7 @@ func Default() *Config {
 			Timezone:     "UTC",
 			Caps:         Caps{PerDay: 6, PerWeek: 30}, // a ceiling; the model sets the volume (docs/simulation.md, round 4)
 			QuietHours:   QuietHours{Start: "21:00", End: "08:00"},
-			Strictness:   0.09, // docs/simulation.md, round 4
+			Strictness:   0.085, // docs/simulation.md, round 5
 			Chores:       Chores{Sweep: "*/5 * * * *", Retention: "@hourly"},
 		},
 		Delivery: Delivery{

@@ -140,7 +140,9 @@ type Numbers struct {
 	// including releases planned earlier in this decision.
 	Volume float64
 	// Sensitivity and CustomerValue scale the cost (see Fatigue).
-	Sensitivity   float64
+	Sensitivity float64
+	// Comfort is the recipient's comfortable volume (Fatigue.Comfort).
+	Comfort       float64
 	CustomerValue float64
 	// Cost is the fatigue cost of the release.
 	Cost float64

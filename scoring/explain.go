@@ -77,9 +77,9 @@ func (d Decision) Explain() string {
 	b.WriteString(".")
 	if r&hardStops == 0 {
 		fmt.Fprintf(&b, "\nvalue %.4f = affinity %.4f (population %.4f) × priority %.2f × novelty %.2f × freshness %.2f × time %.2f × delay %.2f;"+
-			" cost %.4f at volume %.2f × sensitivity %.2f × customer value %.2f; ignored streak %d",
+			" cost %.4f at volume %.2f (comfortable %.2f) × sensitivity %.2f × customer value %.2f; ignored streak %d",
 			n.Value, n.Affinity, n.PopulationRate, n.Priority, n.Novelty, n.Freshness, n.TimeLift, n.Delay,
-			n.Cost, n.Volume, n.Sensitivity, n.CustomerValue, n.IgnoredStreak)
+			n.Cost, n.Volume, n.Comfort, n.Sensitivity, n.CustomerValue, n.IgnoredStreak)
 		if n.Draw > 0 {
 			fmt.Fprintf(&b, "; exploration draw %.4f", n.Draw)
 		}

@@ -57,8 +57,17 @@ type Policy struct {
 	// exchange rate between the value side and the cost side.
 	LossWeight float64
 	// ComfortVolume is the decayed recent volume at which the chance of an
-	// unsubscribe doubles.
+	// unsubscribe doubles, for a recipient Kadenz knows nothing about.
 	ComfortVolume float64
+	// ComfortSpread, when above 0, learns each recipient's own comfortable
+	// volume from how they engaged at the volumes they got (Fatigue.Comfort),
+	// in place of the low/high volume response: it is the standard
+	// deviation of the prior on the log of their comfort, centred on
+	// ComfortVolume (1 means about 2.7 times more or less is plausible).
+	// The learned comfort is never above ComfortVolume: the evidence can
+	// make a recipient dearer to mail, not cheaper. 0 gives everyone
+	// ComfortVolume and the old volume response.
+	ComfortSpread float64
 	// VolumeHalfLife is how fast recent volume fades from fatigue.
 	VolumeHalfLife time.Duration
 	// StreakFree ignored releases in a row cost nothing extra; each one
@@ -147,6 +156,7 @@ func DefaultPolicy() Policy {
 		Strictness:          1,
 		LossWeight:          25,
 		ComfortVolume:       3,
+		ComfortSpread:       1,
 		VolumeHalfLife:      4 * 24 * time.Hour,
 		StreakFree:          3,
 		StreakWeight:        0.25,

@@ -220,8 +220,10 @@ func TestFatigueGrowsWithVolumeAndStreak(t *testing.T) {
 
 func TestFatigueVolumeResponse(t *testing.T) {
 	// A recipient who reads mail when it is rare and ignores it when it is
-	// frequent is more sensitive than one who reads everything.
+	// frequent is more sensitive than one who reads everything. This is
+	// the two-band response, used when the comfort is not learned.
 	pop, pol := DefaultPopulation(), DefaultPolicy()
+	pol.ComfortSpread = 0
 	var sensitive, steady Profile
 	at := t0.Add(-200 * 24 * time.Hour)
 	for i := 0; i < 60; i++ {
@@ -243,6 +245,103 @@ func TestFatigueVolumeResponse(t *testing.T) {
 	ft := ScoreFatigue(&steady, &pop, pol, -1, t0)
 	if !(fs.VolumeResponse > 1.5 && math.Abs(ft.VolumeResponse-1) < 1e-9) {
 		t.Errorf("volume response: sensitive %v, steady %v", fs.VolumeResponse, ft.VolumeResponse)
+	}
+}
+
+// fortnight builds the history of two weeks at perDay releases a day (the
+// last three days too young to count), opening a release when open says
+// so; i counts the releases, v is the decayed volume before it.
+func fortnight(pol Policy, perDay float64, open func(i int, v float64) bool) Profile {
+	var p Profile
+	gap := time.Duration(float64(24*time.Hour) / perDay)
+	v := 0.0
+	i := 0
+	for at := t0.Add(-14 * 24 * time.Hour); at.Before(t0); at = at.Add(gap) {
+		id := fmt.Sprint(i)
+		p.RecordRelease(Release{At: at, MessageID: id}, pol.Memory)
+		if open(i, v) {
+			p.RecordEvent(Event{Kind: EventOpen, At: at.Add(time.Hour), MessageID: id}, nil, pol.Memory)
+		}
+		v = v*decay(gap, pol.VolumeHalfLife) + 1
+		i++
+	}
+	return p
+}
+
+func TestFatigueComfortLearned(t *testing.T) {
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	// Two mails a day for two weeks. The tiring reader opened the first
+	// three, while volume was still low, and nothing after, as it rose;
+	// the keen reader opens one in three throughout.
+	tiring := fortnight(pol, 2, func(i int, _ float64) bool { return i < 3 })
+	keen := fortnight(pol, 2, func(i int, _ float64) bool { return i%3 == 0 })
+	ft := ScoreFatigue(&tiring, &pop, pol, -1, t0)
+	fk := ScoreFatigue(&keen, &pop, pol, -1, t0)
+	if !(ft.Comfort < 0.8*pol.ComfortVolume) {
+		t.Errorf("tiring reader's comfort %.2f, want well below %v", ft.Comfort, pol.ComfortVolume)
+	}
+	if fk.Comfort != pol.ComfortVolume {
+		t.Errorf("keen reader's comfort %.2f, want %v (never above the population's)", fk.Comfort, pol.ComfortVolume)
+	}
+	if ft.VolumeResponse != 1 || fk.VolumeResponse != 1 {
+		t.Errorf("volume response %v, %v: the learned comfort replaces it", ft.VolumeResponse, fk.VolumeResponse)
+	}
+	// The tiring reader's ignored streak has already taken their
+	// sensitivity to its bound; the comfort is what makes more volume
+	// dearer still, and more so the higher the volume.
+	if ft.Sensitivity != pol.MaxSensitivity {
+		t.Fatalf("sensitivity %v, want the bound %v", ft.Sensitivity, pol.MaxSensitivity)
+	}
+	per := func(f Fatigue, v float64) float64 { return f.Cost(v) / (f.Worth * f.Sensitivity) }
+	for _, v := range []float64{3, 6, 12} {
+		if !(per(ft, v) > per(fk, v)) {
+			t.Errorf("cost at volume %v per worth and sensitivity: tiring %.4f, keen %.4f", v, per(ft, v), per(fk, v))
+		}
+	}
+	if !(per(ft, 12)/per(fk, 12) > per(ft, 3)/per(fk, 3)) {
+		t.Errorf("the tiring reader's extra cost does not grow with volume")
+	}
+	// A new recipient starts from the population's comfort; with the
+	// spread at 0 nobody's comfort is learned.
+	if f := ScoreFatigue(&Profile{}, &pop, pol, -1, t0); f.Comfort != pol.ComfortVolume {
+		t.Errorf("new recipient's comfort %v", f.Comfort)
+	}
+	off := pol
+	off.ComfortSpread = 0
+	if f := ScoreFatigue(&tiring, &pop, off, -1, t0); f.Comfort != pol.ComfortVolume {
+		t.Errorf("comfort %v with ComfortSpread 0", f.Comfort)
+	}
+	// Deterministic: the same history gives the same number.
+	if again := ScoreFatigue(&tiring, &pop, pol, -1, t0); again.Comfort != ft.Comfort {
+		t.Errorf("comfort %v then %v", ft.Comfort, again.Comfort)
+	}
+	// One open when volume was high is evidence of tolerance: the model
+	// expects almost none there at the population's comfort.
+	late := fortnight(pol, 2, func(i int, _ float64) bool { return i == 19 })
+	if f := ScoreFatigue(&late, &pop, pol, -1, t0); f.Comfort != pol.ComfortVolume {
+		t.Errorf("reader who opened at high volume: comfort %.2f", f.Comfort)
+	}
+}
+
+func TestComfortGrowsWithEvidence(t *testing.T) {
+	// More ignored mail at high volume means a lower comfort, and a
+	// stronger prior (smaller spread) holds it nearer the population's.
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	prev := pol.ComfortVolume
+	for _, perDay := range []float64{1, 2, 3} {
+		p := fortnight(pol, perDay, func(_ int, v float64) bool { return v < 2 })
+		c := ScoreFatigue(&p, &pop, pol, -1, t0).Comfort
+		if !(c < prev) {
+			t.Errorf("%v a day ignored after the first: comfort %.2f, not below %.2f", perDay, c, prev)
+		}
+		prev = c
+	}
+	p := fortnight(pol, 2, func(_ int, v float64) bool { return v < 2 })
+	tight := pol
+	tight.ComfortSpread = 0.3
+	loose, strict := ScoreFatigue(&p, &pop, pol, -1, t0).Comfort, ScoreFatigue(&p, &pop, tight, -1, t0).Comfort
+	if !(strict > loose && strict < pol.ComfortVolume) {
+		t.Errorf("comfort with spread 1 %.2f, with 0.3 %.2f", loose, strict)
 	}
 }
 

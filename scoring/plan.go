@@ -568,7 +568,7 @@ func (d *decider) fillNumbers(o *Decision, c *candidate) {
 	n := &o.Numbers
 	n.Affinity, n.PopulationRate = c.rel.Affinity, c.rel.PopulationRate
 	n.Priority, n.Novelty, n.NearestBits = c.rel.Priority, c.rel.Novelty, c.rel.NearestBits
-	n.Sensitivity, n.CustomerValue = d.fat.Sensitivity, d.fat.CustomerValue
+	n.Sensitivity, n.CustomerValue, n.Comfort = d.fat.Sensitivity, d.fat.CustomerValue, d.fat.Comfort
 	n.IgnoredStreak = d.fat.IgnoredStreak
 	n.Volume = d.fat.Volume
 	n.Cost = d.fat.Cost(d.fat.Volume)
