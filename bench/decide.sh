@@ -41,16 +41,8 @@ if [ ${#bins[@]} -eq 0 ]; then
 	bins=("$work/kadenz")
 fi
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # port seconds
-	local deadline=$((SECONDS + $2))
-	until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-		[ $SECONDS -lt $deadline ] || { echo "decide.sh: nothing listens on 127.0.0.1:$1" >&2; return 1; }
-		sleep 0.05
-	done
-}
+# shellcheck source=bench/ports.sh
+. "$here/ports.sh"
 held() { # admin -> envelopes held now
 	local n
 	n="$(curl -sf "http://$1/v1/queue/summary" | grep -o '"held":[0-9]*' | cut -d: -f2)"

@@ -66,17 +66,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port seconds
-	local deadline=$((SECONDS + $2))
-	until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-		[ $SECONDS -lt $deadline ] || { echo "relay.sh: nothing listens on 127.0.0.1:$1 after $2s" >&2; return 1; }
-		sleep 0.05
-	done
-}
+# shellcheck source=bench/ports.sh
+. "$here/ports.sh"
 
 # stop_pid pid seconds: SIGTERM, then wait (bounded) and reap; sets stop_status
 stop_pid() {
