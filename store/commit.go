@@ -33,9 +33,7 @@ type commitRequest struct {
 // update runs fn in a write transaction shared with other waiting writers,
 // and returns fn's error or the commit's once the commit is durable.
 func (db *DB) update(fn func(*bolt.Tx) error) error {
-	req := &commitRequest{fn: fn, done: make(chan error, 1)}
-	db.commits <- []*commitRequest{req}
-	return <-req.done
+	return db.updateAll([]func(*bolt.Tx) error{fn})[0]
 }
 
 // updateAll runs every fn in one transaction shared as update's are (more
