@@ -21,8 +21,8 @@ import (
 // without a credential.
 
 func (r *Relay) startAdmin() error {
-	addr := r.cfg.Admin.Listen
-	if r.cfg.Admin.Token == "" && !config.IsLoopback(addr) {
+	addr := r.config().Admin.Listen
+	if r.config().Admin.Token == "" && !config.IsLoopback(addr) {
 		return fmt.Errorf("admin listener %s is not on loopback: set admin.token", addr)
 	}
 	l, err := net.Listen("tcp", addr)

@@ -94,7 +94,7 @@ const stopLookback = 7 * 24 * time.Hour
 // change turns a signal into what the store writes, in one transaction with
 // the rest of its batch.
 func (r *Relay) change(s signal) store.FeedbackChange {
-	fb := &r.cfg.Feedback
+	fb := &r.config().Feedback
 	return store.FeedbackChange{EventID: s.eventID, Recipient: s.rcpt, Apply: func(old []byte) (store.FeedbackOutcome, error) {
 		p := &scoring.Profile{}
 		if old != nil {
@@ -156,14 +156,14 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 			return out, nil
 		}
 		out.Suppress = &store.Suppression{Address: s.rcpt, Reason: stopText, At: s.at, Source: s.source}
-		if r.cfg.Governor.Mode != config.ModeEnforce {
+		if r.config().Governor.Mode != config.ModeEnforce {
 			// Shadow mode sends everything; its next decision records what
 			// enforce mode would do. Off decides nothing.
 			return out, nil
 		}
 		now := r.now()
 		rec, err := json.Marshal(decisionRecord{
-			DecidedAt: now, Mode: r.cfg.Governor.Mode, Action: scoring.ActionSuppress.String(),
+			DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionSuppress.String(),
 			Reasons:     []string{stopCode},
 			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.source),
 		})

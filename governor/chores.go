@@ -164,7 +164,7 @@ func (c *choreRunner) shutdown() {
 // deliveries stuck in flight for longer than any attempt can take are made
 // due again, and both loops look at the schedule.
 func (r *Relay) sweep(_ context.Context, now time.Time) error {
-	d := r.cfg.Delivery
+	d := r.config().Delivery
 	// An attempt is a connection plus a handful of commands, each bounded.
 	cutoff := now.Add(-(d.ConnectTimeout + 4*d.CommandTimeout))
 	n, err := r.db.RecoverStale(now, cutoff)

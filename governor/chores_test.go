@@ -99,7 +99,7 @@ func TestSweepRecoversOnlyStaleDeliveries(t *testing.T) {
 	}
 	// The old claim is an hour old: beyond connect + 4 command timeouts
 	// only if those are short.
-	r.cfg.Delivery.ConnectTimeout, r.cfg.Delivery.CommandTimeout = time.Minute, 5*time.Minute
+	r.config().Delivery.ConnectTimeout, r.config().Delivery.CommandTimeout = time.Minute, 5*time.Minute
 	if err := r.sweep(context.Background(), c.Now()); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func (r *Relay) prepareOutgoing(e *store.Envelope, body []byte) []byte {
 	if err != nil || m.Class != config.ClassMarketing {
 		return body
 	}
-	if v := r.cfg.Feedback.VERP; v.Domain != "" {
+	if v := r.config().Feedback.VERP; v.Domain != "" {
 		e.From = feedback.VERPAddress(v.Prefix, e.ID, v.Domain)
 	}
 	out := make([]byte, 0, len(HeaderEnvelope)+len(e.ID)+4+len(body))

@@ -20,7 +20,7 @@ const pruneEventIDsSpec = "@hourly"
 
 // addEventIDChore schedules the pruning, unless IDs are kept forever.
 func (r *Relay) addEventIDChore() {
-	keep := r.cfg.Feedback.EventIDRetention
+	keep := r.config().Feedback.EventIDRetention
 	if keep <= 0 {
 		return
 	}

@@ -23,7 +23,7 @@ type mailboxReaders struct {
 // run until stopMailboxes.
 func (r *Relay) startMailboxes(ctx context.Context) error {
 	var readers []*mailbox.Reader
-	for _, m := range r.cfg.Feedback.Mailboxes {
+	for _, m := range r.config().Feedback.Mailboxes {
 		rd, err := r.newMailboxReader(m)
 		if err != nil {
 			return err

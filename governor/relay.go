@@ -57,7 +57,6 @@ type Options struct {
 
 // Relay is one running Kadenz daemon.
 type Relay struct {
-	cfg    *config.Config
 	log    *slog.Logger
 	now    func() time.Time
 	clock  *VirtualClock // nil for real time
@@ -88,7 +87,10 @@ func New(opts Options) (*Relay, error) {
 	if errs := cfg.Validate(); errs != nil {
 		return nil, errs
 	}
-	r := &Relay{cfg: cfg, log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random}
+	r := &Relay{log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random}
+	// The one configuration handle: r.config(). Start-bound parts never
+	// change in it; reloadable ones are swapped by Reload (reload.go).
+	r.ops.live.Store(cfg)
 	if r.clock != nil {
 		r.now = r.clock.Now
 	}
@@ -122,7 +124,7 @@ func New(opts Options) (*Relay, error) {
 }
 
 func (r *Relay) build() error {
-	cfg := r.cfg
+	cfg := r.config()
 	in := intake.Options{
 		Hostname:          cfg.Hostname,
 		AllowInsecureAuth: cfg.Intake.AllowInsecureAuth,
@@ -194,9 +196,9 @@ func (r *Relay) build() error {
 
 // transport is the smarthost when one is configured, else the outbox.
 func (r *Relay) transport() (delivery.Transport, error) {
-	d := r.cfg.Delivery
+	d := r.config().Delivery
 	if d.Upstream == "" {
-		dir := filepath.Join(r.cfg.DataDir, "outbox")
+		dir := filepath.Join(r.config().DataDir, "outbox")
 		r.log.Info("no upstream configured: released mail is written to the outbox", "dir", dir)
 		return delivery.NewOutbox(dir)
 	}
@@ -223,7 +225,7 @@ func (r *Relay) transport() (delivery.Transport, error) {
 		Addr:           d.Upstream,
 		TLSMode:        d.TLS,
 		TLS:            tlsConfig,
-		Hostname:       r.cfg.Hostname,
+		Hostname:       r.config().Hostname,
 		Username:       d.Username,
 		Password:       password,
 		ConnectTimeout: d.ConnectTimeout,
@@ -247,9 +249,9 @@ func (r *Relay) Start() error {
 		addr        string
 		implicitTLS bool
 	}
-	eps := []endpoint{{r.cfg.Listen, false}}
-	if r.cfg.Intake.TLSListen != "" {
-		eps = append(eps, endpoint{r.cfg.Intake.TLSListen, true})
+	eps := []endpoint{{r.config().Listen, false}}
+	if r.config().Intake.TLSListen != "" {
+		eps = append(eps, endpoint{r.config().Intake.TLSListen, true})
 	}
 	for _, ep := range eps {
 		// No TCP keepalive probes: every session has read and write
@@ -271,7 +273,7 @@ func (r *Relay) Start() error {
 		}()
 		r.log.Info("listening for SMTP", "addr", l.Addr().String(), "implicit_tls", ep.implicitTLS)
 	}
-	if r.cfg.Admin.Listen != "" {
+	if r.config().Admin.Listen != "" {
 		if err := r.startAdmin(); err != nil {
 			r.closeListeners()
 			return err
@@ -339,7 +341,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		}
 	}
 	data := stripKadenzHeaders(sub.Data)
-	received := receivedHeader(sub, r.cfg.Hostname, id)
+	received := receivedHeader(sub, r.config().Hostname, id)
 	body := make([]byte, 0, len(received)+len(data))
 	body = append(append(body, received...), data...)
 	msg := store.Message{

@@ -55,7 +55,7 @@ type ReloadStatus struct {
 }
 
 func (r *Relay) initOperations() error {
-	if r.cfg.Log.Pseudonymise {
+	if r.config().Log.Pseudonymise {
 		key, err := r.db.PseudonymKey("log")
 		if err != nil {
 			return err
@@ -63,15 +63,15 @@ func (r *Relay) initOperations() error {
 		r.log = slog.New(newPseudonymHandler(r.log.Handler(), key))
 	}
 	r.metrics = newMetrics(r.db)
-	r.ops.live.Store(r.cfg)
 	now := r.now()
 	r.ops.status = ReloadStatus{LoadedAt: now, OK: true}
 	r.metrics.lastReloadOK.Set(float64(now.UnixNano()) / 1e9)
 	return nil
 }
 
-// config returns the configuration in force. Parts bound at start are
-// the same as r.cfg's; the rest may have been reloaded.
+// config returns the configuration in force: the only way the relay
+// reads its configuration. Parts bound at start keep their start-up
+// values; the rest may have been reloaded.
 func (r *Relay) config() *config.Config { return r.ops.live.Load() }
 
 // Reload validates cfg and, if it is good, makes its live parts take

@@ -289,7 +289,7 @@ func (r *Relay) recordExempt(envs []store.Envelope, exempt []bool, f *scoring.Fe
 			return json.Marshal(p)
 		})
 		if err == nil {
-			rec, _ := json.Marshal(decisionRecord{DecidedAt: now, Mode: r.cfg.Governor.Mode, Action: scoring.ActionRelease.String(), At: now,
+			rec, _ := json.Marshal(decisionRecord{DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionRelease.String(), At: now,
 				Reasons: []string{"exempt"}, Explanation: fmt.Sprintf("Campaign %q from <%s> is exempt by a campaign rule: released at once, not governed.", f.Campaign, env.From)})
 			err = r.db.ApplyDecisions(store.Decided{Recipient: env.To, Records: map[string][]byte{env.ID: rec}})
 		}

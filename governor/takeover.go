@@ -36,7 +36,7 @@ const contextReleases = 10
 // forwardReply stores the forward of a human reply to the team address;
 // raw, when known, is the reply as received, attached whole.
 func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
-	team := r.cfg.Feedback.TeamAddress
+	team := r.config().Feedback.TeamAddress
 	if team == "" {
 		return nil
 	}
@@ -48,7 +48,7 @@ func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
 	}
 	msg := store.Message{
 		ID: id, Received: now, Size: len(body), Class: config.ClassTransactional,
-		ClassReason: "forward of a human reply to " + team, HeaderID: id + "@" + r.cfg.Hostname,
+		ClassReason: "forward of a human reply to " + team, HeaderID: id + "@" + r.config().Hostname,
 	}
 	// The null return path: the forward is machine-made, and a bounce of
 	// it must not start a loop (RFC 3834 section 3.3, RFC 5321 4.5.5).
@@ -159,12 +159,12 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 
 	var msg bytes.Buffer
 	h := func(k, v string) { fmt.Fprintf(&msg, "%s: %s\r\n", textproto.CanonicalMIMEHeaderKey(k), v) }
-	h("From", "Kadenz <kadenz@"+r.cfg.Hostname+">")
-	h("To", r.cfg.Feedback.TeamAddress)
+	h("From", "Kadenz <kadenz@"+r.config().Hostname+">")
+	h("To", r.config().Feedback.TeamAddress)
 	h("Reply-To", s.rcpt)
 	h("Subject", encodeWord("Reply from "+s.rcpt+": "+rep.Subject))
 	h("Date", now.Format(time.RFC1123Z))
-	h("Message-Id", "<"+id+"@"+r.cfg.Hostname+">")
+	h("Message-Id", "<"+id+"@"+r.config().Hostname+">")
 	h("Auto-Submitted", "auto-generated") // RFC 3834: no auto-reply to this
 	h("X-Kadenz-Forwarded-Reply", s.rcpt)
 	h("Mime-Version", "1.0")
