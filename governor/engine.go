@@ -264,9 +264,9 @@ type decided struct {
 const idleCheck = time.Minute
 
 // decide runs one decision round for one recipient and returns what to
-// write, or nil when there is nothing to write (no held mail, or the gate
-// has already written its own outcome). counted holds the campaign counter
-// changes of the round's recipients decided before this one.
+// write, or nil when there is nothing to write (no held mail). counted
+// holds the campaign counter changes of the round's recipients decided
+// before this one.
 func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*decided, error) {
 	r, err := e.db.LoadRecipient(rcpt)
 	if err != nil || len(r.Held) == 0 {
@@ -280,8 +280,8 @@ func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 		}
 	}
 	profile.Unsubscribed = cmp.Or(profile.Unsubscribed, r.Forgotten) // an erased opt-out still counts
-	if gated, err := e.gate(ru, rcpt, r.Held, profile, now); gated || err != nil {
-		return nil, err // suppression list or a reply pause: see takeover.go
+	if d, err := e.gate(ru, rcpt, r.Held, profile, now); d != nil || err != nil {
+		return d, err // suppression list or a reply pause: see takeover.go
 	}
 	// r.Held is in arrival order (envelope IDs sort by time), so what the
 	// latest message says about the recipient's zone and value wins, the

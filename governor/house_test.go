@@ -3,6 +3,10 @@ package governor
 import (
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"kadenz/config"
 	"kadenz/store"
@@ -35,4 +39,40 @@ func TestReloadedModeGovernsFeedback(t *testing.T) {
 	if rec.Mode != config.ModeEnforce || !slices.Contains(rec.Reasons, "hard-bounced") {
 		t.Errorf("decision record %+v, want mode enforce with reason hard-bounced", rec)
 	}
+}
+
+// Decisions of the gate (suppression list, reply pause) are written with
+// the round and counted like the model's: the decision metrics and
+// /v1/stats agree. The gate used to commit on its own, and its suppressions
+// never reached kadenz_decided_envelopes_total.
+func TestGateDecisionsAreCounted(t *testing.T) {
+	c := &clock{t: monday10}
+	r := drivenRelay(t, governedConfig(t, ""), c)
+	if _, err := r.DB().Suppress(false, store.Suppression{Address: "ann@example.test", Reason: "unsubscribed", At: c.Now(), Source: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	submitDriven(t, r, c, []string{"ann@example.test"}, marketing("Winter boots", ""))
+	c.advance(5 * time.Minute)
+	if _, err := r.DecideDue(c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	env := envelopeOf(t, r.DB(), "ann@example.test", 0)
+	if rec := lastDecision(t, r.DB(), env.ID); env.State != store.StateSuppressed || !slices.Contains(rec.Reasons, "suppression-list") {
+		t.Fatalf("envelope %s, decision %+v; want suppressed by the suppression list", env.State, rec)
+	}
+	if got := counterValue(t, r.metrics.decided.WithLabelValues(config.ModeEnforce, "suppress")); got != 1 {
+		t.Errorf("kadenz_decided_envelopes_total{action=suppress} = %v, want 1", got)
+	}
+	if got := counterValue(t, r.metrics.decisions.WithLabelValues("suppress", "suppression-list")); got != 1 {
+		t.Errorf("kadenz_decisions_total{reason=suppression-list} = %v, want 1", got)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -273,16 +273,18 @@ func (r *Relay) subjectOf(messageID string) string {
 
 // gate decides, before the model, for recipients the model must not
 // weigh: on the suppression list (suppress) or paused after a human reply
-// (defer until the pause ends). It reports whether it decided. Only in
-// enforce mode: shadow mode leaves the recording to the model's own hard
-// stops and sends, off decides nothing.
-func (e *engine) gate(ru *rules, rcpt string, held []store.Envelope, p *scoring.Profile, now time.Time) (bool, error) {
+// (defer until the pause ends). It returns its decision, or nil when the
+// model is to decide; like the model's, the decision is written with the
+// rest of the round and counted in the decision metrics. Only in enforce
+// mode: shadow mode leaves the recording to the model's own hard stops and
+// sends, off decides nothing.
+func (e *engine) gate(ru *rules, rcpt string, held []store.Envelope, p *scoring.Profile, now time.Time) (*decided, error) {
 	if ru.cfg.Mode != config.ModeEnforce {
-		return false, nil
+		return nil, nil
 	}
 	sup, listed, err := e.db.SuppressionOf(rcpt)
 	if err != nil {
-		return true, err
+		return nil, err
 	}
 	rec := decisionRecord{DecidedAt: now, Mode: ru.cfg.Mode}
 	state, due := store.StateSuppressed, time.Time{}
@@ -301,18 +303,19 @@ func (e *engine) gate(ru *rules, rcpt string, held []store.Envelope, p *scoring.
 		rec.Explanation = fmt.Sprintf("marketing mail is paused until %s after a human reply, so that a person answers first",
 			due.UTC().Format(time.RFC3339))
 	default:
-		return false, nil
+		return nil, nil
 	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
-		return true, err
+		return nil, err
 	}
-	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}}
+	d := &decided{out: store.Decided{Recipient: rcpt, Records: map[string][]byte{}}}
 	for _, env := range held {
 		env.State, env.Due, env.Updated = state, due, now
-		out.Envelopes = append(out.Envelopes, env)
-		out.Records[env.ID] = raw
+		d.out.Envelopes = append(d.out.Envelopes, env)
+		d.out.Records[env.ID] = raw
+		d.recs = append(d.recs, rec)
 		e.log.Info("decided", "envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ","))
 	}
-	return true, e.db.ApplyDecisions(out)
+	return d, nil
 }
