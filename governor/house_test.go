@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"kadenz/config"
+	"kadenz/scoring"
 	"kadenz/store"
 )
 
@@ -75,4 +76,24 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// The simulator's way in (RecordEvent) applies feedback as production does:
+// a complaint lists the address and stops the mail already waiting. It used
+// to update the profile only, so simulations measured a kinder relay than
+// the one that runs.
+func TestRecordEventAppliesHardStopsLikeProduction(t *testing.T) {
+	c := &clock{t: monday10}
+	r := drivenRelay(t, governedConfig(t, ""), c)
+	submitDriven(t, r, c, []string{"ann@example.test"}, marketing("Winter boots", ""))
+	if err := r.RecordEvent("ann@example.test", scoring.Event{Kind: scoring.EventComplaint, At: c.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	env := envelopeOf(t, r.DB(), "ann@example.test", 0)
+	if rec := lastDecision(t, r.DB(), env.ID); env.State != store.StateSuppressed || !slices.Contains(rec.Reasons, "complained") {
+		t.Errorf("waiting mail after a complaint: %s %+v; want suppressed, complained", env.State, rec)
+	}
+	if s, listed, err := r.DB().SuppressionOf("ann@example.test"); err != nil || !listed || s.Reason != "complaint" {
+		t.Errorf("suppression list after a complaint: %+v %v %v", s, listed, err)
+	}
 }
