@@ -390,31 +390,10 @@ func putChanged(tx *bolt.Tx, envs []Envelope) error {
 }
 
 // Recover makes envelopes that were being delivered when the process died
-// due again at now (at-least-once delivery), and returns how many.
+// due again at now (at-least-once delivery), and returns how many: every
+// envelope in delivery, whenever it was claimed (see RecoverStale).
 func (db *DB) Recover(now time.Time) (int, error) {
-	n := 0
-	err := db.update(func(tx *bolt.Tx) error {
-		n = 0
-		var ids []string
-		tx.Bucket(bucketInflight).ForEach(func(k, _ []byte) error {
-			ids = append(ids, string(k))
-			return nil
-		})
-		for _, id := range ids {
-			e, err := getEnvelope(tx, id)
-			if err != nil {
-				return err
-			}
-			old := e
-			e.State, e.Due, e.Updated = StateQueued, now, now
-			if err := putEnvelope(tx, &old, &e); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
-	return n, err
+	return db.RecoverStale(now, time.Unix(1<<62, 0))
 }
 
 // NextDue returns the earliest due time among envelopes waiting for

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The store's contract, as interfaces: what the relay needs from whatever
+// keeps its state. *DB (bbolt, one node) is the first implementation; a
+// second backend (SQL shared by several nodes) implements the same
+// interfaces and must pass the same conformance suite, store/storetest.
+//
+// The contract is grouped by the part of the relay that relies on it, so a
+// consumer can ask for only what it uses. Every write returns only once it
+// is durable: that is what lets intake answer 250 (RFC 5321 section 6.1).
+// Recipients are compared without regard to case (NormalizeAddress)
+// everywhere a recipient is a key.
+
+// Intake stores accepted mail.
+type Intake interface {
+	// Accept stores a message and one queued envelope per recipient, due
+	// at now; envelope IDs are the message ID, "-" and the recipient's
+	// 1-based position. A message ID that exists already is an error.
+	Accept(msg Message, body []byte, rcpts []string, now time.Time) ([]Envelope, error)
+	// AcceptWith is Accept with a hook that may change each new envelope
+	// (state, due time, flags) before it is written.
+	AcceptWith(msg Message, body []byte, rcpts []string, now time.Time, prepare func(i int, e *Envelope)) ([]Envelope, error)
+}
+
+// Queue is delivery's work list: the database is the schedule.
+type Queue interface {
+	// Claim moves up to limit envelopes due at now into StateDelivering
+	// and returns them, express (transactional) mail first, then earliest
+	// due first.
+	Claim(now time.Time, limit int) ([]Envelope, error)
+	// Settle writes the outcomes of finished deliveries and claims up to
+	// limit more, in one transaction.
+	Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope, error)
+	// Update writes envelopes the caller read and changed, keeping the
+	// schedule right.
+	Update(envs ...Envelope) error
+	// Recover makes every envelope in delivery due again at now (after a
+	// crash: delivery is at-least-once); RecoverStale only those claimed
+	// before cutoff (a worker that hung).
+	Recover(now time.Time) (int, error)
+	RecoverStale(now, cutoff time.Time) (int, error)
+	// NextDue is the earliest due time of waiting mail; false if none.
+	NextDue() (time.Time, bool, error)
+	// Body is a message's bytes as stored.
+	Body(messageID string) ([]byte, error)
+}
+
+// Decisions is the engine's per-recipient load-decide-apply.
+type Decisions interface {
+	// DueRecipients lists up to limit distinct recipients with held mail
+	// due at now, earliest first.
+	DueRecipients(now time.Time, limit int) ([]string, error)
+	// NextHeld is the earliest due time of held mail; false if none.
+	NextHeld() (time.Time, bool, error)
+	// LoadRecipient reads all of a recipient's held mail (due or not),
+	// its messages and the profile, in one consistent view.
+	LoadRecipient(rcpt string) (Recipient, error)
+	// ApplyDecisions writes one recipient's round atomically: envelopes,
+	// profile, decision records and counters, all or nothing.
+	ApplyDecisions(d Decided) error
+	// ApplyDecisionsAll writes several rounds, each atomic on its own: a
+	// failing round is rolled back alone. One error per round, in order.
+	ApplyDecisionsAll(ds []Decided) []error
+	// Transition applies an operator's change (release, drop, review) to
+	// envelopes in one transaction: all or none.
+	Transition(ids []string, change Change) ([]Envelope, error)
+	// Counters reads named counters (zero when never written).
+	Counters(names ...string) (map[string]int64, error)
+	SuspendCampaign(name string, at time.Time) error
+	ResumeCampaign(name string) error
+	SuspendedCampaigns() (map[string]SuspendedCampaign, error)
+}
+
+// Feedback is what applying bounces, complaints and events needs.
+type Feedback interface {
+	// ApplyFeedback applies a batch in one transaction, all or none;
+	// changes with an event ID seen before are skipped as duplicates.
+	ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, duplicates int, err error)
+	Profile(rcpt string) ([]byte, error)
+	PutProfile(rcpt string, profile []byte) error
+	UpdateProfile(rcpt string, change func(old []byte) ([]byte, error)) error
+	// Suppress adds entries; a listed address keeps its first entry
+	// unless replace is set.
+	Suppress(replace bool, list ...Suppression) (int, error)
+	Unsuppress(addr string, profile func(old []byte) ([]byte, error)) (bool, error)
+	SuppressionOf(addr string) (Suppression, bool, error)
+	Suppressions() ([]Suppression, error)
+	PruneEventIDs(cutoff time.Time) (int, error)
+	EventIDCount() (int, error)
+	// MailboxState is an IMAP feedback mailbox's cursor (zeros if none).
+	MailboxState(name string) (uidValidity, lastUID uint32, err error)
+	SetMailboxState(name string, uidValidity, lastUID uint32) error
+}
+
+// Reads serve explain, the admin API and the dashboard.
+type Reads interface {
+	Envelope(id string) (Envelope, error)
+	Message(id string) (Message, error)
+	MessageByHeaderID(headerID string) (string, error)
+	EnvelopesOf(messageID string) ([]Envelope, error)
+	Decisions(envelopeID string) (json.RawMessage, error)
+	Envelopes(fn func(Envelope) bool) error
+	EnvelopesInState(s State, fn func(Envelope) bool) error
+	Records(fn func(EnvelopeRecord) bool) error
+	CountByState() (map[State]int, error)
+	StateCounts() map[State]int
+	HasBody(messageID string) (bool, error)
+}
+
+// Privacy is erasure and retention.
+type Privacy interface {
+	Forget(addr string, now time.Time, rules ForgetRules) (ForgetReport, error)
+	Forgotten(addr string) (time.Time, error)
+	PurgeBodies(before time.Time) (int, error)
+	PurgeDecisions(before time.Time) (int, error)
+	PseudonymKey(purpose string) ([]byte, error)
+}
+
+// Store is the whole contract.
+type Store interface {
+	Intake
+	Queue
+	Decisions
+	Feedback
+	Reads
+	Privacy
+	Close() error
+}
+
+var _ Store = (*DB)(nil)
