@@ -1,7 +1,6 @@
 package governor
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"kadenz/scoring"
@@ -12,15 +11,16 @@ import (
 // spellings of one address are merged (scoring.Profile.Merge).
 func (r *Relay) lowerAddressKeys() error {
 	moved, merged, err := r.db.LowerAddressKeys(func(kept, other []byte) ([]byte, error) {
-		var a, b scoring.Profile
-		if err := json.Unmarshal(kept, &a); err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
+		a, err := scoring.DecodeProfile(kept)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(other, &b); err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
+		b, err := scoring.DecodeProfile(other)
+		if err != nil {
+			return nil, err
 		}
-		a.Merge(&b, r.engine.memory)
-		return json.Marshal(&a)
+		a.Merge(b, r.engine.memory)
+		return a.Encode()
 	})
 	if err != nil {
 		return fmt.Errorf("lower-case recipient keys: %w", err)

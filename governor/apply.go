@@ -96,11 +96,9 @@ const stopLookback = 7 * 24 * time.Hour
 func (r *Relay) change(s signal) store.FeedbackChange {
 	fb := &r.config().Feedback
 	return store.FeedbackChange{EventID: s.eventID, Recipient: s.rcpt, Apply: func(old []byte) (store.FeedbackOutcome, error) {
-		p := &scoring.Profile{}
-		if old != nil {
-			if err := json.Unmarshal(old, p); err != nil {
-				return store.FeedbackOutcome{}, fmt.Errorf("profile: %w", err)
-			}
+		p, err := scoring.DecodeProfile(old)
+		if err != nil {
+			return store.FeedbackOutcome{}, err
 		}
 		record := func(k scoring.EventKind) {
 			p.RecordEvent(scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until},
@@ -148,8 +146,7 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 			record(scoring.EventAway)
 		}
 		var out store.FeedbackOutcome
-		var err error
-		if out.Profile, err = json.Marshal(p); err != nil {
+		if out.Profile, err = p.Encode(); err != nil {
 			return out, err
 		}
 		if stopText == "" {
@@ -330,11 +327,8 @@ func (r *Relay) answersTransactional(envelopeID, headerID string) bool {
 
 // clearHardStops lifts a profile's unsubscribe, complaint and bounce marks.
 func clearHardStops(old []byte) ([]byte, error) {
-	p := &scoring.Profile{}
-	if err := json.Unmarshal(old, p); err != nil {
-		return nil, err
-	}
-	p.Unsubscribed, p.Complained, p.HardBounced = time.Time{}, time.Time{}, time.Time{}
-	p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
-	return json.Marshal(p)
+	return scoring.UpdateStored(old, func(p *scoring.Profile) {
+		p.Unsubscribed, p.Complained, p.HardBounced = time.Time{}, time.Time{}, time.Time{}
+		p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
+	})
 }

@@ -157,8 +157,8 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 		if err != nil || raw == nil {
 			continue
 		}
-		var prof scoring.Profile
-		if json.Unmarshal(raw, &prof) != nil {
+		prof, err := scoring.DecodeProfile(raw)
+		if err != nil {
 			continue
 		}
 		if prof.All.Opens+prof.All.Clicks+prof.All.Replies > 0 {
@@ -431,10 +431,7 @@ func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s 
 	}
 	p := recipientPage{View: &v}
 	if v.Profile != nil {
-		p.Profile = &scoring.Profile{}
-		if err := json.Unmarshal(v.Profile, p.Profile); err != nil {
-			p.Profile = nil
-		}
+		p.Profile, _ = scoring.DecodeProfile(v.Profile) // unreadable: shown as none
 	}
 	msgs := messageCache{r: d.r}
 	var points []fatiguePoint

@@ -273,11 +273,9 @@ func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 		return nil, err
 	}
 	ru := e.rules.Load()
-	profile := &scoring.Profile{}
-	if r.Profile != nil {
-		if err := json.Unmarshal(r.Profile, profile); err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
-		}
+	profile, err := scoring.DecodeProfile(r.Profile)
+	if err != nil {
+		return nil, err
 	}
 	profile.Unsubscribed = cmp.Or(profile.Unsubscribed, r.Forgotten) // an erased opt-out still counts
 	if d, err := e.gate(ru, rcpt, r.Held, profile, now); d != nil || err != nil {
@@ -376,7 +374,7 @@ func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 		}
 		e.log.Info("decided", attrs...)
 	}
-	if out.Profile, err = json.Marshal(profile); err != nil {
+	if out.Profile, err = profile.Encode(); err != nil {
 		return nil, err
 	}
 	return &decided{out: out, recs: recs, releasedNow: releasedNow}, nil

@@ -123,11 +123,8 @@ var forgetRules = store.ForgetRules{
 		return m.Class != config.ClassMarketing
 	},
 	HardStop: func(raw []byte) bool {
-		var p scoring.Profile
-		if json.Unmarshal(raw, &p) != nil {
-			return true // in doubt, keep the address out of marketing
-		}
-		return !p.Unsubscribed.IsZero() || !p.Complained.IsZero() || !p.HardBounced.IsZero()
+		p, err := scoring.DecodeProfile(raw)
+		return err != nil || p.HardStopped() // in doubt, keep the address out of marketing
 	},
 }
 
@@ -428,14 +425,12 @@ func (r *Relay) releaseOf(histories map[string]map[string]scoring.Release, e sto
 			return scoring.Release{}, false, err
 		}
 		h = map[string]scoring.Release{}
-		if raw != nil {
-			var p scoring.Profile
-			if err := json.Unmarshal(raw, &p); err != nil {
-				return scoring.Release{}, false, fmt.Errorf("profile of %s: %w", e.To, err)
-			}
-			for _, rel := range p.History {
-				h[rel.MessageID] = rel
-			}
+		p, err := scoring.DecodeProfile(raw)
+		if err != nil {
+			return scoring.Release{}, false, fmt.Errorf("%s: %w", e.To, err)
+		}
+		for _, rel := range p.History {
+			h[rel.MessageID] = rel
 		}
 		histories[e.To] = h
 	}

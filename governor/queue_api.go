@@ -270,14 +270,7 @@ func operatorHold(_ *Relay, e *store.Envelope, _ *messageInfo, profile []byte, n
 }
 
 func updateHistory(raw []byte, change func(*scoring.Profile)) ([]byte, error) {
-	p := &scoring.Profile{}
-	if raw != nil {
-		if err := json.Unmarshal(raw, p); err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
-		}
-	}
-	change(p)
-	return json.Marshal(p)
+	return scoring.UpdateStored(raw, change)
 }
 
 // errBadRequest marks input problems (400).

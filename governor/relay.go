@@ -465,12 +465,6 @@ func (r *Relay) hardStopped(rcpt string) bool {
 	if at, err := r.db.Forgotten(rcpt); err != nil || !at.IsZero() {
 		return true // erased after opting out: still out
 	}
-	if raw == nil {
-		return false
-	}
-	var p scoring.Profile
-	if json.Unmarshal(raw, &p) != nil {
-		return true
-	}
-	return !p.Unsubscribed.IsZero() || !p.Complained.IsZero() || !p.HardBounced.IsZero()
+	p, err := scoring.DecodeProfile(raw)
+	return err != nil || p.HardStopped()
 }

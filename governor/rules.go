@@ -279,14 +279,9 @@ func (r *Relay) recordExempt(envs []store.Envelope, exempt []bool, f *scoring.Fe
 			continue
 		}
 		err := r.db.UpdateProfile(env.To, func(old []byte) ([]byte, error) {
-			p := &scoring.Profile{}
-			if old != nil {
-				if err := json.Unmarshal(old, p); err != nil {
-					return nil, err
-				}
-			}
-			p.RecordRelease(scoring.Release{At: now, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, r.engine.memory)
-			return json.Marshal(p)
+			return scoring.UpdateStored(old, func(p *scoring.Profile) {
+				p.RecordRelease(scoring.Release{At: now, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, r.engine.memory)
+			})
 		})
 		if err == nil {
 			rec, _ := json.Marshal(decisionRecord{DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionRelease.String(), At: now,

@@ -63,13 +63,13 @@ func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
 
 func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.Time, raw []byte) ([]byte, error) {
 	var text strings.Builder
-	p := &scoring.Profile{}
-	if raw, err := r.db.Profile(s.rcpt); err != nil {
+	stored, err := r.db.Profile(s.rcpt)
+	if err != nil {
 		return nil, err
-	} else if raw != nil {
-		if err := json.Unmarshal(raw, p); err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
-		}
+	}
+	p, err := scoring.DecodeProfile(stored)
+	if err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(&text, "%s wrote back to marketing mail in their own words.\n", s.rcpt)
 	if !p.PausedUntil.IsZero() {

@@ -125,3 +125,32 @@ func TestProfileJSONRoundTrip(t *testing.T) {
 		t.Errorf("round trip changed the profile:\n%+v\n%+v", p, q)
 	}
 }
+
+// The stored form round-trips, and no bytes at all is a new profile.
+func TestProfileCodec(t *testing.T) {
+	p, err := DecodeProfile(nil)
+	if err != nil || p == nil || p.HardStopped() {
+		t.Fatalf("DecodeProfile(nil) = %+v, %v; want an empty profile", p, err)
+	}
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	p.Timezone, p.Complained = "Europe/Berlin", at
+	p.RecordRelease(Release{At: at, MessageID: "m1-1", Campaign: "boots", Topics: []string{"shoes"}}, DefaultMemory())
+	raw, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := DecodeProfile(raw)
+	if err != nil || q.Timezone != "Europe/Berlin" || !q.HardStopped() || len(q.History) != 1 || q.History[0].MessageID != "m1-1" {
+		t.Errorf("round trip: %+v, %v", q, err)
+	}
+	if _, err := DecodeProfile([]byte("{broken")); err == nil {
+		t.Error("a damaged profile decoded without an error")
+	}
+	out, err := UpdateStored(raw, func(p *Profile) { p.Complained = time.Time{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := DecodeProfile(out); q.HardStopped() || q.Timezone != "Europe/Berlin" {
+		t.Errorf("UpdateStored lost or kept the wrong fields: %+v", q)
+	}
+}
