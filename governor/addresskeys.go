@@ -19,7 +19,7 @@ func (r *Relay) lowerAddressKeys() error {
 		if err != nil {
 			return nil, err
 		}
-		a.Merge(b, r.engine.memory)
+		a.Merge(b, r.engine.Memory())
 		return a.Encode()
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/governor/feedback"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -75,8 +76,6 @@ const (
 	reasonTextSoftBounces = "repeated soft bounces"
 	reasonTextComplaint   = "complaint"
 	reasonTextUnsubscribe = "unsubscribed"
-	// pauseHumanReply is the reason code of a reply pause.
-	pauseHumanReply = "human-reply"
 )
 
 // awayWithoutDate is how long an away notice that names no return date
@@ -102,7 +101,7 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 		}
 		record := func(k scoring.EventKind) {
 			p.RecordEvent(scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until},
-				r.engine.location(p.Timezone), r.engine.memory)
+				r.engine.Location(p.Timezone), r.engine.Memory())
 		}
 		var stopCode, stopText string
 		switch s.kind {
@@ -117,17 +116,17 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 		case sigHumanReply:
 			record(scoring.EventReply)
 			if until := s.at.Add(fb.ReplyPause); fb.ReplyPause > 0 && until.After(p.PausedUntil) {
-				p.PausedUntil, p.PauseReason = until, pauseHumanReply
+				p.PausedUntil, p.PauseReason = until, engine.ReasonHumanReply
 			}
 		case sigUnsubscribe:
 			record(scoring.EventUnsubscribe)
-			stopCode, stopText = "unsubscribed", reasonTextUnsubscribe
+			stopCode, stopText = engine.ReasonUnsubscribed, reasonTextUnsubscribe
 		case sigComplaint:
 			record(scoring.EventComplaint)
-			stopCode, stopText = "complained", reasonTextComplaint
+			stopCode, stopText = engine.ReasonComplained, reasonTextComplaint
 		case sigHardBounce:
 			record(scoring.EventHardBounce)
-			stopCode, stopText = "hard-bounced", reasonTextHardBounce
+			stopCode, stopText = engine.ReasonHardBounced, reasonTextHardBounce
 		case sigSoftBounce:
 			if p.SoftBounceSince.IsZero() || s.at.Sub(p.SoftBounceSince) > fb.SoftBounceWindow {
 				p.SoftBounces, p.SoftBounceSince = 0, s.at
@@ -135,7 +134,7 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 			p.SoftBounces++
 			if fb.SoftBounceLimit > 0 && p.SoftBounces >= fb.SoftBounceLimit {
 				record(scoring.EventHardBounce)
-				stopCode, stopText = "hard-bounced", reasonTextSoftBounces
+				stopCode, stopText = engine.ReasonHardBounced, reasonTextSoftBounces
 			}
 		case sigAway:
 			if s.until.IsZero() {
@@ -159,7 +158,7 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 			return out, nil
 		}
 		now := r.now()
-		rec, err := json.Marshal(decisionRecord{
+		rec, err := json.Marshal(engine.Record{
 			DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionSuppress.String(),
 			Reasons:     []string{stopCode},
 			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.source),

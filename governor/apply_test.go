@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/governor/feedback"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
@@ -51,7 +52,7 @@ func profileOf(t *testing.T, db *store.DB, rcpt string) scoring.Profile {
 	return p
 }
 
-func lastDecision(t *testing.T, db *store.DB, envelopeID string) decisionRecord {
+func lastDecision(t *testing.T, db *store.DB, envelopeID string) engine.Record {
 	t.Helper()
 	recs := decisionsOf(t, db, envelopeID)
 	if len(recs) == 0 {

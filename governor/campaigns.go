@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"kadenz/governor/engine"
 	"kadenz/store"
 )
 
@@ -53,23 +54,23 @@ type CampaignChange struct {
 
 var (
 	suspendOp = queueOp{name: "suspend", from: []store.State{store.StateHeld, store.StateQueued}, marketingOnly: true,
-		apply: func(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, decisionRecord, error) {
+		apply: func(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
 			p, rec, err := operatorHold(r, e, info, profile, now)
-			rec.Reasons = []string{"campaign-suspended"}
+			rec.Reasons = []string{engine.ReasonCampaignSuspended}
 			rec.Explanation = fmt.Sprintf("Campaign %q suspended by an operator: waits in review until it is resumed or dropped.", info.campaign)
 			return p, rec, err
 		}}
 	resumeOp = queueOp{name: "resume", from: []store.State{store.StateReview},
-		apply: func(r *Relay, e *store.Envelope, info *messageInfo, _ []byte, now time.Time) ([]byte, decisionRecord, error) {
+		apply: func(r *Relay, e *store.Envelope, info *messageInfo, _ []byte, now time.Time) ([]byte, engine.Record, error) {
 			// Holdout and exempt mail is not governed: it goes out now, as
 			// it would have at intake.
-			if e.Holdout || exemptFrom(&r.config().Governor, info.campaign, e.From) {
+			if e.Holdout || engine.ExemptFrom(&r.config().Governor, info.campaign, e.From) {
 				e.State, e.Due = store.StateQueued, now
-				return nil, decisionRecord{Action: "release", At: now, Reasons: []string{"operator"},
+				return nil, engine.Record{Action: "release", At: now, Reasons: []string{engine.ReasonOperator},
 					Explanation: fmt.Sprintf("Campaign %q resumed by an operator: sent now (not governed).", info.campaign)}, nil
 			}
 			e.State, e.Due = store.StateHeld, now
-			return nil, decisionRecord{Action: "defer", At: now, Reasons: []string{"operator"},
+			return nil, engine.Record{Action: "defer", At: now, Reasons: []string{engine.ReasonOperator},
 				Explanation: fmt.Sprintf("Campaign %q resumed by an operator: decided afresh.", info.campaign)}, nil
 		}}
 )
@@ -148,19 +149,6 @@ func (r *Relay) loadSuspended() error {
 	if err != nil {
 		return err
 	}
-	r.engine.suspended.Store(&set)
+	r.engine.SetSuspended(set)
 	return nil
-}
-
-// isSuspended reports whether an operator suspended the campaign.
-func (e *engine) isSuspended(campaign string) bool {
-	if campaign == "" {
-		return false
-	}
-	set := e.suspended.Load()
-	if set == nil {
-		return false
-	}
-	_, ok := (*set)[strings.ToLower(campaign)]
-	return ok
 }

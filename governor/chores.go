@@ -130,6 +130,10 @@ func (c *choreRunner) start() {
 	go c.loop()
 }
 
+// idleCheck bounds the chore loop's sleep, as a safety net against a
+// clock that jumps.
+const idleCheck = time.Minute
+
 func (c *choreRunner) loop() {
 	defer close(c.done)
 	for {

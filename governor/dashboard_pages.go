@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -249,7 +250,7 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), Envelopes: envs, Suspended: d.r.engine.isSuspended(name)}
+	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), Envelopes: envs, Suspended: d.r.engine.IsSuspended(name)}
 	for _, e := range envs {
 		switch e.State {
 		case store.StateReview:
@@ -394,7 +395,7 @@ func (d *dashboard) handleRecipientSearch(w http.ResponseWriter, req *http.Reque
 
 // decisionView is one decision record on a page.
 type decisionView struct {
-	decisionRecord
+	engine.Record
 	Envelope string
 	Subject  string
 }
@@ -436,14 +437,14 @@ func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s 
 	msgs := messageCache{r: d.r}
 	var points []fatiguePoint
 	for _, e := range v.Envelopes {
-		var recs []decisionRecord
+		var recs []engine.Record
 		json.Unmarshal(e.Decisions, &recs)
 		subject := ""
 		if m, err := msgs.get(e.MessageID); err == nil {
 			subject = m.subject
 		}
 		for i := len(recs) - 1; i >= 0; i-- {
-			p.Decisions = append(p.Decisions, decisionView{decisionRecord: recs[i], Envelope: e.ID, Subject: subject})
+			p.Decisions = append(p.Decisions, decisionView{Record: recs[i], Envelope: e.ID, Subject: subject})
 			if n := recs[i].Numbers; n != nil {
 				points = append(points, fatiguePoint{At: recs[i].DecidedAt, Volume: n.Volume, Cost: n.Cost, Value: n.Value})
 			}
@@ -464,7 +465,7 @@ type envelopePage struct {
 
 type envelopeView struct {
 	EnvelopeExplanation
-	Records []decisionRecord
+	Records []engine.Record
 }
 
 func (d *dashboard) handleEnvelope(w http.ResponseWriter, req *http.Request, s *uiSession) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/store"
 )
 
@@ -113,12 +114,12 @@ func startDashboardData(t *testing.T, token string) (*Relay, *upstream, *clock, 
 	hal := ""
 	for i := 0; hal == ""; i++ {
 		cfg.Governor.Holdout.Salt = fmt.Sprintf("s%d", i)
-		if inHoldout("ann@example.test", cfg.Governor.Holdout) || inHoldout("gone1@example.test", cfg.Governor.Holdout) ||
-			inHoldout("gone2@example.test", cfg.Governor.Holdout) {
+		if engine.InHoldout("ann@example.test", cfg.Governor.Holdout) || engine.InHoldout("gone1@example.test", cfg.Governor.Holdout) ||
+			engine.InHoldout("gone2@example.test", cfg.Governor.Holdout) {
 			continue
 		}
 		for j := range 20 {
-			if a := fmt.Sprintf("hal%d@example.test", j); inHoldout(a, cfg.Governor.Holdout) {
+			if a := fmt.Sprintf("hal%d@example.test", j); engine.InHoldout(a, cfg.Governor.Holdout) {
 				hal = a
 				break
 			}
@@ -419,7 +420,7 @@ func TestDashboardCampaignActions(t *testing.T) {
 	if code, _ := post("suspend", csrf+"x"); code != http.StatusForbidden {
 		t.Fatalf("suspend with a wrong CSRF token: %d, want 403", code)
 	}
-	if r.engine.isSuspended("spring-sale") {
+	if r.engine.IsSuspended("spring-sale") {
 		t.Fatal("suspended without a valid CSRF token")
 	}
 
@@ -450,8 +451,8 @@ func TestDashboardCampaignActions(t *testing.T) {
 		return envelopeOf(t, r.DB(), ann.To, 0).State == store.StateDelivered
 	})
 	// Resume, and with nothing left to release, release is refused (404).
-	if code, _ := post("resume", csrf); code != http.StatusSeeOther || r.engine.isSuspended("spring-sale") {
-		t.Fatalf("resume: %d, suspended %v", code, r.engine.isSuspended("spring-sale"))
+	if code, _ := post("resume", csrf); code != http.StatusSeeOther || r.engine.IsSuspended("spring-sale") {
+		t.Fatalf("resume: %d, suspended %v", code, r.engine.IsSuspended("spring-sale"))
 	}
 	if code, _ := post("release", csrf); code != http.StatusNotFound {
 		t.Errorf("release all with nothing in review: %d, want 404", code)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"kadenz/governor/engine"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
 )
@@ -27,7 +28,7 @@ func (r *Relay) DecideDue(now time.Time) (int, error) {
 }
 
 // RecipientsPerRound is how many recipients one DecideDue call handles.
-const RecipientsPerRound = recipientsPerRound
+const RecipientsPerRound = engine.RecipientsPerRound
 
 // eventSignals maps the scoring package's event kinds to feedback signals.
 var eventSignals = map[scoring.EventKind]signalKind{

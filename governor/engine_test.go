@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -74,13 +75,13 @@ func envelopeOf(t *testing.T, db *store.DB, to string, n int) store.Envelope {
 	return found[n]
 }
 
-func decisionsOf(t *testing.T, db *store.DB, envelopeID string) []decisionRecord {
+func decisionsOf(t *testing.T, db *store.DB, envelopeID string) []engine.Record {
 	t.Helper()
 	raw, err := db.Decisions(envelopeID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []decisionRecord
+	var recs []engine.Record
 	if raw != nil {
 		if err := json.Unmarshal(raw, &recs); err != nil {
 			t.Fatal(err)

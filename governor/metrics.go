@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"kadenz/governor/engine"
 	"kadenz/store"
 )
 
@@ -129,7 +130,7 @@ func (m *metrics) messageAccepted(class string) {
 }
 
 // decidedRound counts the decisions of one committed round.
-func (m *metrics) decidedRound(recs []decisionRecord) {
+func (m *metrics) decidedRound(recs []engine.Record) {
 	for _, rec := range recs {
 		action := rec.Action
 		if rec.Would != "" {

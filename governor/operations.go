@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -169,14 +170,14 @@ type Stats struct {
 
 // recordSummary is what reports read from an envelope's decisions.
 type recordSummary struct {
-	last     *decisionRecord
+	last     *engine.Record
 	deferred bool
 	released bool
 }
 
 func summarise(raw json.RawMessage) recordSummary {
 	var s recordSummary
-	var recs []decisionRecord
+	var recs []engine.Record
 	if json.Unmarshal(raw, &recs) != nil || len(recs) == 0 {
 		return s
 	}

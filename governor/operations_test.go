@@ -249,7 +249,7 @@ func TestReloadSwapsLiveRulesKeepsOldOnError(t *testing.T) {
 	if st.OK || len(st.Errors) != 2 || !strings.HasPrefix(st.Errors[0], file+":15: governor.mode") {
 		t.Errorf("status after a bad file: %+v", st)
 	}
-	if r.config().Governor.Mode != config.ModeEnforce || r.engine.rules.Load().cfg.Mode != config.ModeEnforce {
+	if r.config().Governor.Mode != config.ModeEnforce || r.engine.Rules().Governor().Mode != config.ModeEnforce {
 		t.Errorf("a bad file changed the mode")
 	}
 	m := scrape(t, r)
@@ -284,9 +284,9 @@ func TestReloadSwapsLiveRulesKeepsOldOnError(t *testing.T) {
 		!st.LoadedAt.Equal(c.Now()) {
 		t.Errorf("status after a good file: %d %+v", code, st)
 	}
-	ru := r.engine.rules.Load()
-	if ru.cfg.Mode != config.ModeShadow || ru.caps.PerDay != 7 || r.config().Hostname != "kadenz.test" {
-		t.Errorf("after reload: mode %s, per_day %d, hostname %s", ru.cfg.Mode, ru.caps.PerDay, r.config().Hostname)
+	ru := r.engine.Rules().Governor()
+	if ru.Mode != config.ModeShadow || ru.Caps.PerDay != 7 || r.config().Hostname != "kadenz.test" {
+		t.Errorf("after reload: mode %s, per_day %d, hostname %s", ru.Mode, ru.Caps.PerDay, r.config().Hostname)
 	}
 
 	// The new mode governs the next decision: shadow sends at once.

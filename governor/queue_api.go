@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -220,7 +221,7 @@ type queueOp struct {
 	from []store.State
 	// marketingOnly refuses transactional mail.
 	marketingOnly bool
-	apply         func(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) (newProfile []byte, rec decisionRecord, err error)
+	apply         func(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) (newProfile []byte, rec engine.Record, err error)
 }
 
 var queueOps = []queueOp{
@@ -231,28 +232,28 @@ var queueOps = []queueOp{
 
 // operatorRelease makes mail in review due now and records the release in
 // the recipient's history, as the engine does for its own releases.
-func operatorRelease(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, decisionRecord, error) {
+func operatorRelease(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
 	e.State, e.Due = store.StateQueued, now
 	p, err := updateHistory(profile, func(p *scoring.Profile) {
 		rel := scoring.Release{At: now, MessageID: e.ID, Sender: e.From}
 		if f := info.features; f != nil {
 			rel.Campaign, rel.Topics, rel.Fingerprint = f.Campaign, f.Topics, f.Fingerprint
 		}
-		p.RecordRelease(rel, r.engine.memory)
+		p.RecordRelease(rel, r.engine.Memory())
 	})
-	return p, decisionRecord{Action: "release", At: now, Reasons: []string{"operator"},
+	return p, engine.Record{Action: "release", At: now, Reasons: []string{engine.ReasonOperator},
 		Explanation: "Released by an operator from review."}, err
 }
 
-func operatorDrop(_ *Relay, e *store.Envelope, _ *messageInfo, _ []byte, _ time.Time) ([]byte, decisionRecord, error) {
+func operatorDrop(_ *Relay, e *store.Envelope, _ *messageInfo, _ []byte, _ time.Time) ([]byte, engine.Record, error) {
 	e.State = store.StateSuppressed
-	return nil, decisionRecord{Action: "suppress", Reasons: []string{"operator"}, Explanation: "Dropped by operator."}, nil
+	return nil, engine.Record{Action: "suppress", Reasons: []string{engine.ReasonOperator}, Explanation: "Dropped by operator."}, nil
 }
 
 // operatorHold puts held or queued marketing mail into review. A queued
 // envelope was counted in the recipient's history when the engine
 // released it; that entry goes, since the release is off.
-func operatorHold(_ *Relay, e *store.Envelope, _ *messageInfo, profile []byte, now time.Time) ([]byte, decisionRecord, error) {
+func operatorHold(_ *Relay, e *store.Envelope, _ *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
 	var p []byte
 	var err error
 	if e.State == store.StateQueued && profile != nil {
@@ -266,7 +267,7 @@ func operatorHold(_ *Relay, e *store.Envelope, _ *messageInfo, profile []byte, n
 		})
 	}
 	e.State, e.Due = store.StateReview, now
-	return p, decisionRecord{Action: actionReview, Reasons: []string{"operator"}, Explanation: "Put on hold for review by an operator."}, err
+	return p, engine.Record{Action: engine.ActionReview, Reasons: []string{engine.ReasonOperator}, Explanation: "Put on hold for review by an operator."}, err
 }
 
 func updateHistory(raw []byte, change func(*scoring.Profile)) ([]byte, error) {

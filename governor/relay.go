@@ -32,6 +32,7 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor/delivery"
+	"kadenz/governor/engine"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -64,7 +65,7 @@ type Relay struct {
 	db     *store.DB
 	intake *intake.Server
 	queue  *delivery.Queue
-	engine *engine
+	engine *engine.Engine
 	chores *choreRunner
 	admin  *http.Server
 	// adminAddr is where the admin listener is bound, if it runs.
@@ -179,11 +180,13 @@ func (r *Relay) build() error {
 	if err != nil {
 		return err
 	}
-	r.engine, err = newEngine(&cfg.Governor, r.db, r.log.With("part", "engine"), r.now, r.queue.Kick)
+	r.engine, err = engine.New(engine.Options{
+		Governor: &cfg.Governor, Store: r.db, Logger: r.log.With("part", "engine"), Now: r.now,
+		Released: r.queue.Kick, Decided: r.metrics.decidedRound,
+	})
 	if err != nil {
 		return err
 	}
-	r.engine.metrics = r.metrics
 	if err := r.loadSuspended(); err != nil {
 		return err
 	}
@@ -240,7 +243,7 @@ func (r *Relay) Start() error {
 	if err := r.queue.Start(); err != nil {
 		return err
 	}
-	r.engine.start()
+	r.engine.Start()
 	r.chores.start()
 	if err := r.startMailboxes(context.Background()); err != nil {
 		return err
@@ -310,7 +313,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.serving.Wait()
 	r.chores.shutdown()
 	r.stopMailboxes()
-	r.engine.shutdown()
+	r.engine.Shutdown()
 	if err := r.queue.Shutdown(ctx); err != nil {
 		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)
 	}
@@ -363,12 +366,12 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	// everyone, so those go to the engine, which suppresses them.
 	holdout := make([]bool, len(sub.To))
 	exempt := make([]bool, len(sub.To)) // the same, by a campaign rule
-	isExempt := governed && exemptFrom(g, f.Campaign, sub.From)
+	isExempt := governed && engine.ExemptFrom(g, f.Campaign, sub.From)
 	// A suspended campaign sends nothing: what would go out undelayed
 	// waits in review instead (campaigns.go).
-	suspended := governed && r.engine.isSuspended(f.Campaign)
+	suspended := governed && r.engine.IsSuspended(f.Campaign)
 	for i, rcpt := range sub.To {
-		inGroup := governed && inHoldout(rcpt, g.Holdout)
+		inGroup := governed && engine.InHoldout(rcpt, g.Holdout)
 		if (inGroup || isExempt) && !r.hardStopped(rcpt) { // at most one look-up per recipient
 			holdout[i], exempt[i] = inGroup, !inGroup
 		}

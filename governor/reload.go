@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 )
 
 // Configuration reload (SIGHUP).
@@ -95,9 +96,9 @@ func (r *Relay) ReloadWith(load func() (*config.Config, error)) error {
 	if err == nil && cfg.Admin.Token == "" && old.Admin.Listen != "" && !config.IsLoopback(old.Admin.Listen) {
 		err = config.Errors{{Msg: "admin.token: must stay set: the admin listener " + old.Admin.Listen + " is not on loopback"}}
 	}
-	var ru *rules
+	var ru *engine.Rules
 	if err == nil {
-		ru, err = newRules(&cfg.Governor)
+		ru, err = engine.NewRules(&cfg.Governor)
 	}
 	if err != nil {
 		msgs := errorLines(err)
@@ -119,11 +120,7 @@ func (r *Relay) ReloadWith(load func() (*config.Config, error)) error {
 	next.Admin.Token = cfg.Admin.Token
 	next.Retention = cfg.Retention
 	r.ops.live.Store(&next)
-	r.engine.rules.Store(ru)
-	r.engine.zonesMu.Lock()
-	clear(r.engine.zones) // unknown zones fell back to the old default
-	r.engine.zonesMu.Unlock()
-	r.engine.Kick() // held mail is decided under the new rules now
+	r.engine.SetRules(ru) // held mail is decided under the new rules now
 
 	r.metrics.configLoaded(true, now)
 	r.ops.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/engine"
 	"kadenz/governor/feedback"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -112,7 +113,7 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 	}
 	type decided struct {
 		env string
-		rec decisionRecord
+		rec engine.Record
 	}
 	var decisions []decided
 	for _, eid := range ids {
@@ -122,7 +123,7 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 		}
 		subject := r.subjectOf(e.MessageID)
 		fmt.Fprintf(&text, "%s  %-10s  %q  (envelope %s)\n", e.Created.UTC().Format("2006-01-02 15:04"), e.State, subject, e.ID)
-		var recs []decisionRecord
+		var recs []engine.Record
 		if raw, _ := r.db.Decisions(e.ID); raw != nil {
 			json.Unmarshal(raw, &recs)
 		}
@@ -131,7 +132,7 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 		}
 	}
 
-	fmt.Fprintf(&text, "\n----- Engagement (decayed counts, half-life %d days) -----\n", int(r.engine.memory.HalfLife.Hours()/24))
+	fmt.Fprintf(&text, "\n----- Engagement (decayed counts, half-life %d days) -----\n", int(r.engine.Memory().HalfLife.Hours()/24))
 	fmt.Fprintf(&text, "sends %.1f, opens %.1f, clicks %.1f, replies %.1f\n", p.All.Sends, p.All.Opens, p.All.Clicks, p.All.Replies)
 	for _, stop := range []struct {
 		name string
@@ -269,53 +270,4 @@ func (r *Relay) subjectOf(messageID string) string {
 	var f scoring.Features
 	json.Unmarshal(m.Features, &f)
 	return f.Subject
-}
-
-// gate decides, before the model, for recipients the model must not
-// weigh: on the suppression list (suppress) or paused after a human reply
-// (defer until the pause ends). It returns its decision, or nil when the
-// model is to decide; like the model's, the decision is written with the
-// rest of the round and counted in the decision metrics. Only in enforce
-// mode: shadow mode leaves the recording to the model's own hard stops and
-// sends, off decides nothing.
-func (e *engine) gate(ru *rules, rcpt string, held []store.Envelope, p *scoring.Profile, now time.Time) (*decided, error) {
-	if ru.cfg.Mode != config.ModeEnforce {
-		return nil, nil
-	}
-	sup, listed, err := e.db.SuppressionOf(rcpt)
-	if err != nil {
-		return nil, err
-	}
-	rec := decisionRecord{DecidedAt: now, Mode: ru.cfg.Mode}
-	state, due := store.StateSuppressed, time.Time{}
-	switch {
-	case listed:
-		rec.Action, rec.Reasons = scoring.ActionSuppress.String(), []string{"suppression-list"}
-		rec.Explanation = fmt.Sprintf("the address is on the suppression list since %s: %s (%s)",
-			sup.At.UTC().Format(time.RFC3339), sup.Reason, sup.Source)
-	case p.PausedUntil.After(now):
-		reason := p.PauseReason
-		if reason == "" {
-			reason = pauseHumanReply
-		}
-		state, due = store.StateHeld, p.PausedUntil
-		rec.Action, rec.Reasons, rec.At = scoring.ActionDefer.String(), []string{reason}, due
-		rec.Explanation = fmt.Sprintf("marketing mail is paused until %s after a human reply, so that a person answers first",
-			due.UTC().Format(time.RFC3339))
-	default:
-		return nil, nil
-	}
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	d := &decided{out: store.Decided{Recipient: rcpt, Records: map[string][]byte{}}}
-	for _, env := range held {
-		env.State, env.Due, env.Updated = state, due, now
-		d.out.Envelopes = append(d.out.Envelopes, env)
-		d.out.Records[env.ID] = raw
-		d.recs = append(d.recs, rec)
-		e.log.Info("decided", "envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ","))
-	}
-	return d, nil
 }

@@ -1,7 +1,6 @@
-package governor
+package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -157,15 +156,12 @@ func suppressedCounter(campaign string) string {
 	return "campaign-suppressed/" + strings.ToLower(campaign)
 }
 
-// actionReview is the decision record's action for mail held for review.
-const actionReview = "review"
-
 // reviewStats are a campaign's counted outcomes so far.
 type reviewStats struct{ decided, suppressed int64 }
 
 // campaignStats loads the review counters of the campaigns among held
 // mail that a review rule covers.
-func (e *engine) campaignStats(ru *rules, held []store.Envelope, features map[string]*scoring.Features, counted map[string]int64) (map[string]*reviewStats, error) {
+func (e *Engine) campaignStats(ru *Rules, held []store.Envelope, features map[string]*scoring.Features, counted map[string]int64) (map[string]*reviewStats, error) {
 	var names []string
 	for _, env := range held {
 		f := features[env.MessageID]
@@ -204,18 +200,18 @@ func (e *engine) campaignStats(ru *rules, held []store.Envelope, features map[st
 // turns the result into "would"). It updates the record, the action and
 // time, counts the outcome for the review hold, and reports whether the
 // release goes to review instead.
-func (e *engine) applyRules(ru *rules, rec *decisionRecord, action *scoring.Action, at *time.Time, now time.Time, env store.Envelope,
+func (e *Engine) applyRules(ru *Rules, rec *Record, action *scoring.Action, at *time.Time, now time.Time, env store.Envelope,
 	f *scoring.Features, profile *scoring.Profile, stats map[string]*reviewStats, counters map[string]int64) bool {
 	rule, n := ruleFor(&ru.cfg, f.Campaign, env.From)
 	if *action == scoring.ActionRelease && ru.window != nil {
 		t := maxTime(*at, now)
-		if next := ru.window.next(t.In(e.location(profile.Timezone))); next.IsZero() {
+		if next := ru.window.next(t.In(e.Location(profile.Timezone))); next.IsZero() {
 			*action, *at = scoring.ActionDefer, now.Add(ru.policy.Horizon)
-			rec.Reasons = append(rec.Reasons, "send-window")
+			rec.Reasons = append(rec.Reasons, ReasonSendWindow)
 			rec.Explanation += " No send window opens; deciding again later."
 		} else if !next.Equal(t) {
 			*at = next
-			rec.Reasons = append(rec.Reasons, "send-window")
+			rec.Reasons = append(rec.Reasons, ReasonSendWindow)
 			rec.Explanation += fmt.Sprintf(" Moved to the next send window, %s.", next.Format(time.RFC3339))
 		}
 	}
@@ -223,14 +219,14 @@ func (e *engine) applyRules(ru *rules, rec *decisionRecord, action *scoring.Acti
 		t := maxTime(*at, now)
 		if free := ruleCapFree(rule, profile.History, t); free.After(t) {
 			*action, *at = scoring.ActionDefer, free
-			rec.Reasons = append(rec.Reasons, "campaign-cap")
+			rec.Reasons = append(rec.Reasons, ReasonCampaignCap)
 			rec.Explanation = fmt.Sprintf("Campaign rule %d (campaign %q, sender %q) caps this mail for the recipient until %s; deciding again then.",
 				n+1, rule.Campaign, rule.Sender, free.Format(time.RFC3339))
 		}
 	}
 	rec.Action = action.String()
-	if *action == scoring.ActionRelease && e.isSuspended(f.Campaign) {
-		rec.Reasons = append(rec.Reasons, "campaign-suspended")
+	if *action == scoring.ActionRelease && e.IsSuspended(f.Campaign) {
+		rec.Reasons = append(rec.Reasons, ReasonCampaignSuspended)
 		rec.Explanation += fmt.Sprintf(" Held for review instead: campaign %q is suspended by an operator "+
 			"(kadenz campaign resume, or drop it with kadenz queue).", f.Campaign)
 		return true
@@ -256,40 +252,15 @@ func (e *engine) applyRules(ru *rules, rec *decisionRecord, action *scoring.Acti
 	if st.decided-1 < int64(rule.Review.MinDecisions) || share <= rule.Review.SuppressionShare {
 		return false
 	}
-	rec.Reasons = append(rec.Reasons, "review-hold")
+	rec.Reasons = append(rec.Reasons, ReasonReviewHold)
 	rec.Explanation += fmt.Sprintf(" Held for review instead: campaign %q had %d of %d decisions suppressed (%.0f%%), above campaign rule %d's %.0f%%. "+
 		"Release or drop it with kadenz queue.", c, st.suppressed, st.decided-1, 100*share, n+1, 100*rule.Review.SuppressionShare)
 	return true
 }
 
-// exemptFrom reports whether marketing mail of campaign from sender
+// ExemptFrom reports whether marketing mail of campaign from sender
 // matches an exempt rule.
-func exemptFrom(g *config.Governor, campaign, sender string) bool {
+func ExemptFrom(g *config.Governor, campaign, sender string) bool {
 	rule, _ := ruleFor(g, campaign, sender)
 	return rule != nil && rule.Exempt
-}
-
-// recordExempt notes exempt mail, released at intake, in its recipients'
-// histories (so it counts toward their volume and caps) with a decision
-// record saying why. It runs after the accept commit; if the process dies
-// in between, the mail is still delivered, only not counted.
-func (r *Relay) recordExempt(envs []store.Envelope, exempt []bool, f *scoring.Features, now time.Time) {
-	for i, env := range envs {
-		if !exempt[i] {
-			continue
-		}
-		err := r.db.UpdateProfile(env.To, func(old []byte) ([]byte, error) {
-			return scoring.UpdateStored(old, func(p *scoring.Profile) {
-				p.RecordRelease(scoring.Release{At: now, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, r.engine.memory)
-			})
-		})
-		if err == nil {
-			rec, _ := json.Marshal(decisionRecord{DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionRelease.String(), At: now,
-				Reasons: []string{"exempt"}, Explanation: fmt.Sprintf("Campaign %q from <%s> is exempt by a campaign rule: released at once, not governed.", f.Campaign, env.From)})
-			err = r.db.ApplyDecisions(store.Decided{Recipient: env.To, Records: map[string][]byte{env.ID: rec}})
-		}
-		if err != nil {
-			r.log.Warn("recording exempt release", "envelope", env.ID, "error", err)
-		}
-	}
 }

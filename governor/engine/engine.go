@@ -1,4 +1,4 @@
-package governor
+package engine
 
 import (
 	"cmp"
@@ -16,21 +16,9 @@ import (
 	"kadenz/store"
 )
 
-// The decision engine.
-//
-// Marketing envelopes are stored held, due for a first decision when the
-// hold window ends. The engine sleeps until the earliest held envelope is
-// due (or a kick), then decides recipient by recipient: it loads all of
-// the recipient's held mail (due or not, so that messages compete) and
-// their profile, asks scoring.Decide, and writes the outcome in one
-// transaction: envelopes released (queued, due at the release time),
-// deferred (held, due for a new decision) or suppressed, the profile with
-// the planned releases, and a decision record per envelope. One goroutine
-// decides, so a recipient is never decided twice at once. The database is
-// the schedule: after a restart the engine simply resumes.
-
-// decisionRecord is what explain shows for one decision on one envelope.
-type decisionRecord struct {
+// Record is what explain shows for one decision on one envelope. It is
+// stored as JSON with the envelope's decision records (store.Decided).
+type Record struct {
 	// DecidedAt is when the decision was made.
 	DecidedAt time.Time `json:"decided_at"`
 	Mode      string    `json:"mode"`
@@ -46,12 +34,39 @@ type decisionRecord struct {
 	Explanation string           `json:"explanation"`
 }
 
-type engine struct {
-	db  *store.DB
+// Store is what the engine needs of the store: the per-recipient
+// load-decide-apply, the counters the review hold reads, and the
+// suppression list the gate consults.
+type Store interface {
+	DueRecipients(now time.Time, limit int) ([]string, error)
+	NextHeld() (time.Time, bool, error)
+	LoadRecipient(rcpt string) (store.Recipient, error)
+	ApplyDecisionsAll(ds []store.Decided) []error
+	Counters(names ...string) (map[string]int64, error)
+	SuppressionOf(addr string) (store.Suppression, bool, error)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Governor *config.Governor
+	Store    Store
+	Logger   *slog.Logger
+	// Now is the clock (virtual in simulations and tests).
+	Now func() time.Time
+	// Released wakes delivery when mail was released for now.
+	Released func()
+	// Decided, if set, hears the records of every committed round
+	// (metrics).
+	Decided func([]Record)
+}
+
+// Engine decides held marketing mail, recipient by recipient.
+type Engine struct {
+	db  Store
 	log *slog.Logger
 	now func() time.Time
 	// rules are what a config reload may change; a round reads them once.
-	rules atomic.Pointer[rules]
+	rules atomic.Pointer[Rules]
 	kick  chan struct{}
 	// released wakes delivery when mail was released for now.
 	released func()
@@ -60,8 +75,8 @@ type engine struct {
 	memory     scoring.Memory
 	// suspended is the set of campaigns an operator suspended (campaigns.go).
 	suspended atomic.Pointer[map[string]store.SuspendedCampaign]
-	// metrics counts committed decisions.
-	metrics   *metrics
+	// decided hears committed rounds (Options.Decided).
+	decided   func([]Record)
 	planner   scoring.Planner
 	decisions []scoring.Decision // reused by each round, like planner
 	zonesMu   sync.Mutex
@@ -73,13 +88,14 @@ type engine struct {
 	started  bool // set by start, before any shutdown can run
 }
 
-func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() time.Time, released func()) (*engine, error) {
-	ru, err := newRules(cfg)
+// New builds an engine; Start runs its loop, DecideDue drives it by hand.
+func New(o Options) (*Engine, error) {
+	ru, err := NewRules(o.Governor)
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{
-		db: db, log: log, now: now, released: released,
+	e := &Engine{
+		db: o.Store, log: o.Logger, now: o.Now, released: o.Released, decided: o.Decided,
 		kick:       make(chan struct{}, 1),
 		population: scoring.DefaultPopulation(),
 		memory:     scoring.DefaultMemory(),
@@ -87,14 +103,40 @@ func newEngine(cfg *config.Governor, db *store.DB, log *slog.Logger, now func() 
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.released == nil {
+		e.released = func() {}
+	}
+	if e.decided == nil {
+		e.decided = func([]Record) {}
+	}
 	e.rules.Store(ru)
 	return e, nil
 }
 
-// rules are the engine's view of the governor configuration, resolved
+// SetRules makes rules (built by NewRules from a reloaded configuration)
+// govern the next round, and decides held mail under them at once.
+func (e *Engine) SetRules(ru *Rules) {
+	e.rules.Store(ru)
+	e.zonesMu.Lock()
+	clear(e.zones) // unknown zones fell back to the old default
+	e.zonesMu.Unlock()
+	e.Kick()
+}
+
+// Rules returns the rules in force.
+func (e *Engine) Rules() *Rules { return e.rules.Load() }
+
+// Memory is how fast the engine's profiles forget (scoring.Memory); the
+// code that records feedback into a profile must use the same.
+func (e *Engine) Memory() scoring.Memory { return e.memory }
+
+// Rules are the engine's view of the governor configuration, resolved
 // once: built at start and again by each successful reload, then swapped
 // in whole, so a round never sees half of an old and half of a new config.
-type rules struct {
+type Rules struct {
 	cfg        config.Governor
 	policy     scoring.Policy
 	caps       scoring.Caps
@@ -103,7 +145,9 @@ type rules struct {
 	defaultLoc *time.Location
 }
 
-func newRules(cfg *config.Governor) (*rules, error) {
+// NewRules resolves a governor configuration; its errors are the
+// configuration's (a zone or clock that does not parse).
+func NewRules(cfg *config.Governor) (*Rules, error) {
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("governor.timezone: %w", err)
@@ -116,7 +160,7 @@ func newRules(cfg *config.Governor) (*rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	ru := &rules{
+	ru := &Rules{
 		cfg:        *cfg,
 		policy:     scoring.DefaultPolicy(),
 		caps:       scoring.Caps{PerDay: cfg.Caps.PerDay, PerWeek: cfg.Caps.PerWeek, PerMonth: cfg.Caps.PerMonth, MinGap: cfg.Caps.MinGap},
@@ -132,32 +176,36 @@ func newRules(cfg *config.Governor) (*rules, error) {
 	return ru, nil
 }
 
+// Governor returns the configuration the rules were built from.
+func (ru *Rules) Governor() config.Governor { return ru.cfg }
+
 // Kick makes the engine look at the schedule again now.
-func (e *engine) Kick() {
+func (e *Engine) Kick() {
 	select {
 	case e.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (e *engine) start() {
+// Start runs the decision loop until Shutdown.
+func (e *Engine) Start() {
 	e.started = true
 	go e.run()
 }
 
-// shutdown stops the loop, if it was started, and waits for the round in
+// Shutdown stops the loop, if it was started, and waits for the round in
 // progress.
-func (e *engine) shutdown() {
+func (e *Engine) Shutdown() {
 	e.stopOnce.Do(func() { close(e.stop) })
 	if e.started {
 		<-e.done
 	}
 }
 
-// recipientsPerRound bounds one pass, so a stop is noticed between passes.
-const recipientsPerRound = 64
+// RecipientsPerRound bounds one pass, so a stop is noticed between passes.
+const RecipientsPerRound = 64
 
-func (e *engine) run() {
+func (e *Engine) run() {
 	defer close(e.done)
 	for {
 		n, err := e.DecideDue(e.now())
@@ -166,7 +214,7 @@ func (e *engine) run() {
 		case err != nil:
 			e.log.Error("deciding", "error", err)
 			wait = time.Second
-		case n == recipientsPerRound:
+		case n == RecipientsPerRound:
 			wait = 0
 		default:
 			if next, ok, err := e.db.NextHeld(); err == nil && ok {
@@ -193,7 +241,7 @@ func (e *engine) run() {
 	}
 }
 
-// DecideDue runs one decision round for up to recipientsPerRound
+// DecideDue runs one decision round for up to RecipientsPerRound
 // recipients with held mail due at now, and returns how many it looked at.
 // The loop calls it; so can a simulation that drives virtual time itself.
 // A recipient whose round fails is logged and retried on a later call.
@@ -206,8 +254,8 @@ func (e *engine) run() {
 // counters that the review rule reads include the round's earlier
 // recipients, so each decision sees what it would have seen had those been
 // committed one by one.
-func (e *engine) DecideDue(now time.Time) (int, error) {
-	rcpts, err := e.db.DueRecipients(now, recipientsPerRound)
+func (e *Engine) DecideDue(now time.Time) (int, error) {
+	rcpts, err := e.db.DueRecipients(now, RecipientsPerRound)
 	if err != nil {
 		return 0, fmt.Errorf("finding recipients due for a decision: %w", err)
 	}
@@ -243,7 +291,7 @@ func (e *engine) DecideDue(now time.Time) (int, error) {
 			failed = err
 			continue
 		}
-		e.metrics.decidedRound(round[i].recs)
+		e.decided(round[i].recs)
 		releasedNow = releasedNow || round[i].releasedNow
 	}
 	if releasedNow {
@@ -255,7 +303,7 @@ func (e *engine) DecideDue(now time.Time) (int, error) {
 // decided is one recipient's decision round, computed and not yet written.
 type decided struct {
 	out  store.Decided
-	recs []decisionRecord
+	recs []Record
 	// releasedNow: some mail is due for delivery at once.
 	releasedNow bool
 }
@@ -267,7 +315,7 @@ const idleCheck = time.Minute
 // write, or nil when there is nothing to write (no held mail). counted
 // holds the campaign counter changes of the round's recipients decided
 // before this one.
-func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*decided, error) {
+func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*decided, error) {
 	r, err := e.db.LoadRecipient(rcpt)
 	if err != nil || len(r.Held) == 0 {
 		return nil, err
@@ -306,7 +354,7 @@ func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 		held[i] = scoring.Held{ID: env.ID, Features: f, Received: env.Created}
 	}
 	in := scoring.Input{
-		Now: now, Recipient: rcpt, Profile: profile, Location: e.location(profile.Timezone),
+		Now: now, Recipient: rcpt, Profile: profile, Location: e.Location(profile.Timezone),
 		Held: held, Caps: ru.caps, Quiet: ru.quiet, Population: &e.population, Policy: &ru.policy,
 	}
 	if ru.window != nil {
@@ -324,18 +372,18 @@ func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]decisionRecord, 0, len(decisions))
+	recs := make([]Record, 0, len(decisions))
 	releasedNow := false
 	for _, d := range decisions {
 		env := byID[d.ID]
-		rec := decisionRecord{
+		rec := Record{
 			DecidedAt: now, Mode: ru.cfg.Mode, Action: d.Action.String(),
 			Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
 		}
 		action, at := d.Action, d.At
 		review := e.applyRules(ru, &rec, &action, &at, now, env, features[env.MessageID], profile, stats, out.Counters)
 		if review {
-			rec.Action = actionReview
+			rec.Action = ActionReview
 		}
 		if ru.cfg.Mode == config.ModeShadow {
 			// Shadow mode records what would have happened and sends now.
@@ -380,8 +428,8 @@ func (e *engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 	return &decided{out: out, recs: recs, releasedNow: releasedNow}, nil
 }
 
-// location resolves a recipient's zone, falling back to the configured one.
-func (e *engine) location(name string) *time.Location {
+// Location resolves a recipient's zone, falling back to the configured one.
+func (e *Engine) Location(name string) *time.Location {
 	defaultLoc := e.rules.Load().defaultLoc
 	if name == "" {
 		return defaultLoc
@@ -407,10 +455,10 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// inHoldout reports whether a recipient belongs to the holdout group: a
+// InHoldout reports whether a recipient belongs to the holdout group: a
 // stable hash of the salted, lower-cased address, so a recipient stays in
 // or out across messages and restarts.
-func inHoldout(rcpt string, h config.Holdout) bool {
+func InHoldout(rcpt string, h config.Holdout) bool {
 	if h.Share <= 0 {
 		return false
 	}
