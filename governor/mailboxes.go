@@ -2,10 +2,7 @@ package governor
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"sync"
 
 	"kadenz/config"
@@ -57,20 +54,9 @@ func (r *Relay) newMailboxReader(m config.Mailbox) (*mailbox.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &tls.Config{InsecureSkipVerify: m.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if m.CAFile != "" {
-		pem, err := os.ReadFile(m.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("feedback mailbox %s ca_file: %w", m.Name, err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("feedback mailbox %s ca_file %s: no PEM certificates", m.Name, m.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := config.ClientTLS(m.CAFile, m.InsecureSkipVerify)
+	if err != nil {
+		return nil, fmt.Errorf("feedback mailbox %s ca_file: %w", m.Name, err)
 	}
 	return mailbox.New(mailbox.Options{
 		Name:      m.Name,

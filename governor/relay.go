@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base32"
 	"encoding/binary"
 	"encoding/json"
@@ -24,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -205,20 +203,9 @@ func (r *Relay) transport() (delivery.Transport, error) {
 		r.log.Info("no upstream configured: released mail is written to the outbox", "dir", dir)
 		return delivery.NewOutbox(dir)
 	}
-	tlsConfig := &tls.Config{InsecureSkipVerify: d.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if d.CAFile != "" {
-		pem, err := os.ReadFile(d.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("delivery ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("delivery ca_file %s: no PEM certificates", d.CAFile)
-		}
-		tlsConfig.RootCAs = pool
+	tlsConfig, err := config.ClientTLS(d.CAFile, d.InsecureSkipVerify)
+	if err != nil {
+		return nil, fmt.Errorf("delivery ca_file: %w", err)
 	}
 	password, err := d.ResolvePassword()
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"kadenz/governor/retry"
 	"kadenz/store"
 )
 
@@ -441,15 +442,8 @@ func (q *Queue) outcome(e store.Envelope, err error, now time.Time) store.Envelo
 	return e
 }
 
-// backoff returns the delay before retry number attempt (1-based):
-// RetryInitial doubled per attempt, capped at RetryMax, with "equal jitter"
-// (half fixed, half random) so that envelopes that failed together do not
-// all retry in the same instant.
+// backoff returns the delay before retry number attempt (1-based), from
+// RetryInitial up to RetryMax (retry.Backoff).
 func (q *Queue) backoff(attempt int) time.Duration {
-	d := q.opts.RetryInitial
-	for i := 1; i < attempt && d < q.opts.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, q.opts.RetryMax)
-	return d/2 + time.Duration(q.opts.Jitter()*float64(d/2))
+	return retry.Backoff(attempt, q.opts.RetryInitial, q.opts.RetryMax, q.opts.Jitter())
 }

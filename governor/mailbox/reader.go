@@ -47,6 +47,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"kadenz/config"
+	"kadenz/governor/retry"
 	"kadenz/store"
 )
 
@@ -269,16 +270,11 @@ func (r *Reader) polled(err error) {
 	}
 }
 
-// backoff is BackoffMin doubled per consecutive failure, capped at
-// BackoffMax, with "equal jitter" (half fixed, half random) so that
-// readers that failed together do not reconnect together.
+// backoff is the delay after failures consecutive failures (retry.Backoff
+// from BackoffMin to BackoffMax), so that readers that failed together do
+// not reconnect together.
 func (r *Reader) backoff(failures int) time.Duration {
-	d := r.opts.BackoffMin
-	for i := 1; i < failures && d < r.opts.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, r.opts.BackoffMax)
-	return d/2 + time.Duration(r.opts.Jitter()*float64(d/2))
+	return retry.Backoff(failures, r.opts.BackoffMin, r.opts.BackoffMax, r.opts.Jitter())
 }
 
 // session is one connection: log in, select, then handle new mail and wait
