@@ -49,7 +49,7 @@ func TestSuspendHoldsACampaignAndResumeLetsItGo(t *testing.T) {
 	for range 4 {
 		step(t, r, c, 6*time.Hour)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if n := len(up.messages()); n != 0 {
 		t.Fatalf("%d messages of a suspended campaign delivered", n)
 	}
@@ -90,7 +90,7 @@ func TestSuspendHoldsHoldoutMailToo(t *testing.T) {
 		t.Fatal(err)
 	}
 	step(t, r, c, time.Hour)
-	time.Sleep(100 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if e := envelopeOf(t, r.DB(), "hal@example.test", 0); e.State != store.StateReview || !e.Holdout || len(up.messages()) != 0 {
 		t.Fatalf("holdout mail of a suspended campaign: %s (holdout %v), %d delivered", e.State, e.Holdout, len(up.messages()))
 	}

@@ -39,6 +39,7 @@ type choreRunner struct {
 	now     func() time.Time
 	mu      sync.Mutex
 	list    []*chore
+	running int // chores taken by RunDue and not finished
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -94,11 +95,30 @@ func (c *choreRunner) RunDue(now time.Time) int {
 			ch.next = ch.sched.Next(now)
 		}
 	}
+	c.running += len(due)
 	c.mu.Unlock()
 	for _, ch := range due {
 		c.runOne(ch, now)
+		c.mu.Lock()
+		c.running--
+		c.mu.Unlock()
 	}
 	return len(due)
+}
+
+// caughtUp reports whether every chore due at now has run to its end.
+func (c *choreRunner) caughtUp(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running > 0 {
+		return false
+	}
+	for _, ch := range c.list {
+		if !ch.next.After(now) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *choreRunner) runOne(ch *chore, now time.Time) {

@@ -63,7 +63,7 @@ func TestChoreRunsWhenVirtualClockMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Shutdown(context.Background())
-	time.Sleep(50 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if ran.Load() != 0 {
 		t.Fatal("ran before its time")
 	}

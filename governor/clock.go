@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"kadenz/store"
 )
 
 // VirtualClock is time that moves only when it is told to: for simulation
@@ -49,10 +51,39 @@ type clockRequest struct {
 type clockResponse struct {
 	Now     time.Time `json:"now"`
 	Virtual bool      `json:"virtual"`
+	// CaughtUp says the relay has done all it had to do up to Now (see
+	// Relay.CaughtUp): after a step of virtual time, a caller polls this
+	// instead of guessing from metrics or sleeping.
+	CaughtUp bool `json:"caught_up"`
 }
 
 func (r *Relay) handleGetClock(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, clockResponse{Now: r.now(), Virtual: r.clock != nil})
+	caughtUp, err := r.CaughtUp()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, clockResponse{Now: r.now(), Virtual: r.clock != nil, CaughtUp: caughtUp})
+}
+
+// CaughtUp reports whether the relay has done everything that was due by
+// its clock's now: no held mail due for a decision, no mail due for
+// delivery, none in delivery, every chore due has run. Nothing more
+// happens until time moves or mail or feedback arrives, so a test may then
+// assert that something did not happen. With a real clock it is a
+// snapshot and may change at once. It is meaningful once Start has run.
+func (r *Relay) CaughtUp() (bool, error) {
+	now := r.now()
+	if !r.chores.caughtUp(now) {
+		return false, nil
+	}
+	for _, next := range []func() (time.Time, bool, error){r.db.NextHeld, r.db.NextDue} {
+		at, ok, err := next()
+		if err != nil || ok && !at.After(now) {
+			return false, err
+		}
+	}
+	return r.db.StateCounts()[store.StateDelivering] == 0, nil
 }
 
 func (r *Relay) handleSetClock(w http.ResponseWriter, req *http.Request) {
@@ -88,10 +119,17 @@ func (r *Relay) handleSetClock(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.log.Info("virtual clock moved", "now", target)
+	r.timeMoved()
+	writeJSON(w, clockResponse{Now: target, Virtual: true})
+}
+
+// timeMoved wakes every loop that sleeps on a real timer (the engine,
+// delivery, the chores) after virtual time moved, so each acts on the new
+// time at once instead of after its idle check.
+func (r *Relay) timeMoved() {
 	r.engine.Kick()
 	r.queue.Kick()
 	r.chores.Kick()
-	writeJSON(w, clockResponse{Now: target, Virtual: true})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

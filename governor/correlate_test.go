@@ -88,7 +88,7 @@ func TestDeliveryCorrelation(t *testing.T) {
 	}
 	for i := 0; i < 48 && len(up.mails()) < 2; i++ {
 		step(t, r, c, 15*time.Minute)
-		time.Sleep(5 * time.Millisecond)
+		waitCaughtUp(t, r)
 	}
 	waitFor(t, "two deliveries", func() bool { return len(up.mails()) == 2 })
 	rcpt, mkt := envelopeOf(t, r.DB(), "ann@example.test", 0), envelopeOf(t, r.DB(), "ann@example.test", 1)

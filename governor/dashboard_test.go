@@ -289,7 +289,7 @@ func TestDashboardRefusesPostsWithoutCSRFToken(t *testing.T) {
 	if e, _ := r.DB().Envelope(ann.ID); e.State != store.StateReview {
 		t.Errorf("after refused posts ann's mail is %s", e.State)
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if n := len(up.messages()); n != 1 { // the holdout copy only
 		t.Errorf("%d messages delivered", n)
 	}

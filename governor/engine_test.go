@@ -45,12 +45,11 @@ func startRelayAt(t *testing.T, cfg *config.Config, c *clock) *Relay {
 	return startRelayWith(t, Options{Config: cfg, Now: c.Now})
 }
 
-// step moves virtual time on and lets the engine and the queue act.
+// step moves virtual time on and lets the relay's loops act.
 func step(t *testing.T, r *Relay, c *clock, d time.Duration) {
 	t.Helper()
 	c.advance(d)
-	r.engine.Kick()
-	r.queue.Kick()
+	r.timeMoved()
 }
 
 func marketing(subject, extra string) string {
@@ -165,7 +164,7 @@ func TestMarketingHeldThenReleasedOutsideQuietHours(t *testing.T) {
 	if env.State != store.StateHeld || !env.Due.Equal(c.Now().Add(cfg.Governor.HoldWindow)) {
 		t.Fatalf("marketing envelope after accept: %s due %v; want held for the hold window", env.State, env.Due)
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if n := len(up.messages()); n != 0 {
 		t.Fatalf("%d messages delivered during the hold window", n)
 	}
@@ -173,7 +172,7 @@ func TestMarketingHeldThenReleasedOutsideQuietHours(t *testing.T) {
 	// Walk virtual time forward until the message is out, at most 3 days.
 	for i := 0; i < 72*4 && len(up.messages()) == 0; i++ {
 		step(t, r, c, 15*time.Minute)
-		time.Sleep(5 * time.Millisecond)
+		waitCaughtUp(t, r)
 	}
 	waitFor(t, "release", func() bool { return len(up.messages()) == 1 })
 	recs := decisionsOf(t, r.DB(), env.ID)
@@ -262,10 +261,10 @@ func TestCompetingMessagesBestWinsTheSlot(t *testing.T) {
 	}
 	for i := 0; i < 96 && len(up.messages()) == 0; i++ {
 		step(t, r, c, 15*time.Minute)
-		time.Sleep(5 * time.Millisecond)
+		waitCaughtUp(t, r)
 	}
 	waitFor(t, "a release", func() bool { return len(up.messages()) >= 1 })
-	time.Sleep(50 * time.Millisecond)
+	waitCaughtUp(t, r)
 	msgs := up.messages()
 	if len(msgs) != 1 || !strings.Contains(string(msgs[0].data), "Subject: Winter boots") {
 		t.Fatalf("delivered %d messages; want only the priority-95 one", len(msgs))
@@ -322,7 +321,7 @@ func TestRestartDuringHoldLosesNothing(t *testing.T) {
 	r = startRelayAt(t, cfg, c)
 	for i := 0; i < 96 && len(up.messages()) == 0; i++ {
 		step(t, r, c, 15*time.Minute)
-		time.Sleep(5 * time.Millisecond)
+		waitCaughtUp(t, r)
 	}
 	waitFor(t, "release after restart", func() bool { return len(up.messages()) == 1 })
 }
@@ -424,14 +423,26 @@ func TestVirtualClockOverAdminAPI(t *testing.T) {
 	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if env := envelopeOf(t, r.DB(), "ann@example.test", 0); env.State != store.StateHeld {
 		t.Fatalf("before the clock moved: %s, want held", env.State)
 	}
 	if resp, cr := postClock(t, r, `{"advance": "10m"}`); resp.StatusCode != 200 || !cr.Virtual || !cr.Now.Equal(monday10.Add(10*time.Minute)) {
 		t.Fatalf("advance: %s %+v", resp.Status, cr)
 	}
-	waitFor(t, "release after the clock moved", func() bool { return len(up.messages()) == 1 })
+	// The clock's answer says when the relay has caught up with the step:
+	// then, and not before, the release has been delivered.
+	waitFor(t, "GET /v1/clock to say caught_up", func() bool {
+		code, body := adminDo(t, r, http.MethodGet, "/v1/clock", "", "")
+		var cr clockResponse
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &cr) != nil {
+			t.Fatalf("GET /v1/clock: %d %s", code, body)
+		}
+		return cr.CaughtUp
+	})
+	if n := len(up.messages()); n != 1 {
+		t.Fatalf("caught up after the clock moved with %d messages delivered, want the release", n)
+	}
 
 	if resp, _ := postClock(t, r, `{"time": "2026-11-23T09:00:00Z"}`); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("moving back in time: %s, want 400", resp.Status)

@@ -51,7 +51,7 @@ func TestEventIDsForgottenAfterRetention(t *testing.T) {
 	advance("696h") // 29 days
 	post("recent", `"applied":1`)
 	advance("24h") // "old" is 30 days old, not older: kept
-	time.Sleep(50 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if n := count(); n != 2 {
 		t.Fatalf("%d event IDs after 30 days, want 2", n)
 	}

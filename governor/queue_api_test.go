@@ -73,7 +73,7 @@ func TestReviewHoldThenReleaseOverAPIDelivers(t *testing.T) {
 	for range 8 {
 		step(t, r, c, 6*time.Hour)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if n := len(up.messages()); n != 0 {
 		t.Fatalf("%d messages delivered while in review", n)
 	}
@@ -133,7 +133,7 @@ func TestDropSuppressesAndActionsAreAllOrNothing(t *testing.T) {
 	if e.State != store.StateSuppressed || recs[len(recs)-1].Explanation != "Dropped by operator." {
 		t.Errorf("after drop: %s %+v", e.State, recs[len(recs)-1])
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if n := len(up.messages()); n != 0 {
 		t.Errorf("%d messages delivered after a drop", n)
 	}
@@ -156,7 +156,7 @@ func TestHoldPutsHeldMarketingIntoReview(t *testing.T) {
 	for range 12 {
 		step(t, r, c, 4*time.Hour)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if e := envelopeOf(t, r.DB(), "ann@example.test", 0); e.State != store.StateReview || len(up.messages()) != 0 {
 		t.Fatalf("held for review: %s, %d delivered", e.State, len(up.messages()))
 	}

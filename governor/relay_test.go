@@ -202,6 +202,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitCaughtUp waits until the relay has done everything that was due by
+// its clock (Relay.CaughtUp). What has not happened then will not happen
+// until time moves, so a test may assert that something did not.
+func waitCaughtUp(t *testing.T, r *Relay) {
+	t.Helper()
+	waitFor(t, "the relay to catch up with its clock", func() bool {
+		ok, err := r.CaughtUp()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	})
+}
+
 // firstEnvelope returns the oldest envelope in the store (the only one, in
 // tests that submit one message to one recipient).
 func firstEnvelope(t *testing.T, db *store.DB) store.Envelope {
@@ -323,7 +337,7 @@ func TestRelayRecordsPermanentFailure(t *testing.T) {
 	if env.Attempts != 1 || !strings.Contains(env.LastError, "550") || !strings.Contains(env.LastError, "no such user") {
 		t.Errorf("envelope after 550: attempts %d, last error %q", env.Attempts, env.LastError)
 	}
-	time.Sleep(200 * time.Millisecond) // longer than the retry backoff
+	waitCaughtUp(t, r) // a retry would be due at once
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	if up.attempts != 1 {
@@ -629,7 +643,7 @@ func TestSmugglingRefused(t *testing.T) {
 		}
 	}
 	waitFor(t, "the clean message", func() bool { return len(up.messages()) == 1 })
-	time.Sleep(100 * time.Millisecond)
+	waitCaughtUp(t, r)
 	if n := len(up.messages()); n != 1 {
 		t.Errorf("upstream got %d messages, want only the clean one", n)
 	}

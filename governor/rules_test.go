@@ -17,7 +17,7 @@ func walk(t *testing.T, r *Relay, c *clock, by, limit time.Duration, cond func()
 	t.Helper()
 	for spent := time.Duration(0); spent < limit && !cond(); spent += by {
 		step(t, r, c, by)
-		time.Sleep(5 * time.Millisecond)
+		waitCaughtUp(t, r)
 	}
 }
 

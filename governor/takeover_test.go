@@ -31,7 +31,7 @@ func TestHumanReplyTakeover(t *testing.T) {
 	}
 	for i := 0; i < 48 && len(up.messages()) < 2; i++ {
 		step(t, r, c, 15*time.Minute)
-		time.Sleep(5 * time.Millisecond)
+		waitCaughtUp(t, r)
 	}
 	waitFor(t, "both released", func() bool { return len(up.messages()) == 2 })
 	annEnv := envelopeOf(t, r.DB(), "ann@example.test", 0)
