@@ -1,9 +1,7 @@
 package governor
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -20,12 +18,7 @@ import (
 // drivenRelay is a relay without network loops, driven step by step.
 func drivenRelay(t *testing.T, cfg *config.Config, c *clock) *Relay {
 	t.Helper()
-	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Shutdown(context.Background()) })
-	return r
+	return newRelay(t, Options{Config: cfg, Now: c.Now})
 }
 
 func submitDriven(t *testing.T, r *Relay, c *clock, to []string, msg string) string {

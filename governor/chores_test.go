@@ -53,16 +53,12 @@ func TestChoreRunsWhenVirtualClockMoves(t *testing.T) {
 	cfg := governedConfig(t, "")
 	cfg.Admin.Listen = "127.0.0.1:0"
 	vc := NewVirtualClock(monday10)
-	r, err := New(Options{Config: cfg, Clock: vc, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRelay(t, Options{Config: cfg, Clock: vc})
 	var ran atomic.Int32
 	r.addChore("count", "0 12 * * *", func(context.Context, time.Time) error { ran.Add(1); return nil })
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer r.Shutdown(context.Background())
 	waitCaughtUp(t, r)
 	if ran.Load() != 0 {
 		t.Fatal("ran before its time")
@@ -78,11 +74,7 @@ func TestChoreRunsWhenVirtualClockMoves(t *testing.T) {
 func TestSweepRecoversOnlyStaleDeliveries(t *testing.T) {
 	c := &clock{t: monday10}
 	cfg := governedConfig(t, "")
-	r, err := New(Options{Config: cfg, Now: c.Now, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r := drivenRelay(t, cfg, c)
 	db := r.DB()
 	if _, err := db.Accept(store.Message{ID: "old"}, nil, []string{"a@x.test"}, c.Now()); err != nil {
 		t.Fatal(err)

@@ -371,15 +371,11 @@ func TestExplainOverAdminAPI(t *testing.T) {
 func TestDrivenComplaintSuppressesNextMail(t *testing.T) {
 	c := &clock{t: monday10}
 	cfg := governedConfig(t, "")
-	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r := drivenRelay(t, cfg, c)
 	if err := r.RecordEvent("ann@example.test", scoring.Event{Kind: scoring.EventComplaint, At: c.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test", "bob@example.test"},
+	_, err := r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test", "bob@example.test"},
 		Data: []byte(marketing("Winter boots", "")), Received: c.Now()})
 	if err != nil {
 		t.Fatal(err)
@@ -469,11 +465,7 @@ func TestRealClockRefusesToMove(t *testing.T) {
 func TestLatestMessageSetsRecipientZone(t *testing.T) {
 	c := &clock{t: monday10}
 	cfg := governedConfig(t, "")
-	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r := drivenRelay(t, cfg, c)
 	for _, zone := range []string{"Asia/Tokyo", "America/New_York", "Europe/Berlin"} {
 		_, err := r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test"},
 			Data: []byte(marketing("Offer "+zone, "X-Kadenz-Timezone: "+zone+"\r\n")), Received: c.Now()})

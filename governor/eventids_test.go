@@ -1,8 +1,6 @@
 package governor
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,14 +15,7 @@ func TestEventIDsForgottenAfterRetention(t *testing.T) {
 	cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", "s3cret"
 	cfg.Feedback.EventIDRetention = 30 * 24 * time.Hour
 	vc := NewVirtualClock(monday10)
-	r, err := New(Options{Config: cfg, Clock: vc, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r := startRelayWith(t, Options{Config: cfg, Clock: vc})
 	event := func(id string) string {
 		return `{"id": "` + id + `", "kind": "open", "recipient": "ann@example.test"}`
 	}

@@ -36,14 +36,7 @@ func TestPseudonymisedLogs(t *testing.T) {
 	cfg := testConfig(t, up.addr)
 	cfg.Log.Pseudonymise = true
 	var logs syncBuffer
-	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(t.Context())
+	r := startRelayWith(t, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err := submit(t, dial(t, r), "crm@shop.test", []string{"ann@example.test"}, testMessage); err != nil {
 		t.Fatal(err)
 	}

@@ -161,16 +161,17 @@ func startRelay(t *testing.T, cfg *config.Config) *Relay {
 	return startRelayWith(t, Options{Config: cfg})
 }
 
-// startRelayWith starts a relay that logs to the test and is shut down
-// cleanly when the test ends.
-func startRelayWith(t *testing.T, opts Options) *Relay {
+// newRelay is the one way tests build a relay: it logs to the test (unless
+// opts has a logger) and is shut down cleanly when the test ends. It is
+// not started: a driven test calls Submit and DecideDue itself, others
+// use startRelayWith.
+func newRelay(t *testing.T, opts Options) *Relay {
 	t.Helper()
-	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
 	r, err := New(opts)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -180,6 +181,16 @@ func startRelayWith(t *testing.T, opts Options) *Relay {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
+	return r
+}
+
+// startRelayWith builds a relay with newRelay and starts it.
+func startRelayWith(t *testing.T, opts Options) *Relay {
+	t.Helper()
+	r := newRelay(t, opts)
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
