@@ -327,11 +327,53 @@ func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 	}
 	profile.Unsubscribed = cmp.Or(profile.Unsubscribed, r.Forgotten) // an erased opt-out still counts
 	if d, err := e.gate(ru, rcpt, r.Held, profile, now); d != nil || err != nil {
-		return d, err // suppression list or a reply pause: see takeover.go
+		return d, err // suppression list or a reply pause: see gate.go
 	}
-	// r.Held is in arrival order (envelope IDs sort by time), so what the
-	// latest message says about the recipient's zone and value wins, the
-	// same way on every run.
+	held, features, err := heldFeatures(r, profile)
+	if err != nil {
+		return nil, err
+	}
+	in := scoring.Input{
+		Now: now, Recipient: rcpt, Profile: profile, Location: e.Location(profile.Timezone),
+		Held: held, Caps: ru.caps, Quiet: ru.quiet, Population: &e.population, Policy: &ru.policy,
+	}
+	if ru.window != nil {
+		in.Window = ru.window // a nil *sendWindows must not become a non-nil interface
+	}
+	e.decisions = e.planner.Decide(e.decisions[:0], &in)
+
+	byID := make(map[string]store.Envelope, len(r.Held))
+	for _, env := range r.Held {
+		byID[env.ID] = env
+	}
+	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: map[string]int64{}}
+	stats, err := e.campaignStats(ru, r.Held, features, counted)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]Record, 0, len(e.decisions))
+	releasedNow := false
+	for _, d := range e.decisions {
+		env, rec, now0 := e.outcome(ru, &d, byID[d.ID], features, profile, stats, out.Counters, now)
+		releasedNow = releasedNow || now0
+		out.Envelopes = append(out.Envelopes, env)
+		recs = append(recs, rec)
+		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
+			return nil, err
+		}
+		e.logDecision(env, rcpt, &rec)
+	}
+	if out.Profile, err = profile.Encode(); err != nil {
+		return nil, err
+	}
+	return &decided{out: out, recs: recs, releasedNow: releasedNow}, nil
+}
+
+// heldFeatures pairs each held envelope with its message's features for
+// the planner. r.Held is in arrival order (envelope IDs sort by time), so
+// what the latest message says about the recipient's zone and value wins,
+// the same way on every run; profile takes it.
+func heldFeatures(r store.Recipient, profile *scoring.Profile) ([]scoring.Held, map[string]*scoring.Features, error) {
 	held := make([]scoring.Held, len(r.Held))
 	features := make(map[string]*scoring.Features, len(r.Messages))
 	for i, env := range r.Held {
@@ -340,7 +382,7 @@ func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 			f = &scoring.Features{}
 			if raw := r.Messages[env.MessageID].Features; len(raw) > 0 {
 				if err := json.Unmarshal(raw, f); err != nil {
-					return nil, fmt.Errorf("features of %s: %w", env.MessageID, err)
+					return nil, nil, fmt.Errorf("features of %s: %w", env.MessageID, err)
 				}
 			}
 			features[env.MessageID] = f
@@ -353,79 +395,59 @@ func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 		}
 		held[i] = scoring.Held{ID: env.ID, Features: f, Received: env.Created}
 	}
-	in := scoring.Input{
-		Now: now, Recipient: rcpt, Profile: profile, Location: e.Location(profile.Timezone),
-		Held: held, Caps: ru.caps, Quiet: ru.quiet, Population: &e.population, Policy: &ru.policy,
-	}
-	if ru.window != nil {
-		in.Window = ru.window // a nil *sendWindows must not become a non-nil interface
-	}
-	e.decisions = e.planner.Decide(e.decisions[:0], &in)
-	decisions := e.decisions
+	return held, features, nil
+}
 
-	byID := make(map[string]store.Envelope, len(r.Held))
-	for _, env := range r.Held {
-		byID[env.ID] = env
+// outcome turns one of the planner's decisions into the envelope to write
+// and its record: the administrator's rules on top, shadow mode's "would",
+// and the release recorded in the profile. releasedNow says the envelope
+// is due for delivery at once.
+func (e *Engine) outcome(ru *Rules, d *scoring.Decision, env store.Envelope, features map[string]*scoring.Features,
+	profile *scoring.Profile, stats map[string]*reviewStats, counters map[string]int64, now time.Time) (_ store.Envelope, _ Record, releasedNow bool) {
+	rec := Record{
+		DecidedAt: now, Mode: ru.cfg.Mode, Action: d.Action.String(),
+		Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
 	}
-	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: map[string]int64{}}
-	stats, err := e.campaignStats(ru, r.Held, features, counted)
-	if err != nil {
-		return nil, err
+	action, at := d.Action, d.At
+	f := features[env.MessageID]
+	review := e.applyRules(ru, &rec, &action, &at, now, env, f, profile, stats, counters)
+	if review {
+		rec.Action = ActionReview
 	}
-	recs := make([]Record, 0, len(decisions))
-	releasedNow := false
-	for _, d := range decisions {
-		env := byID[d.ID]
-		rec := Record{
-			DecidedAt: now, Mode: ru.cfg.Mode, Action: d.Action.String(),
-			Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
-		}
-		action, at := d.Action, d.At
-		review := e.applyRules(ru, &rec, &action, &at, now, env, features[env.MessageID], profile, stats, out.Counters)
-		if review {
-			rec.Action = ActionReview
-		}
-		if ru.cfg.Mode == config.ModeShadow {
-			// Shadow mode records what would have happened and sends now.
-			rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
-			action, at, review = scoring.ActionRelease, now, false
-		}
-		env.Updated = now
-		switch {
-		case review:
-			// Waits for a person; not in the history until released.
-			env.State, env.Due = store.StateReview, now
-		case action == scoring.ActionRelease:
-			at = maxTime(at, now)
-			env.State, env.Due, rec.At = store.StateQueued, at, at
-			f := features[env.MessageID]
-			profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, e.memory)
-			releasedNow = releasedNow || !at.After(now)
-		case action == scoring.ActionDefer:
-			// A defer to now or the past would spin; decide again shortly.
-			at = maxTime(at, now.Add(time.Minute))
-			env.State, env.Due, rec.At = store.StateHeld, at, at
-		default:
-			env.State = store.StateSuppressed
-		}
-		out.Envelopes = append(out.Envelopes, env)
-		recs = append(recs, rec)
-		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
-			return nil, err
-		}
-		attrs := []any{"envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ",")}
-		if rec.Would != "" {
-			attrs = append(attrs, "would", rec.Would)
-		}
-		if !rec.At.IsZero() {
-			attrs = append(attrs, "at", rec.At)
-		}
-		e.log.Info("decided", attrs...)
+	if ru.cfg.Mode == config.ModeShadow {
+		// Shadow mode records what would have happened and sends now.
+		rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
+		action, at, review = scoring.ActionRelease, now, false
 	}
-	if out.Profile, err = profile.Encode(); err != nil {
-		return nil, err
+	env.Updated = now
+	switch {
+	case review:
+		// Waits for a person; not in the history until released.
+		env.State, env.Due = store.StateReview, now
+	case action == scoring.ActionRelease:
+		at = maxTime(at, now)
+		env.State, env.Due, rec.At = store.StateQueued, at, at
+		profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, e.memory)
+		releasedNow = !at.After(now)
+	case action == scoring.ActionDefer:
+		// A defer to now or the past would spin; decide again shortly.
+		at = maxTime(at, now.Add(time.Minute))
+		env.State, env.Due, rec.At = store.StateHeld, at, at
+	default:
+		env.State = store.StateSuppressed
 	}
-	return &decided{out: out, recs: recs, releasedNow: releasedNow}, nil
+	return env, rec, releasedNow
+}
+
+func (e *Engine) logDecision(env store.Envelope, rcpt string, rec *Record) {
+	attrs := []any{"envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ",")}
+	if rec.Would != "" {
+		attrs = append(attrs, "would", rec.Would)
+	}
+	if !rec.At.IsZero() {
+		attrs = append(attrs, "at", rec.At)
+	}
+	e.log.Info("decided", attrs...)
 }
 
 // Location resolves a recipient's zone, falling back to the configured one.
