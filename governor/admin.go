@@ -55,7 +55,8 @@ func (r *Relay) startAdmin() error {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
+	guard := newAdminGuard(r, l.Addr(), isLoopbackAddr(l.Addr()))
+	r.admin = &http.Server{Handler: guard.wrap(r, r.requireToken(mux)), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Error("admin listener stopped", "error", err)
@@ -64,6 +65,11 @@ func (r *Relay) startAdmin() error {
 	r.adminAddr = l.Addr()
 	r.log.Info("admin listener", "addr", l.Addr().String())
 	return nil
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 func (r *Relay) requireToken(next http.Handler) http.Handler {
