@@ -115,7 +115,7 @@ func (r *Relay) explain(id string) (*Explanation, error) {
 		only, msgID = e.ID, e.MessageID
 	} else if _, err := r.db.Message(id); err != nil {
 		if msgID, err = r.db.MessageByHeaderID(id); err != nil {
-			return nil, fmt.Errorf("%q is no envelope ID, message ID or Message-ID known here: %w", id, store.ErrNotFound)
+			return nil, fmt.Errorf("%s is no envelope ID, message ID or Message-ID known here: %w", quoteInput(id), store.ErrNotFound)
 		}
 	}
 	msg, err := r.db.Message(msgID)
@@ -145,7 +145,12 @@ func (r *Relay) explain(id string) (*Explanation, error) {
 }
 
 func (r *Relay) handleExplain(w http.ResponseWriter, req *http.Request) {
-	x, err := r.explain(req.PathValue("id"))
+	id := req.PathValue("id")
+	if bad := checkText("id", id, maxHeaderID); bad != nil {
+		http.Error(w, bad.Error(), http.StatusBadRequest)
+		return
+	}
+	x, err := r.explain(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		http.Error(w, err.Error(), http.StatusNotFound)

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -89,12 +87,11 @@ func (r *Relay) profileView(addr string) (ProfileView, error) {
 
 // parseAddress accepts a bare address (no display name, no brackets).
 func parseAddress(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s {
-		return "", fmt.Errorf("%q is not an email address (want local@domain)", s)
+	a, bad := checkAddress("address", s)
+	if bad != nil {
+		return "", bad
 	}
-	return s, nil
+	return a, nil
 }
 
 // forgetRequest is the body of POST /v1/forget.
@@ -133,9 +130,7 @@ var forgetRules = store.ForgetRules{
 
 func (r *Relay) handleForget(w http.ResponseWriter, req *http.Request) {
 	var body forgetRequest
-	dec := json.NewDecoder(io.LimitReader(req.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := readStrict(req.Body, 64<<10, &body); err != nil {
 		http.Error(w, "want JSON {\"address\": \"local@domain\"}: "+err.Error(), http.StatusBadRequest)
 		return
 	}
