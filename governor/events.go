@@ -448,6 +448,9 @@ func (r *Relay) handleExportSuppressions(w http.ResponseWriter, _ *http.Request)
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"address", "reason", "at", "source"})
 	for _, s := range list {
+		if s.Address == "" {
+			continue // an erased recipient's entry: only its hash is known
+		}
 		cw.Write([]string{s.Address, s.Reason, s.At.UTC().Format(time.RFC3339), s.Source})
 	}
 	cw.Flush()

@@ -99,11 +99,6 @@ type forgetRequest struct {
 	Address string `json:"address"`
 }
 
-// ForgetResult is the answer of POST /v1/forget.
-type ForgetResult struct {
-	Address string             `json:"address"`
-	Erased  store.ForgetReport `json:"erased"`
-}
 
 // forgetRules: an erasure removes the recipient's held and queued
 // marketing mail and their history, but not a delivery in progress (it
@@ -144,10 +139,25 @@ func (r *Relay) handleForget(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	res := ForgetResult{Address: addr, Erased: rep}
+	var incomplete []string
+	if res.OutboxFiles, err = r.eraseOutbox(addr, rep.EnvelopeIDs); err != nil {
+		r.log.Error("forget: outbox files left", "error", err)
+		incomplete = append(incomplete, "some outbox files could not be removed (see the log)")
+	}
+	// Last: the deleted records' bytes stay in freed pages until scrubbed.
+	scrub, err := r.db.ScrubFreePages()
+	res.ScrubbedPages = scrub.Pages
+	if err != nil {
+		r.log.Error("forget: freed pages not overwritten", "error", err)
+		incomplete = append(incomplete, "the database's freed pages were not overwritten: "+err.Error())
+	}
+	res.Incomplete = strings.Join(incomplete, "; ")
 	r.metrics.forgotten.Inc()
 	// The log line itself must not undo the erasure: no address in it.
-	r.log.Info("recipient forgotten", "envelopes", rep.Envelopes, "kept", rep.Kept, "profiles", rep.Profiles, "tombstone", rep.Tombstone)
-	writeJSON(w, ForgetResult{Address: addr, Erased: rep})
+	r.log.Info("recipient forgotten", "envelopes", rep.Envelopes, "kept", rep.Kept, "profiles", rep.Profiles, "tombstone", rep.Tombstone,
+		"suppressions", rep.Suppressions, "event_ids", rep.EventIDs, "outbox_files", res.OutboxFiles, "scrubbed_pages", res.ScrubbedPages)
+	writeJSON(w, res)
 }
 
 // Stats counts envelopes created in a period.

@@ -48,6 +48,14 @@ type ForgetReport struct {
 	// SharedBodies counts bodies kept because other recipients' copies of
 	// the message are still to be delivered.
 	SharedBodies int `json:"shared_bodies_kept"`
+	// Suppressions counts suppression entries now keyed by a hash of the
+	// address instead of the address (they still suppress it).
+	Suppressions int `json:"suppressions_pseudonymised"`
+	// EventIDs counts seen event IDs about the recipient now kept as hashes.
+	EventIDs int `json:"event_ids_pseudonymised"`
+	// EnvelopeIDs are the erased envelopes, for files named after them
+	// (the outbox).
+	EnvelopeIDs []string `json:"-"`
 }
 
 // ForgetRules are the governor's policy for an erasure.
@@ -108,6 +116,7 @@ func (db *DB) Forget(addr string, now time.Time, rules ForgetRules) (ForgetRepor
 				return err
 			}
 			rep.Envelopes++
+			rep.EnvelopeIDs = append(rep.EnvelopeIDs, e.ID)
 		}
 		touched := map[string]bool{}
 		for _, e := range victims {
@@ -135,6 +144,14 @@ func (db *DB) Forget(addr string, now time.Time, rules ForgetRules) (ForgetRepor
 				return err
 			}
 			rep.Profiles++
+		}
+		listed, err := eraseSuppression(tx, addr, &rep)
+		if err != nil {
+			return err
+		}
+		stop = stop || listed
+		if err := eraseEventIDs(tx, addr, &rep); err != nil {
+			return err
 		}
 		if !stop {
 			if at, err := forgottenAt(tx, addr); err != nil {
