@@ -20,8 +20,8 @@ import (
 const (
 	maxEventBatch = 1000
 	// maxEventsBody allows a full batch of generous events (URLs included).
-	maxEventsBody = 4 << 20
-	maxEventID    = 200
+	maxEventsBody   = 4 << 20
+	maxEventID      = 200
 	maxSuppressBody = 16 << 20
 )
 

@@ -99,7 +99,6 @@ type forgetRequest struct {
 	Address string `json:"address"`
 }
 
-
 // forgetRules: an erasure removes the recipient's held and queued
 // marketing mail and their history, but not a delivery in progress (it
 // cannot be recalled) nor transactional mail still to be delivered (a
