@@ -124,7 +124,9 @@ func (g *adminGuard) hostAllowed(hostport string) bool {
 		host = hostport[1 : len(hostport)-1]
 	}
 	host = strings.ToLower(host)
-	if host == "localhost" || host == g.ownHost {
+	// No Host at all: HTTP/1.0 from a program (Go's server requires
+	// one of HTTP/1.1 clients); a browser always names the site.
+	if host == "" || host == "localhost" || host == g.ownHost {
 		return true
 	}
 	a, err := netip.ParseAddr(host)

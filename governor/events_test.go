@@ -260,6 +260,7 @@ func BenchmarkEventsHTTP(b *testing.B) {
 					}
 					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(batch(n)))
 					req.Header.Set("Authorization", "Bearer s3cret")
+					req.Header.Set("Content-Type", "application/json")
 					resp, err := client.Do(req)
 					if err != nil {
 						errs <- err
