@@ -143,6 +143,14 @@ func eraseEventIDs(tx *bolt.Tx, addr string, rep *ForgetReport) error {
 	return nil
 }
 
+// view runs fn in a read transaction, counted so that ScrubFreePages
+// knows when no reader can be looking at a freed page.
+func (db *DB) view(fn func(*bolt.Tx) error) error {
+	db.readers.Add(1)
+	defer db.readers.Add(-1)
+	return db.bolt.View(fn)
+}
+
 // ErrScrubBusy is returned by ScrubFreePages when read transactions stayed
 // open throughout its attempts.
 var ErrScrubBusy = errors.New("store: read transactions kept the free pages in use; try again")
@@ -165,7 +173,8 @@ type ScrubReport struct {
 // bbolt maps the file shared, so the mapping sees the zeros. A page freed
 // by a recent commit may still be read by a read transaction that started
 // before that commit, so the scrub only proceeds when no read transaction
-// is open, trying again for a while (attempts of up to a few milliseconds
+// is open — the store counts its own (view) from before they begin, since
+// bbolt's count is updated just after — trying again for a while (attempts of up to a few milliseconds
 // each) before it gives up with ErrScrubBusy. New read transactions begun
 // during the scrub read the last committed tree, which uses no free page.
 //
@@ -193,7 +202,10 @@ func (db *DB) scrubOnce() (ScrubReport, error) {
 		return rep, err
 	}
 	defer tx.Rollback()
-	if db.bolt.Stats().OpenTxN > 0 {
+	// Our own count is raised before a read transaction begins, so when
+	// it reads 0 no reader can hold an older tree; bbolt's count covers
+	// any read transaction begun elsewhere.
+	if db.readers.Load() > 0 || db.bolt.Stats().OpenTxN > 0 {
 		return rep, ErrScrubBusy
 	}
 	f, err := os.OpenFile(db.bolt.Path(), os.O_RDWR, 0)

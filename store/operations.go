@@ -303,7 +303,7 @@ func forgottenAt(tx *bolt.Tx, addr string) (time.Time, error) {
 // mail (so it must still get none), or the zero time.
 func (db *DB) Forgotten(addr string) (time.Time, error) {
 	var at time.Time
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		at, err = forgottenAt(tx, addr)
 		return err
@@ -323,7 +323,7 @@ type EnvelopeRecord struct {
 // order of arrival, until fn returns false. The records are copies; fn
 // may keep them.
 func (db *DB) Records(fn func(EnvelopeRecord) bool) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		var m *Message
 		decisions := tx.Bucket(bucketDecisions)
 		c := tx.Bucket(bucketEnvelopes).Cursor()
@@ -352,7 +352,7 @@ func (db *DB) Records(fn func(EnvelopeRecord) bool) error {
 // HasBody reports whether a message's body is still stored.
 func (db *DB) HasBody(messageID string) (bool, error) {
 	var ok bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketBodies).Get([]byte(messageID)) != nil
 		return nil
 	})
@@ -377,7 +377,7 @@ func (db *DB) PurgeBodies(before time.Time) (int, error) {
 // between.
 func (db *DB) purgeExpired(bucket []byte, expired func(tx *bolt.Tx, key string) (bool, error)) (int, error) {
 	var candidates []string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			if ok, err := expired(tx, string(k)); err != nil {

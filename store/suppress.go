@@ -144,7 +144,7 @@ func (db *DB) SuppressionOf(addr string) (Suppression, bool, error) {
 	var s Suppression
 	var ok bool
 	addr = NormalizeAddress(addr)
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSuppressions)
 		v := b.Get([]byte(addr))
 		if v == nil {
@@ -170,7 +170,7 @@ func (db *DB) SuppressionOf(addr string) (Suppression, bool, error) {
 // recipients' entries (Address empty, Pseudonym set) first.
 func (db *DB) Suppressions() ([]Suppression, error) {
 	var list []Suppression
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSuppressions).ForEach(func(_, v []byte) error {
 			var s Suppression
 			if err := json.Unmarshal(v, &s); err != nil {
@@ -327,7 +327,7 @@ func (db *DB) PruneEventIDs(cutoff time.Time) (int, error) {
 // EventIDCount is how many event IDs the store remembers.
 func (db *DB) EventIDCount() (int, error) {
 	n := 0
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucketEventIDs).Stats().KeyN
 		return nil
 	})
