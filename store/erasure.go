@@ -151,6 +151,31 @@ func (db *DB) view(fn func(*bolt.Tx) error) error {
 	return db.bolt.View(fn)
 }
 
+// eraseHeldIndex deletes held-mail index entries under addr whose envelope
+// was erased or no longer exists.
+func eraseHeldIndex(tx *bolt.Tx, addr string, erased []Envelope) error {
+	gone := map[string]bool{}
+	for _, e := range erased {
+		gone[e.ID] = true
+	}
+	b := tx.Bucket(bucketHeldByRecipient)
+	prefix := recipientKey(addr, "")
+	var stale [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := string(k[len(prefix):])
+		if gone[id] || tx.Bucket(bucketEnvelopes).Get([]byte(id)) == nil {
+			stale = append(stale, bytes.Clone(k))
+		}
+	}
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ErrScrubBusy is returned by ScrubFreePages when read transactions stayed
 // open throughout its attempts.
 var ErrScrubBusy = errors.New("store: read transactions kept the free pages in use; try again")

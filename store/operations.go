@@ -145,6 +145,11 @@ func (db *DB) Forget(addr string, now time.Time, rules ForgetRules) (ForgetRepor
 			}
 			rep.Profiles++
 		}
+		// Any held-mail index entry left under her address (a kept envelope
+		// keeps its own).
+		if err := eraseHeldIndex(tx, addr, victims); err != nil {
+			return err
+		}
 		listed, err := eraseSuppression(tx, addr, &rep)
 		if err != nil {
 			return err
