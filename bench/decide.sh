@@ -78,7 +78,7 @@ run() { # binary -> prints one line
 		-f news@shop.test -t r@example.test "127.0.0.1:$port" >/dev/null
 	[ "$(held "$admin")" -eq "$N" ] || { echo "decide.sh: $(held "$admin") of $N held" >&2; return 1; }
 	t0="$(date +%s.%N)"
-	curl -sf -X POST "http://$admin/v1/clock" -d '{"advance": "6m"}' >/dev/null
+	curl -sf -X POST -H 'Content-Type: application/json' "http://$admin/v1/clock" -d '{"advance": "6m"}' >/dev/null
 	deadline=$((SECONDS + 600))
 	while [ "$(held "$admin")" -gt 0 ]; do
 		[ $SECONDS -lt $deadline ] || { echo "decide.sh: still $(held "$admin") held after 600 s" >&2; return 1; }

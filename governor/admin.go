@@ -55,7 +55,8 @@ func (r *Relay) startAdmin() error {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	r.admin = &http.Server{Handler: r.requireToken(mux), ReadHeaderTimeout: 10 * time.Second}
+	guard := newAdminGuard(r, l.Addr(), isLoopbackAddr(l.Addr()))
+	r.admin = &http.Server{Handler: guard.wrap(r, r.requireToken(mux)), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Error("admin listener stopped", "error", err)
@@ -64,6 +65,11 @@ func (r *Relay) startAdmin() error {
 	r.adminAddr = l.Addr()
 	r.log.Info("admin listener", "addr", l.Addr().String())
 	return nil
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 func (r *Relay) requireToken(next http.Handler) http.Handler {
@@ -109,7 +115,7 @@ func (r *Relay) explain(id string) (*Explanation, error) {
 		only, msgID = e.ID, e.MessageID
 	} else if _, err := r.db.Message(id); err != nil {
 		if msgID, err = r.db.MessageByHeaderID(id); err != nil {
-			return nil, fmt.Errorf("%q is no envelope ID, message ID or Message-ID known here: %w", id, store.ErrNotFound)
+			return nil, fmt.Errorf("%s is no envelope ID, message ID or Message-ID known here: %w", quoteInput(id), store.ErrNotFound)
 		}
 	}
 	msg, err := r.db.Message(msgID)
@@ -139,7 +145,12 @@ func (r *Relay) explain(id string) (*Explanation, error) {
 }
 
 func (r *Relay) handleExplain(w http.ResponseWriter, req *http.Request) {
-	x, err := r.explain(req.PathValue("id"))
+	id := req.PathValue("id")
+	if bad := checkText("id", id, maxHeaderID); bad != nil {
+		http.Error(w, bad.Error(), http.StatusBadRequest)
+		return
+	}
+	x, err := r.explain(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		http.Error(w, err.Error(), http.StatusNotFound)

@@ -92,9 +92,7 @@ func (r *Relay) handleSetClock(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var body clockRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := readStrict(req.Body, 4096, &body); err != nil {
 		http.Error(w, "body must be {\"time\": RFC 3339} or {\"advance\": duration}: "+err.Error(), http.StatusBadRequest)
 		return
 	}

@@ -57,6 +57,8 @@ type dashboard struct {
 
 	mu       sync.Mutex
 	sessions map[string]*uiSession
+
+	logins *loginLimiter
 }
 
 type uiSession struct {
@@ -69,6 +71,7 @@ type uiSession struct {
 // registerDashboardRoutes adds the dashboard's routes to the admin mux.
 func (r *Relay) registerDashboardRoutes(mux *http.ServeMux) {
 	d := &dashboard{r: r, wall: time.Now, sessions: map[string]*uiSession{}, pages: map[string]*template.Template{}}
+	d.logins = newLoginLimiter(func() time.Time { return d.wall() }, r.metrics.reg)
 	for _, page := range []string{"login", "overview", "campaigns", "campaign", "review", "recipient", "envelope", "error"} {
 		d.pages[page] = template.Must(template.New("").Funcs(dashboardFuncs).ParseFS(dashboardFiles,
 			"dashboard/layout.html", "dashboard/"+page+".html"))
@@ -280,11 +283,24 @@ func (d *dashboard) handleLogin(w http.ResponseWriter, req *http.Request) {
 		http.Redirect(w, req, safeNext(next), http.StatusSeeOther)
 		return
 	}
+	ip := clientIP(req.RemoteAddr)
+	if wait := d.logins.locked(ip); wait > 0 {
+		secs := int(wait.Round(time.Second) / time.Second)
+		w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
+		d.render(w, http.StatusTooManyRequests, "login", pageData{Title: "Log in", Body: loginForm{Next: next,
+			Error: fmt.Sprintf("Too many wrong tokens from %s: try again in %s.", ip, wait.Round(time.Second))}})
+		return
+	}
 	if subtle.ConstantTimeCompare([]byte(req.PostForm.Get("token")), []byte(token)) != 1 {
 		d.r.log.Warn("dashboard login refused: wrong token", "client", req.RemoteAddr)
+		if d.logins.fail(ip) {
+			d.r.log.Warn("dashboard login locked out: too many wrong tokens", "client", ip,
+				"failures", loginMaxFailures+1, "window", loginWindow, "lockout", loginLockout)
+		}
 		d.render(w, http.StatusUnauthorized, "login", pageData{Title: "Log in", Body: loginForm{Next: next, Error: "That is not the admin token."}})
 		return
 	}
+	d.logins.succeed(ip)
 	d.openSession(w, req)
 	http.Redirect(w, req, safeNext(next), http.StatusSeeOther)
 }

@@ -1,7 +1,6 @@
 package governor
 
 import (
-	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -21,11 +20,8 @@ import (
 const (
 	maxEventBatch = 1000
 	// maxEventsBody allows a full batch of generous events (URLs included).
-	maxEventsBody = 4 << 20
-	maxEventID    = 200
-	// eventFutureSkew is how far ahead of the relay clock a timestamp may
-	// be: clocks differ a little; an event from tomorrow is a mistake.
-	eventFutureSkew = time.Hour
+	maxEventsBody   = 4 << 20
+	maxEventID      = 200
 	maxSuppressBody = 16 << 20
 )
 
@@ -87,6 +83,11 @@ func writeEventError(w http.ResponseWriter, status int, e EventError) {
 
 // decodeEvents reads one event object or {"events": [...]}.
 func decodeEvents(body []byte) ([]Event, *EventError) {
+	if err := checkDuplicateKeys(body); err != nil {
+		var dup *duplicateKeyError
+		errors.As(err, &dup)
+		return nil, &EventError{Error: "bad event: " + err.Error(), Index: -1, Field: dup.Key}
+	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
 		return nil, &EventError{Error: "body is not a JSON object: " + err.Error(), Index: -1}
@@ -119,25 +120,44 @@ func decodeEvents(body []byte) ([]Event, *EventError) {
 }
 
 func strictJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeStrict(data, v); err != nil {
 		return fmt.Errorf("bad event: %w", err)
-	}
-	if dec.More() {
-		return errors.New("bad event: more than one JSON value")
 	}
 	return nil
 }
 
-// eventSignal validates one event and resolves whom it is about.
-func (r *Relay) eventSignal(ev Event, now time.Time) (signal, *EventError) {
+// parseEvents decodes a POST /v1/events body and checks every event's
+// fields, without looking anything up: what can be refused before the
+// store is asked.
+func parseEvents(body []byte, now time.Time) ([]Event, []signal, *EventError) {
+	evs, bad := decodeEvents(body)
+	if bad != nil {
+		return nil, nil, bad
+	}
+	sigs := make([]signal, len(evs))
+	for i := range evs {
+		s, bad := checkEvent(&evs[i], now)
+		if bad != nil {
+			bad.Index = i
+			return nil, nil, bad
+		}
+		sigs[i] = s
+	}
+	return evs, sigs, nil
+}
+
+// checkEvent checks one event's fields and returns the signal they
+// describe, without its recipient resolved; it trims ev's recipient.
+func checkEvent(ev *Event, now time.Time) (signal, *EventError) {
 	bad := func(field, format string, args ...any) (signal, *EventError) {
 		return signal{}, &EventError{Error: field + ": " + fmt.Sprintf(format, args...), Field: field}
 	}
+	fail := func(e *fieldError) (signal, *EventError) {
+		return signal{}, &EventError{Error: e.Error(), Field: e.Field}
+	}
 	kind, ok := eventKinds[ev.Kind]
 	if !ok {
-		return bad("kind", "%q is not one of delivered, open, click, reply, unsubscribe, complaint, bounce", ev.Kind)
+		return bad("kind", "%s is not one of delivered, open, click, reply, unsubscribe, complaint, bounce", quoteInput(ev.Kind))
 	}
 	switch ev.Bounce {
 	case "", "hard":
@@ -146,27 +166,48 @@ func (r *Relay) eventSignal(ev Event, now time.Time) (signal, *EventError) {
 			kind = sigSoftBounce
 		}
 	default:
-		return bad("bounce", "%q is not hard or soft", ev.Bounce)
+		return bad("bounce", "%s is not hard or soft", quoteInput(ev.Bounce))
 	}
 	if ev.Bounce != "" && ev.Kind != "bounce" {
 		return bad("bounce", "only for kind bounce")
 	}
-	if len(ev.ID) > maxEventID {
-		return bad("id", "longer than %d bytes", maxEventID)
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{{"id", ev.ID, maxEventID}, {"envelope_id", ev.EnvelopeID, maxLookupID}, {"message_id", ev.MessageID, maxHeaderID},
+		{"topic", ev.Topic, maxTopic}, {"url", ev.URL, maxURL}} {
+		if e := checkText(f.name, f.value, f.max); e != nil {
+			return fail(e)
+		}
 	}
 	s := signal{kind: kind, at: now, source: "events", eventID: ev.ID}
 	if ev.Timestamp != "" {
-		t, err := time.Parse(time.RFC3339, ev.Timestamp)
-		if err != nil {
-			return bad("timestamp", "%q is not RFC 3339, e.g. 2026-11-23T10:00:00Z", ev.Timestamp)
-		}
-		if t.After(now.Add(eventFutureSkew)) {
-			return bad("timestamp", "%s is in the future (the relay's clock says %s)", ev.Timestamp, now.Format(time.RFC3339))
+		t, e := parseTime("timestamp", ev.Timestamp, now)
+		if e != nil {
+			return fail(e)
 		}
 		s.at = t
 	}
 	if t := strings.TrimSpace(ev.Topic); t != "" {
 		s.topics = []string{t}
+	}
+	if ev.Recipient != "" {
+		rcpt, e := checkAddress("recipient", ev.Recipient)
+		if e != nil {
+			return fail(e)
+		}
+		ev.Recipient = rcpt
+	}
+	if ev.EnvelopeID == "" && ev.MessageID == "" && ev.Recipient == "" {
+		return bad("envelope_id", "give envelope_id, message_id or recipient")
+	}
+	return s, nil
+}
+
+// eventSignal resolves whom a checked event is about.
+func (r *Relay) eventSignal(ev Event, s signal) (signal, *EventError) {
+	bad := func(field, format string, args ...any) (signal, *EventError) {
+		return signal{}, &EventError{Error: field + ": " + fmt.Sprintf(format, args...), Field: field}
 	}
 	rcpt := strings.TrimSpace(ev.Recipient)
 	switch {
@@ -202,13 +243,8 @@ func (r *Relay) eventSignal(ev Event, now time.Time) (signal, *EventError) {
 		if s.rcpt == "" {
 			return bad("recipient", "message <%s> did not go to %s", hid, rcpt)
 		}
-	case rcpt != "":
-		if !strings.Contains(rcpt, "@") || strings.ContainsAny(rcpt, " \t\r\n<>") {
-			return bad("recipient", "%q is not an address", rcpt)
-		}
-		s.rcpt = rcpt
 	default:
-		return bad("envelope_id", "give envelope_id, message_id or recipient")
+		s.rcpt = rcpt // checked by checkEvent
 	}
 	return s, nil
 }
@@ -219,16 +255,14 @@ func (r *Relay) handleEvents(w http.ResponseWriter, req *http.Request) {
 		writeEventError(w, http.StatusRequestEntityTooLarge, EventError{Error: fmt.Sprintf("body over %d bytes: send smaller batches", maxEventsBody), Index: -1})
 		return
 	}
-	evs, bad := decodeEvents(body)
+	// Check the whole batch before anything is written.
+	evs, sigs, bad := parseEvents(body, r.now())
 	if bad != nil {
 		writeEventError(w, http.StatusBadRequest, *bad)
 		return
 	}
-	// Validate the whole batch before anything is written.
-	now := r.now()
-	sigs := make([]signal, len(evs))
 	for i, ev := range evs {
-		s, bad := r.eventSignal(ev, now)
+		s, bad := r.eventSignal(ev, sigs[i])
 		if bad != nil {
 			bad.Index = i
 			status := http.StatusBadRequest
@@ -267,32 +301,34 @@ func (r *Relay) handleListSuppressions(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, list)
 }
 
-// checkSuppression validates an entry from the API or an import.
-func checkSuppression(addr, reason string) error {
-	addr = strings.TrimSpace(addr)
-	if at := strings.LastIndexByte(addr, '@'); at <= 0 || at == len(addr)-1 || strings.ContainsAny(addr, " \t\r\n<>,;\"") {
-		return fmt.Errorf("%q is not a bare email address", addr)
+// checkSuppression validates an entry from the API or an import and
+// returns its address trimmed.
+func checkSuppression(addr, reason string) (string, *fieldError) {
+	a, e := checkAddress("address", addr)
+	if e != nil {
+		return "", e
 	}
-	if len(reason) > 500 {
-		return errors.New("reason is longer than 500 characters")
+	if e := checkText("reason", reason, maxReason); e != nil {
+		return "", e
 	}
-	return nil
+	return a, nil
 }
 
 func (r *Relay) handleAddSuppressions(w http.ResponseWriter, req *http.Request) {
 	var body SuppressionRequest
-	if err := strictJSONReader(http.MaxBytesReader(w, req.Body, 64<<10), &body); err != nil {
+	if err := readStrict(req.Body, 64<<10, &body); err != nil {
 		http.Error(w, `body must be {"address": "...", "reason": "..."}: `+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if err := checkSuppression(body.Address, body.Reason); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	addr, bad := checkSuppression(body.Address, body.Reason)
+	if bad != nil {
+		http.Error(w, bad.Error(), http.StatusBadRequest)
 		return
 	}
 	if body.Reason == "" {
 		body.Reason = "added by an operator"
 	}
-	s := store.Suppression{Address: body.Address, Reason: body.Reason, At: r.now(), Source: "admin"}
+	s := store.Suppression{Address: addr, Reason: body.Reason, At: r.now(), Source: "admin"}
 	if _, err := r.db.Suppress(true, s); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -302,72 +338,96 @@ func (r *Relay) handleAddSuppressions(w http.ResponseWriter, req *http.Request) 
 	writeJSON(w, s)
 }
 
-func strictJSONReader(rd io.Reader, v any) error {
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return err
-	}
-	return strictJSON(data, v)
-}
-
 // handleDeleteSuppression takes an address off the list and clears the
 // profile's hard stops with it: an operator who removes an address wants
 // marketing mail to reach it again.
 func (r *Relay) handleDeleteSuppression(w http.ResponseWriter, req *http.Request) {
-	addr := req.PathValue("address")
+	addr, bad := checkAddress("address", req.PathValue("address"))
+	if bad != nil {
+		http.Error(w, bad.Error(), http.StatusBadRequest)
+		return
+	}
 	found, err := r.db.Unsuppress(addr, clearHardStops)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	if !found {
-		http.Error(w, fmt.Sprintf("%s is not on the suppression list", addr), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("%s is not on the suppression list", quoteInput(addr)), http.StatusNotFound)
 		return
 	}
 	writeJSON(w, map[string]string{"removed": store.NormalizeAddress(addr)})
 }
 
-// handleImportSuppressions reads CSV lines address,reason (a header line
-// "address,reason" is allowed). Every line is checked before any is
-// written; existing entries keep their first reason.
-func (r *Relay) handleImportSuppressions(w http.ResponseWriter, req *http.Request) {
-	cr := csv.NewReader(http.MaxBytesReader(w, req.Body, maxSuppressBody))
+// csvError is a bad line of a suppression import.
+type csvError struct {
+	Line  int
+	Field string // empty when the line as a whole is bad
+	Err   error
+}
+
+func (e *csvError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+	}
+	var fe *fieldError
+	if errors.As(e.Err, &fe) {
+		return fmt.Sprintf("line %d: %v", e.Line, fe)
+	}
+	return fmt.Sprintf("line %d: %s: %v", e.Line, e.Field, e.Err)
+}
+
+// parseSuppressionCSV reads CSV lines address,reason (a header line
+// "address,reason" is allowed; an export's at,source may follow, and at is
+// kept). Every line is checked; the first bad one is the error.
+func parseSuppressionCSV(rd io.Reader, now time.Time) ([]store.Suppression, error) {
+	cr := csv.NewReader(rd)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
-	now := r.now()
+	cr.ReuseRecord = true
 	var list []store.Suppression
 	for line := 1; ; line++ {
 		rec, err := cr.Read()
 		if err == io.EOF {
-			break
+			return list, nil
 		}
 		if err != nil {
-			http.Error(w, fmt.Sprintf("CSV: %v", err), http.StatusBadRequest)
-			return
+			return nil, fmt.Errorf("CSV: %w", err)
 		}
 		if line == 1 && strings.EqualFold(strings.TrimSpace(rec[0]), "address") {
 			continue
 		}
 		if len(rec) > 4 {
-			// address,reason; an export's at,source may follow.
-			http.Error(w, fmt.Sprintf("line %d: want address,reason, got %d fields", line, len(rec)), http.StatusBadRequest)
-			return
+			return nil, &csvError{Line: line, Err: fmt.Errorf("want address,reason[,at,source], got %d fields", len(rec))}
 		}
 		at := now
-		if len(rec) >= 3 {
-			if t, err := time.Parse(time.RFC3339, strings.TrimSpace(rec[2])); err == nil {
-				at = t
+		if len(rec) >= 3 && strings.TrimSpace(rec[2]) != "" {
+			t, bad := parseTime("at", strings.TrimSpace(rec[2]), now)
+			if bad != nil {
+				return nil, &csvError{Line: line, Field: "at", Err: bad}
 			}
+			at = t
 		}
 		reason := "imported"
-		if len(rec) == 2 && strings.TrimSpace(rec[1]) != "" {
+		if len(rec) >= 2 && strings.TrimSpace(rec[1]) != "" {
 			reason = strings.TrimSpace(rec[1])
 		}
-		if err := checkSuppression(rec[0], reason); err != nil {
-			http.Error(w, fmt.Sprintf("line %d: %v", line, err), http.StatusBadRequest)
-			return
+		addr, bad := checkSuppression(rec[0], reason)
+		if bad != nil {
+			return nil, &csvError{Line: line, Field: bad.Field, Err: bad}
 		}
-		list = append(list, store.Suppression{Address: rec[0], Reason: reason, At: at, Source: "import"})
+		list = append(list, store.Suppression{Address: addr, Reason: reason, At: at, Source: "import"})
+	}
+}
+
+// handleImportSuppressions adds the lines of a CSV body (see
+// parseSuppressionCSV): all of them or, if one is bad, none; existing
+// entries keep their first reason.
+func (r *Relay) handleImportSuppressions(w http.ResponseWriter, req *http.Request) {
+	list, err := parseSuppressionCSV(http.MaxBytesReader(w, req.Body, maxSuppressBody), r.now())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	n, err := r.db.Suppress(false, list...)
 	if err != nil {
@@ -388,6 +448,9 @@ func (r *Relay) handleExportSuppressions(w http.ResponseWriter, _ *http.Request)
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"address", "reason", "at", "source"})
 	for _, s := range list {
+		if s.Address == "" {
+			continue // an erased recipient's entry: only its hash is known
+		}
 		cw.Write([]string{s.Address, s.Reason, s.At.UTC().Format(time.RFC3339), s.Source})
 	}
 	cw.Flush()

@@ -104,7 +104,7 @@ func TestEventsMalformed(t *testing.T) {
 		{"unknown message", `{"kind": "open", "message_id": "nope@x.test"}`, 0, "message_id", "no message"},
 		{"ambiguous message", `{"kind": "open", "message_id": "winter-boots@shop.test"}`, 0, "recipient", "2 recipients"},
 		{"unknown field", `{"kind": "open", "recipient": "a@b.test", "colour": "red"}`, 0, "", "unknown field"},
-		{"bad address", `{"kind": "open", "recipient": "nobody"}`, 0, "recipient", "not an address"},
+		{"bad address", `{"kind": "open", "recipient": "nobody"}`, 0, "recipient", "is not an email address"},
 		{"bounce type", `{"kind": "bounce", "recipient": "a@b.test", "bounce": "medium"}`, 0, "bounce", "hard or soft"},
 		{"empty batch", `{"events": []}`, -1, "events", "1 to 1000"},
 		{"batch and more", `{"events": [` + good + `], "kind": "open"}`, -1, "", "nothing else"},
@@ -260,6 +260,7 @@ func BenchmarkEventsHTTP(b *testing.B) {
 					}
 					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(batch(n)))
 					req.Header.Set("Authorization", "Bearer s3cret")
+					req.Header.Set("Content-Type", "application/json")
 					resp, err := client.Do(req)
 					if err != nil {
 						errs <- err

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -90,23 +88,16 @@ func (r *Relay) profileView(addr string) (ProfileView, error) {
 
 // parseAddress accepts a bare address (no display name, no brackets).
 func parseAddress(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s {
-		return "", fmt.Errorf("%q is not an email address (want local@domain)", s)
+	a, bad := checkAddress("address", s)
+	if bad != nil {
+		return "", bad
 	}
-	return s, nil
+	return a, nil
 }
 
 // forgetRequest is the body of POST /v1/forget.
 type forgetRequest struct {
 	Address string `json:"address"`
-}
-
-// ForgetResult is the answer of POST /v1/forget.
-type ForgetResult struct {
-	Address string             `json:"address"`
-	Erased  store.ForgetReport `json:"erased"`
 }
 
 // forgetRules: an erasure removes the recipient's held and queued
@@ -131,9 +122,7 @@ var forgetRules = store.ForgetRules{
 
 func (r *Relay) handleForget(w http.ResponseWriter, req *http.Request) {
 	var body forgetRequest
-	dec := json.NewDecoder(io.LimitReader(req.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := readStrict(req.Body, 64<<10, &body); err != nil {
 		http.Error(w, "want JSON {\"address\": \"local@domain\"}: "+err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -147,10 +136,25 @@ func (r *Relay) handleForget(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	res := ForgetResult{Address: addr, Erased: rep}
+	var incomplete []string
+	if res.OutboxFiles, err = r.eraseOutbox(addr, rep.EnvelopeIDs); err != nil {
+		r.log.Error("forget: outbox files left", "error", err)
+		incomplete = append(incomplete, "some outbox files could not be removed (see the log)")
+	}
+	// Last: the deleted records' bytes stay in freed pages until scrubbed.
+	scrub, err := r.db.ScrubFreePages()
+	res.ScrubbedPages = scrub.Pages
+	if err != nil {
+		r.log.Error("forget: freed pages not overwritten", "error", err)
+		incomplete = append(incomplete, "the database's freed pages were not overwritten: "+err.Error())
+	}
+	res.Incomplete = strings.Join(incomplete, "; ")
 	r.metrics.forgotten.Inc()
 	// The log line itself must not undo the erasure: no address in it.
-	r.log.Info("recipient forgotten", "envelopes", rep.Envelopes, "kept", rep.Kept, "profiles", rep.Profiles, "tombstone", rep.Tombstone)
-	writeJSON(w, ForgetResult{Address: addr, Erased: rep})
+	r.log.Info("recipient forgotten", "envelopes", rep.Envelopes, "kept", rep.Kept, "profiles", rep.Profiles, "tombstone", rep.Tombstone,
+		"suppressions", rep.Suppressions, "event_ids", rep.EventIDs, "outbox_files", res.OutboxFiles, "scrubbed_pages", res.ScrubbedPages)
+	writeJSON(w, res)
 }
 
 // Stats counts envelopes created in a period.

@@ -31,11 +31,12 @@ import (
 func adminCall(t *testing.T, r *Relay, method, path, token string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
+	ct := ""
 	if body != nil {
 		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		rd, ct = bytes.NewReader(b), "application/json"
 	}
-	return adminRequest(t, r, method, path, token, "", rd)
+	return adminRequest(t, r, method, path, token, ct, rd)
 }
 
 // adminRequest sends one request to the relay's admin listener, with a
@@ -76,7 +77,7 @@ func adminJSON(t *testing.T, r *Relay, method, path string, body, into any) {
 // scrape fetches /metrics with a real HTTP GET and parses the text format.
 func scrape(t *testing.T, r *Relay) map[string]*dto.MetricFamily {
 	t.Helper()
-	code, out := adminCall(t, r, http.MethodGet, "/metrics", "", nil)
+	code, out := adminCall(t, r, http.MethodGet, "/metrics", r.config().Admin.Token, nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", code, out)
 	}

@@ -298,9 +298,7 @@ const maxActionBody = 1 << 20
 
 func (r *Relay) queueAction(body io.Reader, op queueOp) ([]string, error) {
 	var in QueueActionRequest
-	dec := json.NewDecoder(io.LimitReader(body, maxActionBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	if err := readStrict(body, maxActionBody, &in); err != nil {
 		return nil, fmt.Errorf("%w: body must be {\"ids\": [...]} or {\"campaign\": \"...\"}: %v", errBadRequest, err)
 	}
 	return r.applyQueueAction(in, op)
@@ -314,6 +312,9 @@ func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, e
 	for _, id := range in.IDs {
 		if strings.TrimSpace(id) == "" {
 			return nil, fmt.Errorf("%w: empty envelope ID", errBadRequest)
+		}
+		if bad := checkText("ids", id, maxLookupID); bad != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRequest, bad)
 		}
 	}
 	msgs := messageCache{r: r}

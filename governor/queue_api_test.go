@@ -19,7 +19,11 @@ import (
 // answer into v (if not nil); it returns the status and the body text.
 func queueDo(t *testing.T, r *Relay, method, path, body string, v any) (int, string) {
 	t.Helper()
-	code, raw := adminRequest(t, r, method, path, "", "", strings.NewReader(body))
+	ct := ""
+	if method == http.MethodPost {
+		ct = "application/json"
+	}
+	code, raw := adminRequest(t, r, method, path, "", ct, strings.NewReader(body))
 	if code == http.StatusOK && v != nil {
 		if err := json.Unmarshal(raw, v); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, raw)

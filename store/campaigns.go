@@ -51,7 +51,7 @@ func (db *DB) ResumeCampaign(name string) error {
 // SuspendedCampaigns returns the suspension set, keyed by lower-cased name.
 func (db *DB) SuspendedCampaigns() (map[string]SuspendedCampaign, error) {
 	out := map[string]SuspendedCampaign{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSuspended).ForEach(func(k, v []byte) error {
 			var s SuspendedCampaign
 			if err := json.Unmarshal(v, &s); err != nil {

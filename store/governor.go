@@ -18,7 +18,7 @@ import (
 // due for a decision at now, earliest first.
 func (db *DB) DueRecipients(now time.Time, limit int) ([]string, error) {
 	var rcpts []string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		seen := map[string]bool{}
 		end := dueKey(now, "")
 		c := tx.Bucket(bucketHeld).Cursor()
@@ -42,7 +42,7 @@ func (db *DB) DueRecipients(now time.Time, limit int) ([]string, error) {
 func (db *DB) NextHeld() (time.Time, bool, error) {
 	var t time.Time
 	var ok bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketHeld).Cursor().First(); k != nil {
 			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
 		}
@@ -68,7 +68,7 @@ type Recipient struct {
 // consistent view.
 func (db *DB) LoadRecipient(rcpt string) (Recipient, error) {
 	r := Recipient{Address: rcpt, Messages: map[string]Message{}}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		prefix := recipientKey(rcpt, "")
 		c := tx.Bucket(bucketHeldByRecipient).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -178,7 +178,7 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 // Profile returns a recipient's stored profile, or nil.
 func (db *DB) Profile(rcpt string) ([]byte, error) {
 	var p []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		p = bytes.Clone(tx.Bucket(bucketProfiles).Get(profileKey(rcpt)))
 		return nil
 	})
@@ -195,7 +195,7 @@ func (db *DB) PutProfile(rcpt string, profile []byte) error {
 // Decisions returns an envelope's decision records (a JSON array), or nil.
 func (db *DB) Decisions(envelopeID string) (json.RawMessage, error) {
 	var v []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v = bytes.Clone(tx.Bucket(bucketDecisions).Get([]byte(envelopeID)))
 		return nil
 	})
@@ -205,7 +205,7 @@ func (db *DB) Decisions(envelopeID string) (json.RawMessage, error) {
 // MessageByHeaderID finds a message by its Message-ID header.
 func (db *DB) MessageByHeaderID(headerID string) (string, error) {
 	var id string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketHeaderIDs).Get([]byte(headerID))
 		if v == nil {
 			return fmt.Errorf("Message-ID %s: %w", headerID, ErrNotFound)
@@ -219,7 +219,7 @@ func (db *DB) MessageByHeaderID(headerID string) (string, error) {
 // EnvelopesOf returns a message's envelopes.
 func (db *DB) EnvelopesOf(messageID string) ([]Envelope, error) {
 	var envs []Envelope
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		prefix := []byte(messageID + "-")
 		c := tx.Bucket(bucketEnvelopes).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {

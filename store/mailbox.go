@@ -27,7 +27,7 @@ func (db *DB) MailboxState(name string) (uidValidity, lastUID uint32, err error)
 		return 0, 0, errors.New("store: mailbox without a name")
 	}
 	var st mailboxState
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMailboxes).Get([]byte(name))
 		if v == nil {
 			return nil

@@ -48,6 +48,14 @@ type ForgetReport struct {
 	// SharedBodies counts bodies kept because other recipients' copies of
 	// the message are still to be delivered.
 	SharedBodies int `json:"shared_bodies_kept"`
+	// Suppressions counts suppression entries now keyed by a hash of the
+	// address instead of the address (they still suppress it).
+	Suppressions int `json:"suppressions_pseudonymised"`
+	// EventIDs counts seen event IDs about the recipient now kept as hashes.
+	EventIDs int `json:"event_ids_pseudonymised"`
+	// EnvelopeIDs are the erased envelopes, for files named after them
+	// (the outbox).
+	EnvelopeIDs []string `json:"-"`
 }
 
 // ForgetRules are the governor's policy for an erasure.
@@ -108,6 +116,7 @@ func (db *DB) Forget(addr string, now time.Time, rules ForgetRules) (ForgetRepor
 				return err
 			}
 			rep.Envelopes++
+			rep.EnvelopeIDs = append(rep.EnvelopeIDs, e.ID)
 		}
 		touched := map[string]bool{}
 		for _, e := range victims {
@@ -135,6 +144,19 @@ func (db *DB) Forget(addr string, now time.Time, rules ForgetRules) (ForgetRepor
 				return err
 			}
 			rep.Profiles++
+		}
+		// Any held-mail index entry left under her address (a kept envelope
+		// keeps its own).
+		if err := eraseHeldIndex(tx, addr, victims); err != nil {
+			return err
+		}
+		listed, err := eraseSuppression(tx, addr, &rep)
+		if err != nil {
+			return err
+		}
+		stop = stop || listed
+		if err := eraseEventIDs(tx, addr, &rep); err != nil {
+			return err
 		}
 		if !stop {
 			if at, err := forgottenAt(tx, addr); err != nil {
@@ -286,7 +308,7 @@ func forgottenAt(tx *bolt.Tx, addr string) (time.Time, error) {
 // mail (so it must still get none), or the zero time.
 func (db *DB) Forgotten(addr string) (time.Time, error) {
 	var at time.Time
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		at, err = forgottenAt(tx, addr)
 		return err
@@ -306,7 +328,7 @@ type EnvelopeRecord struct {
 // order of arrival, until fn returns false. The records are copies; fn
 // may keep them.
 func (db *DB) Records(fn func(EnvelopeRecord) bool) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		var m *Message
 		decisions := tx.Bucket(bucketDecisions)
 		c := tx.Bucket(bucketEnvelopes).Cursor()
@@ -335,7 +357,7 @@ func (db *DB) Records(fn func(EnvelopeRecord) bool) error {
 // HasBody reports whether a message's body is still stored.
 func (db *DB) HasBody(messageID string) (bool, error) {
 	var ok bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketBodies).Get([]byte(messageID)) != nil
 		return nil
 	})
@@ -360,7 +382,7 @@ func (db *DB) PurgeBodies(before time.Time) (int, error) {
 // between.
 func (db *DB) purgeExpired(bucket []byte, expired func(tx *bolt.Tx, key string) (bool, error)) (int, error) {
 	var candidates []string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			if ok, err := expired(tx, string(k)); err != nil {

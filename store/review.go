@@ -39,7 +39,7 @@ func (db *DB) EnvelopesInState(s State, fn func(Envelope) bool) error {
 			return fn(e)
 		})
 	}
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		// Mail waiting for delivery is in two lanes (express and the
 		// rest): walk both at once, earliest key first.
 		a := tx.Bucket(idx).Cursor()
@@ -133,7 +133,7 @@ func (db *DB) Transition(ids []string, change Change) ([]Envelope, error) {
 // never counted).
 func (db *DB) Counters(names ...string) (map[string]int64, error) {
 	vals := make(map[string]int64, len(names))
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCounters)
 		for _, n := range names {
 			if v := b.Get([]byte(n)); len(v) == 8 {

@@ -192,6 +192,8 @@ type DB struct {
 	closeErr  error
 
 	commitCount, writeCount atomic.Int64
+	// readers counts read transactions begun through view (erasure.go).
+	readers atomic.Int64
 }
 
 // Open opens (creating if needed) the database at path.
@@ -401,7 +403,7 @@ func (db *DB) Recover(now time.Time) (int, error) {
 func (db *DB) NextDue() (time.Time, bool, error) {
 	var t time.Time
 	var ok bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		for _, lane := range [][]byte{bucketDueExpress, bucketDue} {
 			if k, _ := tx.Bucket(lane).Cursor().First(); k != nil {
 				if lt := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))); !ok || lt.Before(t) {
@@ -417,7 +419,7 @@ func (db *DB) NextDue() (time.Time, bool, error) {
 // Envelope returns one envelope.
 func (db *DB) Envelope(id string) (Envelope, error) {
 	var e Envelope
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		e, err = getEnvelope(tx, id)
 		return err
@@ -428,7 +430,7 @@ func (db *DB) Envelope(id string) (Envelope, error) {
 // Message returns a message's metadata.
 func (db *DB) Message(id string) (Message, error) {
 	var m Message
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMessages).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("message %s: %w", id, ErrNotFound)
@@ -442,7 +444,7 @@ func (db *DB) Message(id string) (Message, error) {
 // header on top).
 func (db *DB) Body(messageID string) ([]byte, error) {
 	var body []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketBodies).Get([]byte(messageID))
 		if v == nil {
 			return fmt.Errorf("body of message %s: %w", messageID, ErrNotFound)
@@ -456,7 +458,7 @@ func (db *DB) Body(messageID string) ([]byte, error) {
 // Envelopes calls fn for every envelope, in ID order (and so in order of
 // arrival), until fn returns false.
 func (db *DB) Envelopes(fn func(Envelope) bool) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEnvelopes).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var e Envelope

@@ -15,10 +15,15 @@ import (
 // feedback to several recipients in one transaction.
 
 var (
-	// bucketSuppressions: lower-case address -> Suppression (JSON).
+	// bucketSuppressions: lower-case address -> Suppression (JSON); for an
+	// erased recipient (see erasure.go) 0x00 + HMAC of the lower-case
+	// address -> Suppression without the address.
 	bucketSuppressions = []byte("suppressions")
 	// bucketEventIDs: event ID -> 8-byte big-endian Unix ns when first
-	// seen, so that a repeated event is acknowledged but not applied twice.
+	// seen, so that a repeated event is acknowledged but not applied twice,
+	// then 16 bytes of the recipient's HMAC (so erasure finds the IDs of a
+	// recipient's events). Erased recipients' IDs are kept as 0x00 + HMAC
+	// of the ID -> the time alone.
 	bucketEventIDs = []byte("event_ids")
 )
 
@@ -30,6 +35,10 @@ type Suppression struct {
 	At      time.Time `json:"at"`
 	// Source says who put it there: imap, events, admin, import.
 	Source string `json:"source,omitempty"`
+	// Pseudonym replaces Address in the entry of an erased recipient: the
+	// start of the keyed hash the entry is stored under. The address is
+	// still suppressed; only someone who knows it can find its entry.
+	Pseudonym string `json:"pseudonym,omitempty"`
 }
 
 // NormalizeAddress is how the suppression list compares addresses: trimmed
@@ -47,6 +56,18 @@ func putSuppression(tx *bolt.Tx, s Suppression, replace bool) (bool, error) {
 	b := tx.Bucket(bucketSuppressions)
 	if !replace && b.Get([]byte(s.Address)) != nil {
 		return false, nil // the first reason stays: it is why the address stopped
+	}
+	hashed, err := erasedSuppressionKey(tx, s.Address)
+	if err != nil {
+		return false, err
+	}
+	if hashed != nil && b.Get(hashed) != nil {
+		if !replace {
+			return false, nil // erased, and still suppressed
+		}
+		if err := b.Delete(hashed); err != nil {
+			return false, err
+		}
 	}
 	v, err := json.Marshal(s)
 	if err != nil {
@@ -89,6 +110,16 @@ func (db *DB) Unsuppress(addr string, profile func(old []byte) ([]byte, error)) 
 		if err := b.Delete([]byte(addr)); err != nil {
 			return err
 		}
+		hashed, err := erasedSuppressionKey(tx, addr)
+		if err != nil {
+			return err
+		}
+		if hashed != nil && b.Get(hashed) != nil {
+			found = true
+			if err := b.Delete(hashed); err != nil {
+				return err
+			}
+		}
 		if profile == nil {
 			return nil
 		}
@@ -107,25 +138,39 @@ func (db *DB) Unsuppress(addr string, profile func(old []byte) ([]byte, error)) 
 }
 
 // SuppressionOf returns an address's entry on the suppression list, and
-// whether there is one.
+// whether there is one. The entry of an erased recipient is found by its
+// keyed hash, and returned with the address asked about.
 func (db *DB) SuppressionOf(addr string) (Suppression, bool, error) {
 	var s Suppression
 	var ok bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSuppressions).Get([]byte(NormalizeAddress(addr)))
+	addr = NormalizeAddress(addr)
+	err := db.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSuppressions)
+		v := b.Get([]byte(addr))
 		if v == nil {
-			return nil
+			hashed, err := erasedSuppressionKey(tx, addr)
+			if err != nil || hashed == nil {
+				return err
+			}
+			if v = b.Get(hashed); v == nil {
+				return nil
+			}
 		}
 		ok = true
-		return json.Unmarshal(v, &s)
+		if err := json.Unmarshal(v, &s); err != nil {
+			return err
+		}
+		s.Address = addr
+		return nil
 	})
 	return s, ok, err
 }
 
-// Suppressions returns the whole list in address order.
+// Suppressions returns the whole list in address order, erased
+// recipients' entries (Address empty, Pseudonym set) first.
 func (db *DB) Suppressions() ([]Suppression, error) {
 	var list []Suppression
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSuppressions).ForEach(func(_, v []byte) error {
 			var s Suppression
 			if err := json.Unmarshal(v, &s); err != nil {
@@ -172,16 +217,21 @@ func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, d
 	err = db.update(func(tx *bolt.Tx) error {
 		applied, duplicates = 0, 0
 		seen := tx.Bucket(bucketEventIDs)
-		var stamp [8]byte
-		binary.BigEndian.PutUint64(stamp[:], uint64(now.UnixNano()))
+		var secret []byte
 		for i := range changes {
 			c := &changes[i]
 			if c.EventID != "" {
-				if seen.Get([]byte(c.EventID)) != nil {
+				if secret == nil {
+					var err error
+					if secret, err = pseudonymSecret(tx, true); err != nil {
+						return err
+					}
+				}
+				if seen.Get([]byte(c.EventID)) != nil || seen.Get(erasedEventKey(secret, c.EventID)) != nil {
 					duplicates++
 					continue
 				}
-				if err := seen.Put([]byte(c.EventID), stamp[:]); err != nil {
+				if err := seen.Put([]byte(c.EventID), eventIDValue(now, secret, c.Recipient)); err != nil {
 					return err
 				}
 			}
@@ -258,7 +308,7 @@ func (db *DB) PruneEventIDs(cutoff time.Time) (int, error) {
 		b := tx.Bucket(bucketEventIDs)
 		var old [][]byte
 		b.ForEach(func(k, v []byte) error {
-			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < cutoff.UnixNano() {
+			if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) < cutoff.UnixNano() {
 				old = append(old, bytes.Clone(k))
 			}
 			return nil
@@ -277,7 +327,7 @@ func (db *DB) PruneEventIDs(cutoff time.Time) (int, error) {
 // EventIDCount is how many event IDs the store remembers.
 func (db *DB) EventIDCount() (int, error) {
 	n := 0
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucketEventIDs).Stats().KeyN
 		return nil
 	})

@@ -42,6 +42,9 @@ governor:
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://"+admin+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json") // the admin API takes no other body
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

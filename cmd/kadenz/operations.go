@@ -162,6 +162,10 @@ func forgetCommand(args []string, stdout, stderr io.Writer) int {
 			{e.Bodies, "message bodies erased"},
 			{e.HeaderIDs, "Message-ID index entries erased"},
 			{e.Profiles, "profiles erased"},
+			{e.Suppressions, "suppression entries now keyed by a hash of the address"},
+			{e.EventIDs, "event IDs now kept as hashes"},
+			{v.OutboxFiles, "outbox files removed"},
+			{v.ScrubbedPages, "freed database pages overwritten"},
 			{e.SharedBodies, "bodies kept: other recipients still wait for them"},
 			{e.Kept, "envelopes kept: in delivery or transactional (run forget again later)"},
 		} {
@@ -169,6 +173,9 @@ func forgetCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		if e.Tombstone {
 			fmt.Fprintln(w, "A hashed tombstone keeps the address out of marketing mail, as it had asked.")
+		}
+		if v.Incomplete != "" {
+			fmt.Fprintf(w, "Not finished: %s. Run forget again.\n", v.Incomplete)
 		}
 	})
 }

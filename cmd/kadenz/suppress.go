@@ -54,7 +54,11 @@ func runSuppress(args []string) int {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ADDRESS\tREASON\tSINCE\tSOURCE")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Address, s.Reason, s.At.UTC().Format(time.RFC3339), s.Source)
+				addr := s.Address
+				if addr == "" {
+					addr = "(erased, hash " + s.Pseudonym + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", addr, s.Reason, s.At.UTC().Format(time.RFC3339), s.Source)
 			}
 			tw.Flush()
 			return 0
