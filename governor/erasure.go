@@ -31,7 +31,7 @@ type ForgetResult struct {
 }
 
 // outboxDir is where delivery.Outbox writes (relay.go's transport).
-func (r *Relay) outboxDir() string { return filepath.Join(r.cfg.DataDir, "outbox") }
+func (r *Relay) outboxDir() string { return filepath.Join(r.config().DataDir, "outbox") }
 
 // eraseOutbox removes the outbox files of the erased envelopes (named
 // <envelope ID>.eml by delivery.Outbox) and any other file delivered to
