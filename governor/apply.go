@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/address"
 	"kadenz/governor/feedback"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -65,6 +66,25 @@ type signal struct {
 	source string
 	// eventID makes the signal idempotent (events API).
 	eventID string
+	// reason and status say why a bounce happened (feedback.Classify), for
+	// the decision record; empty for other signals.
+	reason feedback.Reason
+	status string
+}
+
+// cause is the source of a signal with its reason and status when known:
+// "imap: user unknown, 5.1.1".
+func (s signal) cause() string {
+	c := s.source
+	if s.reason != feedback.ReasonNone && s.reason != feedback.ReasonOther {
+		c += ": " + s.reason.Describe()
+		if s.status != "" {
+			c += ", " + s.status
+		}
+	} else if s.status != "" {
+		c += ": " + s.status
+	}
+	return c
 }
 
 // Reasons recorded when feedback suppresses mail. The codes are the
@@ -165,7 +185,7 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 		rec, err := json.Marshal(decisionRecord{
 			DecidedAt: now, Mode: r.cfg.Governor.Mode, Action: scoring.ActionSuppress.String(),
 			Reasons:     []string{stopCode},
-			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.source),
+			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.cause()),
 		})
 		if err != nil {
 			return out, err
@@ -222,13 +242,25 @@ func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
 			rcpts = []feedback.Recipient{{Address: rep.Recipient, Bounce: b}}
 		}
 		single := len(rcpts) == 1
+		blocked := 0
 		for _, rc := range rcpts {
+			if rc.Bounce == feedback.BlockBounce {
+				// Our mail was refused for what it is or who sent it, not
+				// because the person cannot be reached: report it, change
+				// nothing about them (docs/feedback.md, "Blocks").
+				blocked++
+				r.log.Warn("mail refused by the receiving side (not the recipient's fault)", "part", "feedback",
+					"address", rc.Address, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200),
+					"envelope", rep.EnvelopeID)
+				continue
+			}
 			s := base
 			var err error
 			if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rc.Address, single); err != nil {
 				r.log.Warn("bounce for an unknown recipient ignored", "address", rc.Address, "error", err)
 				continue
 			}
+			s.reason, s.status = rc.Reason, rc.Status
 			switch rc.Bounce {
 			case feedback.HardBounce:
 				s.kind = sigHardBounce
@@ -240,20 +272,43 @@ func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
 			sigs = append(sigs, s)
 		}
 		if len(sigs) == 0 {
+			if blocked > 0 {
+				return nil
+			}
 			return fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
 		}
-	case feedback.KindComplaint, feedback.KindUnsubscribe, feedback.KindAway, feedback.KindReply:
+	case feedback.KindComplaint:
+		if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
+			return nil // RFC 5965 not-spam: the opposite of a complaint
+		}
+		// RFC 5965 section 3.2 allows one Original-Rcpt-To per recipient
+		// the report covers: each of them complained.
+		var named []string
+		if rep.Complaint != nil && len(rep.Complaint.OriginalRcptTo) > 1 {
+			named = rep.Complaint.OriginalRcptTo
+		} else {
+			named = []string{rep.Recipient}
+		}
+		for _, a := range named {
+			s := base
+			var err error
+			if s.rcpt, s.envelopeID, err = r.resolveReport(rep, a, len(named) == 1); err != nil {
+				r.log.Warn("complaint for an unknown recipient ignored", "address", a, "error", err)
+				continue
+			}
+			s.kind = sigComplaint
+			sigs = append(sigs, s)
+		}
+		if len(sigs) == 0 {
+			return fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
+		}
+	case feedback.KindUnsubscribe, feedback.KindAway, feedback.KindReply:
 		s := base
 		var err error
 		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rep.Recipient, true); err != nil {
 			return fmt.Errorf("%s report: %w", rep.Kind, err)
 		}
 		switch rep.Kind {
-		case feedback.KindComplaint:
-			if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
-				return nil // RFC 5965 not-spam: the opposite of a complaint
-			}
-			s.kind = sigComplaint
 		case feedback.KindUnsubscribe:
 			s.kind = sigUnsubscribe
 		case feedback.KindAway:
@@ -306,10 +361,23 @@ func (r *Relay) resolveReport(rep feedback.Report, addr string, single bool) (rc
 			}
 		}
 	}
-	if addr == "" || !strings.Contains(addr, "@") {
+	if addr == "" {
 		return "", "", errUnattributable
 	}
+	// Only a mailbox may become a profile key or a suppression: a report
+	// that names "@mx.example.org" or a host route names nobody.
+	if err := address.Check(addr, true); err != nil {
+		return "", "", fmt.Errorf("%w: %v", errUnattributable, err)
+	}
 	return addr, "", nil
+}
+
+// clipText shortens s for a log line.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // answersTransactional reports whether a reply is known to answer a

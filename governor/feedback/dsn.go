@@ -91,7 +91,7 @@ func parseDeliveryStatus(body []byte) (fields, []Recipient) {
 		if rc.Status == "" {
 			rc.Status = statusCode(rc.Diagnostic)
 		}
-		rc.Bounce = bounceClass(rc.Action, rc.Status)
+		rc.Bounce, rc.Reason = Classify(rc.Action, rc.Status, rc.Diagnostic)
 		rcpts = append(rcpts, rc)
 		if len(rcpts) >= maxRecipients {
 			break
@@ -102,32 +102,6 @@ func parseDeliveryStatus(body []byte) (fields, []Recipient) {
 
 // maxRecipients bounds the recipients reported from one message.
 const maxRecipients = 500
-
-// bounceClass decides hard or soft from the Action (RFC 3464 section 2.3.3)
-// and the status class (RFC 3463 section 3.1): 5 is permanent, 4 transient.
-// A failure without a usable status counts as hard: the MTA gave up.
-func bounceClass(action, status string) Bounce {
-	switch action {
-	case "delivered", "relayed", "expanded":
-		return NoBounce
-	case "delayed":
-		return SoftBounce
-	}
-	switch {
-	case strings.HasPrefix(status, "5."):
-		return HardBounce
-	case strings.HasPrefix(status, "4."):
-		return SoftBounce
-	case strings.HasPrefix(status, "2."):
-		if action == "" {
-			return NoBounce
-		}
-	}
-	if action == "failed" {
-		return HardBounce
-	}
-	return SoftBounce
-}
 
 // statusCode finds the first status code in s: an enhanced code
 // (class.subject.detail, RFC 3463 section 2), or else a basic SMTP reply

@@ -47,7 +47,7 @@ func TestParseFixtures(t *testing.T) {
 			rcpts: []rcpt{
 				{"alice@example.org", "5.1.1", HardBounce},
 				{"bob@example.org", "4.4.1", SoftBounce},
-				{"carol@example.org", "5.2.2", HardBounce},
+				{"carol@example.org", "5.2.2", SoftBounce}, // mailbox full: soft whatever the digit
 				{"dave@example.org", "2.0.0", NoBounce},
 			}},
 		{file: "postfix-dsn-hard.eml", kind: KindBounce, format: "rfc3464", recipient: "gone@example.com",

@@ -34,7 +34,7 @@ const (
 // Bounce is how final a delivery failure is for one recipient.
 type Bounce string
 
-// Bounce classes, from the status code's class digit (RFC 3463 section 3.1).
+// Bounce classes, as [Classify] decides them.
 const (
 	// NoBounce: the DSN reports delivery, relay or expansion.
 	NoBounce Bounce = ""
@@ -44,6 +44,10 @@ const (
 	// HardBounce: a permanent failure (5.x.x); the address should be
 	// suppressed.
 	HardBounce Bounce = "hard"
+	// BlockBounce: our mail was refused for its content, its size or the
+	// sender's reputation or authentication (mostly 5.7.x): the person may
+	// well be reachable, so this never suppresses them.
+	BlockBounce Bounce = "block"
 )
 
 // Source says where an envelope ID was found, so that a caller can weigh it.
@@ -128,7 +132,10 @@ type Recipient struct {
 	Diagnostic string
 	// RemoteMTA is the server that answered, when known.
 	RemoteMTA string
-	Bounce    Bounce
+	// Bounce is the class [Classify] gives this recipient's outcome, and
+	// Reason why.
+	Bounce Bounce
+	Reason Reason
 }
 
 // Complaint is the machine-readable part of an ARF report (RFC 5965 section

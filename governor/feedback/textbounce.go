@@ -118,7 +118,7 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 		default:
 			rc.Action = "failed"
 		}
-		rc.Bounce = bounceClass(rc.Action, rc.Status)
+		rc.Bounce, rc.Reason = Classify(rc.Action, rc.Status, rc.Diagnostic)
 	}
 	if len(rcpts) > maxRecipients {
 		rcpts = rcpts[:maxRecipients]
