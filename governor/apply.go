@@ -351,13 +351,18 @@ func (r *Relay) resolveReport(rep feedback.Report, addr string, single bool) (rc
 			return e.To, e.ID, nil
 		}
 	}
-	if rep.MessageID != "" && addr != "" {
+	if rep.MessageID != "" {
 		if id, err := r.db.MessageByHeaderID(rep.MessageID); err == nil {
 			envs, _ := r.db.EnvelopesOf(id)
 			for _, e := range envs {
-				if strings.EqualFold(e.To, addr) {
+				if addr != "" && strings.EqualFold(e.To, addr) {
 					return e.To, e.ID, nil
 				}
+			}
+			// A redacted complaint (RFC 6590) names the message only: it
+			// is attributable when that message had one recipient.
+			if addr == "" && len(envs) == 1 {
+				return envs[0].To, envs[0].ID, nil
 			}
 		}
 	}

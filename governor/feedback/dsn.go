@@ -14,8 +14,13 @@ func (p Parser) parseDSN(m *mime, r *Report, c *correlation) bool {
 	if ds == nil {
 		return false
 	}
-	r.Format = "rfc3464"
 	msg, rcpts := parseDeliveryStatus(ds.body)
+	if len(rcpts) == 0 {
+		// RFC 3464 section 2.1 requires a per-recipient block; without one
+		// the human-readable part is all there is (parseTextBounce).
+		return false
+	}
+	r.Format = "rfc3464"
 	r.Reporter = mtaName(msg.get("reporting-mta"))
 	r.Recipients = rcpts
 	// RFC 3464 section 2.2.1: the ENVID we gave in MAIL FROM comes back here.
@@ -78,14 +83,17 @@ func parseDeliveryStatus(body []byte) (fields, []Recipient) {
 			continue
 		}
 		rc := Recipient{
-			Address:         bareAddress(final),
-			OriginalAddress: bareAddress(orig),
+			Address:         mailbox(final),
+			OriginalAddress: mailbox(orig),
 			Action:          strings.ToLower(firstWord(g.get("action"))),
 			Diagnostic:      diagnosticText(g.get("diagnostic-code")),
 			RemoteMTA:       mtaName(g.get("remote-mta")),
 		}
 		if rc.Address == "" {
 			rc.Address = rc.OriginalAddress
+		}
+		if rc.Address == "" {
+			continue // no mailbox named: nothing to apply it to
 		}
 		rc.Status = statusCode(g.get("status"))
 		if rc.Status == "" {
