@@ -42,7 +42,10 @@ const (
 	ReasonAuthFailure     Reason = "auth-failure"
 	ReasonPolicyBlock     Reason = "policy-block"
 	ReasonTooLarge        Reason = "message-too-large"
-	ReasonOther           Reason = "other"
+	// ReasonSuppressed: an ESP refused to send because the address is on
+	// its own suppression list after an earlier hard bounce.
+	ReasonSuppressed Reason = "esp-suppressed"
+	ReasonOther      Reason = "other"
 )
 
 // Describe returns the reason in a few words a marketer reads.
@@ -76,6 +79,8 @@ func (r Reason) Describe() string {
 		return "refused by policy"
 	case ReasonTooLarge:
 		return "message too large"
+	case ReasonSuppressed:
+		return "on the provider's suppression list"
 	case ReasonOther:
 		return "other failure"
 	}
@@ -108,6 +113,7 @@ var reasonRules = []rule{
 		"mailbox would exceed", "user is over", "account is full", "inbox is full", "disk quota",
 		"storage quota", "not enough space", "no space left", "mailfolder is full", "maildir over quota",
 		"full mailbox", "box is full", "has exceeded the maximum", "user has exceeded", "quota full",
+		"exceeds allowed size", "exceeds the allowed size", "is full", "いっぱい",
 		"容量", "postfach voll", "boîte pleine", "boite pleine",
 	}},
 	{reason: ReasonExpired, fixed: SoftBounce, codes: []string{"4.7"}, phrases: []string{
@@ -115,7 +121,8 @@ var reasonRules = []rule{
 		"delivery time expired", "too long in queue", "queue lifetime", "has been delayed for",
 		"was not delivered within", "could not be delivered within", "expired after", "message timeout",
 		"queue time expired", "delivery timed out", "timeout exceeded", "maximum time", "time limit exceeded",
-		"giving up after", "gave up on", "have been failing for", "undeliverable for",
+		"giving up after", "gave up on", "have been failing for", "undeliverable for", "in the queue too long",
+		"queue too long", "retry time not reached for any host after a long failure period",
 	}},
 	{reason: ReasonRateLimited, fixed: SoftBounce, codes: []string{"7.28"}, phrases: []string{
 		"too many connections", "too many concurrent", "too many messages", "too many recipients this",
@@ -171,6 +178,7 @@ var reasonRules = []rule{
 		"no valid recipients", "has no mailbox", "not found", "wasn't found", "non-existent",
 		"nonexistent", "unknown mailbox", "no mailbox here", "user reject", "rejected recipient",
 		"recipient address rejected", "unknown alias", "invalid user", "deleted", "no recipients",
+		"does not specify a valid", "存在しません", "宛先不明", "見つかりません", "unknown recipient",
 	}},
 	{reason: ReasonNetwork, weak: true, codes: []string{"4.1", "4.2", "4.0", "4.3", "4.5", "4.6"}, phrases: []string{
 		"connection refused", "connection timed out", "connection reset", "lost connection", "network is unreachable",

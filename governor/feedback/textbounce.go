@@ -271,6 +271,13 @@ func splitAtCopy(text string) (human, copied string) {
 			best = i
 		}
 	}
+	// A copy of the original without a marker line: its header starts
+	// with Return-Path or Received at the start of a line.
+	for _, mk := range []string{"\nreturn-path: <", "\nreceived: from "} {
+		if i := strings.Index(lower, mk); i >= 0 && (best < 0 || i < best) {
+			return text[:i+1], text[i+1:]
+		}
+	}
 	if best < 0 {
 		return text, ""
 	}
@@ -326,17 +333,21 @@ func textRecipients(human, verpPrefix string) []Recipient {
 			if rest != "" && len(cur.Diagnostic) < 2048 {
 				cur.Diagnostic = strings.TrimSpace(cur.Diagnostic + " " + rest)
 			}
-			if cur.Status == "" {
-				cur.Status = statusCode(trim)
+			if statusCode(rest) == "" && statusCode(trim) != "" {
+				// The code came before the address ("550 5.1.1 <a>: ..."):
+				// keep it with the diagnostic.
+				cur.Diagnostic = strings.TrimSpace(cur.Diagnostic + " " + trim)
 			}
 			continue
 		}
 		if cur != nil && len(cur.Diagnostic) < 2048 {
 			cur.Diagnostic = strings.TrimSpace(cur.Diagnostic + " " + trim)
-			if cur.Status == "" {
-				cur.Status = statusCode(trim)
-			}
 		}
+	}
+	// The code may be wrapped onto the next line ("said: 552\n 5.2.2"):
+	// read it from the whole diagnostic, enhanced codes first.
+	for i := range out {
+		out[i].Status = statusCode(out[i].Diagnostic)
 	}
 	return out
 }
@@ -414,15 +425,20 @@ func recipientLine(s string) (addr, rest string, ok bool) {
 	return "", "", false
 }
 
-// cutToken splits s at its first space, keeping an <address> with a
-// display part whole.
+// cutToken splits s at its first space (or CJK punctuation, which
+// Japanese bounces put right after an address), keeping an <address>
+// whole.
 func cutToken(s string) (first, rest string) {
 	if strings.HasPrefix(s, "<") {
 		if j := strings.IndexByte(s, '>'); j > 0 {
 			return s[:j+1], s[j+1:]
 		}
 	}
-	first, rest, _ = strings.Cut(s, " ")
+	if i := strings.IndexFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || strings.ContainsRune("。、，：；（", r) }); i >= 0 {
+		first, rest = s[:i], s[i:]
+	} else {
+		first = s
+	}
 	if a, r, ok := strings.Cut(first, "..."); ok { // "<a>...User"
 		return a, r + " " + rest
 	}
