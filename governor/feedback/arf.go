@@ -40,6 +40,7 @@ func (p Parser) parseARF(m *mime, r *Report, c *correlation) bool {
 		// receiver. Recorded (logged with the reporter), never a person's
 		// complaint; the sender has a DNS or signing problem to fix.
 		r.Kind, r.Format = KindUnknown, "arf-auth-failure"
+		r.Recipient = ""
 	case "opt-out", "opt-out-list":
 		// RFC 6650 section 3 (from the MARF registry): the recipient asked to
 		// stop receiving this mail.

@@ -40,6 +40,9 @@ const maxJSONBytes = 256 << 10
 
 func (p Parser) parseESP(m *mime, r *Report, c *correlation) bool {
 	text := m.text()
+	if pt := m.find("application/json"); pt != nil {
+		text = string(pt.body)
+	}
 	i := strings.IndexAny(text, "{[")
 	if i < 0 || i > 2048 {
 		return false // the JSON is the body, perhaps after a line or two
