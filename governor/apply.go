@@ -411,3 +411,28 @@ func clearHardStops(old []byte) ([]byte, error) {
 	p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
 	return json.Marshal(p)
 }
+
+// FeedbackEffect says in a sentence what applying an outcome of this class
+// does (applyReportRaw), for "kadenz feedback classify". Keep it in step
+// with the switch there.
+func FeedbackEffect(c feedback.Class) string {
+	switch c {
+	case feedback.ClassHard:
+		return "suppress the address (hard bounce) and stop its waiting marketing mail"
+	case feedback.ClassSoft:
+		return "count a soft bounce; feedback.soft_bounce_limit of them within feedback.soft_bounce_window suppress"
+	case feedback.ClassBlock:
+		return "no change to the recipient: our mail was refused (content, reputation, authentication or size); logged for the sender"
+	case feedback.ClassDelivered:
+		return "reset the soft-bounce count"
+	case feedback.ClassComplaint:
+		return "suppress the address (complaint) and stop its waiting marketing mail"
+	case feedback.ClassUnsubscribe:
+		return "suppress the address (unsubscribed) and stop its waiting marketing mail"
+	case feedback.ClassAway:
+		return "defer marketing mail until the date named plus a day (three days if none)"
+	case feedback.ClassReply:
+		return "pause marketing mail for feedback.reply_pause and forward the reply to the team"
+	}
+	return "nothing"
+}
