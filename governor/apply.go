@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"kadenz/config"
 	"kadenz/governor/address"
 	"kadenz/governor/feedback"
@@ -435,4 +437,89 @@ func FeedbackEffect(c feedback.Class) string {
 		return "pause marketing mail for feedback.reply_pause and forward the reply to the team"
 	}
 	return "nothing"
+}
+
+// observeDelivery is the delivery queue's Observe hook: it counts the
+// attempt (metrics) and learns from a synchronous refusal. When the
+// smarthost refuses a recipient at RCPT TO or after DATA with a permanent
+// reply, the envelope fails; that reply is the most reliable bounce there
+// is, so it goes through the same policy and the same apply path as a
+// DSN read from the bounce mailbox (source "smarthost").
+func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
+	r.metrics.deliveryAttempted(e, err, now)
+	if err == nil || e.State != store.StateFailed {
+		return
+	}
+	rc, ok := refusal(err)
+	if !ok {
+		return
+	}
+	switch {
+	case rc.Bounce == feedback.HardBounce:
+	case rc.Bounce == feedback.SoftBounce && recipientReason(rc.Reason):
+		// A full mailbox refused for good by the smarthost: soft, as in
+		// a DSN. A lost connection or a rate limit at the end of the
+		// queue lifetime is the smarthost's trouble, not the recipient's.
+	default:
+		// A block is about our mail, not the recipient; anything else is
+		// not a recipient's outcome either.
+		r.log.Warn("smarthost refused the mail (not the recipient's fault)", "part", "feedback", "envelope", e.ID,
+			"to", e.To, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200))
+		return
+	}
+	s := signal{at: now, source: "smarthost", rcpt: e.To, envelopeID: e.ID, reason: rc.Reason, status: rc.Status}
+	s.kind = sigSoftBounce
+	if rc.Bounce == feedback.HardBounce {
+		s.kind = sigHardBounce
+	}
+	if err := address.Check(s.rcpt, true); err != nil {
+		return // never put a malformed address on the list
+	}
+	if _, _, err := r.applySignals([]signal{s}); err != nil {
+		r.log.Error("applying a smarthost refusal", "part", "feedback", "envelope", e.ID, "error", err)
+		return
+	}
+	r.log.Info("feedback", "part", "feedback", "kind", "bounce", "format", "smtp", "recipient", e.To,
+		"envelope", e.ID, "class", rc.Bounce, "reason", rc.Reason, "status", rc.Status)
+}
+
+// recipientReason reports whether a soft reason is about the recipient's
+// mailbox rather than the path to it.
+func recipientReason(r feedback.Reason) bool {
+	switch r {
+	case feedback.ReasonMailboxFull, feedback.ReasonUserUnknown, feedback.ReasonHostUnknown, feedback.ReasonMailboxDisabled:
+		return true
+	}
+	return false
+}
+
+// refusal classifies a delivery error that carries the smarthost's reply
+// to RCPT TO or DATA (an *smtp.SMTPError, RFC 5321 section 4.2): its
+// enhanced code (RFC 3463) when given, else one in the text, else the
+// basic code's class. A refusal of MAIL FROM or a sender-address code
+// (X.1.7, X.1.8) is about the sender, not the recipient.
+func refusal(err error) (feedback.Recipient, bool) {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || strings.Contains(err.Error(), "MAIL FROM:") {
+		return feedback.Recipient{}, false
+	}
+	rc := feedback.Recipient{Action: "failed", Diagnostic: fmt.Sprintf("%d %s", se.Code, se.Message)}
+	if c := se.EnhancedCode; c[0] >= 2 && c[0] <= 5 {
+		rc.Status = fmt.Sprintf("%d.%d.%d", c[0], c[1], c[2])
+		rc.Diagnostic = fmt.Sprintf("%d %s %s", se.Code, rc.Status, se.Message)
+	}
+	if rc.Status == "" && se.Code >= 400 && se.Code < 600 {
+		rc.Status = fmt.Sprintf("%d.0.0", se.Code/100)
+		if s := feedback.StatusCode(se.Message); s != "" {
+			rc.Status = s
+		}
+	}
+	if rc.Status == "" {
+		return feedback.Recipient{}, false
+	}
+	if strings.HasPrefix(rc.Status[1:], ".1.7") || strings.HasPrefix(rc.Status[1:], ".1.8") {
+		return feedback.Recipient{}, false
+	}
+	rc.Bounce, rc.Reason = feedback.Classify(rc.Action, rc.Status, rc.Diagnostic)
+	return rc, true
 }

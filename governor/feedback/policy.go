@@ -239,6 +239,11 @@ func Classify(action, status, diagnostic string) (Bounce, Reason) {
 	return SoftBounce, reason
 }
 
+// StatusCode returns the first status code in s: an enhanced code (RFC
+// 3463), or a basic reply code mapped to its class ("550" -> "5.0.0");
+// "" if none.
+func StatusCode(s string) string { return statusCode(s) }
+
 // matchReason finds the first rule that names the diagnostic, else the
 // first that lists the status code; ReasonOther when none does.
 func matchReason(status, diagnostic string) (Reason, Bounce) {
