@@ -153,5 +153,11 @@ func mailbox(s string) string {
 	if a == "" || !address.Valid(a) {
 		return ""
 	}
+	// A single-label domain ("user@server") is valid syntax but no
+	// recipient of Internet mail (RFC 7085): a host name leaking from a
+	// report, not an address.
+	if d := address.Domain(a); !strings.Contains(d, ".") && !strings.HasPrefix(d, "[") {
+		return ""
+	}
 	return a
 }
