@@ -479,7 +479,9 @@ func TestDegrades(t *testing.T) {
 			}
 			if tc.rcpt == "" {
 				for _, rc := range r.Recipients {
-					t.Errorf("recipient %q taken from a malformed address", rc.Address)
+					if rc.Address != "" {
+						t.Errorf("recipient %q taken from a malformed address", rc.Address)
+					}
 				}
 				return
 			}

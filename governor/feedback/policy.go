@@ -106,6 +106,11 @@ type rule struct {
 // texts, and the transient rules go before the permanent ones because a text
 // such as "mailbox full, user unknown soon" should not lose a customer.
 var reasonRules = []rule{
+	// The sender's own quota at a provider is a rate limit, not the
+	// recipient's full mailbox.
+	{reason: ReasonRateLimited, fixed: SoftBounce, phrases: []string{
+		"sending quota", "daily quota", "message quota", "submission quota", "sending limit",
+	}},
 	{reason: ReasonMailboxFull, fixed: SoftBounce, codes: []string{"2.2", "3.1"}, phrases: []string{
 		"mailbox full", "mailbox is full", "mailbox_full", "mailbox has exceeded", "mailbox size limit",
 		"over quota", "overquota", "over the quota", "quota exceeded", "exceeded quota", "exceeds quota",
@@ -113,7 +118,7 @@ var reasonRules = []rule{
 		"mailbox would exceed", "user is over", "account is full", "inbox is full", "disk quota",
 		"storage quota", "not enough space", "no space left", "mailfolder is full", "maildir over quota",
 		"full mailbox", "box is full", "has exceeded the maximum", "user has exceeded", "quota full",
-		"exceeds allowed size", "exceeds the allowed size", "is full", "いっぱい",
+		"exceeds allowed size", "exceeds the allowed size", "is full", "いっぱい", "quota",
 		"容量", "postfach voll", "boîte pleine", "boite pleine",
 	}},
 	{reason: ReasonExpired, fixed: SoftBounce, codes: []string{"4.7"}, phrases: []string{

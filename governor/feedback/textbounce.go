@@ -168,6 +168,24 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 			seen[a] = true
 		}
 	}
+	if len(rcpts) == 0 {
+		// The explanation names nobody we can read. The copy of our
+		// message says whom it went to when it went to one address; else
+		// the bounce is still one, for the envelope its return path or
+		// the copy names (an empty address: the relay resolves it).
+		var to []string
+		if copied != "" {
+			to = addressList(parseHeaderBlock([]byte(copied)).get("to"))
+		}
+		if len(to) == 0 {
+			to = addressList(m.embeddedHeaders().get("to"))
+		}
+		a := ""
+		if len(to) == 1 {
+			a = mailbox(to[0])
+		}
+		rcpts = append(rcpts, Recipient{Address: a})
+	}
 	humanLower := strings.ToLower(human)
 	delayed := containsAny(humanLower, delayPhrases) || strings.HasPrefix(subject, "warning: message") ||
 		strings.HasPrefix(subject, "delayed mail") || strings.Contains(subject, "delay") ||
