@@ -32,7 +32,8 @@ var awayTextPhrases = []string{
 	"auto-reply", "automatic reply", "autoreply", "automated response", "automatic response", "auto response",
 	"thank you for your message", "thank you for your email", "thank you for your e-mail", "thanks for your email",
 	"thanks for your message", "received your", "will get back to you", "will respond", "will reply",
-	"parental leave", "maternity leave", "no longer with", "不在", "休暇",
+	"parental leave", "maternity leave", "no longer with", "不在", "休暇", "currently", "travel", "holiday",
+	"vacation", "absence", "returning", "out of", "zurück", "retour", "de retour",
 }
 
 // listHeaderPrefixes start header fields that mailing-list software puts on

@@ -43,6 +43,8 @@ type Parser struct {
 	// MaxPartBytes caps the decoded bytes kept of each MIME part.
 	// DefaultMaxPartBytes when zero.
 	MaxPartBytes int
+
+	depth int // 1 while reading a forwarded attachment
 }
 
 // Parse reads one inbound message with the default options; see
@@ -108,6 +110,20 @@ func (p Parser) Parse(raw []byte) (Report, error) {
 	case p.parseTextBounce(m, &r, &c):
 	case p.parseAutomatic(m, &r, &c):
 	case p.parseReply(m, &r, &c):
+	}
+	if r.Kind == KindUnknown && r.Format == "" && p.depth == 0 {
+		// A bounce or complaint forwarded as an attachment (a mailbox rule
+		// or a gateway that wraps what it passes on) is read from the
+		// attachment.
+		if pt := m.find("message/rfc822", "message/global"); pt != nil {
+			q := p
+			q.depth = 1
+			if inner, err := q.Parse(pt.body); err == nil && (inner.Kind == KindBounce || inner.Kind == KindComplaint) {
+				inner.Format = "forwarded-" + inner.Format
+				inner.Truncated = inner.Truncated || r.Truncated
+				return inner, nil
+			}
+		}
 	}
 	r.EnvelopeID, r.EnvelopeIDSource = c.envelope()
 	r.MessageID = c.messageID

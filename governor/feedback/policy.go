@@ -162,14 +162,16 @@ var reasonRules = []rule{
 	{reason: ReasonMailboxDisabled, codes: []string{"2.1"}, phrases: []string{
 		"account disabled", "account has been disabled", "mailbox disabled", "mailbox is disabled",
 		"account is disabled", "inactive", "deactivated", "suspended", "account expired", "mailbox inactive",
-		"no longer active", "has been closed", "account closed", "mailbox is closed", "locked",
+		"no longer active", "has been closed", "account closed", "mailbox is closed", "account locked",
+		"mailbox locked", "is locked",
 	}},
 	{reason: ReasonHostUnknown, codes: []string{"1.2", "4.4"}, phrases: []string{
 		"host not found", "host unknown", "unknown host", "domain not found", "no such domain",
 		"domain does not exist", "name service error", "unrouteable", "unroutable", "no mx", "nxdomain",
 		"mx record", "no route to host", "host or domain name not found", "could not be resolved",
 		"domain name not found", "does not accept mail", "null mx", "dns error", "unknown domain",
-		"no valid mx", "domain is not configured", "unresolvable", "unknown mail host",
+		"no valid mx", "domain is not configured", "unresolvable", "unknown mail host", "no mail servers",
+		"no mail server", "no mail exchanger",
 	}},
 	{reason: ReasonUserUnknown, codes: []string{"1.1", "1.10", "1.6", "1.0", "1.3"}, phrases: []string{
 		"user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox",

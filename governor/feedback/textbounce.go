@@ -149,7 +149,22 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 		c.offerOriginal(parseHeaderBlock([]byte(copied)), p.VERPPrefix)
 	}
 
-	rcpts := textRecipients(human, p.VERPPrefix)
+	// Our own addresses are never the failed recipient: the bounce's own
+	// addressee (our return path) and the original's sender.
+	ours := map[string]bool{}
+	for _, h := range []string{"To", "Delivered-To", "X-Original-To", "Return-Path"} {
+		for _, a := range addressList(m.top.Get(h)) {
+			ours[a] = true
+		}
+	}
+	for _, orig := range []fields{m.embeddedHeaders(), parseHeaderBlock([]byte(copied))} {
+		for _, h := range []string{"from", "sender", "return-path", "reply-to"} {
+			for _, a := range addressList(orig.get(h)) {
+				ours[a] = true
+			}
+		}
+	}
+	rcpts := textRecipients(human, p.VERPPrefix, ours)
 	if len(rcpts) == 0 {
 		// Broken MIME kept as text may still hold the report's fields.
 		if _, ds := parseDeliveryStatus([]byte(text)); len(ds) > 0 {
@@ -324,7 +339,7 @@ func splitAtCopy(text string) (human, copied string) {
 // Each is followed by indented or adjacent diagnostic lines up to a blank
 // line. Our own addresses (the VERP return path) and postmaster-type
 // addresses are never recipients.
-func textRecipients(human, verpPrefix string) []Recipient {
+func textRecipients(human, verpPrefix string, ours map[string]bool) []Recipient {
 	var out []Recipient
 	var cur *Recipient
 	sc := lineReader(human)
@@ -335,7 +350,7 @@ func textRecipients(human, verpPrefix string) []Recipient {
 			cur = nil
 			continue
 		}
-		if addr, rest, ok := recipientLine(trim); ok && !notRecipient(addr, verpPrefix) {
+		if addr, rest, ok := recipientLine(trim); ok && !notRecipient(addr, verpPrefix) && !ours[addr] {
 			// Exchange and Sendmail name each address twice, the second
 			// time with the diagnostic: merge.
 			cur = nil
