@@ -107,6 +107,7 @@ func (p Parser) Parse(raw []byte) (Report, error) {
 	case p.parseARF(m, &r, &c):
 	case p.parseJMRP(m, &r, &c):
 	case p.parseESP(m, &r, &c):
+	case p.parseMDN(m, &r, &c):
 	case p.parseTextBounce(m, &r, &c):
 	case p.parseAutomatic(m, &r, &c):
 	case p.parseReply(m, &r, &c):

@@ -45,7 +45,10 @@ const (
 	// ReasonSuppressed: an ESP refused to send because the address is on
 	// its own suppression list after an earlier hard bounce.
 	ReasonSuppressed Reason = "esp-suppressed"
-	ReasonOther      Reason = "other"
+	// ReasonRecipientRejected: the recipient's own filter refused our
+	// mail (a Sieve reject, RFC 5429): hard.
+	ReasonRecipientRejected Reason = "recipient-rejected"
+	ReasonOther             Reason = "other"
 )
 
 // Describe returns the reason in a few words a marketer reads.
@@ -79,6 +82,8 @@ func (r Reason) Describe() string {
 		return "refused by policy"
 	case ReasonTooLarge:
 		return "message too large"
+	case ReasonRecipientRejected:
+		return "refused by the recipient's own filter"
 	case ReasonSuppressed:
 		return "on the provider's suppression list"
 	case ReasonOther:
