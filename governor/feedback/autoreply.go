@@ -19,7 +19,8 @@ var awaySubjectPrefixes = []string{
 
 // awaySubjectPhrases anywhere in a subject mark a notice ("Jane Doe is out of
 // the office", Lotus Notes style).
-var awaySubjectPhrases = []string{"out of office", "out of the office", "abwesenheitsnotiz", "automatic reply"}
+var awaySubjectPhrases = []string{"out of office", "out of the office", "abwesenheitsnotiz", "automatic reply",
+	"自動返信", "自動応答", "不在通知", "自动回复", "자동 응답"}
 
 // awayTextPhrases in the text of a generated message say it answers ours on
 // a person's behalf (absence, a ticket acknowledgement), which makes it an

@@ -22,6 +22,17 @@ func (p Parser) parseDSN(m *mime, r *Report, c *correlation) bool {
 	}
 	r.Format = "rfc3464"
 	r.Reporter = mtaName(msg.get("reporting-mta"))
+	if len(rcpts) == 1 && rcpts[0].Bounce != NoBounce && !hasReason(rcpts[0].Status, rcpts[0].Diagnostic) {
+		// No diagnostic that names a reason: the human-readable part of
+		// a report about one recipient speaks about them.
+		if text := m.text(); text != "" {
+			if len(text) > 4096 {
+				text = text[:4096]
+			}
+			rc := &rcpts[0]
+			rc.Bounce, rc.Reason = Classify(rc.Action, rc.Status, rc.Diagnostic+"\n"+text)
+		}
+	}
 	r.Recipients = rcpts
 	// RFC 3464 section 2.2.1: the ENVID we gave in MAIL FROM comes back here.
 	c.offerEnvelope(xtextDecode(msg.get("original-envelope-id")), SourceENVID)

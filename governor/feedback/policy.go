@@ -194,7 +194,7 @@ var reasonRules = []rule{
 	}},
 	{reason: ReasonNetwork, weak: true, codes: []string{"4.1", "4.2", "4.0", "4.3", "4.5", "4.6"}, phrases: []string{
 		"connection refused", "connection timed out", "connection reset", "lost connection", "network is unreachable",
-		"timed out while", "conversation with", "connect to", "tls", "certificate",
+		"timed out while", "conversation with", "connect to", "starttls", "tls handshake", "certificate",
 	}},
 	{reason: ReasonPolicyBlock, weak: true, fixed: BlockBounce, codes: []string{"7.0", "7.2", "7.3", "7.4", "7.5", "7.6", "7.7", "7.8", "7.9", "7.10", "7.13", "7.14", "7.15", "7.17", "7.18", "7.19", "7.20", "7.21", "7.22"}, phrases: []string{
 		"policy", "relay access denied", "relaying denied", "relay not permitted", "not permitted", "access denied",
