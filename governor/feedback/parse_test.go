@@ -536,6 +536,8 @@ func TestClassifyPolicy(t *testing.T) {
 		{"failed", "5.7.1", "550 5.7.1 Recipient address rejected: user unknown", HardBounce, ReasonUserUnknown},
 		{"failed", "5.1.1", "550 5.1.1 <a@b>: Recipient address rejected: Access denied", HardBounce, ReasonUserUnknown},
 		{"failed", "5.0.0", "550 rejected", BlockBounce, ReasonPolicyBlock},
+		{"failed", "5.1.8", "553 5.1.8 <news@shop.example>: Sender address rejected: Domain not found", BlockBounce, ReasonSenderRejected},
+		{"failed", "5.7.1", "550 5.7.1 sender verify failed", BlockBounce, ReasonSenderRejected},
 		{"failed", "5.0.0", "550 something odd", HardBounce, ReasonOther},
 		{"failed", "", "", HardBounce, ReasonOther},
 		{"delayed", "5.1.1", "user unknown", SoftBounce, ReasonUserUnknown},

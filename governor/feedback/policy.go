@@ -42,6 +42,9 @@ const (
 	ReasonAuthFailure     Reason = "auth-failure"
 	ReasonPolicyBlock     Reason = "policy-block"
 	ReasonTooLarge        Reason = "message-too-large"
+	// ReasonSenderRejected: the receiver refused our envelope sender or
+	// its domain (X.1.7, X.1.8): a block, the recipient is not at fault.
+	ReasonSenderRejected Reason = "sender-rejected"
 	// ReasonSuppressed: an ESP refused to send because the address is on
 	// its own suppression list after an earlier hard bounce.
 	ReasonSuppressed Reason = "esp-suppressed"
@@ -80,6 +83,8 @@ func (r Reason) Describe() string {
 		return "sender authentication failed"
 	case ReasonPolicyBlock:
 		return "refused by policy"
+	case ReasonSenderRejected:
+		return "our sender address refused"
 	case ReasonTooLarge:
 		return "message too large"
 	case ReasonRecipientRejected:
@@ -144,7 +149,13 @@ var reasonRules = []rule{
 	}},
 	{reason: ReasonGreylisted, fixed: SoftBounce, phrases: []string{"greylist", "graylist", "grey-list", "gray-list"}},
 	// Content and reputation before the person: "550 5.7.1 message refused
-	// as spam" names no missing user.
+	// as spam" names no missing user, and "sender address rejected: domain
+	// not found" is about our domain, not theirs.
+	{reason: ReasonSenderRejected, fixed: BlockBounce, codes: []string{"1.7", "1.8"}, phrases: []string{
+		"sender address rejected", "sender rejected", "sender domain", "sender verify failed",
+		"sender verification failed", "envelope sender", "bad sender", "invalid sender", "sender address invalid",
+		"unverified sender", "sender is not allowed", "mail from address",
+	}},
 	{reason: ReasonAuthFailure, fixed: BlockBounce, codes: []string{"7.23", "7.24", "7.25", "7.26", "7.27", "7.30"}, phrases: []string{
 		"dmarc", "spf check", "spf fail", "failed spf", "dkim", "unauthenticated", "not authenticated",
 		"authentication check", "authentication failed", "sender authentication",
