@@ -37,3 +37,20 @@ func TestIngestFeedbackFailsOnlyUnreadable(t *testing.T) {
 		t.Errorf("decision after the DSN: %q, want the reason and status in it", rec.Explanation)
 	}
 }
+
+// A text bounce that names nobody readable is still applied to the
+// envelope its VERP return path names.
+func TestTextBounceWithoutAddressUsesEnvelope(t *testing.T) {
+	c := &clock{t: monday10}
+	r := drivenRelay(t, governedConfig(t, ""), c)
+	submitDriven(t, r, c, []string{"bob@example.test"}, marketing("Winter boots", ""))
+	env := envelopeOf(t, r.DB(), "bob@example.test", 0)
+	raw := "From: MAILER-DAEMON@mx.example\nTo: bounce+" + env.ID + "@bounces.shop.test\nSubject: failure notice\n\n" +
+		"Sorry, we were unable to deliver your message. The account you wrote to does not exist.\n"
+	if err := r.ingestFeedback(t.Context(), []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok, _ := r.DB().SuppressionOf("bob@example.test"); !ok || s.Reason != "hard bounce" {
+		t.Errorf("bob@ after an address-less text bounce to his envelope: %+v %v", s, ok)
+	}
+}
