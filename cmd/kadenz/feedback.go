@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,7 +17,7 @@ import (
 )
 
 // runFeedback is "kadenz feedback classify FILE|DIR...": it reads messages
-// from files (one message each, .eml or anything else) or directories
+// from files (one message each, or an mbox of several) or directories
 // (every regular file below them, in name order) and prints what Kadenz
 // makes of each. It is an offline tool: it opens no database and talks to
 // no relay, so an operator can try it on their own bounces anywhere.
@@ -55,19 +56,48 @@ func runFeedback(args []string) int {
 	status := 0
 	enc := json.NewEncoder(os.Stdout)
 	for _, f := range files {
-		c, err := classifyFile(f)
+		raw, err := os.ReadFile(f)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "kadenz feedback classify: %v\n", err)
 			status = 1
 			continue
 		}
-		if *asJSON {
-			enc.Encode(c)
-		} else {
-			printClassified(os.Stdout, c)
+		msgs := splitMbox(raw)
+		for i, m := range msgs {
+			name := f
+			if len(msgs) > 1 {
+				name = fmt.Sprintf("%s#%d", f, i+1)
+			}
+			c := classify(name, m)
+			if *asJSON {
+				enc.Encode(c)
+			} else {
+				printClassified(os.Stdout, c)
+			}
 		}
 	}
 	return status
+}
+
+// splitMbox splits an mbox file (RFC 4155: each message starts with a
+// "From " line at the start of the file or after a blank line) into its
+// messages; anything else is one message.
+func splitMbox(raw []byte) [][]byte {
+	if !bytes.HasPrefix(raw, []byte("From ")) {
+		return [][]byte{raw}
+	}
+	var out [][]byte
+	start := 0
+	for i := 0; ; {
+		j := bytes.Index(raw[i:], []byte("\n\nFrom "))
+		if j < 0 {
+			break
+		}
+		end := i + j + 2
+		out = append(out, raw[start:end])
+		start, i = end, end
+	}
+	return append(out, raw[start:])
 }
 
 // classified is what classify prints for one message.
@@ -92,19 +122,24 @@ func classifyFile(path string) (classified, error) {
 	if err != nil {
 		return classified{}, err
 	}
+	return classify(path, raw), nil
+}
+
+// classify reads one message; an unreadable one is reported as such.
+func classify(path string, raw []byte) classified {
 	c := classified{File: path}
 	rep, err := feedback.Parse(raw)
 	if err != nil {
 		// Unreadable: the relay flags such a message $KadenzFailed.
 		c.Kind, c.Error = feedback.KindUnknown, err.Error()
 		c.Outcomes = []classifiedOutcome{{Outcome: feedback.Outcome{Class: feedback.ClassNone}, Effect: "flag the message $KadenzFailed and log why"}}
-		return c, nil
+		return c
 	}
 	c.Kind, c.Format, c.EnvelopeID, c.Source, c.MessageID = rep.Kind, rep.Format, rep.EnvelopeID, rep.EnvelopeIDSource, rep.MessageID
 	for _, o := range rep.Outcomes() {
 		c.Outcomes = append(c.Outcomes, classifiedOutcome{Outcome: o, Effect: governor.FeedbackEffect(o.Class)})
 	}
-	return c, nil
+	return c
 }
 
 func printClassified(w io.Writer, c classified) {

@@ -53,3 +53,15 @@ func TestFeedbackClassifyCorpus(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+func TestSplitMbox(t *testing.T) {
+	mbox := "From a@b Tue Mar  3 09:00:00 2026\nSubject: one\n\nbody\nFrom here on, prose.\n\nFrom c@d Tue Mar  3 09:01:00 2026\nSubject: two\n\nbody two\n"
+	msgs := splitMbox([]byte(mbox))
+	if len(msgs) != 2 || !strings.Contains(string(msgs[0]), "Subject: one") || !strings.Contains(string(msgs[0]), "From here on") ||
+		!strings.HasPrefix(string(msgs[1]), "From c@d") {
+		t.Fatalf("split into %d: %q", len(msgs), msgs)
+	}
+	if got := splitMbox([]byte("Subject: x\n\nFrom: y\n")); len(got) != 1 {
+		t.Fatalf("a plain message split into %d", len(got))
+	}
+}
