@@ -74,9 +74,13 @@ const (
 type Report struct {
 	Kind Kind
 	// Format names the shape that was recognised, for logs and tests:
-	// "rfc3464", "arf", "jmrp", "exim", "postfix-text", "yahoo-text",
-	// "exchange-text", "text", "rfc3834", "autoreply-heuristic", "mailto",
-	// "reply", or "" for unknown.
+	// "rfc3464", "rfc3464-text" (report fields found in broken MIME), "arf",
+	// "arf-auth-failure" (RFC 6591), "jmrp", "ses-json", "sendgrid-json",
+	// "mailgun-json", "postmark-json", "mdn", "exim", "postfix-text",
+	// "yahoo-text", "exchange-text", "text", "rfc3834",
+	// "autoreply-heuristic", "auto-generated" (a generated notice that is
+	// none of these), "mailto", "reply", "forwarded-" + one of these for a
+	// report read from an attachment, or "" for unknown.
 	Format string
 
 	// EnvelopeID is the Kadenz envelope the feedback concerns, if it could be
