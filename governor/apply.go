@@ -152,7 +152,9 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 		case sigHardBounce:
 			record(scoring.EventHardBounce)
 			stopCode, stopText = "hard-bounced", reasonTextHardBounce
+			p.LastBounce = &scoring.BounceNote{At: s.at, Class: "hard", Reason: string(s.reason), Status: s.status, Source: s.source}
 		case sigSoftBounce:
+			p.LastBounce = &scoring.BounceNote{At: s.at, Class: "soft", Reason: string(s.reason), Status: s.status, Source: s.source}
 			if p.SoftBounceSince.IsZero() || s.at.Sub(p.SoftBounceSince) > fb.SoftBounceWindow {
 				p.SoftBounces, p.SoftBounceSince = 0, s.at
 			}

@@ -84,10 +84,14 @@ func TestSmarthostRefusalAppliedAsBounce(t *testing.T) {
 	if sup.Reason != "hard bounce" || sup.Source != "smarthost" {
 		t.Errorf("suppression of gone@: %+v, want hard bounce from smarthost", sup)
 	}
-	if p := profileOf(t, r.DB(), "gone@example.test"); p.HardBounced.IsZero() {
-		t.Error("gone@'s profile is not marked hard-bounced")
+	if p := profileOf(t, r.DB(), "gone@example.test"); p.HardBounced.IsZero() || p.LastBounce == nil ||
+		p.LastBounce.Reason != "user-unknown" || p.LastBounce.Status != "5.1.1" || p.LastBounce.Source != "smarthost" {
+		t.Errorf("gone@'s profile: hard bounced %v, last bounce %+v; want user-unknown 5.1.1 from the smarthost", p.HardBounced, p.LastBounce)
 	}
 	waitFor(t, "a soft bounce counted for full@", func() bool { return profileOf(t, r.DB(), "full@example.test").SoftBounces == 1 })
+	if lb := profileOf(t, r.DB(), "full@example.test").LastBounce; lb == nil || lb.Class != "soft" || lb.Reason != "mailbox-full" {
+		t.Errorf("full@'s last bounce: %+v, want soft mailbox-full", lb)
+	}
 	for _, a := range []string{"full@example.test", "careful@example.test", "fine@example.test"} {
 		if _, ok, _ := r.DB().SuppressionOf(a); ok {
 			t.Errorf("%s was suppressed", a)

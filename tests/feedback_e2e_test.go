@@ -332,6 +332,8 @@ Your message to Announce is being held until the list moderator can review it.
 	}
 	if p := profile("full@example.test"); p["soft_bounces"] != float64(1) || p["hard_bounced"] != nil {
 		t.Errorf("full@'s profile after a mailbox-full DSN: soft_bounces %v, hard_bounced %v; want 1 and none", p["soft_bounces"], p["hard_bounced"])
+	} else if lb, _ := p["last_bounce"].(map[string]any); lb["reason"] != "mailbox-full" || lb["status"] != "5.2.2" {
+		t.Errorf("full@'s last bounce: %v, want mailbox-full 5.2.2", p["last_bounce"])
 	}
 	// A reply would have made a profile for its writer (engagement and a
 	// pause); the list's address must have none.
