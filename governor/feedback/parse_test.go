@@ -551,3 +551,17 @@ func TestClassifyPolicy(t *testing.T) {
 		}
 	}
 }
+
+// A delivery-status part mislabelled text/plain is still read as one.
+func TestDeliveryStatusLabelledText(t *testing.T) {
+	raw := "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
+		"--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n" +
+		"--b\nContent-Type: text/plain\n\nReporting-MTA: dns; x.example\n\nFinal-Recipient: rfc822; a@b.example\nAction: failed\nStatus: 5.2.2\n\n--b--\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Format != "rfc3464-text" || len(r.Recipients) != 1 || r.Recipients[0].Address != "a@b.example" || r.Recipients[0].Bounce != SoftBounce {
+		t.Fatalf("format %q recipients %+v", r.Format, r.Recipients)
+	}
+}

@@ -166,11 +166,17 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 	}
 	rcpts := textRecipients(human, p.VERPPrefix, ours)
 	if len(rcpts) == 0 {
-		// Broken MIME kept as text may still hold the report's fields.
-		if _, ds := parseDeliveryStatus([]byte(text)); len(ds) > 0 {
-			r.Format = "rfc3464-text"
-			r.Recipients = ds
-			return true
+		// Broken MIME kept as text, or a delivery-status part labelled
+		// text/plain, may still hold the report's fields.
+		for _, pt := range m.parts {
+			if pt.mediaType != "text/plain" {
+				continue
+			}
+			if _, ds := parseDeliveryStatus(pt.body); len(ds) > 0 {
+				r.Format = "rfc3464-text"
+				r.Recipients = ds
+				return true
+			}
 		}
 	}
 	seen := map[string]bool{}
