@@ -154,7 +154,7 @@ var reasonRules = []rule{
 	{reason: ReasonSenderRejected, fixed: BlockBounce, codes: []string{"1.7", "1.8"}, phrases: []string{
 		"sender address rejected", "sender rejected", "sender domain", "sender verify failed",
 		"sender verification failed", "envelope sender", "bad sender", "invalid sender", "sender address invalid",
-		"unverified sender", "sender is not allowed", "mail from address",
+		"unverified sender", "sender is not allowed", "mail from address", "sender unknown", "unknown sender",
 	}},
 	{reason: ReasonAuthFailure, fixed: BlockBounce, codes: []string{"7.23", "7.24", "7.25", "7.26", "7.27", "7.30"}, phrases: []string{
 		"dmarc", "spf check", "spf fail", "failed spf", "dkim", "unauthenticated", "not authenticated",
