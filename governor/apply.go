@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"kadenz/config"
+	"kadenz/governor/address"
 	"kadenz/governor/engine"
 	"kadenz/governor/feedback"
 	"kadenz/scoring"
@@ -66,6 +69,25 @@ type signal struct {
 	source string
 	// eventID makes the signal idempotent (events API).
 	eventID string
+	// reason and status say why a bounce happened (feedback.Classify), for
+	// the decision record; empty for other signals.
+	reason feedback.Reason
+	status string
+}
+
+// cause is the source of a signal with its reason and status when known:
+// "imap: user unknown, 5.1.1".
+func (s signal) cause() string {
+	c := s.source
+	if s.reason != feedback.ReasonNone && s.reason != feedback.ReasonOther {
+		c += ": " + s.reason.Describe()
+		if s.status != "" {
+			c += ", " + s.status
+		}
+	} else if s.status != "" {
+		c += ": " + s.status
+	}
+	return c
 }
 
 // Reasons recorded when feedback suppresses mail. The codes are the
@@ -127,7 +149,9 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 		case sigHardBounce:
 			record(scoring.EventHardBounce)
 			stopCode, stopText = engine.ReasonHardBounced, reasonTextHardBounce
+			p.LastBounce = &scoring.BounceNote{At: s.at, Class: "hard", Reason: string(s.reason), Status: s.status, Source: s.source}
 		case sigSoftBounce:
+			p.LastBounce = &scoring.BounceNote{At: s.at, Class: "soft", Reason: string(s.reason), Status: s.status, Source: s.source}
 			if p.SoftBounceSince.IsZero() || s.at.Sub(p.SoftBounceSince) > fb.SoftBounceWindow {
 				p.SoftBounces, p.SoftBounceSince = 0, s.at
 			}
@@ -161,7 +185,7 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 		rec, err := json.Marshal(engine.Record{
 			DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionSuppress.String(),
 			Reasons:     []string{stopCode},
-			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.source),
+			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.cause()),
 		})
 		if err != nil {
 			return out, err
@@ -218,13 +242,25 @@ func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
 			rcpts = []feedback.Recipient{{Address: rep.Recipient, Bounce: b}}
 		}
 		single := len(rcpts) == 1
+		blocked := 0
 		for _, rc := range rcpts {
+			if rc.Bounce == feedback.BlockBounce {
+				// Our mail was refused for what it is or who sent it, not
+				// because the person cannot be reached: report it, change
+				// nothing about them (docs/feedback.md, "Blocks").
+				blocked++
+				r.log.Warn("mail refused by the receiving side (not the recipient's fault)", "part", "feedback",
+					"address", rc.Address, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200),
+					"envelope", rep.EnvelopeID)
+				continue
+			}
 			s := base
 			var err error
 			if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rc.Address, single); err != nil {
 				r.log.Warn("bounce for an unknown recipient ignored", "address", rc.Address, "error", err)
 				continue
 			}
+			s.reason, s.status = rc.Reason, rc.Status
 			switch rc.Bounce {
 			case feedback.HardBounce:
 				s.kind = sigHardBounce
@@ -236,20 +272,43 @@ func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
 			sigs = append(sigs, s)
 		}
 		if len(sigs) == 0 {
+			if blocked > 0 {
+				return nil
+			}
 			return fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
 		}
-	case feedback.KindComplaint, feedback.KindUnsubscribe, feedback.KindAway, feedback.KindReply:
+	case feedback.KindComplaint:
+		if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
+			return nil // RFC 5965 not-spam: the opposite of a complaint
+		}
+		// RFC 5965 section 3.2 allows one Original-Rcpt-To per recipient
+		// the report covers: each of them complained.
+		var named []string
+		if rep.Complaint != nil && len(rep.Complaint.OriginalRcptTo) > 1 {
+			named = rep.Complaint.OriginalRcptTo
+		} else {
+			named = []string{rep.Recipient}
+		}
+		for _, a := range named {
+			s := base
+			var err error
+			if s.rcpt, s.envelopeID, err = r.resolveReport(rep, a, len(named) == 1); err != nil {
+				r.log.Warn("complaint for an unknown recipient ignored", "address", a, "error", err)
+				continue
+			}
+			s.kind = sigComplaint
+			sigs = append(sigs, s)
+		}
+		if len(sigs) == 0 {
+			return fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
+		}
+	case feedback.KindUnsubscribe, feedback.KindAway, feedback.KindReply:
 		s := base
 		var err error
 		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rep.Recipient, true); err != nil {
 			return fmt.Errorf("%s report: %w", rep.Kind, err)
 		}
 		switch rep.Kind {
-		case feedback.KindComplaint:
-			if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
-				return nil // RFC 5965 not-spam: the opposite of a complaint
-			}
-			s.kind = sigComplaint
 		case feedback.KindUnsubscribe:
 			s.kind = sigUnsubscribe
 		case feedback.KindAway:
@@ -292,20 +351,38 @@ func (r *Relay) resolveReport(rep feedback.Report, addr string, single bool) (rc
 			return e.To, e.ID, nil
 		}
 	}
-	if rep.MessageID != "" && addr != "" {
+	if rep.MessageID != "" {
 		if id, err := r.db.MessageByHeaderID(rep.MessageID); err == nil {
 			envs, _ := r.db.EnvelopesOf(id)
 			for _, e := range envs {
-				if strings.EqualFold(e.To, addr) {
+				if addr != "" && strings.EqualFold(e.To, addr) {
 					return e.To, e.ID, nil
 				}
 			}
+			// A redacted complaint (RFC 6590) names the message only: it
+			// is attributable when that message had one recipient.
+			if addr == "" && len(envs) == 1 {
+				return envs[0].To, envs[0].ID, nil
+			}
 		}
 	}
-	if addr == "" || !strings.Contains(addr, "@") {
+	if addr == "" {
 		return "", "", errUnattributable
 	}
+	// Only a mailbox may become a profile key or a suppression: a report
+	// that names "@mx.example.org" or a host route names nobody.
+	if err := address.Check(addr, true); err != nil {
+		return "", "", fmt.Errorf("%w: %v", errUnattributable, err)
+	}
 	return addr, "", nil
+}
+
+// clipText shortens s for a log line.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // answersTransactional reports whether a reply is known to answer a
@@ -330,4 +407,114 @@ func clearHardStops(old []byte) ([]byte, error) {
 		p.Unsubscribed, p.Complained, p.HardBounced = time.Time{}, time.Time{}, time.Time{}
 		p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
 	})
+}
+
+// FeedbackEffect says in a sentence what applying an outcome of this class
+// does (applyReportRaw), for "kadenz feedback classify". Keep it in step
+// with the switch there.
+func FeedbackEffect(c feedback.Class) string {
+	switch c {
+	case feedback.ClassHard:
+		return "suppress the address (hard bounce) and stop its waiting marketing mail"
+	case feedback.ClassSoft:
+		return "count a soft bounce; feedback.soft_bounce_limit of them within feedback.soft_bounce_window suppress"
+	case feedback.ClassBlock:
+		return "no change to the recipient: our mail was refused (content, reputation, authentication or size); logged for the sender"
+	case feedback.ClassDelivered:
+		return "reset the soft-bounce count"
+	case feedback.ClassComplaint:
+		return "suppress the address (complaint) and stop its waiting marketing mail"
+	case feedback.ClassUnsubscribe:
+		return "suppress the address (unsubscribed) and stop its waiting marketing mail"
+	case feedback.ClassAway:
+		return "defer marketing mail until the date named plus a day (three days if none)"
+	case feedback.ClassReply:
+		return "pause marketing mail for feedback.reply_pause and forward the reply to the team"
+	}
+	return "nothing"
+}
+
+// observeDelivery is the delivery queue's Observe hook: it counts the
+// attempt (metrics) and learns from a synchronous refusal. When the
+// smarthost refuses a recipient at RCPT TO or after DATA with a permanent
+// reply, the envelope fails; that reply is the most reliable bounce there
+// is, so it goes through the same policy and the same apply path as a
+// DSN read from the bounce mailbox (source "smarthost").
+func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
+	r.metrics.deliveryAttempted(e, err, now)
+	if err == nil || e.State != store.StateFailed {
+		return
+	}
+	rc, ok := refusal(err)
+	if !ok {
+		return
+	}
+	switch {
+	case rc.Bounce == feedback.HardBounce:
+	case rc.Bounce == feedback.SoftBounce && recipientReason(rc.Reason):
+		// A full mailbox refused for good by the smarthost: soft, as in
+		// a DSN. A lost connection or a rate limit at the end of the
+		// queue lifetime is the smarthost's trouble, not the recipient's.
+	default:
+		// A block is about our mail, not the recipient; anything else is
+		// not a recipient's outcome either.
+		r.log.Warn("smarthost refused the mail (not the recipient's fault)", "part", "feedback", "envelope", e.ID,
+			"to", e.To, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200))
+		return
+	}
+	s := signal{at: now, source: "smarthost", rcpt: e.To, envelopeID: e.ID, reason: rc.Reason, status: rc.Status}
+	s.kind = sigSoftBounce
+	if rc.Bounce == feedback.HardBounce {
+		s.kind = sigHardBounce
+	}
+	if err := address.Check(s.rcpt, true); err != nil {
+		return // never put a malformed address on the list
+	}
+	if _, _, err := r.applySignals([]signal{s}); err != nil {
+		r.log.Error("applying a smarthost refusal", "part", "feedback", "envelope", e.ID, "error", err)
+		return
+	}
+	r.log.Info("feedback", "part", "feedback", "kind", "bounce", "format", "smtp", "recipient", e.To,
+		"envelope", e.ID, "class", rc.Bounce, "reason", rc.Reason, "status", rc.Status)
+}
+
+// recipientReason reports whether a soft reason is about the recipient's
+// mailbox rather than the path to it.
+func recipientReason(r feedback.Reason) bool {
+	switch r {
+	case feedback.ReasonMailboxFull, feedback.ReasonUserUnknown, feedback.ReasonHostUnknown, feedback.ReasonMailboxDisabled:
+		return true
+	}
+	return false
+}
+
+// refusal classifies a delivery error that carries the smarthost's reply
+// to RCPT TO or DATA (an *smtp.SMTPError, RFC 5321 section 4.2): its
+// enhanced code (RFC 3463) when given, else one in the text, else the
+// basic code's class. A refusal of MAIL FROM or a sender-address code
+// (X.1.7, X.1.8) is about the sender, not the recipient.
+func refusal(err error) (feedback.Recipient, bool) {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || strings.Contains(err.Error(), "MAIL FROM:") {
+		return feedback.Recipient{}, false
+	}
+	rc := feedback.Recipient{Action: "failed", Diagnostic: fmt.Sprintf("%d %s", se.Code, se.Message)}
+	if c := se.EnhancedCode; c[0] >= 2 && c[0] <= 5 {
+		rc.Status = fmt.Sprintf("%d.%d.%d", c[0], c[1], c[2])
+		rc.Diagnostic = fmt.Sprintf("%d %s %s", se.Code, rc.Status, se.Message)
+	}
+	if rc.Status == "" && se.Code >= 400 && se.Code < 600 {
+		rc.Status = fmt.Sprintf("%d.0.0", se.Code/100)
+		if s := feedback.StatusCode(se.Message); s != "" {
+			rc.Status = s
+		}
+	}
+	if rc.Status == "" {
+		return feedback.Recipient{}, false
+	}
+	if strings.HasPrefix(rc.Status[1:], ".1.7") || strings.HasPrefix(rc.Status[1:], ".1.8") {
+		return feedback.Recipient{}, false
+	}
+	rc.Bounce, rc.Reason = feedback.Classify(rc.Action, rc.Status, rc.Diagnostic)
+	return rc, true
 }

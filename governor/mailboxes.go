@@ -2,6 +2,7 @@ package governor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -88,5 +89,20 @@ func (r *Relay) ingestFeedback(_ context.Context, raw []byte) error {
 	}
 	r.log.Info("feedback", "part", "feedback", "kind", rep.Kind, "format", rep.Format, "recipient", rep.Recipient,
 		"envelope", rep.EnvelopeID, "envelope_source", rep.EnvelopeIDSource, "message_id", rep.MessageID)
-	return r.applyReportRaw(rep, raw)
+	if rep.Format == "arf-auth-failure" && rep.Complaint != nil {
+		// RFC 6591: recorded for the sender to fix DKIM/SPF/DMARC; nobody
+		// complained.
+		r.log.Warn("authentication failure report", "part", "feedback", "reporter", rep.Reporter,
+			"source_ip", rep.Complaint.SourceIP, "reported_domain", rep.Complaint.ReportedDomain)
+	}
+	err = r.applyReportRaw(rep, raw)
+	if errors.Is(err, errUnattributable) {
+		// Readable, but it names nobody Kadenz sent to (a redacted
+		// complaint for mail sent before VERP, a bounce for someone
+		// else's mail): logged, not a failed message.
+		r.log.Warn("feedback names no recipient Kadenz knows; nothing applied", "part", "feedback",
+			"kind", rep.Kind, "format", rep.Format, "subject", rep.Subject, "error", err)
+		return nil
+	}
+	return err
 }

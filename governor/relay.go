@@ -173,7 +173,7 @@ func (r *Relay) build() error {
 		Logger:           r.log.With("part", "delivery"),
 		Now:              r.now,
 		Prepare:          r.prepareOutgoing,
-		Observe:          r.metrics.deliveryAttempted,
+		Observe:          r.observeDelivery,
 	})
 	if err != nil {
 		return err

@@ -69,6 +69,9 @@ func (p *Profile) Merge(other *Profile, m Memory) {
 	if other.SoftBounceSince.After(p.SoftBounceSince) {
 		p.SoftBounces, p.SoftBounceSince = other.SoftBounces, other.SoftBounceSince
 	}
+	if other.LastBounce != nil && (p.LastBounce == nil || other.LastBounce.At.After(p.LastBounce.At)) {
+		p.LastBounce = other.LastBounce
+	}
 	if p.Timezone == "" {
 		p.Timezone = other.Timezone
 	}

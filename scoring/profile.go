@@ -94,11 +94,26 @@ type Profile struct {
 	// escalates them to a hard bounce at a configured limit.
 	SoftBounces     int       `json:"soft_bounces,omitempty"`
 	SoftBounceSince time.Time `json:"soft_bounce_since,omitzero"`
+	// LastBounce is the latest bounce applied, with the reason the
+	// feedback policy gave it (docs/feedback.md), so that a soft bounce's
+	// "mailbox full" is on record as well as a hard one's "user unknown".
+	LastBounce *BounceNote `json:"last_bounce,omitempty"`
 	// PausedUntil pauses marketing mail without stopping it, for
 	// PauseReason (a human reply: a person answers first); the engine
 	// defers held mail until then.
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	PauseReason string    `json:"pause_reason,omitempty"`
+}
+
+// BounceNote records one bounce: when, its class (hard, soft), the named
+// reason, the enhanced status code and where it came from (imap,
+// smarthost, events).
+type BounceNote struct {
+	At     time.Time `json:"at"`
+	Class  string    `json:"class"`
+	Reason string    `json:"reason,omitempty"`
+	Status string    `json:"status,omitempty"`
+	Source string    `json:"source,omitempty"`
 }
 
 // Memory says how long the profile remembers.

@@ -51,6 +51,9 @@ func init() {
 		{"suppress", "[--admin ADDR] [--token TOKEN] [--json] [--reason TEXT] ls | add ADDRESS | rm ADDRESS | import FILE.csv | export",
 			"list, add, remove, import (CSV address,reason) or export (CSV) the suppression list",
 			"kadenz suppress --reason \"asked by phone\" add ann@example.com", runSuppress},
+		{"feedback", "classify [--json] FILE|DIR...",
+			"classify bounces, complaints and replies offline: class, reason, recipients, status and what Kadenz would do",
+			"kadenz feedback classify ~/Maildir/.Bounces/cur", runFeedback},
 		{"version", "", "print the version", "kadenz version", runVersion},
 		{"help", "[COMMAND]", "show help for kadenz or one command", "kadenz help serve", runHelp},
 	}

@@ -23,17 +23,43 @@ func (p Parser) parseARF(m *mime, r *Report, c *correlation) bool {
 	c.offerVERP(cp.OriginalMailFrom, p.VERPPrefix)
 	c.offerOriginal(orig, p.VERPPrefix)
 	r.Recipient = complainant(cp, orig)
+	if r.Recipient == "" {
+		// Redacted (Yahoo, RFC 6590): the embedded original's
+		// X-Kadenz-Envelope or Message-ID still names the message, and the
+		// relay finds the recipient through it.
+		cp.OriginalRcptTo = nil
+		r.Complaint = &cp
+	}
 
-	// RFC 5965 section 7.3: not-spam says the opposite of a complaint, and
-	// auth-failure (RFC 6591) is a DMARC/SPF/DKIM failure report; neither is a
-	// recipient complaining.
 	switch cp.FeedbackType {
-	case "not-spam", "auth-failure":
+	case "not-spam":
+		// RFC 5965 section 7.3: the opposite of a complaint.
 		r.Kind = KindUnknown
+	case "auth-failure", "dkim", "spf", "dmarc":
+		// RFC 6591: a report that our mail failed DKIM/SPF/DMARC at the
+		// receiver. Recorded (logged with the reporter), never a person's
+		// complaint; the sender has a DNS or signing problem to fix.
+		r.Kind, r.Format = KindUnknown, "arf-auth-failure"
+		r.Recipient = ""
+	case "opt-out", "opt-out-list":
+		// RFC 6650 section 3 (from the MARF registry): the recipient asked to
+		// stop receiving this mail.
+		r.Kind = KindUnsubscribe
+		r.Reply = &Reply{}
 	default:
 		r.Kind = KindComplaint
 	}
 	return true
+}
+
+// isRedacted reports whether an address was blanked out by a feedback loop
+// (RFC 6590): "redacted@", runs of x or *, or an empty local part.
+func isRedacted(a string) bool {
+	local, _, _ := strings.Cut(a, "@")
+	if local == "" || strings.Contains(a, "redacted") {
+		return true
+	}
+	return strings.Trim(local, "x*#-_.") == "" || strings.Trim(local, "X*#") == ""
 }
 
 // parseFeedbackReport reads the fields of a message/feedback-report part
@@ -49,9 +75,14 @@ func parseFeedbackReport(body []byte) Complaint {
 		OriginalMailFrom: bareAddress(fs.get("original-mail-from")),
 		ReportedDomain:   strings.ToLower(fs.get("reported-domain")),
 	}
+	seen := map[string]bool{}
 	for _, v := range fs.all("original-rcpt-to") {
-		if a := bareAddress(v); a != "" {
-			cp.OriginalRcptTo = append(cp.OriginalRcptTo, a)
+		// Some feedback loops list several in one field.
+		for _, one := range strings.Split(v, ",") {
+			if a := mailbox(one); a != "" && !isRedacted(a) && !seen[a] && len(cp.OriginalRcptTo) < maxRecipients {
+				seen[a] = true
+				cp.OriginalRcptTo = append(cp.OriginalRcptTo, a)
+			}
 		}
 	}
 	// Arrival-Date (section 3.2); Received-Date is the name of the draft that
@@ -78,11 +109,13 @@ func complainant(cp Complaint, orig fields) string {
 	if len(cp.OriginalRcptTo) > 0 {
 		return cp.OriginalRcptTo[0]
 	}
-	if a := bareAddress(orig.get("x-hmxmroriginalrecipient")); strings.Contains(a, "@") {
+	if a := mailbox(orig.get("x-hmxmroriginalrecipient")); a != "" && !isRedacted(a) {
 		return a
 	}
-	if to := addressList(orig.get("to")); len(to) == 1 && !strings.Contains(to[0], "redacted") {
-		return to[0]
+	if to := addressList(orig.get("to")); len(to) == 1 {
+		if a := mailbox(to[0]); a != "" && !isRedacted(a) {
+			return a
+		}
 	}
 	return ""
 }

@@ -9,10 +9,13 @@
 //
 //   - delivery status notifications, RFC 3464 (multipart/report;
 //     report-type=delivery-status), as Postfix, Exim 4.9x, Gmail and
-//     Outlook/Exchange send them, and the plain-text bounces older MTAs, Exim,
-//     Yahoo and legacy Exchange still send;
+//     Outlook/Exchange send them, and the plain-text bounces of Sendmail,
+//     Exim and its hosted variants, qmail, OpenSMTPD, dma, Exchange 2003,
+//     IMail, Domino, Courier, Trend Micro and Japanese carriers;
 //   - complaints from feedback loops in the Abuse Reporting Format, RFC 5965
 //     (Yahoo's complaint feedback loop, Microsoft's JMRP and others);
+//   - ESP notifications mailed as JSON (Amazon SES, SendGrid, Mailgun,
+//     Postmark);
 //   - automatic replies and vacation notices, RFC 3834, and the non-standard
 //     headers and subjects responders use instead;
 //   - unsubscribe requests sent to a mailto: List-Unsubscribe address (RFC 2369
@@ -20,8 +23,12 @@
 //   - replies written by a person.
 //
 // Anything else is [KindUnknown], which is not an error: the bounce mailbox
-// also receives spam and chatter. Parse returns an error only for input that is
-// not a mail message at all, or whose report part is broken beyond use.
+// also receives spam and chatter. Broken MIME degrades to reading the text;
+// Parse returns an error only for input that is not a mail message at all.
+//
+// What a bounce means for a recipient is decided in one place, [Classify]
+// (policy.go): a class (hard, soft, block) and a named [Reason].
+// [Report.Outcomes] lists the class of every recipient a report names.
 //
 // Correlation: Kadenz releases each envelope with a VERP return path
 // (bounce+ENVELOPEID@domain, RFC 3834 section 4 and RFC 5321 section 4.5.5

@@ -14,9 +14,25 @@ func (p Parser) parseDSN(m *mime, r *Report, c *correlation) bool {
 	if ds == nil {
 		return false
 	}
-	r.Format = "rfc3464"
 	msg, rcpts := parseDeliveryStatus(ds.body)
+	if len(rcpts) == 0 {
+		// RFC 3464 section 2.1 requires a per-recipient block; without one
+		// the human-readable part is all there is (parseTextBounce).
+		return false
+	}
+	r.Format = "rfc3464"
 	r.Reporter = mtaName(msg.get("reporting-mta"))
+	if len(rcpts) == 1 && rcpts[0].Bounce != NoBounce && !hasReason(rcpts[0].Status, rcpts[0].Diagnostic) {
+		// No diagnostic that names a reason: the human-readable part of
+		// a report about one recipient speaks about them.
+		if text := m.text(); text != "" {
+			if len(text) > 4096 {
+				text = text[:4096]
+			}
+			rc := &rcpts[0]
+			rc.Bounce, rc.Reason = Classify(rc.Action, rc.Status, rc.Diagnostic+"\n"+text)
+		}
+	}
 	r.Recipients = rcpts
 	// RFC 3464 section 2.2.1: the ENVID we gave in MAIL FROM comes back here.
 	c.offerEnvelope(xtextDecode(msg.get("original-envelope-id")), SourceENVID)
@@ -78,8 +94,8 @@ func parseDeliveryStatus(body []byte) (fields, []Recipient) {
 			continue
 		}
 		rc := Recipient{
-			Address:         bareAddress(final),
-			OriginalAddress: bareAddress(orig),
+			Address:         mailbox(final),
+			OriginalAddress: mailbox(orig),
 			Action:          strings.ToLower(firstWord(g.get("action"))),
 			Diagnostic:      diagnosticText(g.get("diagnostic-code")),
 			RemoteMTA:       mtaName(g.get("remote-mta")),
@@ -87,11 +103,14 @@ func parseDeliveryStatus(body []byte) (fields, []Recipient) {
 		if rc.Address == "" {
 			rc.Address = rc.OriginalAddress
 		}
+		if rc.Address == "" {
+			continue // no mailbox named: nothing to apply it to
+		}
 		rc.Status = statusCode(g.get("status"))
 		if rc.Status == "" {
 			rc.Status = statusCode(rc.Diagnostic)
 		}
-		rc.Bounce = bounceClass(rc.Action, rc.Status)
+		rc.Bounce, rc.Reason = Classify(rc.Action, rc.Status, rc.Diagnostic)
 		rcpts = append(rcpts, rc)
 		if len(rcpts) >= maxRecipients {
 			break
@@ -102,32 +121,6 @@ func parseDeliveryStatus(body []byte) (fields, []Recipient) {
 
 // maxRecipients bounds the recipients reported from one message.
 const maxRecipients = 500
-
-// bounceClass decides hard or soft from the Action (RFC 3464 section 2.3.3)
-// and the status class (RFC 3463 section 3.1): 5 is permanent, 4 transient.
-// A failure without a usable status counts as hard: the MTA gave up.
-func bounceClass(action, status string) Bounce {
-	switch action {
-	case "delivered", "relayed", "expanded":
-		return NoBounce
-	case "delayed":
-		return SoftBounce
-	}
-	switch {
-	case strings.HasPrefix(status, "5."):
-		return HardBounce
-	case strings.HasPrefix(status, "4."):
-		return SoftBounce
-	case strings.HasPrefix(status, "2."):
-		if action == "" {
-			return NoBounce
-		}
-	}
-	if action == "failed" {
-		return HardBounce
-	}
-	return SoftBounce
-}
 
 // statusCode finds the first status code in s: an enhanced code
 // (class.subject.detail, RFC 3463 section 2), or else a basic SMTP reply

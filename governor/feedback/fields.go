@@ -3,6 +3,8 @@ package feedback
 import (
 	"bytes"
 	"strings"
+
+	"kadenz/governor/address"
 )
 
 // field is one "Name: value" line, unfolded.
@@ -132,4 +134,30 @@ func isFieldName(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// proseTrim is what may cling to an address written in prose: ASCII
+// punctuation and the CJK and full-width marks Japanese and Chinese
+// bounces put after it.
+const proseTrim = ".,;:!?)]}'\"<>`*。、，；：！？」』）】〉》．｡＞＜「『（【〈《 \t"
+
+// mailbox reduces an address field or an address found in prose to a
+// valid addr-spec in lower case, or "" when it is not one (address.Check,
+// RFC 5321 section 4.1.2): "@mx.example.org", a source route or an address
+// with a trailing full stop never become a recipient.
+func mailbox(s string) string {
+	a := strings.Trim(bareAddress(s), proseTrim)
+	if i := strings.IndexByte(a, ':'); i >= 0 && strings.HasPrefix(a, "@") {
+		a = a[i+1:] // RFC 5321 section 4.1.2 source route: @relay:user@domain
+	}
+	if a == "" || !address.Valid(a) {
+		return ""
+	}
+	// A single-label domain ("user@server") is valid syntax but no
+	// recipient of Internet mail (RFC 7085): a host name leaking from a
+	// report, not an address.
+	if d := address.Domain(a); !strings.Contains(d, ".") && !strings.HasPrefix(d, "[") {
+		return ""
+	}
+	return a
 }

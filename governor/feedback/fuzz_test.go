@@ -2,22 +2,99 @@ package feedback
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"kadenz/governor/address"
 )
 
-// seedFixtures adds every fixture to a fuzz corpus.
+// seedFixtures adds every fixture and every corpus message to a fuzz
+// corpus.
 func seedFixtures(f *testing.F) {
 	f.Helper()
 	names, err := filepath.Glob("testdata/*.eml")
 	if err != nil || len(names) == 0 {
 		f.Fatalf("no fixtures: %v", err)
 	}
-	for _, n := range names {
-		f.Add(readFixture(f, filepath.Base(n)))
+	corpus, _ := filepath.Glob("testdata/corpus/*/*.eml")
+	for _, n := range append(names, corpus...) {
+		raw, err := os.ReadFile(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
 	}
+}
+
+// FuzzClassify classifies whole messages as "kadenz feedback classify" and
+// the IMAP reader do: never a panic, and every outcome has a known class,
+// a recipient that is a valid mailbox or none, and a bounce reason only for
+// bounce classes.
+func FuzzClassify(f *testing.F) {
+	seedFixtures(f)
+	f.Add([]byte("From MAILER-DAEMON Tue Mar  3 09:40:00 2026\nFrom: MAILER-DAEMON@x.example\nSubject: failure notice\n\n<a@b.example>:\n550 5.1.1 no\n"))
+	f.Add([]byte("Content-Type: multipart/report; boundary=x\n\n--y\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; a@b.example\nAction: failed\n"))
+	f.Add([]byte("From: no-reply@sns.example\n\n{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\",\"bouncedRecipients\":[{\"emailAddress\":\"a@b.example\"}]}}"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := Parser{MaxPartBytes: 64 << 10}.Parse(raw)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		outs := r.Outcomes()
+		if len(outs) == 0 {
+			t.Fatal("no outcome")
+		}
+		for _, o := range outs {
+			switch o.Class {
+			case ClassHard, ClassSoft, ClassBlock, ClassDelivered:
+			case ClassComplaint, ClassUnsubscribe, ClassAway, ClassReply, ClassNone:
+				if o.Reason != ReasonNone {
+					t.Fatalf("%s outcome with bounce reason %q", o.Class, o.Reason)
+				}
+			default:
+				t.Fatalf("class %q", o.Class)
+			}
+			if o.Recipient != "" && !address.Valid(o.Recipient) {
+				t.Fatalf("outcome names %q, not a mailbox", o.Recipient)
+			}
+			if o.Recipient != strings.ToLower(o.Recipient) {
+				t.Fatalf("recipient %q not lower case", o.Recipient)
+			}
+		}
+	})
+}
+
+// FuzzPolicy: Classify gives a known class and reason for any input, and
+// delivered exactly when the action or a 2.X.X status says so.
+func FuzzPolicy(f *testing.F) {
+	f.Add("failed", "5.2.2", "552 mailbox full")
+	f.Add("", "", "550 5.1.1 user unknown")
+	f.Add("delayed", "4.4.7", "retry timeout exceeded")
+	f.Add("delivered", "2.0.0", "250 ok")
+	f.Fuzz(func(t *testing.T, action, status, diag string) {
+		b, reason := Classify(action, status, diag)
+		switch b {
+		case NoBounce:
+			if reason != ReasonDelivered {
+				t.Fatalf("no bounce with reason %q", reason)
+			}
+		case HardBounce, SoftBounce, BlockBounce:
+			if reason == ReasonNone || reason == ReasonDelivered {
+				t.Fatalf("%s with reason %q", b, reason)
+			}
+		default:
+			t.Fatalf("class %q", b)
+		}
+		if strings.EqualFold(action, "delayed") && b != SoftBounce {
+			t.Fatalf("delayed is %s", b)
+		}
+	})
 }
 
 // FuzzParse: any input gives a report or an ErrMalformed error, never a
@@ -62,7 +139,7 @@ func FuzzDeliveryStatus(f *testing.F) {
 		_, rcpts := parseDeliveryStatus(body)
 		for _, rc := range rcpts {
 			switch rc.Bounce {
-			case NoBounce, SoftBounce, HardBounce:
+			case NoBounce, SoftBounce, HardBounce, BlockBounce:
 			default:
 				t.Fatalf("bounce class %q", rc.Bounce)
 			}

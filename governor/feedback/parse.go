@@ -43,6 +43,8 @@ type Parser struct {
 	// MaxPartBytes caps the decoded bytes kept of each MIME part.
 	// DefaultMaxPartBytes when zero.
 	MaxPartBytes int
+
+	depth int // 1 while reading a forwarded attachment
 }
 
 // Parse reads one inbound message with the default options; see
@@ -67,6 +69,9 @@ type mime struct {
 	params    map[string]string
 	parts     []part // leaves, in order; embedded messages are leaves
 	truncated bool
+	// broken is set when the MIME structure could not be walked and the
+	// body was kept as text instead.
+	broken bool
 }
 
 // Parse reads one inbound message from the bounce, feedback-loop or reply
@@ -101,12 +106,25 @@ func (p Parser) Parse(raw []byte) (Report, error) {
 	case p.parseDSN(m, &r, &c):
 	case p.parseARF(m, &r, &c):
 	case p.parseJMRP(m, &r, &c):
+	case p.parseESP(m, &r, &c):
+	case p.parseMDN(m, &r, &c):
 	case p.parseTextBounce(m, &r, &c):
 	case p.parseAutomatic(m, &r, &c):
 	case p.parseReply(m, &r, &c):
 	}
-	if err := r.check(); err != nil {
-		return Report{}, err
+	if r.Kind == KindUnknown && r.Format == "" && p.depth == 0 {
+		// A bounce or complaint forwarded as an attachment (a mailbox rule
+		// or a gateway that wraps what it passes on) is read from the
+		// attachment.
+		if pt := m.find("message/rfc822", "message/global"); pt != nil {
+			q := p
+			q.depth = 1
+			if inner, err := q.Parse(pt.body); err == nil && (inner.Kind == KindBounce || inner.Kind == KindComplaint) {
+				inner.Format = "forwarded-" + inner.Format
+				inner.Truncated = inner.Truncated || r.Truncated
+				return inner, nil
+			}
+		}
 	}
 	r.EnvelopeID, r.EnvelopeIDSource = c.envelope()
 	r.MessageID = c.messageID
@@ -120,18 +138,6 @@ func (p Parser) Parse(raw []byte) (Report, error) {
 		}
 	}
 	return r, nil
-}
-
-// errNoRecipients marks a delivery-status part that names no recipient: RFC
-// 3464 section 2.1 requires at least one per-recipient block.
-var errNoRecipients = fmt.Errorf("%w: delivery-status report names no recipient (RFC 3464 section 2.3)", ErrMalformed)
-
-// check rejects reports whose report part was present but useless.
-func (r *Report) check() error {
-	if r.Format == "rfc3464" && len(r.Recipients) == 0 {
-		return errNoRecipients
-	}
-	return nil
 }
 
 func (p Parser) withDefaults() Parser {
@@ -160,6 +166,10 @@ func (p Parser) readMIME(raw []byte) (*mime, error) {
 		raw = raw[:p.MaxBytes]
 		m.truncated = true
 	}
+	raw = skipMboxSeparator(raw)
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, fmt.Errorf("%w: empty input", ErrMalformed)
+	}
 	if headerEnd(raw) < 0 {
 		// A message that is all header and no blank line; go-message wants
 		// the header section terminated.
@@ -178,15 +188,48 @@ func (p Parser) readMIME(raw []byte) (*mime, error) {
 		m.mediaType = "text/plain" // RFC 2045 section 5.2
 	}
 	if strings.HasPrefix(m.mediaType, "multipart/") && m.params["boundary"] == "" {
-		return nil, fmt.Errorf("%w: %s without a boundary parameter (RFC 2046 section 5.1.1)", ErrMalformed, m.mediaType)
+		// RFC 2046 section 5.1.1 requires the parameter; without it the
+		// body can still be read as text.
+		m.broken = true
+		m.parts = append(m.parts, p.rawBody(raw, m))
+		return m, nil
 	}
 	if err := p.walk(m, e, 0); err != nil {
-		if len(m.parts) == 0 {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
 		m.truncated = true // keep what came before the damage
 	}
+	if len(m.parts) == 0 || strings.HasPrefix(m.mediaType, "multipart/") && m.find("text/plain", "text/html", "message/delivery-status", "message/feedback-report", "message/global-delivery-status") == nil {
+		// A multipart whose boundary never occurs, or one broken before
+		// its first part: what the sender meant is still in the text.
+		m.broken = true
+		m.parts = append(m.parts, p.rawBody(raw, m))
+	}
 	return m, nil
+}
+
+// rawBody is the undecoded body after the top header, as a text/plain
+// part: the fallback for MIME that cannot be walked.
+func (p Parser) rawBody(raw []byte, m *mime) part {
+	body := raw
+	if i := headerEnd(raw); i >= 0 {
+		body = raw[i:]
+	}
+	if len(body) > p.MaxPartBytes {
+		body = body[:p.MaxPartBytes]
+		m.truncated = true
+	}
+	return part{mediaType: "text/plain", params: map[string]string{}, body: body}
+}
+
+// skipMboxSeparator drops the "From sender date" line an mbox file puts
+// before each message (RFC 4155), which mail stores sometimes keep.
+func skipMboxSeparator(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("From ")) {
+		return raw
+	}
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		return raw[i+1:]
+	}
+	return nil
 }
 
 func (p Parser) walk(m *mime, e *message.Entity, depth int) error {

@@ -47,7 +47,7 @@ func TestParseFixtures(t *testing.T) {
 			rcpts: []rcpt{
 				{"alice@example.org", "5.1.1", HardBounce},
 				{"bob@example.org", "4.4.1", SoftBounce},
-				{"carol@example.org", "5.2.2", HardBounce},
+				{"carol@example.org", "5.2.2", SoftBounce}, // mailbox full: soft whatever the digit
 				{"dave@example.org", "2.0.0", NoBounce},
 			}},
 		{file: "postfix-dsn-hard.eml", kind: KindBounce, format: "rfc3464", recipient: "gone@example.com",
@@ -280,8 +280,6 @@ func TestMalformed(t *testing.T) {
 		{"blank", "\r\n\r\n", "empty input"},
 		{"not a header", "this is not a mail message\nat all\n", "malformed MIME header"},
 		{"leading space", " Subject: x\n\nbody", "malformed MIME header initial line"},
-		{"multipart without boundary", "Content-Type: multipart/report; report-type=delivery-status\n\nx", "without a boundary"},
-		{"report without recipients", "From: MAILER-DAEMON@x.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.example\n\n--b--\n", "names no recipient"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -440,5 +438,130 @@ func TestPleaseStopInReplyIsReply(t *testing.T) {
 	r, err := Parse([]byte(raw))
 	if err != nil || r.Kind != KindReply {
 		t.Fatalf("Kind %q, err %v", r.Kind, err)
+	}
+}
+
+// Broken input degrades to what can still be read; it never fails a
+// message that has a header.
+func TestDegrades(t *testing.T) {
+	dsnBody := "Reporting-MTA: dns; x.example\n\nFinal-Recipient: rfc822; a@b.example\nAction: failed\nStatus: 5.1.1\n"
+	tests := []struct {
+		name, raw string
+		kind      Kind
+		rcpt      string
+		bounce    Bounce
+	}{
+		{"mbox separator line", "From MAILER-DAEMON  Tue Mar  3 09:40:00 2026\nFrom: MAILER-DAEMON@x.example\nSubject: failure notice\n\n<a@b.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n",
+			KindBounce, "a@b.example", HardBounce},
+		{"multipart without boundary parameter", "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status\n\n<a@b.example>: host x said: 550 5.1.1 user unknown\n",
+			KindBounce, "a@b.example", HardBounce},
+		{"boundary never occurs", "From: MAILER-DAEMON@x.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=AAA\n\n--BBB\nContent-Type: message/delivery-status\n\n" + dsnBody + "--BBB--\n",
+			KindBounce, "a@b.example", HardBounce},
+		{"no closing boundary", "From: MAILER-DAEMON@x.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n" + dsnBody,
+			KindBounce, "a@b.example", HardBounce},
+		{"delivery-status without a recipient block", "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: text/plain\n\n<a@b.example>: 552 5.2.2 mailbox full\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.example\n\n--b--\n",
+			KindBounce, "a@b.example", SoftBounce},
+		{"malformed final recipient", "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: text/plain\n\nfailed.\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.example\n\nFinal-Recipient: rfc822; @mx.example.org\nAction: failed\nStatus: 5.1.1\n\n--b--\n",
+			KindBounce, "", ""},
+		{"source route and a host name", "From: MAILER-DAEMON@x.example\nX-Failed-Recipients: @smtp.example.net:user@server\nSubject: Mail delivery failed\n\nThe following address(es) failed:\n\n  user@server\n",
+			KindBounce, "", ""},
+		{"trailing CJK punctuation", "From: MAILER-DAEMON@x.example\nSubject: Mail System Error - Returned Mail\n\n次のアドレスにはメールを送信できませんでした。\n<taro@example.jp>。\n宛先不明\n",
+			KindBounce, "taro@example.jp", HardBounce},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Parse([]byte(tc.raw))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if r.Kind != tc.kind {
+				t.Fatalf("Kind %q, want %q", r.Kind, tc.kind)
+			}
+			if tc.rcpt == "" {
+				for _, rc := range r.Recipients {
+					if rc.Address != "" {
+						t.Errorf("recipient %q taken from a malformed address", rc.Address)
+					}
+				}
+				return
+			}
+			if len(r.Recipients) != 1 || r.Recipients[0].Address != tc.rcpt || r.Recipients[0].Bounce != tc.bounce {
+				t.Fatalf("recipients %+v, want %s %s", r.Recipients, tc.rcpt, tc.bounce)
+			}
+		})
+	}
+}
+
+// Generated mail that is not an answer on a person's behalf is neither a
+// reply nor an away notice: each marker alone is enough.
+func TestGeneratedIsNeverAReply(t *testing.T) {
+	base := "From: list-owner@lists.example.org\nTo: bounce+06h0hh51xwchm3pfcs2g-1@news.shop.example\nSubject: Re: Spring collection\nIn-Reply-To: <m1@crm.shop.example>\n"
+	body := "\nYour message is held for moderation.\n"
+	for _, marker := range []string{"Auto-Submitted: auto-generated\n", "Precedence: list\n", "Precedence: junk\n", "Precedence: bulk\n",
+		"List-Id: <news.lists.example.org>\n", "List-Unsubscribe: <mailto:leave@lists.example.org>\n", "X-Auto-Response-Suppress: All\n",
+		"Return-Path: <>\n", "X-Mailman-Version: 3.3.8\n", "Mailing-List: contact help@lists.example.org\n"} {
+		r, err := Parse([]byte(base + marker + body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != KindUnknown || r.Format != "auto-generated" {
+			t.Errorf("with %q: Kind %q Format %q, want unknown auto-generated", strings.TrimSpace(marker), r.Kind, r.Format)
+		}
+	}
+	// Without a marker the same message is a reply.
+	if r, _ := Parse([]byte(base + body)); r.Kind != KindReply {
+		t.Errorf("without a marker: %q, want reply", r.Kind)
+	}
+}
+
+func TestClassifyPolicy(t *testing.T) {
+	tests := []struct {
+		action, status, diag string
+		bounce               Bounce
+		reason               Reason
+	}{
+		{"failed", "5.2.2", "552 5.2.2 Mailbox full", SoftBounce, ReasonMailboxFull},
+		{"failed", "5.0.0", "550 user is over quota", SoftBounce, ReasonMailboxFull},
+		{"failed", "5.4.7", "message expired", SoftBounce, ReasonExpired},
+		{"failed", "", "retry time exceeded", SoftBounce, ReasonExpired},
+		{"failed", "5.0.0", "550 too many connections from your IP", SoftBounce, ReasonRateLimited},
+		{"failed", "", "452 4.2.2 over quota", SoftBounce, ReasonMailboxFull},
+		{"failed", "", "421 4.4.2 lost connection", SoftBounce, ReasonNetwork},
+		{"failed", "5.1.1", "550 5.1.1 user unknown", HardBounce, ReasonUserUnknown},
+		{"failed", "5.1.2", "", HardBounce, ReasonHostUnknown},
+		{"failed", "5.7.1", "554 5.7.1 rejected as spam", BlockBounce, ReasonSpamBlock},
+		{"failed", "5.7.1", "550 5.7.1 client host blocked using zen.example", BlockBounce, ReasonReputation},
+		{"failed", "5.7.26", "unauthenticated mail", BlockBounce, ReasonAuthFailure},
+		{"failed", "5.3.4", "message too big", BlockBounce, ReasonTooLarge},
+		{"failed", "5.7.1", "550 5.7.1 Recipient address rejected: user unknown", HardBounce, ReasonUserUnknown},
+		{"failed", "5.1.1", "550 5.1.1 <a@b>: Recipient address rejected: Access denied", HardBounce, ReasonUserUnknown},
+		{"failed", "5.0.0", "550 rejected", BlockBounce, ReasonPolicyBlock},
+		{"failed", "5.1.8", "553 5.1.8 <news@shop.example>: Sender address rejected: Domain not found", BlockBounce, ReasonSenderRejected},
+		{"failed", "5.7.1", "550 5.7.1 sender verify failed", BlockBounce, ReasonSenderRejected},
+		{"failed", "5.0.0", "550 something odd", HardBounce, ReasonOther},
+		{"failed", "", "", HardBounce, ReasonOther},
+		{"delayed", "5.1.1", "user unknown", SoftBounce, ReasonUserUnknown},
+		{"delivered", "", "", NoBounce, ReasonDelivered},
+		{"", "2.0.0", "250 ok", NoBounce, ReasonDelivered},
+	}
+	for _, tc := range tests {
+		b, r := Classify(tc.action, tc.status, tc.diag)
+		if b != tc.bounce || r != tc.reason {
+			t.Errorf("Classify(%q, %q, %q) = %s %s, want %s %s", tc.action, tc.status, tc.diag, b, r, tc.bounce, tc.reason)
+		}
+	}
+}
+
+// A delivery-status part mislabelled text/plain is still read as one.
+func TestDeliveryStatusLabelledText(t *testing.T) {
+	raw := "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
+		"--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n" +
+		"--b\nContent-Type: text/plain\n\nReporting-MTA: dns; x.example\n\nFinal-Recipient: rfc822; a@b.example\nAction: failed\nStatus: 5.2.2\n\n--b--\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Format != "rfc3464-text" || len(r.Recipients) != 1 || r.Recipients[0].Address != "a@b.example" || r.Recipients[0].Bounce != SoftBounce {
+		t.Fatalf("format %q recipients %+v", r.Format, r.Recipients)
 	}
 }

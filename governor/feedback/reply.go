@@ -19,7 +19,10 @@ var unsubscribeSubjects = []string{"unsubscribe", "abbestellen", "abmelden", "d√
 // (or, for an empty subject, its first line) says unsubscribe. A person who
 // writes "please stop" in a reply to a campaign is a reply, not this: a human
 // should read it.
-func (p Parser) parseUnsubscribe(m *mime, r *Report, c *correlation) bool {
+//
+// For generated mail (a list server's notice, say) only the address
+// counts: its subject is not a person asking.
+func (p Parser) parseUnsubscribe(m *mime, r *Report, c *correlation, generated bool) bool {
 	toUs := false
 	for _, h := range []string{"Delivered-To", "X-Original-To", "To"} {
 		for _, a := range addressList(strings.Join(m.top.Values(h), ",")) {
@@ -37,11 +40,11 @@ func (p Parser) parseUnsubscribe(m *mime, r *Report, c *correlation) bool {
 	if subject == "" {
 		asks = hasPrefixAny(strings.ToLower(strings.TrimSpace(text)), unsubscribeSubjects)
 	}
-	if !toUs && !asks {
+	if !toUs && (!asks || generated) {
 		return false
 	}
 	r.Kind, r.Format = KindUnsubscribe, "mailto"
-	r.Recipient = bareAddress(m.top.Get("From"))
+	r.Recipient = mailbox(m.top.Get("From"))
 	if id, ok := findEnvelopeID(r.Subject); ok {
 		c.offerEnvelope(id, SourceSubject)
 	}
@@ -58,7 +61,7 @@ func (p Parser) parseReply(m *mime, r *Report, c *correlation) bool {
 		return false
 	}
 	r.Kind, r.Format = KindReply, "reply"
-	r.Recipient = bareAddress(m.top.Get("From"))
+	r.Recipient = mailbox(m.top.Get("From"))
 	r.Reply = p.replyOf(m, m.text(), c)
 	r.Reply.Text = stripQuoted(r.Reply.Text)
 	return true

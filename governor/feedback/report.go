@@ -34,7 +34,7 @@ const (
 // Bounce is how final a delivery failure is for one recipient.
 type Bounce string
 
-// Bounce classes, from the status code's class digit (RFC 3463 section 3.1).
+// Bounce classes, as [Classify] decides them.
 const (
 	// NoBounce: the DSN reports delivery, relay or expansion.
 	NoBounce Bounce = ""
@@ -44,6 +44,10 @@ const (
 	// HardBounce: a permanent failure (5.x.x); the address should be
 	// suppressed.
 	HardBounce Bounce = "hard"
+	// BlockBounce: our mail was refused for its content, its size or the
+	// sender's reputation or authentication (mostly 5.7.x): the person may
+	// well be reachable, so this never suppresses them.
+	BlockBounce Bounce = "block"
 )
 
 // Source says where an envelope ID was found, so that a caller can weigh it.
@@ -70,9 +74,13 @@ const (
 type Report struct {
 	Kind Kind
 	// Format names the shape that was recognised, for logs and tests:
-	// "rfc3464", "arf", "jmrp", "exim", "postfix-text", "yahoo-text",
-	// "exchange-text", "text", "rfc3834", "autoreply-heuristic", "mailto",
-	// "reply", or "" for unknown.
+	// "rfc3464", "rfc3464-text" (report fields found in broken MIME), "arf",
+	// "arf-auth-failure" (RFC 6591), "jmrp", "ses-json", "sendgrid-json",
+	// "mailgun-json", "postmark-json", "mdn", "exim", "postfix-text",
+	// "yahoo-text", "exchange-text", "text", "rfc3834",
+	// "autoreply-heuristic", "auto-generated" (a generated notice that is
+	// none of these), "mailto", "reply", "forwarded-" + one of these for a
+	// report read from an attachment, or "" for unknown.
 	Format string
 
 	// EnvelopeID is the Kadenz envelope the feedback concerns, if it could be
@@ -128,7 +136,10 @@ type Recipient struct {
 	Diagnostic string
 	// RemoteMTA is the server that answered, when known.
 	RemoteMTA string
-	Bounce    Bounce
+	// Bounce is the class [Classify] gives this recipient's outcome, and
+	// Reason why.
+	Bounce Bounce
+	Reason Reason
 }
 
 // Complaint is the machine-readable part of an ARF report (RFC 5965 section
