@@ -132,6 +132,7 @@ func (r *Relay) build() error {
 		MaxConnections:    cfg.Intake.MaxConnections,
 		ReadTimeout:       cfg.Intake.ReadTimeout,
 		WriteTimeout:      cfg.Intake.WriteTimeout,
+		NormalizeBareLF:   cfg.Intake.BareNewlines == config.BareNewlinesNormalize,
 		Accept:            r.accept,
 		Logger:            r.log.With("part", "intake"),
 		Now:               r.now,
@@ -173,6 +174,9 @@ func (r *Relay) build() error {
 		Now:              r.now,
 		Prepare:          r.prepareOutgoing,
 		Observe:          r.metrics.deliveryAttempted,
+		DelayWarning:     cfg.Delivery.DelayWarning,
+		RemoteMTA:        upstreamHost(cfg.Delivery.Upstream),
+		Notify:           r.queueNotice,
 	})
 	if err != nil {
 		return err
@@ -352,6 +356,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		Class:       class,
 		ClassReason: reason,
 		Features:    features,
+		Ret:         sub.Ret,
+		EnvID:       sub.EnvID,
+		SMTPUTF8:    sub.SMTPUTF8,
 	}
 	if header != nil {
 		msg.HeaderID = strings.Trim(strings.TrimSpace(header.Get("Message-Id")), "<>")
@@ -373,6 +380,12 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	held := 0
 	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
+		if i < len(sub.Notify) {
+			e.Notify = sub.Notify[i]
+		}
+		if i < len(sub.ORcpt) {
+			e.ORcpt = sub.ORcpt[i]
+		}
 		switch {
 		case !governed:
 			// A person is waiting for it: ahead of any backlog of

@@ -142,6 +142,15 @@ type Message struct {
 	ClassReason string `json:"class_reason,omitempty"`
 	// Features are what the engine extracted for scoring (its JSON).
 	Features json.RawMessage `json:"features,omitempty"`
+	// The client's DSN request for the whole message (RFC 3461 4.3, 4.4):
+	// Ret is "FULL" or "HDRS" (empty: not said), EnvID the client's
+	// envelope identifier, kept as sent (xtext decoded).
+	Ret   string `json:"ret,omitempty"`
+	EnvID string `json:"envid,omitempty"`
+	// SMTPUTF8: the client declared it (RFC 6531 3.4); the envelope may
+	// hold non-ASCII addresses and only an upstream offering SMTPUTF8 may
+	// take the message.
+	SMTPUTF8 bool `json:"smtputf8,omitempty"`
 }
 
 // Envelope is one recipient's copy of a message.
@@ -165,6 +174,16 @@ type Envelope struct {
 	// waits for delivery it is in the express lane, claimed before any
 	// other due mail.
 	Express bool `json:"express,omitempty"`
+	// Notify is the client's RCPT NOTIFY= list (RFC 3461 4.1: "NEVER", or
+	// some of "SUCCESS", "FAILURE", "DELAY"); empty when not given.
+	Notify []string `json:"notify,omitempty"`
+	// ORcpt is the client's ORCPT= (RFC 3461 4.2) as "type;address".
+	ORcpt string `json:"orcpt,omitempty"`
+	// FirstTried is when delivery was first attempted; the delay notice
+	// counts from it (held marketing mail is not late while held).
+	FirstTried time.Time `json:"first_tried,omitzero"`
+	// DelayNotified: a delay notice went to the sender already.
+	DelayNotified bool `json:"delay_notified,omitempty"`
 }
 
 // index is the bucket indexing e in its state, nil if none: the state's,

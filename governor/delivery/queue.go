@@ -28,11 +28,32 @@ import (
 	"kadenz/store"
 )
 
-// Sender delivers envelopes one after another over whatever connection it
+// Sender delivers parcels one after another over whatever connection it
 // keeps. A Sender is used by one worker at a time.
 type Sender interface {
-	Send(ctx context.Context, e store.Envelope, body []byte) error
+	// Send delivers the parcel and returns one error per envelope, nil
+	// where that recipient was accepted.
+	Send(ctx context.Context, p Parcel) []error
 	Close() error
+}
+
+// Parcel is what one delivery attempt carries: envelopes of one message
+// with one return path, sent together (one transaction where the
+// upstream allows).
+type Parcel struct {
+	Message   store.Message
+	From      string // the return path (after Prepare)
+	Envelopes []store.Envelope
+	Body      []byte
+}
+
+// all returns err for every envelope of p.
+func (p Parcel) all(err error) []error {
+	errs := make([]error, len(p.Envelopes))
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // Transport makes one Sender per worker.
@@ -64,6 +85,14 @@ type Options struct {
 	// Observe, if set, hears of every attempt once its outcome is stored:
 	// the envelope as written and the attempt's error (metrics).
 	Observe func(e store.Envelope, err error, now time.Time)
+	// DelayWarning is how long after its first attempt a deferred envelope
+	// earns its sender a delay notice; 0: never.
+	DelayWarning time.Duration
+	// RemoteMTA names the upstream in reports (Remote-MTA).
+	RemoteMTA string
+	// Notify, if set, queues a delivery status notification to the
+	// sender (see notice.go); it returns once the notice is durable.
+	Notify func(Notice) error
 }
 
 // Queue is the delivery loop and its workers.
@@ -393,15 +422,21 @@ func (q *Queue) worker() {
 }
 
 // deliver makes one attempt and returns the envelope with its outcome.
+// A notice the attempt calls for (failure, delay) is queued before the
+// outcome is recorded: a crash in between sends it twice, never not at all.
 func (q *Queue) deliver(sender Sender, e store.Envelope) result {
 	started := q.opts.Now()
-	body, err := q.opts.DB.Body(e.MessageID)
+	msg, err := q.opts.DB.Message(e.MessageID)
+	var body []byte
 	if err == nil {
-		out := e
+		body, err = q.opts.DB.Body(e.MessageID)
+	}
+	if err == nil {
+		out, wire := e, body
 		if q.opts.Prepare != nil {
-			body = q.opts.Prepare(&out, body)
+			wire = q.opts.Prepare(&out, body)
 		}
-		err = sender.Send(q.sendCtx, out, body)
+		err = sender.Send(q.sendCtx, Parcel{Message: msg, From: out.From, Envelopes: []store.Envelope{out}, Body: wire})[0]
 	} else {
 		err = Permanent(fmt.Errorf("reading message: %w", err))
 	}
@@ -412,7 +447,24 @@ func (q *Queue) deliver(sender Sender, e store.Envelope) result {
 		return result{env: e, aborted: true}
 	}
 	now := q.opts.Now()
-	return result{env: q.outcome(e, err, now), err: err, at: now, took: now.Sub(started)}
+	if e.FirstTried.IsZero() {
+		e.FirstTried = started
+	}
+	out := q.outcome(e, err, now)
+	if n, ok := q.notice(msg, out, err, body, now); ok {
+		switch nerr := q.opts.Notify(n); {
+		case nerr == nil && n.Action == ActionDelayed:
+			out.DelayNotified = true
+		case nerr != nil && n.Action == ActionFailed:
+			// The sender must hear of the failure: instead of giving up
+			// silently, try again later, and the notice with it.
+			q.log.Error("queueing a failure notice; the envelope is retried", "envelope", e.ID, "error", nerr)
+			out.State, out.Due = store.StateDeferred, now.Add(q.opts.RetryInitial)
+		case nerr != nil:
+			q.log.Error("queueing a delivery status notification", "envelope", e.ID, "action", n.Action, "error", nerr)
+		}
+	}
+	return result{env: out, err: err, at: now, took: now.Sub(started)}
 }
 
 // outcome applies the result of one delivery attempt to e.
