@@ -168,6 +168,11 @@ type Intake struct {
 	// smtpd_forbid_bare_newline = normalize) or "reject" (554 5.6.0).
 	// Either way DATA ends only at CRLF.CRLF.
 	BareNewlines string `yaml:"bare_newlines"`
+	// AddMissingHeaders adds a Message-ID and a Date to a submission that
+	// lacks them (RFC 5322 3.6 requires Date; receivers penalise mail
+	// without Message-ID), as Postfix does for its own clients. Every
+	// client that may submit is one of ours (a user or a client network).
+	AddMissingHeaders bool `yaml:"add_missing_headers"`
 }
 
 // Values of intake.bare_newlines.
@@ -255,14 +260,15 @@ func Default() *Config {
 		DataDir:  "./kadenz-data",
 		Hostname: "localhost",
 		Intake: Intake{
-			ClientNetworks:  []string{"127.0.0.0/8", "::1/128"},
-			MaxMessageBytes: 25 << 20,
-			MaxRecipients:   1000,
-			MaxLineLength:   2000,
-			MaxConnections:  200,
-			ReadTimeout:     5 * time.Minute,
-			WriteTimeout:    5 * time.Minute,
-			BareNewlines:    BareNewlinesNormalize,
+			ClientNetworks:    []string{"127.0.0.0/8", "::1/128"},
+			MaxMessageBytes:   25 << 20,
+			MaxRecipients:     1000,
+			MaxLineLength:     2000,
+			MaxConnections:    200,
+			ReadTimeout:       5 * time.Minute,
+			WriteTimeout:      5 * time.Minute,
+			BareNewlines:      BareNewlinesNormalize,
+			AddMissingHeaders: true,
 		},
 		Governor: Governor{
 			Mode:         ModeEnforce,

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -344,8 +345,12 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	data := stripKadenzHeaders(sub.Data)
 	received := receivedHeader(sub, r.cfg.Hostname, id)
-	body := make([]byte, 0, len(received)+len(data))
-	body = append(append(body, received...), data...)
+	var added string
+	if r.config().Intake.AddMissingHeaders && header != nil {
+		added = missingHeaders(header, id, r.cfg.Hostname, sub.Received)
+	}
+	body := make([]byte, 0, len(received)+len(added)+len(data))
+	body = append(append(append(body, received...), added...), data...)
 	msg := store.Message{
 		ID:          id,
 		From:        sub.From,
@@ -362,6 +367,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	if header != nil {
 		msg.HeaderID = strings.Trim(strings.TrimSpace(header.Get("Message-Id")), "<>")
+		if msg.HeaderID == "" && added != "" {
+			msg.HeaderID = id + "@" + r.cfg.Hostname
+		}
 	}
 	// Holdout recipients get marketing mail undelayed — unless they asked
 	// for none: an unsubscribe, complaint or hard bounce is honoured for
@@ -447,6 +455,20 @@ func receivedHeader(sub *intake.Submission, hostname, id string) string {
 	}
 	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (Kadenz) with %s id %s;\r\n\t%s\r\n",
 		headerSafe(sub.Helo), sub.ClientAddr, hostname, proto, id, sub.Received.Format(time.RFC1123Z))
+}
+
+// missingHeaders returns the Message-ID and Date fields a submission
+// lacks (RFC 5322 3.6.1, 3.6.4), with CRLF endings; "" when it has both.
+// The Message-ID is the queue ID at our hostname, unique by construction.
+func missingHeaders(h mail.Header, id, hostname string, received time.Time) string {
+	var b strings.Builder
+	if strings.TrimSpace(h.Get("Message-Id")) == "" {
+		fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", id, hostname)
+	}
+	if strings.TrimSpace(h.Get("Date")) == "" {
+		fmt.Fprintf(&b, "Date: %s\r\n", received.Format(time.RFC1123Z))
+	}
+	return b.String()
 }
 
 // headerSafe keeps a client-supplied name from breaking the header.

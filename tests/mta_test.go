@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/mail"
 	"net/textproto"
 	"os/exec"
 	"strings"
@@ -270,6 +271,9 @@ func TestReportOnSmarthostRefusal(t *testing.T) {
 	}
 
 	got := up.waitTxn(t, "delivery to ok@", func(x mtaTxn) bool { return len(x.To) == 1 && x.To[0] == "ok@receiver.test" })
+	if n := bytes.Count(got.Data, []byte("Message-ID:")); n != 1 {
+		t.Errorf("%d Message-ID fields, want only the client's own", n)
+	}
 	if got.Mail.EnvelopeID != "crm-envid-42" || got.Mail.Return != smtp.DSNReturnHeaders {
 		t.Errorf("upstream got ENVID %q RET %q, want the client's crm-envid-42 and HDRS", got.Mail.EnvelopeID, got.Mail.Return)
 	}
@@ -426,6 +430,20 @@ except smtplib.SMTPResponseException as e:
 	}
 	if !bytes.Contains(x.Data, []byte("line one\r\nline two\r\n.\r\nline after a dot\r\n")) {
 		t.Errorf("body not CRLF-normalised as sent:\n%q", x.Data)
+	}
+	// EmailMessage sets neither Message-ID nor Date: Kadenz adds both
+	// (intake.add_missing_headers), once.
+	hdr, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(x.Data))).ReadMIMEHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := hdr.Values("Message-Id"); len(ids) != 1 || !strings.HasSuffix(ids[0], "@localhost>") {
+		t.Errorf("Message-ID fields at the upstream: %q, want one added by Kadenz", ids)
+	}
+	if dates := hdr.Values("Date"); len(dates) != 1 {
+		t.Errorf("Date fields at the upstream: %q, want one added by Kadenz", dates)
+	} else if _, err := mail.ParseDate(dates[0]); err != nil {
+		t.Errorf("added Date %q does not parse: %v", dates[0], err)
 	}
 	strict := startRelay(t, relayOptions{Upstream: up.Addr, Config: "intake:\n  bare_newlines: reject\n"})
 	if got := run(strict.Addr); !strings.HasPrefix(got, "554 5.6.0") {
