@@ -353,6 +353,11 @@ func (db *DB) Claim(now time.Time, limit int) ([]Envelope, error) {
 // earlier and changed, as Update does), then claims up to limit envelopes
 // due at now, as Claim does. Recording and claiming together halves the
 // commits delivery adds to those of intake.
+//
+// The limit does not split a message: when it is reached, the envelopes of
+// the last claimed one's message that are due at the same time and in the
+// same lane (its other recipients, accepted together) are claimed too, up
+// to MaxSiblings more, so that delivery can send them in one transaction.
 func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope, error) {
 	var claimed []Envelope
 	err := db.update(func(tx *bolt.Tx) error {
@@ -364,8 +369,15 @@ func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope,
 		end := dueKey(now, "")
 		for _, lane := range [][]byte{bucketDueExpress, bucketDue} { // express first
 			c := tx.Bucket(lane).Cursor()
-			for k, _ := c.First(); k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
+			start := len(keys)
+			k, _ := c.First()
+			for ; k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
 				keys = append(keys, k)
+			}
+			// Finish the last message's group of recipients.
+			for extra := 0; k != nil && len(keys) > start && extra < MaxSiblings && sameGroup(keys[len(keys)-1], k); k, _ = c.Next() {
+				keys = append(keys, k)
+				extra++
 			}
 		}
 		for _, k := range keys {
@@ -384,6 +396,21 @@ func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope,
 		return nil
 	})
 	return claimed, err
+}
+
+// MaxSiblings bounds how far Settle goes past its limit to claim the rest
+// of one message's recipients.
+const MaxSiblings = 1000
+
+// sameGroup reports whether two due-index keys name envelopes of one
+// message due at the same time: equal time prefix, and envelope IDs that
+// share the message ID before their last dash (see AcceptWith).
+func sameGroup(a, b []byte) bool {
+	if !bytes.Equal(a[:8], b[:8]) {
+		return false
+	}
+	ia, ib := bytes.LastIndexByte(a[8:], '-'), bytes.LastIndexByte(b[8:], '-')
+	return ia > 0 && ia == ib && bytes.Equal(a[8:8+ia], b[8:8+ib])
 }
 
 // Update writes changed envelopes (the caller read them earlier and changed

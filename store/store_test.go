@@ -114,7 +114,8 @@ func TestUpdateMovesIndexes(t *testing.T) {
 
 func TestRecoverAfterReopen(t *testing.T) {
 	db, path := openTest(t)
-	db.Accept(Message{ID: "m"}, nil, []string{"a@x.test", "b@x.test"}, t0)
+	db.Accept(Message{ID: "m"}, nil, []string{"a@x.test"}, t0)
+	db.Accept(Message{ID: "n"}, nil, []string{"b@x.test"}, t0)
 	if c, _ := db.Claim(t0, 1); len(c) != 1 {
 		t.Fatal("claim failed")
 	}
@@ -367,5 +368,34 @@ func TestApplyDecisionsAllSharesACommitAndIsolatesFailures(t *testing.T) {
 	check(mixed[2], true)
 	if c, _ := db.Counters("released"); c["released"] != n+2 {
 		t.Errorf("counter %d, want %d", c["released"], n+2)
+	}
+}
+
+// A claim does not split a message's recipients: past the limit it takes
+// the rest of the last message's envelopes due at the same time, so that
+// delivery can send them in one transaction; the next message waits.
+func TestClaimTakesAMessagesRecipientsTogether(t *testing.T) {
+	db, _ := openTest(t)
+	var rcpts []string
+	for i := range 12 { // IDs m-1 .. m-12: "m-10" sorts before "m-2"
+		rcpts = append(rcpts, fmt.Sprintf("r%d@x.test", i))
+	}
+	if _, err := db.Accept(Message{ID: "m"}, nil, rcpts, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Accept(Message{ID: "n"}, nil, []string{"a@x.test"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Claim(t0, 2)
+	if err != nil || len(c) != 12 {
+		t.Fatalf("claim with limit 2: %d envelopes (%v), want all 12 of message m", len(c), err)
+	}
+	for _, e := range c {
+		if e.MessageID != "m" {
+			t.Errorf("claimed %s of another message", e.ID)
+		}
+	}
+	if c, _ := db.Claim(t0, 2); len(c) != 1 || c[0].MessageID != "n" {
+		t.Errorf("second claim: %v, want n's one envelope", c)
 	}
 }

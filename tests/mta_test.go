@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/mail"
 	"net/textproto"
+	"strconv"
 	"os/exec"
 	"strings"
 	"sync"
@@ -264,7 +265,7 @@ func TestReportOnSmarthostRefusal(t *testing.T) {
 	ok := &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifyFailure}, OriginalRecipientType: smtp.DSNAddressTypeRFC822,
 		OriginalRecipient: "ok-orig@receiver.test"}
 	err := mtaSubmit(t, r.Addr, "crm@sender.test", &smtp.MailOptions{EnvelopeID: "crm-envid-42", Return: smtp.DSNReturnHeaders},
-		[]string{"ok@receiver.test", "bad-user@receiver.test"}, []*smtp.RcptOptions{ok, nil},
+		[]string{"ok@receiver.test", "bad-user@receiver.test", "bad-other@receiver.test"}, []*smtp.RcptOptions{ok, nil, nil},
 		"From: crm@sender.test\r\nSubject: password reset\r\nMessage-ID: <reset-1@sender.test>\r\n\r\nyour link\r\n")
 	if err != nil {
 		t.Fatal(err)
@@ -294,8 +295,10 @@ func TestReportOnSmarthostRefusal(t *testing.T) {
 	if v := rep.PerMsg.Get("Original-Envelope-Id"); v != "crm-envid-42" {
 		t.Errorf("Original-Envelope-Id = %q, want the client's", v)
 	}
-	if len(rep.PerRcpt) != 1 {
-		t.Fatalf("report has %d recipient sections, want 1 (only the refused one): %v", len(rep.PerRcpt), rep.PerRcpt)
+	// Both refused recipients failed in one transaction: one report names
+	// both, the delivered one not at all.
+	if len(rep.PerRcpt) != 2 || rep.PerRcpt[1].Get("Final-Recipient") != "rfc822; bad-other@receiver.test" {
+		t.Fatalf("report has recipient sections %v, want bad-user@ then bad-other@", rep.PerRcpt)
 	}
 	want := map[string]string{
 		"Final-Recipient": "rfc822; bad-user@receiver.test",
@@ -323,6 +326,36 @@ func TestReportOnSmarthostRefusal(t *testing.T) {
 	}
 	if n := len(up.reports()); n != 1 {
 		t.Errorf("%d reports went out, want 1", n)
+	}
+}
+
+// TestOneTransactionPerMessage: a transactional message to 100 recipients
+// reaches the smarthost in one SMTP transaction, not 100.
+func TestOneTransactionPerMessage(t *testing.T) {
+	up := startMTAUpstream(t, false, false)
+	r := startRelay(t, relayOptions{Upstream: up.Addr})
+	var rcpts []string
+	for i := range 100 {
+		rcpts = append(rcpts, "member"+strconv.Itoa(i)+"@receiver.test")
+	}
+	if err := mtaSubmit(t, r.Addr, "crm@sender.test", nil, rcpts, nil, "Subject: to a hundred\r\n\r\nhello all\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	total := func() (n int) {
+		for _, x := range up.transactions() {
+			n += len(x.To)
+		}
+		return n
+	}
+	if !waitFor(30*time.Second, func() bool { return total() >= 100 }) {
+		t.Fatalf("%d of 100 recipients reached the upstream within 30s", total())
+	}
+	if txns := up.transactions(); len(txns) != 1 || len(txns[0].To) != 100 {
+		sizes := []int{}
+		for _, x := range txns {
+			sizes = append(sizes, len(x.To))
+		}
+		t.Errorf("transactions of %v recipients, want one of 100", sizes)
 	}
 }
 

@@ -52,28 +52,23 @@ type Notice struct {
 	RemoteMTA string
 }
 
-// notice says whether the outcome of an attempt on e calls for a report
-// to the sender, and builds it.
-func (q *Queue) notice(msg store.Message, e store.Envelope, err error, body []byte, now time.Time) (Notice, bool) {
+// reportable says which report, if any, the outcome of an attempt on e
+// calls for: ActionFailed, ActionDelayed or "".
+func (q *Queue) reportable(msg store.Message, e store.Envelope, now time.Time) string {
 	if q.opts.Notify == nil || msg.From == "" || slices.Contains(e.Notify, string(smtp.DSNNotifyNever)) {
-		return Notice{}, false
+		return ""
 	}
 	wants := func(kind smtp.DSNNotify) bool {
 		return len(e.Notify) == 0 || slices.Contains(e.Notify, string(kind))
 	}
-	n := Notice{Message: msg, Envelopes: []store.Envelope{e}, Errors: []error{err}, Body: body, At: now,
-		RemoteMTA: q.opts.RemoteMTA}
 	switch {
 	case e.State == store.StateFailed && wants(smtp.DSNNotifyFailure):
-		n.Action = ActionFailed
+		return ActionFailed
 	case e.State == store.StateDeferred && q.opts.DelayWarning > 0 && !e.DelayNotified &&
 		!e.FirstTried.IsZero() && now.Sub(e.FirstTried) >= q.opts.DelayWarning && wants(smtp.DSNNotifyDelayed):
-		n.Action = ActionDelayed
-		n.RetryUntil = e.Created.Add(q.opts.MaxQueueLifetime)
-	default:
-		return Notice{}, false
+		return ActionDelayed
 	}
-	return n, true
+	return ""
 }
 
 // Status is the enhanced status code (RFC 3463) a report gives for err:

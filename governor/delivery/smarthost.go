@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -136,9 +137,17 @@ func (s *smarthostSender) transactions(ctx context.Context, p Parcel) (errs []er
 	for i := range todo {
 		todo[i] = i
 	}
+	max := rcptMax(s.c)
 	for first := true; len(todo) > 0; first = false {
-		rest, err, atMail := s.transaction(ctx, p, todo, errs)
+		batch, later := todo, []int(nil)
+		if max > 0 && len(batch) > max {
+			batch, later = todo[:max], todo[max:]
+		}
+		rest, err, atMail := s.transaction(ctx, p, batch, errs)
+		rest = append(rest, later...)
 		if err != nil {
+			// It ends this attempt for every recipient not yet sent,
+			// those left for later transactions included.
 			if first && atMail && !IsPermanent(err) {
 				return p.all(err), true
 			}
@@ -167,9 +176,21 @@ func (s *smarthostSender) transactions(ctx context.Context, p Parcel) (errs []er
 var errTooManyRecipients = &replyError{stage: "RCPT TO", err: &smtp.SMTPError{Code: 452,
 	EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients in one transaction; retried later"}}
 
-func isReply(err error) bool {
-	var se *smtp.SMTPError
-	return errors.As(err, &se)
+// rcptMax is the upstream's limit on recipients per transaction, from
+// the LIMITS extension (RFC 9422: "LIMITS RCPTMAX=n"); 0 if it names none.
+func rcptMax(c *smtp.Client) int {
+	ok, params := c.Extension("LIMITS")
+	if !ok {
+		return 0
+	}
+	for _, f := range strings.Fields(params) {
+		if v, found := strings.CutPrefix(strings.ToUpper(f), "RCPTMAX="); found {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // check refuses a parcel the upstream cannot take unchanged.

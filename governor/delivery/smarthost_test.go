@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -144,5 +145,85 @@ func TestGreetsWithHostnameBeforeSTARTTLS(t *testing.T) {
 	}
 	if before := plain[:start]; !bytes.Equal(before, []byte("EHLO relay.kadenz.test\r\n")) {
 		t.Errorf("before STARTTLS the client said %q, want only EHLO relay.kadenz.test", before)
+	}
+}
+
+// batchSession accepts at most perTxn recipients per transaction (452
+// 4.5.3 for more, RFC 5321 4.5.3.1.10) and records each transaction's size.
+type batchSession struct {
+	perTxn int
+	n      int
+	mu     *sync.Mutex
+	sizes  *[]int
+}
+
+func (s *batchSession) Reset()                               { s.n = 0 }
+func (s *batchSession) Logout() error                        { return nil }
+func (s *batchSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *batchSession) Rcpt(string, *smtp.RcptOptions) error {
+	if s.perTxn > 0 && s.n >= s.perTxn {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
+	}
+	s.n++
+	return nil
+}
+func (s *batchSession) Data(r io.Reader) error {
+	io.Copy(io.Discard, r)
+	s.mu.Lock()
+	*s.sizes = append(*s.sizes, s.n)
+	s.mu.Unlock()
+	return nil
+}
+
+// TestParcelSplitsOnLimits: 100 recipients of one message go in as few
+// transactions as the upstream allows — split where it answers 452, or
+// where its LIMITS RCPTMAX says — and every recipient is delivered once.
+func TestParcelSplitsOnLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		perTxn, rcptMax int
+		want            []int
+	}{
+		{"452 after 30", 30, 0, []int{30, 30, 30, 10}},
+		{"RCPTMAX=40", 0, 40, []int{40, 40, 20}},
+		{"no limit", 0, 0, []int{100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var sizes []int
+			srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+				return &batchSession{perTxn: tc.perTxn, mu: &mu, sizes: &sizes}, nil
+			}))
+			srv.Domain = "upstream.test"
+			srv.MaxRecipients = tc.rcptMax
+			srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(l)
+			t.Cleanup(func() { srv.Close() })
+			h, err := NewSmarthost(SmarthostOptions{Addr: l.Addr().String(), TLSMode: config.TLSNone, Hostname: "relay.kadenz.test",
+				ConnectTimeout: 5 * time.Second, CommandTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := h.NewSender()
+			defer s.Close()
+			p := Parcel{From: "crm@sender.test", Body: []byte("Subject: x\r\n\r\nx\r\n")}
+			for i := range 100 {
+				p.Envelopes = append(p.Envelopes, store.Envelope{ID: fmt.Sprintf("m-%d", i+1), To: fmt.Sprintf("r%d@example.test", i)})
+			}
+			for i, err := range s.Send(context.Background(), p) {
+				if err != nil {
+					t.Errorf("recipient %d: %v", i, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(sizes) != fmt.Sprint(tc.want) {
+				t.Errorf("transactions of %v recipients, want %v", sizes, tc.want)
+			}
+		})
 	}
 }
