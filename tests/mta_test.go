@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/mail"
 	"net/textproto"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -534,5 +536,56 @@ func TestSMTPUTF8Relay(t *testing.T) {
 				t.Errorf("the UTF-8 recipient was sent to an upstream without SMTPUTF8")
 			}
 		}
+	}
+}
+
+// TestMsmtpAsksForDSN: msmtp (-N, -R) fails outright against a server
+// without DSN. Through Kadenz its request reaches a DSN-capable smarthost
+// intact; to a smarthost without DSN, its NOTIFY=SUCCESS is answered by
+// Kadenz itself with "Action: relayed" (RFC 3461 4.1).
+func TestMsmtpAsksForDSN(t *testing.T) {
+	msmtp := requireProgram(t, "msmtp")
+	rc := filepath.Join(t.TempDir(), "msmtprc")
+	if err := os.WriteFile(rc, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	send := func(addr, notify, to string) {
+		t.Helper()
+		host, port, _ := net.SplitHostPort(addr)
+		cmd := exec.Command(msmtp, "-C", rc, "--host="+host, "--port="+port, "--auth=off", "--tls=off",
+			"--domain=crm.test", "--from=crm@sender.test", "-N", notify, "-R", "hdrs", to)
+		cmd.Stdin = strings.NewReader("Subject: msmtp " + notify + "\n\nsent by msmtp\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("msmtp -N %s: %v\n%s", notify, err, out)
+		}
+	}
+
+	withDSN := startMTAUpstream(t, false, true)
+	r := startRelay(t, relayOptions{Upstream: withDSN.Addr})
+	send(r.Addr, "failure,delay", "m1@receiver.test")
+	x := withDSN.waitTxn(t, "msmtp's message", func(x mtaTxn) bool { return len(x.To) == 1 && x.To[0] == "m1@receiver.test" })
+	if x.Mail.Return != smtp.DSNReturnHeaders {
+		t.Errorf("upstream got RET=%q, want HDRS", x.Mail.Return)
+	}
+	if n := x.RcptOpts[0].Notify; len(n) != 2 || n[0] != smtp.DSNNotifyFailure || n[1] != smtp.DSNNotifyDelayed {
+		t.Errorf("upstream got NOTIFY=%v, want FAILURE,DELAY", n)
+	}
+	if len(withDSN.reports()) != 0 {
+		t.Errorf("Kadenz reported on a message the DSN-capable upstream took")
+	}
+
+	without := startMTAUpstream(t, false, false)
+	r2 := startRelay(t, relayOptions{Upstream: without.Addr})
+	send(r2.Addr, "success", "m2@receiver.test")
+	dsn := without.waitTxn(t, "relayed notice", func(x mtaTxn) bool { return x.From == "" })
+	rep := parseReport(t, dsn.Data)
+	if len(dsn.To) != 1 || dsn.To[0] != "crm@sender.test" {
+		t.Errorf("relayed notice went to %v", dsn.To)
+	}
+	if got := rep.PerRcpt[0].Get("Action"); got != "relayed" {
+		t.Errorf("Action = %q, want relayed", got)
+	}
+	if got := rep.PerRcpt[0].Get("Status"); got != "2.0.0" {
+		t.Errorf("Status = %q, want 2.0.0", got)
 	}
 }

@@ -25,7 +25,8 @@ import (
 //     report about a report can never arise (RFC 5321 section 4.5.5);
 //   - RCPT NOTIFY= is honoured (RFC 3461 section 4.1): NEVER sends nothing,
 //     otherwise only the kinds listed; without NOTIFY, failures and delays
-//     are reported;
+//     are reported. SUCCESS is passed to an upstream that offers DSN; to
+//     one that does not, Kadenz answers it itself with Action: relayed;
 //   - mail the governor suppressed is not a failure and never reaches this
 //     code: a decision earns no bounce.
 
@@ -53,8 +54,11 @@ type Notice struct {
 }
 
 // reportable says which report, if any, the outcome of an attempt on e
-// calls for: ActionFailed, ActionDelayed or "".
-func (q *Queue) reportable(msg store.Message, e store.Envelope, now time.Time) string {
+// calls for: ActionFailed, ActionDelayed, ActionRelayed or "". relayed:
+// the upstream took the message without offering DSN, so a NOTIFY=SUCCESS
+// can only be answered by Kadenz, with "relayed" (RFC 3461 section 4.1
+// and RFC 3464 2.3.3: it cannot know more).
+func (q *Queue) reportable(msg store.Message, e store.Envelope, now time.Time, relayed bool) string {
 	if q.opts.Notify == nil || msg.From == "" || slices.Contains(e.Notify, string(smtp.DSNNotifyNever)) {
 		return ""
 	}
@@ -67,6 +71,8 @@ func (q *Queue) reportable(msg store.Message, e store.Envelope, now time.Time) s
 	case e.State == store.StateDeferred && q.opts.DelayWarning > 0 && !e.DelayNotified &&
 		!e.FirstTried.IsZero() && now.Sub(e.FirstTried) >= q.opts.DelayWarning && wants(smtp.DSNNotifyDelayed):
 		return ActionDelayed
+	case e.State == store.StateDelivered && relayed && slices.Contains(e.Notify, string(smtp.DSNNotifySuccess)):
+		return ActionRelayed
 	}
 	return ""
 }

@@ -456,10 +456,14 @@ func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 		body, err = q.opts.DB.Body(envs[0].MessageID)
 	}
 	var errs []error
+	relayed := false // handed to an upstream that will not report on delivery
 	if err != nil {
 		errs = Parcel{Envelopes: envs}.all(Permanent(fmt.Errorf("reading message: %w", err)))
 	} else {
 		errs = q.send(sender, msg, envs, body)
+		if d, ok := sender.(interface{ UpstreamDSN() bool }); ok {
+			relayed = !d.UpstreamDSN()
+		}
 	}
 	if q.sendCtx.Err() != nil {
 		// Shutdown ran out of time mid-delivery: leave the envelopes in
@@ -475,7 +479,7 @@ func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 		}
 		outs[i] = q.outcome(e, errs[i], now)
 	}
-	q.notify(msg, outs, errs, body, now)
+	q.notify(msg, outs, errs, body, now, relayed)
 	return result{envs: outs, errs: errs, at: now, took: now.Sub(started)}
 }
 
@@ -506,13 +510,13 @@ func (q *Queue) send(sender Sender, msg store.Message, envs []store.Envelope, bo
 
 // notify queues the notices the outcomes call for, and marks what was
 // notified on outs.
-func (q *Queue) notify(msg store.Message, outs []store.Envelope, errs []error, body []byte, now time.Time) {
-	for _, action := range []string{ActionFailed, ActionDelayed} {
+func (q *Queue) notify(msg store.Message, outs []store.Envelope, errs []error, body []byte, now time.Time, relayed bool) {
+	for _, action := range []string{ActionFailed, ActionDelayed, ActionRelayed} {
 		n := Notice{Action: action, Message: msg, Body: body, At: now, RemoteMTA: q.opts.RemoteMTA,
 			RetryUntil: outs[0].Created.Add(q.opts.MaxQueueLifetime)}
 		var idx []int
 		for i, e := range outs {
-			if q.reportable(msg, e, now) == action {
+			if q.reportable(msg, e, now, relayed) == action {
 				idx = append(idx, i)
 				n.Envelopes = append(n.Envelopes, e)
 				n.Errors = append(n.Errors, errs[i])

@@ -77,7 +77,15 @@ type smarthostSender struct {
 	h        *Smarthost
 	c        *smtp.Client
 	lastUsed time.Time
+	// dsn: the upstream of the last transaction offered DSN, so it reports
+	// on delivery itself (see UpstreamDSN).
+	dsn bool
 }
+
+// UpstreamDSN reports whether the upstream of the last Send offered DSN
+// (RFC 3461): if not, a client's NOTIFY=SUCCESS is Kadenz's to answer,
+// with "relayed".
+func (s *smarthostSender) UpstreamDSN() bool { return s.dsn }
 
 func (s *smarthostSender) Close() error {
 	if s.c == nil {
@@ -242,6 +250,7 @@ func (s *smarthostSender) transaction(ctx context.Context, p Parcel, todo []int,
 		s.Close()
 	}()
 	dsn, _ := c.Extension("DSN")
+	s.dsn = dsn
 	mailOpts := &smtp.MailOptions{UTF8: p.Message.SMTPUTF8 && !isASCIIEnvelope(p)}
 	if dsn {
 		// RFC 3461 4.3, 4.4: the client's RET and ENVID travel on. Without
