@@ -23,7 +23,7 @@ type privatePostfix struct {
 // startPostfix runs Debian's Postfix as a smarthost that wants STARTTLS
 // and checks the client's HELO name when it is given
 // (reject_non_fqdn_helo_hostname with smtpd_delay_reject = no), as a careful
-// ISP smarthost would. It needs root, like any Postfix master.
+// ISP smarthost would, and that does not offer 8BITMIME. It needs root, like any Postfix master.
 func startPostfix(t *testing.T, next string) *privatePostfix {
 	t.Helper()
 	postfix := requireProgram(t, "/usr/sbin/postfix")
@@ -89,6 +89,8 @@ func startPostfix(t *testing.T, next string) *privatePostfix {
 		"smtpd_helo_required = yes",
 		"smtpd_delay_reject = no",
 		"smtpd_helo_restrictions = reject_non_fqdn_helo_hostname",
+		// An old-fashioned smarthost: no 8BITMIME (RFC 6152) on offer.
+		"smtpd_discard_ehlo_keywords = 8bitmime",
 		"alias_maps =",
 		"alias_database =",
 		"",
@@ -136,7 +138,8 @@ func (p *privatePostfix) maillog() string {
 // ENVID and NOTIFY travel through both relays to the final server. And the
 // chain Kadenz -> Postfix 3.7 (which by default ends DATA at <LF>.<LF>)
 // does not let a smuggled second message through: Kadenz sends the payload
-// on as text inside the one message.
+// on as text inside the one message. An 8-bit body is never sent raw to
+// this smarthost without 8BITMIME: it fails with 5.6.3 and a report.
 func TestPostfixSmarthost(t *testing.T) {
 	final := startMTAUpstream(t, false, true)
 	pf := startPostfix(t, final.Addr)
@@ -162,6 +165,18 @@ delivery:
 	}
 	if log := pf.maillog(); strings.Contains(log, "Helo command rejected") {
 		t.Errorf("Postfix rejected a HELO from Kadenz:\n%s", log)
+	}
+
+	// An 8-bit body: refused by Kadenz itself, reported to the sender.
+	if err := mtaSubmit(t, r.Addr, "crm@sender.test", nil, []string{"eight@receiver.test"}, nil,
+		"Subject: eight bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	dsn := final.waitTxn(t, "report on the 8-bit message", func(x mtaTxn) bool {
+		return x.From == "" && bytes.Contains(x.Data, []byte("eight@receiver.test"))
+	})
+	if rep := parseReport(t, dsn.Data); rep.PerRcpt[0].Get("Status") != "5.6.3" {
+		t.Errorf("8-bit body report: Status %q, want 5.6.3", rep.PerRcpt[0].Get("Status"))
 	}
 
 	// Smuggling through the chain: Kadenz (normalize, the default) takes
@@ -190,6 +205,9 @@ delivery:
 	}
 	final.waitTxn(t, "the sync message", func(x mtaTxn) bool { return bytes.Contains(x.Data, []byte("Subject: sync")) })
 	for _, x := range final.transactions() {
+		if bytes.Contains(x.Data, []byte("Subject: eight bit")) && x.From != "" {
+			t.Errorf("the 8-bit message went out through a smarthost without 8BITMIME")
+		}
 		if x.From == "ceo@victim.test" || bytes.HasPrefix(bytes.TrimSpace(x.Data), []byte("From: <ceo@victim.test>")) {
 			t.Errorf("a smuggled message came out of the chain: from %q\n%s", x.From, x.Data)
 		}
