@@ -589,3 +589,40 @@ func TestMsmtpAsksForDSN(t *testing.T) {
 		t.Errorf("Status = %q, want 2.0.0", got)
 	}
 }
+
+// TestOverlongLineAnswered: a line in DATA longer than
+// intake.max_line_length gets a proper SMTP reply (500 5.5.2), not go-smtp's
+// internal error text.
+func TestOverlongLineAnswered(t *testing.T) {
+	r := startRelay(t, relayOptions{Config: "intake:\n  max_line_length: 1000\n"})
+	conn, err := net.DialTimeout("tcp", r.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	tp := textproto.NewConn(conn)
+	step := func(want int, line string) string {
+		t.Helper()
+		if line != "" {
+			if err := tp.PrintfLine("%s", line); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, msg, err := tp.ReadResponse(want)
+		if err != nil {
+			t.Fatalf("%.40q: %v", line, err)
+		}
+		return msg
+	}
+	step(220, "")
+	step(250, "EHLO client.test")
+	step(250, "MAIL FROM:<crm@sender.test>")
+	step(250, "RCPT TO:<someone@receiver.test>")
+	step(354, "DATA")
+	tp.PrintfLine("Subject: long\r\n\r\n%s\r\n.", strings.Repeat("x", 3000))
+	code, msg, _ := tp.ReadResponse(0)
+	if code != 500 || !strings.HasPrefix(msg, "5.5.2 ") || strings.Contains(msg, "smtp:") {
+		t.Errorf("over-long line answered %d %q, want 500 5.5.2 in our words", code, msg)
+	}
+}
