@@ -73,7 +73,10 @@ var (
 	bucketProfiles = []byte("profiles")
 	// bucketDecisions: envelope ID -> JSON array of decision records.
 	bucketDecisions = []byte("decisions")
-	// bucketHeaderIDs: Message-ID header -> message ID, for "explain".
+	// bucketHeaderIDs: Message-ID header + 0x00 + message ID -> message ID,
+	// for "explain": several messages may carry one Message-ID (a resend,
+	// a report). Files written before held Message-ID -> message ID, which
+	// is still read (MessagesByHeaderID).
 	bucketHeaderIDs = []byte("header_ids")
 	// bucketReview indexes envelopes held for a person (see review.go), by
 	// the time they entered review; same key layout as bucketDue.
@@ -325,7 +328,7 @@ func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time
 			return err
 		}
 		if msg.HeaderID != "" {
-			if err := tx.Bucket(bucketHeaderIDs).Put([]byte(msg.HeaderID), []byte(msg.ID)); err != nil {
+			if err := tx.Bucket(bucketHeaderIDs).Put(headerKey(msg.HeaderID, msg.ID), []byte(msg.ID)); err != nil {
 				return err
 			}
 		}

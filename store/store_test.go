@@ -399,3 +399,30 @@ func TestClaimTakesAMessagesRecipientsTogether(t *testing.T) {
 		t.Errorf("second claim: %v, want n's one envelope", c)
 	}
 }
+
+// Several messages may carry one Message-ID (a resend, a report quoting
+// it); all are found, in order of arrival, and so is one indexed by an
+// older kadenz (Message-ID -> message ID, one only).
+func TestMessagesByHeaderID(t *testing.T) {
+	db, _ := openTest(t)
+	for _, id := range []string{"m1", "m2"} {
+		if _, err := db.Accept(Message{ID: id, HeaderID: "x@example.test"}, nil, []string{"a@x.test"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeaderIDs).Put([]byte("old@example.test"), []byte("m0"))
+	})
+	if ids, err := db.MessagesByHeaderID("x@example.test"); err != nil || fmt.Sprint(ids) != "[m1 m2]" {
+		t.Errorf("MessagesByHeaderID = %v, %v; want [m1 m2]", ids, err)
+	}
+	if id, err := db.MessageByHeaderID("x@example.test"); err != nil || id != "m2" {
+		t.Errorf("MessageByHeaderID = %q, %v; want the latest, m2", id, err)
+	}
+	if id, err := db.MessageByHeaderID("old@example.test"); err != nil || id != "m0" {
+		t.Errorf("an old-layout entry: %q, %v", id, err)
+	}
+	if _, err := db.MessagesByHeaderID("x@example"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a prefix of a Message-ID matched: %v", err)
+	}
+}
