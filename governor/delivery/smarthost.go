@@ -290,11 +290,10 @@ func (s *smarthostSender) transaction(ctx context.Context, p Parcel, todo []int,
 		break
 	}
 	if len(accepted) == 0 {
-		if rest == nil {
-			// Every recipient refused: the transaction ends here.
-			if err := c.Reset(); err != nil {
-				s.Close()
-			}
+		// No recipient taken (each refused, or a 452 at the first): the
+		// transaction ends here, without DATA.
+		if err := c.Reset(); err != nil {
+			s.Close()
 		}
 		return rest, nil, false
 	}

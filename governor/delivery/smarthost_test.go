@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,6 +153,7 @@ func TestGreetsWithHostnameBeforeSTARTTLS(t *testing.T) {
 // 4.5.3 for more, RFC 5321 4.5.3.1.10) and records each transaction's size.
 type batchSession struct {
 	perTxn int
+	busy   *atomic.Bool // while set, every RCPT gets 452
 	n      int
 	mu     *sync.Mutex
 	sizes  *[]int
@@ -161,7 +163,7 @@ func (s *batchSession) Reset()                               { s.n = 0 }
 func (s *batchSession) Logout() error                        { return nil }
 func (s *batchSession) Mail(string, *smtp.MailOptions) error { return nil }
 func (s *batchSession) Rcpt(string, *smtp.RcptOptions) error {
-	if s.perTxn > 0 && s.n >= s.perTxn {
+	if s.perTxn > 0 && s.n >= s.perTxn || s.busy != nil && s.busy.Load() {
 		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
 	}
 	s.n++
@@ -225,5 +227,50 @@ func TestParcelSplitsOnLimits(t *testing.T) {
 				t.Errorf("transactions of %v recipients, want %v", sizes, tc.want)
 			}
 		})
+	}
+}
+
+// A 452 at the very first RCPT defers the whole parcel (temporarily), and
+// leaves the connection fit for the next message.
+func TestParcelDeferredByImmediate452(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	var busy atomic.Bool
+	busy.Store(true)
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return &batchSession{busy: &busy, mu: &mu, sizes: &sizes}, nil
+	}))
+	srv.Domain = "upstream.test"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	h, err := NewSmarthost(SmarthostOptions{Addr: l.Addr().String(), TLSMode: config.TLSNone, Hostname: "relay.kadenz.test",
+		ConnectTimeout: 5 * time.Second, CommandTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := h.NewSender()
+	defer s.Close()
+	p := Parcel{From: "crm@sender.test", Body: []byte("Subject: x\r\n\r\nx\r\n"),
+		Envelopes: []store.Envelope{{ID: "m-1", To: "a@example.test"}, {ID: "m-2", To: "b@example.test"}}}
+	for i, err := range s.Send(context.Background(), p) {
+		if err == nil || IsPermanent(err) {
+			t.Errorf("recipient %d under a 452: %v, want a temporary error", i, err)
+		}
+	}
+	busy.Store(false)
+	for i, err := range s.Send(context.Background(), p) {
+		if err != nil {
+			t.Errorf("recipient %d once the upstream has room: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(sizes) != "[2]" {
+		t.Errorf("transactions %v, want one of 2", sizes)
 	}
 }
