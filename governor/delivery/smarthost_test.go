@@ -237,7 +237,9 @@ func TestParcelDeferredByImmediate452(t *testing.T) {
 	var sizes []int
 	var busy atomic.Bool
 	busy.Store(true)
+	var conns atomic.Int32
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		conns.Add(1)
 		return &batchSession{busy: &busy, mu: &mu, sizes: &sizes}, nil
 	}))
 	srv.Domain = "upstream.test"
@@ -272,5 +274,8 @@ func TestParcelDeferredByImmediate452(t *testing.T) {
 	defer mu.Unlock()
 	if fmt.Sprint(sizes) != "[2]" {
 		t.Errorf("transactions %v, want one of 2", sizes)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1: the first one was left mid-transaction", n)
 	}
 }
