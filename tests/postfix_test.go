@@ -138,8 +138,9 @@ func (p *privatePostfix) maillog() string {
 // ENVID and NOTIFY travel through both relays to the final server. And the
 // chain Kadenz -> Postfix 3.7 (which by default ends DATA at <LF>.<LF>)
 // does not let a smuggled second message through: Kadenz sends the payload
-// on as text inside the one message. An 8-bit body is never sent raw to
-// this smarthost without 8BITMIME: it fails with 5.6.3 and a report.
+// on as text inside the one message. 8-bit octets never go raw to this
+// smarthost without 8BITMIME: a body is converted to quoted-printable, a
+// header fails with 5.6.3 and a report.
 func TestPostfixSmarthost(t *testing.T) {
 	final := startMTAUpstream(t, false, true)
 	pf := startPostfix(t, final.Addr)
@@ -167,16 +168,28 @@ delivery:
 		t.Errorf("Postfix rejected a HELO from Kadenz:\n%s", log)
 	}
 
-	// An 8-bit body: refused by Kadenz itself, reported to the sender.
+	// An 8-bit body goes as quoted-printable (RFC 6152; Postfix does the
+	// same); 8 bits in a header cannot be converted: 5.6.3 and a report.
 	if err := mtaSubmit(t, r.Addr, "crm@sender.test", nil, []string{"eight@receiver.test"}, nil,
-		"Subject: eight bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n"); err != nil {
+		"Subject: eight bit\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	dsn := final.waitTxn(t, "report on the 8-bit message", func(x mtaTxn) bool {
-		return x.From == "" && bytes.Contains(x.Data, []byte("eight@receiver.test"))
+	qp := final.waitTxn(t, "the converted 8-bit message", func(x mtaTxn) bool {
+		return x.From != "" && bytes.Contains(x.Data, []byte("Subject: eight bit"))
+	})
+	if !bytes.Contains(qp.Data, []byte("\r\nContent-Transfer-Encoding: quoted-printable\r\n")) ||
+		!bytes.HasSuffix(qp.Data, []byte("\r\n\r\nGr=C3=BC=C3=9Fe\r\n")) {
+		t.Errorf("8-bit body not sent as quoted-printable:\n%q", qp.Data)
+	}
+	if err := mtaSubmit(t, r.Addr, "crm@sender.test", nil, []string{"eight-hdr@receiver.test"}, nil,
+		"Subject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nx\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	dsn := final.waitTxn(t, "report on the 8-bit header", func(x mtaTxn) bool {
+		return x.From == "" && bytes.Contains(x.Data, []byte("eight-hdr@receiver.test"))
 	})
 	if rep := parseReport(t, dsn.Data); rep.PerRcpt[0].Get("Status") != "5.6.3" {
-		t.Errorf("8-bit body report: Status %q, want 5.6.3", rep.PerRcpt[0].Get("Status"))
+		t.Errorf("8-bit header report: Status %q, want 5.6.3", rep.PerRcpt[0].Get("Status"))
 	}
 
 	// Smuggling through the chain: Kadenz (normalize, the default) takes
@@ -205,11 +218,20 @@ delivery:
 	}
 	final.waitTxn(t, "the sync message", func(x mtaTxn) bool { return bytes.Contains(x.Data, []byte("Subject: sync")) })
 	for _, x := range final.transactions() {
-		if bytes.Contains(x.Data, []byte("Subject: eight bit")) && x.From != "" {
-			t.Errorf("the 8-bit message went out through a smarthost without 8BITMIME")
+		if !isSevenBit(x.Data) {
+			t.Errorf("8-bit octets went out through a smarthost without 8BITMIME:\n%q", x.Data)
 		}
 		if x.From == "ceo@victim.test" || bytes.HasPrefix(bytes.TrimSpace(x.Data), []byte("From: <ceo@victim.test>")) {
 			t.Errorf("a smuggled message came out of the chain: from %q\n%s", x.From, x.Data)
 		}
 	}
+}
+
+func isSevenBit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -127,7 +127,7 @@ var (
 	errNeedsSMTPUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
 		Message: "Non-ASCII address, and the upstream does not offer SMTPUTF8"}
 	errNeeds8BitMIME = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 3},
-		Message: "8-bit message body, and the upstream does not offer 8BITMIME"}
+		Message: "8-bit octets outside a convertible body part (a header, say), and the upstream does not offer 8BITMIME"}
 )
 
 // transactions sends the parcel on the open connection: one transaction
@@ -138,7 +138,8 @@ var (
 // the first command (worth one retry on a fresh connection).
 func (s *smarthostSender) transactions(ctx context.Context, p Parcel) (errs []error, atMail bool) {
 	errs = make([]error, len(p.Envelopes))
-	if err := s.check(p); err != nil {
+	p, err := s.check(p)
+	if err != nil {
 		return p.all(err), false
 	}
 	todo := make([]int, len(p.Envelopes))
@@ -201,23 +202,28 @@ func rcptMax(c *smtp.Client) int {
 	return 0
 }
 
-// check refuses a parcel the upstream cannot take unchanged.
-func (s *smarthostSender) check(p Parcel) error {
+// check refuses a parcel the upstream cannot take, and converts an 8-bit
+// body to 7 bits for an upstream without 8BITMIME (downgrade.go).
+func (s *smarthostSender) check(p Parcel) (Parcel, error) {
 	c := s.c
 	if utf8, _ := c.Extension("SMTPUTF8"); !utf8 {
 		if !isASCII(p.From) {
-			return upstreamReply("MAIL FROM", errNeedsSMTPUTF8)
+			return p, upstreamReply("MAIL FROM", errNeedsSMTPUTF8)
 		}
 		for _, e := range p.Envelopes {
 			if !isASCII(e.To) {
-				return upstreamReply("RCPT TO", errNeedsSMTPUTF8)
+				return p, upstreamReply("RCPT TO", errNeedsSMTPUTF8)
 			}
 		}
 	}
 	if ok, _ := c.Extension("8BITMIME"); !ok && !isASCII(string(p.Body)) {
-		return upstreamReply("DATA", errNeeds8BitMIME)
+		body, err := downgrade(p.Body)
+		if err != nil {
+			return p, upstreamReply("DATA", errNeeds8BitMIME)
+		}
+		p.Body = body
 	}
-	return nil
+	return p, nil
 }
 
 func isASCII(s string) bool {
