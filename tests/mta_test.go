@@ -374,7 +374,7 @@ delivery:
   delay_warning: 1s
 `})
 	err := mtaSubmit(t, r.Addr, "crm@sender.test", &smtp.MailOptions{Return: smtp.DSNReturnFull, EnvelopeID: "exp-1"},
-		[]string{"later@receiver.test"}, nil, "Subject: expiring\r\n\r\nbody text to return\r\n")
+		[]string{"later@receiver.test", "later-too@receiver.test"}, nil, "Subject: expiring\r\n\r\nbody text to return\r\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,8 +387,16 @@ delivery:
 			delays = append(delays, x)
 		}
 	}
+	// Both recipients are retried together, so each event is one report
+	// naming both.
 	if len(delays) != 1 {
 		t.Fatalf("%d delay notices, want exactly 1 before the failure", len(delays))
+	}
+	if n := len(parseReport(t, delays[0].Data).PerRcpt); n != 2 {
+		t.Errorf("delay notice names %d recipients, want 2", n)
+	}
+	if n := len(up.reports()); n != 2 {
+		t.Errorf("%d reports, want 2 (one delay, one failure)", n)
 	}
 	d := parseReport(t, delays[0].Data)
 	if v := d.PerRcpt[0].Get("Will-Retry-Until"); v == "" {
@@ -400,6 +408,9 @@ delivery:
 	f := parseReport(t, failed.Data)
 	if len(failed.To) != 1 || failed.To[0] != "crm@sender.test" {
 		t.Errorf("failure report went to %v", failed.To)
+	}
+	if len(f.PerRcpt) != 2 || f.PerRcpt[1].Get("Final-Recipient") != "rfc822; later-too@receiver.test" {
+		t.Fatalf("failure report sections %v, want later@ and later-too@", f.PerRcpt)
 	}
 	for k, v := range map[string]string{
 		"Final-Recipient": "rfc822; later@receiver.test",

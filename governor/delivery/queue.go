@@ -473,11 +473,21 @@ func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 	}
 	now := q.opts.Now()
 	outs := make([]store.Envelope, len(envs))
+	var retry time.Time
 	for i, e := range envs {
 		if e.FirstTried.IsZero() {
 			e.FirstTried = started
 		}
 		outs[i] = q.outcome(e, errs[i], now)
+		// Recipients deferred together are retried together (one jittered
+		// time for the parcel), so they stay one transaction, and one
+		// report if they fail for good.
+		if outs[i].State == store.StateDeferred && outs[i].Attempts == outs[0].Attempts {
+			if retry.IsZero() {
+				retry = outs[i].Due
+			}
+			outs[i].Due = retry
+		}
 	}
 	q.notify(msg, outs, errs, body, now, relayed)
 	return result{envs: outs, errs: errs, at: now, took: now.Sub(started)}
