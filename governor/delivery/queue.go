@@ -1,11 +1,13 @@
 // Package delivery sends envelopes that are due to where they go next: the
 // smarthost, or the outbox directory when no smarthost is configured.
 //
-// One dispatcher loop claims due envelopes from the store, two per worker
-// at most, and hands them to a fixed pool of workers; each worker
-// keeps its own upstream connection and reuses it for consecutive messages,
-// and hands each outcome back to the dispatcher, which records it in the
-// same transaction as its next claim.
+// One dispatcher loop claims due envelopes from the store, two parcels per
+// worker at most, and hands them to a fixed pool of workers. A parcel is
+// one envelope, or all the due recipients of one transactional message,
+// which go in one SMTP transaction. Each worker keeps its own upstream
+// connection and reuses it for consecutive messages, and hands each
+// outcome back to the dispatcher, which records it in the same transaction
+// as its next claim.
 // When nothing is due the dispatcher sleeps until the store's earliest due
 // time, a kick (new mail, a finished delivery) or shutdown. The database is
 // the schedule: nothing waits only in memory, and after a crash the
@@ -13,7 +15,10 @@
 //
 // Every outcome is written back to the envelope: delivered; failed at once
 // on a permanent (5xx) error; or deferred with exponential backoff and
-// jitter on a temporary one, until the queue lifetime runs out.
+// jitter on a temporary one, until the queue lifetime runs out. The sender
+// hears of failures and long delays by a delivery status notification
+// (notice.go), and Kadenz converts what an upstream cannot take as it is
+// (downgrade.go) or refuses it with a report.
 package delivery
 
 import (

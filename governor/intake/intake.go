@@ -5,8 +5,9 @@
 // authenticated with AUTH PLAIN/LOGIN — over TLS unless explicitly allowed
 // otherwise; everyone else gets a 5xx, so Kadenz is never an open relay),
 // enforces limits (size, recipients, line length, connections, timeouts),
-// refuses SMTP smuggling input, and hands each accepted message to the
-// caller's Accept function. It answers 250 only after Accept returns, and
+// checks addresses (governor/address; SMTPUTF8 and DSN parameters are
+// taken), neutralises SMTP smuggling input (newlines.go), and hands each
+// accepted message to the caller's Accept function. It answers 250 only after Accept returns, and
 // Accept returns only after the message is durable.
 //
 // It does not classify, store or deliver mail itself.
