@@ -357,10 +357,11 @@ func (db *DB) Claim(now time.Time, limit int) ([]Envelope, error) {
 // due at now, as Claim does. Recording and claiming together halves the
 // commits delivery adds to those of intake.
 //
-// The limit does not split a message: when it is reached, the envelopes of
-// the last claimed one's message that are due at the same time and in the
-// same lane (its other recipients, accepted together) are claimed too, up
-// to MaxSiblings more, so that delivery can send them in one transaction.
+// In the express lane the limit does not split a message: when it is
+// reached, the express envelopes of the last claimed one's message that are
+// due at the same time (its other recipients, accepted together) are
+// claimed too, up to MaxSiblings more, so that delivery can send them in
+// one transaction.
 func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope, error) {
 	var claimed []Envelope
 	err := db.update(func(tx *bolt.Tx) error {
@@ -377,8 +378,10 @@ func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope,
 			for ; k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
 				keys = append(keys, k)
 			}
-			// Finish the last message's group of recipients.
-			for extra := 0; k != nil && len(keys) > start && extra < MaxSiblings && sameGroup(keys[len(keys)-1], k); k, _ = c.Next() {
+			// Finish the last message's group of recipients (express lane
+			// only: elsewhere each copy is delivered on its own).
+			for extra := 0; bytes.Equal(lane, bucketDueExpress) && k != nil && len(keys) > start && extra < MaxSiblings &&
+				sameGroup(keys[len(keys)-1], k); k, _ = c.Next() {
 				keys = append(keys, k)
 				extra++
 			}

@@ -380,10 +380,15 @@ func TestClaimTakesAMessagesRecipientsTogether(t *testing.T) {
 	for i := range 12 { // IDs m-1 .. m-12: "m-10" sorts before "m-2"
 		rcpts = append(rcpts, fmt.Sprintf("r%d@x.test", i))
 	}
-	if _, err := db.Accept(Message{ID: "m"}, nil, rcpts, t0); err != nil {
+	express := func(_ int, e *Envelope) { e.Express = true }
+	if _, err := db.AcceptWith(Message{ID: "m"}, nil, rcpts, t0, express); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Accept(Message{ID: "n"}, nil, []string{"a@x.test"}, t0); err != nil {
+	if _, err := db.AcceptWith(Message{ID: "n"}, nil, []string{"a@x.test"}, t0, express); err != nil {
+		t.Fatal(err)
+	}
+	// Outside the express lane, the limit is the limit.
+	if _, err := db.Accept(Message{ID: "o"}, nil, rcpts, t0.Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := db.Claim(t0, 2)
@@ -395,8 +400,8 @@ func TestClaimTakesAMessagesRecipientsTogether(t *testing.T) {
 			t.Errorf("claimed %s of another message", e.ID)
 		}
 	}
-	if c, _ := db.Claim(t0, 2); len(c) != 1 || c[0].MessageID != "n" {
-		t.Errorf("second claim: %v, want n's one envelope", c)
+	if c, _ := db.Claim(t0, 2); len(c) != 2 || c[0].MessageID != "n" || c[1].MessageID != "o" {
+		t.Errorf("second claim: %v, want n's one envelope, then one of o's", c)
 	}
 }
 
