@@ -40,11 +40,41 @@ import (
 // needs nothing moved: its waiting envelopes stay in the ordinary lane. The
 // number changes so that an older kadenz refuses the file instead of never
 // seeing the mail in a lane it does not know.
-const SchemaVersion = 2
+//
+// Version 3 keys bucketHeaderIDs by Message-ID and message ID, so that
+// several messages may carry one Message-ID; the upgrade rewrites the old
+// single entries (which are still read, should one be left).
+const SchemaVersion = 3
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
-	"1": func(*bolt.Tx) error { return nil }, // the new bucket is created like any other
+	"1": upgradeHeaderIDs, // the express lane is created like any other bucket
+	"2": upgradeHeaderIDs,
+}
+
+// upgradeHeaderIDs rewrites Message-ID -> message ID entries as
+// Message-ID + 0x00 + message ID -> message ID (version 3).
+func upgradeHeaderIDs(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketHeaderIDs)
+	type entry struct{ k, v []byte }
+	var old []entry
+	if err := b.ForEach(func(k, v []byte) error {
+		if bytes.IndexByte(k, 0) < 0 {
+			old = append(old, entry{bytes.Clone(k), bytes.Clone(v)})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, e := range old {
+		if err := b.Put(headerKey(string(e.k), string(e.v)), e.v); err != nil {
+			return err
+		}
+		if err := b.Delete(e.k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bucket names.

@@ -431,3 +431,30 @@ func TestMessagesByHeaderID(t *testing.T) {
 		t.Errorf("a prefix of a Message-ID matched: %v", err)
 	}
 }
+
+// A version-2 file's Message-ID entries are rewritten in the version-3
+// layout and still found.
+func TestSchemaUpgradeHeaderIDs(t *testing.T) {
+	db, path := openTest(t)
+	db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketHeaderIDs).Put([]byte("v2@example.test"), []byte("m0")); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte("2"))
+	})
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("opening a version-2 file: %v", err)
+	}
+	defer db.Close()
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketHeaderIDs).Get([]byte("v2@example.test")); v != nil {
+			t.Errorf("old-layout entry left after the upgrade")
+		}
+		return nil
+	})
+	if ids, err := db.MessagesByHeaderID("v2@example.test"); err != nil || fmt.Sprint(ids) != "[m0]" {
+		t.Errorf("after the upgrade: %v, %v", ids, err)
+	}
+}
