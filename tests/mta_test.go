@@ -637,3 +637,46 @@ func TestOverlongLineAnswered(t *testing.T) {
 		t.Errorf("over-long line answered %d %q, want 500 5.5.2 in our words", code, msg)
 	}
 }
+
+// nodemailerScript sends one message with nodemailer's dsn option (ENVID,
+// RET, NOTIFY, ORCPT); nodemailer drops that option silently when the
+// server does not offer DSN.
+const nodemailerScript = `
+const nodemailer = require("nodemailer");
+const host = process.env.SMTP_HOST, port = process.env.SMTP_PORT;
+const t = nodemailer.createTransport({host, port: Number(port), secure: false, ignoreTLS: true, name: "crm.test"});
+t.sendMail({from: "crm@sender.test", to: "nm@receiver.test", subject: "nodemailer dsn", text: "hello",
+	dsn: {id: "nm-envid-9", return: "headers", notify: ["failure", "delay"], recipient: "crm@sender.test"}})
+	.then(info => console.log(info.response))
+	.catch(e => { console.error(String(e)); process.exit(1); });
+`
+
+// TestNodemailerDSN: nodemailer's dsn option reaches a DSN-capable
+// smarthost through Kadenz, ENVID kept.
+func TestNodemailerDSN(t *testing.T) {
+	node := requireProgram(t, "node")
+	const modules = "/usr/share/nodejs" // Debian's node-nodemailer
+	if _, err := os.Stat(filepath.Join(modules, "nodemailer")); err != nil {
+		if inCI() {
+			t.Fatalf("nodemailer is missing and CI=true: .ci/deps should have installed node-nodemailer (%v)", err)
+		}
+		t.Skipf("nodemailer not installed (run make deps): %v", err)
+	}
+	up := startMTAUpstream(t, false, true)
+	r := startRelay(t, relayOptions{Upstream: up.Addr})
+	host, port, _ := net.SplitHostPort(r.Addr)
+	cmd := exec.Command(node, "-e", nodemailerScript)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "SMTP_HOST="+host, "SMTP_PORT="+port)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nodemailer: %v\n%s", err, out)
+	}
+	x := up.waitTxn(t, "nodemailer's message", func(x mtaTxn) bool { return len(x.To) == 1 && x.To[0] == "nm@receiver.test" })
+	if x.Mail.EnvelopeID != "nm-envid-9" || x.Mail.Return != smtp.DSNReturnHeaders {
+		t.Errorf("upstream got ENVID %q RET %q, want nm-envid-9 and HDRS", x.Mail.EnvelopeID, x.Mail.Return)
+	}
+	o := x.RcptOpts[0]
+	if len(o.Notify) != 2 || o.Notify[0] != smtp.DSNNotifyFailure || o.Notify[1] != smtp.DSNNotifyDelayed ||
+		o.OriginalRecipient != "crm@sender.test" {
+		t.Errorf("upstream got RCPT options %+v, want NOTIFY=FAILURE,DELAY ORCPT=rfc822;crm@sender.test", o)
+	}
+}
