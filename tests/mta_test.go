@@ -180,12 +180,13 @@ func mtaSubmit(t *testing.T, addr, from string, mail *smtp.MailOptions, rcpts []
 
 // report is a parsed delivery status notification.
 type report struct {
-	Header   message.Header
-	PerMsg   textproto.MIMEHeader
-	PerRcpt  []textproto.MIMEHeader
-	Human    string
-	Returned string // content type of the third part
-	Original []byte
+	Header     message.Header
+	PerMsg     textproto.MIMEHeader
+	PerRcpt    []textproto.MIMEHeader
+	Human      string
+	Returned   string // content type of the third part
+	StatusType string // content type of the second part
+	Original   []byte
 }
 
 // parseReport reads a DSN with go-message and checks its RFC 3462/3464
@@ -237,9 +238,11 @@ func parseReport(t *testing.T, data []byte) report {
 			r.Returned, r.Original = pct, body
 		}
 	}
-	if len(types) != 3 || types[0] != "text/plain" || types[1] != "message/delivery-status" {
-		t.Fatalf("report parts %v, want text/plain, message/delivery-status, then the original", types)
+	if len(types) != 3 || types[0] != "text/plain" ||
+		types[1] != "message/delivery-status" && types[1] != "message/global-delivery-status" {
+		t.Fatalf("report parts %v, want text/plain, message/(global-)delivery-status, then the original", types)
 	}
+	r.StatusType = types[1]
 	return r
 }
 
@@ -317,6 +320,9 @@ func TestReportOnSmarthostRefusal(t *testing.T) {
 	if rep.Returned != "text/rfc822-headers" || !bytes.Contains(rep.Original, []byte("Subject: password reset")) ||
 		bytes.Contains(rep.Original, []byte("your link")) {
 		t.Errorf("returned part %s:\n%s\nwant the original header only (RET=HDRS)", rep.Returned, rep.Original)
+	}
+	if rep.StatusType != "message/delivery-status" {
+		t.Errorf("report on ASCII recipients is %s, want message/delivery-status", rep.StatusType)
 	}
 	if v := rep.Header.Get("Auto-Submitted"); v != "auto-replied" {
 		t.Errorf("Auto-Submitted = %q", v)
@@ -540,6 +546,9 @@ func TestSMTPUTF8Relay(t *testing.T) {
 	}
 	if got := rep.PerRcpt[0].Get("Final-Recipient"); got != "utf-8; zoë@receiver.test" {
 		t.Errorf("Final-Recipient = %q, want utf-8; zoë@receiver.test (RFC 6533)", got)
+	}
+	if rep.StatusType != "message/global-delivery-status" {
+		t.Errorf("report on a UTF-8 recipient is %s, want message/global-delivery-status (RFC 6533 6)", rep.StatusType)
 	}
 	for _, x := range without.transactions() {
 		for _, to := range x.To {

@@ -168,8 +168,15 @@ func ComposeReport(n Notice, o ReportOptions) []byte {
 		b.WriteString("\r\n")
 	}
 
-	// The part a program reads (RFC 3464 section 2).
-	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n\r\n", boundary)
+	// The part a program reads (RFC 3464 section 2); when it names a UTF-8
+	// address, the internationalised form of RFC 6533 section 6.
+	statusType := "message/delivery-status"
+	for _, e := range n.Envelopes {
+		if !isASCII(e.To) || !isASCII(e.ORcpt) {
+			statusType = "message/global-delivery-status"
+		}
+	}
+	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: %s\r\nContent-Description: Delivery report\r\n\r\n", boundary, statusType)
 	hdr("Reporting-MTA", "dns; "+o.Hostname)
 	hdr("X-Kadenz-Queue-ID", n.Message.ID)
 	if n.Message.EnvID != "" {
