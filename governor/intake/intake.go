@@ -323,15 +323,12 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if !s.allowed() {
 		return errAuthRequired
 	}
-	if strings.EqualFold(to, "postmaster") {
-		// RFC 5321 4.5.1: <postmaster> without a domain must be accepted.
-		// Kadenz keeps no mailboxes, so it stands for our own postmaster.
-		to = "postmaster@" + s.srv.opts.Hostname
-	} else {
-		to = requote(to)
-		if err := address.Check(to, s.mail.UTF8); err != nil {
-			return badAddress(err, false)
-		}
+	// RFC 5321 4.5.1 asks to accept <postmaster> without a domain, but
+	// go-smtp's parser answers such a path with 501 before it gets here
+	// (docs/relay.md).
+	to = requote(to)
+	if err := address.Check(to, s.mail.UTF8); err != nil {
+		return badAddress(err, false)
 	}
 	var notify []string
 	var orcpt string
