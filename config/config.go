@@ -162,7 +162,24 @@ type Intake struct {
 	MaxConnections  int           `yaml:"max_connections"`
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
+
+	// BareNewlines says what to do with a bare LF in DATA: "normalize"
+	// (treat it as a line end, store CRLF; Postfix 3.9's default
+	// smtpd_forbid_bare_newline = normalize) or "reject" (554 5.6.0).
+	// Either way DATA ends only at CRLF.CRLF.
+	BareNewlines string `yaml:"bare_newlines"`
+	// AddMissingHeaders adds a Message-ID and a Date to a submission that
+	// lacks them (RFC 5322 3.6 requires Date; receivers penalise mail
+	// without Message-ID), as Postfix does for its own clients. Every
+	// client that may submit is one of ours (a user or a client network).
+	AddMissingHeaders bool `yaml:"add_missing_headers"`
 }
+
+// Values of intake.bare_newlines.
+const (
+	BareNewlinesNormalize = "normalize"
+	BareNewlinesReject    = "reject"
+)
 
 // TLS names a certificate (followed by any intermediates) and its private
 // key, both PEM files. Both are set or neither; relative paths are relative
@@ -218,6 +235,10 @@ type Delivery struct {
 	// MaxQueueLifetime is how long a message may keep failing temporarily
 	// before it fails for good (RFC 5321 4.5.4.1 suggests 4-5 days).
 	MaxQueueLifetime time.Duration `yaml:"max_queue_lifetime"`
+	// DelayWarning is how long after its first delivery attempt a message
+	// still being retried earns its sender one delay notice (Postfix's
+	// delay_warning_time); 0 turns delay notices off.
+	DelayWarning time.Duration `yaml:"delay_warning"`
 }
 
 // Log configures structured logging.
@@ -239,13 +260,15 @@ func Default() *Config {
 		DataDir:  "./kadenz-data",
 		Hostname: "localhost",
 		Intake: Intake{
-			ClientNetworks:  []string{"127.0.0.0/8", "::1/128"},
-			MaxMessageBytes: 25 << 20,
-			MaxRecipients:   1000,
-			MaxLineLength:   2000,
-			MaxConnections:  200,
-			ReadTimeout:     5 * time.Minute,
-			WriteTimeout:    5 * time.Minute,
+			ClientNetworks:    []string{"127.0.0.0/8", "::1/128"},
+			MaxMessageBytes:   25 << 20,
+			MaxRecipients:     1000,
+			MaxLineLength:     2000,
+			MaxConnections:    200,
+			ReadTimeout:       5 * time.Minute,
+			WriteTimeout:      5 * time.Minute,
+			BareNewlines:      BareNewlinesNormalize,
+			AddMissingHeaders: true,
 		},
 		Governor: Governor{
 			Mode:         ModeEnforce,
@@ -265,6 +288,10 @@ func Default() *Config {
 			RetryInitial:     time.Minute,
 			RetryMax:         2 * time.Hour,
 			MaxQueueLifetime: 5 * 24 * time.Hour,
+			// Postfix's default is off; sendmail's is 4h. A CRM whose
+			// password reset is stuck should hear of it the same working
+			// day, not after the five-day queue lifetime.
+			DelayWarning: 4 * time.Hour,
 		},
 		Log:       Log{Level: "info", Format: "text"},
 		Feedback:  defaultFeedback(),

@@ -289,6 +289,7 @@ func (v *validator) intake(in *Intake) {
 	v.positive("intake.max_connections", int64(in.MaxConnections))
 	v.positive("intake.read_timeout", int64(in.ReadTimeout))
 	v.positive("intake.write_timeout", int64(in.WriteTimeout))
+	v.oneOf("intake.bare_newlines", in.BareNewlines, []string{BareNewlinesNormalize, BareNewlinesReject})
 }
 
 func isAddr(s string) bool {
@@ -396,6 +397,11 @@ func (v *validator) delivery(d *Delivery) {
 			"%v is shorter than retry_initial (%v)", d.RetryMax, d.RetryInitial)
 	}
 	v.positive("delivery.max_queue_lifetime", int64(d.MaxQueueLifetime))
+	// A delay_warning not shorter than max_queue_lifetime is no error:
+	// the failure report simply comes first and no delay notice is sent.
+	if d.DelayWarning < 0 {
+		v.errorf("delivery.delay_warning", "must not be negative (0 turns delay notices off)")
+	}
 }
 
 // ResolvePassword returns the password for the upstream: the contents of

@@ -97,6 +97,10 @@ type Explanation struct {
 	Envelopes []EnvelopeExplanation `json:"envelopes"`
 	// BodyPurged: the retention period for bodies has passed.
 	BodyPurged bool `json:"body_purged,omitempty"`
+	// Also are the other messages (transactions) that carry the same
+	// Message-ID, when that is what was asked for: a resend, a second
+	// submission to other recipients. Oldest first; Message is the latest.
+	Also []Explanation `json:"also,omitempty"`
 }
 
 // EnvelopeExplanation is one recipient's part of an Explanation.
@@ -114,10 +118,32 @@ func (r *Relay) explain(id string) (*Explanation, error) {
 	if e, err := r.db.Envelope(id); err == nil {
 		only, msgID = e.ID, e.MessageID
 	} else if _, err := r.db.Message(id); err != nil {
-		if msgID, err = r.db.MessageByHeaderID(id); err != nil {
+		ids, err := r.db.MessagesByHeaderID(id)
+		if err != nil {
 			return nil, fmt.Errorf("%s is no envelope ID, message ID or Message-ID known here: %w", quoteInput(id), store.ErrNotFound)
 		}
+		x, err := r.explainMessage(ids[len(ids)-1], "")
+		if err != nil {
+			return nil, err
+		}
+		for _, other := range ids[:len(ids)-1] {
+			o, err := r.explainMessage(other, "")
+			if errors.Is(err, store.ErrNotFound) {
+				continue // purged since
+			}
+			if err != nil {
+				return nil, err
+			}
+			x.Also = append(x.Also, *o)
+		}
+		return x, nil
 	}
+	return r.explainMessage(msgID, only)
+}
+
+// explainMessage gathers one message's explanation, narrowed to one
+// envelope if only is set.
+func (r *Relay) explainMessage(msgID, only string) (*Explanation, error) {
 	msg, err := r.db.Message(msgID)
 	if err != nil {
 		return nil, err

@@ -13,8 +13,11 @@ import (
 //   - an X-Kadenz-Envelope header on top of the message (marketing only),
 //   - a VERP return path prefix+ENVELOPEID@domain when feedback.verp.domain
 //     is set (marketing only: a receipt keeps the sender's return path),
-//   - ENVID in MAIL FROM when the upstream offers DSN (smarthost.go; every
-//     envelope, it costs nothing).
+//   - ENVID in MAIL FROM when the upstream offers DSN (smarthost.go), for a
+//     transaction of one envelope — unless the client gave an ENVID of its
+//     own, which is passed on unchanged (RFC 3461 4.4): the client's
+//     correlation comes first, and the first two ways still tie the bounce
+//     of released mail to its envelope.
 
 // HeaderEnvelope names the envelope in delivered marketing mail.
 const HeaderEnvelope = "X-Kadenz-Envelope"

@@ -484,3 +484,36 @@ func TestLatestMessageSetsRecipientZone(t *testing.T) {
 		t.Errorf("profile zone %q (%v), want the latest message's Europe/Berlin", p.Timezone, err)
 	}
 }
+
+// explain by Message-ID shows every transaction that carried it: a CRM
+// that submits one message twice (say, to two batches of recipients) sees
+// both, the latest first.
+func TestExplainShowsEveryTransactionOfAMessageID(t *testing.T) {
+	c := &clock{t: monday10}
+	cfg := testConfig(t, "")
+	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	msg := "Message-ID: <twice@shop.test>\r\nSubject: receipt\r\n\r\nthanks\r\n"
+	var ids []string
+	for _, to := range []string{"ann@example.test", "bob@example.test"} {
+		id, err := r.Submit(&intake.Submission{From: "crm@shop.test", To: []string{to}, Data: []byte(msg), Received: c.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		c.advance(time.Second)
+	}
+	x, err := r.explain("<twice@shop.test>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Message.ID != ids[1] || len(x.Also) != 1 || x.Also[0].Message.ID != ids[0] {
+		t.Fatalf("explain: message %s, also %d; want %s, then %s", x.Message.ID, len(x.Also), ids[1], ids[0])
+	}
+	if x.Envelopes[0].To != "bob@example.test" || x.Also[0].Envelopes[0].To != "ann@example.test" {
+		t.Errorf("envelopes: %s / %s", x.Envelopes[0].To, x.Also[0].Envelopes[0].To)
+	}
+}

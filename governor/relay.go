@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -133,6 +134,7 @@ func (r *Relay) build() error {
 		MaxConnections:    cfg.Intake.MaxConnections,
 		ReadTimeout:       cfg.Intake.ReadTimeout,
 		WriteTimeout:      cfg.Intake.WriteTimeout,
+		NormalizeBareLF:   cfg.Intake.BareNewlines == config.BareNewlinesNormalize,
 		Accept:            r.accept,
 		Logger:            r.log.With("part", "intake"),
 		Now:               r.now,
@@ -174,6 +176,9 @@ func (r *Relay) build() error {
 		Now:              r.now,
 		Prepare:          r.prepareOutgoing,
 		Observe:          r.observeDelivery,
+		DelayWarning:     cfg.Delivery.DelayWarning,
+		RemoteMTA:        upstreamHost(cfg.Delivery.Upstream),
+		Notify:           r.queueNotice,
 	})
 	if err != nil {
 		return err
@@ -332,8 +337,12 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	data := stripKadenzHeaders(sub.Data)
 	received := receivedHeader(sub, r.config().Hostname, id)
-	body := make([]byte, 0, len(received)+len(data))
-	body = append(append(body, received...), data...)
+	var added string
+	if r.config().Intake.AddMissingHeaders && header != nil {
+		added = missingHeaders(header, id, r.config().Hostname, sub.Received)
+	}
+	body := make([]byte, 0, len(received)+len(added)+len(data))
+	body = append(append(append(body, received...), added...), data...)
 	msg := store.Message{
 		ID:          id,
 		From:        sub.From,
@@ -344,9 +353,15 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		Class:       class,
 		ClassReason: reason,
 		Features:    features,
+		Ret:         sub.Ret,
+		EnvID:       sub.EnvID,
+		SMTPUTF8:    sub.SMTPUTF8,
 	}
 	if header != nil {
 		msg.HeaderID = strings.Trim(strings.TrimSpace(header.Get("Message-Id")), "<>")
+		if msg.HeaderID == "" && added != "" {
+			msg.HeaderID = id + "@" + r.config().Hostname
+		}
 	}
 	// Holdout recipients get marketing mail undelayed — unless they asked
 	// for none: an unsubscribe, complaint or hard bounce is honoured for
@@ -365,6 +380,12 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	held := 0
 	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
+		if i < len(sub.Notify) {
+			e.Notify = sub.Notify[i]
+		}
+		if i < len(sub.ORcpt) {
+			e.ORcpt = sub.ORcpt[i]
+		}
 		switch {
 		case !governed:
 			// A person is waiting for it: ahead of any backlog of
@@ -426,6 +447,20 @@ func receivedHeader(sub *intake.Submission, hostname, id string) string {
 	}
 	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (Kadenz) with %s id %s;\r\n\t%s\r\n",
 		headerSafe(sub.Helo), sub.ClientAddr, hostname, proto, id, sub.Received.Format(time.RFC1123Z))
+}
+
+// missingHeaders returns the Message-ID and Date fields a submission
+// lacks (RFC 5322 3.6.1, 3.6.4), with CRLF endings; "" when it has both.
+// The Message-ID is the queue ID at our hostname, unique by construction.
+func missingHeaders(h mail.Header, id, hostname string, received time.Time) string {
+	var b strings.Builder
+	if strings.TrimSpace(h.Get("Message-Id")) == "" {
+		fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", id, hostname)
+	}
+	if strings.TrimSpace(h.Get("Date")) == "" {
+		fmt.Fprintf(&b, "Date: %s\r\n", received.Format(time.RFC1123Z))
+	}
+	return b.String()
 }
 
 // headerSafe keeps a client-supplied name from breaking the header.

@@ -202,18 +202,41 @@ func (db *DB) Decisions(envelopeID string) (json.RawMessage, error) {
 	return v, err
 }
 
-// MessageByHeaderID finds a message by its Message-ID header.
+// MessageByHeaderID finds a message by its Message-ID header: the latest
+// to arrive, when several carry it.
 func (db *DB) MessageByHeaderID(headerID string) (string, error) {
-	var id string
+	ids, err := db.MessagesByHeaderID(headerID)
+	if err != nil {
+		return "", err
+	}
+	return ids[len(ids)-1], nil
+}
+
+// MessagesByHeaderID returns every message that carries a Message-ID
+// header, in order of arrival, or ErrNotFound.
+func (db *DB) MessagesByHeaderID(headerID string) ([]string, error) {
+	var ids []string
 	err := db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketHeaderIDs).Get([]byte(headerID))
-		if v == nil {
+		b := tx.Bucket(bucketHeaderIDs)
+		if v := b.Get([]byte(headerID)); v != nil { // the layout before several were kept
+			ids = append(ids, string(v))
+		}
+		prefix := headerKey(headerID, "")
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			ids = append(ids, string(v))
+		}
+		if len(ids) == 0 {
 			return fmt.Errorf("Message-ID %s: %w", headerID, ErrNotFound)
 		}
-		id = string(v)
 		return nil
 	})
-	return id, err
+	return ids, err
+}
+
+// headerKey is a message's key in bucketHeaderIDs.
+func headerKey(headerID, messageID string) []byte {
+	return []byte(headerID + "\x00" + messageID)
 }
 
 // EnvelopesOf returns a message's envelopes.

@@ -222,6 +222,12 @@ func forgetMessage(tx *bolt.Tx, m Message, rep *ForgetReport) error {
 			}
 			rep.HeaderIDs++
 		}
+		if h.Get(headerKey(m.HeaderID, m.ID)) != nil {
+			if err := h.Delete(headerKey(m.HeaderID, m.ID)); err != nil {
+				return err
+			}
+			rep.HeaderIDs++
+		}
 	}
 	rep.Messages++
 	return tx.Bucket(bucketMessages).Delete([]byte(m.ID))

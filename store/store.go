@@ -40,11 +40,41 @@ import (
 // needs nothing moved: its waiting envelopes stay in the ordinary lane. The
 // number changes so that an older kadenz refuses the file instead of never
 // seeing the mail in a lane it does not know.
-const SchemaVersion = 2
+//
+// Version 3 keys bucketHeaderIDs by Message-ID and message ID, so that
+// several messages may carry one Message-ID; the upgrade rewrites the old
+// single entries (which are still read, should one be left).
+const SchemaVersion = 3
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
-	"1": func(*bolt.Tx) error { return nil }, // the new bucket is created like any other
+	"1": upgradeHeaderIDs, // the express lane is created like any other bucket
+	"2": upgradeHeaderIDs,
+}
+
+// upgradeHeaderIDs rewrites Message-ID -> message ID entries as
+// Message-ID + 0x00 + message ID -> message ID (version 3).
+func upgradeHeaderIDs(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketHeaderIDs)
+	type entry struct{ k, v []byte }
+	var old []entry
+	if err := b.ForEach(func(k, v []byte) error {
+		if bytes.IndexByte(k, 0) < 0 {
+			old = append(old, entry{bytes.Clone(k), bytes.Clone(v)})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, e := range old {
+		if err := b.Put(headerKey(string(e.k), string(e.v)), e.v); err != nil {
+			return err
+		}
+		if err := b.Delete(e.k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bucket names.
@@ -73,7 +103,10 @@ var (
 	bucketProfiles = []byte("profiles")
 	// bucketDecisions: envelope ID -> JSON array of decision records.
 	bucketDecisions = []byte("decisions")
-	// bucketHeaderIDs: Message-ID header -> message ID, for "explain".
+	// bucketHeaderIDs: Message-ID header + 0x00 + message ID -> message ID,
+	// for "explain": several messages may carry one Message-ID (a resend,
+	// a report). Files written before held Message-ID -> message ID, which
+	// is still read (MessagesByHeaderID).
 	bucketHeaderIDs = []byte("header_ids")
 	// bucketReview indexes envelopes held for a person (see review.go), by
 	// the time they entered review; same key layout as bucketDue.
@@ -142,6 +175,15 @@ type Message struct {
 	ClassReason string `json:"class_reason,omitempty"`
 	// Features are what the engine extracted for scoring (its JSON).
 	Features json.RawMessage `json:"features,omitempty"`
+	// The client's DSN request for the whole message (RFC 3461 4.3, 4.4):
+	// Ret is "FULL" or "HDRS" (empty: not said), EnvID the client's
+	// envelope identifier, kept as sent (xtext decoded).
+	Ret   string `json:"ret,omitempty"`
+	EnvID string `json:"envid,omitempty"`
+	// SMTPUTF8: the client declared it (RFC 6531 3.4); the envelope may
+	// hold non-ASCII addresses and only an upstream offering SMTPUTF8 may
+	// take the message.
+	SMTPUTF8 bool `json:"smtputf8,omitempty"`
 }
 
 // Envelope is one recipient's copy of a message.
@@ -165,6 +207,16 @@ type Envelope struct {
 	// waits for delivery it is in the express lane, claimed before any
 	// other due mail.
 	Express bool `json:"express,omitempty"`
+	// Notify is the client's RCPT NOTIFY= list (RFC 3461 4.1: "NEVER", or
+	// some of "SUCCESS", "FAILURE", "DELAY"); empty when not given.
+	Notify []string `json:"notify,omitempty"`
+	// ORcpt is the client's ORCPT= (RFC 3461 4.2) as "type;address".
+	ORcpt string `json:"orcpt,omitempty"`
+	// FirstTried is when delivery was first attempted; the delay notice
+	// counts from it (held marketing mail is not late while held).
+	FirstTried time.Time `json:"first_tried,omitzero"`
+	// DelayNotified: a delay notice went to the sender already.
+	DelayNotified bool `json:"delay_notified,omitempty"`
 }
 
 // index is the bucket indexing e in its state, nil if none: the state's,
@@ -308,7 +360,7 @@ func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time
 			return err
 		}
 		if msg.HeaderID != "" {
-			if err := tx.Bucket(bucketHeaderIDs).Put([]byte(msg.HeaderID), []byte(msg.ID)); err != nil {
+			if err := tx.Bucket(bucketHeaderIDs).Put(headerKey(msg.HeaderID, msg.ID), []byte(msg.ID)); err != nil {
 				return err
 			}
 		}
@@ -336,6 +388,12 @@ func (db *DB) Claim(now time.Time, limit int) ([]Envelope, error) {
 // earlier and changed, as Update does), then claims up to limit envelopes
 // due at now, as Claim does. Recording and claiming together halves the
 // commits delivery adds to those of intake.
+//
+// In the express lane the limit does not split a message: when it is
+// reached, the express envelopes of the last claimed one's message that are
+// due at the same time (its other recipients, accepted together) are
+// claimed too, up to MaxSiblings more, so that delivery can send them in
+// one transaction.
 func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope, error) {
 	var claimed []Envelope
 	err := db.update(func(tx *bolt.Tx) error {
@@ -347,8 +405,17 @@ func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope,
 		end := dueKey(now, "")
 		for _, lane := range [][]byte{bucketDueExpress, bucketDue} { // express first
 			c := tx.Bucket(lane).Cursor()
-			for k, _ := c.First(); k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
+			start := len(keys)
+			k, _ := c.First()
+			for ; k != nil && len(keys) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
 				keys = append(keys, k)
+			}
+			// Finish the last message's group of recipients (express lane
+			// only: elsewhere each copy is delivered on its own).
+			for extra := 0; bytes.Equal(lane, bucketDueExpress) && k != nil && len(keys) > start && extra < MaxSiblings &&
+				sameGroup(keys[len(keys)-1], k); k, _ = c.Next() {
+				keys = append(keys, k)
+				extra++
 			}
 		}
 		for _, k := range keys {
@@ -367,6 +434,21 @@ func (db *DB) Settle(outcomes []Envelope, now time.Time, limit int) ([]Envelope,
 		return nil
 	})
 	return claimed, err
+}
+
+// MaxSiblings bounds how far Settle goes past its limit to claim the rest
+// of one message's recipients.
+const MaxSiblings = 1000
+
+// sameGroup reports whether two due-index keys name envelopes of one
+// message due at the same time: equal time prefix, and envelope IDs that
+// share the message ID before their last dash (see AcceptWith).
+func sameGroup(a, b []byte) bool {
+	if !bytes.Equal(a[:8], b[:8]) {
+		return false
+	}
+	ia, ib := bytes.LastIndexByte(a[8:], '-'), bytes.LastIndexByte(b[8:], '-')
+	return ia > 0 && ia == ib && bytes.Equal(a[8:8+ia], b[8:8+ib])
 }
 
 // Update writes changed envelopes (the caller read them earlier and changed

@@ -114,7 +114,8 @@ func TestUpdateMovesIndexes(t *testing.T) {
 
 func TestRecoverAfterReopen(t *testing.T) {
 	db, path := openTest(t)
-	db.Accept(Message{ID: "m"}, nil, []string{"a@x.test", "b@x.test"}, t0)
+	db.Accept(Message{ID: "m"}, nil, []string{"a@x.test"}, t0)
+	db.Accept(Message{ID: "n"}, nil, []string{"b@x.test"}, t0)
 	if c, _ := db.Claim(t0, 1); len(c) != 1 {
 		t.Fatal("claim failed")
 	}
@@ -367,5 +368,93 @@ func TestApplyDecisionsAllSharesACommitAndIsolatesFailures(t *testing.T) {
 	check(mixed[2], true)
 	if c, _ := db.Counters("released"); c["released"] != n+2 {
 		t.Errorf("counter %d, want %d", c["released"], n+2)
+	}
+}
+
+// A claim does not split a message's recipients: past the limit it takes
+// the rest of the last message's envelopes due at the same time, so that
+// delivery can send them in one transaction; the next message waits.
+func TestClaimTakesAMessagesRecipientsTogether(t *testing.T) {
+	db, _ := openTest(t)
+	var rcpts []string
+	for i := range 12 { // IDs m-1 .. m-12: "m-10" sorts before "m-2"
+		rcpts = append(rcpts, fmt.Sprintf("r%d@x.test", i))
+	}
+	express := func(_ int, e *Envelope) { e.Express = true }
+	if _, err := db.AcceptWith(Message{ID: "m"}, nil, rcpts, t0, express); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AcceptWith(Message{ID: "n"}, nil, []string{"a@x.test"}, t0, express); err != nil {
+		t.Fatal(err)
+	}
+	// Outside the express lane, the limit is the limit.
+	if _, err := db.Accept(Message{ID: "o"}, nil, rcpts, t0.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Claim(t0, 2)
+	if err != nil || len(c) != 12 {
+		t.Fatalf("claim with limit 2: %d envelopes (%v), want all 12 of message m", len(c), err)
+	}
+	for _, e := range c {
+		if e.MessageID != "m" {
+			t.Errorf("claimed %s of another message", e.ID)
+		}
+	}
+	if c, _ := db.Claim(t0, 2); len(c) != 2 || c[0].MessageID != "n" || c[1].MessageID != "o" {
+		t.Errorf("second claim: %v, want n's one envelope, then one of o's", c)
+	}
+}
+
+// Several messages may carry one Message-ID (a resend, a report quoting
+// it); all are found, in order of arrival, and so is one indexed by an
+// older kadenz (Message-ID -> message ID, one only).
+func TestMessagesByHeaderID(t *testing.T) {
+	db, _ := openTest(t)
+	for _, id := range []string{"m1", "m2"} {
+		if _, err := db.Accept(Message{ID: id, HeaderID: "x@example.test"}, nil, []string{"a@x.test"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeaderIDs).Put([]byte("old@example.test"), []byte("m0"))
+	})
+	if ids, err := db.MessagesByHeaderID("x@example.test"); err != nil || fmt.Sprint(ids) != "[m1 m2]" {
+		t.Errorf("MessagesByHeaderID = %v, %v; want [m1 m2]", ids, err)
+	}
+	if id, err := db.MessageByHeaderID("x@example.test"); err != nil || id != "m2" {
+		t.Errorf("MessageByHeaderID = %q, %v; want the latest, m2", id, err)
+	}
+	if id, err := db.MessageByHeaderID("old@example.test"); err != nil || id != "m0" {
+		t.Errorf("an old-layout entry: %q, %v", id, err)
+	}
+	if _, err := db.MessagesByHeaderID("x@example"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a prefix of a Message-ID matched: %v", err)
+	}
+}
+
+// A version-2 file's Message-ID entries are rewritten in the version-3
+// layout and still found.
+func TestSchemaUpgradeHeaderIDs(t *testing.T) {
+	db, path := openTest(t)
+	db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketHeaderIDs).Put([]byte("v2@example.test"), []byte("m0")); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte("2"))
+	})
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("opening a version-2 file: %v", err)
+	}
+	defer db.Close()
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketHeaderIDs).Get([]byte("v2@example.test")); v != nil {
+			t.Errorf("old-layout entry left after the upgrade")
+		}
+		return nil
+	})
+	if ids, err := db.MessagesByHeaderID("v2@example.test"); err != nil || fmt.Sprint(ids) != "[m0]" {
+		t.Errorf("after the upgrade: %v, %v", ids, err)
 	}
 }

@@ -40,6 +40,14 @@ func runExplain(args []string) int {
 }
 
 func printExplanation(w io.Writer, x *governor.Explanation) {
+	printMessage(w, x)
+	for i := range x.Also {
+		fmt.Fprintf(w, "\nAlso carrying this Message-ID:\n")
+		printMessage(w, &x.Also[i])
+	}
+}
+
+func printMessage(w io.Writer, x *governor.Explanation) {
 	m := x.Message
 	fmt.Fprintf(w, "Message %s from <%s>, received %s", m.ID, m.From, m.Received.Format(time.RFC3339))
 	if m.HeaderID != "" {

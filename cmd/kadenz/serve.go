@@ -111,10 +111,6 @@ func serveConfig(args []string) (*config.Config, *governor.VirtualClock, func() 
 			fmt.Fprintf(os.Stderr, "kadenz serve: --clock %q: want virtual:RFC3339, e.g. virtual:2026-11-23T10:00:00Z\n", *clockFlag)
 			return nil, nil, nil, 2
 		}
-		if *admin == "" {
-			fmt.Fprintln(os.Stderr, "kadenz serve: --clock virtual needs --admin: the admin API is what moves it")
-			return nil, nil, nil, 2
-		}
 		clock = governor.NewVirtualClock(start)
 	}
 	load := func() (*config.Config, error) {
@@ -143,6 +139,12 @@ func serveConfig(args []string) (*config.Config, *governor.VirtualClock, func() 
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
 		return nil, nil, nil, 1
+	}
+	// The admin listener may come from --admin or from admin.listen in
+	// the file; either way it is what moves a virtual clock.
+	if clock != nil && cfg.Admin.Listen == "" {
+		fmt.Fprintln(os.Stderr, "kadenz serve: --clock virtual needs the admin API (--admin or admin.listen): it is what moves the clock")
+		return nil, nil, nil, 2
 	}
 	if *configFile == "" {
 		load = nil

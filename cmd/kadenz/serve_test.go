@@ -47,4 +47,12 @@ func TestServeVirtualClockFlag(t *testing.T) {
 			t.Errorf("%q: accepted (code %d)", args, code)
 		}
 	}
+	// admin.listen in the file is as good as --admin.
+	file := filepath.Join(t.TempDir(), "kadenz.yaml")
+	if err := os.WriteFile(file, []byte("admin:\n  listen: 127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, clock, _, code := serveConfig([]string{"--config", file, "--clock", "virtual:2026-11-23T10:00:00Z"}); clock == nil || code != 0 {
+		t.Errorf("--clock virtual with admin.listen in the config: refused (code %d)", code)
+	}
 }

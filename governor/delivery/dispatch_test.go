@@ -23,18 +23,20 @@ func (t *countingTransport) NewSender() Sender { return countingSender{t} }
 
 type countingSender struct{ t *countingTransport }
 
-func (s countingSender) Send(ctx context.Context, e store.Envelope, _ []byte) error {
+func (s countingSender) Send(ctx context.Context, p Parcel) []error {
 	if s.t.gate != nil {
 		select {
 		case <-s.t.gate:
 		case <-ctx.Done():
-			return ctx.Err()
+			return p.all(ctx.Err())
 		}
 	}
 	s.t.mu.Lock()
 	defer s.t.mu.Unlock()
-	s.t.sent[e.ID]++
-	return nil
+	for _, e := range p.Envelopes {
+		s.t.sent[e.ID]++
+	}
+	return make([]error, len(p.Envelopes))
 }
 
 func (countingSender) Close() error { return nil }

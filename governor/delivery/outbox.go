@@ -32,9 +32,19 @@ func (o *Outbox) NewSender() Sender { return o }
 // Close implements Sender.
 func (o *Outbox) Close() error { return nil }
 
-// Send writes the file atomically: a reader never sees half a message, and
+// Send writes one file per envelope.
+func (o *Outbox) Send(_ context.Context, p Parcel) []error {
+	errs := make([]error, len(p.Envelopes))
+	for i, e := range p.Envelopes {
+		e.From = p.From
+		errs[i] = o.write(e, p.Body)
+	}
+	return errs
+}
+
+// write writes the file atomically: a reader never sees half a message, and
 // after a crash the file is either whole or absent.
-func (o *Outbox) Send(_ context.Context, e store.Envelope, body []byte) error {
+func (o *Outbox) write(e store.Envelope, body []byte) error {
 	f, err := os.CreateTemp(o.dir, ".tmp-*")
 	if err != nil {
 		return err

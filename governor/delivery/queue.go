@@ -1,11 +1,13 @@
 // Package delivery sends envelopes that are due to where they go next: the
 // smarthost, or the outbox directory when no smarthost is configured.
 //
-// One dispatcher loop claims due envelopes from the store, two per worker
-// at most, and hands them to a fixed pool of workers; each worker
-// keeps its own upstream connection and reuses it for consecutive messages,
-// and hands each outcome back to the dispatcher, which records it in the
-// same transaction as its next claim.
+// One dispatcher loop claims due envelopes from the store, two parcels per
+// worker at most, and hands them to a fixed pool of workers. A parcel is
+// one envelope, or all the due recipients of one transactional message,
+// which go in one SMTP transaction. Each worker keeps its own upstream
+// connection and reuses it for consecutive messages, and hands each
+// outcome back to the dispatcher, which records it in the same transaction
+// as its next claim.
 // When nothing is due the dispatcher sleeps until the store's earliest due
 // time, a kick (new mail, a finished delivery) or shutdown. The database is
 // the schedule: nothing waits only in memory, and after a crash the
@@ -13,7 +15,10 @@
 //
 // Every outcome is written back to the envelope: delivered; failed at once
 // on a permanent (5xx) error; or deferred with exponential backoff and
-// jitter on a temporary one, until the queue lifetime runs out.
+// jitter on a temporary one, until the queue lifetime runs out. The sender
+// hears of failures and long delays by a delivery status notification
+// (notice.go), and Kadenz converts what an upstream cannot take as it is
+// (downgrade.go) or refuses it with a report.
 package delivery
 
 import (
@@ -29,11 +34,32 @@ import (
 	"kadenz/store"
 )
 
-// Sender delivers envelopes one after another over whatever connection it
+// Sender delivers parcels one after another over whatever connection it
 // keeps. A Sender is used by one worker at a time.
 type Sender interface {
-	Send(ctx context.Context, e store.Envelope, body []byte) error
+	// Send delivers the parcel and returns one error per envelope, nil
+	// where that recipient was accepted.
+	Send(ctx context.Context, p Parcel) []error
 	Close() error
+}
+
+// Parcel is what one delivery attempt carries: envelopes of one message
+// with one return path, sent together (one transaction where the
+// upstream allows).
+type Parcel struct {
+	Message   store.Message
+	From      string // the return path (after Prepare)
+	Envelopes []store.Envelope
+	Body      []byte
+}
+
+// all returns err for every envelope of p.
+func (p Parcel) all(err error) []error {
+	errs := make([]error, len(p.Envelopes))
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // Transport makes one Sender per worker.
@@ -65,6 +91,14 @@ type Options struct {
 	// Observe, if set, hears of every attempt once its outcome is stored:
 	// the envelope as written and the attempt's error (metrics).
 	Observe func(e store.Envelope, err error, now time.Time)
+	// DelayWarning is how long after its first attempt a deferred envelope
+	// earns its sender a delay notice; 0: never.
+	DelayWarning time.Duration
+	// RemoteMTA names the upstream in reports (Remote-MTA).
+	RemoteMTA string
+	// Notify, if set, queues a delivery status notification to the
+	// sender (see notice.go); it returns once the notice is durable.
+	Notify func(Notice) error
 }
 
 // Queue is the delivery loop and its workers.
@@ -73,7 +107,7 @@ type Queue struct {
 	log  *slog.Logger
 	kick chan struct{} // size one: many kicks while busy collapse into one
 
-	work     chan store.Envelope
+	work     chan []store.Envelope // parcels: envelopes sent together
 	finished chan result
 
 	stop       chan struct{}
@@ -112,7 +146,7 @@ func New(opts Options) (*Queue, error) {
 		kick: make(chan struct{}, 1),
 		// Both hold all that can be handed out (see dispatch), so neither
 		// the dispatcher nor a worker ever waits to send on them.
-		work:     make(chan store.Envelope, 2*opts.Concurrency),
+		work:     make(chan []store.Envelope, 2*opts.Concurrency),
 		finished: make(chan result, 2*opts.Concurrency),
 		stop:     make(chan struct{}),
 	}
@@ -168,12 +202,12 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 // store, as a safety net against a clock that jumps.
 const idleCheck = time.Minute
 
-// result is what a worker hands back for one claimed envelope: the
-// envelope with its outcome applied, or aborted when shutdown cut the
-// delivery short and it must stay in flight.
+// result is what a worker hands back for one parcel of claimed envelopes:
+// the envelopes with their outcomes applied, or aborted when shutdown cut
+// the delivery short and they must stay in flight.
 type result struct {
-	env     store.Envelope
-	err     error     // the attempt's error, nil when delivered
+	envs    []store.Envelope
+	errs    []error   // each attempt's error, nil when delivered
 	at      time.Time // when the attempt ended
 	took    time.Duration
 	aborted bool
@@ -203,14 +237,14 @@ func (q *Queue) dispatch() {
 	defer q.wg.Done()
 	limit := q.opts.Concurrency
 	ahead := 2 * limit // handed out at most
-	busy := 0          // handed out: waiting in the work channel or being delivered
+	busy := 0          // parcels handed out: waiting in the work channel or being delivered
 	var pending []result
 	var unstarted []store.Envelope // handed out, given back at a stop
 	take := func(r result) {
 		busy--
 		switch {
 		case r.unstarted:
-			unstarted = append(unstarted, r.env)
+			unstarted = append(unstarted, r.envs...)
 		case !r.aborted:
 			pending = append(pending, r)
 		}
@@ -221,8 +255,8 @@ func (q *Queue) dispatch() {
 		// back what was not started.
 		for drained := false; !drained; {
 			select {
-			case e := <-q.work:
-				unstarted = append(unstarted, e)
+			case p := <-q.work:
+				unstarted = append(unstarted, p...)
 				busy--
 			default:
 				drained = true
@@ -272,11 +306,11 @@ func (q *Queue) dispatch() {
 				pending = pending[:0]
 			}
 		}
-		for _, e := range envs {
-			q.work <- e // never blocks: busy stays within ahead
+		for _, p := range parcels(envs) {
+			q.work <- p // never blocks: no more parcels than envelopes wanted, so busy stays within ahead
 			busy++
 		}
-		if want > 0 && len(envs) == want {
+		if want > 0 && len(envs) >= want {
 			wait = 0 // maybe more are due: look again once a worker frees up
 		} else if err == nil {
 			if next, ok, err := q.opts.DB.NextDue(); err == nil && ok {
@@ -330,11 +364,29 @@ func (q *Queue) anyDue(now time.Time) bool {
 }
 
 func outcomes(rs []result) []store.Envelope {
-	envs := make([]store.Envelope, len(rs))
-	for i, r := range rs {
-		envs[i] = r.env
+	var envs []store.Envelope
+	for _, r := range rs {
+		envs = append(envs, r.envs...)
 	}
 	return envs
+}
+
+// parcels groups claimed envelopes for delivery: consecutive express
+// envelopes of one message (a transactional message's recipients, claimed
+// together, see store.Settle) go in one parcel and so one transaction;
+// every other envelope goes alone, since Prepare gives each copy of
+// marketing mail its own return path and envelope header.
+func parcels(envs []store.Envelope) [][]store.Envelope {
+	var out [][]store.Envelope
+	for i := 0; i < len(envs); {
+		j := i + 1
+		for envs[i].Express && j < len(envs) && envs[j].Express && envs[j].MessageID == envs[i].MessageID {
+			j++
+		}
+		out = append(out, envs[i:j:j])
+		i = j
+	}
+	return out
 }
 
 // record writes the pending outcomes and empties pending: all in one
@@ -352,8 +404,8 @@ func (q *Queue) record(pending *[]result) {
 		return
 	}
 	for _, r := range *pending {
-		if err := q.opts.DB.Update(r.env); err != nil {
-			q.log.Error("recording delivery outcome", "envelope", r.env.ID, "error", err)
+		if err := q.opts.DB.Update(r.envs...); err != nil {
+			q.log.Error("recording delivery outcome", "envelope", r.envs[0].ID, "envelopes", len(r.envs), "error", err)
 			continue
 		}
 		q.logOutcomes([]result{r})
@@ -364,16 +416,20 @@ func (q *Queue) record(pending *[]result) {
 // logOutcomes logs recorded outcomes, one line each, and tells Observe.
 func (q *Queue) logOutcomes(rs []result) {
 	for _, r := range rs {
-		e := r.env
-		q.opts.Observe(e, r.err, r.at)
-		attrs := []any{"envelope", e.ID, "to", e.To, "attempt", e.Attempts, "took", r.took.Round(time.Millisecond)}
-		switch e.State {
-		case store.StateDelivered:
-			q.log.Info("delivered", attrs...)
-		case store.StateDeferred:
-			q.log.Warn("delivery deferred", append(attrs, "retry_at", e.Due, "error", e.LastError)...)
-		default:
-			q.log.Error("delivery failed", append(attrs, "error", e.LastError)...)
+		for i, e := range r.envs {
+			q.opts.Observe(e, r.errs[i], r.at)
+			attrs := []any{"envelope", e.ID, "to", e.To, "attempt", e.Attempts, "took", r.took.Round(time.Millisecond)}
+			if len(r.envs) > 1 {
+				attrs = append(attrs, "transaction_recipients", len(r.envs))
+			}
+			switch e.State {
+			case store.StateDelivered:
+				q.log.Info("delivered", attrs...)
+			case store.StateDeferred:
+				q.log.Warn("delivery deferred", append(attrs, "retry_at", e.Due, "error", e.LastError)...)
+			default:
+				q.log.Error("delivery failed", append(attrs, "error", e.LastError)...)
+			}
 		}
 	}
 }
@@ -382,38 +438,125 @@ func (q *Queue) worker() {
 	defer q.wg.Done()
 	sender := q.opts.Transport.NewSender()
 	defer sender.Close()
-	for e := range q.work {
+	for p := range q.work {
 		select {
 		case <-q.stop: // stopping: do not start another delivery
-			q.finished <- result{env: e, unstarted: true}
+			q.finished <- result{envs: p, unstarted: true}
 			continue
 		default:
 		}
-		q.finished <- q.deliver(sender, e)
+		q.finished <- q.deliver(sender, p)
 	}
 }
 
-// deliver makes one attempt and returns the envelope with its outcome.
-func (q *Queue) deliver(sender Sender, e store.Envelope) result {
+// deliver makes one attempt on a parcel and returns the envelopes with
+// their outcomes. The notices the attempt calls for (failure, delay; one
+// per kind for the recipients they concern) are queued before the
+// outcomes are recorded: a crash in between sends them twice, never not at
+// all.
+func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 	started := q.opts.Now()
-	body, err := q.opts.DB.Body(e.MessageID)
+	msg, err := q.opts.DB.Message(envs[0].MessageID)
+	var body []byte
 	if err == nil {
-		out := e
-		if q.opts.Prepare != nil {
-			body = q.opts.Prepare(&out, body)
-		}
-		err = sender.Send(q.sendCtx, out, body)
+		body, err = q.opts.DB.Body(envs[0].MessageID)
+	}
+	var errs []error
+	relayed := false // handed to an upstream that will not report on delivery
+	if err != nil {
+		errs = Parcel{Envelopes: envs}.all(Permanent(fmt.Errorf("reading message: %w", err)))
 	} else {
-		err = Permanent(fmt.Errorf("reading message: %w", err))
+		errs = q.send(sender, msg, envs, body)
+		if d, ok := sender.(interface{ UpstreamDSN() bool }); ok {
+			relayed = !d.UpstreamDSN()
+		}
 	}
 	if q.sendCtx.Err() != nil {
-		// Shutdown ran out of time mid-delivery: leave the envelope in
-		// flight; the next start makes it due again.
-		q.log.Warn("delivery aborted by shutdown", "envelope", e.ID)
-		return result{env: e, aborted: true}
+		// Shutdown ran out of time mid-delivery: leave the envelopes in
+		// flight; the next start makes them due again.
+		q.log.Warn("delivery aborted by shutdown", "envelope", envs[0].ID, "envelopes", len(envs))
+		return result{envs: envs, aborted: true}
 	}
 	now := q.opts.Now()
-	return result{env: q.outcome(e, err, now), err: err, at: now, took: now.Sub(started)}
+	outs := make([]store.Envelope, len(envs))
+	var retry time.Time
+	for i, e := range envs {
+		if e.FirstTried.IsZero() {
+			e.FirstTried = started
+		}
+		outs[i] = q.outcome(e, errs[i], now)
+		// Recipients deferred together are retried together (one jittered
+		// time for the parcel), so they stay one transaction, and one
+		// report if they fail for good.
+		if outs[i].State == store.StateDeferred && outs[i].Attempts == outs[0].Attempts {
+			if retry.IsZero() {
+				retry = outs[i].Due
+			}
+			outs[i].Due = retry
+		}
+	}
+	q.notify(msg, outs, errs, body, now, relayed)
+	return result{envs: outs, errs: errs, at: now, took: now.Sub(started)}
+}
+
+// send hands the parcel to the sender: in one piece when Prepare leaves
+// every envelope as it is (transactional mail), else envelope by envelope
+// with what Prepare made of each.
+func (q *Queue) send(sender Sender, msg store.Message, envs []store.Envelope, body []byte) []error {
+	outs := make([]store.Envelope, len(envs))
+	wires := make([][]byte, len(envs))
+	same := true
+	for i, e := range envs {
+		outs[i], wires[i] = e, body
+		if q.opts.Prepare != nil {
+			wires[i] = q.opts.Prepare(&outs[i], body)
+		}
+		same = same && outs[i].From == envs[i].From && len(wires[i]) == len(body) &&
+			(len(body) == 0 || &wires[i][0] == &body[0])
+	}
+	if same {
+		return sender.Send(q.sendCtx, Parcel{Message: msg, From: envs[0].From, Envelopes: outs, Body: body})
+	}
+	errs := make([]error, len(envs))
+	for i := range outs {
+		errs[i] = sender.Send(q.sendCtx, Parcel{Message: msg, From: outs[i].From, Envelopes: outs[i : i+1], Body: wires[i]})[0]
+	}
+	return errs
+}
+
+// notify queues the notices the outcomes call for, and marks what was
+// notified on outs.
+func (q *Queue) notify(msg store.Message, outs []store.Envelope, errs []error, body []byte, now time.Time, relayed bool) {
+	for _, action := range []string{ActionFailed, ActionDelayed, ActionRelayed} {
+		n := Notice{Action: action, Message: msg, Body: body, At: now, RemoteMTA: q.opts.RemoteMTA,
+			RetryUntil: outs[0].Created.Add(q.opts.MaxQueueLifetime)}
+		var idx []int
+		for i, e := range outs {
+			if q.reportable(msg, e, now, relayed) == action {
+				idx = append(idx, i)
+				n.Envelopes = append(n.Envelopes, e)
+				n.Errors = append(n.Errors, errs[i])
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		nerr := q.opts.Notify(n)
+		for _, i := range idx {
+			switch {
+			case nerr == nil && action == ActionDelayed:
+				outs[i].DelayNotified = true
+			case nerr != nil && action == ActionFailed:
+				// The sender must hear of the failure: instead of giving
+				// up silently, try again later, and the notice with it.
+				outs[i].State, outs[i].Due = store.StateDeferred, now.Add(q.opts.RetryInitial)
+			}
+		}
+		if nerr != nil {
+			q.log.Error("queueing a delivery status notification", "envelope", outs[idx[0]].ID, "action", action,
+				"recipients", len(idx), "error", nerr)
+		}
+	}
 }
 
 // outcome applies the result of one delivery attempt to e.

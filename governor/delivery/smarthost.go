@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -75,7 +77,15 @@ type smarthostSender struct {
 	h        *Smarthost
 	c        *smtp.Client
 	lastUsed time.Time
+	// dsn: the upstream of the last transaction offered DSN, so it reports
+	// on delivery itself (see UpstreamDSN).
+	dsn bool
 }
+
+// UpstreamDSN reports whether the upstream of the last Send offered DSN
+// (RFC 3461): if not, a client's NOTIFY=SUCCESS is Kadenz's to answer,
+// with "relayed".
+func (s *smarthostSender) UpstreamDSN() bool { return s.dsn }
 
 func (s *smarthostSender) Close() error {
 	if s.c == nil {
@@ -87,34 +97,151 @@ func (s *smarthostSender) Close() error {
 	return err
 }
 
-func (s *smarthostSender) Send(ctx context.Context, e store.Envelope, body []byte) error {
+func (s *smarthostSender) Send(ctx context.Context, p Parcel) []error {
 	if s.c != nil && time.Since(s.lastUsed) > maxIdle {
 		s.Close()
 	}
 	reused := s.c != nil
 	if !reused {
 		if err := s.dial(ctx); err != nil {
-			return err
+			return p.all(err)
 		}
 	}
-	atMail, err := s.transaction(ctx, e, body)
-	if err != nil && reused && atMail && !IsPermanent(err) {
+	errs, atMail := s.transactions(ctx, p)
+	if reused && atMail {
 		// The upstream probably closed our idle connection. Nothing of this
 		// message was sent yet, so one fresh try cannot duplicate it.
 		s.Close()
 		if err := s.dial(ctx); err != nil {
-			return err
+			return p.all(err)
 		}
-		_, err = s.transaction(ctx, e, body)
+		errs, _ = s.transactions(ctx, p)
 	}
 	s.lastUsed = time.Now()
-	return err
+	return errs
 }
 
-// transaction sends one message on the open connection. atMail is true when
-// it failed at the first command. After an SMTP error the connection is
-// reset for the next message; after any other error it is closed.
-func (s *smarthostSender) transaction(ctx context.Context, e store.Envelope, body []byte) (atMail bool, err error) {
+// Kadenz's own refusals of a parcel the upstream cannot take as it is
+// (RFC 6531 3.2, RFC 6152 3): permanent, so the sender hears at once.
+var (
+	errNeedsSMTPUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+		Message: "Non-ASCII address, and the upstream does not offer SMTPUTF8"}
+	errNeeds8BitMIME = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 3},
+		Message: "8-bit octets outside a convertible body part (a header, say), and the upstream does not offer 8BITMIME"}
+)
+
+// transactions sends the parcel on the open connection: one transaction
+// for all its recipients, more when the upstream answers 452 (too many
+// recipients, RFC 5321 4.5.3.1.10) — the rest then go in the next
+// transaction on the same connection. It returns one error per envelope;
+// atMail is true when nothing was sent because the connection failed at
+// the first command (worth one retry on a fresh connection).
+func (s *smarthostSender) transactions(ctx context.Context, p Parcel) (errs []error, atMail bool) {
+	errs = make([]error, len(p.Envelopes))
+	p, err := s.check(p)
+	if err != nil {
+		return p.all(err), false
+	}
+	todo := make([]int, len(p.Envelopes))
+	for i := range todo {
+		todo[i] = i
+	}
+	max := rcptMax(s.c)
+	for first := true; len(todo) > 0; first = false {
+		batch, later := todo, []int(nil)
+		if max > 0 && len(batch) > max {
+			batch, later = todo[:max], todo[max:]
+		}
+		rest, err, atMail := s.transaction(ctx, p, batch, errs)
+		rest = append(rest, later...)
+		if err != nil {
+			// It ends this attempt for every recipient not yet sent,
+			// those left for later transactions included.
+			if first && atMail && !IsPermanent(err) {
+				return p.all(err), true
+			}
+			for _, i := range todo {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			return errs, false
+		}
+		if len(rest) == len(todo) || len(rest) > 0 && s.c == nil {
+			// Not even one recipient fitted (a 452 at the first RCPT), or
+			// the connection is gone: the rest waits for the next attempt.
+			for _, i := range rest {
+				errs[i] = errTooManyRecipients
+			}
+			return errs, false
+		}
+		todo = rest
+	}
+	return errs, false
+}
+
+// errTooManyRecipients stands for the upstream's 452 when the recipients
+// it left over could not be sent in a transaction of their own.
+var errTooManyRecipients = &replyError{stage: "RCPT TO", err: &smtp.SMTPError{Code: 452,
+	EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients in one transaction; retried later"}}
+
+// rcptMax is the upstream's limit on recipients per transaction, from
+// the LIMITS extension (RFC 9422: "LIMITS RCPTMAX=n"); 0 if it names none.
+func rcptMax(c *smtp.Client) int {
+	ok, params := c.Extension("LIMITS")
+	if !ok {
+		return 0
+	}
+	for _, f := range strings.Fields(params) {
+		if v, found := strings.CutPrefix(strings.ToUpper(f), "RCPTMAX="); found {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// check refuses a parcel the upstream cannot take, and converts an 8-bit
+// body to 7 bits for an upstream without 8BITMIME (downgrade.go).
+func (s *smarthostSender) check(p Parcel) (Parcel, error) {
+	c := s.c
+	if utf8, _ := c.Extension("SMTPUTF8"); !utf8 {
+		if !isASCII(p.From) {
+			return p, upstreamReply("MAIL FROM", errNeedsSMTPUTF8)
+		}
+		for _, e := range p.Envelopes {
+			if !isASCII(e.To) {
+				return p, upstreamReply("RCPT TO", errNeedsSMTPUTF8)
+			}
+		}
+	}
+	if ok, _ := c.Extension("8BITMIME"); !ok && !isASCII(string(p.Body)) {
+		body, err := downgrade(p.Body)
+		if err != nil {
+			return p, upstreamReply("DATA", errNeeds8BitMIME)
+		}
+		p.Body = body
+	}
+	return p, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// transaction sends one transaction for the envelopes todo (indexes into
+// p.Envelopes) and writes each recipient's refusal into errs. It returns
+// the indexes left over after a 452, and an error that concerns every
+// recipient of todo still without one (MAIL or DATA refused, connection
+// lost). After an SMTP error the connection is reset for the next message;
+// after any other error it is closed.
+func (s *smarthostSender) transaction(ctx context.Context, p Parcel, todo []int, errs []error) (rest []int, err error, atMail bool) {
 	c := s.c
 	stop := context.AfterFunc(ctx, func() { c.Close() }) // unblock a stuck command at shutdown
 	defer stop()
@@ -128,30 +255,108 @@ func (s *smarthostSender) transaction(ctx context.Context, e store.Envelope, bod
 		}
 		s.Close()
 	}()
-	var mailOpts *smtp.MailOptions
-	if ok, _ := c.Extension("DSN"); ok {
-		// RFC 3461 section 4.4: the upstream echoes ENVID in any DSN as
-		// Original-Envelope-Id, which ties a bounce to its envelope.
-		mailOpts = &smtp.MailOptions{EnvelopeID: e.ID}
+	dsn, _ := c.Extension("DSN")
+	s.dsn = dsn
+	mailOpts := &smtp.MailOptions{UTF8: p.Message.SMTPUTF8 && !isASCIIEnvelope(p)}
+	if dsn {
+		// RFC 3461 4.3, 4.4: the client's RET and ENVID travel on. Without
+		// an ENVID of the client's, a single envelope's ID goes instead: the
+		// upstream echoes it in any DSN as Original-Envelope-Id, which ties
+		// a bounce to its envelope.
+		mailOpts.Return = smtp.DSNReturn(p.Message.Ret)
+		mailOpts.EnvelopeID = p.Message.EnvID
+		if mailOpts.EnvelopeID == "" && len(p.Envelopes) == 1 {
+			mailOpts.EnvelopeID = p.Envelopes[0].ID
+		}
 	}
-	if err := c.Mail(e.From, mailOpts); err != nil {
-		return true, fmt.Errorf("MAIL FROM: %w", err)
+	if err := c.Mail(p.From, mailOpts); err != nil {
+		return nil, upstreamReply("MAIL FROM", err), true
 	}
-	if err := c.Rcpt(e.To, nil); err != nil {
-		return false, fmt.Errorf("RCPT TO: %w", err)
+	var accepted []int
+	for n, i := range todo {
+		e := p.Envelopes[i]
+		var rcptOpts *smtp.RcptOptions
+		if dsn {
+			rcptOpts = dsnRcptOptions(e)
+		}
+		err := c.Rcpt(e.To, rcptOpts)
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+			accepted = append(accepted, i)
+			continue
+		case errors.As(err, &se) && se.Code == 452 && len(accepted) > 0:
+			rest = todo[n:] // too many recipients: the rest in a new transaction
+		case errors.As(err, &se):
+			errs[i] = upstreamReply("RCPT TO", err)
+			continue
+		default:
+			return nil, upstreamReply("RCPT TO", err), false
+		}
+		break
+	}
+	if len(accepted) == 0 {
+		// No recipient taken (each refused, or a 452 at the first): the
+		// transaction ends here, without DATA.
+		if err := c.Reset(); err != nil {
+			s.Close()
+		}
+		return rest, nil, false
 	}
 	w, err := c.Data()
 	if err != nil {
-		return false, fmt.Errorf("DATA: %w", err)
+		return nil, setAll(accepted, errs, upstreamReply("DATA", err)), false
 	}
-	if _, err := w.Write(body); err != nil {
+	if _, err := w.Write(p.Body); err != nil {
 		w.Close()
-		return false, fmt.Errorf("DATA: %w", err)
+		return nil, setAll(accepted, errs, upstreamReply("DATA", err)), false
 	}
 	if err := w.Close(); err != nil {
-		return false, fmt.Errorf("end of DATA: %w", err)
+		return nil, setAll(accepted, errs, upstreamReply("end of DATA", err)), false
 	}
-	return false, nil
+	return rest, nil, false
+}
+
+// setAll gives err to the recipients idx and returns it.
+func setAll(idx []int, errs []error, err error) error {
+	for _, i := range idx {
+		errs[i] = err
+	}
+	return err
+}
+
+func isASCIIEnvelope(p Parcel) bool {
+	if !isASCII(p.From) {
+		return false
+	}
+	for _, e := range p.Envelopes {
+		if !isASCII(e.To) {
+			return false
+		}
+	}
+	return true
+}
+
+// dsnRcptOptions passes the client's NOTIFY and ORCPT (RFC 3461 4.1, 4.2).
+func dsnRcptOptions(e store.Envelope) *smtp.RcptOptions {
+	o := &smtp.RcptOptions{}
+	for _, n := range e.Notify {
+		o.Notify = append(o.Notify, smtp.DSNNotify(n))
+	}
+	if typ, addr, ok := strings.Cut(e.ORcpt, ";"); ok {
+		switch strings.ToUpper(typ) {
+		case "RFC822":
+			if isASCII(addr) {
+				o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
+			}
+		case "UTF-8":
+			o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeUTF8, addr
+		}
+	}
+	if len(o.Notify) == 0 && o.OriginalRecipient == "" {
+		return nil
+	}
+	return o
 }
 
 // dial opens and prepares a connection. Its errors are about the
@@ -171,7 +376,11 @@ func (s *smarthostSender) dial(ctx context.Context) error {
 	case o.TLSMode == config.TLSImplicit:
 		c = smtp.NewClient(tls.Client(conn, o.TLS))
 	case o.TLSMode == config.TLSRequired || o.TLSMode == config.TLSOpportunistic && s.h.startTLS.Load() == 1:
-		c, err = smtp.NewClientStartTLS(conn, o.TLS)
+		// go-smtp's NewClientStartTLS greets with "EHLO localhost" before
+		// STARTTLS and offers no way to name ourselves there; a smarthost
+		// that checks HELO (Postfix reject_non_fqdn_helo_hostname) refuses
+		// that name. helloNameConn puts our hostname into that greeting.
+		c, err = smtp.NewClientStartTLS(&helloNameConn{Conn: conn, name: o.Hostname}, o.TLS)
 		if err != nil && o.TLSMode == config.TLSOpportunistic {
 			// Opportunistic TLS must not make mail undeliverable: carry on
 			// in plain text, as RFC 3207 section 4.1 allows.
@@ -217,4 +426,29 @@ func (s *smarthostSender) dial(ctx context.Context) error {
 	}
 	s.c = c
 	return nil
+}
+
+// helloNameConn rewrites the client's plaintext greeting "EHLO localhost"
+// (or "HELO localhost", go-smtp's fallback) to our own name, and nothing
+// else: once STARTTLS has begun it passes every byte unchanged.
+type helloNameConn struct {
+	net.Conn
+	name string
+	tls  bool // past STARTTLS: nothing more to look at
+}
+
+func (c *helloNameConn) Write(p []byte) (int, error) {
+	if !c.tls {
+		line := string(p)
+		switch {
+		case line == "EHLO localhost\r\n" || line == "HELO localhost\r\n":
+			if _, err := c.Conn.Write([]byte(line[:5] + c.name + "\r\n")); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		case strings.HasPrefix(line, "STARTTLS"):
+			c.tls = true
+		}
+	}
+	return c.Conn.Write(p)
 }

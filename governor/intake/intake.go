@@ -5,8 +5,9 @@
 // authenticated with AUTH PLAIN/LOGIN — over TLS unless explicitly allowed
 // otherwise; everyone else gets a 5xx, so Kadenz is never an open relay),
 // enforces limits (size, recipients, line length, connections, timeouts),
-// refuses SMTP smuggling input, and hands each accepted message to the
-// caller's Accept function. It answers 250 only after Accept returns, and
+// checks addresses (governor/address; SMTPUTF8 and DSN parameters are
+// taken), neutralises SMTP smuggling input (newlines.go), and hands each
+// accepted message to the caller's Accept function. It answers 250 only after Accept returns, and
 // Accept returns only after the message is durable.
 //
 // It does not classify, store or deliver mail itself.
@@ -29,6 +30,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
+
+	"kadenz/governor/address"
 )
 
 // Submission is one message as received: the envelope, the client, and
@@ -36,6 +39,15 @@ import (
 type Submission struct {
 	From string
 	To   []string
+	// The client's DSN parameters (RFC 3461): Notify and ORcpt run
+	// parallel to To (nil or "" where not given); Ret and EnvID are the
+	// message's.
+	Notify [][]string
+	ORcpt  []string
+	Ret    string
+	EnvID  string
+	// SMTPUTF8: the client said so in MAIL (RFC 6531).
+	SMTPUTF8 bool
 	// Data is valid only until Accept returns: the buffer is then reused
 	// for the next message, so Accept must copy what it keeps.
 	Data       []byte
@@ -71,6 +83,10 @@ type Options struct {
 	MaxConnections  int
 	ReadTimeout     time.Duration
 	WriteTimeout    time.Duration
+	// NormalizeBareLF accepts a bare LF in DATA as a line end and stores
+	// it as CRLF (Postfix 3.9's smtpd_forbid_bare_newline = normalize);
+	// when false such a message is refused.
+	NormalizeBareLF bool
 
 	Accept AcceptFunc
 	Logger *slog.Logger
@@ -133,6 +149,10 @@ func New(opts Options) (*Server, error) {
 	srv.ReadTimeout = opts.ReadTimeout
 	srv.WriteTimeout = opts.WriteTimeout
 	srv.ErrorLog = slogErrorLog{opts.Logger}
+	// RFC 6531 and RFC 3461: UTF-8 addresses and DSN requests are taken
+	// and relayed (or reported on by Kadenz itself, see delivery).
+	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true
 	s.smtp = srv
 	return s, nil
 }
@@ -195,9 +215,29 @@ var (
 		Message: "Message refused: bare CR or LF in DATA (lines must end in CRLF; see SMTP smuggling)"}
 	errTemporary = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message: "Temporarily unable to store the message, try again later"}
-	errBadAddress = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
-		Message: "Malformed address"}
+	errNUL = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		Message: "Message refused: NUL byte in DATA"}
+	errNeedsUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+		Message: "Non-ASCII address without SMTPUTF8 in MAIL FROM (RFC 6531)"}
 )
+
+// badAddress is the reply to an address that is not a mailbox: which
+// (5.1.7 the sender's, 5.1.3 a recipient's, RFC 3463) and why.
+func badAddress(err error, sender bool) *smtp.SMTPError {
+	if errors.Is(err, address.ErrNeedsUTF8) {
+		return errNeedsUTF8
+	}
+	code := smtp.EnhancedCode{5, 1, 3}
+	if sender {
+		code = smtp.EnhancedCode{5, 1, 7}
+	}
+	msg := "Malformed address"
+	var ae *address.Error
+	if errors.As(err, &ae) {
+		msg += ": " + ae.Reason
+	}
+	return &smtp.SMTPError{Code: 553, EnhancedCode: code, Message: msg}
+}
 
 type session struct {
 	srv     *Server
@@ -207,12 +247,15 @@ type session struct {
 	user    string // authenticated user, if any
 	from    string
 	to      []string
+	mail    smtp.MailOptions
+	notify  [][]string
+	orcpt   []string
 }
 
 func (s *session) allowed() bool { return s.trusted || s.user != "" }
 
 func (s *session) Reset() {
-	s.from, s.to = "", nil
+	s.from, s.to, s.mail, s.notify, s.orcpt = "", nil, smtp.MailOptions{}, nil, nil
 }
 
 func (s *session) Logout() error { return nil }
@@ -262,10 +305,17 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.srv.log.Warn("refused unauthenticated sender", "client", s.addr, "from", from)
 		return errAuthRequired
 	}
-	if !validAddress(from, true) {
-		return errBadAddress
+	var mail smtp.MailOptions
+	if opts != nil {
+		mail = *opts
 	}
-	s.from = from
+	if from != "" { // the null reverse-path <> is valid
+		from = requote(from)
+		if err := address.Check(from, mail.UTF8); err != nil {
+			return badAddress(err, true)
+		}
+	}
+	s.from, s.mail = from, mail
 	return nil
 }
 
@@ -273,10 +323,26 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if !s.allowed() {
 		return errAuthRequired
 	}
-	if !validAddress(to, false) {
-		return errBadAddress
+	// RFC 5321 4.5.1 asks to accept <postmaster> without a domain, but
+	// go-smtp's parser answers such a path with 501 before it gets here
+	// (docs/relay.md).
+	to = requote(to)
+	if err := address.Check(to, s.mail.UTF8); err != nil {
+		return badAddress(err, false)
+	}
+	var notify []string
+	var orcpt string
+	if opts != nil {
+		for _, n := range opts.Notify {
+			notify = append(notify, string(n))
+		}
+		if opts.OriginalRecipient != "" {
+			orcpt = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
+		}
 	}
 	s.to = append(s.to, to)
+	s.notify = append(s.notify, notify)
+	s.orcpt = append(s.orcpt, orcpt)
 	return nil
 }
 
@@ -295,18 +361,38 @@ func (s *session) Data(r io.Reader) error {
 			s.srv.buffers.Put(buf)
 		}
 	}()
-	if _, err := buf.ReadFrom(&lineEndingGuard{r: r}); err != nil {
+	var src io.Reader = r
+	if !s.srv.opts.NormalizeBareLF {
+		src = &lineEndingGuard{r: r}
+	}
+	if _, err := buf.ReadFrom(src); err != nil {
 		if errors.Is(err, errBareLF) || errors.Is(err, errBareCR) {
 			s.srv.log.Warn("refused message with bare line ending", "client", s.addr, "from", s.from, "error", err)
 			return errBareLineEnding
 		}
-		return err // go-smtp's own errors: size (552), line length, I/O
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			return errLineTooLong(s.srv.opts.MaxLineLength)
+		}
+		return err // go-smtp's own errors: size (552), I/O
+	}
+	data, err := normalizeLineEndings(buf.Bytes())
+	if err != nil {
+		s.srv.log.Warn("refused message", "client", s.addr, "from", s.from, "error", err)
+		if errors.Is(err, errNULByte) {
+			return errNUL
+		}
+		return errBareLineEnding
 	}
 	_, isTLS := s.conn.TLSConnectionState()
 	sub := &Submission{
 		From:       s.from,
 		To:         s.to,
-		Data:       buf.Bytes(),
+		Notify:     s.notify,
+		ORcpt:      s.orcpt,
+		Ret:        string(s.mail.Return),
+		EnvID:      s.mail.EnvelopeID,
+		SMTPUTF8:   s.mail.UTF8,
+		Data:       data,
 		ClientAddr: s.addr,
 		Helo:       s.conn.Hostname(),
 		AuthUser:   s.user,
@@ -322,18 +408,27 @@ func (s *session) Data(r io.Reader) error {
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
 }
 
-// validAddress is a loose syntax check: Kadenz relays, it does not judge
-// local parts, but it will not store an address that could break a header
-// or an SMTP command line. The null reverse-path (<>) is valid for MAIL.
-func validAddress(addr string, nullOK bool) bool {
-	if addr == "" {
-		return nullOK
-	}
-	if len(addr) > 320 || strings.ContainsAny(addr, " \t\r\n<>") {
-		return false
-	}
+// requote puts back the quotes go-smtp's parser takes off a quoted local
+// part ("john doe"@example.com arrives as john doe@example.com), so that
+// the address is checked, stored and relayed as the client wrote it (RFC
+// 5321 4.1.2 Quoted-string). A local part that is a valid dot-string stays
+// as it is.
+func requote(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
-	return at > 0 && at < len(addr)-1
+	if at <= 0 || address.Check(addr, true) == nil {
+		return addr
+	}
+	local := addr[:at]
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range local {
+		if r == '"' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String() + addr[at:]
 }
 
 // slogErrorLog adapts go-smtp's error logger to slog.

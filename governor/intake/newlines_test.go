@@ -1,0 +1,78 @@
+package intake
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestNormalizeLineEndings(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+		err            error
+	}{
+		{"CRLF only: unchanged", "a\r\nb\r\n", "a\r\nb\r\n", nil},
+		{"bare LF", "a\nb\n", "a\r\nb\r\n", nil},
+		{"mixed", "a\r\nb\nc\r\n", "a\r\nb\r\nc\r\n", nil},
+		{"leading LF", "\nx", "\r\nx", nil},
+		// A line after a bare LF loses its dot-stuffing like any line.
+		{"stuffed dot after LF", "a\n..\nb\r\n", "a\r\n.\r\nb\r\n", nil},
+		{"lone dot after LF", "a\n.\r\nMAIL FROM:<x@y>\r\n", "a\r\n\r\nMAIL FROM:<x@y>\r\n", nil},
+		{"dot after CRLF kept (go-smtp unstuffed it)", "a\r\n.b\r\n", "a\r\n.b\r\n", nil},
+		{"bare CR", "a\rb\r\n", "", errBareCRInMsg},
+		{"CR at end", "a\r", "", errBareCRInMsg},
+		{"CR CR LF", "a\r\r\n", "", errBareCRInMsg},
+		{"NUL", "a\x00b\r\n", "", errNULByte},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := normalizeLineEndings([]byte(tc.in))
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("error %v, want %v", err, tc.err)
+			}
+			if err == nil && string(got) != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzNormalizeLineEndings: whatever a client sends, what is stored has
+// CR and LF only as CRLF and no NUL, and CRLF-only input is kept as is.
+func FuzzNormalizeLineEndings(f *testing.F) {
+	for _, s := range []string{"a\r\nb", "a\nb", "\n.\n", "a\r.\r", "\x00", "..\n..\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := normalizeLineEndings(in)
+		if err != nil {
+			if !bytes.ContainsAny(in, "\r\x00") {
+				t.Fatalf("refused %q without a CR or NUL: %v", in, err)
+			}
+			return
+		}
+		for i, c := range out {
+			if c == 0 || c == '\r' && (i+1 == len(out) || out[i+1] != '\n') || c == '\n' && (i == 0 || out[i-1] != '\r') {
+				t.Fatalf("%q -> %q: bare CR/LF or NUL at %d", in, out, i)
+			}
+		}
+		if !bytes.Contains(bytes.ReplaceAll(in, []byte("\r\n"), nil), []byte("\n")) && !bytes.Equal(in, out) {
+			t.Fatalf("CRLF-only input %q changed to %q", in, out)
+		}
+	})
+}
+
+func TestRequote(t *testing.T) {
+	for in, want := range map[string]string{
+		"ann@example.com":        "ann@example.com",
+		"john doe@example.com":   `"john doe"@example.com`,
+		`a"b@example.com`:        `"a\"b"@example.com`,
+		"a..b@example.com":       `"a..b"@example.com`,
+		"no-at":                  "no-at",
+		"zoë@example.com":        "zoë@example.com",
+		"first.last@example.com": "first.last@example.com",
+	} {
+		if got := requote(in); got != want {
+			t.Errorf("requote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
