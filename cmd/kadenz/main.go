@@ -51,6 +51,8 @@ func init() {
 		{"suppress", "[--admin ADDR] [--token TOKEN] [--json] [--reason TEXT] ls | add ADDRESS | rm ADDRESS | import FILE.csv | export",
 			"list, add, remove, import (CSV address,reason) or export (CSV) the suppression list",
 			"kadenz suppress --reason \"asked by phone\" add ann@example.com", runSuppress},
+		{"db", "check|recover|backup [FLAGS] ...", "check the database, copy what is readable out of a damaged one, or back it up (see 'kadenz db help')",
+			"kadenz db backup /backup/kadenz.db", runDB},
 		{"version", "", "print the version", "kadenz version", runVersion},
 		{"help", "[COMMAND]", "show help for kadenz or one command", "kadenz help serve", runHelp},
 	}

@@ -16,6 +16,7 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor"
+	"kadenz/store"
 )
 
 // shutdownGrace bounds how long SIGTERM waits for SMTP sessions and
@@ -28,6 +29,11 @@ const shutdownGrace = 30 * time.Second
 // trades a little memory (still tens of MiB) for less collector CPU on the
 // accept path. docs/benchmarks.md has the measurement.
 const serveGCPercent = 400
+
+// exitDamaged is serve's exit status when the database is damaged, or
+// missing where one was: distinct from 1 so that a supervisor can tell
+// "do not restart, a person must look" from an ordinary failure.
+const exitDamaged = 3
 
 func runServe(args []string) int {
 	cfg, clock, reload, code := serveConfig(args)
@@ -43,6 +49,12 @@ func runServe(args []string) int {
 		return 1
 	}
 	relay, err := governor.New(governor.Options{Config: cfg, Logger: logger, Clock: clock})
+	if damaged := (*store.DamagedError)(nil); errors.As(err, &damaged) {
+		// Several lines for a person, not one escaped log attribute.
+		logger.Error("cannot start: the database is damaged or missing", "path", damaged.Path, "reason", damaged.Reason)
+		fmt.Fprintf(os.Stderr, "kadenz serve: %v", damaged)
+		return exitDamaged
+	}
 	if err != nil {
 		logger.Error("cannot start", "error", err)
 		return 1
