@@ -162,6 +162,19 @@ type Intake struct {
 	MaxConnections  int           `yaml:"max_connections"`
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
+
+	// Fair slots (docs/configuration.md): connections one address outside
+	// ClientNetworks may hold, slots of MaxConnections only ClientNetworks
+	// may take, commands a session may spend outside a mail transaction
+	// (Postfix's smtpd_junk_command_limit) and how long it may stay there,
+	// and failed AUTH attempts per address and per user name before AUTH
+	// is refused for the lockout window.
+	MaxConnectionsPerClient int           `yaml:"max_connections_per_client"`
+	ReservedConnections     int           `yaml:"reserved_connections"`
+	MaxJunkCommands         int           `yaml:"max_junk_commands"`
+	IdleTimeout             time.Duration `yaml:"idle_timeout"`
+	AuthFailureLimit        int           `yaml:"auth_failure_limit"`
+	AuthLockout             time.Duration `yaml:"auth_lockout"`
 }
 
 // TLS names a certificate (followed by any intermediates) and its private
@@ -246,6 +259,13 @@ func Default() *Config {
 			MaxConnections:  200,
 			ReadTimeout:     5 * time.Minute,
 			WriteTimeout:    5 * time.Minute,
+
+			MaxConnectionsPerClient: 10,
+			ReservedConnections:     20,
+			MaxJunkCommands:         20,
+			IdleTimeout:             5 * time.Minute,
+			AuthFailureLimit:        5,
+			AuthLockout:             15 * time.Minute,
 		},
 		Governor: Governor{
 			Mode:         ModeEnforce,

@@ -289,6 +289,14 @@ func (v *validator) intake(in *Intake) {
 	v.positive("intake.max_connections", int64(in.MaxConnections))
 	v.positive("intake.read_timeout", int64(in.ReadTimeout))
 	v.positive("intake.write_timeout", int64(in.WriteTimeout))
+	v.positive("intake.max_connections_per_client", int64(in.MaxConnectionsPerClient))
+	if in.ReservedConnections < 0 || (in.MaxConnections > 0 && in.ReservedConnections >= in.MaxConnections) {
+		v.errorf("intake.reserved_connections", "must be at least 0 and less than intake.max_connections (%d), or nobody outside client_networks could connect", in.MaxConnections)
+	}
+	v.positive("intake.max_junk_commands", int64(in.MaxJunkCommands))
+	v.positive("intake.idle_timeout", int64(in.IdleTimeout))
+	v.positive("intake.auth_failure_limit", int64(in.AuthFailureLimit))
+	v.positive("intake.auth_lockout", int64(in.AuthLockout))
 }
 
 func isAddr(s string) bool {

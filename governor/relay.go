@@ -131,10 +131,18 @@ func (r *Relay) build() error {
 		MaxLineLength:     cfg.Intake.MaxLineLength,
 		MaxConnections:    cfg.Intake.MaxConnections,
 		ReadTimeout:       cfg.Intake.ReadTimeout,
-		WriteTimeout:      cfg.Intake.WriteTimeout,
-		Accept:            r.accept,
-		Logger:            r.log.With("part", "intake"),
-		Now:               r.now,
+
+		MaxConnectionsPerClient: cfg.Intake.MaxConnectionsPerClient,
+		ReservedConnections:     cfg.Intake.ReservedConnections,
+		MaxJunkCommands:         cfg.Intake.MaxJunkCommands,
+		IdleTimeout:             cfg.Intake.IdleTimeout,
+		AuthFailureLimit:        cfg.Intake.AuthFailureLimit,
+		AuthLockout:             cfg.Intake.AuthLockout,
+		Count:                   r.countIntakeEvent,
+		WriteTimeout:            cfg.Intake.WriteTimeout,
+		Accept:                  r.accept,
+		Logger:                  r.log.With("part", "intake"),
+		Now:                     r.now,
 	}
 	if c := cfg.Intake.TLS; c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
