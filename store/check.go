@@ -374,15 +374,16 @@ func Check(path string) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Path: path, Size: fi.Size(), Keys: map[string]int{}}
-	_, err = walkFile(f, fi.Size(), rep, nil, nil)
+	_, _, err = walkFile(f, fi.Size(), rep, nil, nil)
 	return rep, err
 }
 
 // walkFile checks the meta pages, then walks the tree from the chosen
 // meta, filling rep and calling the visitor functions (which may be nil).
-// It returns the meta it walked from.
+// It returns the meta it walked from and the walker (nil if there was no
+// tree to walk), which knows the pages it reached.
 func walkFile(f io.ReaderAt, size int64, rep *Report,
-	bucket func([][]byte, uint64) error, put func([][]byte, []byte, []byte) error) (used meta, err error) {
+	bucket func([][]byte, uint64) error, put func([][]byte, []byte, []byte) error) (used meta, w *walker, err error) {
 	defer func() {
 		// The reader checks every offset; this is the last line, so that a
 		// case we missed is a problem in the report, not a crash.
@@ -393,7 +394,7 @@ func walkFile(f io.ReaderAt, size int64, rep *Report,
 	if size == 0 {
 		rep.Problems = append(rep.Problems, "the file is empty (zero bytes)")
 		rep.Meta = [2]string{"missing", "missing"}
-		return used, nil
+		return used, nil, nil
 	}
 	metas, pageSize := readMetas(f, size)
 	for i, m := range metas {
@@ -406,7 +407,7 @@ func walkFile(f io.ReaderAt, size int64, rep *Report,
 	switch {
 	case metas[0].err != nil && metas[1].err != nil:
 		rep.Problems = append(rep.Problems, "neither meta page is valid: the file is not a readable bbolt database")
-		return used, nil
+		return used, nil, nil
 	case metas[0].err == nil && metas[1].err == nil:
 		used = metas[0]
 		if metas[1].txid > used.txid {
@@ -434,7 +435,7 @@ func walkFile(f io.ReaderAt, size int64, rep *Report,
 		rep.Problems = append(rep.Problems, fmt.Sprintf(
 			"the file is %d bytes but its meta page says %d pages of %d bytes (%d bytes): truncated", size, used.pages, pageSize, need))
 	}
-	w := &walker{
+	w = &walker{
 		r:      &pageReader{f: f, size: size, pageSize: pageSize, pages: used.pages},
 		seen:   map[uint64]bool{},
 		keys:   rep.Keys,
@@ -452,7 +453,7 @@ func walkFile(f io.ReaderAt, size int64, rep *Report,
 			return nil
 		},
 	}
-	return used, w.walkTree(nil, used.root, 0)
+	return used, w, w.walkTree(nil, used.root, 0)
 }
 
 // DamagedError is a database Kadenz will not open: damaged, or missing or

@@ -38,6 +38,11 @@ type RecoverReport struct {
 	// Orphans names messages whose envelopes were all lost (their
 	// recipients are unknown).
 	Orphans []string
+	// Scavenged counts the records found outside the tree (scavenge.go)
+	// per bucket, and Review names the waiting envelopes among them, put
+	// in review for a person.
+	Scavenged map[string]int
+	Review    []string
 }
 
 // String is the report for a person.
@@ -64,6 +69,14 @@ func (r *RecoverReport) String() string {
 	fmt.Fprintf(&b, "envelopes lost (marked failed in the copy): %d\n", len(r.Lost))
 	for _, l := range r.Lost {
 		fmt.Fprintf(&b, "  - %s\n", l)
+	}
+	if len(r.Scavenged) > 0 {
+		fmt.Fprintf(&b, "found outside the tree (pages the damage cut off from it): %d messages, %d bodies, %d envelopes\n",
+			r.Scavenged["messages"], r.Scavenged["bodies"], r.Scavenged["envelopes"])
+		fmt.Fprintf(&b, "envelopes put in review, as they may be stale (sent or erased since): %d\n", len(r.Review))
+		for _, e := range r.Review {
+			fmt.Fprintf(&b, "  - %s\n", e)
+		}
 	}
 	if len(r.Orphans) > 0 {
 		fmt.Fprintf(&b, "messages whose envelopes were lost (recipients unknown): %d\n", len(r.Orphans))
@@ -121,10 +134,17 @@ func Recover(src, dst string, now time.Time) (*RecoverReport, error) {
 	rep := &RecoverReport{Source: &Report{Path: src, Size: fi.Size(), Keys: map[string]int{}},
 		Copied: map[string]int{}, Waiting: map[State]int{}}
 	c := &copier{db: out}
-	_, walkErr := walkFile(f, fi.Size(), rep.Source, c.bucket, c.put)
+	_, w, walkErr := walkFile(f, fi.Size(), rep.Source, c.bucket, c.put)
 	if err := errors.Join(walkErr, c.commit()); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("copying into %s: %w", dst, err)
+	}
+	if !rep.Source.OK() && w != nil {
+		rep.Scavenged, rep.Review, err = scavengeInto(c, scavenge(w.r, w.seen), now)
+		if err != nil {
+			out.Close()
+			return nil, fmt.Errorf("copying into %s: %w", dst, err)
+		}
 	}
 	if err := out.Update(func(tx *bolt.Tx) error { return repair(tx, rep, now) }); err != nil {
 		out.Close()
