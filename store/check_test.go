@@ -156,3 +156,18 @@ func FuzzCheckDamage(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck measures the check every start pays:
+// go test ./store/ -run XXX -bench Check -benchtime 5x
+func BenchmarkCheck(b *testing.B) {
+	path := heldDB(b, 20000)
+	fi, _ := os.Stat(path)
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := Check(path)
+		if err != nil || !rep.OK() {
+			b.Fatal(err, rep)
+		}
+	}
+	b.ReportMetric(float64(fi.Size())/1e6, "file-MB")
+}
