@@ -362,8 +362,14 @@ func (r *Report) String() string {
 
 // Check reads the database file at path without bbolt and reports its
 // state. It never writes, never maps the file and never panics on bad
-// input; the error is for a file it could not open at all.
+// input; the error is for a file it could not open at all, or one a
+// running kadenz holds.
 func Check(path string) (*Report, error) {
+	unlock, err := lockShared(path) // a running kadenz's file is being rewritten
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,14 @@ package intake
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -319,4 +326,53 @@ func TestCommandCounter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Over STARTTLS the commands are counted by TLS records, and the 421 that
+// ends the session reaches the client through TLS.
+func TestJunkCommandsCountedInsideTLS(t *testing.T) {
+	cert := selfSigned(t)
+	addr, events := startSlotServer(t, Options{
+		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}},
+		MaxConnections:  4,
+		MaxJunkCommands: 8,
+	})
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := smtp.NewClientStartTLS(conn, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n := 0
+	for ; n < 30 && err == nil; n++ {
+		err = c.Noop()
+	}
+	if smtpCode(err) != 421 {
+		t.Fatalf("NOOPs inside TLS: %v after %d, want 421", err, n)
+	}
+	if n > 8 {
+		t.Errorf("closed after %d NOOPs inside TLS, want at most 8 commands in all", n)
+	}
+	if events.get(EventJunkCommands) != 1 {
+		t.Errorf("events: %v", events.n)
+	}
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kadenz.test"},
+		DNSNames: []string{"kadenz.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
