@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,7 @@ type dashboard struct {
 
 	mu       sync.Mutex
 	sessions map[string]*uiSession
+	logins   loginThrottle // wrong tokens per client (dashboard_login.go)
 }
 
 type uiSession struct {
@@ -280,7 +282,15 @@ func (d *dashboard) handleLogin(w http.ResponseWriter, req *http.Request) {
 		http.Redirect(w, req, safeNext(next), http.StatusSeeOther)
 		return
 	}
+	client := clientHost(req.RemoteAddr)
+	if until := d.logins.locked(client, d.wall()); !until.IsZero() {
+		d.r.log.Warn("dashboard login refused: too many wrong tokens", "client", req.RemoteAddr, "until", until)
+		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(d.wall()).Seconds())+1))
+		d.render(w, http.StatusTooManyRequests, "login", pageData{Title: "Log in", Body: loginForm{Next: next, Error: "Too many wrong tokens from your address; try again later."}})
+		return
+	}
 	if subtle.ConstantTimeCompare([]byte(req.PostForm.Get("token")), []byte(token)) != 1 {
+		d.logins.fail(client, d.wall())
 		d.r.log.Warn("dashboard login refused: wrong token", "client", req.RemoteAddr)
 		d.render(w, http.StatusUnauthorized, "login", pageData{Title: "Log in", Body: loginForm{Next: next, Error: "That is not the admin token."}})
 		return
