@@ -139,7 +139,7 @@ type slotConn struct {
 	mu        sync.Mutex
 	inTxn     bool      // between an accepted MAIL and the end of the transaction
 	junk      int       // commands outside a transaction since the last accepted message
-	idleSince time.Time // connected, or last message accepted (real time)
+	idleSince time.Time // connected, or last in a transaction (real time)
 	counter   commandCounter
 }
 
@@ -236,6 +236,9 @@ func (c *slotConn) transaction(open, accepted bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inTxn = open
+	if open {
+		c.idleSince = time.Now() // idle is time since the last transaction
+	}
 	if accepted {
 		c.junk, c.idleSince = 0, time.Now()
 	}
