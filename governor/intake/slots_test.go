@@ -168,28 +168,40 @@ func TestIdleOutsidersCannotLockOutClientNetwork(t *testing.T) {
 }
 
 // A session that keeps sending NOOP outside a transaction is closed after
-// IdleTimeout, though each command arrives well within ReadTimeout.
+// IdleTimeout, though each command arrives well within ReadTimeout. On a
+// loaded machine the limit may pass before the first NOOP; such an attempt
+// proves nothing and is made again.
 func TestIdleTimeoutDespiteNoop(t *testing.T) {
 	addr, events := startSlotServer(t, Options{
 		ClientNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		MaxConnections: 4,
-		IdleTimeout:    300 * time.Millisecond,
+		IdleTimeout:    time.Second,
 	})
-	c, err := dialFrom(t, "127.0.0.2", addr)
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		c, err := dialFrom(t, "127.0.0.2", addr)
+		noops := 0
+		deadline := time.Now().Add(20 * time.Second)
+		for err == nil && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			if err = c.Noop(); err == nil {
+				noops++
+			}
+		}
+		if c != nil {
+			c.Close()
+		}
+		if smtpCode(err) != 421 {
+			t.Fatalf("NOOP kept the session open: %v, want 421", err)
+		}
+		if noops > 0 {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("the idle limit passed before the first NOOP in %d attempts", attempt)
+		}
 	}
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for err == nil && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		err = c.Noop()
-	}
-	if smtpCode(err) != 421 {
-		t.Fatalf("NOOP kept the session open: %v, want 421", err)
-	}
-	if events.get(EventIdle) != 1 {
-		t.Errorf("idle events: %v", events.n)
+	if events.get(EventIdle) == 0 {
+		t.Errorf("no idle event: %v", events.n)
 	}
 }
 
