@@ -11,7 +11,10 @@
 // *Config into running components.
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Config is the whole configuration of one Kadenz daemon.
 type Config struct {
@@ -93,6 +96,36 @@ type Governor struct {
 	CampaignRules []CampaignRule `yaml:"campaign_rules"`
 	// Chores are the governor's periodic jobs.
 	Chores Chores `yaml:"chores"`
+	// HeaderTrust says whose X-Kadenz-* headers are believed; empty:
+	// everyone's (see headers.go).
+	HeaderTrust []HeaderTrust `yaml:"header_trust"`
+}
+
+// HeaderTrust lets the submitters it matches (an authenticated user in
+// Users, or a client address in Networks) set the X-Kadenz-* headers in
+// Headers. The first rule that matches a submission applies; a submission
+// no rule matches has every X-Kadenz-* header ignored.
+type HeaderTrust struct {
+	Users    []string `yaml:"users"`
+	Networks []string `yaml:"networks"`
+	// Headers are X-Kadenz-* field names (any letter case), or "*" for all.
+	Headers []string `yaml:"headers"`
+}
+
+// KadenzHeaders are the X-Kadenz-* fields of the header contract
+// (DESIGN.md), in canonical form.
+var KadenzHeaders = []string{"X-Kadenz-Class", "X-Kadenz-Campaign", "X-Kadenz-Topics", "X-Kadenz-Priority",
+	"X-Kadenz-Expires", "X-Kadenz-Not-Before", "X-Kadenz-Timezone", "X-Kadenz-Value"}
+
+// Trusts reports whether the rule lets its submitters set header (an
+// X-Kadenz-* field name, any case).
+func (t *HeaderTrust) Trusts(header string) bool {
+	for _, h := range t.Headers {
+		if h == "*" || strings.EqualFold(h, header) {
+			return true
+		}
+	}
+	return false
 }
 
 // SenderRule gives mail from matching envelope senders a class.
@@ -173,6 +206,18 @@ type Intake struct {
 	// without Message-ID), as Postfix does for its own clients. Every
 	// client that may submit is one of ours (a user or a client network).
 	AddMissingHeaders bool `yaml:"add_missing_headers"`
+	// Fair slots (docs/configuration.md): connections one address outside
+	// ClientNetworks may hold, slots of MaxConnections only ClientNetworks
+	// may take, commands a session may spend outside a mail transaction
+	// (Postfix's smtpd_junk_command_limit) and how long it may stay there,
+	// and failed AUTH attempts per address and per user name before AUTH
+	// is refused for the lockout window.
+	MaxConnectionsPerClient int           `yaml:"max_connections_per_client"`
+	ReservedConnections     int           `yaml:"reserved_connections"`
+	MaxJunkCommands         int           `yaml:"max_junk_commands"`
+	IdleTimeout             time.Duration `yaml:"idle_timeout"`
+	AuthFailureLimit        int           `yaml:"auth_failure_limit"`
+	AuthLockout             time.Duration `yaml:"auth_lockout"`
 }
 
 // Values of intake.bare_newlines.
@@ -269,6 +314,13 @@ func Default() *Config {
 			WriteTimeout:      5 * time.Minute,
 			BareNewlines:      BareNewlinesNormalize,
 			AddMissingHeaders: true,
+
+			MaxConnectionsPerClient: 10,
+			ReservedConnections:     20,
+			MaxJunkCommands:         20,
+			IdleTimeout:             5 * time.Minute,
+			AuthFailureLimit:        5,
+			AuthLockout:             15 * time.Minute,
 		},
 		Governor: Governor{
 			Mode:         ModeEnforce,

@@ -63,6 +63,7 @@ func (c *Config) validate(file string, idx *index) Errors {
 	v.admin(&c.Admin)
 	v.intake(&c.Intake)
 	v.governor(&c.Governor)
+	v.headerTrust(c)
 	v.delivery(&c.Delivery)
 	v.feedback(&c.Feedback)
 	v.oneOf("log.level", c.Log.Level, logLevels)
@@ -290,6 +291,14 @@ func (v *validator) intake(in *Intake) {
 	v.positive("intake.read_timeout", int64(in.ReadTimeout))
 	v.positive("intake.write_timeout", int64(in.WriteTimeout))
 	v.oneOf("intake.bare_newlines", in.BareNewlines, []string{BareNewlinesNormalize, BareNewlinesReject})
+	v.positive("intake.max_connections_per_client", int64(in.MaxConnectionsPerClient))
+	if in.ReservedConnections < 0 || (in.MaxConnections > 0 && in.ReservedConnections >= in.MaxConnections) {
+		v.errorf("intake.reserved_connections", "must be at least 0 and less than intake.max_connections (%d), or nobody outside client_networks could connect", in.MaxConnections)
+	}
+	v.positive("intake.max_junk_commands", int64(in.MaxJunkCommands))
+	v.positive("intake.idle_timeout", int64(in.IdleTimeout))
+	v.positive("intake.auth_failure_limit", int64(in.AuthFailureLimit))
+	v.positive("intake.auth_lockout", int64(in.AuthLockout))
 }
 
 func isAddr(s string) bool {
@@ -515,4 +524,42 @@ func ParseClock(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a time of day HH:MM", s)
 	}
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+}
+
+// headerTrust checks governor.header_trust against the users and the
+// header contract.
+func (v *validator) headerTrust(c *Config) {
+	users := map[string]bool{}
+	for _, u := range c.Intake.Users {
+		users[u.Name] = true
+	}
+	for i, r := range c.Governor.HeaderTrust {
+		path := fmt.Sprintf("governor.header_trust[%d]", i)
+		if len(r.Users) == 0 && len(r.Networks) == 0 {
+			v.errorNear(path, []string{path}, "names no users and no networks, so it matches nobody")
+		}
+		for j, u := range r.Users {
+			if !users[u] {
+				v.errorf(fmt.Sprintf("%s.users[%d]", path, j), "%s is not one of intake.users", quoteShort(u))
+			}
+		}
+		for j, n := range r.Networks {
+			if p, err := netip.ParsePrefix(n); err != nil || p != p.Masked() {
+				v.errorf(fmt.Sprintf("%s.networks[%d]", path, j), "%s is not a network in CIDR notation, e.g. \"10.0.0.0/8\"", quoteShort(n))
+			}
+		}
+		if len(r.Headers) == 0 {
+			v.errorNear(path+".headers", []string{path}, "is empty: list the X-Kadenz-* headers these submitters may set, or \"*\"")
+		}
+		for j, h := range r.Headers {
+			known := h == "*"
+			for _, k := range KadenzHeaders {
+				known = known || strings.EqualFold(h, k)
+			}
+			if !known {
+				v.errorf(fmt.Sprintf("%s.headers[%d]", path, j), "%s is not an X-Kadenz-* header Kadenz reads (%s) or \"*\"",
+					quoteShort(h), strings.Join(KadenzHeaders, ", "))
+			}
+		}
+	}
 }

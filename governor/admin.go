@@ -49,6 +49,7 @@ func (r *Relay) startAdmin() error {
 	r.registerOperationRoutes(mux)
 	r.registerCampaignRoutes(mux)
 	r.registerDashboardRoutes(mux)
+	r.registerBackupRoute(mux)
 	// Go's profiler, for an operator chasing CPU or memory (go tool pprof
 	// http://ADMIN/debug/pprof/profile); behind the token like the rest.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -3,7 +3,10 @@ package governor
 import (
 	"bytes"
 	"net/mail"
+	"net/netip"
+	"net/textproto"
 	"path"
+	"slices"
 	"strings"
 
 	"kadenz/config"
@@ -11,15 +14,19 @@ import (
 
 // Classification follows the header contract in DESIGN.md, first rule
 // that speaks wins:
-//  1. X-Kadenz-Class, set by a CRM that knows;
+//  1. X-Kadenz-Class, set by a CRM that knows (and that governor.header_trust
+//     lets say so);
 //  2. the admin's sender rules;
 //  3. bulk markers: List-Unsubscribe (RFC 2369, RFC 8058), List-Id
 //     (RFC 2919), Precedence: bulk/list/junk;
 //  4. the configured default, transactional out of the box.
 //
-// It fails open: a message whose header cannot be read, or that says
-// nothing, is not held. A receipt wrongly held is worse than a newsletter
-// wrongly passed.
+// It fails open only where nothing points at bulk mail: a message that says
+// nothing is not held, since a receipt wrongly held is worse than a
+// newsletter wrongly passed. A header that does not parse (a line without a
+// colon, say) is read again line by line, skipping what is not a field, so
+// that a newsletter's List-Unsubscribe still governs it: malformed input
+// must not be a way around governance.
 
 // classify returns the message's class and the rule that decided it.
 func classify(h mail.Header, sender string, g *config.Governor) (class, reason string) {
@@ -57,69 +64,175 @@ func readHeader(data []byte) mail.Header {
 	return m.Header
 }
 
-const kadenzHeaderPrefix = "x-kadenz-"
+// readHeaderTolerant is readHeader, and where that fails, a reading line
+// by line that keeps every well-formed field (RFC 5322 2.2: a name of
+// printable characters other than colon, then a colon) with its folded
+// continuation lines and skips every other line. tolerant says the second
+// reading was needed.
+func readHeaderTolerant(data []byte) (h mail.Header, tolerant bool) {
+	if h := readHeader(data); h != nil {
+		return h, false
+	}
+	h = mail.Header{}
+	for _, f := range headerFields(data) {
+		colon := bytes.IndexByte(f, ':')
+		if colon <= 0 || !isFieldName(f[:colon]) {
+			continue
+		}
+		name := textproto.CanonicalMIMEHeaderKey(string(f[:colon]))
+		value := strings.Join(strings.Fields(string(f[colon+1:])), " ") // unfolded
+		h[name] = append(h[name], value)
+	}
+	return h, true
+}
 
-// stripKadenzHeaders removes the X-Kadenz-* fields: they are instructions
-// to Kadenz, not for the recipient. When a DKIM-Signature signs any of them
-// (its h= tag names one, RFC 6376 3.5), removing it would break the
-// signature, so the message is left exactly as it is.
-func stripKadenzHeaders(data []byte) []byte {
-	end := bytes.Index(data, []byte("\r\n\r\n"))
-	if end < 0 {
-		return data
+func isFieldName(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c > '~' || c == ':' {
+			return false
+		}
 	}
-	header := data[:end+2]
-	if !containsFold(header, kadenzHeaderPrefix) {
-		return data // the common case, on every accept: nothing to split
+	return true
+}
+
+// headerFields splits the header of data (up to the first empty line, or
+// all of data) into fields, each with its CRLFs and folded continuation
+// lines. A continuation line before any field is a field of its own.
+func headerFields(data []byte) [][]byte {
+	header := data
+	if end := bytes.Index(data, []byte("\r\n\r\n")); end >= 0 {
+		header = data[:end+2]
+	} else if bytes.HasPrefix(data, []byte("\r\n")) {
+		return nil
 	}
-	var fields [][]byte // each field with its folded continuation lines
+	var fields [][]byte
 	for len(header) > 0 {
-		i := bytes.Index(header, []byte("\r\n"))
-		line := header[:i+2]
-		header = header[i+2:]
+		var line []byte
+		if i := bytes.Index(header, []byte("\r\n")); i >= 0 {
+			line, header = header[:i+2], header[i+2:]
+		} else {
+			line, header = header, nil
+		}
 		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
 			fields[len(fields)-1] = append(fields[len(fields)-1], line...)
 			continue
 		}
 		fields = append(fields, append([]byte(nil), line...))
 	}
-	found := false
-	for _, f := range fields {
-		name := strings.ToLower(string(f[:max(bytes.IndexByte(f, ':'), 0)]))
-		if strings.HasPrefix(name, kadenzHeaderPrefix) {
-			found = true
-		}
-		if name == "dkim-signature" && dkimSignsKadenzHeader(string(f)) {
-			return data
-		}
-	}
-	if !found {
-		return data
-	}
-	out := make([]byte, 0, len(data))
-	for _, f := range fields {
-		name := strings.ToLower(string(f[:max(bytes.IndexByte(f, ':'), 0)]))
-		if !strings.HasPrefix(name, kadenzHeaderPrefix) {
-			out = append(out, f...)
-		}
-	}
-	return append(out, data[end+2:]...)
+	return fields
 }
 
-func dkimSignsKadenzHeader(field string) bool {
+// fieldName is the lower-case name of a header field, "" if it has none.
+func fieldName(f []byte) string {
+	return strings.ToLower(strings.TrimSpace(string(f[:max(bytes.IndexByte(f, ':'), 0)])))
+}
+
+// removeFields returns data without the header fields whose lower-case
+// name drop reports, and the names it removed; data itself if none.
+func removeFields(data []byte, drop func(name string) bool) ([]byte, []string) {
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	if end < 0 {
+		return data, nil
+	}
+	fields := headerFields(data)
+	var removed []string
+	out := make([]byte, 0, len(data))
+	for _, f := range fields {
+		if name := fieldName(f); name != "" && drop(name) {
+			removed = append(removed, name)
+			continue
+		}
+		out = append(out, f...)
+	}
+	if removed == nil {
+		return data, nil
+	}
+	return append(out, data[end+2:]...), removed
+}
+
+// headerTrust returns which X-Kadenz-* fields a submission may set, by
+// governor.header_trust (nil: all of them, the rules being empty).
+func headerTrust(rules []config.HeaderTrust, user string, addr netip.Addr) func(name string) bool {
+	if len(rules) == 0 {
+		return nil
+	}
+	for i := range rules {
+		r := &rules[i]
+		match := user != "" && slices.Contains(r.Users, user)
+		for _, n := range r.Networks {
+			if p, err := netip.ParsePrefix(n); err == nil && p.Contains(addr) {
+				match = true
+			}
+		}
+		if match {
+			return r.Trusts
+		}
+	}
+	return func(string) bool { return false }
+}
+
+// untrustedRemoved returns data without the X-Kadenz-* fields trusted
+// does not allow (trusted nil allows all), and the names removed, for
+// classification and scoring to read: an untrusted X-Kadenz-Class is as
+// if absent.
+func untrustedRemoved(data []byte, trusted func(string) bool) ([]byte, []string) {
+	if trusted == nil || !containsFold(data[:headerEnd(data)], kadenzHeaderPrefix) {
+		return data, nil
+	}
+	return removeFields(data, func(name string) bool {
+		return strings.HasPrefix(name, kadenzHeaderPrefix) && !trusted(name)
+	})
+}
+
+// headerEnd is where the header of data ends (all of data if no empty line).
+func headerEnd(data []byte) int {
+	if end := bytes.Index(data, []byte("\r\n\r\n")); end >= 0 {
+		return end + 2
+	}
+	return len(data)
+}
+
+const kadenzHeaderPrefix = "x-kadenz-"
+
+// stripKadenzHeaders removes the X-Kadenz-* fields: they are instructions
+// to Kadenz, not for the recipient. A field whose name a DKIM-Signature's
+// h= tag lists (RFC 6376 3.5) stays, since removing it would break that
+// signature; the others go. Kadenz does not verify signatures (that needs
+// DNS), so a forged DKIM-Signature can keep the X-Kadenz-* names it lists
+// in the delivered mail, but no others.
+func stripKadenzHeaders(data []byte) []byte {
+	if !containsFold(data[:headerEnd(data)], kadenzHeaderPrefix) {
+		return data // the common case, on every accept: nothing to split
+	}
+	signed := map[string]bool{}
+	for _, f := range headerFields(data) {
+		if fieldName(f) == "dkim-signature" {
+			for _, name := range dkimSignedNames(string(f)) {
+				signed[name] = true
+			}
+		}
+	}
+	out, _ := removeFields(data, func(name string) bool {
+		return strings.HasPrefix(name, kadenzHeaderPrefix) && !signed[name]
+	})
+	return out
+}
+
+// dkimSignedNames lists the lower-case field names in a DKIM-Signature
+// field's h= tag.
+func dkimSignedNames(field string) []string {
 	_, value, _ := strings.Cut(field, ":")
+	var names []string
 	for tag := range strings.SplitSeq(value, ";") {
 		k, v, ok := strings.Cut(tag, "=")
 		if !ok || strings.TrimSpace(k) != "h" {
 			continue
 		}
 		for name := range strings.SplitSeq(v, ":") {
-			if strings.HasPrefix(strings.ToLower(strings.Join(strings.Fields(name), "")), kadenzHeaderPrefix) {
-				return true
-			}
+			names = append(names, strings.ToLower(strings.Join(strings.Fields(name), "")))
 		}
 	}
-	return false
+	return names
 }
 
 // containsFold reports whether s contains the lower-case ASCII word sub in

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"kadenz/governor/engine"
+	"kadenz/governor/intake"
 	"kadenz/store"
 )
 
@@ -44,6 +45,7 @@ type metrics struct {
 	mailboxErrors   *prometheus.CounterVec
 	retentionPurged *prometheus.CounterVec
 	forgotten       prometheus.Counter
+	intakeLimits    *prometheus.CounterVec
 
 	depth *queueDepth
 }
@@ -100,6 +102,10 @@ func newMetrics(db *store.DB) *metrics {
 		Name: "kadenz_forget_requests_total",
 		Help: "Erasure requests (POST /v1/forget) carried out.",
 	})
+	m.intakeLimits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kadenz_intake_limit_events_total",
+		Help: "SMTP intake fair-slot events: connections refused (refused_total, refused_outsiders, refused_per_client), sessions closed (junk_commands, idle), failed logins (auth_failed) and logins refused during a lockout (auth_locked_client, auth_locked_user).",
+	}, []string{"event"})
 	m.depth = &queueDepth{db: db, desc: prometheus.NewDesc(
 		"kadenz_queue_envelopes", "Envelopes stored, by state.", []string{"state"}, nil)}
 	m.reg.MustRegister(
@@ -107,6 +113,7 @@ func newMetrics(db *store.DB) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.accepted, m.decisions, m.decided, m.deliveries, m.latency, m.upstreamErrors,
 		m.reloads, m.lastReloadOK, m.mailboxLastOK, m.mailboxErrors, m.retentionPurged, m.forgotten,
+		m.intakeLimits,
 		m.depth,
 	)
 	// Every state is present from the first scrape, so a rate() or an
@@ -116,6 +123,10 @@ func newMetrics(db *store.DB) *metrics {
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(r)
+	}
+	for _, e := range []string{intake.EventRefusedTotal, intake.EventRefusedOutsiders, intake.EventRefusedPerClient,
+		intake.EventJunkCommands, intake.EventIdle, intake.EventAuthFailed, intake.EventAuthLockedClient, intake.EventAuthLockedUser} {
+		m.intakeLimits.WithLabelValues(e)
 	}
 	return m
 }
@@ -225,5 +236,12 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range []store.State{store.StateQueued, store.StateDelivering, store.StateDeferred, store.StateDelivered,
 		store.StateFailed, store.StateHeld, store.StateSuppressed} {
 		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
+	}
+}
+
+// countIntakeEvent counts one fair-slot event of the SMTP intake.
+func (r *Relay) countIntakeEvent(event string) {
+	if r.metrics != nil {
+		r.metrics.intakeLimits.WithLabelValues(event).Inc()
 	}
 }

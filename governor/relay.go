@@ -138,6 +138,14 @@ func (r *Relay) build() error {
 		Accept:            r.accept,
 		Logger:            r.log.With("part", "intake"),
 		Now:               r.now,
+
+		MaxConnectionsPerClient: cfg.Intake.MaxConnectionsPerClient,
+		ReservedConnections:     cfg.Intake.ReservedConnections,
+		MaxJunkCommands:         cfg.Intake.MaxJunkCommands,
+		IdleTimeout:             cfg.Intake.IdleTimeout,
+		AuthFailureLimit:        cfg.Intake.AuthFailureLimit,
+		AuthLockout:             cfg.Intake.AuthLockout,
+		Count:                   r.countIntakeEvent,
 	}
 	if c := cfg.Intake.TLS; c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -319,15 +327,25 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error) {
 	g := &r.config().Governor // the live one: a reload may have changed it
 	id := newMessageID(sub.Received, r.random)
-	header := readHeader(sub.Data)
+	// What classifies and scores the message is what its submitter may
+	// say (governor.header_trust) and what can be read of its header.
+	view, ignored := untrustedRemoved(sub.Data, headerTrust(g.HeaderTrust, sub.AuthUser, sub.ClientAddr))
+	if ignored != nil {
+		r.log.Info("ignored X-Kadenz headers the submitter may not set", "headers", ignored,
+			"client", sub.ClientAddr, "user", sub.AuthUser, "from", sub.From)
+	}
+	header, tolerant := readHeaderTolerant(view)
 	class, reason := classify(header, sub.From, g)
+	if tolerant {
+		reason = "header not well-formed, read line by line: " + reason
+	}
 	governed := class == config.ClassMarketing && g.Mode != config.ModeOff
 	var features []byte
 	var f scoring.Features
 	if governed {
 		// Features come from the message as submitted, X-Kadenz-* included.
 		var err error
-		f, err = scoring.ExtractFeatures(sub.Data, scoring.ExtractOptions{})
+		f, err = scoring.ExtractFeatures(view, scoring.ExtractOptions{})
 		if err != nil {
 			r.log.Warn("reading message features; deciding on what could be read", "message", id, "error", err)
 		}

@@ -555,6 +555,7 @@ func TestTooManyRecipients(t *testing.T) {
 func TestConnectionLimit(t *testing.T) {
 	cfg := testConfig(t, "")
 	cfg.Intake.MaxConnections = 2
+	cfg.Intake.ReservedConnections = 0
 	r := startRelay(t, cfg)
 	dial(t, r)
 	dial(t, r)

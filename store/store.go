@@ -253,6 +253,18 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	// The file is checked before bbolt maps it (check.go), under a shared
+	// lock so that a running kadenz, which holds the exclusive one, is
+	// reported as such rather than its file read mid-write.
+	unlock, err := lockShared(path)
+	if err != nil {
+		return nil, err
+	}
+	err = checkBeforeOpen(path)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: 2 * time.Second, // another process holds the lock: say so instead of hanging
 		// The freelist is rebuilt on open instead of written on every
@@ -267,9 +279,17 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	if err := boltCheck(b); err != nil {
+		b.Close()
+		return nil, &DamagedError{Path: path, Reason: "bbolt's consistency check failed: " + err.Error()}
+	}
 	if err := b.Update(initSchema); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
+	if err := writeMarker(path); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	db := &DB{bolt: b, commits: make(chan []*commitRequest, 1024), done: make(chan struct{})}
 	if err := db.startCounting(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -87,6 +88,15 @@ type Options struct {
 	// it as CRLF (Postfix 3.9's smtpd_forbid_bare_newline = normalize);
 	// when false such a message is refused.
 	NormalizeBareLF bool
+	// Fair slots (slots.go); zero means no such limit.
+	MaxConnectionsPerClient int           // per address outside ClientNetworks
+	ReservedConnections     int           // of MaxConnections, for ClientNetworks only
+	MaxJunkCommands         int           // commands outside a mail transaction
+	IdleTimeout             time.Duration // time outside a mail transaction; 0: none
+	AuthFailureLimit        int           // failed logins per address and per user within AuthLockout
+	AuthLockout             time.Duration
+	// Count, if set, is told of each refusal and limit event (Event*).
+	Count func(event string)
 
 	Accept AcceptFunc
 	Logger *slog.Logger
@@ -100,7 +110,8 @@ type Server struct {
 	opts  Options
 	smtp  *smtp.Server
 	users map[string][]byte
-	conns chan struct{} // connection slots, shared by all listeners
+	gate  *gate         // connection slots, shared by all listeners
+	auth  *authThrottle // nil: no lockout
 	log   *slog.Logger
 	// dummyHash is compared against when a user is unknown, so a failed
 	// login takes as long whether or not the name exists.
@@ -125,11 +136,23 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxConnections <= 0 {
 		return nil, errors.New("intake: MaxConnections must be positive")
 	}
+	if opts.MaxConnectionsPerClient <= 0 {
+		opts.MaxConnectionsPerClient = opts.MaxConnections
+	}
+	if opts.ReservedConnections < 0 || opts.ReservedConnections >= opts.MaxConnections {
+		return nil, errors.New("intake: ReservedConnections must be at least 0 and less than MaxConnections")
+	}
+	if opts.MaxJunkCommands <= 0 {
+		opts.MaxJunkCommands = math.MaxInt
+	}
 	s := &Server{
 		opts:  opts,
 		users: map[string][]byte{},
-		conns: make(chan struct{}, opts.MaxConnections),
+		gate:  newGate(opts.MaxConnections, opts.ReservedConnections, opts.MaxConnectionsPerClient),
 		log:   opts.Logger,
+	}
+	if opts.AuthFailureLimit > 0 && opts.AuthLockout > 0 {
+		s.auth = newAuthThrottle(opts.AuthFailureLimit, opts.AuthLockout, opts.Now)
 	}
 	for _, u := range opts.Users {
 		s.users[u.Name] = u.PasswordHash
@@ -160,7 +183,7 @@ func New(opts Options) (*Server, error) {
 // Serve accepts SMTP connections on l until Shutdown. With implicitTLS the
 // connection speaks TLS from its first byte (RFC 8314 submissions).
 func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
-	l = &limitListener{Listener: l, slots: s.conns, hostname: s.opts.Hostname, log: s.log}
+	l = &slotListener{Listener: l, srv: s, implicitTLS: implicitTLS}
 	if implicitTLS {
 		if s.opts.TLS == nil {
 			return errors.New("intake: implicit TLS needs a certificate")
@@ -190,16 +213,24 @@ func (s *Server) Close() error { return s.smtp.Close() }
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	sess := &session{srv: s, conn: c}
-	if ap, err := netip.ParseAddrPort(c.Conn().RemoteAddr().String()); err == nil {
-		sess.addr = ap.Addr().Unmap()
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
 	}
+	sess.slot, _ = nc.(*slotConn)
+	sess.addr = remoteAddr(nc)
+	sess.trusted = s.trusted(sess.addr)
+	return sess, nil
+}
+
+// trusted says whether addr is on a client network.
+func (s *Server) trusted(addr netip.Addr) bool {
 	for _, p := range s.opts.ClientNetworks {
-		if p.Contains(sess.addr) {
-			sess.trusted = true
-			break
+		if p.Contains(addr) {
+			return true
 		}
 	}
-	return sess, nil
+	return false
 }
 
 // Replies, in one place. go-smtp recognises *smtp.SMTPError only by type
@@ -219,6 +250,8 @@ var (
 		Message: "Message refused: NUL byte in DATA"}
 	errNeedsUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
 		Message: "Non-ASCII address without SMTPUTF8 in MAIL FROM (RFC 6531)"}
+	errAuthLocked = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "Too many failed logins, try again later"}
 )
 
 // badAddress is the reply to an address that is not a mailbox: which
@@ -242,6 +275,7 @@ func badAddress(err error, sender bool) *smtp.SMTPError {
 type session struct {
 	srv     *Server
 	conn    *smtp.Conn
+	slot    *slotConn // nil for a connection not from Serve (tests)
 	addr    netip.Addr
 	trusted bool   // on a client network: may submit without AUTH
 	user    string // authenticated user, if any
@@ -256,6 +290,7 @@ func (s *session) allowed() bool { return s.trusted || s.user != "" }
 
 func (s *session) Reset() {
 	s.from, s.to, s.mail, s.notify, s.orcpt = "", nil, smtp.MailOptions{}, nil, nil
+	s.slot.transaction(false, false)
 }
 
 func (s *session) Logout() error { return nil }
@@ -289,10 +324,23 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 func (s *session) login(username, password string) error {
 	hash, ok := s.srv.users[username]
+	if t := s.srv.auth; t != nil {
+		// Clients on a client network may submit without AUTH, so an
+		// outsider's failures against a user name do not lock them out.
+		if event, until := t.locked(s.addr, username, ok, !s.trusted); event != "" {
+			s.srv.count(event)
+			s.srv.log.Warn("auth refused: too many failures", "client", s.addr, "user", username, "reason", event, "until", until)
+			return errAuthLocked
+		}
+	}
 	if !ok {
 		hash = s.srv.dummyHash
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !ok {
+		s.srv.count(EventAuthFailed)
+		if s.srv.auth != nil {
+			s.srv.auth.fail(s.addr, username, ok)
+		}
 		s.srv.log.Warn("auth failed", "client", s.addr, "user", username)
 		return errAuthFailed
 	}
@@ -316,6 +364,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.from, s.mail = from, mail
+	s.slot.transaction(true, false)
 	return nil
 }
 
@@ -404,6 +453,7 @@ func (s *session) Data(r io.Reader) error {
 		s.srv.log.Error("could not store message", "client", s.addr, "from", s.from, "error", err)
 		return errTemporary
 	}
+	s.slot.transaction(false, true)
 	// A 250 carrying the queue ID lets the sender correlate its logs with ours.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
 }
@@ -440,43 +490,4 @@ func (l slogErrorLog) Printf(format string, v ...interface{}) {
 
 func (l slogErrorLog) Println(v ...interface{}) {
 	l.log.Warn("smtp server", "error", strings.TrimSpace(fmt.Sprintln(v...)))
-}
-
-// limitListener caps concurrent connections. Over the cap, a client gets
-// 421 at once (RFC 5321 3.8) rather than waiting in the kernel's backlog,
-// so it knows to try again later.
-type limitListener struct {
-	net.Listener
-	slots    chan struct{}
-	hostname string
-	log      *slog.Logger
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.slots <- struct{}{}:
-			return &limitConn{Conn: newReplyConn(c), slots: l.slots}, nil
-		default:
-			l.log.Warn("too many connections", "client", c.RemoteAddr().String())
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(c, "421 4.7.0 %s Too many connections, try again later\r\n", l.hostname)
-			c.Close()
-		}
-	}
-}
-
-type limitConn struct {
-	net.Conn
-	slots   chan struct{}
-	release sync.Once
-}
-
-func (c *limitConn) Close() error {
-	c.release.Do(func() { <-c.slots })
-	return c.Conn.Close()
 }

@@ -1,0 +1,59 @@
+package governor
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// registerBackupRoute serves GET /v1/db/backup: a consistent copy of the
+// database as of one read transaction, taken while the relay goes on
+// serving (bbolt's Tx.WriteTo). The daemon owns the file lock, so this is
+// how a running relay is backed up ("kadenz db backup").
+//
+// The copy is first written to an unlinked temporary file in the data
+// directory, then sent from there: a read transaction that lasted as long
+// as a slow client's download would keep bbolt from growing its memory
+// map, and so stall every write that needs a bigger file (intake's 250s
+// among them). Writing locally takes as long as the disk does; the
+// download then takes as long as it likes.
+//
+// It sits behind the admin token and loopback rule like every admin route;
+// the copy holds every address and message, so it is as sensitive as the
+// data directory.
+func (r *Relay) registerBackupRoute(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/db/backup", func(w http.ResponseWriter, req *http.Request) {
+		f, err := os.CreateTemp(r.config().DataDir, ".backup-*.tmp")
+		if err != nil {
+			http.Error(w, "backup: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		os.Remove(f.Name()) // gone with the last handle, even after a crash
+		defer f.Close()
+		size, err := r.db.Backup(f, nil)
+		if err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+		if err != nil {
+			r.log.Error("database backup failed", "error", err)
+			code := http.StatusInternalServerError
+			if errors.Is(err, syscall.ENOSPC) {
+				code = http.StatusInsufficientStorage
+			}
+			http.Error(w, "backup: "+err.Error(), code)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="kadenz.db"`)
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		n, err := io.Copy(w, f)
+		if err != nil {
+			r.log.Warn("database backup not fully sent", "error", err, "sent", n, "size", size, "remote", req.RemoteAddr)
+			return
+		}
+		r.log.Info("database backup sent", "bytes", n, "remote", req.RemoteAddr)
+	})
+}
