@@ -101,7 +101,10 @@ type Feedback interface {
 type Reads interface {
 	Envelope(id string) (Envelope, error)
 	Message(id string) (Message, error)
+	// MessageByHeaderID is the latest message carrying a Message-ID;
+	// MessagesByHeaderID all of them, in order of arrival.
 	MessageByHeaderID(headerID string) (string, error)
+	MessagesByHeaderID(headerID string) ([]string, error)
 	EnvelopesOf(messageID string) ([]Envelope, error)
 	Decisions(envelopeID string) (json.RawMessage, error)
 	Envelopes(fn func(Envelope) bool) error

@@ -140,8 +140,14 @@ func testAcceptAndReadBack(t *testing.T, b Backend) {
 	if m, err := s.Message("m1"); err != nil || m.HeaderID != "m1@example.test" || m.Class != "transactional" {
 		t.Errorf("message %+v, %v", m, err)
 	}
-	if id, err := s.MessageByHeaderID("m1@example.test"); err != nil || id != "m1" {
-		t.Errorf("by Message-ID: %q, %v", id, err)
+	// A Message-ID several messages carry (a client that resubmits) finds
+	// them all, the latest first for a single answer.
+	s.Accept(store.Message{ID: "m1b", HeaderID: "m1@example.test"}, []byte("x"), []string{"c@example.test"}, t0)
+	if all, err := s.MessagesByHeaderID("m1@example.test"); err != nil || !slices.Equal(all, []string{"m1", "m1b"}) {
+		t.Errorf("MessagesByHeaderID: %v, %v; want m1 m1b", all, err)
+	}
+	if id, err := s.MessageByHeaderID("m1@example.test"); err != nil || id != "m1b" {
+		t.Errorf("MessageByHeaderID with two: %q, %v; want the latest, m1b", id, err)
 	}
 	if of, err := s.EnvelopesOf("m1"); err != nil || !slices.Equal(ids(of), []string{"m1-1", "m1-2"}) {
 		t.Errorf("EnvelopesOf: %v, %v", ids(of), err)
@@ -158,7 +164,7 @@ func testAcceptAndReadBack(t *testing.T, b Backend) {
 	if _, err := s.Body("nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown body: %v, want ErrNotFound", err)
 	}
-	if n, err := s.CountByState(); err != nil || n[store.StateQueued] != 2 {
+	if n, err := s.CountByState(); err != nil || n[store.StateQueued] != 3 {
 		t.Errorf("CountByState %v, %v", n, err)
 	}
 }
