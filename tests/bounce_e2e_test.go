@@ -23,8 +23,12 @@ import (
 // each message with its envelope: the return path and ENVID it came with.
 type recordingUpstream struct {
 	Addr string
-	mu   sync.Mutex
-	got  map[string]upstreamCopy // by Message-ID
+	// refuse answers RCPT TO for these (lower-case) addresses with its
+	// error; byRecipient keys copies by Message-ID and recipient.
+	refuse      map[string]*smtp.SMTPError
+	byRecipient bool
+	mu          sync.Mutex
+	got         map[string]upstreamCopy // by Message-ID (and recipient)
 }
 
 type upstreamCopy struct {
@@ -34,7 +38,12 @@ type upstreamCopy struct {
 
 func startRecordingUpstream(t *testing.T) *recordingUpstream {
 	t.Helper()
-	u := &recordingUpstream{got: map[string]upstreamCopy{}}
+	return startUpstreamRecorder(t, nil, false)
+}
+
+func startUpstreamRecorder(t *testing.T, refuse map[string]*smtp.SMTPError, byRecipient bool) *recordingUpstream {
+	t.Helper()
+	u := &recordingUpstream{got: map[string]upstreamCopy{}, refuse: refuse, byRecipient: byRecipient}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +79,13 @@ func (s *recordingSession) Mail(from string, o *smtp.MailOptions) error {
 	}
 	return nil
 }
-func (s *recordingSession) Rcpt(to string, _ *smtp.RcptOptions) error { s.cur.To = to; return nil }
+func (s *recordingSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if e := s.u.refuse[strings.ToLower(to)]; e != nil {
+		return e
+	}
+	s.cur.To = to
+	return nil
+}
 func (s *recordingSession) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -79,8 +94,12 @@ func (s *recordingSession) Data(r io.Reader) error {
 	hdr, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(data))).ReadMIMEHeader()
 	c := s.cur
 	c.Data = data
+	key := strings.Trim(hdr.Get("Message-Id"), "<>")
+	if s.u.byRecipient {
+		key += " " + strings.ToLower(c.To)
+	}
 	s.u.mu.Lock()
-	s.u.got[strings.Trim(hdr.Get("Message-Id"), "<>")] = c
+	s.u.got[key] = c
 	s.u.mu.Unlock()
 	return nil
 }

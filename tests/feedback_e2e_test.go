@@ -1,93 +1,25 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
-// refusingRecorder is a smarthost that refuses RCPT TO for the addresses
-// its table names (a synchronous refusal) and keeps every message it
-// accepts by Message-ID, with the return path it came with.
-type refusingRecorder struct {
-	Addr    string
-	refuse  map[string]*smtp.SMTPError
-	mu      sync.Mutex
-	got     map[string]upstreamCopy
-	refused map[string]bool
-}
-
-func startRefusingRecorder(t *testing.T, refuse map[string]*smtp.SMTPError) *refusingRecorder {
+// startRefusingRecorder is a recording upstream (bounce_e2e_test.go) that
+// refuses RCPT TO for the addresses its table names (a synchronous
+// refusal) and keeps the copies it accepts by Message-ID and recipient:
+// one message to several recipients arrives once per envelope.
+func startRefusingRecorder(t *testing.T, refuse map[string]*smtp.SMTPError) *recordingUpstream {
 	t.Helper()
-	u := &refusingRecorder{refuse: refuse, got: map[string]upstreamCopy{}, refused: map[string]bool{}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Addr = l.Addr().String()
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &refusingRecorderSession{u: u}, nil }))
-	s.Domain = "smarthost.test"
-	s.EnableDSN = true
-	s.ReadTimeout, s.WriteTimeout = 30*time.Second, 30*time.Second
-	go s.Serve(l)
-	t.Cleanup(func() { s.Close() })
-	return u
-}
-
-func (u *refusingRecorder) message(id string) (upstreamCopy, bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	c, ok := u.got[id]
-	return c, ok
-}
-
-type refusingRecorderSession struct {
-	u   *refusingRecorder
-	cur upstreamCopy
-}
-
-func (s *refusingRecorderSession) Reset()        { s.cur = upstreamCopy{} }
-func (s *refusingRecorderSession) Logout() error { return nil }
-func (s *refusingRecorderSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.cur.From = from
-	return nil
-}
-func (s *refusingRecorderSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if e := s.u.refuse[strings.ToLower(to)]; e != nil {
-		s.u.mu.Lock()
-		s.u.refused[strings.ToLower(to)] = true
-		s.u.mu.Unlock()
-		return e
-	}
-	s.cur.To = to
-	return nil
-}
-func (s *refusingRecorderSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	hdr, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(data))).ReadMIMEHeader()
-	c := s.cur
-	c.Data = data
-	s.u.mu.Lock()
-	// One message to several recipients arrives once per envelope: key by
-	// Message-ID and recipient.
-	s.u.got[strings.Trim(hdr.Get("Message-Id"), "<>")+" "+strings.ToLower(c.To)] = c
-	s.u.mu.Unlock()
-	return nil
+	return startUpstreamRecorder(t, refuse, true)
 }
 
 // crlf turns a message written with LF line ends into the CRLF form mail
