@@ -365,23 +365,35 @@ func (r *Report) String() string {
 // input; the error is for a file it could not open at all, or one a
 // running kadenz holds.
 func Check(path string) (*Report, error) {
-	unlock, err := lockShared(path) // a running kadenz's file is being rewritten
+	f, size, done, err := openForReading(path)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	f, err := os.Open(path)
+	defer done()
+	rep := &Report{Path: path, Size: size, Keys: map[string]int{}}
+	_, _, err = walkFile(f, size, rep, nil, nil)
+	return rep, err
+}
+
+// openForReading opens a database file to read it without bbolt, under a
+// shared lock (a running kadenz's file is being rewritten: its exclusive
+// lock makes this fail instead). done unlocks and closes.
+func openForReading(path string) (f *os.File, size int64, done func(), err error) {
+	unlock, err := lockShared(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
-	defer f.Close()
+	if f, err = os.Open(path); err != nil {
+		unlock()
+		return nil, 0, nil, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		f.Close()
+		unlock()
+		return nil, 0, nil, err
 	}
-	rep := &Report{Path: path, Size: fi.Size(), Keys: map[string]int{}}
-	_, _, err = walkFile(f, fi.Size(), rep, nil, nil)
-	return rep, err
+	return f, fi.Size(), func() { f.Close(); unlock() }, nil
 }
 
 // walkFile checks the meta pages, then walks the tree from the chosen

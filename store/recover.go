@@ -103,38 +103,29 @@ func Recover(src, dst string, now time.Time) (*RecoverReport, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return nil, fmt.Errorf("%s already exists: recover writes a new file", dst)
 	}
-	unlock, err := lockShared(src)
+	f, size, done, err := openForReading(src)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	f, err := os.Open(src)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 		return nil, err
 	}
 	// Without a readable meta page there is no tree to follow: say so
 	// rather than write an empty "recovered" file.
-	if metas, pageSize := readMetas(f, fi.Size()); pageSize == 0 || fi.Size() == 0 {
+	if metas, pageSize := readMetas(f, size); pageSize == 0 || size == 0 {
 		return nil, fmt.Errorf("nothing in %s can be read (%d bytes; meta page 0: %v; meta page 1: %v): restore the latest backup",
-			src, fi.Size(), metas[0].err, metas[1].err)
+			src, size, metas[0].err, metas[1].err)
 	}
 	out, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true,
 		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", dst, err)
 	}
-	rep := &RecoverReport{Source: &Report{Path: src, Size: fi.Size(), Keys: map[string]int{}},
+	rep := &RecoverReport{Source: &Report{Path: src, Size: size, Keys: map[string]int{}},
 		Copied: map[string]int{}, Waiting: map[State]int{}}
 	c := &copier{db: out}
-	_, w, walkErr := walkFile(f, fi.Size(), rep.Source, c.bucket, c.put)
+	_, w, walkErr := walkFile(f, size, rep.Source, c.bucket, c.put)
 	if err := errors.Join(walkErr, c.commit()); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("copying into %s: %w", dst, err)
