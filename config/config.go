@@ -128,11 +128,20 @@ func (t *HeaderTrust) Trusts(header string) bool {
 	return false
 }
 
-// SenderRule gives mail from matching envelope senders a class.
+// SenderRule gives mail that matches it a class: mail from a matching
+// envelope sender, or with a header field whose value matches, or both
+// (every condition the rule has must hold).
 type SenderRule struct {
 	// Sender is a pattern for the envelope sender, with * and ? as in
 	// path.Match, compared case-insensitively: "*@news.example.com".
+	// Empty: any sender.
 	Sender string `yaml:"sender"`
+	// Header names a header field and Value is a pattern for its value
+	// (like Sender's; empty Value: the field is present). A list manager's
+	// administrative mail, which carries the same List-Id and envelope
+	// sender as the list's posts, is told apart this way.
+	Header string `yaml:"header"`
+	Value  string `yaml:"value"`
 	Class  string `yaml:"class"`
 }
 

@@ -481,8 +481,23 @@ func (v *validator) governor(g *Governor) {
 	v.oneOf("governor.default_class", g.DefaultClass, classes)
 	for i, r := range g.SenderRules {
 		p := fmt.Sprintf("governor.sender_rules[%d]", i)
-		if _, err := path.Match(r.Sender, ""); err != nil || strings.TrimSpace(r.Sender) == "" {
-			v.errorf(p+".sender", "%q is not a sender pattern (use * and ?, e.g. \"*@news.example.com\")", r.Sender)
+		switch {
+		case strings.TrimSpace(r.Sender) == "" && strings.TrimSpace(r.Header) == "":
+			v.errorNear(p+".sender", []string{p}, "give a sender pattern, a header, or both (e.g. sender: \"*@news.example.com\")")
+		case r.Sender != "":
+			if _, err := path.Match(r.Sender, ""); err != nil || strings.TrimSpace(r.Sender) == "" {
+				v.errorf(p+".sender", "%q is not a sender pattern (use * and ?, e.g. \"*@news.example.com\")", r.Sender)
+			}
+		}
+		if r.Header != "" && !isHeaderName(r.Header) {
+			v.errorf(p+".header", "%q is not a header field name (e.g. X-List-Administrivia)", r.Header)
+		}
+		if r.Value != "" {
+			if r.Header == "" {
+				v.errorf(p+".value", "needs a header to match against")
+			} else if _, err := path.Match(r.Value, ""); err != nil {
+				v.errorf(p+".value", "%q is not a pattern (use * and ?)", r.Value)
+			}
 		}
 		v.oneOf(p+".class", r.Class, classes)
 	}
@@ -562,4 +577,15 @@ func (v *validator) headerTrust(c *Config) {
 			}
 		}
 	}
+}
+
+// isHeaderName reports whether s is a header field name (RFC 5322 2.2:
+// printable ASCII other than colon).
+func isHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' || s[i] == ':' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -2,6 +2,8 @@ package governor
 
 import (
 	"bytes"
+	"cmp"
+	"fmt"
 	"net/mail"
 	"net/netip"
 	"net/textproto"
@@ -37,11 +39,18 @@ func classify(h mail.Header, sender string, g *config.Governor) (class, reason s
 	case config.ClassTransactional, config.ClassMarketing:
 		return v, "X-Kadenz-Class: " + v
 	}
-	lowSender := strings.ToLower(sender)
-	for _, r := range g.SenderRules {
-		if ok, _ := path.Match(strings.ToLower(r.Sender), lowSender); ok {
-			return r.Class, "sender rule " + r.Sender
+	for i, r := range g.SenderRules {
+		if senderRuleMatches(&r, h, sender) {
+			return r.Class, fmt.Sprintf("sender rule %d (%s)", i+1, describeSenderRule(&r))
 		}
+	}
+	// A list manager's administrative mail (subscription confirmations,
+	// welcome and goodbye notices, password reminders) carries the list's
+	// bulk markers but is mail a person is waiting for. Mailman 2 marks it
+	// X-List-Administrivia: yes; other list managers need a sender rule
+	// (docs/governor.md).
+	if strings.EqualFold(strings.TrimSpace(h.Get("X-List-Administrivia")), "yes") {
+		return config.ClassTransactional, "list administrative mail (X-List-Administrivia: yes)"
 	}
 	for _, marker := range []string{"List-Unsubscribe", "List-Id"} {
 		if h.Get(marker) != "" {
@@ -53,6 +62,43 @@ func classify(h mail.Header, sender string, g *config.Governor) (class, reason s
 		return config.ClassMarketing, "bulk marker Precedence: " + p
 	}
 	return g.DefaultClass, "no class header, sender rule or bulk marker: default " + g.DefaultClass
+}
+
+// senderRuleMatches reports whether every condition of r holds: the
+// envelope sender matches its pattern, the header field it names is
+// present with a value matching its pattern. Patterns compare
+// case-insensitively; a field that appears several times matches if any
+// of its values does.
+func senderRuleMatches(r *config.SenderRule, h mail.Header, sender string) bool {
+	if r.Sender != "" {
+		if ok, _ := path.Match(strings.ToLower(r.Sender), strings.ToLower(sender)); !ok {
+			return false
+		}
+	}
+	if r.Header == "" {
+		return true
+	}
+	for _, v := range h[textproto.CanonicalMIMEHeaderKey(r.Header)] {
+		if r.Value == "" {
+			return true
+		}
+		if ok, _ := path.Match(strings.ToLower(r.Value), strings.ToLower(strings.TrimSpace(v))); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// describeSenderRule says what a rule matches, for the class reason.
+func describeSenderRule(r *config.SenderRule) string {
+	var parts []string
+	if r.Sender != "" {
+		parts = append(parts, "sender "+r.Sender)
+	}
+	if r.Header != "" {
+		parts = append(parts, "header "+r.Header+": "+cmp.Or(r.Value, "*"))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // readHeader parses the message header, or returns nil if it cannot.

@@ -97,7 +97,11 @@ func governedConfig(t *testing.T, upstreamAddr string) *config.Config {
 
 func TestClassify(t *testing.T) {
 	g := &config.Default().Governor
-	g.SenderRules = []config.SenderRule{{Sender: "*@news.shop.test", Class: config.ClassMarketing}}
+	g.SenderRules = []config.SenderRule{
+		{Sender: "*@news.shop.test", Class: config.ClassMarketing},
+		{Sender: "dev-bounces@lists.shop.test", Header: "Subject", Value: "confirm *", Class: config.ClassTransactional},
+		{Header: "X-Mailer", Value: "listmonk*", Class: config.ClassMarketing},
+	}
 	for _, tc := range []struct {
 		header, sender, want string
 	}{
@@ -109,6 +113,13 @@ func TestClassify(t *testing.T) {
 		{"X-Kadenz-Class: transactional\r\nList-Unsubscribe: <mailto:u@shop.test>\r\n", "shop@shop.test", config.ClassTransactional},
 		{"X-Kadenz-Class: Marketing\r\n", "shop@shop.test", config.ClassMarketing},
 		{"Subject: hi\r\n", "Deals@News.Shop.Test", config.ClassMarketing},
+		// A header rule: the list's confirmation passes, its posts are governed.
+		{"List-Id: <dev.lists.shop.test>\r\nSubject: Confirm abc123\r\n", "dev-bounces@lists.shop.test", config.ClassTransactional},
+		{"List-Id: <dev.lists.shop.test>\r\nSubject: [dev] release notes\r\n", "dev-bounces@lists.shop.test", config.ClassMarketing},
+		{"List-Id: <dev.lists.shop.test>\r\nSubject: Confirm abc123\r\n", "other@shop.test", config.ClassMarketing},
+		{"X-Mailer: listmonk 4.1\r\n", "shop@shop.test", config.ClassMarketing},
+		// Mailman 2's administrative mail, without any rule.
+		{"List-Id: <dev.lists.shop.test>\r\nPrecedence: bulk\r\nX-List-Administrivia: yes\r\n", "dev-bounces@lists.shop.test", config.ClassTransactional},
 	} {
 		got, reason := classify(readHeader([]byte(tc.header+"\r\nbody\r\n")), tc.sender, g)
 		if got != tc.want || reason == "" {

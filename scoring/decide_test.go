@@ -92,6 +92,16 @@ func TestDecideScenarios(t *testing.T) {
 			want: []string{"suppress expired", "suppress stale", "suppress superseded", "release worth-it"},
 		},
 		{
+			// Two posts of one mailing list share its List-Id but are
+			// distinct messages: neither replaces the other.
+			name: "list posts do not supersede each other",
+			in: Input{Held: []Held{
+				{ID: "c", Features: &Features{Priority: 50, Campaign: "dev.lists.example", CampaignFromList: true}, Received: t0.Add(-2 * time.Hour)},
+				{ID: "d", Features: &Features{Priority: 50, Campaign: "dev.lists.example", CampaignFromList: true}, Received: t0.Add(-1 * time.Hour)},
+			}},
+			want: []string{"release worth-it", "release worth-it"},
+		},
+		{
 			name: "quiet hours defer to the morning",
 			in:   Input{Now: time.Date(2025, 3, 4, 22, 30, 0, 0, time.UTC), Location: berlin, Quiet: night, Held: []Held{msg("a", Features{})}},
 			want: []string{"defer worth-it,quiet-hours"},

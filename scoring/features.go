@@ -43,6 +43,10 @@ type Features struct {
 	// Campaign groups messages that are versions or parts of one send:
 	// X-Kadenz-Campaign, a configured alias header, else List-Id.
 	Campaign string `json:"campaign,omitempty"`
+	// CampaignFromList is true when Campaign is the List-Id: the message
+	// is one post of a list's stream, not a version of one send, so a
+	// newer post does not supersede it.
+	CampaignFromList bool `json:"campaign_from_list,omitempty"`
 	// Topics are lower-cased topic names, from X-Kadenz-Topics or, when the
 	// header is absent, from the keyword rules.
 	Topics []string `json:"topics,omitempty"`
@@ -193,6 +197,7 @@ func (f *Features) readContract(h *message.Header, opts ExtractOptions) {
 	}
 	if f.Campaign == "" {
 		f.Campaign = listID(headerText(h, "List-Id", f))
+		f.CampaignFromList = f.Campaign != ""
 	}
 	if v := h.Get(HeaderPriority); v != "" {
 		if n, ok := percent(v); ok {

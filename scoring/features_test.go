@@ -182,13 +182,13 @@ func TestExtractFeaturesHeaders(t *testing.T) {
 			}
 		}},
 		{"campaign alias before List-Id", msg("X-Campaign-Id: c9\nList-Id: <list.example>"), ExtractOptions{CampaignHeaders: []string{"X-Campaign-Id"}}, func(t *testing.T, f Features) {
-			if f.Campaign != "c9" {
-				t.Errorf("campaign %q", f.Campaign)
+			if f.Campaign != "c9" || f.CampaignFromList {
+				t.Errorf("campaign %q (from list %v), want c9 from the alias", f.Campaign, f.CampaignFromList)
 			}
 		}},
 		{"List-Id without brackets", msg("List-Id: plain.example"), ExtractOptions{}, func(t *testing.T, f Features) {
-			if f.Campaign != "plain.example" {
-				t.Errorf("campaign %q", f.Campaign)
+			if f.Campaign != "plain.example" || !f.CampaignFromList {
+				t.Errorf("campaign %q (from list %v), want plain.example from the List-Id", f.Campaign, f.CampaignFromList)
 			}
 		}},
 		{"unknown charset still yields headers", []byte("Subject: x\r\nX-Kadenz-Priority: 9\r\nContent-Type: text/plain; charset=x-klingon\r\n\r\nqapla\r\n"), ExtractOptions{}, func(t *testing.T, f Features) {

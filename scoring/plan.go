@@ -103,16 +103,19 @@ func (d *decider) decide(out []Decision) {
 
 // supersede suppresses all but the newest held message of each campaign:
 // a CRM that sends an updated version of a campaign means it to replace
-// the old one.
+// the old one. A campaign that is only a list's List-Id is a stream of
+// distinct posts, not versions of one send: its posts never supersede
+// one another (near-duplicate content is caught by novelty instead).
 func (d *decider) supersede() {
 	for i := range d.cands {
 		a := &d.cands[i]
-		if a.done || a.held.Features == nil || a.held.Features.Campaign == "" {
+		if a.done || a.held.Features == nil || a.held.Features.Campaign == "" || a.held.Features.CampaignFromList {
 			continue
 		}
 		for j := range d.cands {
 			b := &d.cands[j]
-			if i == j || b.held.Features == nil || !strings.EqualFold(a.held.Features.Campaign, b.held.Features.Campaign) {
+			if i == j || b.held.Features == nil || b.held.Features.CampaignFromList ||
+				!strings.EqualFold(a.held.Features.Campaign, b.held.Features.Campaign) {
 				continue
 			}
 			newer := b.held.Received.After(a.held.Received) ||
