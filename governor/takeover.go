@@ -62,8 +62,71 @@ func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
 	return nil
 }
 
+// forwardBody composes the forward: the context a person needs (see
+// replyContext), then the reply itself.
 func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.Time, raw []byte) ([]byte, error) {
-	var text strings.Builder
+	ctx, err := r.replyContext(s)
+	if err != nil {
+		return nil, err
+	}
+	cfg := r.config()
+	var msg bytes.Buffer
+	h := func(k, v string) { fmt.Fprintf(&msg, "%s: %s\r\n", textproto.CanonicalMIMEHeaderKey(k), v) }
+	h("From", "Kadenz <kadenz@"+cfg.Hostname+">")
+	h("To", cfg.Feedback.TeamAddress)
+	h("Reply-To", s.rcpt)
+	h("Subject", encodeWord("Reply from "+s.rcpt+": "+rep.Subject))
+	h("Date", now.Format(time.RFC1123Z))
+	h("Message-Id", "<"+id+"@"+cfg.Hostname+">")
+	h("Auto-Submitted", "auto-generated") // RFC 3834: no auto-reply to this
+	h("X-Kadenz-Forwarded-Reply", s.rcpt)
+	h("Mime-Version", "1.0")
+	text := ctx.text(rep, s.rcpt, r.engine.Memory().HalfLife)
+	if raw == nil {
+		writeQPText(&msg, text)
+		return msg.Bytes(), nil
+	}
+	// The context first, then the reply itself as it arrived (RFC 2046
+	// section 5.2.1: message/rfc822 takes no transfer encoding but 7bit or
+	// 8bit, so the original is carried unchanged, lines ending in CRLF).
+	original := crlf(raw)
+	boundary := "kadenz-forward-" + id
+	for bytes.Contains(original, []byte("--"+boundary)) {
+		boundary += "-x"
+	}
+	h("Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
+	msg.WriteString("\r\nThis is a forwarded reply in MIME format.\r\n")
+	msg.WriteString("\r\n--" + boundary + "\r\n")
+	writeQPText(&msg, text)
+	msg.WriteString("\r\n--" + boundary + "\r\n")
+	cte := "7bit"
+	if slices.ContainsFunc(original, func(c byte) bool { return c >= 0x80 }) {
+		cte = "8bit"
+	}
+	fmt.Fprintf(&msg, "Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"reply.eml\"\r\nContent-Transfer-Encoding: %s\r\n\r\n", cte)
+	msg.Write(original)
+	if !bytes.HasSuffix(original, []byte("\r\n")) {
+		msg.WriteString("\r\n")
+	}
+	msg.WriteString("\r\n--" + boundary + "--\r\n")
+	return msg.Bytes(), nil
+}
+
+// replyContext is what the team is told about the person who replied:
+// their profile, the mail they were sent lately (or have waiting), and
+// Kadenz's last decisions on it.
+type replyContext struct {
+	profile   *scoring.Profile
+	sent      []string // one line per envelope
+	decisions []envelopeDecision
+}
+
+type envelopeDecision struct {
+	env string
+	rec engine.Record
+}
+
+func (r *Relay) replyContext(s signal) (*replyContext, error) {
 	stored, err := r.db.Profile(s.rcpt)
 	if err != nil {
 		return nil, err
@@ -72,7 +135,49 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(&text, "%s wrote back to marketing mail in their own words.\n", s.rcpt)
+	c := &replyContext{profile: p}
+	var ids []string
+	for i := len(p.History) - 1; i >= 0 && len(ids) < contextReleases; i-- {
+		ids = append(ids, p.History[i].MessageID)
+	}
+	if len(ids) == 0 && s.envelopeID != "" {
+		ids = append(ids, s.envelopeID)
+	}
+	if held, err := r.db.LoadRecipient(s.rcpt); err == nil {
+		for _, e := range held.Held {
+			if !slices.Contains(ids, e.ID) {
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	for _, eid := range ids {
+		e, err := r.db.Envelope(eid)
+		if err != nil {
+			continue
+		}
+		c.sent = append(c.sent, fmt.Sprintf("%s  %-10s  %q  (envelope %s)",
+			e.Created.UTC().Format("2006-01-02 15:04"), e.State, r.subjectOf(e.MessageID), e.ID))
+		var recs []engine.Record
+		if raw, _ := r.db.Decisions(e.ID); raw != nil {
+			json.Unmarshal(raw, &recs)
+		}
+		for _, rec := range recs {
+			c.decisions = append(c.decisions, envelopeDecision{e.ID, rec})
+		}
+	}
+	slices.SortStableFunc(c.decisions, func(a, b envelopeDecision) int { return b.rec.DecidedAt.Compare(a.rec.DecidedAt) })
+	if len(c.decisions) > contextReleases {
+		c.decisions = c.decisions[:contextReleases]
+	}
+	return c, nil
+}
+
+// text is the forward's readable part: who wrote, their reply quoted, and
+// the context.
+func (c *replyContext) text(rep feedback.Report, rcpt string, halfLife time.Duration) string {
+	var text strings.Builder
+	p := c.profile
+	fmt.Fprintf(&text, "%s wrote back to marketing mail in their own words.\n", rcpt)
 	if !p.PausedUntil.IsZero() {
 		fmt.Fprintf(&text, "Kadenz pauses marketing mail to them until %s (reason: human reply) so that a person answers first.\n",
 			p.PausedUntil.UTC().Format(time.RFC1123))
@@ -94,45 +199,14 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 	}
 
 	fmt.Fprintf(&text, "\n----- What they were sent lately -----\n")
-	var ids []string
-	for i := len(p.History) - 1; i >= 0 && len(ids) < contextReleases; i-- {
-		ids = append(ids, p.History[i].MessageID)
-	}
-	if len(ids) == 0 && s.envelopeID != "" {
-		ids = append(ids, s.envelopeID)
-	}
-	if held, err := r.db.LoadRecipient(s.rcpt); err == nil {
-		for _, e := range held.Held {
-			if !slices.Contains(ids, e.ID) {
-				ids = append(ids, e.ID)
-			}
-		}
-	}
-	if len(ids) == 0 {
+	if len(c.sent) == 0 {
 		text.WriteString("(nothing Kadenz still knows of)\n")
 	}
-	type decided struct {
-		env string
-		rec engine.Record
-	}
-	var decisions []decided
-	for _, eid := range ids {
-		e, err := r.db.Envelope(eid)
-		if err != nil {
-			continue
-		}
-		subject := r.subjectOf(e.MessageID)
-		fmt.Fprintf(&text, "%s  %-10s  %q  (envelope %s)\n", e.Created.UTC().Format("2006-01-02 15:04"), e.State, subject, e.ID)
-		var recs []engine.Record
-		if raw, _ := r.db.Decisions(e.ID); raw != nil {
-			json.Unmarshal(raw, &recs)
-		}
-		for _, rec := range recs {
-			decisions = append(decisions, decided{e.ID, rec})
-		}
+	for _, line := range c.sent {
+		text.WriteString(line + "\n")
 	}
 
-	fmt.Fprintf(&text, "\n----- Engagement (decayed counts, half-life %d days) -----\n", int(r.engine.Memory().HalfLife.Hours()/24))
+	fmt.Fprintf(&text, "\n----- Engagement (decayed counts, half-life %d days) -----\n", int(halfLife.Hours()/24))
 	fmt.Fprintf(&text, "sends %.1f, opens %.1f, clicks %.1f, replies %.1f\n", p.All.Sends, p.All.Opens, p.All.Clicks, p.All.Replies)
 	for _, stop := range []struct {
 		name string
@@ -147,56 +221,13 @@ func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.T
 	}
 
 	fmt.Fprintf(&text, "\n----- Kadenz's last decisions -----\n")
-	slices.SortStableFunc(decisions, func(a, b decided) int { return b.rec.DecidedAt.Compare(a.rec.DecidedAt) })
-	if len(decisions) > contextReleases {
-		decisions = decisions[:contextReleases]
-	}
-	if len(decisions) == 0 {
+	if len(c.decisions) == 0 {
 		text.WriteString("(none)\n")
 	}
-	for _, d := range decisions {
+	for _, d := range c.decisions {
 		fmt.Fprintf(&text, "%s  %s %s: %s\n", d.rec.DecidedAt.UTC().Format("2006-01-02 15:04"), d.env, d.rec.Action, d.rec.Explanation)
 	}
-
-	var msg bytes.Buffer
-	h := func(k, v string) { fmt.Fprintf(&msg, "%s: %s\r\n", textproto.CanonicalMIMEHeaderKey(k), v) }
-	h("From", "Kadenz <kadenz@"+r.config().Hostname+">")
-	h("To", r.config().Feedback.TeamAddress)
-	h("Reply-To", s.rcpt)
-	h("Subject", encodeWord("Reply from "+s.rcpt+": "+rep.Subject))
-	h("Date", now.Format(time.RFC1123Z))
-	h("Message-Id", "<"+id+"@"+r.config().Hostname+">")
-	h("Auto-Submitted", "auto-generated") // RFC 3834: no auto-reply to this
-	h("X-Kadenz-Forwarded-Reply", s.rcpt)
-	h("Mime-Version", "1.0")
-	if raw == nil {
-		writeQPText(&msg, text.String())
-		return msg.Bytes(), nil
-	}
-	// The context first, then the reply itself as it arrived (RFC 2046
-	// section 5.2.1: message/rfc822 takes no transfer encoding but 7bit or
-	// 8bit, so the original is carried unchanged, lines ending in CRLF).
-	original := crlf(raw)
-	boundary := "kadenz-forward-" + id
-	for bytes.Contains(original, []byte("--"+boundary)) {
-		boundary += "-x"
-	}
-	h("Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
-	msg.WriteString("\r\nThis is a forwarded reply in MIME format.\r\n")
-	msg.WriteString("\r\n--" + boundary + "\r\n")
-	writeQPText(&msg, text.String())
-	msg.WriteString("\r\n--" + boundary + "\r\n")
-	cte := "7bit"
-	if slices.ContainsFunc(original, func(c byte) bool { return c >= 0x80 }) {
-		cte = "8bit"
-	}
-	fmt.Fprintf(&msg, "Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"reply.eml\"\r\nContent-Transfer-Encoding: %s\r\n\r\n", cte)
-	msg.Write(original)
-	if !bytes.HasSuffix(original, []byte("\r\n")) {
-		msg.WriteString("\r\n")
-	}
-	msg.WriteString("\r\n--" + boundary + "--\r\n")
-	return msg.Bytes(), nil
+	return text.String()
 }
 
 // writeQPText writes a text/plain part's header fields and its body,
