@@ -327,40 +327,11 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error) {
 	g := &r.config().Governor // the live one: a reload may have changed it
 	id := newMessageID(sub.Received, r.random)
-	// What classifies and scores the message is what its submitter may
-	// say (governor.header_trust) and what can be read of its header.
-	view, ignored := untrustedRemoved(sub.Data, headerTrust(g.HeaderTrust, sub.AuthUser, sub.ClientAddr))
-	if ignored != nil {
-		r.log.Info("ignored X-Kadenz headers the submitter may not set", "headers", ignored,
-			"client", sub.ClientAddr, "user", sub.AuthUser, "from", sub.From)
+	c, err := r.classifySubmission(sub, g, id)
+	if err != nil {
+		return "", err
 	}
-	header, tolerant := readHeaderTolerant(view)
-	class, reason := classify(header, sub.From, g)
-	if tolerant {
-		reason = "header not well-formed, read line by line: " + reason
-	}
-	governed := class == config.ClassMarketing && g.Mode != config.ModeOff
-	var features []byte
-	var f scoring.Features
-	if governed {
-		// Features come from the message as submitted, X-Kadenz-* included.
-		var err error
-		f, err = scoring.ExtractFeatures(view, scoring.ExtractOptions{})
-		if err != nil {
-			r.log.Warn("reading message features; deciding on what could be read", "message", id, "error", err)
-		}
-		if features, err = json.Marshal(f); err != nil {
-			return "", err
-		}
-	}
-	data := stripKadenzHeaders(sub.Data)
-	received := receivedHeader(sub, r.config().Hostname, id)
-	var added string
-	if r.config().Intake.AddMissingHeaders && header != nil {
-		added = missingHeaders(header, id, r.config().Hostname, sub.Received)
-	}
-	body := make([]byte, 0, len(received)+len(added)+len(data))
-	body = append(append(append(body, received...), added...), data...)
+	body, added := r.storedBody(sub, c.header, id)
 	msg := store.Message{
 		ID:          id,
 		From:        sub.From,
@@ -368,34 +339,20 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		Size:        len(body),
 		ClientAddr:  sub.ClientAddr.String(),
 		AuthUser:    sub.AuthUser,
-		Class:       class,
-		ClassReason: reason,
-		Features:    features,
+		Class:       c.class,
+		ClassReason: c.reason,
+		Features:    c.featuresJSON,
 		Ret:         sub.Ret,
 		EnvID:       sub.EnvID,
 		SMTPUTF8:    sub.SMTPUTF8,
 	}
-	if header != nil {
-		msg.HeaderID = strings.Trim(strings.TrimSpace(header.Get("Message-Id")), "<>")
+	if c.header != nil {
+		msg.HeaderID = strings.Trim(strings.TrimSpace(c.header.Get("Message-Id")), "<>")
 		if msg.HeaderID == "" && added != "" {
 			msg.HeaderID = id + "@" + r.config().Hostname
 		}
 	}
-	// Holdout recipients get marketing mail undelayed — unless they asked
-	// for none: an unsubscribe, complaint or hard bounce is honoured for
-	// everyone, so those go to the engine, which suppresses them.
-	holdout := make([]bool, len(sub.To))
-	exempt := make([]bool, len(sub.To)) // the same, by a campaign rule
-	isExempt := governed && engine.ExemptFrom(g, f.Campaign, sub.From)
-	// A suspended campaign sends nothing: what would go out undelayed
-	// waits in review instead (campaigns.go).
-	suspended := governed && r.engine.IsSuspended(f.Campaign)
-	for i, rcpt := range sub.To {
-		inGroup := governed && engine.InHoldout(rcpt, g.Holdout)
-		if (inGroup || isExempt) && !r.hardStopped(rcpt) { // at most one look-up per recipient
-			holdout[i], exempt[i] = inGroup, !inGroup
-		}
-	}
+	u := r.undelayed(sub, g, c)
 	held := 0
 	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
 		if i < len(sub.Notify) {
@@ -405,17 +362,17 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			e.ORcpt = sub.ORcpt[i]
 		}
 		switch {
-		case !governed:
+		case !c.governed:
 			// A person is waiting for it: ahead of any backlog of
 			// released marketing mail.
-			e.Express = class == config.ClassTransactional
-		case holdout[i]:
+			e.Express = c.class == config.ClassTransactional
+		case u.holdout[i]:
 			e.Holdout = true
-			if suspended {
+			if u.suspended {
 				e.State = store.StateReview
 			}
-		case exempt[i]:
-			if suspended {
+		case u.exempt[i]:
+			if u.suspended {
 				e.State = store.StateReview
 			}
 		default:
@@ -426,8 +383,8 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if err != nil {
 		return "", err
 	}
-	if isExempt && !suspended {
-		r.recordExempt(envs, exempt, &f, sub.Received)
+	if u.isExempt && !u.suspended {
+		r.recordExempt(envs, u.exempt, &c.features, sub.Received)
 	}
 	if held < len(envs) {
 		r.queue.Kick()
@@ -435,10 +392,91 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if held > 0 {
 		r.engine.Kick()
 	}
-	r.metrics.messageAccepted(class)
+	r.metrics.messageAccepted(c.class)
 	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", len(body),
-		"class", class, "class_reason", reason, "client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
+		"class", c.class, "class_reason", c.reason, "client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
 	return id, nil
+}
+
+// classified is what intake learned of a submission before storing it.
+type classified struct {
+	header        mail.Header // nil if unreadable even line by line
+	class, reason string
+	// governed: marketing mail the governor decides on (not in mode off).
+	governed     bool
+	features     scoring.Features // governed mail only
+	featuresJSON []byte
+}
+
+// classifySubmission classifies a submission and, if it is governed,
+// extracts its features. What counts is what its submitter may say
+// (governor.header_trust) and what can be read of its header.
+func (r *Relay) classifySubmission(sub *intake.Submission, g *config.Governor, id string) (*classified, error) {
+	view, ignored := untrustedRemoved(sub.Data, headerTrust(g.HeaderTrust, sub.AuthUser, sub.ClientAddr))
+	if ignored != nil {
+		r.log.Info("ignored X-Kadenz headers the submitter may not set", "headers", ignored,
+			"client", sub.ClientAddr, "user", sub.AuthUser, "from", sub.From)
+	}
+	c := &classified{}
+	var tolerant bool
+	c.header, tolerant = readHeaderTolerant(view)
+	c.class, c.reason = classify(c.header, sub.From, g)
+	if tolerant {
+		c.reason = "header not well-formed, read line by line: " + c.reason
+	}
+	c.governed = c.class == config.ClassMarketing && g.Mode != config.ModeOff
+	if !c.governed {
+		return c, nil
+	}
+	// Features come from the message as submitted, X-Kadenz-* included.
+	var err error
+	c.features, err = scoring.ExtractFeatures(view, scoring.ExtractOptions{})
+	if err != nil {
+		r.log.Warn("reading message features; deciding on what could be read", "message", id, "error", err)
+	}
+	c.featuresJSON, err = json.Marshal(c.features)
+	return c, err
+}
+
+// storedBody is the message as Kadenz stores and delivers it: its
+// Received field, Message-ID and Date where they were missing
+// (intake.add_missing_headers; added says which), then the submission
+// without its X-Kadenz-* fields.
+func (r *Relay) storedBody(sub *intake.Submission, header mail.Header, id string) (body []byte, added string) {
+	data := stripKadenzHeaders(sub.Data)
+	received := receivedHeader(sub, r.config().Hostname, id)
+	if r.config().Intake.AddMissingHeaders && header != nil {
+		added = missingHeaders(header, id, r.config().Hostname, sub.Received)
+	}
+	body = make([]byte, 0, len(received)+len(added)+len(data))
+	return append(append(append(body, received...), added...), data...), added
+}
+
+// undelayedRecipients says which recipients of governed mail skip the
+// hold: holdout recipients and those of an exempt campaign — unless they
+// asked for none (an unsubscribe, complaint or hard bounce is honoured for
+// everyone, so those go to the engine, which suppresses them). A suspended
+// campaign sends nothing undelayed: that mail waits in review
+// (campaigns.go).
+type undelayedRecipients struct {
+	holdout, exempt     []bool
+	isExempt, suspended bool
+}
+
+func (r *Relay) undelayed(sub *intake.Submission, g *config.Governor, c *classified) undelayedRecipients {
+	u := undelayedRecipients{holdout: make([]bool, len(sub.To)), exempt: make([]bool, len(sub.To))}
+	if !c.governed {
+		return u
+	}
+	u.isExempt = engine.ExemptFrom(g, c.features.Campaign, sub.From)
+	u.suspended = r.engine.IsSuspended(c.features.Campaign)
+	for i, rcpt := range sub.To {
+		inGroup := engine.InHoldout(rcpt, g.Holdout)
+		if (inGroup || u.isExempt) && !r.hardStopped(rcpt) { // at most one look-up per recipient
+			u.holdout[i], u.exempt[i] = inGroup, !inGroup
+		}
+	}
+	return u
 }
 
 // Message IDs sort by time of arrival: 48 bits of milliseconds, then 48
