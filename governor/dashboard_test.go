@@ -346,13 +346,13 @@ func TestDashboardNeedsLoginWhenTokenSet(t *testing.T) {
 	// A reload that changes the token ends the session.
 	cfg := *r.config()
 	cfg.Admin.Token = "another-token"
-	r.ops.live.Store(&cfg)
+	r.reload.live.Store(&cfg)
 	if code, _, _ := u.do(http.MethodGet, "/ui/review", nil, nil); code != http.StatusSeeOther {
 		t.Errorf("the session outlived a token change: %d", code)
 	}
 	// Logging out ends it too.
 	cfg2 := cfg
-	r.ops.live.Store(&cfg2)
+	r.reload.live.Store(&cfg2)
 	u.do(http.MethodPost, "/ui/login", url.Values{"token": {"another-token"}}, nil)
 	csrf := csrfField.FindStringSubmatch(u.page("/ui/"))[1]
 	if code, _, _ := u.do(http.MethodPost, "/ui/logout", url.Values{"csrf": {csrf}}, nil); code != http.StatusSeeOther {

@@ -72,12 +72,12 @@ type Relay struct {
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
-	// mailboxes are the feedback IMAP readers (mailboxes.go).
+	// mailboxes are the feedback IMAP readers (feedback_ingest.go).
 	mailboxes *mailboxReaders
 
 	// Operator surface (metrics.go, reload.go, retention.go).
 	metrics *metrics
-	ops     operations
+	reload  reloadState
 }
 
 // New validates the configuration, opens the database and builds the
@@ -90,7 +90,7 @@ func New(opts Options) (*Relay, error) {
 	r := &Relay{log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random}
 	// The one configuration handle: r.config(). Start-bound parts never
 	// change in it; reloadable ones are swapped by Reload (reload.go).
-	r.ops.live.Store(cfg)
+	r.reload.live.Store(cfg)
 	if r.clock != nil {
 		r.now = r.clock.Now
 	}

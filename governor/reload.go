@@ -33,8 +33,8 @@ import (
 // decision round or an SMTP session sees one whole configuration, old or
 // new, never a mixture.
 
-// operations is the relay's state for the operator surface.
-type operations struct {
+// reloadState is the configuration in force and how the last reload went.
+type reloadState struct {
 	live atomic.Pointer[config.Config]
 
 	mu     sync.Mutex // guards status
@@ -65,7 +65,7 @@ func (r *Relay) initOperations() error {
 	}
 	r.metrics = newMetrics(r.db)
 	now := r.now()
-	r.ops.status = ReloadStatus{LoadedAt: now, OK: true}
+	r.reload.status = ReloadStatus{LoadedAt: now, OK: true}
 	r.metrics.lastReloadOK.Set(float64(now.UnixNano()) / 1e9)
 	return nil
 }
@@ -73,7 +73,7 @@ func (r *Relay) initOperations() error {
 // config returns the configuration in force: the only way the relay
 // reads its configuration. Parts bound at start keep their start-up
 // values; the rest may have been reloaded.
-func (r *Relay) config() *config.Config { return r.ops.live.Load() }
+func (r *Relay) config() *config.Config { return r.reload.live.Load() }
 
 // Reload validates cfg and, if it is good, makes its live parts take
 // effect at once; otherwise it changes nothing and returns every problem.
@@ -106,9 +106,9 @@ func (r *Relay) ReloadWith(load func() (*config.Config, error)) error {
 			r.log.Error("config reload refused; the running configuration stays", "error", m)
 		}
 		r.metrics.configLoaded(false, now)
-		r.ops.mu.Lock()
-		r.ops.status.LastAttempt, r.ops.status.OK, r.ops.status.Errors, r.ops.status.RestartNeeded = now, false, msgs, nil
-		r.ops.mu.Unlock()
+		r.reload.mu.Lock()
+		r.reload.status.LastAttempt, r.reload.status.OK, r.reload.status.Errors, r.reload.status.RestartNeeded = now, false, msgs, nil
+		r.reload.mu.Unlock()
 		return err
 	}
 
@@ -119,13 +119,13 @@ func (r *Relay) ReloadWith(load func() (*config.Config, error)) error {
 	next.Governor = cfg.Governor
 	next.Admin.Token = cfg.Admin.Token
 	next.Retention = cfg.Retention
-	r.ops.live.Store(&next)
+	r.reload.live.Store(&next)
 	r.engine.SetRules(ru) // held mail is decided under the new rules now
 
 	r.metrics.configLoaded(true, now)
-	r.ops.mu.Lock()
-	r.ops.status = ReloadStatus{LoadedAt: now, LastAttempt: now, OK: true, RestartNeeded: restart}
-	r.ops.mu.Unlock()
+	r.reload.mu.Lock()
+	r.reload.status = ReloadStatus{LoadedAt: now, LastAttempt: now, OK: true, RestartNeeded: restart}
+	r.reload.mu.Unlock()
 	r.log.Info("config reloaded", "mode", cfg.Governor.Mode, "strictness", cfg.Governor.Strictness)
 	for _, k := range restart {
 		r.log.Warn("config key changed but takes effect only after a restart", "key", k)
@@ -170,9 +170,9 @@ func restartKeys(old, cfg *config.Config) []string {
 
 // ReloadStatus returns the outcome of the last reload.
 func (r *Relay) ReloadStatus() ReloadStatus {
-	r.ops.mu.Lock()
-	defer r.ops.mu.Unlock()
-	return r.ops.status
+	r.reload.mu.Lock()
+	defer r.reload.mu.Unlock()
+	return r.reload.status
 }
 
 func (r *Relay) handleConfigStatus(w http.ResponseWriter, _ *http.Request) {

@@ -16,7 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Erasure beyond the envelopes (see Forget in operations.go).
+// Erasure beyond the envelopes (see Forget in privacy.go).
 //
 // A recipient's suppression entry and the IDs of events about them cannot
 // simply be deleted: the entry is what keeps marketing mail away from an

@@ -79,7 +79,7 @@ func TestSwaksToSmtpSink(t *testing.T) {
 		t.Errorf("envelope changed on the way through kadenz:\n%s", relayed.meta)
 	}
 	// Marketing mail carries its envelope ID for feedback correlation
-	// (governor/correlate.go): exactly that one field may come first.
+	// (governor/verp.go): exactly that one field may come first.
 	message := relayed.message
 	if id, after, ok := cutHeaderField(message, "X-Kadenz-Envelope:"); ok {
 		t.Logf("kadenz added: %q", id)
