@@ -227,104 +227,23 @@ func (r *Relay) applyReport(rep feedback.Report) error { return r.applyReportRaw
 // that message as received, attached to the forward of a human reply (nil:
 // the forward quotes the reply's text only).
 func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
-	at := r.now()
-	base := signal{at: at, source: "imap"}
+	base := signal{at: r.now(), source: "imap"}
 	var sigs []signal
+	var err error
 	switch rep.Kind {
 	case feedback.KindBounce, feedback.KindDelivered:
-		rcpts := rep.Recipients
-		if len(rcpts) == 0 && rep.Recipient != "" {
-			// No per-recipient status: treat as soft, never suppress on a guess.
-			b := feedback.SoftBounce
-			if rep.Kind == feedback.KindDelivered {
-				b = feedback.NoBounce
-			}
-			rcpts = []feedback.Recipient{{Address: rep.Recipient, Bounce: b}}
-		}
-		single := len(rcpts) == 1
-		blocked := 0
-		for _, rc := range rcpts {
-			if rc.Bounce == feedback.BlockBounce {
-				// Our mail was refused for what it is or who sent it, not
-				// because the person cannot be reached: report it, change
-				// nothing about them (docs/feedback.md, "Blocks").
-				blocked++
-				r.log.Warn("mail refused by the receiving side (not the recipient's fault)", "part", "feedback",
-					"address", rc.Address, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200),
-					"envelope", rep.EnvelopeID)
-				continue
-			}
-			s := base
-			var err error
-			if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rc.Address, single); err != nil {
-				r.log.Warn("bounce for an unknown recipient ignored", "address", rc.Address, "error", err)
-				continue
-			}
-			s.reason, s.status = rc.Reason, rc.Status
-			switch rc.Bounce {
-			case feedback.HardBounce:
-				s.kind = sigHardBounce
-			case feedback.SoftBounce:
-				s.kind = sigSoftBounce
-			default:
-				s.kind = sigDelivered
-			}
-			sigs = append(sigs, s)
-		}
-		if len(sigs) == 0 {
-			if blocked > 0 {
-				return nil
-			}
-			return fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
-		}
+		sigs, err = r.bounceSignals(rep, base)
 	case feedback.KindComplaint:
-		if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
-			return nil // RFC 5965 not-spam: the opposite of a complaint
-		}
-		// RFC 5965 section 3.2 allows one Original-Rcpt-To per recipient
-		// the report covers: each of them complained.
-		var named []string
-		if rep.Complaint != nil && len(rep.Complaint.OriginalRcptTo) > 1 {
-			named = rep.Complaint.OriginalRcptTo
-		} else {
-			named = []string{rep.Recipient}
-		}
-		for _, a := range named {
-			s := base
-			var err error
-			if s.rcpt, s.envelopeID, err = r.resolveReport(rep, a, len(named) == 1); err != nil {
-				r.log.Warn("complaint for an unknown recipient ignored", "address", a, "error", err)
-				continue
-			}
-			s.kind = sigComplaint
-			sigs = append(sigs, s)
-		}
-		if len(sigs) == 0 {
-			return fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
-		}
+		sigs, err = r.complaintSignals(rep, base)
 	case feedback.KindUnsubscribe, feedback.KindAway, feedback.KindReply:
-		s := base
-		var err error
-		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rep.Recipient, true); err != nil {
-			return fmt.Errorf("%s report: %w", rep.Kind, err)
-		}
-		switch rep.Kind {
-		case feedback.KindUnsubscribe:
-			s.kind = sigUnsubscribe
-		case feedback.KindAway:
-			s.kind = sigAway
-			if rep.Away != nil {
-				s.until = rep.Away.Until
-			}
-		case feedback.KindReply:
-			s.kind = sigHumanReply
-			if r.answersTransactional(s.envelopeID, rep.MessageID) {
-				s.kind = sigReply // a question about a receipt is not a reply to marketing
-			}
-		}
-		sigs = append(sigs, s)
+		var s signal
+		s, err = r.personSignal(rep, base)
+		sigs = []signal{s}
 	default:
 		return nil
+	}
+	if err != nil || len(sigs) == 0 {
+		return err
 	}
 	if _, _, err := r.applySignals(sigs); err != nil {
 		return err
@@ -337,6 +256,110 @@ func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
 		}
 	}
 	return nil
+}
+
+// bounceSignals turns a bounce or delivery report into one signal per
+// recipient Kadenz knows. Blocks (our mail refused for what it is or who
+// sent it) change nothing about the person: they are logged. A report
+// that names nobody Kadenz knows, and blocks nobody, is errUnattributable.
+func (r *Relay) bounceSignals(rep feedback.Report, base signal) ([]signal, error) {
+	rcpts := rep.Recipients
+	if len(rcpts) == 0 && rep.Recipient != "" {
+		// No per-recipient status: treat as soft, never suppress on a guess.
+		b := feedback.SoftBounce
+		if rep.Kind == feedback.KindDelivered {
+			b = feedback.NoBounce
+		}
+		rcpts = []feedback.Recipient{{Address: rep.Recipient, Bounce: b}}
+	}
+	single := len(rcpts) == 1
+	blocked := 0
+	var sigs []signal
+	for _, rc := range rcpts {
+		if rc.Bounce == feedback.BlockBounce {
+			// Not because the person cannot be reached: report it, change
+			// nothing about them (docs/feedback.md, "Blocks").
+			blocked++
+			r.log.Warn("mail refused by the receiving side (not the recipient's fault)", "part", "feedback",
+				"address", rc.Address, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200),
+				"envelope", rep.EnvelopeID)
+			continue
+		}
+		s := base
+		var err error
+		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rc.Address, single); err != nil {
+			r.log.Warn("bounce for an unknown recipient ignored", "address", rc.Address, "error", err)
+			continue
+		}
+		s.reason, s.status = rc.Reason, rc.Status
+		switch rc.Bounce {
+		case feedback.HardBounce:
+			s.kind = sigHardBounce
+		case feedback.SoftBounce:
+			s.kind = sigSoftBounce
+		default:
+			s.kind = sigDelivered
+		}
+		sigs = append(sigs, s)
+	}
+	if len(sigs) == 0 && blocked == 0 {
+		return nil, fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
+	}
+	return sigs, nil
+}
+
+// complaintSignals is one complaint signal per recipient the report names
+// (RFC 5965 section 3.2 allows one Original-Rcpt-To per recipient it
+// covers: each of them complained). RFC 5965's not-spam is the opposite
+// of a complaint: nothing.
+func (r *Relay) complaintSignals(rep feedback.Report, base signal) ([]signal, error) {
+	if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
+		return nil, nil
+	}
+	named := []string{rep.Recipient}
+	if rep.Complaint != nil && len(rep.Complaint.OriginalRcptTo) > 1 {
+		named = rep.Complaint.OriginalRcptTo
+	}
+	var sigs []signal
+	for _, a := range named {
+		s := base
+		var err error
+		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, a, len(named) == 1); err != nil {
+			r.log.Warn("complaint for an unknown recipient ignored", "address", a, "error", err)
+			continue
+		}
+		s.kind = sigComplaint
+		sigs = append(sigs, s)
+	}
+	if len(sigs) == 0 {
+		return nil, fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
+	}
+	return sigs, nil
+}
+
+// personSignal is what one person did: unsubscribed, went away, or wrote
+// back. A reply about a receipt is engagement, not a reply to marketing.
+func (r *Relay) personSignal(rep feedback.Report, base signal) (signal, error) {
+	s := base
+	var err error
+	if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rep.Recipient, true); err != nil {
+		return s, fmt.Errorf("%s report: %w", rep.Kind, err)
+	}
+	switch rep.Kind {
+	case feedback.KindUnsubscribe:
+		s.kind = sigUnsubscribe
+	case feedback.KindAway:
+		s.kind = sigAway
+		if rep.Away != nil {
+			s.until = rep.Away.Until
+		}
+	case feedback.KindReply:
+		s.kind = sigHumanReply
+		if r.answersTransactional(s.envelopeID, rep.MessageID) {
+			s.kind = sigReply
+		}
+	}
+	return s, nil
 }
 
 // resolveReport finds who a report is about: the envelope it names (its
