@@ -21,8 +21,10 @@ fmt:
 vet:
 	$(GO) vet ./...
 
+# The race-enabled shuffled suite; a test that fails is run once more alone
+# and reported as FLAKY if it then passes (see .ci/unit).
 unit:
-	$(GO) test -race -shuffle=on -count=1 $(TESTFLAGS) ./...
+	@GO="$(GO)" TESTFLAGS="$(TESTFLAGS)" bash .ci/unit
 
 # Every fuzz target, FUZZTIME each (see .ci/fuzz for how they are found).
 fuzz:
