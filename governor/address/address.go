@@ -85,8 +85,9 @@ func Check(s string, allowUTF8 bool) error {
 // Valid reports whether s is a valid mailbox, non-ASCII allowed.
 func Valid(s string) bool { return Check(s, true) == nil }
 
-// IsASCII reports whether s has only 7-bit characters.
-func IsASCII(s string) bool {
+// IsASCII reports whether s has only 7-bit characters. It takes bytes
+// too, so a whole message is checked without a copy.
+func IsASCII[T ~string | ~[]byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false

@@ -8,6 +8,8 @@ import (
 	"mime/quotedprintable"
 	"net/textproto"
 	"strings"
+
+	"kadenz/governor/address"
 )
 
 // An upstream that does not offer 8BITMIME (RFC 6152) must not get 8-bit
@@ -25,7 +27,7 @@ var errCannotDowngrade = errors.New("8-bit octets outside a convertible body par
 
 // downgrade returns msg converted to 7 bits, or errCannotDowngrade.
 func downgrade(msg []byte) ([]byte, error) {
-	if isASCII(string(msg)) {
+	if address.IsASCII(msg) {
 		return msg, nil
 	}
 	var out bytes.Buffer
@@ -49,7 +51,7 @@ func downgradeEntity(out *bytes.Buffer, entity []byte, depth int) error {
 		header, body, hasBody = nil, entity[2:], true
 	}
 	if !hasBody {
-		if isASCII(string(entity)) {
+		if address.IsASCII(entity) {
 			out.Write(entity)
 			return nil
 		}
@@ -59,14 +61,14 @@ func downgradeEntity(out *bytes.Buffer, entity []byte, depth int) error {
 	if len(header) == 2 {
 		header = nil
 	}
-	if !isASCII(string(header)) {
+	if !address.IsASCII(header) {
 		return errCannotDowngrade
 	}
 	fields, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(bytes.Clone(header), "\r\n"...)))).ReadMIMEHeader()
 	if err != nil {
 		return errCannotDowngrade
 	}
-	if isASCII(string(body)) {
+	if address.IsASCII(body) {
 		out.Write(entity)
 		return nil
 	}
@@ -106,7 +108,7 @@ func downgradeMultipart(out *bytes.Buffer, body []byte, boundary string, depth i
 		if !inPart {
 			// The preamble: ignored by readers, but still sent.
 			p := strings.Join(part, "\r\n")
-			if !isASCII(p) {
+			if !address.IsASCII(p) {
 				return errCannotDowngrade
 			}
 			out.WriteString(p)
@@ -117,7 +119,7 @@ func downgradeMultipart(out *bytes.Buffer, body []byte, boundary string, depth i
 	for i, line := range lines {
 		trimmed := strings.TrimRight(line, " \t")
 		if closed {
-			if !isASCII(line) {
+			if !address.IsASCII(line) {
 				return errCannotDowngrade // the epilogue
 			}
 			out.WriteString(line)

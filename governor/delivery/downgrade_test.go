@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-message"
+
+	"kadenz/governor/address"
 )
 
 // leaves reads msg with go-message and returns each leaf part's decoded
@@ -50,7 +52,7 @@ func TestDowngrade(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !isASCII(string(out)) {
+			if !address.IsASCII(out) {
 				t.Fatalf("8-bit octets left:\n%q", out)
 			}
 			in := []byte(tc.in)
@@ -95,10 +97,10 @@ func FuzzDowngrade(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !isASCII(string(out)) {
+		if !address.IsASCII(out) {
 			t.Fatalf("%q -> %q: 8-bit left", in, out)
 		}
-		if isASCII(string(in)) && !bytes.Equal(in, out) {
+		if address.IsASCII(in) && !bytes.Equal(in, out) {
 			t.Fatalf("7-bit %q changed to %q", in, out)
 		}
 	})

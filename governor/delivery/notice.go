@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"kadenz/governor/address"
 	"kadenz/store"
 )
 
@@ -172,7 +173,7 @@ func ComposeReport(n Notice, o ReportOptions) []byte {
 	// address, the internationalised form of RFC 6533 section 6.
 	statusType := "message/delivery-status"
 	for _, e := range n.Envelopes {
-		if !isASCII(e.To) || !isASCII(e.ORcpt) {
+		if !address.IsASCII(e.To) || !address.IsASCII(e.ORcpt) {
 			statusType = "message/global-delivery-status"
 		}
 	}
@@ -233,7 +234,7 @@ func headerOf(msg []byte) []byte {
 // addressType is the address type of an RFC 3464 recipient field: utf-8
 // for an internationalised address (RFC 6533 section 3).
 func addressType(addr string) string {
-	if isASCII(addr) {
+	if address.IsASCII(addr) {
 		return "rfc822"
 	}
 	return "utf-8"

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"kadenz/config"
+	"kadenz/governor/address"
 	"kadenz/store"
 )
 
@@ -207,16 +208,16 @@ func rcptMax(c *smtp.Client) int {
 func (s *smarthostSender) check(p Parcel) (Parcel, error) {
 	c := s.c
 	if utf8, _ := c.Extension("SMTPUTF8"); !utf8 {
-		if !isASCII(p.From) {
+		if !address.IsASCII(p.From) {
 			return p, upstreamReply("MAIL FROM", errNeedsSMTPUTF8)
 		}
 		for _, e := range p.Envelopes {
-			if !isASCII(e.To) {
+			if !address.IsASCII(e.To) {
 				return p, upstreamReply("RCPT TO", errNeedsSMTPUTF8)
 			}
 		}
 	}
-	if ok, _ := c.Extension("8BITMIME"); !ok && !isASCII(string(p.Body)) {
+	if ok, _ := c.Extension("8BITMIME"); !ok && !address.IsASCII(p.Body) {
 		body, err := downgrade(p.Body)
 		if err != nil {
 			return p, upstreamReply("DATA", errNeeds8BitMIME)
@@ -224,15 +225,6 @@ func (s *smarthostSender) check(p Parcel) (Parcel, error) {
 		p.Body = body
 	}
 	return p, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // transaction sends one transaction for the envelopes todo (indexes into
@@ -326,11 +318,11 @@ func setAll(idx []int, errs []error, err error) error {
 }
 
 func isASCIIEnvelope(p Parcel) bool {
-	if !isASCII(p.From) {
+	if !address.IsASCII(p.From) {
 		return false
 	}
 	for _, e := range p.Envelopes {
-		if !isASCII(e.To) {
+		if !address.IsASCII(e.To) {
 			return false
 		}
 	}
@@ -346,7 +338,7 @@ func dsnRcptOptions(e store.Envelope) *smtp.RcptOptions {
 	if typ, addr, ok := strings.Cut(e.ORcpt, ";"); ok {
 		switch strings.ToUpper(typ) {
 		case "RFC822":
-			if isASCII(addr) {
+			if address.IsASCII(addr) {
 				o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
 			}
 		case "UTF-8":

@@ -1,6 +1,10 @@
 package engine
 
-import "kadenz/scoring"
+import (
+	"slices"
+
+	"kadenz/scoring"
+)
 
 // Reason codes: every machine-readable reason a decision record can carry.
 // The model's own (why scoring.Planner released, deferred or suppressed)
@@ -44,18 +48,9 @@ var relayReasons = []string{
 func ReasonCodes() []string {
 	all := scoring.Reasons(^uint32(0)).Codes()
 	for _, c := range relayReasons {
-		if !contains(all, c) {
+		if !slices.Contains(all, c) {
 			all = append(all, c)
 		}
 	}
 	return all
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
