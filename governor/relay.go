@@ -443,10 +443,11 @@ func (r *Relay) classifySubmission(sub *intake.Submission, g *config.Governor, i
 // (intake.add_missing_headers; added says which), then the submission
 // without its X-Kadenz-* fields.
 func (r *Relay) storedBody(sub *intake.Submission, header mail.Header, id string) (body []byte, added string) {
+	cfg := r.config()
 	data := stripKadenzHeaders(sub.Data)
-	received := receivedHeader(sub, r.config().Hostname, id)
-	if r.config().Intake.AddMissingHeaders && header != nil {
-		added = missingHeaders(header, id, r.config().Hostname, sub.Received)
+	received := receivedHeader(sub, cfg.Hostname, id)
+	if cfg.Intake.AddMissingHeaders && header != nil {
+		added = missingHeaders(header, id, cfg.Hostname, sub.Received)
 	}
 	body = make([]byte, 0, len(received)+len(added)+len(data))
 	return append(append(append(body, received...), added...), data...), added
