@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Campaign-scale benchmark (issue 16): one newsletter to N recipients, held
+# and then decided at once, as a marketing team's big send is.
+#
+#   1. kadenz serve starts on a virtual clock (Monday 09:00 UTC), delivering
+#      to smtp-sink; bench/campaign submits N copies (one per recipient,
+#      SIZE bytes, 20 sessions). Accept rate = N / submit time.
+#   2. The clock steps past the hold window (10 minutes). Decide time = from
+#      the step until no envelope is held; decide rate = N / that.
+#   3. While it decides, the admin reads an operator would make are timed:
+#      GET /v1/queue?state=held, /v1/stats, /ui/ (overview), /metrics.
+#   4. Throughout, the relay's RSS (VmRSS and RssAnon) is sampled every
+#      second; the peaks and the database size are reported.
+#
+# The ratio to look at is decide rate / accept rate (same run, same machine):
+# the issue's goal is >= 5x, so a campaign is decided much faster than it can
+# be submitted. Loopback only; every wait is bounded.
+#
+# Usage: bench/campaign.sh [N] [SIZE]      (defaults: 100000 recipients, 5000 bytes)
+#   KADENZ=path  use this binary instead of building ./cmd/kadenz
+#   KEEP=1       keep the work directory (logs, database) for inspection
+#   PROFILE=S    also take an S-second CPU profile of the decide phase
+#                (bench/out/campaign.decide.pprof; go tool pprof BIN FILE)
+set -euo pipefail
+
+N="${1:-100000}"
+SIZE="${2:-5000}"
+SESSIONS="${SESSIONS:-20}"
+WAIT_LIMIT="${WAIT_LIMIT:-3600}" # seconds, for the submit and for the decide phase
+case "$N$SIZE" in '' | *[!0-9]*) echo "usage: bench/campaign.sh [N] [SIZE]" >&2; exit 2 ;; esac
+[ -x /usr/sbin/smtp-sink ] || { echo "campaign.sh: /usr/sbin/smtp-sink missing; run make deps" >&2; exit 1; }
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/ports.sh
+. "$here/ports.sh"
+mkdir -p "$root/bench/out"
+work="$(mktemp -d "$root/bench/out/campaign.XXXXXX")"
+chmod 755 "$root/bench/out" "$work"
+pids=()
+cleanup() {
+	set +e
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	if [ "${KEEP:-}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+bin="${KADENZ:-}"
+if [ -z "$bin" ]; then
+	bin="$work/kadenz"
+	(cd "$root" && go build -o "$bin" ./cmd/kadenz)
+fi
+loader="$work/campaign"
+(cd "$root" && go build -o "$loader" ./bench/campaign)
+
+sink_port="$(free_port)"
+/usr/sbin/smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$work/sink.log" 2>&1 &
+pids+=($!)
+wait_port "$sink_port" 10
+
+smtp_port="$(free_port)"
+admin_port="$(free_port)"
+cat >"$work/kadenz.yaml" <<EOF
+listen: 127.0.0.1:$smtp_port
+data_dir: $work/data
+admin:
+  listen: 127.0.0.1:$admin_port
+delivery:
+  upstream: 127.0.0.1:$sink_port
+  tls: none
+EOF
+"$bin" serve --config "$work/kadenz.yaml" --clock virtual:2026-11-23T09:00:00Z >"$work/kadenz.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_port "$smtp_port" 30
+api="http://127.0.0.1:$admin_port"
+
+# RSS sampler: the peak of VmRSS and RssAnon (kB), once a second.
+(
+	peak=0 peak_anon=0
+	while kill -0 "$pid" 2>/dev/null; do
+		read -r rss anon < <(awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {print r+0, a+0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
+		[ "$rss" -gt "$peak" ] && peak=$rss
+		[ "$anon" -gt "$peak_anon" ] && peak_anon=$anon
+		echo "$peak $peak_anon" >"$work/rss.peak"
+		sleep 1
+	done
+) &
+pids+=($!)
+
+db_mb() { du -sm "$work/data" | cut -f1; }
+held() { curl -sf "$api/v1/queue/summary" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("held", 0))'; }
+
+echo "# campaign benchmark: $N recipients, one message each, ~$SIZE bytes, $SESSIONS sessions"
+echo "# machine: nproc=$(nproc), memory=$(free -h | awk '/^Mem:/ { print $2 }'), fs=$(df -T "$work" | awk 'NR == 2 { print $2 }'), $(go env GOVERSION 2>/dev/null)"
+
+t0="$(now)"
+timeout "$WAIT_LIMIT" "$loader" -addr "127.0.0.1:$smtp_port" -n "$N" -sessions "$SESSIONS" -size "$SIZE" >"$work/loader.out"
+accept_s="$(elapsed "$t0" "$(now)")"
+accept_rate="$(awk -v n="$N" -v s="$accept_s" 'BEGIN { printf "%.0f", n / s }')"
+db_accept="$(db_mb)"
+held_now="$(held)"
+echo "accept: $N in ${accept_s}s = ${accept_rate}/s; held $held_now; database ${db_accept} MB = $(awk -v m="$db_accept" -v n="$N" -v s="$SIZE" 'BEGIN { printf "%.2f", m * 1048576 / n / s }')x the message size"
+
+# Time the admin reads while the decision rounds run.
+time_get() { # path -> seconds, or "err"
+	curl -s -o /dev/null -w '%{time_total} %{http_code}' --max-time 60 "$api$1" | awk '{ print ($2 == 200 ? $1 : "err(" $2 ")") }'
+}
+t1="$(now)"
+curl -sf -X POST -H 'Content-Type: application/json' -d '{"advance":"10m"}' "$api/v1/clock" >/dev/null
+if [ -n "${PROFILE:-}" ]; then
+	curl -s -o "$root/bench/out/campaign.decide.pprof" "$api/debug/pprof/profile?seconds=$PROFILE" &
+	pids+=($!)
+fi
+reads=()
+deadline=$((SECONDS + WAIT_LIMIT))
+while :; do
+	h="$(held)"
+	[ "$h" -eq 0 ] && break
+	[ $SECONDS -ge $deadline ] && { echo "campaign.sh: $h still held after ${WAIT_LIMIT}s" >&2; exit 1; }
+	if [ ${#reads[@]} -lt 12 ]; then
+		reads+=("queue=$(time_get '/v1/queue?state=held') stats=$(time_get /v1/stats) ui=$(time_get /ui/) metrics=$(time_get /metrics)")
+	else
+		sleep 0.5
+	fi
+done
+decide_s="$(elapsed "$t1" "$(now)")"
+decide_rate="$(awk -v n="$N" -v s="$decide_s" 'BEGIN { printf "%.0f", n / s }')"
+echo "decide: $N in ${decide_s}s = ${decide_rate}/s; decide rate / accept rate = $(awk -v d="$decide_rate" -v a="$accept_rate" 'BEGIN { printf "%.2f", d / a }')x (goal >= 5x)"
+echo "admin reads while deciding (seconds; goal < 1 each):"
+for r in "${reads[@]}"; do echo "  $r"; done
+curl -sf "$api/v1/queue/summary"
+echo
+read -r peak peak_anon <"$work/rss.peak"
+echo "peak RSS $((peak / 1024)) MB, peak RssAnon $((peak_anon / 1024)) MB; database $(db_mb) MB at the end"
