@@ -1,6 +1,7 @@
 package governor
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -88,6 +89,9 @@ func decodeEvents(body []byte) ([]Event, *EventError) {
 		errors.As(err, &dup)
 		return nil, &EventError{Error: "bad event: " + err.Error(), Index: -1, Field: dup.Key}
 	}
+	if evs, ok := decodeBatchFast(body); ok {
+		return evs, nil
+	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
 		return nil, &EventError{Error: "body is not a JSON object: " + err.Error(), Index: -1}
@@ -117,6 +121,40 @@ func decodeEvents(body []byte) ([]Event, *EventError) {
 		}
 	}
 	return evs, nil
+}
+
+// decodeBatchFast decodes a well-formed batch, {"events": [...]} with 1 to
+// maxEventBatch events and nothing else, in one pass over the body (the
+// caller has checked it for duplicate keys). Anything else, a bad event
+// included, is left to decodeEvents' slower path, which says exactly what
+// is wrong: ok is false then.
+func decodeBatchFast(body []byte) (evs []Event, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	for _, want := range []json.Token{json.Delim('{'), "events", json.Delim('[')} {
+		if tok, err := dec.Token(); err != nil || tok != want {
+			return nil, false
+		}
+	}
+	for dec.More() {
+		if len(evs) == maxEventBatch {
+			return nil, false
+		}
+		var ev Event
+		if err := dec.Decode(&ev); err != nil {
+			return nil, false
+		}
+		evs = append(evs, ev)
+	}
+	for _, want := range []json.Token{json.Delim(']'), json.Delim('}')} {
+		if tok, err := dec.Token(); err != nil || tok != want {
+			return nil, false
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF || len(evs) == 0 {
+		return nil, false
+	}
+	return evs, true
 }
 
 func strictJSON(data []byte, v any) error {

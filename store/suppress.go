@@ -213,7 +213,18 @@ type FeedbackOutcome struct {
 // ApplyFeedback applies changes in one transaction: all of them, or on
 // error none. It returns how many were applied and how many skipped as
 // duplicates. Functions in changes may run more than once (see commit.go).
+//
+// The expensive part of a change, decoding, updating and encoding the
+// recipient's profile, runs first in the caller's goroutine against a read
+// transaction (precompute). The write transaction, which all writers share
+// one at a time, then only compares: where the stored profile is still the
+// one the change was computed from, it writes the result; where another
+// writer changed it meanwhile (or an earlier change of the batch was a
+// duplicate), it computes again from what is stored. So concurrent callers
+// spend their CPU in parallel, and the outcome is the same as computing
+// everything inside the transaction.
 func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, duplicates int, err error) {
+	pre := db.precompute(changes)
 	err = db.update(func(tx *bolt.Tx) error {
 		applied, duplicates = 0, 0
 		seen := tx.Bucket(bucketEventIDs)
@@ -235,7 +246,7 @@ func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, d
 					return err
 				}
 			}
-			if err := applyChange(tx, now, c); err != nil {
+			if err := applyChange(tx, now, c, &pre[i]); err != nil {
 				return fmt.Errorf("feedback for %s: %w", c.Recipient, err)
 			}
 			applied++
@@ -248,11 +259,55 @@ func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, d
 	return applied, duplicates, nil
 }
 
-func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange) error {
+// precomputed is a change's outcome computed outside the write
+// transaction, and the stored profile it was computed from.
+type precomputed struct {
+	ok   bool
+	from []byte
+	out  FeedbackOutcome
+}
+
+// precompute runs each change's Apply against the profiles as they are now
+// (and as the batch's earlier changes leave them), in a read transaction.
+// A change whose Apply fails is left for the write transaction to run and
+// report.
+func (db *DB) precompute(changes []FeedbackChange) []precomputed {
+	pre := make([]precomputed, len(changes))
+	db.view(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketProfiles)
+		batch := map[string][]byte{} // profiles written by earlier changes of the batch
+		for i := range changes {
+			c := &changes[i]
+			key := string(profileKey(c.Recipient))
+			from, seen := batch[key]
+			if !seen {
+				from = bytes.Clone(pb.Get([]byte(key)))
+			}
+			out, err := c.Apply(bytes.Clone(from))
+			if err != nil {
+				continue
+			}
+			pre[i] = precomputed{ok: true, from: from, out: out}
+			if out.Profile != nil {
+				batch[key] = out.Profile
+			} else {
+				batch[key] = from
+			}
+		}
+		return nil
+	})
+	return pre
+}
+
+func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange, pre *precomputed) error {
 	pb := tx.Bucket(bucketProfiles)
-	out, err := c.Apply(bytes.Clone(pb.Get(profileKey(c.Recipient))))
-	if err != nil {
-		return err
+	stored := pb.Get(profileKey(c.Recipient))
+	out := pre.out
+	if !pre.ok || !bytes.Equal(stored, pre.from) {
+		var err error
+		if out, err = c.Apply(bytes.Clone(stored)); err != nil {
+			return err
+		}
 	}
 	if out.Profile != nil {
 		if err := pb.Put(profileKey(c.Recipient), out.Profile); err != nil {
