@@ -1,0 +1,55 @@
+package store
+
+import (
+	bolt "go.etcd.io/bbolt"
+	"testing"
+)
+
+// appendMark is a FeedbackChange that appends mark to the recipient's
+// stored bytes, so the stored result shows which changes were applied, in
+// what order, and to what.
+func appendMark(id, rcpt, mark string) FeedbackChange {
+	return FeedbackChange{EventID: id, Recipient: rcpt, Apply: func(old []byte) (FeedbackOutcome, error) {
+		return FeedbackOutcome{Profile: append(old, mark...)}, nil
+	}}
+}
+
+// Changes are computed before the write transaction (precompute); the
+// result must be what computing them inside it gives, also when an earlier
+// change of the batch turns out to be a duplicate, or another writer
+// changed the profile in between.
+func TestApplyFeedbackPrecomputeMatchesSerialApply(t *testing.T) {
+	db, _ := openTest(t)
+	if _, _, err := db.ApplyFeedback(t0, []FeedbackChange{appendMark("e1", "ann@x.test", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	// e1 again is a duplicate: the batch's later change to the same
+	// recipient was precomputed on top of it and must be computed again.
+	applied, dups, err := db.ApplyFeedback(t0, []FeedbackChange{
+		appendMark("e1", "ann@x.test", "a"),
+		appendMark("e2", "Ann@X.test", "b"),
+		appendMark("e3", "ann@x.test", "c"),
+		appendMark("e3", "ann@x.test", "c"),
+	})
+	if err != nil || applied != 2 || dups != 2 {
+		t.Fatalf("applied %d, duplicates %d, %v; want 2, 2", applied, dups, err)
+	}
+	if p, err := db.Profile("ann@x.test"); err != nil || string(p) != "abc" {
+		t.Fatalf("profile %q, %v; want \"abc\"", p, err)
+	}
+
+	// A profile written by someone else after the precompute: the change
+	// runs again on what is stored.
+	stale := appendMark("", "bob@x.test", "z")
+	pre := db.precompute([]FeedbackChange{stale})
+	if err := db.PutProfile("bob@x.test", []byte("fresh-")); err != nil {
+		t.Fatal(err)
+	}
+	err = db.update(func(tx *bolt.Tx) error { return applyChange(tx, t0, &stale, &pre[0]) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := db.Profile("bob@x.test"); string(p) != "fresh-z" {
+		t.Errorf("profile %q: the change was applied to the stale profile, want \"fresh-z\"", p)
+	}
+}
