@@ -30,7 +30,7 @@ func submitDriven(t *testing.T, r *Relay, c *clock, to []string, msg string) str
 	return id
 }
 
-func profileOf(t *testing.T, db *store.DB, rcpt string) scoring.Profile {
+func profileOf(t *testing.T, db store.Store, rcpt string) scoring.Profile {
 	t.Helper()
 	raw, err := db.Profile(rcpt)
 	if err != nil {
@@ -45,7 +45,7 @@ func profileOf(t *testing.T, db *store.DB, rcpt string) scoring.Profile {
 	return p
 }
 
-func lastDecision(t *testing.T, db *store.DB, envelopeID string) engine.Record {
+func lastDecision(t *testing.T, db store.Store, envelopeID string) engine.Record {
 	t.Helper()
 	recs := decisionsOf(t, db, envelopeID)
 	if len(recs) == 0 {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"kadenz/store"
 )
 
 // registerBackupRoute serves GET /v1/db/backup: a consistent copy of the
@@ -21,11 +23,20 @@ import (
 // among them). Writing locally takes as long as the disk does; the
 // download then takes as long as it likes.
 //
+// Only a backend that can copy itself (store.Snapshotter: bbolt) serves
+// it; on any other the route answers 501 and the database's own tools
+// (for SQL, its dump and replication) are the way.
+//
 // It sits behind the admin token and loopback rule like every admin route;
 // the copy holds every address and message, so it is as sensitive as the
 // data directory.
 func (r *Relay) registerBackupRoute(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/db/backup", func(w http.ResponseWriter, req *http.Request) {
+		snap, ok := r.db.(store.Snapshotter)
+		if !ok {
+			http.Error(w, "backup: this store is not one file; back it up with the database's own tools", http.StatusNotImplemented)
+			return
+		}
 		f, err := os.CreateTemp(r.config().DataDir, ".backup-*.tmp")
 		if err != nil {
 			http.Error(w, "backup: "+err.Error(), http.StatusInternalServerError)
@@ -33,7 +44,7 @@ func (r *Relay) registerBackupRoute(mux *http.ServeMux) {
 		}
 		os.Remove(f.Name()) // gone with the last handle, even after a crash
 		defer f.Close()
-		size, err := r.db.Backup(f, nil)
+		size, err := snap.Backup(f, nil)
 		if err == nil {
 			_, err = f.Seek(0, io.SeekStart)
 		}

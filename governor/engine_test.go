@@ -59,7 +59,7 @@ func marketing(subject, extra string) string {
 		"Our " + subject + " collection is here, with new colours and sizes for every season.\r\n"
 }
 
-func envelopeOf(t *testing.T, db *store.DB, to string, n int) store.Envelope {
+func envelopeOf(t *testing.T, db store.Store, to string, n int) store.Envelope {
 	t.Helper()
 	var found []store.Envelope
 	db.Envelopes(func(e store.Envelope) bool {
@@ -74,7 +74,7 @@ func envelopeOf(t *testing.T, db *store.DB, to string, n int) store.Envelope {
 	return found[n]
 }
 
-func decisionsOf(t *testing.T, db *store.DB, envelopeID string) []engine.Record {
+func decisionsOf(t *testing.T, db store.Store, envelopeID string) []engine.Record {
 	t.Helper()
 	raw, err := db.Decisions(envelopeID)
 	if err != nil {
@@ -207,7 +207,7 @@ func TestMarketingHeldThenReleasedOutsideQuietHours(t *testing.T) {
 	}
 }
 
-func unsubscribe(t *testing.T, db *store.DB, rcpt string) {
+func unsubscribe(t *testing.T, db store.Store, rcpt string) {
 	t.Helper()
 	p, _ := json.Marshal(scoring.Profile{Unsubscribed: monday10.Add(-24 * time.Hour)})
 	if err := db.PutProfile(rcpt, p); err != nil {

@@ -50,7 +50,7 @@ type metrics struct {
 	depth *queueDepth
 }
 
-func newMetrics(db *store.DB) *metrics {
+func newMetrics(db store.Reads) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kadenz_messages_accepted_total",
@@ -225,7 +225,7 @@ func (m *metrics) configLoaded(ok bool, now time.Time) {
 // queueDepth is a collector that reports envelope counts by state at
 // scrape time.
 type queueDepth struct {
-	db   *store.DB
+	db   store.Reads
 	desc *prometheus.Desc
 }
 

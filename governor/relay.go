@@ -47,6 +47,10 @@ type Options struct {
 	Clock *VirtualClock
 	// Store tunes the database (tests may turn off fsync).
 	Store store.Options
+	// Backend, if set, is the store the relay runs on instead of the
+	// bbolt file in the data directory (then Store is unused). The relay
+	// owns it from New on: it closes it at Shutdown, or when New fails.
+	Backend store.Store
 	// Random supplies the random part of message IDs; crypto/rand if nil.
 	// A simulation passes a seeded source so that a run repeats exactly:
 	// IDs order the engine's candidates and seed its exploration draws.
@@ -61,7 +65,7 @@ type Relay struct {
 	now    func() time.Time
 	clock  *VirtualClock // nil for real time
 	random io.Reader
-	db     *store.DB
+	db     store.Store
 	intake *intake.Server
 	queue  *delivery.Queue
 	engine *engine.Engine
@@ -103,9 +107,13 @@ func New(opts Options) (*Relay, error) {
 	if r.random == nil {
 		r.random = rand.Reader
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "kadenz.db"), opts.Store)
-	if err != nil {
-		return nil, err
+	db := opts.Backend
+	if db == nil {
+		bolt, err := store.Open(filepath.Join(cfg.DataDir, "kadenz.db"), opts.Store)
+		if err != nil {
+			return nil, err
+		}
+		db = bolt
 	}
 	r.db = db
 	if err := r.initOperations(); err != nil {
@@ -294,8 +302,20 @@ func (r *Relay) closeListeners() {
 // Addr returns the address the SMTP listener is bound to (useful with port 0).
 func (r *Relay) Addr() net.Addr { return r.listeners[0].Addr() }
 
-// DB gives tests and the admin API read access to the store.
-func (r *Relay) DB() *store.DB { return r.db }
+// DB is the store the relay runs on (tests read it).
+func (r *Relay) DB() store.Store { return r.db }
+
+// CommitStats reports how many commits the store ran and how many writes
+// they carried, where the backend counts them (store.GroupCommitter);
+// ok is false where it does not.
+func (r *Relay) CommitStats() (commits, writes int64, ok bool) {
+	gc, ok := r.db.(store.GroupCommitter)
+	if !ok {
+		return 0, 0, false
+	}
+	commits, writes = gc.CommitStats()
+	return commits, writes, true
+}
 
 // Shutdown stops accepting mail, lets sessions and deliveries in flight
 // finish until ctx ends, then closes the database. Whatever was cut off is

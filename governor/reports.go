@@ -142,12 +142,15 @@ func (r *Relay) handleForget(w http.ResponseWriter, req *http.Request) {
 		r.log.Error("forget: outbox files left", "error", err)
 		incomplete = append(incomplete, "some outbox files could not be removed (see the log)")
 	}
-	// Last: the deleted records' bytes stay in freed pages until scrubbed.
-	scrub, err := r.db.ScrubFreePages()
-	res.ScrubbedPages = scrub.Pages
-	if err != nil {
-		r.log.Error("forget: freed pages not overwritten", "error", err)
-		incomplete = append(incomplete, "the database's freed pages were not overwritten: "+err.Error())
+	// Last: the deleted records' bytes stay in freed pages until scrubbed,
+	// where the backend keeps pages of its own (store.FreePageScrubber).
+	if scrubber, ok := r.db.(store.FreePageScrubber); ok {
+		scrub, err := scrubber.ScrubFreePages()
+		res.ScrubbedPages = scrub.Pages
+		if err != nil {
+			r.log.Error("forget: freed pages not overwritten", "error", err)
+			incomplete = append(incomplete, "the database's freed pages were not overwritten: "+err.Error())
+		}
 	}
 	res.Incomplete = strings.Join(incomplete, "; ")
 	r.metrics.forgotten.Inc()

@@ -103,8 +103,11 @@ wait:
 		logger.Error("shutdown", "error", err)
 		return 1
 	}
-	commits, writes := relay.DB().CommitStats()
-	logger.Info("stopped", "commits", commits, "writes", writes)
+	if commits, writes, ok := relay.CommitStats(); ok {
+		logger.Info("stopped", "commits", commits, "writes", writes)
+	} else {
+		logger.Info("stopped")
+	}
 	return 0
 }
 
