@@ -424,14 +424,6 @@ func (r *Relay) answersTransactional(envelopeID, headerID string) bool {
 	return err == nil && m.Class == config.ClassTransactional
 }
 
-// clearHardStops lifts a profile's unsubscribe, complaint and bounce marks.
-func clearHardStops(old []byte) ([]byte, error) {
-	return scoring.UpdateStored(old, func(p *scoring.Profile) {
-		p.Unsubscribed, p.Complained, p.HardBounced = time.Time{}, time.Time{}, time.Time{}
-		p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
-	})
-}
-
 // FeedbackEffect says in a sentence what applying an outcome of this class
 // does (applyReportRaw), for "kadenz feedback classify". Keep it in step
 // with the switch there.

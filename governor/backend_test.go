@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"kadenz/governor/admin/api"
 	"kadenz/store"
 )
 
@@ -41,7 +42,7 @@ func TestRelayRunsOnTheStoreContract(t *testing.T) {
 	if code, out := adminRequest(t, r, http.MethodGet, "/v1/db/backup", "", "", nil); code != http.StatusNotImplemented {
 		t.Errorf("backup on a store that cannot copy itself: %d %s, want 501", code, out)
 	}
-	var fr ForgetResult
+	var fr api.ForgetResult
 	adminJSON(t, r, http.MethodPost, "/v1/forget", map[string]string{"address": "ann@example.test"}, &fr)
 	if fr.Incomplete != "" || fr.Erased.Envelopes != 1 || fr.ScrubbedPages != 0 {
 		t.Errorf("forget on the contract alone: %+v", fr)

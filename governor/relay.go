@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/mail"
 	"net/netip"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin"
 	"kadenz/governor/delivery"
 	"kadenz/governor/engine"
 	"kadenz/governor/intake"
@@ -70,9 +70,8 @@ type Relay struct {
 	queue  *delivery.Queue
 	engine *engine.Engine
 	chores *choreRunner
-	admin  *http.Server
-	// adminAddr is where the admin listener is bound, if it runs.
-	adminAddr net.Addr
+	// admin is the admin listener (adminhooks.go), nil when it does not run.
+	admin *admin.Server
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
@@ -109,7 +108,7 @@ func New(opts Options) (*Relay, error) {
 	}
 	db := opts.Backend
 	if db == nil {
-		bolt, err := store.Open(filepath.Join(cfg.DataDir, "kadenz.db"), opts.Store)
+		bolt, err := store.Open(DatabasePath(cfg.DataDir), opts.Store)
 		if err != nil {
 			return nil, err
 		}
@@ -206,9 +205,11 @@ func (r *Relay) build() error {
 	if err != nil {
 		return err
 	}
-	if err := r.loadSuspended(); err != nil {
+	suspended, err := r.db.SuspendedCampaigns()
+	if err != nil {
 		return err
 	}
+	r.engine.SetSuspended(suspended)
 	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
 	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
 	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)

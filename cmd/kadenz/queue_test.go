@@ -10,6 +10,7 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor"
+	"kadenz/governor/admin/api"
 	"kadenz/governor/intake"
 )
 
@@ -49,7 +50,7 @@ func TestQueueCommandAgainstRunningRelay(t *testing.T) {
 		t.Fatalf("hold: %d %s%s", code, out, stderr)
 	}
 	code, out, _ = run(append([]string{"ls", "--state", "review", "--json"}, admin...)...)
-	var list []governor.QueueEntry
+	var list []api.QueueEntry
 	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 1 || list[0].Campaign != "winter" {
 		t.Fatalf("ls --json: %d %v %s", code, err, out)
 	}

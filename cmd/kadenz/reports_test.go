@@ -12,6 +12,7 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor"
+	"kadenz/governor/admin/api"
 )
 
 // startDaemon runs a relay in-process with its admin API on loopback, as
@@ -67,7 +68,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("profile: %d %q %q", code, out, errOut)
 	}
 	code, out, _ = cli(t, r, profileCommand, "--json", "ann@example.test")
-	var pv governor.ProfileView
+	var pv api.ProfileView
 	if code != 0 || json.Unmarshal([]byte(out), &pv) != nil || pv.Total != 1 {
 		t.Errorf("profile --json: %d %q", code, out)
 	}

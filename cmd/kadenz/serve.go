@@ -16,7 +16,6 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor"
-	"kadenz/store"
 )
 
 // shutdownGrace bounds how long SIGTERM waits for SMTP sessions and
@@ -62,7 +61,7 @@ func runServe(args []string) int {
 		return 1
 	}
 	relay, err := governor.New(governor.Options{Config: cfg, Logger: logger, Clock: clock})
-	if damaged := (*store.DamagedError)(nil); errors.As(err, &damaged) {
+	if damaged := (*governor.DamagedError)(nil); errors.As(err, &damaged) {
 		// Several lines for a person, not one escaped log attribute.
 		logger.Error("cannot start: the database is damaged or missing", "path", damaged.Path, "reason", damaged.Reason)
 		fmt.Fprintf(os.Stderr, "kadenz serve: %v", damaged)

@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"errors"
@@ -30,14 +30,14 @@ import (
 // It sits behind the admin token and loopback rule like every admin route;
 // the copy holds every address and message, so it is as sensitive as the
 // data directory.
-func (r *Relay) registerBackupRoute(mux *http.ServeMux) {
+func (a *Server) registerBackupRoute(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/db/backup", func(w http.ResponseWriter, req *http.Request) {
-		snap, ok := r.db.(store.Snapshotter)
+		snap, ok := a.db.(store.Snapshotter)
 		if !ok {
 			http.Error(w, "backup: this store is not one file; back it up with the database's own tools", http.StatusNotImplemented)
 			return
 		}
-		f, err := os.CreateTemp(r.config().DataDir, ".backup-*.tmp")
+		f, err := os.CreateTemp(a.config().DataDir, ".backup-*.tmp")
 		if err != nil {
 			http.Error(w, "backup: "+err.Error(), http.StatusInternalServerError)
 			return
@@ -49,7 +49,7 @@ func (r *Relay) registerBackupRoute(mux *http.ServeMux) {
 			_, err = f.Seek(0, io.SeekStart)
 		}
 		if err != nil {
-			r.log.Error("database backup failed", "error", err)
+			a.log.Error("database backup failed", "error", err)
 			code := http.StatusInternalServerError
 			if errors.Is(err, syscall.ENOSPC) {
 				code = http.StatusInsufficientStorage
@@ -62,9 +62,9 @@ func (r *Relay) registerBackupRoute(mux *http.ServeMux) {
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		n, err := io.Copy(w, f)
 		if err != nil {
-			r.log.Warn("database backup not fully sent", "error", err, "sent", n, "size", size, "remote", req.RemoteAddr)
+			a.log.Warn("database backup not fully sent", "error", err, "sent", n, "size", size, "remote", req.RemoteAddr)
 			return
 		}
-		r.log.Info("database backup sent", "bytes", n, "remote", req.RemoteAddr)
+		a.log.Info("database backup sent", "bytes", n, "remote", req.RemoteAddr)
 	})
 }

@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"kadenz/governor/admin/api"
 	"kadenz/governor/engine"
 	"kadenz/store"
 )
@@ -27,44 +28,36 @@ import (
 // may hold it again); holdout and exempt mail goes out at once. Mail in review can still be released or dropped one by one with
 // kadenz queue. Campaign names compare case-insensitively.
 
-func (r *Relay) registerCampaignRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/campaigns/{name}/suspend", r.handleSuspend)
-	mux.HandleFunc("POST /v1/campaigns/{name}/resume", r.handleResume)
+func (a *Server) registerCampaignRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/campaigns/{name}/suspend", a.handleSuspend)
+	mux.HandleFunc("POST /v1/campaigns/{name}/resume", a.handleResume)
 	mux.HandleFunc("GET /v1/campaigns/suspended", func(w http.ResponseWriter, _ *http.Request) {
-		set, err := r.db.SuspendedCampaigns()
+		set, err := a.db.SuspendedCampaigns()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		list := make([]store.SuspendedCampaign, 0, len(set))
+		list := make([]api.SuspendedCampaign, 0, len(set))
 		for _, s := range set {
-			list = append(list, s)
+			list = append(list, apiSuspendedCampaign(s))
 		}
 		writeJSON(w, list)
 	})
 }
 
-// CampaignChange is the answer to a suspend or resume: the envelopes it
-// moved (into review, or back to the engine).
-type CampaignChange struct {
-	Campaign  string   `json:"campaign"`
-	Suspended bool     `json:"suspended"`
-	Changed   []string `json:"changed"`
-}
-
 var (
 	suspendOp = queueOp{name: "suspend", from: []store.State{store.StateHeld, store.StateQueued}, marketingOnly: true,
-		apply: func(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
-			p, rec, err := operatorHold(r, e, info, profile, now)
+		apply: func(a *Server, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
+			p, rec, err := operatorHold(a, e, info, profile, now)
 			rec.Reasons = []string{engine.ReasonCampaignSuspended}
 			rec.Explanation = fmt.Sprintf("Campaign %q suspended by an operator: waits in review until it is resumed or dropped.", info.campaign)
 			return p, rec, err
 		}}
 	resumeOp = queueOp{name: "resume", from: []store.State{store.StateReview},
-		apply: func(r *Relay, e *store.Envelope, info *messageInfo, _ []byte, now time.Time) ([]byte, engine.Record, error) {
+		apply: func(a *Server, e *store.Envelope, info *messageInfo, _ []byte, now time.Time) ([]byte, engine.Record, error) {
 			// Holdout and exempt mail is not governed: it goes out now, as
 			// it would have at intake.
-			if e.Holdout || engine.ExemptFrom(&r.config().Governor, info.campaign, e.From) {
+			if e.Holdout || engine.ExemptFrom(&a.config().Governor, info.campaign, e.From) {
 				e.State, e.Due = store.StateQueued, now
 				return nil, engine.Record{Action: "release", At: now, Reasons: []string{engine.ReasonOperator},
 					Explanation: fmt.Sprintf("Campaign %q resumed by an operator: sent now (not governed).", info.campaign)}, nil
@@ -75,22 +68,22 @@ var (
 		}}
 )
 
-func (r *Relay) handleSuspend(w http.ResponseWriter, req *http.Request) {
+func (a *Server) handleSuspend(w http.ResponseWriter, req *http.Request) {
 	name := strings.TrimSpace(req.PathValue("name"))
 	if name == "" {
 		http.Error(w, "empty campaign name", http.StatusBadRequest)
 		return
 	}
-	c, err := r.suspendCampaign(name)
-	r.writeCampaignChange(w, c, err)
+	c, err := a.suspendCampaign(name)
+	a.writeCampaignChange(w, c, err)
 }
 
-func (r *Relay) handleResume(w http.ResponseWriter, req *http.Request) {
-	c, err := r.resumeCampaign(req.PathValue("name"))
-	r.writeCampaignChange(w, c, err)
+func (a *Server) handleResume(w http.ResponseWriter, req *http.Request) {
+	c, err := a.resumeCampaign(req.PathValue("name"))
+	a.writeCampaignChange(w, c, err)
 }
 
-func (r *Relay) writeCampaignChange(w http.ResponseWriter, c CampaignChange, err error) {
+func (a *Server) writeCampaignChange(w http.ResponseWriter, c api.CampaignChange, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		http.Error(w, err.Error(), http.StatusNotFound)
@@ -103,52 +96,52 @@ func (r *Relay) writeCampaignChange(w http.ResponseWriter, c CampaignChange, err
 
 // suspendCampaign adds the campaign to the suspension set and moves its
 // waiting marketing mail into review.
-func (r *Relay) suspendCampaign(name string) (CampaignChange, error) {
-	if err := r.db.SuspendCampaign(name, r.now()); err != nil {
-		return CampaignChange{}, err
+func (a *Server) suspendCampaign(name string) (api.CampaignChange, error) {
+	if err := a.db.SuspendCampaign(name, a.now()); err != nil {
+		return api.CampaignChange{}, err
 	}
-	if err := r.loadSuspended(); err != nil {
-		return CampaignChange{}, err
+	if err := a.loadSuspended(); err != nil {
+		return api.CampaignChange{}, err
 	}
-	return r.moveCampaign(name, true, suspendOp)
+	return a.moveCampaign(name, true, suspendOp)
 }
 
 // resumeCampaign takes the campaign out of the suspension set and hands
 // its mail in review back to the engine; ErrNotFound if it was not
 // suspended.
-func (r *Relay) resumeCampaign(name string) (CampaignChange, error) {
-	err := r.db.ResumeCampaign(name)
+func (a *Server) resumeCampaign(name string) (api.CampaignChange, error) {
+	err := a.db.ResumeCampaign(name)
 	if errors.Is(err, store.ErrNotFound) {
-		return CampaignChange{}, fmt.Errorf("campaign %q is not suspended: %w", name, err)
+		return api.CampaignChange{}, fmt.Errorf("campaign %q is not suspended: %w", name, err)
 	}
 	if err == nil {
-		err = r.loadSuspended()
+		err = a.loadSuspended()
 	}
 	if err != nil {
-		return CampaignChange{}, err
+		return api.CampaignChange{}, err
 	}
-	c, err := r.moveCampaign(name, false, resumeOp)
-	r.engine.Kick()
+	c, err := a.moveCampaign(name, false, resumeOp)
+	a.engine.Kick()
 	return c, err
 }
 
 // moveCampaign moves the campaign's mail with op; having none to move is
 // no error.
-func (r *Relay) moveCampaign(name string, suspended bool, op queueOp) (CampaignChange, error) {
-	changed, err := r.applyQueueAction(QueueActionRequest{Campaign: name}, op)
+func (a *Server) moveCampaign(name string, suspended bool, op queueOp) (api.CampaignChange, error) {
+	changed, err := a.applyQueueAction(api.QueueActionRequest{Campaign: name}, op)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return CampaignChange{}, err
+		return api.CampaignChange{}, err
 	}
-	r.log.Info("campaign "+map[bool]string{true: "suspended", false: "resumed"}[suspended], "campaign", name, "envelopes", len(changed))
-	return CampaignChange{Campaign: name, Suspended: suspended, Changed: append([]string{}, changed...)}, nil
+	a.log.Info("campaign "+map[bool]string{true: "suspended", false: "resumed"}[suspended], "campaign", name, "envelopes", len(changed))
+	return api.CampaignChange{Campaign: name, Suspended: suspended, Changed: append([]string{}, changed...)}, nil
 }
 
 // loadSuspended refreshes the engine's copy of the suspension set.
-func (r *Relay) loadSuspended() error {
-	set, err := r.db.SuspendedCampaigns()
+func (a *Server) loadSuspended() error {
+	set, err := a.db.SuspendedCampaigns()
 	if err != nil {
 		return err
 	}
-	r.engine.SetSuspended(set)
+	a.engine.SetSuspended(set)
 	return nil
 }

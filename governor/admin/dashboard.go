@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"crypto/rand"
@@ -49,7 +49,7 @@ const (
 )
 
 type dashboard struct {
-	r     *Relay
+	a     *Server
 	pages map[string]*template.Template
 	// wall is the wall clock: sessions expire in real time, whatever the
 	// relay's (possibly virtual) clock says.
@@ -69,9 +69,9 @@ type uiSession struct {
 }
 
 // registerDashboardRoutes adds the dashboard's routes to the admin mux.
-func (r *Relay) registerDashboardRoutes(mux *http.ServeMux) {
-	d := &dashboard{r: r, wall: time.Now, sessions: map[string]*uiSession{}, pages: map[string]*template.Template{}}
-	d.logins = newLoginLimiter(func() time.Time { return d.wall() }, r.metrics.reg)
+func (a *Server) registerDashboardRoutes(mux *http.ServeMux) {
+	d := &dashboard{a: a, wall: time.Now, sessions: map[string]*uiSession{}, pages: map[string]*template.Template{}}
+	d.logins = newLoginLimiter(func() time.Time { return d.wall() }, a.reg)
 	for _, page := range []string{"login", "overview", "campaigns", "campaign", "review", "recipient", "envelope", "error"} {
 		d.pages[page] = template.Must(template.New("").Funcs(dashboardFuncs).ParseFS(dashboardFiles,
 			"dashboard/layout.html", "dashboard/"+page+".html"))
@@ -131,7 +131,7 @@ func (d *dashboard) session(req *http.Request) *uiSession {
 	if err != nil {
 		return nil
 	}
-	want := tokenHash(d.r.config().Admin.Token)
+	want := tokenHash(d.a.config().Admin.Token)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.sessions[c.Value]
@@ -149,7 +149,7 @@ func (d *dashboard) session(req *http.Request) *uiSession {
 func (d *dashboard) openSession(w http.ResponseWriter, req *http.Request) *uiSession {
 	now := d.wall()
 	id := randomToken()
-	s := &uiSession{csrf: randomToken(), expires: now.Add(sessionLifetime), token: tokenHash(d.r.config().Admin.Token)}
+	s := &uiSession{csrf: randomToken(), expires: now.Add(sessionLifetime), token: tokenHash(d.a.config().Admin.Token)}
 	d.mu.Lock()
 	for k, old := range d.sessions {
 		if !now.Before(old.expires) {
@@ -178,7 +178,7 @@ func (d *dashboard) get(page func(w http.ResponseWriter, req *http.Request, s *u
 	return func(w http.ResponseWriter, req *http.Request) {
 		s := d.session(req)
 		if s == nil {
-			if d.r.config().Admin.Token != "" {
+			if d.a.config().Admin.Token != "" {
 				http.Redirect(w, req, "/ui/login?next="+url.QueryEscape(req.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
@@ -238,11 +238,11 @@ func (d *dashboard) render(w http.ResponseWriter, code int, page string, data pa
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	data.Login = d.r.config().Admin.Token != ""
-	data.Now = d.r.now()
+	data.Login = d.a.config().Admin.Token != ""
+	data.Now = d.a.now()
 	w.WriteHeader(code)
 	if err := d.pages[page].ExecuteTemplate(w, "layout", data); err != nil {
-		d.r.log.Error("dashboard page", "page", page, "error", err)
+		d.a.log.Error("dashboard page", "page", page, "error", err)
 	}
 }
 
@@ -256,7 +256,7 @@ func (d *dashboard) fail(w http.ResponseWriter, _ *http.Request, s *uiSession, c
 }
 
 func (d *dashboard) handleLoginForm(w http.ResponseWriter, req *http.Request) {
-	if d.r.config().Admin.Token == "" || d.session(req) != nil {
+	if d.a.config().Admin.Token == "" || d.session(req) != nil {
 		http.Redirect(w, req, safeNext(req.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
@@ -277,7 +277,7 @@ func (d *dashboard) handleLogin(w http.ResponseWriter, req *http.Request) {
 		d.fail(w, req, nil, http.StatusBadRequest, "unreadable form: "+err.Error())
 		return
 	}
-	token := d.r.config().Admin.Token
+	token := d.a.config().Admin.Token
 	next := req.PostForm.Get("next")
 	if token == "" {
 		http.Redirect(w, req, safeNext(next), http.StatusSeeOther)
@@ -292,9 +292,9 @@ func (d *dashboard) handleLogin(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(req.PostForm.Get("token")), []byte(token)) != 1 {
-		d.r.log.Warn("dashboard login refused: wrong token", "client", req.RemoteAddr)
+		d.a.log.Warn("dashboard login refused: wrong token", "client", req.RemoteAddr)
 		if d.logins.fail(ip) {
-			d.r.log.Warn("dashboard login locked out: too many wrong tokens", "client", ip,
+			d.a.log.Warn("dashboard login locked out: too many wrong tokens", "client", ip,
 				"failures", loginMaxFailures+1, "window", loginWindow, "lockout", loginLockout)
 		}
 		d.render(w, http.StatusUnauthorized, "login", pageData{Title: "Log in", Body: loginForm{Next: next, Error: "That is not the admin token."}})

@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"cmp"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/governor/engine"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -91,10 +92,10 @@ func released(s store.State) bool {
 }
 
 func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	now := d.r.now().UTC()
+	now := d.a.now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	p := overviewPage{Since: today.AddDate(0, 0, -(overviewDays - 1)), Until: today.AddDate(0, 0, 1),
-		HoldoutShare: d.r.config().Governor.Holdout.Share}
+		HoldoutShare: d.a.config().Governor.Holdout.Share}
 	p.LastDay = today
 	p.Days = make([]dayCount, overviewDays)
 	for i := range p.Days {
@@ -103,7 +104,7 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 	reasons := map[string]int{}
 	p.Governed.Name, p.Holdout.Name = "governed", "holdout"
 	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
-	err := d.r.db.Records(func(rec store.EnvelopeRecord) bool {
+	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
 		e := rec.Envelope
 		if e.Created.Before(p.Since) || !e.Created.Before(p.Until) {
 			return true
@@ -154,7 +155,7 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 			g = &p.Holdout
 		}
 		g.Recipients++
-		raw, err := d.r.db.Profile(addr)
+		raw, err := d.a.db.Profile(addr)
 		if err != nil || raw == nil {
 			continue
 		}
@@ -178,7 +179,7 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 		p.Totals.Suppressed += day.Suppressed
 	}
 	p.Reasons = sortedCounts(reasons)
-	counts, err := d.r.db.CountByState()
+	counts, err := d.a.db.CountByState()
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
@@ -203,24 +204,24 @@ func sortedCounts(m map[string]int) []countKV {
 }
 
 func (d *dashboard) handleCampaigns(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	reps, err := d.r.campaignReports("")
+	reps, err := d.a.campaignReports("")
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	list := make([]*CampaignReport, 0, len(reps))
+	list := make([]*api.CampaignReport, 0, len(reps))
 	for _, rep := range reps {
 		list = append(list, rep)
 	}
-	slices.SortFunc(list, func(a, b *CampaignReport) int { return strings.Compare(a.Campaign, b.Campaign) })
+	slices.SortFunc(list, func(a, b *api.CampaignReport) int { return strings.Compare(a.Campaign, b.Campaign) })
 	d.render(w, http.StatusOK, "campaigns", pageData{Title: "Campaigns", Nav: "campaigns", CSRF: s.csrf, Body: list})
 }
 
 type campaignPage struct {
-	Report    *CampaignReport
+	Report    *api.CampaignReport
 	Reasons   []countKV
 	Chart     template.HTML
-	Envelopes []QueueEntry
+	Envelopes []api.QueueEntry
 	// More says the envelope list was cut at campaignEnvelopes.
 	More bool
 	// Suspended says an operator suspended the campaign; InReview and
@@ -235,7 +236,7 @@ const campaignEnvelopes = 500
 
 func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *uiSession) {
 	name := req.PathValue("name")
-	reps, err := d.r.campaignReports(name)
+	reps, err := d.a.campaignReports(name)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
@@ -250,12 +251,12 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), Envelopes: envs, Suspended: d.r.engine.IsSuspended(name)}
+	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), Envelopes: envs, Suspended: d.a.engine.IsSuspended(name)}
 	for _, e := range envs {
 		switch e.State {
-		case store.StateReview:
+		case string(store.StateReview):
 			p.InReview++
-		case store.StateHeld:
+		case string(store.StateHeld):
 			p.Held++
 		}
 	}
@@ -270,15 +271,15 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 // campaignEnvelopes lists a campaign's envelopes, newest first, in one
 // walk of the store (the queue listing's per-state walks with a read per
 // envelope took 0.9 s for 10,000 envelopes, this 0.09-0.2 s).
-func (d *dashboard) campaignEnvelopes(name string) ([]QueueEntry, error) {
-	var out []QueueEntry
+func (d *dashboard) campaignEnvelopes(name string) ([]api.QueueEntry, error) {
+	var out []api.QueueEntry
 	campaigns := campaignCache{}
-	err := d.r.db.Records(func(rec store.EnvelopeRecord) bool {
+	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
 		c := campaigns.of(rec.Message)
 		if c != name {
 			return true
 		}
-		q := QueueEntry{Envelope: rec.Envelope, Campaign: c}
+		q := api.QueueEntry{Envelope: apiEnvelope(rec.Envelope), Campaign: c}
 		if sum := summarise(rec.Decisions); sum.last != nil {
 			q.LastAction = sum.last.Action
 		}
@@ -306,11 +307,11 @@ func (d *dashboard) handleCampaignAction(w http.ResponseWriter, req *http.Reques
 	switch op {
 	case "release", "drop":
 		i := slices.IndexFunc(queueOps, func(q queueOp) bool { return q.name == op })
-		_, err = d.r.applyQueueAction(QueueActionRequest{Campaign: name}, queueOps[i])
+		_, err = d.a.applyQueueAction(api.QueueActionRequest{Campaign: name}, queueOps[i])
 	case "suspend":
-		_, err = d.r.suspendCampaign(name)
+		_, err = d.a.suspendCampaign(name)
 	case "resume":
-		_, err = d.r.resumeCampaign(name)
+		_, err = d.a.resumeCampaign(name)
 	default:
 		d.fail(w, req, s, http.StatusNotFound, fmt.Sprintf("unknown action %q (release, drop, suspend or resume)", op))
 		return
@@ -328,7 +329,7 @@ func (d *dashboard) handleCampaignAction(w http.ResponseWriter, req *http.Reques
 }
 
 type reviewPage struct {
-	Review, Held []QueueEntry
+	Review, Held []api.QueueEntry
 	Done, ID     string
 }
 
@@ -336,12 +337,12 @@ type reviewPage struct {
 const reviewLimit = 500
 
 func (d *dashboard) handleReview(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	review, err := d.r.queueEntries([]store.State{store.StateReview}, "", "", reviewLimit)
+	review, err := d.a.queueEntries([]store.State{store.StateReview}, "", "", reviewLimit)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	held, err := d.r.queueEntries([]store.State{store.StateHeld}, "", "", reviewLimit)
+	held, err := d.a.queueEntries([]store.State{store.StateHeld}, "", "", reviewLimit)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
@@ -368,8 +369,8 @@ func (d *dashboard) handleReviewAction(w http.ResponseWriter, req *http.Request,
 		d.fail(w, req, s, http.StatusBadRequest, "no envelope named (form field id)")
 		return
 	}
-	body, _ := json.Marshal(QueueActionRequest{IDs: []string{id}})
-	_, err := d.r.queueAction(strings.NewReader(string(body)), queueOps[i])
+	body, _ := json.Marshal(api.QueueActionRequest{IDs: []string{id}})
+	_, err := d.a.queueAction(strings.NewReader(string(body)), queueOps[i])
 	switch {
 	case errors.Is(err, errBadRequest):
 		d.fail(w, req, s, http.StatusBadRequest, err.Error())
@@ -401,7 +402,7 @@ type decisionView struct {
 }
 
 type recipientPage struct {
-	View    *ProfileView
+	View    *api.ProfileView
 	Profile *scoring.Profile
 	// Decisions are newest first.
 	Decisions []decisionView
@@ -419,7 +420,7 @@ func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s 
 		d.render(w, http.StatusBadRequest, "recipient", data)
 		return
 	}
-	v, err := d.r.profileView(addr)
+	v, err := d.a.profileView(addr)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
@@ -434,7 +435,7 @@ func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s 
 	if v.Profile != nil {
 		p.Profile, _ = scoring.DecodeProfile(v.Profile) // unreadable: shown as none
 	}
-	msgs := messageCache{r: d.r}
+	msgs := messageCache{a: d.a}
 	var points []fatiguePoint
 	for _, e := range v.Envelopes {
 		var recs []engine.Record
@@ -459,17 +460,17 @@ func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s 
 }
 
 type envelopePage struct {
-	X     *Explanation
+	X     *api.Explanation
 	Views []envelopeView
 }
 
 type envelopeView struct {
-	EnvelopeExplanation
+	api.EnvelopeExplanation
 	Records []engine.Record
 }
 
 func (d *dashboard) handleEnvelope(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	x, err := d.r.explain(req.PathValue("id"))
+	x, err := d.a.explain(req.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		d.fail(w, req, s, http.StatusNotFound, err.Error())
@@ -501,8 +502,8 @@ var dashboardFuncs = template.FuncMap{
 	"dur":       func(d time.Duration) string { return d.Round(time.Minute).String() },
 	"join":      strings.Join,
 	"liftPts":   func(a, b float64) string { return fmt.Sprintf("%+.1f points", 100*(a-b)) },
-	"isReview":  func(s store.State) bool { return s == store.StateReview },
-	"stateCls":  func(s store.State) string { return "state-" + string(s) },
+	"isReview":  func(s any) bool { return fmt.Sprint(s) == string(store.StateReview) }, // api.Envelope or store.Envelope
+	"stateCls":  func(s any) string { return "state-" + fmt.Sprint(s) },
 	"actionCls": func(a string) string { return "action-" + a },
 	"sub":       func(a, b float64) float64 { return a - b },
 }

@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"bufio"
@@ -7,37 +7,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"kadenz/store"
 )
 
 // What forget erases outside the database's records: the outbox files of
 // the recipient's mail, and the freed pages of the database file (see
 // store.ScrubFreePages).
 
-// ForgetResult is the answer of POST /v1/forget.
-type ForgetResult struct {
-	Address string `json:"address"`
-	// Erased is what the store removed or pseudonymised.
-	Erased store.ForgetReport `json:"erased"`
-	// OutboxFiles counts .eml files of the recipient's mail removed from
-	// the outbox (delivery without an upstream).
-	OutboxFiles int `json:"outbox_files"`
-	// ScrubbedPages counts pages of the database file overwritten because
-	// they were free but still held deleted data.
-	ScrubbedPages int `json:"scrubbed_pages"`
-	// Incomplete says what could not be finished; run forget again.
-	Incomplete string `json:"incomplete,omitempty"`
-}
-
 // outboxDir is where delivery.Outbox writes (relay.go's transport).
-func (r *Relay) outboxDir() string { return filepath.Join(r.config().DataDir, "outbox") }
+func (a *Server) outboxDir() string { return filepath.Join(a.config().DataDir, "outbox") }
 
 // eraseOutbox removes the outbox files of the erased envelopes (named
 // <envelope ID>.eml by delivery.Outbox) and any other file delivered to
 // addr, which the outbox records on its second line as Delivered-To.
-func (r *Relay) eraseOutbox(addr string, envelopeIDs []string) (int, error) {
-	dir := r.outboxDir()
+func (a *Server) eraseOutbox(addr string, envelopeIDs []string) (int, error) {
+	dir := a.outboxDir()
 	n := 0
 	var errs []error
 	for _, id := range envelopeIDs {

@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"encoding/csv"
@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"kadenz/governor/admin/api"
+	"kadenz/scoring"
 	"kadenz/store"
 )
 
@@ -26,94 +29,74 @@ const (
 )
 
 // registerFeedbackRoutes adds the events and suppression routes.
-func (r *Relay) registerFeedbackRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/events", r.handleEvents)
-	mux.HandleFunc("GET /v1/suppressions", r.handleListSuppressions)
-	mux.HandleFunc("POST /v1/suppressions", r.handleAddSuppressions)
-	mux.HandleFunc("DELETE /v1/suppressions/{address}", r.handleDeleteSuppression)
-	mux.HandleFunc("POST /v1/suppressions/import", r.handleImportSuppressions)
-	mux.HandleFunc("GET /v1/suppressions/export", r.handleExportSuppressions)
+func (a *Server) registerFeedbackRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/events", a.handleEvents)
+	mux.HandleFunc("GET /v1/suppressions", a.handleListSuppressions)
+	mux.HandleFunc("POST /v1/suppressions", a.handleAddSuppressions)
+	mux.HandleFunc("DELETE /v1/suppressions/{address}", a.handleDeleteSuppression)
+	mux.HandleFunc("POST /v1/suppressions/import", a.handleImportSuppressions)
+	mux.HandleFunc("GET /v1/suppressions/export", a.handleExportSuppressions)
 }
 
-// Event is one engagement or delivery event posted to /v1/events.
-type Event struct {
-	// ID makes the event idempotent: a repeat is acknowledged, not applied.
-	ID   string `json:"id,omitempty"`
-	Kind string `json:"kind"`
-	// One of these names the recipient: the envelope (most precise), the
-	// Message-ID header (with Recipient when the message had several), or
-	// the recipient alone.
-	EnvelopeID string `json:"envelope_id,omitempty"`
-	MessageID  string `json:"message_id,omitempty"`
-	Recipient  string `json:"recipient,omitempty"`
-	// Timestamp is RFC 3339; the relay's clock when empty.
-	Timestamp string `json:"timestamp,omitempty"`
-	URL       string `json:"url,omitempty"`
-	Topic     string `json:"topic,omitempty"`
-	// Bounce is hard (default) or soft, for kind bounce.
-	Bounce string `json:"bounce,omitempty"`
+// CheckedEvent is a posted event whose fields were checked and whose
+// recipient was found: what the relay applies (Relay.ApplyEvents).
+type CheckedEvent struct {
+	// ID is the event's idempotency key; empty if the sender gave none.
+	ID string
+	// Kind is one of EventKinds, a bounce "soft-bounce" when soft.
+	Kind string
+	// At is when it happened (the relay's clock if not said).
+	At time.Time
+	// Topic is the topic the sender named, trimmed; empty if none.
+	Topic string
+	// Recipient is whom it is about; EnvelopeID which of their mail, if
+	// the event named it (through the envelope or the Message-ID).
+	Recipient  string
+	EnvelopeID string
 }
 
-// EventsResult is the answer to a POST /v1/events that was applied.
-type EventsResult struct {
-	Applied    int `json:"applied"`
-	Duplicates int `json:"duplicates"`
-}
+// EventKinds are the kinds POST /v1/events takes.
+var EventKinds = []string{"delivered", "open", "click", "reply", "unsubscribe", "complaint", "bounce"}
 
-// EventError is the answer to a POST /v1/events that was refused: nothing
-// of the request was applied.
-type EventError struct {
-	Error string `json:"error"`
-	// Index is the position of the bad event in the batch (0 for a single
-	// event), or -1 when the request as a whole is bad.
-	Index int    `json:"index"`
-	Field string `json:"field,omitempty"`
-}
-
-var eventKinds = map[string]signalKind{
-	"delivered": sigDelivered, "open": sigOpen, "click": sigClick, "reply": sigReply,
-	"unsubscribe": sigUnsubscribe, "complaint": sigComplaint, "bounce": sigHardBounce,
-}
-
-func writeEventError(w http.ResponseWriter, status int, e EventError) {
+func writeEventError(w http.ResponseWriter, status int, e api.EventError) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(e)
 }
 
 // decodeEvents reads one event object or {"events": [...]}.
-func decodeEvents(body []byte) ([]Event, *EventError) {
+func decodeEvents(body []byte) ([]api.Event, *api.EventError) {
 	if err := checkDuplicateKeys(body); err != nil {
 		var dup *duplicateKeyError
 		errors.As(err, &dup)
-		return nil, &EventError{Error: "bad event: " + err.Error(), Index: -1, Field: dup.Key}
+		return nil, &api.EventError{Error: "bad event: " + err.Error(), Index: -1, Field: dup.Key}
 	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
-		return nil, &EventError{Error: "body is not a JSON object: " + err.Error(), Index: -1}
+		return nil, &api.EventError{Error: "body is not a JSON object: " + err.Error(), Index: -1}
 	}
 	raw, batch := probe["events"]
 	if !batch {
-		var ev Event
+		var ev api.Event
 		if err := strictJSON(body, &ev); err != nil {
-			return nil, &EventError{Error: err.Error(), Index: 0}
+			return nil, &api.EventError{Error: err.Error(), Index: 0}
 		}
-		return []Event{ev}, nil
+		return []api.Event{ev}, nil
 	}
 	if len(probe) != 1 {
-		return nil, &EventError{Error: `a batch is {"events": [...]} and nothing else`, Index: -1}
+		return nil, &api.EventError{Error: `a batch is {"events": [...]} and nothing else`, Index: -1}
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, &EventError{Error: "events must be an array: " + err.Error(), Index: -1, Field: "events"}
+		return nil, &api.EventError{Error: "events must be an array: " + err.Error(), Index: -1, Field: "events"}
 	}
 	if len(items) == 0 || len(items) > maxEventBatch {
-		return nil, &EventError{Error: fmt.Sprintf("a batch holds 1 to %d events, not %d", maxEventBatch, len(items)), Index: -1, Field: "events"}
+		return nil, &api.EventError{Error: fmt.Sprintf("a batch holds 1 to %d events, not %d", maxEventBatch, len(items)), Index: -1, Field: "events"}
 	}
-	evs := make([]Event, len(items))
+	evs := make([]api.Event, len(items))
 	for i, it := range items {
 		if err := strictJSON(it, &evs[i]); err != nil {
-			return nil, &EventError{Error: err.Error(), Index: i}
+			return nil, &api.EventError{Error: err.Error(), Index: i}
 		}
 	}
 	return evs, nil
@@ -129,12 +112,12 @@ func strictJSON(data []byte, v any) error {
 // parseEvents decodes a POST /v1/events body and checks every event's
 // fields, without looking anything up: what can be refused before the
 // store is asked.
-func parseEvents(body []byte, now time.Time) ([]Event, []signal, *EventError) {
+func parseEvents(body []byte, now time.Time) ([]api.Event, []CheckedEvent, *api.EventError) {
 	evs, bad := decodeEvents(body)
 	if bad != nil {
 		return nil, nil, bad
 	}
-	sigs := make([]signal, len(evs))
+	sigs := make([]CheckedEvent, len(evs))
 	for i := range evs {
 		s, bad := checkEvent(&evs[i], now)
 		if bad != nil {
@@ -146,24 +129,24 @@ func parseEvents(body []byte, now time.Time) ([]Event, []signal, *EventError) {
 	return evs, sigs, nil
 }
 
-// checkEvent checks one event's fields and returns the signal they
-// describe, without its recipient resolved; it trims ev's recipient.
-func checkEvent(ev *Event, now time.Time) (signal, *EventError) {
-	bad := func(field, format string, args ...any) (signal, *EventError) {
-		return signal{}, &EventError{Error: field + ": " + fmt.Sprintf(format, args...), Field: field}
+// checkEvent checks one event's fields and returns what they describe,
+// without its recipient resolved; it trims ev's recipient.
+func checkEvent(ev *api.Event, now time.Time) (CheckedEvent, *api.EventError) {
+	bad := func(field, format string, args ...any) (CheckedEvent, *api.EventError) {
+		return CheckedEvent{}, &api.EventError{Error: field + ": " + fmt.Sprintf(format, args...), Field: field}
 	}
-	fail := func(e *fieldError) (signal, *EventError) {
-		return signal{}, &EventError{Error: e.Error(), Field: e.Field}
+	fail := func(e *fieldError) (CheckedEvent, *api.EventError) {
+		return CheckedEvent{}, &api.EventError{Error: e.Error(), Field: e.Field}
 	}
-	kind, ok := eventKinds[ev.Kind]
-	if !ok {
+	kind := ev.Kind
+	if !slices.Contains(EventKinds, kind) {
 		return bad("kind", "%s is not one of delivered, open, click, reply, unsubscribe, complaint, bounce", quoteInput(ev.Kind))
 	}
 	switch ev.Bounce {
 	case "", "hard":
 	case "soft":
-		if kind == sigHardBounce {
-			kind = sigSoftBounce
+		if kind == "bounce" {
+			kind = "soft-bounce"
 		}
 	default:
 		return bad("bounce", "%s is not hard or soft", quoteInput(ev.Bounce))
@@ -180,16 +163,16 @@ func checkEvent(ev *Event, now time.Time) (signal, *EventError) {
 			return fail(e)
 		}
 	}
-	s := signal{kind: kind, at: now, source: "events", eventID: ev.ID}
+	s := CheckedEvent{ID: ev.ID, Kind: kind, At: now}
 	if ev.Timestamp != "" {
 		t, e := parseTime("timestamp", ev.Timestamp, now)
 		if e != nil {
 			return fail(e)
 		}
-		s.at = t
+		s.At = t
 	}
 	if t := strings.TrimSpace(ev.Topic); t != "" {
-		s.topics = []string{t}
+		s.Topic = t
 	}
 	if ev.Recipient != "" {
 		rcpt, e := checkAddress("recipient", ev.Recipient)
@@ -204,65 +187,65 @@ func checkEvent(ev *Event, now time.Time) (signal, *EventError) {
 	return s, nil
 }
 
-// eventSignal resolves whom a checked event is about.
-func (r *Relay) eventSignal(ev Event, s signal) (signal, *EventError) {
-	bad := func(field, format string, args ...any) (signal, *EventError) {
-		return signal{}, &EventError{Error: field + ": " + fmt.Sprintf(format, args...), Field: field}
+// resolveEvent finds whom a checked event is about.
+func (a *Server) resolveEvent(ev api.Event, s CheckedEvent) (CheckedEvent, *api.EventError) {
+	bad := func(field, format string, args ...any) (CheckedEvent, *api.EventError) {
+		return CheckedEvent{}, &api.EventError{Error: field + ": " + fmt.Sprintf(format, args...), Field: field}
 	}
 	rcpt := strings.TrimSpace(ev.Recipient)
 	switch {
 	case ev.EnvelopeID != "":
-		e, err := r.db.Envelope(ev.EnvelopeID)
+		e, err := a.db.Envelope(ev.EnvelopeID)
 		if errors.Is(err, store.ErrNotFound) {
 			return bad("envelope_id", "no envelope %q", ev.EnvelopeID)
 		} else if err != nil {
-			return signal{}, &EventError{Error: err.Error()}
+			return CheckedEvent{}, &api.EventError{Error: err.Error()}
 		}
 		if rcpt != "" && !strings.EqualFold(rcpt, e.To) {
 			return bad("recipient", "envelope %s went to %s, not %s", e.ID, e.To, rcpt)
 		}
-		s.rcpt, s.envelopeID = e.To, e.ID
+		s.Recipient, s.EnvelopeID = e.To, e.ID
 	case ev.MessageID != "":
 		hid := strings.Trim(strings.TrimSpace(ev.MessageID), "<>")
-		id, err := r.db.MessageByHeaderID(hid)
+		id, err := a.db.MessageByHeaderID(hid)
 		if err != nil {
 			return bad("message_id", "no message with Message-ID <%s>", hid)
 		}
-		envs, err := r.db.EnvelopesOf(id)
+		envs, err := a.db.EnvelopesOf(id)
 		if err != nil {
-			return signal{}, &EventError{Error: err.Error()}
+			return CheckedEvent{}, &api.EventError{Error: err.Error()}
 		}
 		for _, e := range envs {
 			if rcpt == "" && len(envs) == 1 || rcpt != "" && strings.EqualFold(rcpt, e.To) {
-				s.rcpt, s.envelopeID = e.To, e.ID
+				s.Recipient, s.EnvelopeID = e.To, e.ID
 			}
 		}
-		if s.rcpt == "" && rcpt == "" {
+		if s.Recipient == "" && rcpt == "" {
 			return bad("recipient", "message <%s> went to %d recipients: say which", hid, len(envs))
 		}
-		if s.rcpt == "" {
+		if s.Recipient == "" {
 			return bad("recipient", "message <%s> did not go to %s", hid, rcpt)
 		}
 	default:
-		s.rcpt = rcpt // checked by checkEvent
+		s.Recipient = rcpt // checked by checkEvent
 	}
 	return s, nil
 }
 
-func (r *Relay) handleEvents(w http.ResponseWriter, req *http.Request) {
+func (a *Server) handleEvents(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxEventsBody))
 	if err != nil {
-		writeEventError(w, http.StatusRequestEntityTooLarge, EventError{Error: fmt.Sprintf("body over %d bytes: send smaller batches", maxEventsBody), Index: -1})
+		writeEventError(w, http.StatusRequestEntityTooLarge, api.EventError{Error: fmt.Sprintf("body over %d bytes: send smaller batches", maxEventsBody), Index: -1})
 		return
 	}
 	// Check the whole batch before anything is written.
-	evs, sigs, bad := parseEvents(body, r.now())
+	evs, sigs, bad := parseEvents(body, a.now())
 	if bad != nil {
 		writeEventError(w, http.StatusBadRequest, *bad)
 		return
 	}
 	for i, ev := range evs {
-		s, bad := r.eventSignal(ev, sigs[i])
+		s, bad := a.resolveEvent(ev, sigs[i])
 		if bad != nil {
 			bad.Index = i
 			status := http.StatusBadRequest
@@ -274,31 +257,22 @@ func (r *Relay) handleEvents(w http.ResponseWriter, req *http.Request) {
 		}
 		sigs[i] = s
 	}
-	applied, dups, err := r.applySignals(sigs)
+	applied, dups, err := a.relay.ApplyEvents(sigs)
 	if err != nil {
-		r.log.Error("applying events", "events", len(sigs), "error", err)
-		writeEventError(w, http.StatusInternalServerError, EventError{Error: "nothing applied: " + err.Error(), Index: -1})
+		a.log.Error("applying events", "events", len(sigs), "error", err)
+		writeEventError(w, http.StatusInternalServerError, api.EventError{Error: "nothing applied: " + err.Error(), Index: -1})
 		return
 	}
-	writeJSON(w, EventsResult{Applied: applied, Duplicates: dups})
+	writeJSON(w, api.EventsResult{Applied: applied, Duplicates: dups})
 }
 
-// SuppressionRequest is the body of POST /v1/suppressions.
-type SuppressionRequest struct {
-	Address string `json:"address"`
-	Reason  string `json:"reason"`
-}
-
-func (r *Relay) handleListSuppressions(w http.ResponseWriter, _ *http.Request) {
-	list, err := r.db.Suppressions()
+func (a *Server) handleListSuppressions(w http.ResponseWriter, _ *http.Request) {
+	list, err := a.db.Suppressions()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	if list == nil {
-		list = []store.Suppression{}
-	}
-	writeJSON(w, list)
+	writeJSON(w, apiSuppressions(list))
 }
 
 // checkSuppression validates an entry from the API or an import and
@@ -314,8 +288,8 @@ func checkSuppression(addr, reason string) (string, *fieldError) {
 	return a, nil
 }
 
-func (r *Relay) handleAddSuppressions(w http.ResponseWriter, req *http.Request) {
-	var body SuppressionRequest
+func (a *Server) handleAddSuppressions(w http.ResponseWriter, req *http.Request) {
+	var body api.SuppressionRequest
 	if err := readStrict(req.Body, 64<<10, &body); err != nil {
 		http.Error(w, `body must be {"address": "...", "reason": "..."}: `+err.Error(), http.StatusBadRequest)
 		return
@@ -328,26 +302,26 @@ func (r *Relay) handleAddSuppressions(w http.ResponseWriter, req *http.Request) 
 	if body.Reason == "" {
 		body.Reason = "added by an operator"
 	}
-	s := store.Suppression{Address: addr, Reason: body.Reason, At: r.now(), Source: "admin"}
-	if _, err := r.db.Suppress(true, s); err != nil {
+	s := store.Suppression{Address: addr, Reason: body.Reason, At: a.now(), Source: "admin"}
+	if _, err := a.db.Suppress(true, s); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	r.engine.Kick()
+	a.engine.Kick()
 	s.Address = store.NormalizeAddress(s.Address)
-	writeJSON(w, s)
+	writeJSON(w, apiSuppression(s))
 }
 
 // handleDeleteSuppression takes an address off the list and clears the
 // profile's hard stops with it: an operator who removes an address wants
 // marketing mail to reach it again.
-func (r *Relay) handleDeleteSuppression(w http.ResponseWriter, req *http.Request) {
+func (a *Server) handleDeleteSuppression(w http.ResponseWriter, req *http.Request) {
 	addr, bad := checkAddress("address", req.PathValue("address"))
 	if bad != nil {
 		http.Error(w, bad.Error(), http.StatusBadRequest)
 		return
 	}
-	found, err := r.db.Unsuppress(addr, clearHardStops)
+	found, err := a.db.Unsuppress(addr, clearHardStops)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -423,23 +397,23 @@ func parseSuppressionCSV(rd io.Reader, now time.Time) ([]store.Suppression, erro
 // handleImportSuppressions adds the lines of a CSV body (see
 // parseSuppressionCSV): all of them or, if one is bad, none; existing
 // entries keep their first reason.
-func (r *Relay) handleImportSuppressions(w http.ResponseWriter, req *http.Request) {
-	list, err := parseSuppressionCSV(http.MaxBytesReader(w, req.Body, maxSuppressBody), r.now())
+func (a *Server) handleImportSuppressions(w http.ResponseWriter, req *http.Request) {
+	list, err := parseSuppressionCSV(http.MaxBytesReader(w, req.Body, maxSuppressBody), a.now())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n, err := r.db.Suppress(false, list...)
+	n, err := a.db.Suppress(false, list...)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	r.engine.Kick()
+	a.engine.Kick()
 	writeJSON(w, map[string]int{"read": len(list), "added": n})
 }
 
-func (r *Relay) handleExportSuppressions(w http.ResponseWriter, _ *http.Request) {
-	list, err := r.db.Suppressions()
+func (a *Server) handleExportSuppressions(w http.ResponseWriter, _ *http.Request) {
+	list, err := a.db.Suppressions()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -454,4 +428,12 @@ func (r *Relay) handleExportSuppressions(w http.ResponseWriter, _ *http.Request)
 		cw.Write([]string{s.Address, s.Reason, s.At.UTC().Format(time.RFC3339), s.Source})
 	}
 	cw.Flush()
+}
+
+// clearHardStops lifts a profile's unsubscribe, complaint and bounce marks.
+func clearHardStops(old []byte) ([]byte, error) {
+	return scoring.UpdateStored(old, func(p *scoring.Profile) {
+		p.Unsubscribed, p.Complained, p.HardBounced = time.Time{}, time.Time{}, time.Time{}
+		p.SoftBounces, p.SoftBounceSince = 0, time.Time{}
+	})
 }

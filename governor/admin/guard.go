@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"fmt"
@@ -54,7 +54,7 @@ type adminGuard struct {
 	refused *prometheus.CounterVec
 }
 
-func newAdminGuard(r *Relay, listener net.Addr, loopback bool) *adminGuard {
+func newAdminGuard(a *Server, listener net.Addr, loopback bool) *adminGuard {
 	g := &adminGuard{loopback: loopback}
 	if host, _, err := net.SplitHostPort(listener.String()); err == nil {
 		g.ownHost = strings.ToLower(host)
@@ -66,17 +66,17 @@ func newAdminGuard(r *Relay, listener net.Addr, loopback bool) *adminGuard {
 	for _, reason := range []string{"host", "cross_site", "content_type"} {
 		g.refused.WithLabelValues(reason)
 	}
-	r.metrics.reg.MustRegister(g.refused)
+	a.reg.MustRegister(g.refused)
 	return g
 }
 
 // wrap puts the guard in front of next.
-func (g *adminGuard) wrap(r *Relay, next http.Handler) http.Handler {
+func (g *adminGuard) wrap(a *Server, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		reason, err := g.check(req, r.config().Admin.Token) // a reload may change the token
+		reason, err := g.check(req, a.config().Admin.Token) // a reload may change the token
 		if err != nil {
 			g.refused.WithLabelValues(reason).Inc()
-			r.log.Warn("admin request refused", "reason", reason, "method", req.Method, "path", req.URL.Path, "client", req.RemoteAddr)
+			a.log.Warn("admin request refused", "reason", reason, "method", req.Method, "path", req.URL.Path, "client", req.RemoteAddr)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return

@@ -1,16 +1,19 @@
-package governor
+package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/mail"
 	"strconv"
 	"strings"
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/governor/engine"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -30,36 +33,13 @@ import (
 // names in one transaction, or to none: an unknown ID is 404, an envelope
 // in a state the action does not apply to is 409, bad input is 400.
 
-func (r *Relay) registerQueueRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/queue", r.handleQueueList)
+func (a *Server) registerQueueRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/queue", a.handleQueueList)
 	for _, op := range queueOps {
 		mux.HandleFunc("POST /v1/queue/"+op.name, func(w http.ResponseWriter, req *http.Request) {
-			r.handleQueueAction(w, req, op)
+			a.handleQueueAction(w, req, op)
 		})
 	}
-}
-
-// QueueEntry is one envelope as the queue listing shows it: the stored
-// envelope's fields, and what its message and decisions say.
-type QueueEntry struct {
-	store.Envelope
-	Class    string `json:"class,omitempty"`
-	Subject  string `json:"subject,omitempty"`
-	Campaign string `json:"campaign,omitempty"`
-	// LastAction is the action of the envelope's latest decision record.
-	LastAction string `json:"last_action,omitempty"`
-}
-
-// QueueActionRequest names the envelopes an action applies to: a list of
-// envelope IDs or a campaign, not both.
-type QueueActionRequest struct {
-	IDs      []string `json:"ids,omitempty"`
-	Campaign string   `json:"campaign,omitempty"`
-}
-
-// QueueActionResult lists the envelopes an action changed.
-type QueueActionResult struct {
-	Changed []string `json:"changed"`
 }
 
 // waitingStates are what the listing shows when no state is asked for.
@@ -72,7 +52,7 @@ const (
 	maxListLimit     = 10000
 )
 
-func (r *Relay) handleQueueList(w http.ResponseWriter, req *http.Request) {
+func (a *Server) handleQueueList(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	for key := range q {
 		if key != "state" && key != "campaign" && key != "recipient" && key != "limit" {
@@ -98,7 +78,7 @@ func (r *Relay) handleQueueList(w http.ResponseWriter, req *http.Request) {
 		}
 		limit = n
 	}
-	entries, err := r.queueEntries(states, q.Get("campaign"), q.Get("recipient"), limit)
+	entries, err := a.queueEntries(states, q.Get("campaign"), q.Get("recipient"), limit)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -108,12 +88,12 @@ func (r *Relay) handleQueueList(w http.ResponseWriter, req *http.Request) {
 
 // queueEntries lists up to limit envelopes in the given states, in that
 // order of states, optionally only of a campaign or to a recipient.
-func (r *Relay) queueEntries(states []store.State, campaign, rcpt string, limit int) ([]QueueEntry, error) {
-	entries := []QueueEntry{}
-	msgs := messageCache{r: r}
+func (a *Server) queueEntries(states []store.State, campaign, rcpt string, limit int) ([]api.QueueEntry, error) {
+	entries := []api.QueueEntry{}
+	msgs := messageCache{a: a}
 	for _, st := range states {
 		var failed error
-		err := r.db.EnvelopesInState(st, func(e store.Envelope) bool {
+		err := a.db.EnvelopesInState(st, func(e store.Envelope) bool {
 			if rcpt != "" && !strings.EqualFold(e.To, rcpt) {
 				return true
 			}
@@ -125,8 +105,8 @@ func (r *Relay) queueEntries(states []store.State, campaign, rcpt string, limit 
 			if campaign != "" && !strings.EqualFold(m.campaign, campaign) {
 				return true
 			}
-			entries = append(entries, QueueEntry{Envelope: e,
-				Class: m.class, Subject: m.subject, Campaign: m.campaign, LastAction: r.lastAction(e.ID)})
+			entries = append(entries, api.QueueEntry{Envelope: apiEnvelope(e),
+				Class: m.class, Subject: m.subject, Campaign: m.campaign, LastAction: a.lastAction(e.ID)})
 			return len(entries) < limit
 		})
 		if err == nil {
@@ -167,7 +147,7 @@ type messageInfo struct {
 
 // messageCache reads each message once per request.
 type messageCache struct {
-	r *Relay
+	a *Server
 	m map[string]*messageInfo
 }
 
@@ -178,7 +158,7 @@ func (c *messageCache) get(id string) (*messageInfo, error) {
 	if c.m == nil {
 		c.m = map[string]*messageInfo{}
 	}
-	msg, err := c.r.db.Message(id)
+	msg, err := c.a.db.Message(id)
 	if err != nil {
 		return nil, err
 	}
@@ -189,9 +169,9 @@ func (c *messageCache) get(id string) (*messageInfo, error) {
 			return nil, fmt.Errorf("features of %s: %w", id, err)
 		}
 		info.features, info.subject, info.campaign = f, f.Subject, f.Campaign
-	} else if body, err := c.r.db.Body(id); err == nil {
-		if h := readHeader(body); h != nil {
-			info.subject = h.Get("Subject")
+	} else if body, err := c.a.db.Body(id); err == nil {
+		if m, err := mail.ReadMessage(bytes.NewReader(body)); err == nil { // the header only
+			info.subject = m.Header.Get("Subject")
 		}
 	}
 	c.m[id] = info
@@ -199,8 +179,8 @@ func (c *messageCache) get(id string) (*messageInfo, error) {
 }
 
 // lastAction is the action of an envelope's latest decision record.
-func (r *Relay) lastAction(envelopeID string) string {
-	raw, err := r.db.Decisions(envelopeID)
+func (a *Server) lastAction(envelopeID string) string {
+	raw, err := a.db.Decisions(envelopeID)
 	if err != nil || raw == nil {
 		return ""
 	}
@@ -221,7 +201,7 @@ type queueOp struct {
 	from []store.State
 	// marketingOnly refuses transactional mail.
 	marketingOnly bool
-	apply         func(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) (newProfile []byte, rec engine.Record, err error)
+	apply         func(a *Server, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) (newProfile []byte, rec engine.Record, err error)
 }
 
 var queueOps = []queueOp{
@@ -232,20 +212,20 @@ var queueOps = []queueOp{
 
 // operatorRelease makes mail in review due now and records the release in
 // the recipient's history, as the engine does for its own releases.
-func operatorRelease(r *Relay, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
+func operatorRelease(a *Server, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
 	e.State, e.Due = store.StateQueued, now
 	p, err := updateHistory(profile, func(p *scoring.Profile) {
 		rel := scoring.Release{At: now, MessageID: e.ID, Sender: e.From}
 		if f := info.features; f != nil {
 			rel.Campaign, rel.Topics, rel.Fingerprint = f.Campaign, f.Topics, f.Fingerprint
 		}
-		p.RecordRelease(rel, r.engine.Memory())
+		p.RecordRelease(rel, a.engine.Memory())
 	})
 	return p, engine.Record{Action: "release", At: now, Reasons: []string{engine.ReasonOperator},
 		Explanation: "Released by an operator from review."}, err
 }
 
-func operatorDrop(_ *Relay, e *store.Envelope, _ *messageInfo, _ []byte, _ time.Time) ([]byte, engine.Record, error) {
+func operatorDrop(_ *Server, e *store.Envelope, _ *messageInfo, _ []byte, _ time.Time) ([]byte, engine.Record, error) {
 	e.State = store.StateSuppressed
 	return nil, engine.Record{Action: "suppress", Reasons: []string{engine.ReasonOperator}, Explanation: "Dropped by operator."}, nil
 }
@@ -253,7 +233,7 @@ func operatorDrop(_ *Relay, e *store.Envelope, _ *messageInfo, _ []byte, _ time.
 // operatorHold puts held or queued marketing mail into review. A queued
 // envelope was counted in the recipient's history when the engine
 // released it; that entry goes, since the release is off.
-func operatorHold(_ *Relay, e *store.Envelope, _ *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
+func operatorHold(_ *Server, e *store.Envelope, _ *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
 	var p []byte
 	var err error
 	if e.State == store.StateQueued && profile != nil {
@@ -277,8 +257,8 @@ func updateHistory(raw []byte, change func(*scoring.Profile)) ([]byte, error) {
 // errBadRequest marks input problems (400).
 var errBadRequest = errors.New("bad request")
 
-func (r *Relay) handleQueueAction(w http.ResponseWriter, req *http.Request, op queueOp) {
-	changed, err := r.queueAction(req.Body, op)
+func (a *Server) handleQueueAction(w http.ResponseWriter, req *http.Request, op queueOp) {
+	changed, err := a.queueAction(req.Body, op)
 	switch {
 	case errors.Is(err, errBadRequest):
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -289,23 +269,23 @@ func (r *Relay) handleQueueAction(w http.ResponseWriter, req *http.Request, op q
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	default:
-		writeJSON(w, QueueActionResult{Changed: changed})
+		writeJSON(w, api.QueueActionResult{Changed: changed})
 	}
 }
 
 // maxActionBody bounds a request: 10,000 IDs fit comfortably.
 const maxActionBody = 1 << 20
 
-func (r *Relay) queueAction(body io.Reader, op queueOp) ([]string, error) {
-	var in QueueActionRequest
+func (a *Server) queueAction(body io.Reader, op queueOp) ([]string, error) {
+	var in api.QueueActionRequest
 	if err := readStrict(body, maxActionBody, &in); err != nil {
 		return nil, fmt.Errorf("%w: body must be {\"ids\": [...]} or {\"campaign\": \"...\"}: %v", errBadRequest, err)
 	}
-	return r.applyQueueAction(in, op)
+	return a.applyQueueAction(in, op)
 }
 
 // applyQueueAction applies op to the envelopes in names, all or none.
-func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, error) {
+func (a *Server) applyQueueAction(in api.QueueActionRequest, op queueOp) ([]string, error) {
 	if (len(in.IDs) == 0) == (in.Campaign == "") {
 		return nil, fmt.Errorf("%w: give either ids or campaign, not both or neither", errBadRequest)
 	}
@@ -317,12 +297,12 @@ func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, e
 			return nil, fmt.Errorf("%w: %v", errBadRequest, bad)
 		}
 	}
-	msgs := messageCache{r: r}
+	msgs := messageCache{a: a}
 	ids := in.IDs
 	if in.Campaign != "" {
 		for _, st := range op.from {
 			var failed error
-			err := r.db.EnvelopesInState(st, func(e store.Envelope) bool {
+			err := a.db.EnvelopesInState(st, func(e store.Envelope) bool {
 				m, err := msgs.get(e.MessageID)
 				if err != nil {
 					failed = err
@@ -347,7 +327,7 @@ func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, e
 	// Read every message before the transaction, so that the change
 	// itself does no reads of its own; an unknown ID fails here already.
 	for _, id := range ids {
-		e, err := r.db.Envelope(id)
+		e, err := a.db.Envelope(id)
 		if err != nil {
 			return nil, err
 		}
@@ -355,8 +335,8 @@ func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, e
 			return nil, err
 		}
 	}
-	now := r.now()
-	envs, err := r.db.Transition(ids, func(e *store.Envelope, profile []byte) ([]byte, []byte, error) {
+	now := a.now()
+	envs, err := a.db.Transition(ids, func(e *store.Envelope, profile []byte) ([]byte, []byte, error) {
 		if !containsState(op.from, e.State) {
 			return nil, nil, fmt.Errorf("is %s; %s applies to %s: %w", e.State, op.name, statesList(op.from), store.ErrState)
 		}
@@ -367,7 +347,7 @@ func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, e
 		if op.marketingOnly && info.class != config.ClassMarketing {
 			return nil, nil, fmt.Errorf("is %s mail; only marketing mail can be held: %w", info.class, store.ErrState)
 		}
-		newProfile, rec, err := op.apply(r, e, info, profile, now)
+		newProfile, rec, err := op.apply(a, e, info, profile, now)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -386,8 +366,8 @@ func (r *Relay) applyQueueAction(in QueueActionRequest, op queueOp) ([]string, e
 		released = released || e.State == store.StateQueued
 	}
 	if released {
-		r.queue.Kick()
+		a.relay.KickDelivery()
 	}
-	r.log.Info("operator "+op.name, "envelopes", len(changed), "campaign", in.Campaign)
+	a.log.Info("operator "+op.name, "envelopes", len(changed), "campaign", in.Campaign)
 	return changed, nil
 }

@@ -1,17 +1,17 @@
-package governor
+package admin
 
 import (
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/governor/engine"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -23,38 +23,27 @@ import (
 // dashboard polling every second (that is what /metrics is for).
 
 // registerOperationRoutes adds this file's routes to the admin mux.
-func (r *Relay) registerOperationRoutes(mux *http.ServeMux) {
-	mux.Handle("GET /metrics", r.metrics.handler())
-	mux.HandleFunc("GET /v1/config/status", r.handleConfigStatus)
-	mux.HandleFunc("GET /v1/profiles/{address}", r.handleProfile)
-	mux.HandleFunc("POST /v1/forget", r.handleForget)
-	mux.HandleFunc("GET /v1/stats", r.handleStats)
-	mux.HandleFunc("GET /v1/campaigns/{name}/report", r.handleCampaignReport)
+func (a *Server) registerOperationRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /metrics", a.metrics)
+	mux.HandleFunc("GET /v1/config/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, a.relay.ReloadStatus())
+	})
+	mux.HandleFunc("GET /v1/profiles/{address}", a.handleProfile)
+	mux.HandleFunc("POST /v1/forget", a.handleForget)
+	mux.HandleFunc("GET /v1/stats", a.handleStats)
+	mux.HandleFunc("GET /v1/campaigns/{name}/report", a.handleCampaignReport)
 }
 
 // recentEnvelopes bounds the envelopes a profile view lists.
 const recentEnvelopes = 50
 
-// ProfileView is a recipient's profile with their latest envelopes.
-type ProfileView struct {
-	Address string          `json:"address"`
-	Profile json.RawMessage `json:"profile"`
-	// Suppressed says whether marketing mail to the address is stopped
-	// (unsubscribe, complaint, hard bounce, or erased after one of these).
-	Suppressed bool `json:"suppressed"`
-	// Envelopes are the most recent first, at most recentEnvelopes.
-	Envelopes []EnvelopeExplanation `json:"envelopes"`
-	// Total is how many envelopes to the address are stored.
-	Total int `json:"total"`
-}
-
-func (r *Relay) handleProfile(w http.ResponseWriter, req *http.Request) {
+func (a *Server) handleProfile(w http.ResponseWriter, req *http.Request) {
 	addr, err := parseAddress(req.PathValue("address"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	v, err := r.profileView(addr)
+	v, err := a.profileView(addr)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -68,16 +57,16 @@ func (r *Relay) handleProfile(w http.ResponseWriter, req *http.Request) {
 
 // profileView gathers a recipient's profile and latest envelopes; both
 // are empty when nothing is stored about addr.
-func (r *Relay) profileView(addr string) (ProfileView, error) {
-	profile, err := r.db.Profile(addr)
+func (a *Server) profileView(addr string) (api.ProfileView, error) {
+	profile, err := a.db.Profile(addr)
 	if err != nil {
-		return ProfileView{}, err
+		return api.ProfileView{}, err
 	}
-	v := ProfileView{Address: addr, Profile: profile, Suppressed: r.hardStopped(addr)}
-	err = r.db.Records(func(rec store.EnvelopeRecord) bool {
+	v := api.ProfileView{Address: addr, Profile: profile, Suppressed: a.relay.HardStopped(addr)}
+	err = a.db.Records(func(rec store.EnvelopeRecord) bool {
 		if strings.EqualFold(rec.Envelope.To, addr) {
 			v.Total++
-			v.Envelopes = append(v.Envelopes, EnvelopeExplanation{Envelope: rec.Envelope, Decisions: rec.Decisions})
+			v.Envelopes = append(v.Envelopes, api.EnvelopeExplanation{Envelope: apiEnvelope(rec.Envelope), Decisions: rec.Decisions})
 		}
 		return true
 	})
@@ -120,7 +109,7 @@ var forgetRules = store.ForgetRules{
 	},
 }
 
-func (r *Relay) handleForget(w http.ResponseWriter, req *http.Request) {
+func (a *Server) handleForget(w http.ResponseWriter, req *http.Request) {
 	var body forgetRequest
 	if err := readStrict(req.Body, 64<<10, &body); err != nil {
 		http.Error(w, "want JSON {\"address\": \"local@domain\"}: "+err.Error(), http.StatusBadRequest)
@@ -131,48 +120,35 @@ func (r *Relay) handleForget(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	rep, err := r.db.Forget(addr, r.now(), forgetRules)
+	rep, err := a.db.Forget(addr, a.now(), forgetRules)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	res := ForgetResult{Address: addr, Erased: rep}
+	res := api.ForgetResult{Address: addr, Erased: apiForgetReport(rep)}
 	var incomplete []string
-	if res.OutboxFiles, err = r.eraseOutbox(addr, rep.EnvelopeIDs); err != nil {
-		r.log.Error("forget: outbox files left", "error", err)
+	if res.OutboxFiles, err = a.eraseOutbox(addr, rep.EnvelopeIDs); err != nil {
+		a.log.Error("forget: outbox files left", "error", err)
 		incomplete = append(incomplete, "some outbox files could not be removed (see the log)")
 	}
 	// Last: the deleted records' bytes stay in freed pages until scrubbed,
 	// where the backend keeps pages of its own (store.FreePageScrubber).
-	if scrubber, ok := r.db.(store.FreePageScrubber); ok {
+	if scrubber, ok := a.db.(store.FreePageScrubber); ok {
 		scrub, err := scrubber.ScrubFreePages()
 		res.ScrubbedPages = scrub.Pages
 		if err != nil {
-			r.log.Error("forget: freed pages not overwritten", "error", err)
+			a.log.Error("forget: freed pages not overwritten", "error", err)
 			incomplete = append(incomplete, "the database's freed pages were not overwritten: "+err.Error())
 		}
 	}
 	res.Incomplete = strings.Join(incomplete, "; ")
-	r.metrics.forgotten.Inc()
+	if a.forgotten != nil {
+		a.forgotten.Inc()
+	}
 	// The log line itself must not undo the erasure: no address in it.
-	r.log.Info("recipient forgotten", "envelopes", rep.Envelopes, "kept", rep.Kept, "profiles", rep.Profiles, "tombstone", rep.Tombstone,
+	a.log.Info("recipient forgotten", "envelopes", rep.Envelopes, "kept", rep.Kept, "profiles", rep.Profiles, "tombstone", rep.Tombstone,
 		"suppressions", rep.Suppressions, "event_ids", rep.EventIDs, "outbox_files", res.OutboxFiles, "scrubbed_pages", res.ScrubbedPages)
 	writeJSON(w, res)
-}
-
-// Stats counts envelopes created in a period.
-type Stats struct {
-	Since     time.Time      `json:"since,omitzero"`
-	Until     time.Time      `json:"until"`
-	Envelopes int            `json:"envelopes"`
-	Messages  int            `json:"messages"`
-	ByState   map[string]int `json:"by_state"`
-	ByClass   map[string]int `json:"by_class"`
-	// ByAction counts each envelope's latest decision (what enforce mode
-	// does or would do); ByReason its reason codes.
-	ByAction map[string]int `json:"by_action"`
-	ByReason map[string]int `json:"by_reason"`
-	Holdout  int            `json:"holdout"`
 }
 
 // recordSummary is what reports read from an envelope's decisions.
@@ -199,9 +175,9 @@ func summarise(raw json.RawMessage) recordSummary {
 
 // parsePeriod reads since/until (RFC 3339) or last (a Go duration) from
 // the query; until defaults to now.
-func (r *Relay) parsePeriod(req *http.Request) (since, until time.Time, err error) {
+func (a *Server) parsePeriod(req *http.Request) (since, until time.Time, err error) {
 	q := req.URL.Query()
-	until = r.now()
+	until = a.now()
 	if s := q.Get("until"); s != "" {
 		if until, err = time.Parse(time.RFC3339, s); err != nil {
 			return since, until, fmt.Errorf("until: want RFC 3339: %w", err)
@@ -228,13 +204,13 @@ func (r *Relay) parsePeriod(req *http.Request) (since, until time.Time, err erro
 	return since, until, nil
 }
 
-func (r *Relay) handleStats(w http.ResponseWriter, req *http.Request) {
-	since, until, err := r.parsePeriod(req)
+func (a *Server) handleStats(w http.ResponseWriter, req *http.Request) {
+	since, until, err := a.parsePeriod(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	st, err := r.stats(since, until)
+	st, err := a.stats(since, until)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -243,11 +219,11 @@ func (r *Relay) handleStats(w http.ResponseWriter, req *http.Request) {
 }
 
 // stats counts the envelopes created in [since, until).
-func (r *Relay) stats(since, until time.Time) (Stats, error) {
-	st := Stats{Since: since, Until: until, ByState: map[string]int{}, ByClass: map[string]int{},
+func (a *Server) stats(since, until time.Time) (api.Stats, error) {
+	st := api.Stats{Since: since, Until: until, ByState: map[string]int{}, ByClass: map[string]int{},
 		ByAction: map[string]int{}, ByReason: map[string]int{}}
 	lastMsg := ""
-	err := r.db.Records(func(rec store.EnvelopeRecord) bool {
+	err := a.db.Records(func(rec store.EnvelopeRecord) bool {
 		e := rec.Envelope
 		if e.Created.Before(since) || !e.Created.Before(until) {
 			return true
@@ -273,52 +249,9 @@ func (r *Relay) stats(since, until time.Time) (Stats, error) {
 	return st, err
 }
 
-// CampaignReport is what became of one campaign's mail.
-type CampaignReport struct {
-	Campaign string `json:"campaign"`
-	// Messages and Envelopes submitted under the campaign name.
-	Messages  int `json:"messages"`
-	Envelopes int `json:"envelopes"`
-	// Governed envelopes went through the engine; Holdout ones were sent
-	// undelayed to measure the lift.
-	Governed GroupReport `json:"governed"`
-	Holdout  GroupReport `json:"holdout"`
-	// SuppressedBy counts the reason codes of suppressed envelopes.
-	SuppressedBy map[string]int `json:"suppressed_by"`
-	// Engagement is what recipients did with the governed mail released.
-	Engagement Engagement `json:"engagement"`
-}
-
-// Engagement counts opens, clicks and replies (from the events API and the
-// feedback mailboxes) on released governed mail. Engagement is recorded in
-// the recipient's release history, which remembers a bounded number of
-// recent releases, so Remembered says how many of the released envelopes
-// could still be looked up; holdout mail is not in that history and is
-// not counted here.
-type Engagement struct {
-	Remembered int `json:"remembered"`
-	Opened     int `json:"opened"`
-	Clicked    int `json:"clicked"`
-	Replied    int `json:"replied"`
-}
-
-// GroupReport counts one group's envelopes.
-type GroupReport struct {
-	Envelopes int `json:"envelopes"`
-	// Released were released (or, for holdout, queued at once);
-	// Deferred were deferred at least once; Suppressed were never sent;
-	// Held wait for a decision.
-	Released   int `json:"released"`
-	Deferred   int `json:"deferred"`
-	Suppressed int `json:"suppressed"`
-	Held       int `json:"held"`
-	Delivered  int `json:"delivered"`
-	Failed     int `json:"failed"`
-}
-
-func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
+func (a *Server) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 	name := req.PathValue("name")
-	reps, err := r.campaignReports(name)
+	reps, err := a.campaignReports(name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -334,20 +267,20 @@ func (r *Relay) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 // campaignReports walks the stored envelopes once and reports on the
 // campaign named only, or on every campaign when only is empty. Mail
 // without a campaign is left out.
-func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error) {
-	reps := map[string]*CampaignReport{}
+func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, error) {
+	reps := map[string]*api.CampaignReport{}
 	campaigns := campaignCache{}
 	histories := map[string]map[string]scoring.Release{}
 	lastMsg := ""
 	var failed error
-	err := r.db.Records(func(rec store.EnvelopeRecord) bool {
+	err := a.db.Records(func(rec store.EnvelopeRecord) bool {
 		c := campaigns.of(rec.Message)
 		if c == "" || (only != "" && c != only) {
 			return true
 		}
 		rep := reps[c]
 		if rep == nil {
-			rep = &CampaignReport{Campaign: c, SuppressedBy: map[string]int{}}
+			rep = &api.CampaignReport{Campaign: c, SuppressedBy: map[string]int{}}
 			reps[c] = rep
 			lastMsg = ""
 		}
@@ -376,7 +309,7 @@ func (r *Relay) campaignReports(only string) (map[string]*CampaignReport, error)
 		default:
 			g.Released++
 			if !e.Holdout {
-				rel, ok, err := r.releaseOf(histories, e)
+				rel, ok, err := a.releaseOf(histories, e)
 				if err != nil {
 					failed = err
 					return false
@@ -425,10 +358,10 @@ func (c campaignCache) of(m *store.Message) string {
 
 // releaseOf finds an envelope's entry in its recipient's release history,
 // reading each recipient's profile once per report.
-func (r *Relay) releaseOf(histories map[string]map[string]scoring.Release, e store.Envelope) (scoring.Release, bool, error) {
+func (a *Server) releaseOf(histories map[string]map[string]scoring.Release, e store.Envelope) (scoring.Release, bool, error) {
 	h, ok := histories[e.To]
 	if !ok {
-		raw, err := r.db.Profile(e.To)
+		raw, err := a.db.Profile(e.To)
 		if err != nil {
 			return scoring.Release{}, false, err
 		}
@@ -452,7 +385,3 @@ func b2i(b bool) int {
 	}
 	return 0
 }
-
-// AdminAddr returns where the admin listener is bound (useful with port
-// 0), or nil when it does not run.
-func (r *Relay) AdminAddr() net.Addr { return r.adminAddr }
