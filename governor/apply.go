@@ -12,7 +12,7 @@ import (
 	"kadenz/config"
 	"kadenz/governor/address"
 	"kadenz/governor/engine"
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -69,9 +69,9 @@ type signal struct {
 	source string
 	// eventID makes the signal idempotent (events API).
 	eventID string
-	// reason and status say why a bounce happened (feedback.Classify), for
+	// reason and status say why a bounce happened (report.Classify), for
 	// the decision record; empty for other signals.
-	reason feedback.Reason
+	reason report.Reason
 	status string
 }
 
@@ -79,7 +79,7 @@ type signal struct {
 // "imap: user unknown, 5.1.1".
 func (s signal) cause() string {
 	c := s.source
-	if s.reason != feedback.ReasonNone && s.reason != feedback.ReasonOther {
+	if s.reason != report.ReasonNone && s.reason != report.ReasonOther {
 		c += ": " + s.reason.Describe()
 		if s.status != "" {
 			c += ", " + s.status
@@ -221,21 +221,21 @@ var errUnattributable = errors.New("feedback names no recipient Kadenz knows")
 // loop or reply mailbox) says. A report that is of no use (unknown kind) is
 // not an error; one that cannot be tied to a recipient is, so that the
 // caller can log it.
-func (r *Relay) applyReport(rep feedback.Report) error { return r.applyReportRaw(rep, nil) }
+func (r *Relay) applyReport(rep report.Report) error { return r.applyReportRaw(rep, nil) }
 
 // applyReportRaw is applyReport for a report read from a message: raw is
 // that message as received, attached to the forward of a human reply (nil:
 // the forward quotes the reply's text only).
-func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
+func (r *Relay) applyReportRaw(rep report.Report, raw []byte) error {
 	base := signal{at: r.now(), source: "imap"}
 	var sigs []signal
 	var err error
 	switch rep.Kind {
-	case feedback.KindBounce, feedback.KindDelivered:
+	case report.KindBounce, report.KindDelivered:
 		sigs, err = r.bounceSignals(rep, base)
-	case feedback.KindComplaint:
+	case report.KindComplaint:
 		sigs, err = r.complaintSignals(rep, base)
-	case feedback.KindUnsubscribe, feedback.KindAway, feedback.KindReply:
+	case report.KindUnsubscribe, report.KindAway, report.KindReply:
 		var s signal
 		s, err = r.personSignal(rep, base)
 		sigs = []signal{s}
@@ -262,21 +262,21 @@ func (r *Relay) applyReportRaw(rep feedback.Report, raw []byte) error {
 // recipient Kadenz knows. Blocks (our mail refused for what it is or who
 // sent it) change nothing about the person: they are logged. A report
 // that names nobody Kadenz knows, and blocks nobody, is errUnattributable.
-func (r *Relay) bounceSignals(rep feedback.Report, base signal) ([]signal, error) {
+func (r *Relay) bounceSignals(rep report.Report, base signal) ([]signal, error) {
 	rcpts := rep.Recipients
 	if len(rcpts) == 0 && rep.Recipient != "" {
 		// No per-recipient status: treat as soft, never suppress on a guess.
-		b := feedback.SoftBounce
-		if rep.Kind == feedback.KindDelivered {
-			b = feedback.NoBounce
+		b := report.SoftBounce
+		if rep.Kind == report.KindDelivered {
+			b = report.NoBounce
 		}
-		rcpts = []feedback.Recipient{{Address: rep.Recipient, Bounce: b}}
+		rcpts = []report.Recipient{{Address: rep.Recipient, Bounce: b}}
 	}
 	single := len(rcpts) == 1
 	blocked := 0
 	var sigs []signal
 	for _, rc := range rcpts {
-		if rc.Bounce == feedback.BlockBounce {
+		if rc.Bounce == report.BlockBounce {
 			// Not because the person cannot be reached: report it, change
 			// nothing about them (docs/feedback.md, "Blocks").
 			blocked++
@@ -293,9 +293,9 @@ func (r *Relay) bounceSignals(rep feedback.Report, base signal) ([]signal, error
 		}
 		s.reason, s.status = rc.Reason, rc.Status
 		switch rc.Bounce {
-		case feedback.HardBounce:
+		case report.HardBounce:
 			s.kind = sigHardBounce
-		case feedback.SoftBounce:
+		case report.SoftBounce:
 			s.kind = sigSoftBounce
 		default:
 			s.kind = sigDelivered
@@ -312,7 +312,7 @@ func (r *Relay) bounceSignals(rep feedback.Report, base signal) ([]signal, error
 // (RFC 5965 section 3.2 allows one Original-Rcpt-To per recipient it
 // covers: each of them complained). RFC 5965's not-spam is the opposite
 // of a complaint: nothing.
-func (r *Relay) complaintSignals(rep feedback.Report, base signal) ([]signal, error) {
+func (r *Relay) complaintSignals(rep report.Report, base signal) ([]signal, error) {
 	if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
 		return nil, nil
 	}
@@ -339,21 +339,21 @@ func (r *Relay) complaintSignals(rep feedback.Report, base signal) ([]signal, er
 
 // personSignal is what one person did: unsubscribed, went away, or wrote
 // back. A reply about a receipt is engagement, not a reply to marketing.
-func (r *Relay) personSignal(rep feedback.Report, base signal) (signal, error) {
+func (r *Relay) personSignal(rep report.Report, base signal) (signal, error) {
 	s := base
 	var err error
 	if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rep.Recipient, true); err != nil {
 		return s, fmt.Errorf("%s report: %w", rep.Kind, err)
 	}
 	switch rep.Kind {
-	case feedback.KindUnsubscribe:
+	case report.KindUnsubscribe:
 		s.kind = sigUnsubscribe
-	case feedback.KindAway:
+	case report.KindAway:
 		s.kind = sigAway
 		if rep.Away != nil {
 			s.until = rep.Away.Until
 		}
-	case feedback.KindReply:
+	case report.KindReply:
 		s.kind = sigHumanReply
 		if r.answersTransactional(s.envelopeID, rep.MessageID) {
 			s.kind = sigReply
@@ -367,7 +367,7 @@ func (r *Relay) personSignal(rep feedback.Report, base signal) (signal, error) {
 // address), else the message it names with addr among its recipients,
 // else addr itself. single says the report concerns one recipient only,
 // so the envelope's recipient wins over addr.
-func (r *Relay) resolveReport(rep feedback.Report, addr string, single bool) (rcpt, envelopeID string, err error) {
+func (r *Relay) resolveReport(rep report.Report, addr string, single bool) (rcpt, envelopeID string, err error) {
 	addr = strings.TrimSpace(addr)
 	if rep.EnvelopeID != "" {
 		if e, err := r.db.Envelope(rep.EnvelopeID); err == nil && (single || addr == "" || strings.EqualFold(e.To, addr)) {
@@ -427,23 +427,23 @@ func (r *Relay) answersTransactional(envelopeID, headerID string) bool {
 // FeedbackEffect says in a sentence what applying an outcome of this class
 // does (applyReportRaw), for "kadenz feedback classify". Keep it in step
 // with the switch there.
-func FeedbackEffect(c feedback.Class) string {
+func FeedbackEffect(c report.Class) string {
 	switch c {
-	case feedback.ClassHard:
+	case report.ClassHard:
 		return "suppress the address (hard bounce) and stop its waiting marketing mail"
-	case feedback.ClassSoft:
+	case report.ClassSoft:
 		return "count a soft bounce; feedback.soft_bounce_limit of them within feedback.soft_bounce_window suppress"
-	case feedback.ClassBlock:
+	case report.ClassBlock:
 		return "no change to the recipient: our mail was refused (content, reputation, authentication or size); logged for the sender"
-	case feedback.ClassDelivered:
+	case report.ClassDelivered:
 		return "reset the soft-bounce count"
-	case feedback.ClassComplaint:
+	case report.ClassComplaint:
 		return "suppress the address (complaint) and stop its waiting marketing mail"
-	case feedback.ClassUnsubscribe:
+	case report.ClassUnsubscribe:
 		return "suppress the address (unsubscribed) and stop its waiting marketing mail"
-	case feedback.ClassAway:
+	case report.ClassAway:
 		return "defer marketing mail until the date named plus a day (three days if none)"
-	case feedback.ClassReply:
+	case report.ClassReply:
 		return "pause marketing mail for feedback.reply_pause and forward the reply to the team"
 	}
 	return "nothing"
@@ -465,8 +465,8 @@ func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
 		return
 	}
 	switch {
-	case rc.Bounce == feedback.HardBounce:
-	case rc.Bounce == feedback.SoftBounce && recipientReason(rc.Reason):
+	case rc.Bounce == report.HardBounce:
+	case rc.Bounce == report.SoftBounce && recipientReason(rc.Reason):
 		// A full mailbox refused for good by the smarthost: soft, as in
 		// a DSN. A lost connection or a rate limit at the end of the
 		// queue lifetime is the smarthost's trouble, not the recipient's.
@@ -479,7 +479,7 @@ func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
 	}
 	s := signal{at: now, source: "smarthost", rcpt: e.To, envelopeID: e.ID, reason: rc.Reason, status: rc.Status}
 	s.kind = sigSoftBounce
-	if rc.Bounce == feedback.HardBounce {
+	if rc.Bounce == report.HardBounce {
 		s.kind = sigHardBounce
 	}
 	if err := address.Check(s.rcpt, true); err != nil {
@@ -495,9 +495,9 @@ func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
 
 // recipientReason reports whether a soft reason is about the recipient's
 // mailbox rather than the path to it.
-func recipientReason(r feedback.Reason) bool {
+func recipientReason(r report.Reason) bool {
 	switch r {
-	case feedback.ReasonMailboxFull, feedback.ReasonUserUnknown, feedback.ReasonHostUnknown, feedback.ReasonMailboxDisabled:
+	case report.ReasonMailboxFull, report.ReasonUserUnknown, report.ReasonHostUnknown, report.ReasonMailboxDisabled:
 		return true
 	}
 	return false
@@ -508,28 +508,28 @@ func recipientReason(r feedback.Reason) bool {
 // enhanced code (RFC 3463) when given, else one in the text, else the
 // basic code's class. A refusal of MAIL FROM or a sender-address code
 // (X.1.7, X.1.8) is about the sender, not the recipient.
-func refusal(err error) (feedback.Recipient, bool) {
+func refusal(err error) (report.Recipient, bool) {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || strings.Contains(err.Error(), "MAIL FROM:") {
-		return feedback.Recipient{}, false
+		return report.Recipient{}, false
 	}
-	rc := feedback.Recipient{Action: "failed", Diagnostic: fmt.Sprintf("%d %s", se.Code, se.Message)}
+	rc := report.Recipient{Action: "failed", Diagnostic: fmt.Sprintf("%d %s", se.Code, se.Message)}
 	if c := se.EnhancedCode; c[0] >= 2 && c[0] <= 5 {
 		rc.Status = fmt.Sprintf("%d.%d.%d", c[0], c[1], c[2])
 		rc.Diagnostic = fmt.Sprintf("%d %s %s", se.Code, rc.Status, se.Message)
 	}
 	if rc.Status == "" && se.Code >= 400 && se.Code < 600 {
 		rc.Status = fmt.Sprintf("%d.0.0", se.Code/100)
-		if s := feedback.StatusCode(se.Message); s != "" {
+		if s := report.StatusCode(se.Message); s != "" {
 			rc.Status = s
 		}
 	}
 	if rc.Status == "" {
-		return feedback.Recipient{}, false
+		return report.Recipient{}, false
 	}
 	if strings.HasPrefix(rc.Status[1:], ".1.7") || strings.HasPrefix(rc.Status[1:], ".1.8") {
-		return feedback.Recipient{}, false
+		return report.Recipient{}, false
 	}
-	rc.Bounce, rc.Reason = feedback.Classify(rc.Action, rc.Status, rc.Diagnostic)
+	rc.Bounce, rc.Reason = report.Classify(rc.Action, rc.Status, rc.Diagnostic)
 	return rc, true
 }

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"kadenz/config"
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/governor/mailbox"
 )
 
@@ -83,7 +83,7 @@ func (r *Relay) newMailboxReader(m config.Mailbox) (*mailbox.Reader, error) {
 // says and applies it to the recipient's profile. A message that cannot be
 // read is an error, which the reader logs before moving on.
 func (r *Relay) ingestFeedback(_ context.Context, raw []byte) error {
-	rep, err := feedback.Parse(raw)
+	rep, err := report.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("reading feedback: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/store"
 )
 
@@ -111,15 +111,15 @@ func TestRefusalClassification(t *testing.T) {
 		name   string
 		err    error
 		ok     bool
-		bounce feedback.Bounce
-		reason feedback.Reason
+		bounce report.Bounce
+		reason report.Reason
 		status string
 	}{
-		{"rcpt 5.1.1", fmt.Errorf("RCPT TO: %w", se(550, smtp.EnhancedCode{5, 1, 1}, "no such user")), true, feedback.HardBounce, feedback.ReasonUserUnknown, "5.1.1"},
-		{"data 5.2.2", fmt.Errorf("end of DATA: %w", se(552, smtp.EnhancedCode{5, 2, 2}, "mailbox full")), true, feedback.SoftBounce, feedback.ReasonMailboxFull, "5.2.2"},
-		{"code in text only", fmt.Errorf("RCPT TO: %w", se(550, none, "5.1.1 <a@b.example>: user unknown")), true, feedback.HardBounce, feedback.ReasonUserUnknown, "5.1.1"},
-		{"basic code only", fmt.Errorf("RCPT TO: %w", se(550, none, "mailbox unavailable")), true, feedback.HardBounce, feedback.ReasonUserUnknown, "5.0.0"},
-		{"spam", fmt.Errorf("end of DATA: %w", se(554, smtp.EnhancedCode{5, 7, 1}, "rejected as spam")), true, feedback.BlockBounce, feedback.ReasonSpamBlock, "5.7.1"},
+		{"rcpt 5.1.1", fmt.Errorf("RCPT TO: %w", se(550, smtp.EnhancedCode{5, 1, 1}, "no such user")), true, report.HardBounce, report.ReasonUserUnknown, "5.1.1"},
+		{"data 5.2.2", fmt.Errorf("end of DATA: %w", se(552, smtp.EnhancedCode{5, 2, 2}, "mailbox full")), true, report.SoftBounce, report.ReasonMailboxFull, "5.2.2"},
+		{"code in text only", fmt.Errorf("RCPT TO: %w", se(550, none, "5.1.1 <a@b.example>: user unknown")), true, report.HardBounce, report.ReasonUserUnknown, "5.1.1"},
+		{"basic code only", fmt.Errorf("RCPT TO: %w", se(550, none, "mailbox unavailable")), true, report.HardBounce, report.ReasonUserUnknown, "5.0.0"},
+		{"spam", fmt.Errorf("end of DATA: %w", se(554, smtp.EnhancedCode{5, 7, 1}, "rejected as spam")), true, report.BlockBounce, report.ReasonSpamBlock, "5.7.1"},
 		{"mail from", fmt.Errorf("MAIL FROM: %w", se(550, smtp.EnhancedCode{5, 1, 1}, "sender unknown")), false, "", "", ""},
 		{"sender code", fmt.Errorf("RCPT TO: %w", se(553, smtp.EnhancedCode{5, 1, 8}, "bad sender domain")), false, "", "", ""},
 		{"network", errors.New("connecting to upstream: connection refused"), false, "", "", ""},

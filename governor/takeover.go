@@ -12,7 +12,7 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor/engine"
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -36,7 +36,7 @@ const contextReleases = 10
 
 // forwardReply stores the forward of a human reply to the team address;
 // raw, when known, is the reply as received, attached whole.
-func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
+func (r *Relay) forwardReply(rep report.Report, s signal, raw []byte) error {
 	team := r.config().Feedback.TeamAddress
 	if team == "" {
 		return nil
@@ -64,7 +64,7 @@ func (r *Relay) forwardReply(rep feedback.Report, s signal, raw []byte) error {
 
 // forwardBody composes the forward: the context a person needs (see
 // replyContext), then the reply itself.
-func (r *Relay) forwardBody(rep feedback.Report, s signal, id string, now time.Time, raw []byte) ([]byte, error) {
+func (r *Relay) forwardBody(rep report.Report, s signal, id string, now time.Time, raw []byte) ([]byte, error) {
 	ctx, err := r.replyContext(s)
 	if err != nil {
 		return nil, err
@@ -174,7 +174,7 @@ func (r *Relay) replyContext(s signal) (*replyContext, error) {
 
 // text is the forward's readable part: who wrote, their reply quoted, and
 // the context.
-func (c *replyContext) text(rep feedback.Report, rcpt string, halfLife time.Duration) string {
+func (c *replyContext) text(rep report.Report, rcpt string, halfLife time.Duration) string {
 	var text strings.Builder
 	p := c.profile
 	fmt.Fprintf(&text, "%s wrote back to marketing mail in their own words.\n", rcpt)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/store"
 )
 
@@ -38,14 +38,14 @@ func TestHumanReplyTakeover(t *testing.T) {
 	bobEnv := envelopeOf(t, r.DB(), "bob@example.test", 0)
 
 	// Bob is on holiday: an automatic reply.
-	if err := r.applyReport(feedback.Report{Kind: feedback.KindAway, EnvelopeID: bobEnv.ID, Recipient: "bob@example.test",
-		Away: &feedback.Away{Until: c.Now().Add(48 * time.Hour)}, Subject: "Out of office"}); err != nil {
+	if err := r.applyReport(report.Report{Kind: report.KindAway, EnvelopeID: bobEnv.ID, Recipient: "bob@example.test",
+		Away: &report.Away{Until: c.Now().Add(48 * time.Hour)}, Subject: "Out of office"}); err != nil {
 		t.Fatal(err)
 	}
 	// Ann writes back in her own words.
-	rep := feedback.Report{Kind: feedback.KindReply, EnvelopeID: annEnv.ID, Recipient: "ann@example.test",
+	rep := report.Report{Kind: report.KindReply, EnvelopeID: annEnv.ID, Recipient: "ann@example.test",
 		From: "Ann <ann@example.test>", Subject: "Re: Winter boots",
-		Reply: &feedback.Reply{Text: "Do you have these in size 44?\nAnn"}}
+		Reply: &report.Reply{Text: "Do you have these in size 44?\nAnn"}}
 	raw := []byte("From: Ann <ann@example.test>\r\nTo: news@shop.test\r\nSubject: Re: Winter boots\r\n" +
 		"Message-ID: <re-1@example.test>\r\nIn-Reply-To: <winter@shop.test>\r\n\r\nDo you have these in size 44?\r\nAnn\r\n" +
 		"\r\n> Winter boots, now 20% off.\r\n")

@@ -1,4 +1,4 @@
-package feedback
+package report
 
 // Class is what a report means for one recipient, the vocabulary of the
 // classification policy (docs/feedback.md): the bounce classes plus the

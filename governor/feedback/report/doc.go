@@ -1,4 +1,4 @@
-// Package feedback reads what comes back after Kadenz releases mail: bounces,
+// Package report reads what comes back after Kadenz releases mail: bounces,
 // complaints, automatic replies, unsubscribe requests and replies written by
 // people, as they arrive in the bounce, feedback-loop and reply mailboxes.
 //
@@ -42,4 +42,4 @@
 // (that is the IMAP reader), update recipient profiles or the suppression list
 // (the store), or forward replies; it only says what a message is. The work per
 // message is bounded: see [Parser] for the limits.
-package feedback
+package report
