@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	"kadenz/governor/admin"
+	"kadenz/governor/feedback"
 )
 
-// Every kind the events API takes stands for a signal: an unmapped kind
-// would be applied as the zero signal.
+// Every kind the events API takes is one the feedback room applies: the
+// admin room checks kinds, the feedback room gives them meaning.
 func TestEveryEventKindIsApplied(t *testing.T) {
 	for _, kind := range append(admin.EventKinds, "soft-bounce") {
-		if _, ok := eventKinds[kind]; !ok {
+		if !feedback.EventKind(kind) {
 			t.Errorf("event kind %q stands for no signal", kind)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 
 	"kadenz/governor/admin"
 	"kadenz/governor/admin/api"
+	"kadenz/governor/feedback"
 )
 
 // startAdmin starts the admin listener (governor/admin), handing it the
@@ -45,22 +46,11 @@ func (h adminHooks) KickDelivery()                  { h.r.queue.Kick() }
 func (h adminHooks) HardStopped(rcpt string) bool   { return h.r.hardStopped(rcpt) }
 func (h adminHooks) ReloadStatus() api.ReloadStatus { return h.r.ReloadStatus() }
 
-// eventKinds are the signals the events API's kinds stand for.
-var eventKinds = map[string]signalKind{
-	"delivered": sigDelivered, "open": sigOpen, "click": sigClick, "reply": sigReply,
-	"unsubscribe": sigUnsubscribe, "complaint": sigComplaint, "bounce": sigHardBounce, "soft-bounce": sigSoftBounce,
-}
-
-// ApplyEvents turns checked events into signals and applies them in one
-// transaction (apply.go), all or none.
+// ApplyEvents hands checked events to the feedback room (one transaction).
 func (h adminHooks) ApplyEvents(evs []admin.CheckedEvent) (applied, duplicates int, err error) {
-	sigs := make([]signal, len(evs))
+	out := make([]feedback.Event, len(evs))
 	for i, ev := range evs {
-		s := signal{kind: eventKinds[ev.Kind], at: ev.At, source: "events", eventID: ev.ID, rcpt: ev.Recipient, envelopeID: ev.EnvelopeID}
-		if ev.Topic != "" {
-			s.topics = []string{ev.Topic}
-		}
-		sigs[i] = s
+		out[i] = feedback.Event{ID: ev.ID, Kind: ev.Kind, At: ev.At, Topic: ev.Topic, Recipient: ev.Recipient, EnvelopeID: ev.EnvelopeID}
 	}
-	return h.r.applySignals(sigs)
+	return h.r.feedback.ApplyEvents(out)
 }

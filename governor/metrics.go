@@ -239,6 +239,13 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// observeDelivery is the delivery queue's Observe hook: it counts the
+// attempt, then lets the feedback room learn from a smarthost's refusal.
+func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
+	r.metrics.deliveryAttempted(e, err, now)
+	r.feedback.ObserveDelivery(e, err, now)
+}
+
 // countIntakeEvent counts one fair-slot event of the SMTP intake.
 func (r *Relay) countIntakeEvent(event string) {
 	if r.metrics != nil {

@@ -32,6 +32,7 @@ import (
 	"kadenz/governor/admin"
 	"kadenz/governor/delivery"
 	"kadenz/governor/engine"
+	"kadenz/governor/feedback"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -69,7 +70,9 @@ type Relay struct {
 	intake *intake.Server
 	queue  *delivery.Queue
 	engine *engine.Engine
-	chores *choreRunner
+	// feedback applies bounces, complaints, replies and events.
+	feedback *feedback.Applier
+	chores   *choreRunner
 	// admin is the admin listener (adminhooks.go), nil when it does not run.
 	admin *admin.Server
 
@@ -190,7 +193,7 @@ func (r *Relay) build() error {
 		Logger:           r.log.With("part", "delivery"),
 		Now:              r.now,
 		Prepare:          r.prepareOutgoing,
-		Observe:          r.observeDelivery,
+		Observe:          r.observeDelivery, // metrics, then the feedback room
 		DelayWarning:     cfg.Delivery.DelayWarning,
 		RemoteMTA:        upstreamHost(cfg.Delivery.Upstream),
 		Notify:           r.queueNotice,
@@ -210,6 +213,11 @@ func (r *Relay) build() error {
 		return err
 	}
 	r.engine.SetSuspended(suspended)
+	r.feedback = feedback.New(feedback.Options{
+		Store: r.db, Engine: r.engine, Config: r.config, Now: r.now, Logger: r.log,
+		NewMessageID: func(t time.Time) string { return newMessageID(t, r.random) },
+		KickDelivery: r.queue.Kick,
+	})
 	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
 	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
 	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)

@@ -38,7 +38,7 @@ func TestHumanReplyTakeover(t *testing.T) {
 	bobEnv := envelopeOf(t, r.DB(), "bob@example.test", 0)
 
 	// Bob is on holiday: an automatic reply.
-	if err := r.applyReport(report.Report{Kind: report.KindAway, EnvelopeID: bobEnv.ID, Recipient: "bob@example.test",
+	if err := r.feedback.Apply(report.Report{Kind: report.KindAway, EnvelopeID: bobEnv.ID, Recipient: "bob@example.test",
 		Away: &report.Away{Until: c.Now().Add(48 * time.Hour)}, Subject: "Out of office"}); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestHumanReplyTakeover(t *testing.T) {
 		"Message-ID: <re-1@example.test>\r\nIn-Reply-To: <winter@shop.test>\r\n\r\nDo you have these in size 44?\r\nAnn\r\n" +
 		"\r\n> Winter boots, now 20% off.\r\n")
 	pauseEnd := c.Now().Add(cfg.Feedback.ReplyPause)
-	if err := r.applyReportRaw(rep, raw); err != nil {
+	if err := r.feedback.ApplyRaw(rep, raw); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the forward", func() bool { return len(up.messages()) == 3 })
@@ -176,16 +176,18 @@ func TestIngestedReplyForwardCarriesTheOriginal(t *testing.T) {
 	cfg := governedConfig(t, up.addr)
 	cfg.Feedback.TeamAddress = "crm-team@shop.test"
 	r := startRelayAt(t, cfg, c)
-	raw, err := os.ReadFile("feedback/testdata/reply-human.eml")
+	raw, err := os.ReadFile("feedback/report/testdata/reply-human.eml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.ingestFeedback(t.Context(), raw); err != nil {
+	if err := r.feedback.Ingest(t.Context(), raw); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the forward", func() bool { return len(up.messages()) == 1 })
 	text, attached := forwardParts(t, up.messages()[0].data)
-	if want := crlf(raw); !bytes.Equal(attached, want) {
+	// As received, every line ending CRLF (the file has bare LFs).
+	want := bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	if !bytes.Equal(attached, want) {
 		t.Errorf("attached:\n%q\nwant\n%q", attached, want)
 	}
 	if !strings.Contains(string(text), "> does the linen shirt come in XL?") {

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"kadenz/governor"
+	"kadenz/governor/feedback"
 	"kadenz/governor/feedback/report"
 )
 
@@ -137,7 +137,7 @@ func classify(path string, raw []byte) classified {
 	}
 	c.Kind, c.Format, c.EnvelopeID, c.Source, c.MessageID = rep.Kind, rep.Format, rep.EnvelopeID, rep.EnvelopeIDSource, rep.MessageID
 	for _, o := range rep.Outcomes() {
-		c.Outcomes = append(c.Outcomes, classifiedOutcome{Outcome: o, Effect: governor.FeedbackEffect(o.Class)})
+		c.Outcomes = append(c.Outcomes, classifiedOutcome{Outcome: o, Effect: feedback.Effect(o.Class)})
 	}
 	return c
 }

@@ -13,7 +13,7 @@ import (
 // classify over the corpus directory finds every message and says, for a
 // mailbox-full DSN, soft with its reason and that the customer stays.
 func TestFeedbackClassifyCorpus(t *testing.T) {
-	dir := filepath.Join("..", "..", "governor", "feedback", "testdata", "corpus")
+	dir := filepath.Join("..", "..", "governor", "feedback", "report", "testdata", "corpus")
 	files, err := messageFiles([]string{dir})
 	if err != nil {
 		t.Fatal(err)

@@ -114,8 +114,8 @@ const stopLookback = 7 * 24 * time.Hour
 
 // change turns a signal into what the store writes, in one transaction with
 // the rest of its batch.
-func (r *Relay) change(s signal) store.FeedbackChange {
-	fb := &r.config().Feedback
+func (f *Applier) change(s signal) store.FeedbackChange {
+	fb := &f.config().Feedback
 	return store.FeedbackChange{EventID: s.eventID, Recipient: s.rcpt, Apply: func(old []byte) (store.FeedbackOutcome, error) {
 		p, err := scoring.DecodeProfile(old)
 		if err != nil {
@@ -123,7 +123,7 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 		}
 		record := func(k scoring.EventKind) {
 			p.RecordEvent(scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until},
-				r.engine.Location(p.Timezone), r.engine.Memory())
+				f.engine.Location(p.Timezone), f.engine.Memory())
 		}
 		var stopCode, stopText string
 		switch s.kind {
@@ -176,14 +176,14 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 			return out, nil
 		}
 		out.Suppress = &store.Suppression{Address: s.rcpt, Reason: stopText, At: s.at, Source: s.source}
-		if r.config().Governor.Mode != config.ModeEnforce {
+		if f.config().Governor.Mode != config.ModeEnforce {
 			// Shadow mode sends everything; its next decision records what
 			// enforce mode would do. Off decides nothing.
 			return out, nil
 		}
-		now := r.now()
+		now := f.now()
 		rec, err := json.Marshal(engine.Record{
-			DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionSuppress.String(),
+			DecidedAt: now, Mode: f.config().Governor.Mode, Action: scoring.ActionSuppress.String(),
 			Reasons:     []string{stopCode},
 			Explanation: fmt.Sprintf("%s reported (%s): marketing mail to this address stops", stopText, s.cause()),
 		})
@@ -202,42 +202,34 @@ func (r *Relay) change(s signal) store.FeedbackChange {
 
 // applySignals commits signals in one transaction and wakes the engine, so
 // that mail held for these recipients is looked at again.
-func (r *Relay) applySignals(sigs []signal) (applied, duplicates int, err error) {
+func (f *Applier) applySignals(sigs []signal) (applied, duplicates int, err error) {
 	changes := make([]store.FeedbackChange, len(sigs))
 	for i, s := range sigs {
-		changes[i] = r.change(s)
+		changes[i] = f.change(s)
 	}
-	applied, duplicates, err = r.db.ApplyFeedback(r.now(), changes)
+	applied, duplicates, err = f.db.ApplyFeedback(f.now(), changes)
 	if err == nil && applied > 0 {
-		r.engine.Kick()
+		f.engine.Kick()
 	}
 	return applied, duplicates, err
 }
 
-// errUnattributable: feedback that names no recipient we can find.
-var errUnattributable = errors.New("feedback names no recipient Kadenz knows")
+// ErrUnattributable is feedback that names no recipient Kadenz can find.
+var ErrUnattributable = errors.New("feedback names no recipient Kadenz knows")
 
-// applyReport applies what an inbound report (read from a bounce, feedback
-// loop or reply mailbox) says. A report that is of no use (unknown kind) is
-// not an error; one that cannot be tied to a recipient is, so that the
-// caller can log it.
-func (r *Relay) applyReport(rep report.Report) error { return r.applyReportRaw(rep, nil) }
-
-// applyReportRaw is applyReport for a report read from a message: raw is
-// that message as received, attached to the forward of a human reply (nil:
-// the forward quotes the reply's text only).
-func (r *Relay) applyReportRaw(rep report.Report, raw []byte) error {
-	base := signal{at: r.now(), source: "imap"}
+// applyReportRaw is Apply and ApplyRaw.
+func (f *Applier) applyReportRaw(rep report.Report, raw []byte) error {
+	base := signal{at: f.now(), source: "imap"}
 	var sigs []signal
 	var err error
 	switch rep.Kind {
 	case report.KindBounce, report.KindDelivered:
-		sigs, err = r.bounceSignals(rep, base)
+		sigs, err = f.bounceSignals(rep, base)
 	case report.KindComplaint:
-		sigs, err = r.complaintSignals(rep, base)
+		sigs, err = f.complaintSignals(rep, base)
 	case report.KindUnsubscribe, report.KindAway, report.KindReply:
 		var s signal
-		s, err = r.personSignal(rep, base)
+		s, err = f.personSignal(rep, base)
 		sigs = []signal{s}
 	default:
 		return nil
@@ -245,12 +237,12 @@ func (r *Relay) applyReportRaw(rep report.Report, raw []byte) error {
 	if err != nil || len(sigs) == 0 {
 		return err
 	}
-	if _, _, err := r.applySignals(sigs); err != nil {
+	if _, _, err := f.applySignals(sigs); err != nil {
 		return err
 	}
 	for _, s := range sigs {
 		if s.kind == sigHumanReply {
-			if err := r.forwardReply(rep, s, raw); err != nil {
+			if err := f.forwardReply(rep, s, raw); err != nil {
 				return fmt.Errorf("forwarding the reply of %s: %w", s.rcpt, err)
 			}
 		}
@@ -261,8 +253,8 @@ func (r *Relay) applyReportRaw(rep report.Report, raw []byte) error {
 // bounceSignals turns a bounce or delivery report into one signal per
 // recipient Kadenz knows. Blocks (our mail refused for what it is or who
 // sent it) change nothing about the person: they are logged. A report
-// that names nobody Kadenz knows, and blocks nobody, is errUnattributable.
-func (r *Relay) bounceSignals(rep report.Report, base signal) ([]signal, error) {
+// that names nobody Kadenz knows, and blocks nobody, is ErrUnattributable.
+func (f *Applier) bounceSignals(rep report.Report, base signal) ([]signal, error) {
 	rcpts := rep.Recipients
 	if len(rcpts) == 0 && rep.Recipient != "" {
 		// No per-recipient status: treat as soft, never suppress on a guess.
@@ -280,15 +272,15 @@ func (r *Relay) bounceSignals(rep report.Report, base signal) ([]signal, error) 
 			// Not because the person cannot be reached: report it, change
 			// nothing about them (docs/feedback.md, "Blocks").
 			blocked++
-			r.log.Warn("mail refused by the receiving side (not the recipient's fault)", "part", "feedback",
+			f.log.Warn("mail refused by the receiving side (not the recipient's fault)", "part", "feedback",
 				"address", rc.Address, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200),
 				"envelope", rep.EnvelopeID)
 			continue
 		}
 		s := base
 		var err error
-		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rc.Address, single); err != nil {
-			r.log.Warn("bounce for an unknown recipient ignored", "address", rc.Address, "error", err)
+		if s.rcpt, s.envelopeID, err = f.resolveReport(rep, rc.Address, single); err != nil {
+			f.log.Warn("bounce for an unknown recipient ignored", "address", rc.Address, "error", err)
 			continue
 		}
 		s.reason, s.status = rc.Reason, rc.Status
@@ -303,7 +295,7 @@ func (r *Relay) bounceSignals(rep report.Report, base signal) ([]signal, error) 
 		sigs = append(sigs, s)
 	}
 	if len(sigs) == 0 && blocked == 0 {
-		return nil, fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
+		return nil, fmt.Errorf("%s report: %w", rep.Kind, ErrUnattributable)
 	}
 	return sigs, nil
 }
@@ -312,7 +304,7 @@ func (r *Relay) bounceSignals(rep report.Report, base signal) ([]signal, error) 
 // (RFC 5965 section 3.2 allows one Original-Rcpt-To per recipient it
 // covers: each of them complained). RFC 5965's not-spam is the opposite
 // of a complaint: nothing.
-func (r *Relay) complaintSignals(rep report.Report, base signal) ([]signal, error) {
+func (f *Applier) complaintSignals(rep report.Report, base signal) ([]signal, error) {
 	if rep.Complaint != nil && rep.Complaint.FeedbackType == "not-spam" {
 		return nil, nil
 	}
@@ -324,25 +316,25 @@ func (r *Relay) complaintSignals(rep report.Report, base signal) ([]signal, erro
 	for _, a := range named {
 		s := base
 		var err error
-		if s.rcpt, s.envelopeID, err = r.resolveReport(rep, a, len(named) == 1); err != nil {
-			r.log.Warn("complaint for an unknown recipient ignored", "address", a, "error", err)
+		if s.rcpt, s.envelopeID, err = f.resolveReport(rep, a, len(named) == 1); err != nil {
+			f.log.Warn("complaint for an unknown recipient ignored", "address", a, "error", err)
 			continue
 		}
 		s.kind = sigComplaint
 		sigs = append(sigs, s)
 	}
 	if len(sigs) == 0 {
-		return nil, fmt.Errorf("%s report: %w", rep.Kind, errUnattributable)
+		return nil, fmt.Errorf("%s report: %w", rep.Kind, ErrUnattributable)
 	}
 	return sigs, nil
 }
 
 // personSignal is what one person did: unsubscribed, went away, or wrote
 // back. A reply about a receipt is engagement, not a reply to marketing.
-func (r *Relay) personSignal(rep report.Report, base signal) (signal, error) {
+func (f *Applier) personSignal(rep report.Report, base signal) (signal, error) {
 	s := base
 	var err error
-	if s.rcpt, s.envelopeID, err = r.resolveReport(rep, rep.Recipient, true); err != nil {
+	if s.rcpt, s.envelopeID, err = f.resolveReport(rep, rep.Recipient, true); err != nil {
 		return s, fmt.Errorf("%s report: %w", rep.Kind, err)
 	}
 	switch rep.Kind {
@@ -355,7 +347,7 @@ func (r *Relay) personSignal(rep report.Report, base signal) (signal, error) {
 		}
 	case report.KindReply:
 		s.kind = sigHumanReply
-		if r.answersTransactional(s.envelopeID, rep.MessageID) {
+		if f.answersTransactional(s.envelopeID, rep.MessageID) {
 			s.kind = sigReply
 		}
 	}
@@ -367,16 +359,16 @@ func (r *Relay) personSignal(rep report.Report, base signal) (signal, error) {
 // address), else the message it names with addr among its recipients,
 // else addr itself. single says the report concerns one recipient only,
 // so the envelope's recipient wins over addr.
-func (r *Relay) resolveReport(rep report.Report, addr string, single bool) (rcpt, envelopeID string, err error) {
+func (f *Applier) resolveReport(rep report.Report, addr string, single bool) (rcpt, envelopeID string, err error) {
 	addr = strings.TrimSpace(addr)
 	if rep.EnvelopeID != "" {
-		if e, err := r.db.Envelope(rep.EnvelopeID); err == nil && (single || addr == "" || strings.EqualFold(e.To, addr)) {
+		if e, err := f.db.Envelope(rep.EnvelopeID); err == nil && (single || addr == "" || strings.EqualFold(e.To, addr)) {
 			return e.To, e.ID, nil
 		}
 	}
 	if rep.MessageID != "" {
-		if id, err := r.db.MessageByHeaderID(rep.MessageID); err == nil {
-			envs, _ := r.db.EnvelopesOf(id)
+		if id, err := f.db.MessageByHeaderID(rep.MessageID); err == nil {
+			envs, _ := f.db.EnvelopesOf(id)
 			for _, e := range envs {
 				if addr != "" && strings.EqualFold(e.To, addr) {
 					return e.To, e.ID, nil
@@ -390,12 +382,12 @@ func (r *Relay) resolveReport(rep report.Report, addr string, single bool) (rcpt
 		}
 	}
 	if addr == "" {
-		return "", "", errUnattributable
+		return "", "", ErrUnattributable
 	}
 	// Only a mailbox may become a profile key or a suppression: a report
 	// that names "@mx.example.org" or a host route names nobody.
 	if err := address.Check(addr, true); err != nil {
-		return "", "", fmt.Errorf("%w: %v", errUnattributable, err)
+		return "", "", fmt.Errorf("%w: %v", ErrUnattributable, err)
 	}
 	return addr, "", nil
 }
@@ -410,24 +402,24 @@ func clipText(s string, n int) string {
 
 // answersTransactional reports whether a reply is known to answer a
 // transactional message.
-func (r *Relay) answersTransactional(envelopeID, headerID string) bool {
+func (f *Applier) answersTransactional(envelopeID, headerID string) bool {
 	id := ""
-	if e, err := r.db.Envelope(envelopeID); err == nil {
+	if e, err := f.db.Envelope(envelopeID); err == nil {
 		id = e.MessageID
 	} else if headerID != "" {
-		id, _ = r.db.MessageByHeaderID(headerID)
+		id, _ = f.db.MessageByHeaderID(headerID)
 	}
 	if id == "" {
 		return false
 	}
-	m, err := r.db.Message(id)
+	m, err := f.db.Message(id)
 	return err == nil && m.Class == config.ClassTransactional
 }
 
-// FeedbackEffect says in a sentence what applying an outcome of this class
+// Effect says in a sentence what applying an outcome of this class
 // does (applyReportRaw), for "kadenz feedback classify". Keep it in step
 // with the switch there.
-func FeedbackEffect(c report.Class) string {
+func Effect(c report.Class) string {
 	switch c {
 	case report.ClassHard:
 		return "suppress the address (hard bounce) and stop its waiting marketing mail"
@@ -449,14 +441,14 @@ func FeedbackEffect(c report.Class) string {
 	return "nothing"
 }
 
-// observeDelivery is the delivery queue's Observe hook: it counts the
-// attempt (metrics) and learns from a synchronous refusal. When the
+// ObserveDelivery hears of every delivery attempt (the delivery queue's
+// Observe hook, after the relay counted it) and learns from a synchronous
+// refusal. When the
 // smarthost refuses a recipient at RCPT TO or after DATA with a permanent
 // reply, the envelope fails; that reply is the most reliable bounce there
 // is, so it goes through the same policy and the same apply path as a
 // DSN read from the bounce mailbox (source "smarthost").
-func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
-	r.metrics.deliveryAttempted(e, err, now)
+func (f *Applier) ObserveDelivery(e store.Envelope, err error, now time.Time) {
 	if err == nil || e.State != store.StateFailed {
 		return
 	}
@@ -473,7 +465,7 @@ func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
 	default:
 		// A block is about our mail, not the recipient; anything else is
 		// not a recipient's outcome either.
-		r.log.Warn("smarthost refused the mail (not the recipient's fault)", "part", "feedback", "envelope", e.ID,
+		f.log.Warn("smarthost refused the mail (not the recipient's fault)", "part", "feedback", "envelope", e.ID,
 			"to", e.To, "reason", rc.Reason, "status", rc.Status, "diagnostic", clipText(rc.Diagnostic, 200))
 		return
 	}
@@ -485,11 +477,11 @@ func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
 	if err := address.Check(s.rcpt, true); err != nil {
 		return // never put a malformed address on the list
 	}
-	if _, _, err := r.applySignals([]signal{s}); err != nil {
-		r.log.Error("applying a smarthost refusal", "part", "feedback", "envelope", e.ID, "error", err)
+	if _, _, err := f.applySignals([]signal{s}); err != nil {
+		f.log.Error("applying a smarthost refusal", "part", "feedback", "envelope", e.ID, "error", err)
 		return
 	}
-	r.log.Info("feedback", "part", "feedback", "kind", "bounce", "format", "smtp", "recipient", e.To,
+	f.log.Info("feedback", "part", "feedback", "kind", "bounce", "format", "smtp", "recipient", e.To,
 		"envelope", e.ID, "class", rc.Bounce, "reason", rc.Reason, "status", rc.Status)
 }
 

@@ -36,40 +36,40 @@ const contextReleases = 10
 
 // forwardReply stores the forward of a human reply to the team address;
 // raw, when known, is the reply as received, attached whole.
-func (r *Relay) forwardReply(rep report.Report, s signal, raw []byte) error {
-	team := r.config().Feedback.TeamAddress
+func (f *Applier) forwardReply(rep report.Report, s signal, raw []byte) error {
+	team := f.config().Feedback.TeamAddress
 	if team == "" {
 		return nil
 	}
-	now := r.now()
-	id := newMessageID(now, r.random)
-	body, err := r.forwardBody(rep, s, id, now, raw)
+	now := f.now()
+	id := f.newMessageID(now)
+	body, err := f.forwardBody(rep, s, id, now, raw)
 	if err != nil {
 		return err
 	}
 	msg := store.Message{
 		ID: id, Received: now, Size: len(body), Class: config.ClassTransactional,
-		ClassReason: "forward of a human reply to " + team, HeaderID: id + "@" + r.config().Hostname,
+		ClassReason: "forward of a human reply to " + team, HeaderID: id + "@" + f.config().Hostname,
 	}
 	// The null return path: the forward is machine-made, and a bounce of
 	// it must not start a loop (RFC 3834 section 3.3, RFC 5321 4.5.5).
 	express := func(_ int, e *store.Envelope) { e.Express = true } // a person is waiting
-	if _, err := r.db.AcceptWith(msg, body, []string{team}, now, express); err != nil {
+	if _, err := f.db.AcceptWith(msg, body, []string{team}, now, express); err != nil {
 		return err
 	}
-	r.queue.Kick()
-	r.log.Info("human reply forwarded", "recipient", s.rcpt, "team", team, "message", id)
+	f.kickDelivery()
+	f.log.Info("human reply forwarded", "recipient", s.rcpt, "team", team, "message", id)
 	return nil
 }
 
 // forwardBody composes the forward: the context a person needs (see
 // replyContext), then the reply itself.
-func (r *Relay) forwardBody(rep report.Report, s signal, id string, now time.Time, raw []byte) ([]byte, error) {
-	ctx, err := r.replyContext(s)
+func (f *Applier) forwardBody(rep report.Report, s signal, id string, now time.Time, raw []byte) ([]byte, error) {
+	ctx, err := f.replyContext(s)
 	if err != nil {
 		return nil, err
 	}
-	cfg := r.config()
+	cfg := f.config()
 	var msg bytes.Buffer
 	h := func(k, v string) { fmt.Fprintf(&msg, "%s: %s\r\n", textproto.CanonicalMIMEHeaderKey(k), v) }
 	h("From", "Kadenz <kadenz@"+cfg.Hostname+">")
@@ -81,7 +81,7 @@ func (r *Relay) forwardBody(rep report.Report, s signal, id string, now time.Tim
 	h("Auto-Submitted", "auto-generated") // RFC 3834: no auto-reply to this
 	h("X-Kadenz-Forwarded-Reply", s.rcpt)
 	h("Mime-Version", "1.0")
-	text := ctx.text(rep, s.rcpt, r.engine.Memory().HalfLife)
+	text := ctx.text(rep, s.rcpt, f.engine.Memory().HalfLife)
 	if raw == nil {
 		writeQPText(&msg, text)
 		return msg.Bytes(), nil
@@ -126,8 +126,8 @@ type envelopeDecision struct {
 	rec engine.Record
 }
 
-func (r *Relay) replyContext(s signal) (*replyContext, error) {
-	stored, err := r.db.Profile(s.rcpt)
+func (f *Applier) replyContext(s signal) (*replyContext, error) {
+	stored, err := f.db.Profile(s.rcpt)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (r *Relay) replyContext(s signal) (*replyContext, error) {
 	if len(ids) == 0 && s.envelopeID != "" {
 		ids = append(ids, s.envelopeID)
 	}
-	if held, err := r.db.LoadRecipient(s.rcpt); err == nil {
+	if held, err := f.db.LoadRecipient(s.rcpt); err == nil {
 		for _, e := range held.Held {
 			if !slices.Contains(ids, e.ID) {
 				ids = append(ids, e.ID)
@@ -151,14 +151,14 @@ func (r *Relay) replyContext(s signal) (*replyContext, error) {
 		}
 	}
 	for _, eid := range ids {
-		e, err := r.db.Envelope(eid)
+		e, err := f.db.Envelope(eid)
 		if err != nil {
 			continue
 		}
 		c.sent = append(c.sent, fmt.Sprintf("%s  %-10s  %q  (envelope %s)",
-			e.Created.UTC().Format("2006-01-02 15:04"), e.State, r.subjectOf(e.MessageID), e.ID))
+			e.Created.UTC().Format("2006-01-02 15:04"), e.State, f.subjectOf(e.MessageID), e.ID))
 		var recs []engine.Record
-		if raw, _ := r.db.Decisions(e.ID); raw != nil {
+		if raw, _ := f.db.Decisions(e.ID); raw != nil {
 			json.Unmarshal(raw, &recs)
 		}
 		for _, rec := range recs {
@@ -293,12 +293,12 @@ func mimeQ(s string) string {
 }
 
 // subjectOf returns a message's subject, as the engine extracted it.
-func (r *Relay) subjectOf(messageID string) string {
-	m, err := r.db.Message(messageID)
+func (f *Applier) subjectOf(messageID string) string {
+	m, err := f.db.Message(messageID)
 	if err != nil || len(m.Features) == 0 {
 		return ""
 	}
-	var f scoring.Features
-	json.Unmarshal(m.Features, &f)
-	return f.Subject
+	var feat scoring.Features
+	json.Unmarshal(m.Features, &feat)
+	return feat.Subject
 }
