@@ -133,52 +133,13 @@ func New(opts Options) (*Relay, error) {
 	return r, nil
 }
 
+// build makes the relay's parts, each handed what it needs: intake, the
+// delivery queue, the engine, the feedback room, the chores.
 func (r *Relay) build() error {
 	cfg := r.config()
-	in := intake.Options{
-		Hostname:          cfg.Hostname,
-		AllowInsecureAuth: cfg.Intake.AllowInsecureAuth,
-		MaxMessageBytes:   cfg.Intake.MaxMessageBytes,
-		MaxRecipients:     cfg.Intake.MaxRecipients,
-		MaxLineLength:     cfg.Intake.MaxLineLength,
-		MaxConnections:    cfg.Intake.MaxConnections,
-		ReadTimeout:       cfg.Intake.ReadTimeout,
-		WriteTimeout:      cfg.Intake.WriteTimeout,
-		NormalizeBareLF:   cfg.Intake.BareNewlines == config.BareNewlinesNormalize,
-		Accept:            r.accept,
-		Logger:            r.log.With("part", "intake"),
-		Now:               r.now,
-
-		MaxConnectionsPerClient: cfg.Intake.MaxConnectionsPerClient,
-		ReservedConnections:     cfg.Intake.ReservedConnections,
-		MaxJunkCommands:         cfg.Intake.MaxJunkCommands,
-		IdleTimeout:             cfg.Intake.IdleTimeout,
-		AuthFailureLimit:        cfg.Intake.AuthFailureLimit,
-		AuthLockout:             cfg.Intake.AuthLockout,
-		Count:                   r.countIntakeEvent,
-	}
-	if c := cfg.Intake.TLS; c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return fmt.Errorf("intake TLS certificate: %w", err)
-		}
-		in.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	for _, n := range cfg.Intake.ClientNetworks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			return fmt.Errorf("intake client network: %w", err)
-		}
-		in.ClientNetworks = append(in.ClientNetworks, p.Masked())
-	}
-	for _, u := range cfg.Intake.Users {
-		in.Users = append(in.Users, intake.User{Name: u.Name, PasswordHash: []byte(u.PasswordHash)})
-	}
-	var err error
-	if r.intake, err = intake.New(in); err != nil {
+	if err := r.buildIntake(cfg); err != nil {
 		return err
 	}
-
 	transport, err := r.transport()
 	if err != nil {
 		return err
@@ -223,6 +184,52 @@ func (r *Relay) build() error {
 	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)
 	r.addEventIDChore()
 	return nil
+}
+
+// buildIntake makes the SMTP server from the configuration.
+func (r *Relay) buildIntake(cfg *config.Config) error {
+	in := intake.Options{
+		Hostname:          cfg.Hostname,
+		AllowInsecureAuth: cfg.Intake.AllowInsecureAuth,
+		MaxMessageBytes:   cfg.Intake.MaxMessageBytes,
+		MaxRecipients:     cfg.Intake.MaxRecipients,
+		MaxLineLength:     cfg.Intake.MaxLineLength,
+		MaxConnections:    cfg.Intake.MaxConnections,
+		ReadTimeout:       cfg.Intake.ReadTimeout,
+		WriteTimeout:      cfg.Intake.WriteTimeout,
+		NormalizeBareLF:   cfg.Intake.BareNewlines == config.BareNewlinesNormalize,
+		Accept:            r.accept,
+		Logger:            r.log.With("part", "intake"),
+		Now:               r.now,
+
+		MaxConnectionsPerClient: cfg.Intake.MaxConnectionsPerClient,
+		ReservedConnections:     cfg.Intake.ReservedConnections,
+		MaxJunkCommands:         cfg.Intake.MaxJunkCommands,
+		IdleTimeout:             cfg.Intake.IdleTimeout,
+		AuthFailureLimit:        cfg.Intake.AuthFailureLimit,
+		AuthLockout:             cfg.Intake.AuthLockout,
+		Count:                   r.countIntakeEvent,
+	}
+	if c := cfg.Intake.TLS; c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return fmt.Errorf("intake TLS certificate: %w", err)
+		}
+		in.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	for _, n := range cfg.Intake.ClientNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return fmt.Errorf("intake client network: %w", err)
+		}
+		in.ClientNetworks = append(in.ClientNetworks, p.Masked())
+	}
+	for _, u := range cfg.Intake.Users {
+		in.Users = append(in.Users, intake.User{Name: u.Name, PasswordHash: []byte(u.PasswordHash)})
+	}
+	var err error
+	r.intake, err = intake.New(in)
+	return err
 }
 
 // transport is the smarthost when one is configured, else the outbox.
