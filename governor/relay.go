@@ -1,12 +1,16 @@
 // Package governor is the Kadenz daemon: it wires the store, SMTP intake,
-// delivery and the admin listener together and runs them as one relay.
+// delivery, the decision engine, the feedback room and the admin listener
+// together and runs them as one relay.
 //
 // Intake hands each accepted message here; the relay classifies it (see
 // classify.go), stamps it with an ID and a Received header, and stores it
 // with one envelope per recipient (durable before the client hears 250).
 // Transactional envelopes are due for delivery at once. Marketing
-// envelopes are held for the decision engine (engine.go), which releases,
-// defers or suppresses them per recipient and records why.
+// envelopes are held for the decision engine (governor/engine), which
+// releases, defers or suppresses them per recipient and records why.
+// What comes back is applied by governor/feedback; operators ask through
+// governor/admin. The relay runs on any store.Store (Options.Backend), the
+// bbolt file in the data directory by default.
 package governor
 
 import (
