@@ -9,7 +9,7 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor/engine"
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -30,7 +30,7 @@ func submitDriven(t *testing.T, r *Relay, c *clock, to []string, msg string) str
 	return id
 }
 
-func profileOf(t *testing.T, db *store.DB, rcpt string) scoring.Profile {
+func profileOf(t *testing.T, db store.Store, rcpt string) scoring.Profile {
 	t.Helper()
 	raw, err := db.Profile(rcpt)
 	if err != nil {
@@ -45,7 +45,7 @@ func profileOf(t *testing.T, db *store.DB, rcpt string) scoring.Profile {
 	return p
 }
 
-func lastDecision(t *testing.T, db *store.DB, envelopeID string) engine.Record {
+func lastDecision(t *testing.T, db store.Store, envelopeID string) engine.Record {
 	t.Helper()
 	recs := decisionsOf(t, db, envelopeID)
 	if len(recs) == 0 {
@@ -54,9 +54,9 @@ func lastDecision(t *testing.T, db *store.DB, envelopeID string) engine.Record {
 	return recs[len(recs)-1]
 }
 
-func hardBounce(envelopeID, addr string) feedback.Report {
-	return feedback.Report{Kind: feedback.KindBounce, EnvelopeID: envelopeID, Recipient: addr,
-		Recipients: []feedback.Recipient{{Address: addr, Action: "failed", Status: "5.1.1", Bounce: feedback.HardBounce}}}
+func hardBounce(envelopeID, addr string) report.Report {
+	return report.Report{Kind: report.KindBounce, EnvelopeID: envelopeID, Recipient: addr,
+		Recipients: []report.Recipient{{Address: addr, Action: "failed", Status: "5.1.1", Bounce: report.HardBounce}}}
 }
 
 // A hard bounce suppresses the mail the recipient has waiting, with the
@@ -70,7 +70,7 @@ func TestHardBounceSuppressesHeldAndNextMail(t *testing.T) {
 	if held.State != store.StateHeld {
 		t.Fatalf("envelope %s, want held", held.State)
 	}
-	if err := r.applyReport(hardBounce("", "ann@example.test")); err != nil {
+	if err := r.feedback.Apply(hardBounce("", "ann@example.test")); err != nil {
 		t.Fatal(err)
 	}
 	held = envelopeOf(t, r.DB(), "ann@example.test", 0)
@@ -125,7 +125,7 @@ func TestUnsubscribeStopsPlannedRelease(t *testing.T) {
 	if env.State != store.StateQueued || !env.Due.After(c.Now()) {
 		t.Fatalf("the engine did not plan a later release (%s due %v); the test needs one", env.State, env.Due)
 	}
-	if err := r.applyReport(feedback.Report{Kind: feedback.KindUnsubscribe, EnvelopeID: env.ID}); err != nil {
+	if err := r.feedback.Apply(report.Report{Kind: report.KindUnsubscribe, EnvelopeID: env.ID}); err != nil {
 		t.Fatal(err)
 	}
 	env = envelopeOf(t, r.DB(), "ann@example.test", 0)
@@ -140,9 +140,9 @@ func TestSoftBouncesEscalateAtTheLimit(t *testing.T) {
 	cfg.Feedback.SoftBounceLimit = 3
 	cfg.Feedback.SoftBounceWindow = 10 * 24 * time.Hour
 	r := drivenRelay(t, cfg, c)
-	soft := feedback.Report{Kind: feedback.KindBounce, Recipients: []feedback.Recipient{{Address: "ann@example.test", Status: "4.2.2", Bounce: feedback.SoftBounce}}}
+	soft := report.Report{Kind: report.KindBounce, Recipients: []report.Recipient{{Address: "ann@example.test", Status: "4.2.2", Bounce: report.SoftBounce}}}
 	for i := 0; i < 2; i++ {
-		if err := r.applyReport(soft); err != nil {
+		if err := r.feedback.Apply(soft); err != nil {
 			t.Fatal(err)
 		}
 		c.advance(24 * time.Hour)
@@ -152,19 +152,19 @@ func TestSoftBouncesEscalateAtTheLimit(t *testing.T) {
 	}
 	// Outside the window the count starts again.
 	c.advance(20 * 24 * time.Hour)
-	r.applyReport(soft)
-	r.applyReport(soft)
+	r.feedback.Apply(soft)
+	r.feedback.Apply(soft)
 	if _, listed, _ := r.DB().SuppressionOf("ann@example.test"); listed {
 		t.Fatal("old soft bounces counted beyond the window")
 	}
-	r.applyReport(soft)
+	r.feedback.Apply(soft)
 	s, listed, _ := r.DB().SuppressionOf("ann@example.test")
 	if !listed || s.Reason != "repeated soft bounces" {
 		t.Errorf("after 3 soft bounces in the window: %+v %v", s, listed)
 	}
 	// A delivery report resets the count.
-	r.applyReport(feedback.Report{Kind: feedback.KindDelivered, Recipients: []feedback.Recipient{{Address: "bob@example.test", Action: "delivered"}}})
-	r.applyReport(soft)
+	r.feedback.Apply(report.Report{Kind: report.KindDelivered, Recipients: []report.Recipient{{Address: "bob@example.test", Action: "delivered"}}})
+	r.feedback.Apply(soft)
 	if n := profileOf(t, r.DB(), "bob@example.test").SoftBounces; n != 0 {
 		t.Errorf("bob's soft bounces %d", n)
 	}
@@ -176,7 +176,7 @@ func TestComplaintWithoutRecipientUsesEnvelope(t *testing.T) {
 	submitDriven(t, r, c, []string{"ann@example.test"}, marketing("Winter boots", ""))
 	env := envelopeOf(t, r.DB(), "ann@example.test", 0)
 	// Yahoo redacts the complaining address; the envelope ID names it.
-	if err := r.applyReport(feedback.Report{Kind: feedback.KindComplaint, EnvelopeID: env.ID, Complaint: &feedback.Complaint{FeedbackType: "abuse"}}); err != nil {
+	if err := r.feedback.Apply(report.Report{Kind: report.KindComplaint, EnvelopeID: env.ID, Complaint: &report.Complaint{FeedbackType: "abuse"}}); err != nil {
 		t.Fatal(err)
 	}
 	if s, listed, _ := r.DB().SuppressionOf("ann@example.test"); !listed || s.Reason != "complaint" {
@@ -185,7 +185,7 @@ func TestComplaintWithoutRecipientUsesEnvelope(t *testing.T) {
 	if rec := lastDecision(t, r.DB(), env.ID); !slices.Contains(rec.Reasons, "complained") {
 		t.Errorf("held mail after complaint: %+v", rec)
 	}
-	if err := r.applyReport(feedback.Report{Kind: feedback.KindComplaint}); err == nil {
+	if err := r.feedback.Apply(report.Report{Kind: report.KindComplaint}); err == nil {
 		t.Error("a complaint naming nobody was accepted silently")
 	}
 }
@@ -197,7 +197,7 @@ func TestShadowModeHardBounceListsButDoesNotStop(t *testing.T) {
 	cfg.Governor.Mode = config.ModeShadow
 	r := drivenRelay(t, cfg, c)
 	submitDriven(t, r, c, []string{"ann@example.test"}, marketing("Winter boots", ""))
-	r.applyReport(hardBounce("", "ann@example.test"))
+	r.feedback.Apply(hardBounce("", "ann@example.test"))
 	if env := envelopeOf(t, r.DB(), "ann@example.test", 0); env.State != store.StateHeld {
 		t.Errorf("shadow mode: held mail %s after a bounce", env.State)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"kadenz/governor/admin/api"
 	"kadenz/store"
 )
 
@@ -21,7 +22,7 @@ func TestSuspendHoldsACampaignAndResumeLetsItGo(t *testing.T) {
 	}
 
 	// Suspended while held: both envelopes go to review at once.
-	var res CampaignChange
+	var res api.CampaignChange
 	if code, body := queueDo(t, r, "POST", "/v1/campaigns/winter/suspend", "", &res); code != http.StatusOK || len(res.Changed) != 2 || !res.Suspended {
 		t.Fatalf("suspend: %d %s", code, body)
 	}

@@ -1,9 +1,7 @@
 package governor
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -41,31 +39,6 @@ func (c *VirtualClock) Set(t time.Time) error {
 	return nil
 }
 
-// clockRequest is the body of POST /v1/clock: an absolute time or a
-// duration to advance by, not both.
-type clockRequest struct {
-	Time    time.Time `json:"time,omitzero"`
-	Advance string    `json:"advance,omitempty"`
-}
-
-type clockResponse struct {
-	Now     time.Time `json:"now"`
-	Virtual bool      `json:"virtual"`
-	// CaughtUp says the relay has done all it had to do up to Now (see
-	// Relay.CaughtUp): after a step of virtual time, a caller polls this
-	// instead of guessing from metrics or sleeping.
-	CaughtUp bool `json:"caught_up"`
-}
-
-func (r *Relay) handleGetClock(w http.ResponseWriter, _ *http.Request) {
-	caughtUp, err := r.CaughtUp()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, clockResponse{Now: r.now(), Virtual: r.clock != nil, CaughtUp: caughtUp})
-}
-
 // CaughtUp reports whether the relay has done everything that was due by
 // its clock's now: no held mail due for a decision, no mail due for
 // delivery, none in delivery, every chore due has run. Nothing more
@@ -93,41 +66,6 @@ func (r *Relay) CaughtUp() (bool, error) {
 	return !delivering, err
 }
 
-func (r *Relay) handleSetClock(w http.ResponseWriter, req *http.Request) {
-	if r.clock == nil {
-		http.Error(w, "the clock is real: start serve with --clock virtual:RFC3339 to move it", http.StatusConflict)
-		return
-	}
-	var body clockRequest
-	if err := readStrict(req.Body, 4096, &body); err != nil {
-		http.Error(w, "body must be {\"time\": RFC 3339} or {\"advance\": duration}: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	target := body.Time
-	switch {
-	case body.Advance != "" && !target.IsZero():
-		http.Error(w, "give time or advance, not both", http.StatusBadRequest)
-		return
-	case body.Advance != "":
-		d, err := time.ParseDuration(body.Advance)
-		if err != nil || d < 0 {
-			http.Error(w, fmt.Sprintf("advance %q is not a non-negative duration such as 90m", body.Advance), http.StatusBadRequest)
-			return
-		}
-		target = r.clock.Now().Add(d)
-	case target.IsZero():
-		http.Error(w, "give time or advance", http.StatusBadRequest)
-		return
-	}
-	if err := r.clock.Set(target); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.log.Info("virtual clock moved", "now", target)
-	r.timeMoved()
-	writeJSON(w, clockResponse{Now: target, Virtual: true})
-}
-
 // timeMoved wakes every loop that sleeps on a real timer (the engine,
 // delivery, the chores) after virtual time moved, so each acts on the new
 // time at once instead of after its idle check.
@@ -135,9 +73,4 @@ func (r *Relay) timeMoved() {
 	r.engine.Kick()
 	r.queue.Kick()
 	r.chores.Kick()
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
 }

@@ -2,7 +2,6 @@ package governor
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"kadenz/governor/engine"
@@ -30,24 +29,12 @@ func (r *Relay) DecideDue(now time.Time) (int, error) {
 // RecipientsPerRound is how many recipients one DecideDue call handles.
 const RecipientsPerRound = engine.RecipientsPerRound
 
-// eventSignals maps the scoring package's event kinds to feedback signals.
-var eventSignals = map[scoring.EventKind]signalKind{
-	scoring.EventOpen: sigOpen, scoring.EventClick: sigClick, scoring.EventReply: sigReply,
-	scoring.EventUnsubscribe: sigUnsubscribe, scoring.EventComplaint: sigComplaint,
-	scoring.EventHardBounce: sigHardBounce, scoring.EventAway: sigAway,
-}
-
-// RecordEvent applies one engagement or hard signal about a recipient the
-// way the events API does (apply.go): the profile updated and, for a hard
-// stop, the address put on the suppression list and the recipient's waiting
-// marketing mail suppressed, in one transaction. ev.MessageID names the
-// envelope the event is about, if known.
+// RecordEvent applies one engagement or hard signal about a recipient
+// exactly as the events API does (feedback.Applier.Record): the profile
+// updated and, for a hard stop, the address put on the suppression list
+// and the recipient's waiting marketing mail suppressed, in one
+// transaction. ev.MessageID names the envelope the event is about, if
+// known.
 func (r *Relay) RecordEvent(rcpt string, ev scoring.Event) error {
-	kind, ok := eventSignals[ev.Kind]
-	if !ok {
-		return fmt.Errorf("record event: unknown kind %v", ev.Kind)
-	}
-	_, _, err := r.applySignals([]signal{{kind: kind, rcpt: rcpt, envelopeID: ev.MessageID, at: ev.At,
-		until: ev.Until, topics: ev.Topics, source: "sim"}})
-	return err
+	return r.feedback.Record(rcpt, ev, "sim")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/governor/engine"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
@@ -59,7 +61,7 @@ func marketing(subject, extra string) string {
 		"Our " + subject + " collection is here, with new colours and sizes for every season.\r\n"
 }
 
-func envelopeOf(t *testing.T, db *store.DB, to string, n int) store.Envelope {
+func envelopeOf(t *testing.T, db store.Store, to string, n int) store.Envelope {
 	t.Helper()
 	var found []store.Envelope
 	db.Envelopes(func(e store.Envelope) bool {
@@ -74,7 +76,7 @@ func envelopeOf(t *testing.T, db *store.DB, to string, n int) store.Envelope {
 	return found[n]
 }
 
-func decisionsOf(t *testing.T, db *store.DB, envelopeID string) []engine.Record {
+func decisionsOf(t *testing.T, db store.Store, envelopeID string) []engine.Record {
 	t.Helper()
 	raw, err := db.Decisions(envelopeID)
 	if err != nil {
@@ -207,7 +209,7 @@ func TestMarketingHeldThenReleasedOutsideQuietHours(t *testing.T) {
 	}
 }
 
-func unsubscribe(t *testing.T, db *store.DB, rcpt string) {
+func unsubscribe(t *testing.T, db store.Store, rcpt string) {
 	t.Helper()
 	p, _ := json.Marshal(scoring.Profile{Unsubscribed: monday10.Add(-24 * time.Hour)})
 	if err := db.PutProfile(rcpt, p); err != nil {
@@ -350,11 +352,11 @@ func TestExplainOverAdminAPI(t *testing.T) {
 	waitFor(t, "a decision", func() bool { return envelopeOf(t, r.DB(), "ann@example.test", 0).State == store.StateSuppressed })
 
 	for _, id := range []string{"winter-boots@shop.test", envelopeOf(t, r.DB(), "ann@example.test", 0).ID} {
-		resp, err := http.Get("http://" + r.adminAddr.String() + "/v1/explain/" + id)
+		resp, err := http.Get("http://" + r.AdminAddr().String() + "/v1/explain/" + id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var x Explanation
+		var x api.Explanation
 		err = json.NewDecoder(resp.Body).Decode(&x)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != 200 {
@@ -367,7 +369,7 @@ func TestExplainOverAdminAPI(t *testing.T) {
 			t.Errorf("explain %s: envelopes %+v", id, x.Envelopes)
 		}
 	}
-	resp, err := http.Get("http://" + r.adminAddr.String() + "/v1/explain/nothing-here")
+	resp, err := http.Get("http://" + r.AdminAddr().String() + "/v1/explain/nothing-here")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,14 +407,14 @@ func TestDrivenComplaintSuppressesNextMail(t *testing.T) {
 	}
 }
 
-func postClock(t *testing.T, r *Relay, body string) (*http.Response, clockResponse) {
+func postClock(t *testing.T, r *Relay, body string) (*http.Response, api.ClockResponse) {
 	t.Helper()
-	resp, err := http.Post("http://"+r.adminAddr.String()+"/v1/clock", "application/json", strings.NewReader(body))
+	resp, err := http.Post("http://"+r.AdminAddr().String()+"/v1/clock", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var cr clockResponse
+	var cr api.ClockResponse
 	if resp.StatusCode == http.StatusOK {
 		json.NewDecoder(resp.Body).Decode(&cr)
 	}
@@ -441,7 +443,7 @@ func TestVirtualClockOverAdminAPI(t *testing.T) {
 	// then, and not before, the release has been delivered.
 	waitFor(t, "GET /v1/clock to say caught_up", func() bool {
 		code, body := adminDo(t, r, http.MethodGet, "/v1/clock", "", "")
-		var cr clockResponse
+		var cr api.ClockResponse
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &cr) != nil {
 			t.Fatalf("GET /v1/clock: %d %s", code, body)
 		}
@@ -502,11 +504,15 @@ func TestLatestMessageSetsRecipientZone(t *testing.T) {
 func TestExplainShowsEveryTransactionOfAMessageID(t *testing.T) {
 	c := &clock{t: monday10}
 	cfg := testConfig(t, "")
+	cfg.Admin.Listen = "127.0.0.1:0"
 	r, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Shutdown(context.Background())
+	if err := r.startAdmin(); err != nil { // the API alone: nothing else runs
+		t.Fatal(err)
+	}
 	msg := "Message-ID: <twice@shop.test>\r\nSubject: receipt\r\n\r\nthanks\r\n"
 	var ids []string
 	for _, to := range []string{"ann@example.test", "bob@example.test"} {
@@ -517,10 +523,8 @@ func TestExplainShowsEveryTransactionOfAMessageID(t *testing.T) {
 		ids = append(ids, id)
 		c.advance(time.Second)
 	}
-	x, err := r.explain("<twice@shop.test>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var x api.Explanation
+	adminJSON(t, r, http.MethodGet, "/v1/explain/"+url.PathEscape("<twice@shop.test>"), nil, &x)
 	if x.Message.ID != ids[1] || len(x.Also) != 1 || x.Also[0].Message.ID != ids[0] {
 		t.Fatalf("explain: message %s, also %d; want %s, then %s", x.Message.ID, len(x.Also), ids[1], ids[0])
 	}

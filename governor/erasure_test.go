@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"kadenz/governor/admin/api"
 	"kadenz/store"
 )
 
@@ -76,7 +77,7 @@ func TestForgetLeavesNoByteInTheDataDir(t *testing.T) {
 	// An operator's suppression whose reason names her, then her own
 	// events: an open whose ID contains her address, an unsubscribe.
 	adminJSON(t, r, http.MethodPost, "/v1/suppressions", map[string]string{"address": typed, "reason": "asked by dora@example.test on the phone"}, &store.Suppression{})
-	var res EventsResult
+	var res api.EventsResult
 	events := `{"events": [{"id": "open-dora@example.test-1", "kind": "open", "recipient": "dora@example.test"},
 		{"id": "u-17", "kind": "unsubscribe", "recipient": "DORA@example.test"}]}`
 	if code, out := adminRequest(t, r, http.MethodPost, "/v1/events", "", "application/json", strings.NewReader(events)); code != 200 {
@@ -90,7 +91,7 @@ func TestForgetLeavesNoByteInTheDataDir(t *testing.T) {
 		}
 	}
 
-	var fr ForgetResult
+	var fr api.ForgetResult
 	adminJSON(t, r, http.MethodPost, "/v1/forget", map[string]string{"address": "dora@EXAMPLE.test"}, &fr)
 	t.Logf("forget: %+v", fr)
 	if fr.Incomplete != "" || fr.OutboxFiles != 1 || fr.Erased.Suppressions != 1 || fr.Erased.EventIDs != 2 || !fr.Erased.Tombstone || fr.ScrubbedPages == 0 {

@@ -2,12 +2,10 @@ package governor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
 	"kadenz/config"
-	"kadenz/governor/feedback"
 	"kadenz/governor/mailbox"
 )
 
@@ -71,38 +69,10 @@ func (r *Relay) newMailboxReader(m config.Mailbox) (*mailbox.Reader, error) {
 		MoveTo:    m.MoveTo,
 		Schedule:  schedule,
 		Idle:      m.Idle,
-		Handler:   r.ingestFeedback,
+		Handler:   r.feedback.Ingest,
 		Polled:    func(err error) { r.MailboxPolled(m.Name, err) },
 		DB:        r.db,
 		Logger:    r.log.With("part", "feedback"),
 		Now:       r.now,
 	})
-}
-
-// ingestFeedback is the mailbox readers' handler: it reads what a message
-// says and applies it to the recipient's profile. A message that cannot be
-// read is an error, which the reader logs before moving on.
-func (r *Relay) ingestFeedback(_ context.Context, raw []byte) error {
-	rep, err := feedback.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("reading feedback: %w", err)
-	}
-	r.log.Info("feedback", "part", "feedback", "kind", rep.Kind, "format", rep.Format, "recipient", rep.Recipient,
-		"envelope", rep.EnvelopeID, "envelope_source", rep.EnvelopeIDSource, "message_id", rep.MessageID)
-	if rep.Format == "arf-auth-failure" && rep.Complaint != nil {
-		// RFC 6591: recorded for the sender to fix DKIM/SPF/DMARC; nobody
-		// complained.
-		r.log.Warn("authentication failure report", "part", "feedback", "reporter", rep.Reporter,
-			"source_ip", rep.Complaint.SourceIP, "reported_domain", rep.Complaint.ReportedDomain)
-	}
-	err = r.applyReportRaw(rep, raw)
-	if errors.Is(err, errUnattributable) {
-		// Readable, but it names nobody Kadenz sent to (a redacted
-		// complaint for mail sent before VERP, a bounce for someone
-		// else's mail): logged, not a failed message.
-		r.log.Warn("feedback names no recipient Kadenz knows; nothing applied", "part", "feedback",
-			"kind", rep.Kind, "format", rep.Format, "subject", rep.Subject, "error", err)
-		return nil
-	}
-	return err
 }

@@ -14,10 +14,10 @@ func TestIngestFeedbackFailsOnlyUnreadable(t *testing.T) {
 	r := drivenRelay(t, governedConfig(t, ""), c)
 	redacted := "From: fbl@isp.example\nSubject: report\nContent-Type: multipart/report; report-type=feedback-report; boundary=b\n\n" +
 		"--b\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nOriginal-Rcpt-To: redacted@isp.example\n\n--b--\n"
-	if err := r.ingestFeedback(t.Context(), []byte(redacted)); err != nil {
+	if err := r.feedback.Ingest(t.Context(), []byte(redacted)); err != nil {
 		t.Errorf("an unattributable complaint failed the message: %v", err)
 	}
-	if err := r.ingestFeedback(t.Context(), []byte("not a mail message\nat all\n")); err == nil {
+	if err := r.feedback.Ingest(t.Context(), []byte("not a mail message\nat all\n")); err == nil {
 		t.Error("a message without a header was not an error")
 	}
 	if list, _ := r.DB().Suppressions(); len(list) != 0 {
@@ -29,7 +29,7 @@ func TestIngestFeedbackFailsOnlyUnreadable(t *testing.T) {
 	dsn := "From: MAILER-DAEMON@mx.example\nSubject: Undelivered Mail Returned to Sender\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
 		"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\nOriginal-Envelope-Id: " + env.ID +
 		"\n\nFinal-Recipient: rfc822; ann@example.test\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n\n--b--\n"
-	if err := r.ingestFeedback(t.Context(), []byte(dsn)); err != nil {
+	if err := r.feedback.Ingest(t.Context(), []byte(dsn)); err != nil {
 		t.Fatal(err)
 	}
 	rec := lastDecision(t, r.DB(), env.ID)
@@ -47,7 +47,7 @@ func TestTextBounceWithoutAddressUsesEnvelope(t *testing.T) {
 	env := envelopeOf(t, r.DB(), "bob@example.test", 0)
 	raw := "From: MAILER-DAEMON@mx.example\nTo: bounce+" + env.ID + "@bounces.shop.test\nSubject: failure notice\n\n" +
 		"Sorry, we were unable to deliver your message. The account you wrote to does not exist.\n"
-	if err := r.ingestFeedback(t.Context(), []byte(raw)); err != nil {
+	if err := r.feedback.Ingest(t.Context(), []byte(raw)); err != nil {
 		t.Fatal(err)
 	}
 	if s, ok, _ := r.DB().SuppressionOf("bob@example.test"); !ok || s.Reason != "hard bounce" {

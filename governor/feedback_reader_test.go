@@ -37,7 +37,7 @@ func TestRelayReadsFeedbackMailbox(t *testing.T) {
 	}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	bounce, err := os.ReadFile("feedback/testdata/dsn-rfc3464-hard.eml")
+	bounce, err := os.ReadFile("feedback/report/testdata/dsn-rfc3464-hard.eml")
 	if err != nil {
 		t.Fatal(err)
 	}

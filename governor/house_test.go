@@ -29,7 +29,7 @@ func TestReloadedModeGovernsFeedback(t *testing.T) {
 	if err := r.Reload(&next); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.applyReport(hardBounce("", "ann@example.test")); err != nil {
+	if err := r.feedback.Apply(hardBounce("", "ann@example.test")); err != nil {
 		t.Fatal(err)
 	}
 	env := envelopeOf(t, r.DB(), "ann@example.test", 0)

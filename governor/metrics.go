@@ -50,7 +50,7 @@ type metrics struct {
 	depth *queueDepth
 }
 
-func newMetrics(db *store.DB) *metrics {
+func newMetrics(db store.Reads) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kadenz_messages_accepted_total",
@@ -225,7 +225,7 @@ func (m *metrics) configLoaded(ok bool, now time.Time) {
 // queueDepth is a collector that reports envelope counts by state at
 // scrape time.
 type queueDepth struct {
-	db   *store.DB
+	db   store.Reads
 	desc *prometheus.Desc
 }
 
@@ -237,6 +237,13 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 		store.StateFailed, store.StateHeld, store.StateSuppressed} {
 		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
+}
+
+// observeDelivery is the delivery queue's Observe hook: it counts the
+// attempt, then lets the feedback room learn from a smarthost's refusal.
+func (r *Relay) observeDelivery(e store.Envelope, err error, now time.Time) {
+	r.metrics.deliveryAttempted(e, err, now)
+	r.feedback.ObserveDelivery(e, err, now)
 }
 
 // countIntakeEvent counts one fair-slot event of the SMTP intake.

@@ -4,13 +4,20 @@ import (
 	"fmt"
 
 	"kadenz/scoring"
+	"kadenz/store"
 )
 
 // lowerAddressKeys brings a database from before recipient keys were lower
 // case up to date, once (see store/addresskeys.go): profiles kept under two
-// spellings of one address are merged (scoring.Profile.Merge).
+// spellings of one address are merged (scoring.Profile.Merge). A backend
+// that never had mixed-case keys (store.AddressKeyLowerer missing) has
+// nothing to bring up to date.
 func (r *Relay) lowerAddressKeys() error {
-	moved, merged, err := r.db.LowerAddressKeys(func(kept, other []byte) ([]byte, error) {
+	lowerer, ok := r.db.(store.AddressKeyLowerer)
+	if !ok {
+		return nil
+	}
+	moved, merged, err := lowerer.LowerAddressKeys(func(kept, other []byte) ([]byte, error) {
 		a, err := scoring.DecodeProfile(kept)
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/store"
 )
 
@@ -82,7 +83,7 @@ func TestReviewHoldThenReleaseOverAPIDelivers(t *testing.T) {
 		t.Fatalf("%d messages delivered while in review", n)
 	}
 
-	var list []QueueEntry
+	var list []api.QueueEntry
 	if code, body := queueDo(t, r, "GET", "/v1/queue?state=review", "", &list); code != 200 {
 		t.Fatalf("list: %d %s", code, body)
 	}
@@ -91,7 +92,7 @@ func TestReviewHoldThenReleaseOverAPIDelivers(t *testing.T) {
 		t.Fatalf("review listing %+v", list)
 	}
 
-	var res QueueActionResult
+	var res api.QueueActionResult
 	if code, body := queueDo(t, r, "POST", "/v1/queue/release", `{"campaign": "spring-sale"}`, &res); code != 200 || len(res.Changed) != 1 {
 		t.Fatalf("release: %d %s", code, body)
 	}
@@ -153,7 +154,7 @@ func TestHoldPutsHeldMarketingIntoReview(t *testing.T) {
 	if err := submit(t, conn, "news@shop.test", []string{"ann@example.test"}, marketing("Winter boots", "X-Kadenz-Campaign: winter\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	var res QueueActionResult
+	var res api.QueueActionResult
 	if code, body := queueDo(t, r, "POST", "/v1/queue/hold", `{"campaign": "winter"}`, &res); code != 200 || len(res.Changed) != 1 {
 		t.Fatalf("hold: %d %s", code, body)
 	}
@@ -199,7 +200,7 @@ func TestQueueListFiltersAndRefusesBadInput(t *testing.T) {
 		"?recipient=ann@example.test":                 2,
 		"?limit=1":                                    1,
 	} {
-		var list []QueueEntry
+		var list []api.QueueEntry
 		if code, body := queueDo(t, r, "GET", "/v1/queue"+query, "", &list); code != 200 || len(list) != want {
 			t.Errorf("GET /v1/queue%s: %d, %d entries (want %d) %s", query, code, len(list), want, body)
 		}
@@ -234,7 +235,9 @@ func BenchmarkQueueList(b *testing.B) {
 		b.Run(q, func(b *testing.B) {
 			for b.Loop() {
 				w := httptest.NewRecorder()
-				r.handleQueueList(w, httptest.NewRequest("GET", "/v1/queue?"+q, nil))
+				req := httptest.NewRequest("GET", "/v1/queue?"+q, nil)
+				req.Host = "localhost" // the admin guard's rule for a loopback listener
+				r.admin.Handler().ServeHTTP(w, req)
 				if w.Code != 200 {
 					b.Fatal(w.Code)
 				}

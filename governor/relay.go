@@ -1,12 +1,16 @@
 // Package governor is the Kadenz daemon: it wires the store, SMTP intake,
-// delivery and the admin listener together and runs them as one relay.
+// delivery, the decision engine, the feedback room and the admin listener
+// together and runs them as one relay.
 //
 // Intake hands each accepted message here; the relay classifies it (see
 // classify.go), stamps it with an ID and a Received header, and stores it
 // with one envelope per recipient (durable before the client hears 250).
 // Transactional envelopes are due for delivery at once. Marketing
-// envelopes are held for the decision engine (engine.go), which releases,
-// defers or suppresses them per recipient and records why.
+// envelopes are held for the decision engine (governor/engine), which
+// releases, defers or suppresses them per recipient and records why.
+// What comes back is applied by governor/feedback; operators ask through
+// governor/admin. The relay runs on any store.Store (Options.Backend), the
+// bbolt file in the data directory by default.
 package governor
 
 import (
@@ -21,7 +25,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/mail"
 	"net/netip"
 	"path/filepath"
@@ -30,8 +33,10 @@ import (
 	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin"
 	"kadenz/governor/delivery"
 	"kadenz/governor/engine"
+	"kadenz/governor/feedback"
 	"kadenz/governor/intake"
 	"kadenz/scoring"
 	"kadenz/store"
@@ -47,6 +52,10 @@ type Options struct {
 	Clock *VirtualClock
 	// Store tunes the database (tests may turn off fsync).
 	Store store.Options
+	// Backend, if set, is the store the relay runs on instead of the
+	// bbolt file in the data directory (then Store is unused). The relay
+	// owns it from New on: it closes it at Shutdown, or when New fails.
+	Backend store.Store
 	// Random supplies the random part of message IDs; crypto/rand if nil.
 	// A simulation passes a seeded source so that a run repeats exactly:
 	// IDs order the engine's candidates and seed its exploration draws.
@@ -61,14 +70,15 @@ type Relay struct {
 	now    func() time.Time
 	clock  *VirtualClock // nil for real time
 	random io.Reader
-	db     *store.DB
+	db     store.Store
 	intake *intake.Server
 	queue  *delivery.Queue
 	engine *engine.Engine
-	chores *choreRunner
-	admin  *http.Server
-	// adminAddr is where the admin listener is bound, if it runs.
-	adminAddr net.Addr
+	// feedback applies bounces, complaints, replies and events.
+	feedback *feedback.Applier
+	chores   *choreRunner
+	// admin is the admin listener (adminhooks.go), nil when it does not run.
+	admin *admin.Server
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
@@ -103,9 +113,13 @@ func New(opts Options) (*Relay, error) {
 	if r.random == nil {
 		r.random = rand.Reader
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "kadenz.db"), opts.Store)
-	if err != nil {
-		return nil, err
+	db := opts.Backend
+	if db == nil {
+		bolt, err := store.Open(DatabasePath(cfg.DataDir), opts.Store)
+		if err != nil {
+			return nil, err
+		}
+		db = bolt
 	}
 	r.db = db
 	if err := r.initOperations(); err != nil {
@@ -123,8 +137,61 @@ func New(opts Options) (*Relay, error) {
 	return r, nil
 }
 
+// build makes the relay's parts, each handed what it needs: intake, the
+// delivery queue, the engine, the feedback room, the chores.
 func (r *Relay) build() error {
 	cfg := r.config()
+	if err := r.buildIntake(cfg); err != nil {
+		return err
+	}
+	transport, err := r.transport()
+	if err != nil {
+		return err
+	}
+	r.queue, err = delivery.New(delivery.Options{
+		DB:               r.db,
+		Transport:        transport,
+		Concurrency:      cfg.Delivery.Concurrency,
+		RetryInitial:     cfg.Delivery.RetryInitial,
+		RetryMax:         cfg.Delivery.RetryMax,
+		MaxQueueLifetime: cfg.Delivery.MaxQueueLifetime,
+		Logger:           r.log.With("part", "delivery"),
+		Now:              r.now,
+		Prepare:          r.prepareOutgoing,
+		Observe:          r.observeDelivery, // metrics, then the feedback room
+		DelayWarning:     cfg.Delivery.DelayWarning,
+		RemoteMTA:        upstreamHost(cfg.Delivery.Upstream),
+		Notify:           r.queueNotice,
+	})
+	if err != nil {
+		return err
+	}
+	r.engine, err = engine.New(engine.Options{
+		Governor: &cfg.Governor, Store: r.db, Logger: r.log.With("part", "engine"), Now: r.now,
+		Released: r.queue.Kick, Decided: r.metrics.decidedRound,
+	})
+	if err != nil {
+		return err
+	}
+	suspended, err := r.db.SuspendedCampaigns()
+	if err != nil {
+		return err
+	}
+	r.engine.SetSuspended(suspended)
+	r.feedback = feedback.New(feedback.Options{
+		Store: r.db, Engine: r.engine, Config: r.config, Now: r.now, Logger: r.log,
+		NewMessageID: func(t time.Time) string { return newMessageID(t, r.random) },
+		KickDelivery: r.queue.Kick,
+	})
+	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
+	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
+	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)
+	r.addEventIDChore()
+	return nil
+}
+
+// buildIntake makes the SMTP server from the configuration.
+func (r *Relay) buildIntake(cfg *config.Config) error {
 	in := intake.Options{
 		Hostname:          cfg.Hostname,
 		AllowInsecureAuth: cfg.Intake.AllowInsecureAuth,
@@ -165,47 +232,8 @@ func (r *Relay) build() error {
 		in.Users = append(in.Users, intake.User{Name: u.Name, PasswordHash: []byte(u.PasswordHash)})
 	}
 	var err error
-	if r.intake, err = intake.New(in); err != nil {
-		return err
-	}
-
-	transport, err := r.transport()
-	if err != nil {
-		return err
-	}
-	r.queue, err = delivery.New(delivery.Options{
-		DB:               r.db,
-		Transport:        transport,
-		Concurrency:      cfg.Delivery.Concurrency,
-		RetryInitial:     cfg.Delivery.RetryInitial,
-		RetryMax:         cfg.Delivery.RetryMax,
-		MaxQueueLifetime: cfg.Delivery.MaxQueueLifetime,
-		Logger:           r.log.With("part", "delivery"),
-		Now:              r.now,
-		Prepare:          r.prepareOutgoing,
-		Observe:          r.observeDelivery,
-		DelayWarning:     cfg.Delivery.DelayWarning,
-		RemoteMTA:        upstreamHost(cfg.Delivery.Upstream),
-		Notify:           r.queueNotice,
-	})
-	if err != nil {
-		return err
-	}
-	r.engine, err = engine.New(engine.Options{
-		Governor: &cfg.Governor, Store: r.db, Logger: r.log.With("part", "engine"), Now: r.now,
-		Released: r.queue.Kick, Decided: r.metrics.decidedRound,
-	})
-	if err != nil {
-		return err
-	}
-	if err := r.loadSuspended(); err != nil {
-		return err
-	}
-	r.chores = newChoreRunner(r.log.With("part", "chores"), r.now)
-	r.addChore("sweep", cfg.Governor.Chores.Sweep, r.sweep)
-	r.addChore("retention", cfg.Governor.Chores.Retention, r.retentionChore)
-	r.addEventIDChore()
-	return nil
+	r.intake, err = intake.New(in)
+	return err
 }
 
 // transport is the smarthost when one is configured, else the outbox.
@@ -294,8 +322,20 @@ func (r *Relay) closeListeners() {
 // Addr returns the address the SMTP listener is bound to (useful with port 0).
 func (r *Relay) Addr() net.Addr { return r.listeners[0].Addr() }
 
-// DB gives tests and the admin API read access to the store.
-func (r *Relay) DB() *store.DB { return r.db }
+// DB is the store the relay runs on (tests read it).
+func (r *Relay) DB() store.Store { return r.db }
+
+// CommitStats reports how many commits the store ran and how many writes
+// they carried, where the backend counts them (store.GroupCommitter);
+// ok is false where it does not.
+func (r *Relay) CommitStats() (commits, writes int64, ok bool) {
+	gc, ok := r.db.(store.GroupCommitter)
+	if !ok {
+		return 0, 0, false
+	}
+	commits, writes = gc.CommitStats()
+	return commits, writes, true
+}
 
 // Shutdown stops accepting mail, lets sessions and deliveries in flight
 // finish until ctx ends, then closes the database. Whatever was cut off is

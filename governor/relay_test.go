@@ -229,7 +229,7 @@ func waitCaughtUp(t *testing.T, r *Relay) {
 
 // firstEnvelope returns the oldest envelope in the store (the only one, in
 // tests that submit one message to one recipient).
-func firstEnvelope(t *testing.T, db *store.DB) store.Envelope {
+func firstEnvelope(t *testing.T, db store.Store) store.Envelope {
 	t.Helper()
 	var env store.Envelope
 	if err := db.Envelopes(func(e store.Envelope) bool { env = e; return false }); err != nil {
@@ -238,7 +238,7 @@ func firstEnvelope(t *testing.T, db *store.DB) store.Envelope {
 	return env
 }
 
-func envelopeStates(t *testing.T, db *store.DB) map[store.State]int {
+func envelopeStates(t *testing.T, db store.Store) map[store.State]int {
 	t.Helper()
 	counts, err := db.CountByState()
 	if err != nil {

@@ -3,13 +3,12 @@ package governor
 import (
 	"errors"
 	"log/slog"
-	"net/http"
 	"reflect"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/governor/engine"
 )
 
@@ -38,21 +37,7 @@ type reloadState struct {
 	live atomic.Pointer[config.Config]
 
 	mu     sync.Mutex // guards status
-	status ReloadStatus
-}
-
-// ReloadStatus is the answer of GET /v1/config/status.
-type ReloadStatus struct {
-	// LoadedAt is when the configuration in force was loaded.
-	LoadedAt time.Time `json:"loaded_at"`
-	// LastAttempt is the last reload attempt, if any; OK and Errors are
-	// its outcome.
-	LastAttempt time.Time `json:"last_attempt,omitzero"`
-	OK          bool      `json:"ok"`
-	Errors      []string  `json:"errors,omitempty"`
-	// RestartNeeded lists keys that changed in the file but only take
-	// effect at the next start.
-	RestartNeeded []string `json:"restart_needed,omitempty"`
+	status api.ReloadStatus
 }
 
 func (r *Relay) initOperations() error {
@@ -65,7 +50,7 @@ func (r *Relay) initOperations() error {
 	}
 	r.metrics = newMetrics(r.db)
 	now := r.now()
-	r.reload.status = ReloadStatus{LoadedAt: now, OK: true}
+	r.reload.status = api.ReloadStatus{LoadedAt: now, OK: true}
 	r.metrics.lastReloadOK.Set(float64(now.UnixNano()) / 1e9)
 	return nil
 }
@@ -124,7 +109,7 @@ func (r *Relay) ReloadWith(load func() (*config.Config, error)) error {
 
 	r.metrics.configLoaded(true, now)
 	r.reload.mu.Lock()
-	r.reload.status = ReloadStatus{LoadedAt: now, LastAttempt: now, OK: true, RestartNeeded: restart}
+	r.reload.status = api.ReloadStatus{LoadedAt: now, LastAttempt: now, OK: true, RestartNeeded: restart}
 	r.reload.mu.Unlock()
 	r.log.Info("config reloaded", "mode", cfg.Governor.Mode, "strictness", cfg.Governor.Strictness)
 	for _, k := range restart {
@@ -169,12 +154,8 @@ func restartKeys(old, cfg *config.Config) []string {
 }
 
 // ReloadStatus returns the outcome of the last reload.
-func (r *Relay) ReloadStatus() ReloadStatus {
+func (r *Relay) ReloadStatus() api.ReloadStatus {
 	r.reload.mu.Lock()
 	defer r.reload.mu.Unlock()
 	return r.reload.status
-}
-
-func (r *Relay) handleConfigStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, r.ReloadStatus())
 }

@@ -22,6 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -44,7 +45,7 @@ func adminCall(t *testing.T, r *Relay, method, path, token string, body any) (in
 // status and the body. The other admin helpers of the tests build on it.
 func adminRequest(t *testing.T, r *Relay, method, path, token, contentType string, body io.Reader) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+r.adminAddr.String()+path, body)
+	req, err := http.NewRequest(method, "http://"+r.AdminAddr().String()+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +246,7 @@ func TestReloadSwapsLiveRulesKeepsOldOnError(t *testing.T) {
 	if err := r.ReloadWith(load); err == nil {
 		t.Fatal("reload of a bad file succeeded")
 	}
-	var st ReloadStatus
+	var st api.ReloadStatus
 	adminJSON(t, r, http.MethodGet, "/v1/config/status", nil, &st)
 	if st.OK || len(st.Errors) != 2 || !strings.HasPrefix(st.Errors[0], file+":15: governor.mode") {
 		t.Errorf("status after a bad file: %+v", st)
@@ -279,7 +280,7 @@ func TestReloadSwapsLiveRulesKeepsOldOnError(t *testing.T) {
 		t.Errorf("profiler with the token: %d %.80q", code, out)
 	}
 	code, out := adminCall(t, r, http.MethodGet, "/v1/config/status", "s3cret", nil)
-	st = ReloadStatus{}
+	st = api.ReloadStatus{}
 	json.Unmarshal(out, &st)
 	if code != http.StatusOK || !st.OK || len(st.Errors) != 0 || !slices.Equal(st.RestartNeeded, []string{"hostname"}) ||
 		!st.LoadedAt.Equal(c.Now()) {
@@ -393,7 +394,7 @@ func TestForgetLeavesNothingOfTheRecipient(t *testing.T) {
 	}
 	ids = append(ids, strings.TrimSuffix(ids[0], "-1"), strings.TrimSuffix(ids[1], "-1"))
 
-	var res ForgetResult
+	var res api.ForgetResult
 	adminJSON(t, r, http.MethodPost, "/v1/forget", map[string]string{"address": "DORA@example.test"}, &res)
 	e := res.Erased
 	if e.Envelopes != 3 || e.Kept != 0 || e.Profiles != 1 || !e.Tombstone || e.SharedBodies != 1 || e.HeaderIDs < 1 || e.Bodies < 1 {
@@ -483,7 +484,7 @@ func TestRetentionPurgesOnlyAfterThePeriod(t *testing.T) {
 		if p.Bodies != c.bodies || p.Decisions != c.decisions {
 			t.Errorf("sweep at +%v purged %+v, want %d bodies, %d decisions", c.after, p, c.bodies, c.decisions)
 		}
-		var x Explanation
+		var x api.Explanation
 		adminJSON(t, r, http.MethodGet, "/v1/explain/"+env.ID, nil, &x)
 		if x.BodyPurged != c.bodyPurged || (len(x.Envelopes[0].Decisions) > 0) != c.hasDecision {
 			t.Errorf("explain at +%v: body purged %v, decisions %s", c.after, x.BodyPurged, x.Envelopes[0].Decisions)
@@ -512,7 +513,7 @@ func TestProfileStatsAndCampaignReport(t *testing.T) {
 			envelopeOf(t, r.DB(), "bob@example.test", 0).State == store.StateSuppressed
 	})
 
-	var pv ProfileView
+	var pv api.ProfileView
 	adminJSON(t, r, http.MethodGet, "/v1/profiles/ann@example.test", nil, &pv)
 	if pv.Total != 2 || len(pv.Envelopes) != 2 || pv.Suppressed || len(pv.Profile) == 0 || len(pv.Envelopes[1].Decisions) == 0 {
 		t.Errorf("ann's profile view: total %d, %d envelopes, suppressed %v, profile %s", pv.Total, len(pv.Envelopes), pv.Suppressed, pv.Profile)
@@ -525,7 +526,7 @@ func TestProfileStatsAndCampaignReport(t *testing.T) {
 		t.Errorf("profile of a non-address: %d", code)
 	}
 
-	var st Stats
+	var st api.Stats
 	adminJSON(t, r, http.MethodGet, "/v1/stats?last=1h", nil, &st)
 	if st.Messages != 2 || st.Envelopes != 3 || st.ByClass["marketing"] != 1 || st.ByClass["transactional"] != 1 ||
 		st.ByState["suppressed"] != 1 || st.ByReason["unsubscribed"] != 1 {
@@ -539,7 +540,7 @@ func TestProfileStatsAndCampaignReport(t *testing.T) {
 		t.Errorf("stats with a bad period: %d", code)
 	}
 
-	var rep CampaignReport
+	var rep api.CampaignReport
 	adminJSON(t, r, http.MethodGet, "/v1/campaigns/summer/report", nil, &rep)
 	if rep.Messages != 1 || rep.Envelopes != 2 || rep.Governed.Envelopes != 2 || rep.Governed.Suppressed != 1 ||
 		rep.Governed.Released+rep.Governed.Held != 1 || rep.SuppressedBy["unsubscribed"] != 1 || rep.Holdout.Envelopes != 0 {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/store"
 )
 
@@ -38,19 +38,19 @@ func TestHumanReplyTakeover(t *testing.T) {
 	bobEnv := envelopeOf(t, r.DB(), "bob@example.test", 0)
 
 	// Bob is on holiday: an automatic reply.
-	if err := r.applyReport(feedback.Report{Kind: feedback.KindAway, EnvelopeID: bobEnv.ID, Recipient: "bob@example.test",
-		Away: &feedback.Away{Until: c.Now().Add(48 * time.Hour)}, Subject: "Out of office"}); err != nil {
+	if err := r.feedback.Apply(report.Report{Kind: report.KindAway, EnvelopeID: bobEnv.ID, Recipient: "bob@example.test",
+		Away: &report.Away{Until: c.Now().Add(48 * time.Hour)}, Subject: "Out of office"}); err != nil {
 		t.Fatal(err)
 	}
 	// Ann writes back in her own words.
-	rep := feedback.Report{Kind: feedback.KindReply, EnvelopeID: annEnv.ID, Recipient: "ann@example.test",
+	rep := report.Report{Kind: report.KindReply, EnvelopeID: annEnv.ID, Recipient: "ann@example.test",
 		From: "Ann <ann@example.test>", Subject: "Re: Winter boots",
-		Reply: &feedback.Reply{Text: "Do you have these in size 44?\nAnn"}}
+		Reply: &report.Reply{Text: "Do you have these in size 44?\nAnn"}}
 	raw := []byte("From: Ann <ann@example.test>\r\nTo: news@shop.test\r\nSubject: Re: Winter boots\r\n" +
 		"Message-ID: <re-1@example.test>\r\nIn-Reply-To: <winter@shop.test>\r\n\r\nDo you have these in size 44?\r\nAnn\r\n" +
 		"\r\n> Winter boots, now 20% off.\r\n")
 	pauseEnd := c.Now().Add(cfg.Feedback.ReplyPause)
-	if err := r.applyReportRaw(rep, raw); err != nil {
+	if err := r.feedback.ApplyRaw(rep, raw); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the forward", func() bool { return len(up.messages()) == 3 })
@@ -176,16 +176,18 @@ func TestIngestedReplyForwardCarriesTheOriginal(t *testing.T) {
 	cfg := governedConfig(t, up.addr)
 	cfg.Feedback.TeamAddress = "crm-team@shop.test"
 	r := startRelayAt(t, cfg, c)
-	raw, err := os.ReadFile("feedback/testdata/reply-human.eml")
+	raw, err := os.ReadFile("feedback/report/testdata/reply-human.eml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.ingestFeedback(t.Context(), raw); err != nil {
+	if err := r.feedback.Ingest(t.Context(), raw); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the forward", func() bool { return len(up.messages()) == 1 })
 	text, attached := forwardParts(t, up.messages()[0].data)
-	if want := crlf(raw); !bytes.Equal(attached, want) {
+	// As received, every line ending CRLF (the file has bare LFs).
+	want := bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	if !bytes.Equal(attached, want) {
 		t.Errorf("attached:\n%q\nwant\n%q", attached, want)
 	}
 	if !strings.Contains(string(text), "> does the linen shirt come in XL?") {

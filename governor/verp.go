@@ -2,7 +2,7 @@ package governor
 
 import (
 	"kadenz/config"
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 	"kadenz/store"
 )
 
@@ -32,7 +32,7 @@ func (r *Relay) prepareOutgoing(e *store.Envelope, body []byte) []byte {
 		return body
 	}
 	if v := r.config().Feedback.VERP; v.Domain != "" {
-		e.From = feedback.VERPAddress(v.Prefix, e.ID, v.Domain)
+		e.From = report.VERPAddress(v.Prefix, e.ID, v.Domain)
 	}
 	out := make([]byte, 0, len(HeaderEnvelope)+len(e.ID)+4+len(body))
 	out = append(out, HeaderEnvelope+": "+e.ID+"\r\n"...)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 )
 
 // dsnUpstream is a go-smtp server on loopback that advertises DSN and
@@ -105,7 +105,7 @@ func TestDeliveryCorrelation(t *testing.T) {
 	if want := "bounce+" + mkt.ID + "@bounces.shop.test"; m.from != want || m.envid != mkt.ID {
 		t.Errorf("marketing: MAIL FROM %q ENVID %q; want %q and %q", m.from, m.envid, want, mkt.ID)
 	}
-	if id, ok := feedback.EnvelopeIDFromVERP(m.from, ""); !ok || id != mkt.ID {
+	if id, ok := report.EnvelopeIDFromVERP(m.from, ""); !ok || id != mkt.ID {
 		t.Errorf("the VERP address does not parse back: %q %v", id, ok)
 	}
 	// Exactly one added header on top, then the Received header, then the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"io"
 	"time"
 )
 
@@ -135,4 +136,47 @@ type Store interface {
 	Close() error
 }
 
-var _ Store = (*DB)(nil)
+// Optional abilities. A backend has them or not; the relay asks for each
+// with a type assertion where it needs it and says so when it is missing.
+// They are outside Store because they belong to how one backend keeps its
+// data (bbolt: one file, pages, an old key layout), not to what the relay
+// needs of any backend.
+
+// Snapshotter copies the whole database, consistent as of one moment, to
+// w while the relay goes on serving; size, if set, hears the copy's size
+// before it is written. A backend without it is backed up with its own
+// tools (for SQL, the database's dump and replication).
+type Snapshotter interface {
+	Backup(w io.Writer, size func(int64)) (int64, error)
+}
+
+// FreePageScrubber overwrites what deleted records left in freed storage,
+// so that an erasure reaches the bytes on disk (bbolt reuses pages but
+// never clears them). A backend without it leaves that to its own
+// housekeeping (for SQL, vacuuming).
+type FreePageScrubber interface {
+	ScrubFreePages() (ScrubReport, error)
+}
+
+// AddressKeyLowerer brings data written before recipient keys were lower
+// case up to date, once; merge combines two profiles of one address. A
+// backend that always kept lower-case keys has nothing to do and need not
+// have it.
+type AddressKeyLowerer interface {
+	LowerAddressKeys(merge func(kept, other []byte) ([]byte, error)) (moved, merged int, err error)
+}
+
+// GroupCommitter counts the commits a backend ran and the writes they
+// carried (writes/commits is the group commit's average batch), for the
+// log line at shutdown.
+type GroupCommitter interface {
+	CommitStats() (commits, writes int64)
+}
+
+var (
+	_ GroupCommitter    = (*DB)(nil)
+	_ Store             = (*DB)(nil)
+	_ Snapshotter       = (*DB)(nil)
+	_ FreePageScrubber  = (*DB)(nil)
+	_ AddressKeyLowerer = (*DB)(nil)
+)

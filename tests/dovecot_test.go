@@ -209,7 +209,7 @@ func (d *dovecot) files(folder string) []string {
 // is read too — so IDLE, not polling, woke it.
 func TestDovecotFeedbackMailbox(t *testing.T) {
 	d := startDovecot(t)
-	bounce, err := os.ReadFile("../governor/feedback/testdata/dsn-rfc3464-hard.eml")
+	bounce, err := os.ReadFile("../governor/feedback/report/testdata/dsn-rfc3464-hard.eml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"kadenz/store"
+	"kadenz/governor"
 )
 
-// The db commands work on the database file itself, so they are the one
-// place the CLI uses the store package: check and recover read a file no
+// The db commands work on the database file itself, through the governor's
+// functions for it (governor/datafile.go): check and recover read a file no
 // daemon may have open (a damaged one the daemon refused), and backup goes
 // through the running daemon when there is one, because it owns the file.
 
@@ -75,7 +75,7 @@ func dbCheck(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	path := filepath.Join(*data, "kadenz.db")
+	path := governor.DatabasePath(*data)
 	switch fs.NArg() {
 	case 0:
 	case 1:
@@ -86,13 +86,13 @@ func dbCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := os.Stat(path); err != nil {
 		fmt.Fprintf(stderr, "kadenz db check: %v\n", err)
-		if _, merr := os.Stat(filepath.Join(filepath.Dir(path), store.MarkerName)); merr == nil {
-			fmt.Fprintf(stderr, "%s says this directory held a database: restore it from a backup\n", store.MarkerName)
+		if _, merr := os.Stat(filepath.Join(filepath.Dir(path), governor.DatabaseMarker)); merr == nil {
+			fmt.Fprintf(stderr, "%s says this directory held a database: restore it from a backup\n", governor.DatabaseMarker)
 			return 1
 		}
 		return 2
 	}
-	rep, err := store.Check(path)
+	rep, err := governor.CheckDatabase(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kadenz db check: %v\n", err)
 		return 2
@@ -116,16 +116,16 @@ func dbRecover(args []string, stdout, stderr io.Writer) int {
 	}
 	src := *from
 	if src == "" {
-		src = filepath.Join(*data, "kadenz.db")
+		src = governor.DatabasePath(*data)
 	}
-	rep, err := store.Recover(src, fs.Arg(0), time.Now())
+	rep, err := governor.RecoverDatabase(src, fs.Arg(0), time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "kadenz db recover: %v\n", err)
 		return 1
 	}
 	fmt.Fprint(stdout, rep.String())
 	fmt.Fprintf(stdout, "wrote %s; with kadenz stopped, move it to %s (keep the damaged file) and start kadenz\n",
-		fs.Arg(0), filepath.Join(filepath.Dir(src), "kadenz.db"))
+		fs.Arg(0), governor.DatabasePath(filepath.Dir(src)))
 	return 0
 }
 
@@ -154,7 +154,7 @@ func dbBackup(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "kadenz db backup: no kadenz answers at %s; copying %s directly\n", *admin.addr, *data)
 	}
-	n, err := store.BackupFile(filepath.Join(*data, "kadenz.db"), dst)
+	n, err := governor.BackupDatabase(governor.DatabasePath(*data), dst)
 	if err != nil {
 		fmt.Fprintf(stderr, "kadenz db backup: %v\n", err)
 		return 1
@@ -182,30 +182,5 @@ func backupOnline(a adminFlags, dst string) (int64, error) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return 0, fmt.Errorf("admin API: %s: %s", resp.Status, msg)
 	}
-	return store.WriteFileAtomic(dst, func(w io.Writer) (int64, error) {
-		n, err := io.Copy(w, resp.Body)
-		if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
-			err = fmt.Errorf("backup cut short: %d of %d bytes", n, resp.ContentLength)
-		}
-		if err != nil {
-			return n, err
-		}
-		// Check the copy before it replaces anything: a backup that
-		// cannot be read is worse than none.
-		f, ok := w.(*os.File)
-		if !ok {
-			return n, nil
-		}
-		if err := f.Sync(); err != nil {
-			return n, err
-		}
-		rep, err := store.Check(f.Name())
-		if err != nil {
-			return n, err
-		}
-		if !rep.OK() {
-			return n, fmt.Errorf("the copy received is damaged:\n%s", rep)
-		}
-		return n, nil
-	})
+	return governor.ReceiveBackup(dst, resp.Body, resp.ContentLength)
 }

@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"kadenz/governor"
+	"kadenz/governor/admin/api"
 )
 
 func runExplain(args []string) int {
@@ -24,7 +24,7 @@ func runExplain(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	var x governor.Explanation
+	var x api.Explanation
 	if err := admin.get("/v1/explain/"+url.PathEscape(fs.Arg(0)), &x); err != nil {
 		fmt.Fprintf(os.Stderr, "kadenz explain: %v\n", err)
 		return 1
@@ -39,7 +39,7 @@ func runExplain(args []string) int {
 	return 0
 }
 
-func printExplanation(w io.Writer, x *governor.Explanation) {
+func printExplanation(w io.Writer, x *api.Explanation) {
 	printMessage(w, x)
 	for i := range x.Also {
 		fmt.Fprintf(w, "\nAlso carrying this Message-ID:\n")
@@ -47,7 +47,7 @@ func printExplanation(w io.Writer, x *governor.Explanation) {
 	}
 }
 
-func printMessage(w io.Writer, x *governor.Explanation) {
+func printMessage(w io.Writer, x *api.Explanation) {
 	m := x.Message
 	fmt.Fprintf(w, "Message %s from <%s>, received %s", m.ID, m.From, m.Received.Format(time.RFC3339))
 	if m.HeaderID != "" {

@@ -12,8 +12,8 @@ import (
 	"sort"
 	"strings"
 
-	"kadenz/governor"
 	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 )
 
 // runFeedback is "kadenz feedback classify FILE|DIR...": it reads messages
@@ -103,17 +103,17 @@ func splitMbox(raw []byte) [][]byte {
 // classified is what classify prints for one message.
 type classified struct {
 	File       string              `json:"file"`
-	Kind       feedback.Kind       `json:"kind"`
+	Kind       report.Kind         `json:"kind"`
 	Format     string              `json:"format,omitempty"`
 	Error      string              `json:"error,omitempty"` // the message is unreadable
 	EnvelopeID string              `json:"envelope_id,omitempty"`
-	Source     feedback.Source     `json:"envelope_source,omitempty"`
+	Source     report.Source       `json:"envelope_source,omitempty"`
 	MessageID  string              `json:"message_id,omitempty"`
 	Outcomes   []classifiedOutcome `json:"outcomes"`
 }
 
 type classifiedOutcome struct {
-	feedback.Outcome
+	report.Outcome
 	Effect string `json:"effect"`
 }
 
@@ -128,16 +128,16 @@ func classifyFile(path string) (classified, error) {
 // classify reads one message; an unreadable one is reported as such.
 func classify(path string, raw []byte) classified {
 	c := classified{File: path}
-	rep, err := feedback.Parse(raw)
+	rep, err := report.Parse(raw)
 	if err != nil {
 		// Unreadable: the relay flags such a message $KadenzFailed.
-		c.Kind, c.Error = feedback.KindUnknown, err.Error()
-		c.Outcomes = []classifiedOutcome{{Outcome: feedback.Outcome{Class: feedback.ClassNone}, Effect: "flag the message $KadenzFailed and log why"}}
+		c.Kind, c.Error = report.KindUnknown, err.Error()
+		c.Outcomes = []classifiedOutcome{{Outcome: report.Outcome{Class: report.ClassNone}, Effect: "flag the message $KadenzFailed and log why"}}
 		return c
 	}
 	c.Kind, c.Format, c.EnvelopeID, c.Source, c.MessageID = rep.Kind, rep.Format, rep.EnvelopeID, rep.EnvelopeIDSource, rep.MessageID
 	for _, o := range rep.Outcomes() {
-		c.Outcomes = append(c.Outcomes, classifiedOutcome{Outcome: o, Effect: governor.FeedbackEffect(o.Class)})
+		c.Outcomes = append(c.Outcomes, classifiedOutcome{Outcome: o, Effect: feedback.Effect(o.Class)})
 	}
 	return c
 }

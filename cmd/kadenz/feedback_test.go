@@ -7,13 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/report"
 )
 
 // classify over the corpus directory finds every message and says, for a
 // mailbox-full DSN, soft with its reason and that the customer stays.
 func TestFeedbackClassifyCorpus(t *testing.T) {
-	dir := filepath.Join("..", "..", "governor", "feedback", "testdata", "corpus")
+	dir := filepath.Join("..", "..", "governor", "feedback", "report", "testdata", "corpus")
 	files, err := messageFiles([]string{dir})
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestFeedbackClassifyCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Outcomes) != 1 || c.Outcomes[0].Class != feedback.ClassSoft || c.Outcomes[0].Reason != feedback.ReasonMailboxFull ||
+	if len(c.Outcomes) != 1 || c.Outcomes[0].Class != report.ClassSoft || c.Outcomes[0].Reason != report.ReasonMailboxFull ||
 		c.Outcomes[0].Recipient != "stuffed@gmail.example" || !strings.Contains(c.Outcomes[0].Effect, "soft bounce") {
 		t.Fatalf("over-quota: %+v", c)
 	}
@@ -47,7 +47,7 @@ func TestFeedbackClassifyCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err = classifyFile(bad)
-	if err != nil || c.Error == "" || c.Outcomes[0].Class != feedback.ClassNone {
+	if err != nil || c.Error == "" || c.Outcomes[0].Class != report.ClassNone {
 		t.Fatalf("empty file: %+v, %v", c, err)
 	}
 }

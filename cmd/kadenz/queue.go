@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"kadenz/governor"
+	"kadenz/governor/admin/api"
 )
 
 // kadenz queue: list what waits, and release, drop or hold marketing mail,
@@ -91,7 +91,7 @@ func queueList(args []string, stdout, stderr io.Writer) int {
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var list []governor.QueueEntry
+	var list []api.QueueEntry
 	if err := admin.get(path, &list); err != nil {
 		fmt.Fprintf(stderr, "kadenz queue ls: %v\n", err)
 		return 1
@@ -133,8 +133,8 @@ func queueAct(action string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kadenz queue %s: give envelope IDs or --campaign, not both\n", action)
 		return 2
 	}
-	body := governor.QueueActionRequest{IDs: fs.Args(), Campaign: *campaign}
-	var res governor.QueueActionResult
+	body := api.QueueActionRequest{IDs: fs.Args(), Campaign: *campaign}
+	var res api.QueueActionResult
 	if err := admin.post("/v1/queue/"+action, body, &res); err != nil {
 		fmt.Fprintf(stderr, "kadenz queue %s: %v\n", action, err)
 		return 1

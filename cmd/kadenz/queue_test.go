@@ -2,33 +2,21 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"kadenz/config"
 	"kadenz/governor"
+	"kadenz/governor/admin/api"
 	"kadenz/governor/intake"
+	"kadenz/governor/relaytest"
 )
 
 // The real CLI against a running relay's admin API, with a token.
 func TestQueueCommandAgainstRunningRelay(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Admin.Listen = "127.0.0.1:0"
-	cfg.Admin.Token = "s3cret"
-	cfg.DataDir = t.TempDir()
 	clock := governor.NewVirtualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
-	r, err := governor.New(governor.Options{Config: cfg, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r := relaytest.Start(t, governor.Options{Config: relaytest.Config(t, "", true, "s3cret"), Clock: clock})
 	msg := "From: news@shop.test\r\nTo: ann@example.test\r\nSubject: Winter boots\r\nList-Unsubscribe: <mailto:u@shop.test>\r\n" +
 		"X-Kadenz-Campaign: winter\r\n\r\nBoots for the winter.\r\n"
 	if _, err := r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test"}, Data: []byte(msg), Received: clock.Now()}); err != nil {
@@ -49,7 +37,7 @@ func TestQueueCommandAgainstRunningRelay(t *testing.T) {
 		t.Fatalf("hold: %d %s%s", code, out, stderr)
 	}
 	code, out, _ = run(append([]string{"ls", "--state", "review", "--json"}, admin...)...)
-	var list []governor.QueueEntry
+	var list []api.QueueEntry
 	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 1 || list[0].Campaign != "winter" {
 		t.Fatalf("ls --json: %d %v %s", code, err, out)
 	}

@@ -12,8 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"kadenz/governor"
-	"kadenz/store"
+	"kadenz/governor/admin/api"
 )
 
 // The operator commands: profile, forget, stats and campaign report. Each
@@ -77,12 +76,12 @@ func profileCommand(args []string, stdout, stderr io.Writer) int {
 	if !c.parse(args, 1) {
 		return 2
 	}
-	var v governor.ProfileView
+	var v api.ProfileView
 	err := c.admin.get("/v1/profiles/"+url.PathEscape(c.fs.Arg(0)), &v)
 	return c.finish(err, &v, func(w io.Writer) { printProfile(w, &v) })
 }
 
-func printProfile(w io.Writer, v *governor.ProfileView) {
+func printProfile(w io.Writer, v *api.ProfileView) {
 	fmt.Fprintf(w, "Recipient %s: %d envelopes stored", v.Address, v.Total)
 	if v.Suppressed {
 		fmt.Fprint(w, "; marketing mail is stopped (unsubscribed, complained or hard-bounced)")
@@ -144,7 +143,7 @@ func forgetCommand(args []string, stdout, stderr io.Writer) int {
 	if !c.parse(args, 1) {
 		return 2
 	}
-	var v governor.ForgetResult
+	var v api.ForgetResult
 	err := c.admin.post("/v1/forget", map[string]string{"address": c.fs.Arg(0)}, &v)
 	return c.finish(err, &v, func(w io.Writer) {
 		e := v.Erased
@@ -199,7 +198,7 @@ func statsCommand(args []string, stdout, stderr io.Writer) int {
 	if *until != "" {
 		q.Set("until", *until)
 	}
-	var v governor.Stats
+	var v api.Stats
 	err := c.admin.get("/v1/stats?"+q.Encode(), &v)
 	return c.finish(err, &v, func(w io.Writer) {
 		fmt.Fprintf(w, "From %s to %s: %d messages, %d envelopes (%d to holdout recipients)\n",
@@ -239,14 +238,14 @@ func campaignCommand(args []string, stdout, stderr io.Writer) int {
 		if !c.parse(args[1:], 1) {
 			return 2
 		}
-		var v governor.CampaignReport
+		var v api.CampaignReport
 		err := c.admin.get("/v1/campaigns/"+url.PathEscape(c.fs.Arg(0))+"/report", &v)
 		return c.finish(err, &v, func(w io.Writer) { printCampaignReport(w, &v) })
 	case "suspend", "resume":
 		if !c.parse(args[1:], 1) {
 			return 2
 		}
-		var v governor.CampaignChange
+		var v api.CampaignChange
 		err := c.admin.post("/v1/campaigns/"+url.PathEscape(c.fs.Arg(0))+"/"+sub, nil, &v)
 		return c.finish(err, &v, func(w io.Writer) {
 			what := map[string]string{"suspend": "suspended; moved to review", "resume": "resumed; handed back to the engine"}[sub]
@@ -256,7 +255,7 @@ func campaignCommand(args []string, stdout, stderr io.Writer) int {
 		if !c.parse(args[1:], 0) {
 			return 2
 		}
-		var v []store.SuspendedCampaign
+		var v []api.SuspendedCampaign
 		err := c.admin.get("/v1/campaigns/suspended", &v)
 		return c.finish(err, &v, func(w io.Writer) {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -272,13 +271,13 @@ func campaignCommand(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func printCampaignReport(w io.Writer, v *governor.CampaignReport) {
+func printCampaignReport(w io.Writer, v *api.CampaignReport) {
 	fmt.Fprintf(w, "Campaign %s: %d messages, %d envelopes\n\n", v.Campaign, v.Messages, v.Envelopes)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "group\tenvelopes\treleased\tdeferred\tsuppressed\theld\tdelivered\tfailed\t")
 	for _, g := range []struct {
 		name string
-		r    governor.GroupReport
+		r    api.GroupReport
 	}{{"governed", v.Governed}, {"holdout", v.Holdout}} {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", g.name, g.r.Envelopes, g.r.Released, g.r.Deferred,
 			g.r.Suppressed, g.r.Held, g.r.Delivered, g.r.Failed)

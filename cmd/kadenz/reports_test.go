@@ -1,38 +1,23 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
-	"kadenz/config"
 	"kadenz/governor"
+	"kadenz/governor/admin/api"
+	"kadenz/governor/relaytest"
 )
 
 // startDaemon runs a relay in-process with its admin API on loopback, as
 // `kadenz serve --admin` would, writing to the outbox.
 func startDaemon(t *testing.T, token string) *governor.Relay {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir, cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", t.TempDir(), "127.0.0.1:0", token
-	r, err := governor.New(governor.Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		r.Shutdown(ctx)
-	})
-	return r
+	return relaytest.Start(t, governor.Options{Config: relaytest.Config(t, "", true, token)})
 }
 
 func send(t *testing.T, r *governor.Relay, to, msg string) {
@@ -67,7 +52,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("profile: %d %q %q", code, out, errOut)
 	}
 	code, out, _ = cli(t, r, profileCommand, "--json", "ann@example.test")
-	var pv governor.ProfileView
+	var pv api.ProfileView
 	if code != 0 || json.Unmarshal([]byte(out), &pv) != nil || pv.Total != 1 {
 		t.Errorf("profile --json: %d %q", code, out)
 	}

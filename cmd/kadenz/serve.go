@@ -16,7 +16,6 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor"
-	"kadenz/store"
 )
 
 // shutdownGrace bounds how long SIGTERM waits for SMTP sessions and
@@ -62,7 +61,7 @@ func runServe(args []string) int {
 		return 1
 	}
 	relay, err := governor.New(governor.Options{Config: cfg, Logger: logger, Clock: clock})
-	if damaged := (*store.DamagedError)(nil); errors.As(err, &damaged) {
+	if damaged := (*governor.DamagedError)(nil); errors.As(err, &damaged) {
 		// Several lines for a person, not one escaped log attribute.
 		logger.Error("cannot start: the database is damaged or missing", "path", damaged.Path, "reason", damaged.Reason)
 		fmt.Fprintf(os.Stderr, "kadenz serve: %v", damaged)
@@ -74,14 +73,16 @@ func runServe(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP is caught before Start: once the listeners answer, a client
+	// may send one at once, and uncaught it would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := relay.Start(); err != nil {
 		logger.Error("cannot start", "error", err)
 		relay.Shutdown(context.Background())
 		return 1
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 wait:
 	for {
 		select {
@@ -103,8 +104,11 @@ wait:
 		logger.Error("shutdown", "error", err)
 		return 1
 	}
-	commits, writes := relay.DB().CommitStats()
-	logger.Info("stopped", "commits", commits, "writes", writes)
+	if commits, writes, ok := relay.CommitStats(); ok {
+		logger.Info("stopped", "commits", commits, "writes", writes)
+	} else {
+		logger.Info("stopped")
+	}
 	return 0
 }
 

@@ -10,8 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"kadenz/governor"
-	"kadenz/store"
+	"kadenz/governor/admin/api"
 )
 
 // kadenz suppress: the suppression list, through the daemon's admin API.
@@ -47,7 +46,7 @@ func runSuppress(args []string) int {
 			return fail(err)
 		}
 		if !*asJSON {
-			var list []store.Suppression
+			var list []api.Suppression
 			if err := json.Unmarshal(out, &list); err != nil {
 				return fail(err)
 			}
@@ -64,7 +63,7 @@ func runSuppress(args []string) int {
 			return 0
 		}
 	case "add":
-		body, _ := json.Marshal(governor.SuppressionRequest{Address: rest[1], Reason: *reason})
+		body, _ := json.Marshal(api.SuppressionRequest{Address: rest[1], Reason: *reason})
 		if out, err = admin.do(http.MethodPost, "/v1/suppressions", "application/json", body); err != nil {
 			return fail(err)
 		}

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"kadenz/config"
 	"kadenz/governor"
+	"kadenz/governor/relaytest"
 )
 
 func TestSuppressCommand(t *testing.T) {
@@ -18,17 +17,9 @@ func TestSuppressCommand(t *testing.T) {
 	}
 	adminAddr := l.Addr().String()
 	l.Close()
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Admin.Listen, cfg.Admin.Token = adminAddr, "tok"
-	r, err := governor.New(governor.Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	cfg := relaytest.Config(t, "", true, "tok")
+	cfg.Admin.Listen = adminAddr
+	r := relaytest.Start(t, governor.Options{Config: cfg})
 
 	flags := []string{"--admin", adminAddr, "--token", "tok"}
 	run := func(args ...string) int { return runSuppress(append(append([]string(nil), flags...), args...)) }

@@ -67,9 +67,17 @@ type Transport interface {
 	NewSender() Sender
 }
 
+// Store is what the queue needs of the database: the work list
+// (store.Queue) and each message's envelope sender and headers. Any
+// store.Store serves.
+type Store interface {
+	store.Queue
+	Message(id string) (store.Message, error)
+}
+
 // Options configure a Queue.
 type Options struct {
-	DB          *store.DB
+	DB          Store
 	Transport   Transport
 	Concurrency int
 	// RetryInitial is the delay after the first temporary failure; each

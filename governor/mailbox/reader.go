@@ -48,7 +48,6 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor/retry"
-	"kadenz/store"
 )
 
 // Keywords Kadenz sets on the messages it handled (RFC 9051 section 2.3.2).
@@ -61,6 +60,13 @@ const (
 // message counted as handled (see the package comment); a handler that
 // wants a message tried again must not return.
 type Handler func(ctx context.Context, raw []byte) error
+
+// Cursors is what a reader needs of the database: where it stopped in
+// each mailbox. Any store.Store (store.Feedback) serves.
+type Cursors interface {
+	MailboxState(name string) (uidValidity, lastUID uint32, err error)
+	SetMailboxState(name string, uidValidity, lastUID uint32) error
+}
 
 // Options configure a Reader.
 type Options struct {
@@ -86,7 +92,7 @@ type Options struct {
 	Idle bool
 
 	Handler Handler
-	DB      *store.DB
+	DB      Cursors
 	Logger  *slog.Logger
 
 	// MaxMessageBytes is how much of a message is fetched and handed over;

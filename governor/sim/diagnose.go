@@ -22,7 +22,7 @@ type Fate struct {
 // fates reads every envelope's final state and last decision, keyed by
 // the message's index in the stream. It is diagnostics only: the engine
 // never sees it.
-func fates(db *store.DB, byID map[string]*message) (map[int]Fate, error) {
+func fates(db store.Reads, byID map[string]*message) (map[int]Fate, error) {
 	out := map[int]Fate{}
 	var envs []store.Envelope
 	if err := db.Envelopes(func(e store.Envelope) bool {

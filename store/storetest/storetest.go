@@ -14,6 +14,7 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,7 @@ func Run(t *testing.T, b Backend) {
 		{"MailboxCursor", testMailboxCursor},
 		{"CampaignsAndCounters", testCampaignsAndCounters},
 		{"Retention", testRetention},
+		{"OptionalAbilities", testOptionalAbilities},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -580,5 +582,47 @@ func testRetention(t *testing.T, b Backend) {
 	}
 	if got := records(t, s, "old-1"); got != nil {
 		t.Errorf("records of old-1 after the purge: %v", got)
+	}
+}
+
+// testOptionalAbilities checks the abilities a backend may have beyond
+// store.Store (store/backend.go), each only where the backend has it: a
+// backend without one passes by not offering it.
+func testOptionalAbilities(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	accept(t, s, "m1", []string{"Ann@Example.test"}, t0, nil)
+	if gc, ok := s.(store.GroupCommitter); ok {
+		c1, w1 := gc.CommitStats()
+		accept(t, s, "m2", []string{"bob@example.test"}, t0, nil)
+		if c2, w2 := gc.CommitStats(); c2 <= c1 || w2 <= w1 {
+			t.Errorf("commit counts after a write: %d/%d, before %d/%d", c2, w2, c1, w1)
+		}
+	}
+	if snap, ok := s.(store.Snapshotter); ok {
+		var buf bytes.Buffer
+		told := int64(-1)
+		n, err := snap.Backup(&buf, func(size int64) { told = size })
+		if err != nil || n == 0 || n != int64(buf.Len()) || told != n {
+			t.Errorf("backup: %d bytes (announced %d, written %d), %v", n, told, buf.Len(), err)
+		}
+	}
+	if kl, ok := s.(store.AddressKeyLowerer); ok {
+		// Everything written through the contract is keyed in lower case
+		// already: there is nothing to move, and asking twice is harmless.
+		for range 2 {
+			moved, merged, err := kl.LowerAddressKeys(func(kept, _ []byte) ([]byte, error) { return kept, nil })
+			if err != nil || moved+merged != 0 {
+				t.Errorf("lowering keys written through the contract: moved %d, merged %d, %v", moved, merged, err)
+			}
+		}
+	}
+	if sc, ok := s.(store.FreePageScrubber); ok {
+		rules := store.ForgetRules{Keep: func(store.Envelope, store.Message) bool { return false }, HardStop: func([]byte) bool { return false }}
+		if _, err := s.Forget("ann@example.test", t0, rules); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sc.ScrubFreePages(); err != nil {
+			t.Errorf("scrubbing after an erasure: %v", err)
+		}
 	}
 }

@@ -1,0 +1,387 @@
+package admin
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"kadenz/config"
+	"kadenz/governor/admin/api"
+	"kadenz/governor/engine"
+	"kadenz/scoring"
+	"kadenz/store"
+)
+
+// The operator API beyond explain: metrics, config status, a recipient's
+// profile, erasure (forget), statistics and campaign reports. Reports walk
+// the envelopes in the store: fine for an operator's question, not for a
+// dashboard polling every second (that is what /metrics is for).
+
+// registerOperationRoutes adds this file's routes to the admin mux.
+func (a *Server) registerOperationRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /metrics", a.metrics)
+	mux.HandleFunc("GET /v1/config/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, a.relay.ReloadStatus())
+	})
+	mux.HandleFunc("GET /v1/profiles/{address}", a.handleProfile)
+	mux.HandleFunc("POST /v1/forget", a.handleForget)
+	mux.HandleFunc("GET /v1/stats", a.handleStats)
+	mux.HandleFunc("GET /v1/campaigns/{name}/report", a.handleCampaignReport)
+}
+
+// recentEnvelopes bounds the envelopes a profile view lists.
+const recentEnvelopes = 50
+
+func (a *Server) handleProfile(w http.ResponseWriter, req *http.Request) {
+	addr, err := parseAddress(req.PathValue("address"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	v, err := a.profileView(addr)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if v.Profile == nil && v.Total == 0 {
+		http.Error(w, fmt.Sprintf("nothing is stored about %s", addr), http.StatusNotFound)
+		return
+	}
+	writeJSON(w, v)
+}
+
+// profileView gathers a recipient's profile and latest envelopes; both
+// are empty when nothing is stored about addr.
+func (a *Server) profileView(addr string) (api.ProfileView, error) {
+	profile, err := a.db.Profile(addr)
+	if err != nil {
+		return api.ProfileView{}, err
+	}
+	v := api.ProfileView{Address: addr, Profile: profile, Suppressed: a.relay.HardStopped(addr)}
+	err = a.db.Records(func(rec store.EnvelopeRecord) bool {
+		if strings.EqualFold(rec.Envelope.To, addr) {
+			v.Total++
+			v.Envelopes = append(v.Envelopes, api.EnvelopeExplanation{Envelope: apiEnvelope(rec.Envelope), Decisions: rec.Decisions})
+		}
+		return true
+	})
+	slices.Reverse(v.Envelopes)
+	v.Envelopes = v.Envelopes[:min(len(v.Envelopes), recentEnvelopes)]
+	return v, err
+}
+
+// parseAddress accepts a bare address (no display name, no brackets).
+func parseAddress(s string) (string, error) {
+	a, bad := checkAddress("address", s)
+	if bad != nil {
+		return "", bad
+	}
+	return a, nil
+}
+
+// forgetRequest is the body of POST /v1/forget.
+type forgetRequest struct {
+	Address string `json:"address"`
+}
+
+// forgetRules: an erasure removes the recipient's held and queued
+// marketing mail and their history, but not a delivery in progress (it
+// cannot be recalled) nor transactional mail still to be delivered (a
+// password reset or the confirmation of the erasure itself).
+var forgetRules = store.ForgetRules{
+	Keep: func(e store.Envelope, m store.Message) bool {
+		switch {
+		case e.State == store.StateDelivering:
+			return true
+		case e.State.Final(), e.State == store.StateHeld:
+			return false
+		}
+		return m.Class != config.ClassMarketing
+	},
+	HardStop: func(raw []byte) bool {
+		p, err := scoring.DecodeProfile(raw)
+		return err != nil || p.HardStopped() // in doubt, keep the address out of marketing
+	},
+}
+
+func (a *Server) handleForget(w http.ResponseWriter, req *http.Request) {
+	var body forgetRequest
+	if err := readStrict(req.Body, 64<<10, &body); err != nil {
+		http.Error(w, "want JSON {\"address\": \"local@domain\"}: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	addr, err := parseAddress(body.Address)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rep, err := a.db.Forget(addr, a.now(), forgetRules)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	res := api.ForgetResult{Address: addr, Erased: apiForgetReport(rep)}
+	var incomplete []string
+	if res.OutboxFiles, err = a.eraseOutbox(addr, rep.EnvelopeIDs); err != nil {
+		a.log.Error("forget: outbox files left", "error", err)
+		incomplete = append(incomplete, "some outbox files could not be removed (see the log)")
+	}
+	// Last: the deleted records' bytes stay in freed pages until scrubbed,
+	// where the backend keeps pages of its own (store.FreePageScrubber).
+	if scrubber, ok := a.db.(store.FreePageScrubber); ok {
+		scrub, err := scrubber.ScrubFreePages()
+		res.ScrubbedPages = scrub.Pages
+		if err != nil {
+			a.log.Error("forget: freed pages not overwritten", "error", err)
+			incomplete = append(incomplete, "the database's freed pages were not overwritten: "+err.Error())
+		}
+	}
+	res.Incomplete = strings.Join(incomplete, "; ")
+	if a.forgotten != nil {
+		a.forgotten.Inc()
+	}
+	// The log line itself must not undo the erasure: no address in it.
+	a.log.Info("recipient forgotten", "envelopes", rep.Envelopes, "kept", rep.Kept, "profiles", rep.Profiles, "tombstone", rep.Tombstone,
+		"suppressions", rep.Suppressions, "event_ids", rep.EventIDs, "outbox_files", res.OutboxFiles, "scrubbed_pages", res.ScrubbedPages)
+	writeJSON(w, res)
+}
+
+// recordSummary is what reports read from an envelope's decisions.
+type recordSummary struct {
+	last     *engine.Record
+	deferred bool
+	released bool
+}
+
+func summarise(raw json.RawMessage) recordSummary {
+	var s recordSummary
+	var recs []engine.Record
+	if json.Unmarshal(raw, &recs) != nil || len(recs) == 0 {
+		return s
+	}
+	for _, d := range recs {
+		a := cmp.Or(d.Would, d.Action)
+		s.deferred = s.deferred || a == scoring.ActionDefer.String()
+		s.released = s.released || a == scoring.ActionRelease.String()
+	}
+	s.last = &recs[len(recs)-1]
+	return s
+}
+
+// parsePeriod reads since/until (RFC 3339) or last (a Go duration) from
+// the query; until defaults to now.
+func (a *Server) parsePeriod(req *http.Request) (since, until time.Time, err error) {
+	q := req.URL.Query()
+	until = a.now()
+	if s := q.Get("until"); s != "" {
+		if until, err = time.Parse(time.RFC3339, s); err != nil {
+			return since, until, fmt.Errorf("until: want RFC 3339: %w", err)
+		}
+	}
+	if s := q.Get("since"); s != "" {
+		if since, err = time.Parse(time.RFC3339, s); err != nil {
+			return since, until, fmt.Errorf("since: want RFC 3339: %w", err)
+		}
+	}
+	if s := q.Get("last"); s != "" {
+		if q.Get("since") != "" {
+			return since, until, errors.New("give since or last, not both")
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return since, until, fmt.Errorf("last: want a positive duration such as 24h, got %q", s)
+		}
+		since = until.Add(-d)
+	}
+	if !since.IsZero() && !since.Before(until) {
+		return since, until, errors.New("since must be before until")
+	}
+	return since, until, nil
+}
+
+func (a *Server) handleStats(w http.ResponseWriter, req *http.Request) {
+	since, until, err := a.parsePeriod(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	st, err := a.stats(since, until)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, st)
+}
+
+// stats counts the envelopes created in [since, until).
+func (a *Server) stats(since, until time.Time) (api.Stats, error) {
+	st := api.Stats{Since: since, Until: until, ByState: map[string]int{}, ByClass: map[string]int{},
+		ByAction: map[string]int{}, ByReason: map[string]int{}}
+	lastMsg := ""
+	err := a.db.Records(func(rec store.EnvelopeRecord) bool {
+		e := rec.Envelope
+		if e.Created.Before(since) || !e.Created.Before(until) {
+			return true
+		}
+		st.Envelopes++
+		if e.MessageID != lastMsg {
+			st.Messages++
+			st.ByClass[rec.Message.Class]++
+			lastMsg = e.MessageID
+		}
+		st.ByState[string(e.State)]++
+		if e.Holdout {
+			st.Holdout++
+		}
+		if s := summarise(rec.Decisions); s.last != nil {
+			st.ByAction[cmp.Or(s.last.Would, s.last.Action)]++
+			for _, reason := range s.last.Reasons {
+				st.ByReason[reason]++
+			}
+		}
+		return true
+	})
+	return st, err
+}
+
+func (a *Server) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
+	name := req.PathValue("name")
+	reps, err := a.campaignReports(name)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rep, ok := reps[name]
+	if !ok {
+		http.Error(w, fmt.Sprintf("no mail of campaign %q is stored", name), http.StatusNotFound)
+		return
+	}
+	writeJSON(w, rep)
+}
+
+// campaignReports walks the stored envelopes once and reports on the
+// campaign named only, or on every campaign when only is empty. Mail
+// without a campaign is left out.
+func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, error) {
+	reps := map[string]*api.CampaignReport{}
+	campaigns := campaignCache{}
+	histories := map[string]map[string]scoring.Release{}
+	lastMsg := ""
+	var failed error
+	err := a.db.Records(func(rec store.EnvelopeRecord) bool {
+		c := campaigns.of(rec.Message)
+		if c == "" || (only != "" && c != only) {
+			return true
+		}
+		rep := reps[c]
+		if rep == nil {
+			rep = &api.CampaignReport{Campaign: c, SuppressedBy: map[string]int{}}
+			reps[c] = rep
+			lastMsg = ""
+		}
+		e := rec.Envelope
+		rep.Envelopes++
+		if e.MessageID != lastMsg {
+			rep.Messages++
+			lastMsg = e.MessageID
+		}
+		g := &rep.Governed
+		if e.Holdout {
+			g = &rep.Holdout
+		}
+		g.Envelopes++
+		s := summarise(rec.Decisions)
+		switch e.State {
+		case store.StateHeld, store.StateReview: // review waits for a person
+			g.Held++
+		case store.StateSuppressed:
+			g.Suppressed++
+			if s.last != nil {
+				for _, reason := range s.last.Reasons {
+					rep.SuppressedBy[reason]++
+				}
+			}
+		default:
+			g.Released++
+			if !e.Holdout {
+				rel, ok, err := a.releaseOf(histories, e)
+				if err != nil {
+					failed = err
+					return false
+				}
+				if ok {
+					rep.Engagement.Remembered++
+					rep.Engagement.Opened += b2i(rel.Opened)
+					rep.Engagement.Clicked += b2i(rel.Clicked)
+					rep.Engagement.Replied += b2i(rel.Replied)
+				}
+			}
+		}
+		if s.deferred {
+			g.Deferred++
+		}
+		switch e.State {
+		case store.StateDelivered:
+			g.Delivered++
+		case store.StateFailed:
+			g.Failed++
+		}
+		return true
+	})
+	if err == nil {
+		err = failed
+	}
+	return reps, err
+}
+
+// campaignCache maps message IDs to their campaign, reading each
+// message's features once during a walk over envelope records.
+type campaignCache map[string]string
+
+func (c campaignCache) of(m *store.Message) string {
+	name, ok := c[m.ID]
+	if !ok {
+		var f struct {
+			Campaign string `json:"campaign"`
+		}
+		json.Unmarshal(m.Features, &f) // no features: no campaign
+		name = f.Campaign
+		c[m.ID] = name
+	}
+	return name
+}
+
+// releaseOf finds an envelope's entry in its recipient's release history,
+// reading each recipient's profile once per report.
+func (a *Server) releaseOf(histories map[string]map[string]scoring.Release, e store.Envelope) (scoring.Release, bool, error) {
+	h, ok := histories[e.To]
+	if !ok {
+		raw, err := a.db.Profile(e.To)
+		if err != nil {
+			return scoring.Release{}, false, err
+		}
+		h = map[string]scoring.Release{}
+		p, err := scoring.DecodeProfile(raw)
+		if err != nil {
+			return scoring.Release{}, false, fmt.Errorf("%s: %w", e.To, err)
+		}
+		for _, rel := range p.History {
+			h[rel.MessageID] = rel
+		}
+		histories[e.To] = h
+	}
+	rel, ok := h[e.ID]
+	return rel, ok, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
