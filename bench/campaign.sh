@@ -19,6 +19,7 @@
 # Usage: bench/campaign.sh [N] [SIZE]      (defaults: 100000 recipients, 5000 bytes)
 #   KADENZ=path  use this binary instead of building ./cmd/kadenz
 #   KEEP=1       keep the work directory (logs, database) for inspection
+#   READS=0      do not time the admin reads (a pure decide measurement)
 #   PROFILE=S    also take an S-second CPU profile of the decide phase
 #                (bench/out/campaign.decide.pprof; go tool pprof BIN FILE)
 set -euo pipefail
@@ -123,7 +124,7 @@ while :; do
 	h="$(held)"
 	[ "$h" -eq 0 ] && break
 	[ $SECONDS -ge $deadline ] && { echo "campaign.sh: $h still held after ${WAIT_LIMIT}s" >&2; exit 1; }
-	if [ ${#reads[@]} -lt 12 ]; then
+	if [ "${READS:-1}" != 0 ] && [ ${#reads[@]} -lt 12 ]; then
 		reads+=("queue=$(time_get '/v1/queue?state=held') stats=$(time_get /v1/stats) ui=$(time_get /ui/) metrics=$(time_get /metrics)")
 	else
 		sleep 0.5
