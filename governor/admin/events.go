@@ -111,7 +111,7 @@ func decodeEvents(body []byte) ([]api.Event, *api.EventError) {
 // caller has checked it for duplicate keys). Anything else, a bad event
 // included, is left to decodeEvents' slower path, which says exactly what
 // is wrong: ok is false then.
-func decodeBatchFast(body []byte) (evs []Event, ok bool) {
+func decodeBatchFast(body []byte) (evs []api.Event, ok bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	for _, want := range []json.Token{json.Delim('{'), "events", json.Delim('[')} {
@@ -123,7 +123,7 @@ func decodeBatchFast(body []byte) (evs []Event, ok bool) {
 		if len(evs) == maxEventBatch {
 			return nil, false
 		}
-		var ev Event
+		var ev api.Event
 		if err := dec.Decode(&ev); err != nil {
 			return nil, false
 		}

@@ -1,4 +1,4 @@
-package governor
+package admin
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"kadenz/governor/admin/api"
 )
 
 // The one-pass batch decoder must agree with the strict per-event decoder
@@ -32,7 +34,7 @@ func TestDecodeBatchFastAgreesWithStrictPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, it := range raw.Events {
-			var want Event
+			var want api.Event
 			if err := strictJSON(it, &want); err != nil {
 				t.Fatal(err)
 			}
