@@ -46,6 +46,14 @@ func RecoverDatabase(src, dst string, now time.Time) (*RecoverReport, error) {
 	return store.Recover(src, dst, now)
 }
 
+// CompactReport is what CompactDatabase did.
+type CompactReport = store.CompactReport
+
+// CompactDatabase rewrites the database file at path, which no running
+// relay may have open, into a fresh file of only its live data and puts
+// it in place (store.Compact).
+func CompactDatabase(path string) (CompactReport, error) { return store.Compact(path) }
+
 // BackupDatabase copies the database file src, which no running relay may
 // have open, to dst after checking it.
 func BackupDatabase(src, dst string) (int64, error) { return store.BackupFile(src, dst) }

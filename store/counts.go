@@ -8,7 +8,7 @@ import (
 
 // Envelope counts by state, kept up to date on every committed change so
 // that reading them (the queue-depth metric, scraped every few seconds)
-// costs nothing, where CountByState walks every envelope.
+// costs nothing, where walking every envelope costs a read of each.
 //
 // Each envelope write registers its state change with the transaction's
 // OnCommit: a rolled-back transaction (the group committer rolls back a
@@ -50,7 +50,7 @@ func countStateChange(tx *bolt.Tx, old, new State) {
 
 // startCounting builds the counts with one walk and keeps them from now on.
 func (db *DB) startCounting() error {
-	counts, err := db.CountByState()
+	counts, err := db.walkStateCounts()
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func (db *DB) startCounting() error {
 func (db *DB) stopCounting() { openCounts.Delete(db.bolt) }
 
 // StateCounts returns how many envelopes are in each state, from counts
-// kept on every commit (CountByState computes the same by walking).
+// kept on every commit (walkStateCounts computes the same by walking).
 func (db *DB) StateCounts() map[State]int {
 	v, ok := openCounts.Load(db.bolt)
 	if !ok {

@@ -30,7 +30,7 @@ func BenchmarkCountByState(b *testing.B) {
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := db.CountByState(); err != nil {
+				if _, err := db.walkStateCounts(); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -48,7 +48,7 @@ func TestStateCountsFollowCommits(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		walked, err := db.CountByState()
+		walked, err := db.walkStateCounts()
 		if err != nil {
 			t.Fatal(err)
 		}

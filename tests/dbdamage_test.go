@@ -334,3 +334,37 @@ func TestDatabaseBackupWhileServing(t *testing.T) {
 		r.stop(30 * time.Second)
 	}
 }
+
+// TestDatabaseCompact: compaction is refused while the relay serves, and
+// on a stopped relay it leaves a sound, no larger file the relay serves
+// with the same held mail.
+func TestDatabaseCompact(t *testing.T) {
+	data := populatedData(t)
+	admin := freeAddr(t)
+	r := startRelay(t, relayOptions{Data: data, Args: []string{"--admin", admin}})
+	if code, _, errOut := runKadenz(t, "db", "compact", "--data", data); code == 0 || !strings.Contains(errOut, "stop kadenz") {
+		t.Errorf("db compact of a served database: exit %d, stderr %q; want a refusal", code, errOut)
+	}
+	r.stop(30 * time.Second)
+	path := filepath.Join(data, "kadenz.db")
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runKadenz(t, "db", "compact", "--data", data)
+	if code != 0 || !strings.Contains(out, "bytes before") {
+		t.Fatalf("db compact: exit %d\n%s%s", code, out, errOut)
+	}
+	after, err := os.Stat(path)
+	if err != nil || after.Size() > before.Size() {
+		t.Fatalf("compacted file: %v bytes (was %d), %v", after.Size(), before.Size(), err)
+	}
+	if code, out, errOut := runKadenz(t, "db", "check", "--data", data); code != 0 {
+		t.Fatalf("db check after compact: exit %d\n%s%s", code, out, errOut)
+	}
+	r = startRelay(t, relayOptions{Data: data, Args: []string{"--admin", admin}})
+	if got := heldCount(t, admin); got != heldMessages {
+		t.Errorf("after compaction the relay holds %d messages, want %d", got, heldMessages)
+	}
+	r.stop(30 * time.Second)
+}

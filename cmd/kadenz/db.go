@@ -19,7 +19,7 @@ import (
 // daemon may have open (a damaged one the daemon refused), and backup goes
 // through the running daemon when there is one, because it owns the file.
 
-const dbUsage = `Usage: kadenz db check|recover|backup [FLAGS] ...
+const dbUsage = `Usage: kadenz db check|recover|backup|compact [FLAGS] ...
 
   kadenz db check [--data DIR] [FILE]
       Read the database and report its state and any damage, without bbolt
@@ -31,6 +31,10 @@ const dbUsage = `Usage: kadenz db check|recover|backup [FLAGS] ...
       Write a consistent copy of the database to FILE. Through the running
       daemon's admin API (while it serves); with --offline, or when no daemon
       answers, from the file in --data directly.
+  kadenz db compact [--data DIR]
+      Rewrite the database into a fresh file holding only live data and put
+      it in place of the old one (bbolt files never shrink by themselves:
+      space freed by retention is reused, not returned). Stop kadenz first.
 
 Examples:
   kadenz db check --data /var/lib/kadenz
@@ -55,6 +59,8 @@ func dbMain(args []string, stdout, stderr io.Writer) int {
 		return dbRecover(args[1:], stdout, stderr)
 	case "backup":
 		return dbBackup(args[1:], stdout, stderr)
+	case "compact":
+		return dbCompact(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "kadenz db: unknown action %q\n\n%s", args[0], dbUsage)
 	return 2
@@ -101,6 +107,24 @@ func dbCheck(args []string, stdout, stderr io.Writer) int {
 	if !rep.OK() {
 		return 1
 	}
+	return 0
+}
+
+func dbCompact(args []string, stdout, stderr io.Writer) int {
+	fs, data := dbFlags("compact", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	rep, err := governor.CompactDatabase(governor.DatabasePath(*data))
+	if err != nil {
+		fmt.Fprintf(stderr, "kadenz db compact: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, rep.String())
 	return 0
 }
 
