@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"kadenz/governor"
@@ -39,6 +40,18 @@ func TestSuppressCommand(t *testing.T) {
 	}
 	if code := run("ls"); code != 0 {
 		t.Errorf("ls: exit %d", code)
+	}
+	admin := adminFlags{addr: &adminAddr, token: new(string)}
+	*admin.token = "tok"
+	table, err := suppressAction(admin, []string{"ls"}, "", false)
+	if err != nil || !strings.Contains(string(table), "bob@example.test  old ESP bounce") || !strings.HasPrefix(string(table), "ADDRESS") {
+		t.Errorf("ls prints %q, %v", table, err)
+	}
+	if out, err := suppressAction(admin, []string{"add", "cy@example.test"}, "", false); err != nil || string(out) != "suppressed cy@example.test\n" {
+		t.Errorf("add prints %q, %v", out, err)
+	}
+	if out, err := suppressAction(admin, []string{"export"}, "", true); err != nil || !strings.Contains(string(out), "cy@example.test") {
+		t.Errorf("export prints %q, %v", out, err)
 	}
 	if code := run("export"); code != 0 {
 		t.Errorf("export: exit %d", code)
