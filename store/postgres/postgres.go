@@ -280,3 +280,12 @@ func unmarshalEnvelope(data []byte) (store.Envelope, error) {
 	err := json.Unmarshal(data, &e)
 	return e, err
 }
+
+// Setting reads a server setting as the store's sessions see it.
+func (s *Store) Setting(name string) (string, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT current_setting($1)`, name).Scan(&v)
+	return v, err
+}

@@ -95,12 +95,41 @@ func URL(t testing.TB) string {
 	return url
 }
 
+// PasswordRole is a role that must authenticate with a password (scram);
+// CreatePasswordRole creates it.
+const PasswordRole = "kadenz_password"
+
+// CreatePasswordRole creates PasswordRole with password, allowed to use
+// every database (once per cluster; later calls change the password).
+func (c *Cluster) CreatePasswordRole(password string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.BaseURL())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, PasswordRole).Scan(&exists); err != nil {
+		return err
+	}
+	verb := "CREATE"
+	if exists {
+		verb = "ALTER"
+	}
+	_, err = conn.Exec(ctx, fmt.Sprintf("%s ROLE %s LOGIN SUPERUSER PASSWORD '%s'", verb, PasswordRole, strings.ReplaceAll(password, "'", "''")))
+	return err
+}
+
 // ErrNoPostgres says the PostgreSQL programs are not installed.
 var ErrNoPostgres = errors.New("PostgreSQL (initdb, pg_ctl) not found")
 
 // binDir finds the directory of initdb and pg_ctl.
 func binDir() (string, error) {
 	if d := os.Getenv("KADENZ_PG_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("%w in $KADENZ_PG_BIN (%s)", ErrNoPostgres, d)
+		}
 		return d, nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
@@ -151,6 +180,19 @@ func Start() (*Cluster, error) {
 	if out, err := c.run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		os.RemoveAll(c.Dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	// One role must give a password, so that tests of password handling
+	// can fail; everyone else is trusted (loopback only).
+	hba := filepath.Join(data, "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		os.RemoveAll(c.Dir)
+		return nil, err
+	}
+	line := "host all " + PasswordRole + " 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(hba, append([]byte(line), old...), 0o600); err != nil {
+		os.RemoveAll(c.Dir)
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		if c.Port, err = freePort(); err != nil {
