@@ -14,7 +14,9 @@
 // mailbox cursors, counters and retention, the walks (order, early stop),
 // concurrent claims never handing one envelope out twice, concurrent
 // profile updates never lost, and erasure (what goes, what stays as a
-// keyed hash, what is still suppressed).
+// keyed hash, what is still suppressed), and leases (store.Leases, which
+// every backend implements too: one holder at a time, renewal, expiry,
+// release).
 package storetest
 
 import (
@@ -65,6 +67,7 @@ func Run(t *testing.T, b Backend) {
 		{"ConcurrentProfileUpdates", testConcurrentProfileUpdates},
 		{"Erasure", testErasure},
 		{"PseudonymKey", testPseudonymKey},
+		{"Leases", testLeases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -865,5 +868,73 @@ func testPseudonymKey(t *testing.T, b Backend) {
 	s = open(t, b, dir)
 	if k, _ := s.PseudonymKey("log"); !slices.Equal(k, k1) {
 		t.Error("the key changed across a reopen: pseudonyms would not match")
+	}
+}
+
+func testLeases(t *testing.T, b Backend) {
+	st := fresh(t, b)
+	s, ok := st.(store.Leases)
+	if !ok {
+		t.Fatalf("%T does not implement store.Leases", st)
+	}
+	const ttl = time.Minute
+	l, held, err := s.AcquireLease("mailbox:bounces", "node-a", t0, ttl)
+	if err != nil || !held || l.Owner != "node-a" || !l.Expires.Equal(t0.Add(ttl)) {
+		t.Fatalf("first acquire: %+v %v %v", l, held, err)
+	}
+	if l, held, _ := s.AcquireLease("mailbox:bounces", "node-b", t0.Add(30*time.Second), ttl); held || l.Owner != "node-a" {
+		t.Errorf("b acquired a's live lease: %+v %v", l, held)
+	}
+	// The holder renews before it runs out.
+	if l, held, _ := s.AcquireLease("mailbox:bounces", "node-a", t0.Add(50*time.Second), ttl); !held || !l.Expires.Equal(t0.Add(110*time.Second)) {
+		t.Errorf("renewal: %+v %v", l, held)
+	}
+	if _, held, _ := s.AcquireLease("mailbox:bounces", "node-b", t0.Add(100*time.Second), ttl); held {
+		t.Error("b took a renewed lease before it expired")
+	}
+	// a dies: once the lease expires, b takes over.
+	if l, held, _ := s.AcquireLease("mailbox:bounces", "node-b", t0.Add(110*time.Second), ttl); !held || l.Owner != "node-b" {
+		t.Errorf("takeover after expiry: %+v %v", l, held)
+	}
+	if ok, _ := s.ReleaseLease("mailbox:bounces", "node-a"); ok {
+		t.Error("a released b's lease")
+	}
+	if _, held, _ := s.AcquireLease("chore:retention", "node-a", t0, ttl); !held {
+		t.Error("another lease's name is not independent")
+	}
+	if list, err := s.LeaseList(); err != nil || len(list) != 2 || list[0].Name != "chore:retention" || list[1].Owner != "node-b" {
+		t.Errorf("LeaseList: %+v %v", list, err)
+	}
+	if ok, _ := s.ReleaseLease("mailbox:bounces", "node-b"); !ok {
+		t.Error("b could not release its lease")
+	}
+	if _, held, _ := s.AcquireLease("mailbox:bounces", "node-a", t0.Add(111*time.Second), ttl); !held {
+		t.Error("a released lease could not be acquired at once")
+	}
+	if _, _, err := s.AcquireLease("", "node-a", t0, ttl); err == nil {
+		t.Error("a lease without a name was acquired")
+	}
+	// Many contenders at once: exactly one wins.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, held, err := s.AcquireLease("chore:sweep", fmt.Sprintf("node-%d", i), t0, ttl)
+			if err != nil {
+				t.Error(err)
+			}
+			if held {
+				mu.Lock()
+				winners++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if winners != 1 {
+		t.Errorf("%d contenders hold one lease", winners)
 	}
 }
