@@ -19,7 +19,7 @@ import (
 // daemon may have open (a damaged one the daemon refused), and backup goes
 // through the running daemon when there is one, because it owns the file.
 
-const dbUsage = `Usage: kadenz db check|recover|backup [FLAGS] ...
+const dbUsage = `Usage: kadenz db check|recover|backup|copy [FLAGS] ...
 
   kadenz db check [--data DIR] [FILE]
       Read the database and report its state and any damage, without bbolt
@@ -31,11 +31,12 @@ const dbUsage = `Usage: kadenz db check|recover|backup [FLAGS] ...
       Write a consistent copy of the database to FILE. Through the running
       daemon's admin API (while it serves); with --offline, or when no daemon
       answers, from the file in --data directly.
-
+` + dbCopyUsage + `
 Examples:
   kadenz db check --data /var/lib/kadenz
   kadenz db recover --data /var/lib/kadenz /var/lib/kadenz/recovered.db
   kadenz db backup /backup/kadenz-backup.db
+  kadenz db copy --from bbolt:/var/lib/kadenz --to postgres:postgres://kadenz@db.example.com/kadenz --password-env KADENZ_DB_PASSWORD
 `
 
 func runDB(args []string) int { return dbMain(args, os.Stdout, os.Stderr) }
@@ -55,6 +56,8 @@ func dbMain(args []string, stdout, stderr io.Writer) int {
 		return dbRecover(args[1:], stdout, stderr)
 	case "backup":
 		return dbBackup(args[1:], stdout, stderr)
+	case "copy":
+		return dbCopy(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "kadenz db: unknown action %q\n\n%s", args[0], dbUsage)
 	return 2
