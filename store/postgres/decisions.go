@@ -66,102 +66,117 @@ func (s *Store) NextHeld() (time.Time, bool, error) {
 }
 
 // LoadRecipient reads a recipient's held mail (due or not), its messages,
-// the profile and any erasure tombstone in one snapshot.
+// the profile and any erasure tombstone in one snapshot, the queries sent
+// together.
 func (s *Store) LoadRecipient(rcpt string) (store.Recipient, error) {
 	var r store.Recipient
 	key := store.NormalizeAddress(rcpt)
 	err := s.read(func(ctx context.Context, tx pgx.Tx) error {
 		r = store.Recipient{Address: rcpt, Messages: map[string]store.Message{}}
-		rows, err := tx.Query(ctx, `SELECT e.data, m.data FROM envelopes e LEFT JOIN messages m ON m.id = e.message_id
-			WHERE e.rcpt = $1 AND e.state = 'held' ORDER BY e.id`, key)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var ed, md []byte
-			if err := rows.Scan(&ed, &md); err != nil {
-				rows.Close()
-				return err
-			}
-			e, err := unmarshalEnvelope(ed)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			if md == nil {
-				rows.Close()
-				return notFound("message %s", e.MessageID)
-			}
-			r.Held = append(r.Held, e)
-			if _, ok := r.Messages[e.MessageID]; !ok {
-				var m store.Message
-				if err := json.Unmarshal(md, &m); err != nil {
-					rows.Close()
-					return err
-				}
-				r.Messages[e.MessageID] = m
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if r.Profile, err = getProfile(ctx, tx, key); err != nil {
-			return err
-		}
 		secret, err := s.secretIn(ctx, tx, false)
 		if err != nil {
 			return err
 		}
-		r.Forgotten, err = forgottenAt(ctx, tx, secret, rcpt)
-		return err
+		b := &pgx.Batch{}
+		b.Queue(`SELECT e.data, m.data FROM envelopes e LEFT JOIN messages m ON m.id = e.message_id
+			WHERE e.rcpt = $1 AND e.state = 'held' ORDER BY e.id`, key).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var ed, md []byte
+				if err := rows.Scan(&ed, &md); err != nil {
+					return err
+				}
+				e, err := unmarshalEnvelope(ed)
+				if err != nil {
+					return err
+				}
+				if md == nil {
+					return notFound("message %s", e.MessageID)
+				}
+				r.Held = append(r.Held, e)
+				if _, ok := r.Messages[e.MessageID]; !ok {
+					var m store.Message
+					if err := json.Unmarshal(md, &m); err != nil {
+						return err
+					}
+					r.Messages[e.MessageID] = m
+				}
+			}
+			return rows.Err()
+		})
+		b.Queue(`SELECT profile FROM profiles WHERE rcpt = $1`, key).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				if err := rows.Scan(&r.Profile); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+		if secret != nil {
+			b.Queue(`SELECT at FROM forgotten WHERE hash = $1`, store.AddressHash(secret, rcpt)).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var at int64
+					if err := rows.Scan(&at); err != nil {
+						return err
+					}
+					r.Forgotten = time.Unix(0, at).UTC()
+				}
+				return rows.Err()
+			})
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
 	return r, err
 }
 
-// ApplyDecisions writes a decision round atomically.
+// ApplyDecisions writes a decision round atomically, its statements sent
+// to the database together (one round trip).
 func (s *Store) ApplyDecisions(d store.Decided) error {
 	return s.write(func(ctx context.Context, tx pgx.Tx) error {
-		return s.applyDecided(ctx, tx, d, rand.N(counterShards))
+		b := &pgx.Batch{}
+		if err := s.queueDecided(b, d, rand.N(counterShards)); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
 }
 
 // roundsPerTx bounds how many rounds ApplyDecisionsAll commits together.
 const roundsPerTx = 256
 
+// errRoundFailed says a round of a shared transaction failed.
+var errRoundFailed = errors.New("a round failed")
+
 // ApplyDecisionsAll writes several rounds, each atomic on its own, sharing
-// transactions: each round runs under a savepoint, so one that fails is
-// rolled back alone and the others commit together. One error per round.
+// transactions: the rounds of a chunk go to the database as one batch in
+// one transaction; if one of them fails, the chunk is rolled back and each
+// of its rounds is written alone, so the others still commit (the bbolt
+// store's group commit does the same). One error per round.
 func (s *Store) ApplyDecisionsAll(ds []store.Decided) []error {
 	errs := make([]error, len(ds))
 	for start := 0; start < len(ds); start += roundsPerTx {
 		chunk := ds[start:min(start+roundsPerTx, len(ds))]
 		cerrs := errs[start : start+len(chunk)]
 		err := s.write(func(ctx context.Context, tx pgx.Tx) error {
-			clear(cerrs)
+			b := &pgx.Batch{}
 			shard := rand.N(counterShards)
 			for i := range chunk {
-				sp, err := tx.Begin(ctx)
-				if err != nil {
-					return err
+				if err := s.queueDecided(b, chunk[i], shard); err != nil {
+					return fmt.Errorf("%w: %w", errRoundFailed, err)
 				}
-				err = s.applyDecided(ctx, sp, chunk[i], shard)
-				if err == nil {
-					err = sp.Commit(ctx)
-				}
-				if err != nil {
-					if Retryable(err) {
-						return err // the whole transaction runs again
-					}
-					if rerr := sp.Rollback(ctx); rerr != nil {
-						return rerr
-					}
-					cerrs[i] = err
-				}
+			}
+			if err := tx.SendBatch(ctx, b).Close(); err != nil && !Retryable(err) {
+				return fmt.Errorf("%w: %w", errRoundFailed, err)
+			} else if err != nil {
+				return err
 			}
 			return nil
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, errRoundFailed):
+			for i := range chunk {
+				cerrs[i] = s.ApplyDecisions(chunk[i])
+			}
+		case err != nil:
 			for i := range cerrs {
 				cerrs[i] = err
 			}
@@ -170,35 +185,43 @@ func (s *Store) ApplyDecisionsAll(ds []store.Decided) []error {
 	return errs
 }
 
-func (s *Store) applyDecided(ctx context.Context, tx pgx.Tx, d store.Decided, shard int) error {
-	envs := append([]store.Envelope(nil), d.Envelopes...)
-	if err := s.putEnvelopes(ctx, tx, envs); err != nil {
-		return err
-	}
-	if d.Profile != nil {
-		if err := putProfile(ctx, tx, d.Recipient, d.Profile); err != nil {
+// queueDecided queues a round's writes on b: envelopes, profile,
+// counters, records.
+func (s *Store) queueDecided(b *pgx.Batch, d store.Decided, shard int) error {
+	for i := range d.Envelopes {
+		e := d.Envelopes[i]
+		if err := s.queuePut(b, &e, false); err != nil {
 			return err
 		}
 	}
-	if err := addCounters(ctx, tx, d.Counters, shard); err != nil {
-		return err
+	if d.Profile != nil {
+		queueProfile(b, d.Recipient, d.Profile)
 	}
-	return appendRecords(ctx, tx, d.Records)
+	queueCounters(b, d.Counters, shard)
+	return queueRecords(b, d.Records)
 }
 
-// appendRecords appends one decision record per envelope. The records of
-// an envelope are kept as their JSON joined by commas, so that appending
-// is one statement and reading one concatenation (Decisions).
+// appendRecords appends one decision record per envelope.
 func appendRecords(ctx context.Context, tx pgx.Tx, records map[string][]byte) error {
 	if len(records) == 0 {
 		return nil
 	}
+	b := &pgx.Batch{}
+	if err := queueRecords(b, records); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueRecords queues the appending of decision records. The records of
+// an envelope are kept as their JSON joined by commas, so that appending
+// is one statement and reading one concatenation (Decisions).
+func queueRecords(b *pgx.Batch, records map[string][]byte) error {
 	ids := make([]string, 0, len(records))
 	for id := range records {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids) // one order for every writer: no deadlocks between them
-	b := &pgx.Batch{}
 	for _, id := range ids {
 		var rec bytes.Buffer
 		if err := json.Compact(&rec, records[id]); err != nil {
@@ -208,7 +231,7 @@ func appendRecords(ctx context.Context, tx pgx.Tx, records map[string][]byte) er
 			ON CONFLICT (envelope_id) DO UPDATE SET records = decisions.records || $3`,
 			id, rec.Bytes(), append([]byte{','}, rec.Bytes()...))
 	}
-	return tx.SendBatch(ctx, b).Close()
+	return nil
 }
 
 // Decisions returns an envelope's decision records (a JSON array), or nil.
@@ -294,23 +317,18 @@ func (s *Store) Transition(ids []string, change store.Change) ([]store.Envelope,
 // campaign on several nodes would otherwise all update one row, and under
 // SERIALIZABLE all but one of them would fail and retry. A transaction
 // adds to one shard; a read sums them.
-const counterShards = 8
+const counterShards = 64
 
-func addCounters(ctx context.Context, tx pgx.Tx, deltas map[string]int64, shard int) error {
-	if len(deltas) == 0 {
-		return nil
-	}
+func queueCounters(b *pgx.Batch, deltas map[string]int64, shard int) {
 	names := make([]string, 0, len(deltas))
 	for n := range deltas {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	b := &pgx.Batch{}
 	for _, n := range names {
 		b.Queue(`INSERT INTO counters (name, shard, value) VALUES ($1, $2, $3)
 			ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + excluded.value`, n, shard, deltas[n])
 	}
-	return tx.SendBatch(ctx, b).Close()
 }
 
 // Counters reads named counters (zero when never written).

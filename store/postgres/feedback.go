@@ -33,13 +33,22 @@ func getProfile(ctx context.Context, q querier, key string) ([]byte, error) {
 	return p, err
 }
 
+const upsertProfile = `INSERT INTO profiles (rcpt, profile) VALUES ($1, $2)
+	ON CONFLICT (rcpt) DO UPDATE SET profile = excluded.profile`
+
 func putProfile(ctx context.Context, q querier, rcpt string, profile []byte) error {
 	if profile == nil {
 		profile = []byte{}
 	}
-	_, err := q.Exec(ctx, `INSERT INTO profiles (rcpt, profile) VALUES ($1, $2)
-		ON CONFLICT (rcpt) DO UPDATE SET profile = excluded.profile`, store.NormalizeAddress(rcpt), profile)
+	_, err := q.Exec(ctx, upsertProfile, store.NormalizeAddress(rcpt), profile)
 	return err
+}
+
+func queueProfile(b *pgx.Batch, rcpt string, profile []byte) {
+	if profile == nil {
+		profile = []byte{}
+	}
+	b.Queue(upsertProfile, store.NormalizeAddress(rcpt), profile)
 }
 
 // Profile returns a recipient's stored profile, or nil.

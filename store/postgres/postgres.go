@@ -203,6 +203,11 @@ func (s *Store) writeCtx(ctx context.Context, fn func(ctx context.Context, tx pg
 		s.retries.mu.Lock()
 		s.retries.retries++
 		s.retries.mu.Unlock()
+		if os.Getenv("KADENZ_PG_DEBUG") != "" {
+			var pg *pgconn.PgError
+			errors.As(err, &pg)
+			fmt.Fprintf(os.Stderr, "retry: %s %s | %s | %s\n", pg.Code, pg.Message, pg.Detail, pg.Hint)
+		}
 		// Equal jitter: the transactions that collided must not collide
 		// again in lockstep.
 		d := backoff/2 + rand.N(backoff/2+1)

@@ -150,8 +150,18 @@ func version(binDir string) int {
 	return n
 }
 
-// Start initialises and starts a cluster.
-func Start() (*Cluster, error) {
+// Options change how Start sets a cluster up.
+type Options struct {
+	// Fsync keeps PostgreSQL's fsync on, as in production: for
+	// benchmarks that compare durable commits.
+	Fsync bool
+}
+
+// Start initialises and starts a cluster for tests (fsync off).
+func Start() (*Cluster, error) { return StartWith(Options{}) }
+
+// StartWith initialises and starts a cluster.
+func StartWith(o Options) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -199,8 +209,10 @@ func Start() (*Cluster, error) {
 			os.RemoveAll(c.Dir)
 			return nil, err
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB",
-			c.Port, c.Dir)
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=64MB", c.Port, c.Dir)
+		if !o.Fsync {
+			opts += " -c fsync=off -c full_page_writes=off"
+		}
 		out, err := c.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(c.Dir, "log"), "-o", opts)
 		if err == nil {
 			break
