@@ -36,7 +36,7 @@ func acceptN(t *testing.T, s *postgres.Store, prefix string, n int, prepare func
 // only its own node's claims; the other node's are taken over once their
 // lease (the claim's time) is older than the cutoff.
 func TestNodesClaimAndTakeOver(t *testing.T) {
-	url := pgtest.URL(t)
+	url := freshURL(t)
 	a := open(t, url, postgres.Options{Node: "a"})
 	b := open(t, url, postgres.Options{Node: "b"})
 	acceptN(t, a, "m", 60, nil)
@@ -98,7 +98,7 @@ func TestNodesClaimAndTakeOver(t *testing.T) {
 // Decision rounds of one campaign on two nodes at once add to the same
 // counters; serialization failures are retried, nothing is lost.
 func TestNodesDecideConcurrently(t *testing.T) {
-	url := pgtest.URL(t)
+	url := freshURL(t)
 	a := open(t, url, postgres.Options{Node: "a"})
 	b := open(t, url, postgres.Options{Node: "b"})
 	const n = 40
@@ -187,7 +187,10 @@ func TestSchemaVersions(t *testing.T) {
 // Open brings a session with synchronous_commit off back to on: a commit
 // must be on disk before a 250 goes out.
 func TestSynchronousCommitEnforced(t *testing.T) {
-	url := pgtest.URL(t)
+	url, err := pgtest.Require(t).CreateDatabase() // ALTER DATABASE: one of its own
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {

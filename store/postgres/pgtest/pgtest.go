@@ -12,8 +12,9 @@
 // Without PostgreSQL a test skips, except under CI=true, where it fails:
 // CI must not report a backend as tested when it never ran.
 //
-// One cluster serves a whole test binary; each test gets a database of
-// its own (URL). The test binary's TestMain calls Main so that the cluster
+// One cluster serves a whole test binary; each test gets a schema of its
+// own (URL), or a database (CreateDatabase) when it changes settings of the
+// database itself. The test binary's TestMain calls Main so that the cluster
 // is stopped when the tests end:
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -84,11 +85,13 @@ func Require(t testing.TB) *Cluster {
 	return shared
 }
 
-// URL returns the URL of a new, empty database in the shared cluster.
+// URL returns the URL of a new, empty schema in the shared cluster: a
+// database of its own to the code under test (its search_path), at a
+// fraction of the cost of CREATE DATABASE.
 func URL(t testing.TB) string {
 	t.Helper()
 	c := Require(t)
-	url, err := c.CreateDatabase()
+	url, err := c.CreateSchema()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +265,13 @@ func (c *Cluster) DatabaseURL(name string) string {
 }
 
 // CreateDatabase creates a new, empty database and returns its URL.
-func (c *Cluster) CreateDatabase() (string, error) {
+func (c *Cluster) CreateDatabase() (string, error) { return c.CreateDatabaseFrom("") }
+
+// CreateDatabaseFrom creates a new database as a copy of the database
+// template (one nobody is connected to; "" for an empty one) and returns
+// its URL. A test suite that sets up the same schema for every test does
+// it once in a template and copies that.
+func (c *Cluster) CreateDatabaseFrom(template string) (string, error) {
 	name := fmt.Sprintf("kadenz_%d_%d", os.Getpid(), c.dbs.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -271,10 +280,31 @@ func (c *Cluster) CreateDatabase() (string, error) {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		return "", fmt.Errorf("pgtest: create database: %w", err)
 	}
 	return c.DatabaseURL(name), nil
+}
+
+// CreateSchema creates a new, empty schema in the cluster's postgres
+// database and returns a URL whose sessions use it (search_path).
+func (c *Cluster) CreateSchema() (string, error) {
+	name := fmt.Sprintf("kadenz_%d", c.dbs.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.BaseURL())
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		return "", fmt.Errorf("pgtest: create schema: %w", err)
+	}
+	return c.BaseURL() + "&search_path=" + name, nil
 }
 
 // reapOrphans stops clusters left behind by test processes that died

@@ -12,8 +12,8 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
 
-// The cluster answers on loopback, and each URL is a database of its own.
-func TestClusterGivesEachTestADatabase(t *testing.T) {
+// The cluster answers on loopback, and each URL is a schema of its own.
+func TestClusterGivesEachTestASchema(t *testing.T) {
 	a, b := URL(t), URL(t)
 	if a == b {
 		t.Fatalf("two tests got one database: %s", a)
