@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -25,7 +26,7 @@ import (
 func BenchmarkBackends(b *testing.B) {
 	cluster, err := pgtest.StartWith(pgtest.Options{Fsync: true})
 	if err != nil {
-		if err == pgtest.ErrNoPostgres || errorsIs(err) {
+		if errors.Is(err, pgtest.ErrNoPostgres) {
 			b.Skip(err)
 		}
 		b.Fatal(err)
@@ -47,7 +48,7 @@ func BenchmarkBackends(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s, err := postgres.Open(context.Background(), url, postgres.Options{Node: "bench", MaxConns: 20})
+			s, err := postgres.Open(context.Background(), url, postgres.Options{Node: "bench"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -205,5 +206,3 @@ func report(b *testing.B, s store.Store) {
 		b.ReportMetric(float64(retries), "retries")
 	}
 }
-
-func errorsIs(err error) bool { return err != nil && err.Error() == pgtest.ErrNoPostgres.Error() }

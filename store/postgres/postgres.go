@@ -73,8 +73,10 @@ type Options struct {
 	// Timeout bounds each operation, retries included (default 30 s), so a
 	// database that stopped answering is an error, not a hang.
 	Timeout time.Duration
-	// MaxConns bounds the connection pool (default: pgxpool's, the larger
-	// of 4 and the number of CPUs).
+	// MaxConns bounds the connection pool (default 20). Commits of
+	// concurrent sessions share WAL flushes only if they reach the
+	// database together: a pool as small as pgxpool's default (4 on two
+	// cores) would queue SMTP sessions behind each other.
 	MaxConns int32
 }
 
@@ -112,6 +114,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Password != "" {
 		cfg.ConnConfig.Password = opts.Password
 	}
+	cfg.MaxConns = 20
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
