@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -152,7 +153,8 @@ func (s *Store) Claim(now time.Time, limit int) ([]store.Envelope, error) {
 const claimQuery = `SELECT data FROM envelopes WHERE lane = $1 AND due <= $2 ORDER BY due, id LIMIT $3 FOR UPDATE SKIP LOCKED`
 
 // Settle writes the outcomes of finished deliveries and claims up to limit
-// more, in one transaction. In the express lane the limit does not split a
+// more, in one transaction. An outcome counts only while the envelope is
+// still claimed by this node (putOutcomes). In the express lane the limit does not split a
 // message: the last claimed message's other express envelopes due at the
 // same time come along, up to store.MaxSiblings more (as in the bbolt
 // store).
@@ -160,7 +162,7 @@ func (s *Store) Settle(outcomes []store.Envelope, now time.Time, limit int) ([]s
 	var claimed []store.Envelope
 	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
 		claimed = claimed[:0]
-		if err := s.putEnvelopes(ctx, tx, outcomes); err != nil {
+		if err := s.putOutcomes(ctx, tx, outcomes); err != nil {
 			return err
 		}
 		if limit <= 0 {
@@ -198,6 +200,75 @@ func (s *Store) Settle(outcomes []store.Envelope, now time.Time, limit int) ([]s
 		return nil, err
 	}
 	return claimed, nil
+}
+
+// putOutcomes writes the outcomes of deliveries, each only if its
+// envelope is still in delivery under this node's claim: when the claim
+// was taken over (RecoverStale on another node, after this one stalled
+// past its lease), the envelope now belongs to whoever claimed it next,
+// and a late outcome from here (a deferral, say) must not overwrite what
+// that delivery recorded. Such outcomes are dropped and counted
+// (StaleOutcomes); an unknown envelope is still ErrNotFound.
+func (s *Store) putOutcomes(ctx context.Context, tx pgx.Tx, outcomes []store.Envelope) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	var stale []string
+	for i := range outcomes {
+		e := &outcomes[i]
+		if e.State.Final() {
+			e.Due = time.Time{}
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		var claimedBy any
+		if e.State == store.StateDelivering {
+			claimedBy = s.node
+		}
+		id := e.ID
+		b.Queue(updateEnvelope+` AND lane = 'd' AND claimed_by = $8`,
+			id, string(e.State), lane(e), dueNanos(e.Due), nanos(e.Updated), claimedBy, data, s.node).
+			Exec(func(ct pgconn.CommandTag) error {
+				if ct.RowsAffected() == 0 {
+					stale = append(stale, id)
+				}
+				return nil
+			})
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id FROM envelopes WHERE id = ANY($1)`, stale)
+	if err != nil {
+		return err
+	}
+	known, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, id := range stale {
+		if !slices.Contains(known, id) {
+			return notFound("envelope %s", id)
+		}
+	}
+	s.retries.mu.Lock()
+	s.retries.stale += int64(len(stale))
+	s.retries.mu.Unlock()
+	return nil
+}
+
+// StaleOutcomes is how many delivery outcomes were dropped because the
+// envelope's claim had been taken over (see Settle).
+func (s *Store) StaleOutcomes() int64 {
+	s.retries.mu.Lock()
+	defer s.retries.mu.Unlock()
+	return s.retries.stale
 }
 
 // queryEnvelopes runs a query whose only column is an envelope's data.

@@ -95,6 +95,47 @@ func TestNodesClaimAndTakeOver(t *testing.T) {
 	}
 }
 
+// A node that stalls past its lease loses the envelope: another node takes
+// it over and delivers it, and the first node's late outcome does not
+// overwrite that delivery.
+func TestLateOutcomeAfterTakeover(t *testing.T) {
+	url := freshURL(t)
+	a := open(t, url, postgres.Options{Node: "a"})
+	b := open(t, url, postgres.Options{Node: "b"})
+	acceptN(t, a, "m", 1, nil)
+	mine, err := a.Claim(t0, 1)
+	if err != nil || len(mine) != 1 {
+		t.Fatalf("a's claim: %v %v", mine, err)
+	}
+	if n, _ := b.RecoverStale(t0.Add(10*time.Minute), t0.Add(5*time.Minute)); n != 1 {
+		t.Fatalf("b's takeover recovered %d", n)
+	}
+	theirs, _ := b.Claim(t0.Add(10*time.Minute), 1)
+	if len(theirs) != 1 {
+		t.Fatalf("b's claim: %v", theirs)
+	}
+	done := theirs[0]
+	done.State = store.StateDelivered
+	if _, err := b.Settle([]store.Envelope{done}, t0.Add(11*time.Minute), 0); err != nil {
+		t.Fatal(err)
+	}
+	late := mine[0]
+	late.State, late.Due, late.LastError = store.StateDeferred, t0.Add(time.Hour), "451 timeout"
+	if _, err := a.Settle([]store.Envelope{late}, t0.Add(12*time.Minute), 0); err != nil {
+		t.Fatalf("a's late outcome: %v", err)
+	}
+	if e, _ := a.Envelope(late.ID); e.State != store.StateDelivered {
+		t.Errorf("after a's late outcome the envelope is %s, want delivered (b's)", e.State)
+	}
+	if n := a.StaleOutcomes(); n != 1 {
+		t.Errorf("StaleOutcomes %d, want 1", n)
+	}
+	ghost := store.Envelope{ID: "nope-1", State: store.StateDelivered}
+	if _, err := a.Settle([]store.Envelope{ghost}, t0, 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("outcome of an unknown envelope: %v, want ErrNotFound", err)
+	}
+}
+
 // Decision rounds of one campaign on two nodes at once add to the same
 // counters; serialization failures are retried, nothing is lost.
 func TestNodesDecideConcurrently(t *testing.T) {

@@ -99,6 +99,7 @@ type stats struct {
 	mu      sync.Mutex
 	retries int64
 	commits int64
+	stale   int64 // outcomes dropped: the claim was taken over
 }
 
 var _ store.Store = (*Store)(nil)
