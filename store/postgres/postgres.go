@@ -10,8 +10,8 @@
 //     PostgreSQL, CockroachDB and YugabyteDB. Ordered keys (envelope and
 //     message IDs) are TEXT COLLATE "C" so that they sort by bytes as
 //     bbolt's keys do, whatever the database's locale.
-//   - Every write, and every per-recipient load-decide-apply, is one
-//     SERIALIZABLE transaction, run again when the database reports a
+//   - Every write (a decision round's apply, a feedback batch, a claim)
+//     is one SERIALIZABLE transaction, run again when the database reports a
 //     serialization failure (SQLSTATE 40001) or a deadlock (40P01): that
 //     retry loop is what serializable databases require of a client
 //     (write, below). Functions a caller hands in (Apply, Change, Stop)
@@ -19,19 +19,24 @@
 //     may run them more than once too.
 //   - A write returns once COMMIT returned. With synchronous_commit at its
 //     default (on) PostgreSQL has flushed the commit record to its WAL by
-//     then; Open refuses to run on sessions where it is off (durable).
-//     CockroachDB and YugabyteDB commit through their consensus log and
-//     have no such switch.
+//     then; where an administrator turned it off, each new session of the
+//     store turns it back on (ensureSyncCommit). CockroachDB and
+//     YugabyteDB commit through their consensus log and have no such
+//     switch.
 //   - Delivery claims due envelopes with SELECT ... FOR UPDATE SKIP LOCKED:
 //     two nodes claiming at once take disjoint envelopes instead of
 //     waiting for each other or failing. A claim records its time and the
 //     node that took it; RecoverStale is then the lease takeover: an
 //     envelope claimed before the cutoff by any node is due again.
 //     Recover (at start) takes back only the claims of this node, since
-//     the other nodes are alive and delivering theirs.
+//     the other nodes are alive and delivering theirs; and an outcome
+//     that comes back after its claim was taken over is dropped.
 //   - Reads that must be consistent across several statements (a
 //     recipient's held mail and profile) run in one REPEATABLE READ,
-//     read-only transaction (a snapshot); long walks (Envelopes, Records)
+//     read-only transaction (a snapshot). Loading a recipient and applying
+//     the round are two transactions, as on bbolt: that two nodes never
+//     decide one recipient at once is for the relay to ensure (a claim or
+//     a lease), not yet done (docs/scale.md). Long walks (Envelopes, Records)
 //     read in pages by key instead of holding one transaction open, so
 //     each page is consistent but the walk as a whole is not a snapshot.
 //
