@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -76,59 +77,64 @@ func dbCopy(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	src, err := store.Open(srcPath, store.Options{})
+	took, err := copyToPostgres(srcPath, url, postgres.Options{Password: password, Node: *node}, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "kadenz db copy: %v\n", err)
-		return 1
-	}
-	defer src.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	dst, err := postgres.Open(ctx, url, postgres.Options{Password: password, Node: *node})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(stderr, "kadenz db copy: %v\n", err)
-		return 1
-	}
-	defer dst.Close()
-	im, err := dst.NewImporter()
-	if err != nil {
-		fmt.Fprintf(stderr, "kadenz db copy: %v\n", err)
-		return 1
-	}
-	start := time.Now()
-	if err := src.Export(im); err != nil {
-		fmt.Fprintf(stderr, "kadenz db copy: %v (the destination holds a partial copy: drop its tables or use a new database before trying again)\n", err)
-		return 1
-	}
-	if err := im.Flush(); err != nil {
-		fmt.Fprintf(stderr, "kadenz db copy: %v (the destination holds a partial copy)\n", err)
-		return 1
-	}
-	took := time.Since(start)
-	if !verifyCopy(src, dst, im.Counts, stdout, stderr) {
 		return 1
 	}
 	fmt.Fprintf(stdout, "copied %s in %s; set store.backend: postgres and store.postgres.url, then start kadenz\n", srcPath, took.Round(time.Millisecond))
 	return 0
 }
 
+// errMismatch says the copy's counts differ from the source's.
+var errMismatch = errors.New("the copy does not match the source (see MISMATCH above)")
+
+// copyToPostgres copies the bbolt file at srcPath into the empty database
+// at url, prints the counts of both to out, and fails if they differ.
+// (It is the part of db copy that touches the store: it belongs beside
+// the other database-file functions the CLI calls.)
+func copyToPostgres(srcPath, url string, opts postgres.Options, out io.Writer) (time.Duration, error) {
+	src, err := store.Open(srcPath, store.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	dst, err := postgres.Open(ctx, url, opts)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	defer dst.Close()
+	im, err := dst.NewImporter()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := src.Export(im); err != nil {
+		return 0, fmt.Errorf("%w (the destination holds a partial copy: drop its tables or use a new database before trying again)", err)
+	}
+	if err := im.Flush(); err != nil {
+		return 0, fmt.Errorf("%w (the destination holds a partial copy: drop its tables or use a new database before trying again)", err)
+	}
+	took := time.Since(start)
+	return took, verifyCopy(src, dst, im.Counts, out)
+}
+
 // verifyCopy prints what was read and what the database holds, per table
-// and per envelope state, and reports whether they all agree.
-func verifyCopy(src *store.DB, dst *postgres.Store, read map[string]int64, stdout, stderr io.Writer) bool {
+// and per envelope state, and fails unless they all agree.
+func verifyCopy(src *store.DB, dst *postgres.Store, read map[string]int64, stdout io.Writer) error {
 	have, err := dst.TableCounts()
 	if err != nil {
-		fmt.Fprintf(stderr, "kadenz db copy: counting the copy: %v\n", err)
-		return false
+		return fmt.Errorf("counting the copy: %w", err)
 	}
 	srcStates, err := src.CountByState()
 	if err != nil {
-		fmt.Fprintf(stderr, "kadenz db copy: counting the source: %v\n", err)
-		return false
+		return fmt.Errorf("counting the source: %w", err)
 	}
 	dstStates, err := dst.CountByState()
 	if err != nil {
-		fmt.Fprintf(stderr, "kadenz db copy: counting the copy: %v\n", err)
-		return false
+		return fmt.Errorf("counting the copy: %w", err)
 	}
 	ok := true
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -164,7 +170,7 @@ func verifyCopy(src *store.DB, dst *postgres.Store, read map[string]int64, stdou
 	}
 	w.Flush()
 	if !ok {
-		fmt.Fprintln(stderr, "kadenz db copy: the copy does not match the source (see MISMATCH above)")
+		return errMismatch
 	}
-	return ok
+	return nil
 }
