@@ -9,7 +9,8 @@
 //   - Plain tables and B-tree indexes (schema.go), so the same SQL runs on
 //     PostgreSQL, CockroachDB and YugabyteDB. Ordered keys (envelope and
 //     message IDs) are TEXT COLLATE "C" so that they sort by bytes as
-//     bbolt's keys do, whatever the database's locale.
+//     bbolt's keys do, whatever the database's locale (CockroachDB sorts
+//     by bytes already and refuses the clause: it is left out there).
 //   - Every write (a decision round's apply, a feedback batch, a claim)
 //     is one SERIALIZABLE transaction, run again when the database reports a
 //     serialization failure (SQLSTATE 40001) or a deadlock (40P01): that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -113,6 +114,26 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 }
 
+// byteOrderedByDefault reports whether the database compares strings by
+// their bytes without being told: CockroachDB does, and refuses columns
+// declared COLLATE "C" (it knows only ICU locales as column collations).
+func (s *Store) byteOrderedByDefault(ctx context.Context) bool {
+	var v string
+	if err := s.pool.QueryRow(ctx, `SELECT version()`).Scan(&v); err != nil {
+		return false
+	}
+	return strings.Contains(v, "CockroachDB")
+}
+
+// ddlFor adapts a migration statement to the database: without the
+// COLLATE "C" clauses where strings are byte-ordered anyway.
+func ddlFor(q string, byteOrdered bool) string {
+	if byteOrdered {
+		return strings.ReplaceAll(q, ` COLLATE "C"`, "")
+	}
+	return q
+}
+
 func (s *Store) migrateOnce(ctx context.Context) error {
 	have, err := s.SchemaVersionOf(ctx)
 	if err != nil {
@@ -122,11 +143,12 @@ func (s *Store) migrateOnce(ctx context.Context) error {
 		return fmt.Errorf("store: postgres: %w: the database is at version %d, this kadenz knows versions up to %d; run the newer kadenz (or restore a backup from before it migrated)",
 			ErrSchemaNewer, have, SchemaVersion)
 	}
+	byteOrdered := have < SchemaVersion && s.byteOrderedByDefault(ctx)
 	for v := have + 1; v <= SchemaVersion; v++ {
 		m := migrations[v-1]
 		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
 			for _, q := range m.sql {
-				if _, err := tx.Exec(ctx, q); err != nil {
+				if _, err := tx.Exec(ctx, ddlFor(q, byteOrdered)); err != nil {
 					return fmt.Errorf("%s: %w", firstLine(q), err)
 				}
 			}
