@@ -21,8 +21,9 @@ import (
 //
 // Each op is one message accepted (16 sessions at once), one recipient's
 // load-decide-apply (sequential, and 16 deciders at once), one round in
-// an ApplyDecisionsAll batch of 256, or one envelope claimed and settled
-// (64 per Settle, as the delivery dispatcher does).
+// an ApplyDecisionsAll batch of 256 (each recipient loaded alone, or 256
+// at once with LoadRecipients), or one envelope claimed and settled (64
+// per Settle, as the delivery dispatcher does).
 func BenchmarkBackends(b *testing.B) {
 	cluster, err := pgtest.StartWith(pgtest.Options{Fsync: true})
 	if err != nil {
@@ -159,6 +160,39 @@ func BenchmarkBackends(b *testing.B) {
 					e := r.Held[0]
 					e.State, e.Due = store.StateQueued, t0.Add(time.Hour)
 					ds = append(ds, store.Decided{Recipient: rcpt, Envelopes: []store.Envelope{e}, Profile: []byte(`{"sent":1}`),
+						Records: map[string][]byte{e.ID: []byte(`{"action":"release"}`)}, Counters: map[string]int64{"campaign:x:released": 1}})
+				}
+				for _, err := range s.ApplyDecisionsAll(ds) {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			report(b, s)
+		})
+		b.Run(be.name+"/decide-all-256-loadmany", func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			fill(b, s, b.N, held)
+			loader := s.(store.RecipientsLoader)
+			b.ResetTimer()
+			for start := 0; start < b.N; start += 256 {
+				var rcpts []string
+				for i := start; i < min(start+256, b.N); i++ {
+					rcpts = append(rcpts, fmt.Sprintf("r%d@example.test", i))
+				}
+				rs, err := loader.LoadRecipients(rcpts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var ds []store.Decided
+				for _, r := range rs {
+					if len(r.Held) != 1 {
+						b.Fatalf("%s: %v", r.Address, r.Held)
+					}
+					e := r.Held[0]
+					e.State, e.Due = store.StateQueued, t0.Add(time.Hour)
+					ds = append(ds, store.Decided{Recipient: r.Address, Envelopes: []store.Envelope{e}, Profile: []byte(`{"sent":1}`),
 						Records: map[string][]byte{e.ID: []byte(`{"action":"release"}`)}, Counters: map[string]int64{"campaign:x:released": 1}})
 				}
 				for _, err := range s.ApplyDecisionsAll(ds) {

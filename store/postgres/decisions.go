@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"kadenz/store"
 )
@@ -158,11 +159,8 @@ func (s *Store) ApplyDecisionsAll(ds []store.Decided) []error {
 		cerrs := errs[start : start+len(chunk)]
 		err := s.write(func(ctx context.Context, tx pgx.Tx) error {
 			b := &pgx.Batch{}
-			shard := rand.N(counterShards)
-			for i := range chunk {
-				if err := s.queueDecided(b, chunk[i], shard); err != nil {
-					return fmt.Errorf("%w: %w", errRoundFailed, err)
-				}
+			if err := s.queueChunk(b, chunk); err != nil {
+				return fmt.Errorf("%w: %w", errRoundFailed, err)
 			}
 			if err := tx.SendBatch(ctx, b).Close(); err != nil && !Retryable(err) {
 				return fmt.Errorf("%w: %w", errRoundFailed, err)
@@ -183,6 +181,93 @@ func (s *Store) ApplyDecisionsAll(ds []store.Decided) []error {
 		}
 	}
 	return errs
+}
+
+// errChunkShort says a chunk's envelope update touched fewer rows than it
+// named: an unknown envelope (or one named twice), which one round's
+// transaction of its own will report.
+var errChunkShort = errors.New("fewer envelopes updated than named")
+
+// queueChunk queues the writes of many rounds as four statements, one per
+// table, each over arrays (unnest): a round's rows cost no statement of
+// their own. Anything unusual — an unknown envelope, a recipient or an
+// envelope twice in the chunk — makes a statement fail, and the chunk is
+// then written round by round.
+func (s *Store) queueChunk(b *pgx.Batch, chunk []store.Decided) error {
+	var (
+		ids, states      []string
+		lanes, claimedBy []*string
+		dues, updated    []int64
+		data             [][]byte
+		rcpts, recIDs    []string
+		profiles, recs   [][]byte
+		sums             = map[string]int64{}
+	)
+	for _, d := range chunk {
+		for i := range d.Envelopes {
+			e := d.Envelopes[i]
+			if e.State.Final() {
+				e.Due = time.Time{}
+			}
+			v, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, e.ID)
+			states = append(states, string(e.State))
+			var ln, by *string
+			if l, ok := lane(&e).(string); ok {
+				ln = &l
+			}
+			if e.State == store.StateDelivering {
+				by = &s.node
+			}
+			lanes, claimedBy = append(lanes, ln), append(claimedBy, by)
+			dues, updated = append(dues, dueNanos(e.Due)), append(updated, nanos(e.Updated))
+			data = append(data, v)
+		}
+		if d.Profile != nil {
+			rcpts = append(rcpts, store.NormalizeAddress(d.Recipient))
+			profiles = append(profiles, d.Profile)
+		}
+		for id, rec := range d.Records {
+			var c bytes.Buffer
+			if err := json.Compact(&c, rec); err != nil {
+				return fmt.Errorf("decision record of %s: %w", id, err)
+			}
+			recIDs, recs = append(recIDs, id), append(recs, c.Bytes())
+		}
+		for n, v := range d.Counters {
+			sums[n] += v
+		}
+	}
+	if len(ids) > 0 {
+		want := int64(len(ids))
+		b.Queue(`UPDATE envelopes AS e SET state = u.state, lane = u.lane, due = u.due, updated = u.updated,
+				claimed_by = u.claimed_by, data = u.data
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bytea[])
+				AS u(id, state, lane, due, updated, claimed_by, data)
+			WHERE e.id = u.id`, ids, states, lanes, dues, updated, claimedBy, data).
+			Exec(func(ct pgconn.CommandTag) error {
+				if ct.RowsAffected() != want {
+					return errChunkShort
+				}
+				return nil
+			})
+	}
+	if len(rcpts) > 0 {
+		b.Queue(`INSERT INTO profiles (rcpt, profile) SELECT * FROM unnest($1::text[], $2::bytea[])
+			ON CONFLICT (rcpt) DO UPDATE SET profile = excluded.profile`, rcpts, profiles)
+	}
+	if len(recIDs) > 0 {
+		b.Queue(`INSERT INTO decisions (envelope_id, records) SELECT * FROM unnest($1::text[], $2::bytea[])
+			ON CONFLICT (envelope_id) DO UPDATE SET records = decisions.records || $3::bytea || excluded.records`,
+			recIDs, recs, []byte{','})
+	}
+	// The rounds' counters are summed and added once: rounds of one
+	// campaign would otherwise update one row hundreds of times.
+	queueCounters(b, sums, rand.N(counterShards))
+	return nil
 }
 
 // queueDecided queues a round's writes on b: envelopes, profile,

@@ -68,6 +68,8 @@ func Run(t *testing.T, b Backend) {
 		{"Erasure", testErasure},
 		{"PseudonymKey", testPseudonymKey},
 		{"Leases", testLeases},
+		{"LoadRecipients", testLoadRecipients},
+		{"DecisionsAllSameRecipientTwice", testDecisionsAllTwice},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -936,5 +938,77 @@ func testLeases(t *testing.T, b Backend) {
 	wg.Wait()
 	if winners != 1 {
 		t.Errorf("%d contenders hold one lease", winners)
+	}
+}
+
+// testLoadRecipients checks the optional store.RecipientsLoader where a
+// backend has it: the same answer as LoadRecipient for each, in order.
+func testLoadRecipients(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	l, ok := s.(store.RecipientsLoader)
+	if !ok {
+		return
+	}
+	accept(t, s, "m1", []string{"Ann@example.test", "bob@example.test"}, t0, held(t0))
+	accept(t, s, "m2", []string{"ann@example.test"}, t0, held(t0.Add(time.Hour)))
+	accept(t, s, "m3", []string{"eve@example.test"}, t0, held(t0))
+	s.PutProfile("bob@example.test", []byte(`{"b":1}`))
+	s.Suppress(false, store.Suppression{Address: "eve@example.test", Reason: "complaint", At: t0})
+	rules := store.ForgetRules{Keep: func(store.Envelope, store.Message) bool { return false }, HardStop: func([]byte) bool { return false }}
+	if _, err := s.Forget("eve@example.test", t0, rules); err != nil {
+		t.Fatal(err)
+	}
+	rcpts := []string{"bob@example.test", "ANN@example.test", "nobody@example.test", "eve@example.test"}
+	got, err := l.LoadRecipients(rcpts)
+	if err != nil || len(got) != len(rcpts) {
+		t.Fatalf("LoadRecipients: %d, %v", len(got), err)
+	}
+	for i, rcpt := range rcpts {
+		want, err := s.LoadRecipient(rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := got[i]
+		if g.Address != want.Address || !slices.Equal(ids(g.Held), ids(want.Held)) || string(g.Profile) != string(want.Profile) ||
+			!g.Forgotten.Equal(want.Forgotten) || len(g.Messages) != len(want.Messages) {
+			t.Errorf("%s: LoadRecipients gave %+v, LoadRecipient %+v", rcpt, g, want)
+		}
+	}
+	if len(got[1].Held) != 2 || got[3].Forgotten.IsZero() {
+		t.Errorf("ann's held %v, eve's tombstone %v", ids(got[1].Held), got[3].Forgotten)
+	}
+}
+
+// Two rounds for one recipient in one ApplyDecisionsAll apply in order,
+// as two ApplyDecisions would: the second's profile wins, both records
+// stay, counters add up.
+func testDecisionsAllTwice(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	accept(t, s, "m1", []string{"ann@example.test"}, t0, held(t0))
+	e := mustEnvelope(t, s, "m1-1")
+	first := e
+	first.Due = t0.Add(time.Minute)
+	second := e
+	second.State, second.Due = store.StateQueued, t0.Add(time.Hour)
+	errs := s.ApplyDecisionsAll([]store.Decided{
+		{Recipient: "ann@example.test", Envelopes: []store.Envelope{first}, Profile: []byte(`{"n":1}`),
+			Records: map[string][]byte{"m1-1": []byte(`{"round":1}`)}, Counters: map[string]int64{"c": 1}},
+		{Recipient: "ann@example.test", Envelopes: []store.Envelope{second}, Profile: []byte(`{"n":2}`),
+			Records: map[string][]byte{"m1-1": []byte(`{"round":2}`)}, Counters: map[string]int64{"c": 2}},
+	})
+	if len(errs) != 2 || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("errors %v", errs)
+	}
+	if got := mustEnvelope(t, s, "m1-1"); got.State != store.StateQueued || !got.Due.Equal(t0.Add(time.Hour)) {
+		t.Errorf("envelope after two rounds: %s due %v, want the second round's", got.State, got.Due)
+	}
+	if p, _ := s.Profile("ann@example.test"); string(p) != `{"n":2}` {
+		t.Errorf("profile %s, want the second round's", p)
+	}
+	if got := records(t, s, "m1-1"); !slices.Equal(got, []string{`{"round":1}`, `{"round":2}`}) {
+		t.Errorf("records %v, want both in order", got)
+	}
+	if c, _ := s.Counters("c"); c["c"] != 3 {
+		t.Errorf("counter %d, want 3", c["c"])
 	}
 }
