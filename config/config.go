@@ -36,6 +36,10 @@ type Config struct {
 
 	// Retention bounds how long personal data is kept.
 	Retention Retention `yaml:"retention"`
+
+	// Store says where the state is kept: bbolt in data_dir, or a
+	// database several nodes share.
+	Store Store `yaml:"store"`
 }
 
 // Retention says how long Kadenz keeps what it no longer needs.
@@ -357,5 +361,6 @@ func Default() *Config {
 		Log:       Log{Level: "info", Format: "text"},
 		Feedback:  defaultFeedback(),
 		Retention: Retention{Bodies: 7 * 24 * time.Hour, Decisions: 90 * 24 * time.Hour},
+		Store:     Store{Backend: BackendBbolt},
 	}
 }

@@ -70,6 +70,7 @@ func (c *Config) validate(file string, idx *index) Errors {
 	v.oneOf("log.format", c.Log.Format, logFormats)
 	v.positive("retention.bodies", int64(c.Retention.Bodies))
 	v.positive("retention.decisions", int64(c.Retention.Decisions))
+	v.store(&c.Store)
 	v.distinctListeners(map[string]string{
 		"listen":            c.Listen,
 		"intake.tls_listen": c.Intake.TLSListen,

@@ -42,7 +42,9 @@ type Queue interface {
 	Update(envs ...Envelope) error
 	// Recover makes every envelope in delivery due again at now (after a
 	// crash: delivery is at-least-once); RecoverStale only those claimed
-	// before cutoff (a worker that hung).
+	// before cutoff (a worker that hung). A backend several nodes share
+	// recovers only this node's claims: the others' are theirs until
+	// RecoverStale's cutoff passes (their lease).
 	Recover(now time.Time) (int, error)
 	RecoverStale(now, cutoff time.Time) (int, error)
 	// NextDue is the earliest due time of waiting mail; false if none.

@@ -67,35 +67,42 @@ type Recipient struct {
 // LoadRecipient reads a recipient's held mail and profile in one
 // consistent view.
 func (db *DB) LoadRecipient(rcpt string) (Recipient, error) {
-	r := Recipient{Address: rcpt, Messages: map[string]Message{}}
+	var r Recipient
 	err := db.view(func(tx *bolt.Tx) error {
-		prefix := recipientKey(rcpt, "")
-		c := tx.Bucket(bucketHeldByRecipient).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			e, err := getEnvelope(tx, string(k[len(prefix):]))
-			if err != nil {
-				return err
-			}
-			r.Held = append(r.Held, e)
-			if _, ok := r.Messages[e.MessageID]; !ok {
-				v := tx.Bucket(bucketMessages).Get([]byte(e.MessageID))
-				if v == nil {
-					return fmt.Errorf("message %s: %w", e.MessageID, ErrNotFound)
-				}
-				var m Message
-				if err := json.Unmarshal(v, &m); err != nil {
-					return err
-				}
-				r.Messages[e.MessageID] = m
-			}
-		}
-		if v := tx.Bucket(bucketProfiles).Get(profileKey(rcpt)); v != nil {
-			r.Profile = bytes.Clone(v)
-		}
 		var err error
-		r.Forgotten, err = forgottenAt(tx, rcpt)
+		r, err = loadRecipient(tx, rcpt)
 		return err
 	})
+	return r, err
+}
+
+func loadRecipient(tx *bolt.Tx, rcpt string) (Recipient, error) {
+	r := Recipient{Address: rcpt, Messages: map[string]Message{}}
+	prefix := recipientKey(rcpt, "")
+	c := tx.Bucket(bucketHeldByRecipient).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		e, err := getEnvelope(tx, string(k[len(prefix):]))
+		if err != nil {
+			return r, err
+		}
+		r.Held = append(r.Held, e)
+		if _, ok := r.Messages[e.MessageID]; !ok {
+			v := tx.Bucket(bucketMessages).Get([]byte(e.MessageID))
+			if v == nil {
+				return r, fmt.Errorf("message %s: %w", e.MessageID, ErrNotFound)
+			}
+			var m Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return r, err
+			}
+			r.Messages[e.MessageID] = m
+		}
+	}
+	if v := tx.Bucket(bucketProfiles).Get(profileKey(rcpt)); v != nil {
+		r.Profile = bytes.Clone(v)
+	}
+	var err error
+	r.Forgotten, err = forgottenAt(tx, rcpt)
 	return r, err
 }
 

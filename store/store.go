@@ -332,6 +332,7 @@ func (db *DB) Close() error {
 		close(db.commits)
 		<-db.done
 		db.stopCounting()
+		leaseTables.Delete(db)
 		db.closeErr = db.bolt.Close()
 	})
 	return db.closeErr

@@ -19,7 +19,7 @@ import (
 // daemon may have open (a damaged one the daemon refused), and backup goes
 // through the running daemon when there is one, because it owns the file.
 
-const dbUsage = `Usage: kadenz db check|recover|backup|compact [FLAGS] ...
+const dbUsage = `Usage: kadenz db check|recover|backup|compact|copy [FLAGS] ...
 
   kadenz db check [--data DIR] [FILE]
       Read the database and report its state and any damage, without bbolt
@@ -35,11 +35,12 @@ const dbUsage = `Usage: kadenz db check|recover|backup|compact [FLAGS] ...
       Rewrite the database into a fresh file holding only live data and put
       it in place of the old one (bbolt files never shrink by themselves:
       space freed by retention is reused, not returned). Stop kadenz first.
-
+` + dbCopyUsage + `
 Examples:
   kadenz db check --data /var/lib/kadenz
   kadenz db recover --data /var/lib/kadenz /var/lib/kadenz/recovered.db
   kadenz db backup /backup/kadenz-backup.db
+  kadenz db copy --from bbolt:/var/lib/kadenz --to postgres:postgres://kadenz@db.example.com/kadenz --password-env KADENZ_DB_PASSWORD
 `
 
 func runDB(args []string) int { return dbMain(args, os.Stdout, os.Stderr) }
@@ -61,6 +62,8 @@ func dbMain(args []string, stdout, stderr io.Writer) int {
 		return dbBackup(args[1:], stdout, stderr)
 	case "compact":
 		return dbCompact(args[1:], stdout, stderr)
+	case "copy":
+		return dbCopy(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "kadenz db: unknown action %q\n\n%s", args[0], dbUsage)
 	return 2

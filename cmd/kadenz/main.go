@@ -54,7 +54,7 @@ func init() {
 		{"feedback", "classify [--json] FILE|DIR...",
 			"classify bounces, complaints and replies offline: class, reason, recipients, status and what Kadenz would do",
 			"kadenz feedback classify ~/Maildir/.Bounces/cur", runFeedback},
-		{"db", "check|recover|backup [FLAGS] ...", "check the database, copy what is readable out of a damaged one, or back it up (see 'kadenz db help')",
+		{"db", "check|recover|backup|copy [FLAGS] ...", "check the database, copy what is readable out of a damaged one, back it up, or copy it to PostgreSQL (see 'kadenz db help')",
 			"kadenz db backup /backup/kadenz.db", runDB},
 		{"version", "", "print the version", "kadenz version", runVersion},
 		{"help", "[COMMAND]", "show help for kadenz or one command", "kadenz help serve", runHelp},

@@ -8,9 +8,15 @@
 //
 // It checks contracts the relay relies on, not how a backend keeps them:
 // IDs and states after accept, the schedule (express first, due order,
-// limits), crash recovery, per-recipient load-decide-apply being atomic,
-// feedback batches being all-or-nothing and idempotent, the suppression
-// list's case rules, mailbox cursors, counters and retention.
+// limits, a message's express recipients claimed together), crash
+// recovery, per-recipient load-decide-apply being atomic, feedback batches
+// being all-or-nothing and idempotent, the suppression list's case rules,
+// mailbox cursors, counters and retention, the walks (order, early stop),
+// concurrent claims never handing one envelope out twice, concurrent
+// profile updates never lost, and erasure (what goes, what stays as a
+// keyed hash, what is still suppressed), and leases (store.Leases, which
+// every backend implements too: one holder at a time, renewal, expiry,
+// release).
 package storetest
 
 import (
@@ -19,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +63,15 @@ func Run(t *testing.T, b Backend) {
 		{"CampaignsAndCounters", testCampaignsAndCounters},
 		{"Retention", testRetention},
 		{"OptionalAbilities", testOptionalAbilities},
+		{"ExpressSiblings", testExpressSiblings},
+		{"Walks", testWalks},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"ConcurrentProfileUpdates", testConcurrentProfileUpdates},
+		{"Erasure", testErasure},
+		{"PseudonymKey", testPseudonymKey},
+		{"Leases", testLeases},
+		{"LoadRecipients", testLoadRecipients},
+		{"DecisionsAllSameRecipientTwice", testDecisionsAllTwice},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -624,5 +640,419 @@ func testOptionalAbilities(t *testing.T, b Backend) {
 		if _, err := sc.ScrubFreePages(); err != nil {
 			t.Errorf("scrubbing after an erasure: %v", err)
 		}
+	}
+}
+
+func testExpressSiblings(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	rcpts := []string{"a@example.test", "b@example.test", "c@example.test", "d@example.test"}
+	accept(t, s, "m1", rcpts, t0, func(_ int, e *store.Envelope) { e.Express = true })
+	accept(t, s, "m2", rcpts, t0, func(_ int, e *store.Envelope) { e.Due = t0.Add(time.Second) })
+	// The limit does not split an express message: its other recipients
+	// come along, so delivery can send them in one transaction.
+	got, err := s.Claim(t0.Add(time.Minute), 2)
+	if err != nil || !slices.Equal(ids(got), []string{"m1-1", "m1-2", "m1-3", "m1-4"}) {
+		t.Errorf("express claim with limit 2: %v %v, want all four of m1", ids(got), err)
+	}
+	// Other mail is delivered copy by copy: the limit holds.
+	if got, _ := s.Claim(t0.Add(time.Minute), 2); !slices.Equal(ids(got), []string{"m2-1", "m2-2"}) {
+		t.Errorf("ordinary claim with limit 2: %v, want m2-1 m2-2", ids(got))
+	}
+}
+
+func testWalks(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	accept(t, s, "m1", []string{"a@example.test", "b@example.test"}, t0, func(i int, e *store.Envelope) { e.Due = t0.Add(time.Duration(2-i) * time.Minute) })
+	accept(t, s, "m2", []string{"c@example.test"}, t0, func(_ int, e *store.Envelope) { e.Due, e.Express = t0.Add(90*time.Second), true })
+	accept(t, s, "m3", []string{"d@example.test", "e@example.test"}, t0, held(t0.Add(time.Hour)))
+	deferred := mustEnvelope(t, s, "m1-1")
+	deferred.State, deferred.Attempts = store.StateDeferred, 1
+	done := mustEnvelope(t, s, "m3-2")
+	done.State = store.StateSuppressed
+	if err := s.ApplyDecisions(store.Decided{Recipient: "e@example.test", Envelopes: []store.Envelope{done},
+		Records: map[string][]byte{"m3-2": []byte(`{ "action": "suppress" }`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(deferred); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	if err := s.Envelopes(func(e store.Envelope) bool { all = append(all, e.ID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(all, []string{"m1-1", "m1-2", "m2-1", "m3-1", "m3-2"}) {
+		t.Errorf("Envelopes walked %v, want ID order", all)
+	}
+	var first []string
+	s.Envelopes(func(e store.Envelope) bool { first = append(first, e.ID); return len(first) < 2 })
+	if len(first) != 2 {
+		t.Errorf("a walk told to stop went on: %v", first)
+	}
+	inState := func(st store.State) []string {
+		var out []string
+		if err := s.EnvelopesInState(st, func(e store.Envelope) bool { out = append(out, e.ID); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// Queued mail in both lanes, earliest due first: m1-2 (t0+1m), m2-1 (t0+90s, express).
+	if got := inState(store.StateQueued); !slices.Equal(got, []string{"m1-2", "m2-1"}) {
+		t.Errorf("queued: %v, want m1-2 m2-1", got)
+	}
+	if got := inState(store.StateDeferred); !slices.Equal(got, []string{"m1-1"}) {
+		t.Errorf("deferred: %v", got)
+	}
+	if got := inState(store.StateHeld); !slices.Equal(got, []string{"m3-1"}) {
+		t.Errorf("held: %v", got)
+	}
+	if got := inState(store.StateSuppressed); !slices.Equal(got, []string{"m3-2"}) {
+		t.Errorf("suppressed: %v", got)
+	}
+	if got := inState(""); len(got) != 5 {
+		t.Errorf("every state: %v", got)
+	}
+	want := map[store.State]int{store.StateQueued: 2, store.StateDeferred: 1, store.StateHeld: 1, store.StateSuppressed: 1}
+	if n, err := s.CountByState(); err != nil || !mapsEqual(n, want) {
+		t.Errorf("CountByState %v %v, want %v", n, err, want)
+	}
+	if n := s.StateCounts(); !mapsEqual(n, want) {
+		t.Errorf("StateCounts %v, want %v", n, want)
+	}
+	var recs []store.EnvelopeRecord
+	if err := s.Records(func(r store.EnvelopeRecord) bool { recs = append(recs, r); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 || recs[0].Message == nil || recs[0].Message.ID != "m1" || recs[4].Envelope.ID != "m3-2" {
+		t.Fatalf("Records: %d records", len(recs))
+	}
+	// Decision records come back as a JSON array of what was written (compacted).
+	if string(recs[4].Decisions) != `[{"action":"suppress"}]` || recs[3].Decisions != nil {
+		t.Errorf("records' decisions: %q and %q", recs[4].Decisions, recs[3].Decisions)
+	}
+}
+
+// mapsEqual compares counts, a missing state being zero.
+func mapsEqual(a, b map[store.State]int) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func testConcurrentClaims(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	const messages, workers = 40, 4
+	for i := range messages {
+		accept(t, s, fmt.Sprintf("m%02d", i), []string{"a@example.test", "b@example.test"}, t0, nil)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2 * messages { // bounded: 80 envelopes, at least one each round until empty
+				got, err := s.Claim(t0, 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, e := range got {
+					seen[e.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 2*messages {
+		t.Errorf("%d envelopes claimed, want %d", len(seen), 2*messages)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s claimed %d times", id, n)
+		}
+	}
+}
+
+func testConcurrentProfileUpdates(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	const writers, each = 4, 10
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				err := s.UpdateProfile("Ann@example.test", func(old []byte) ([]byte, error) {
+					return append(old, 'x'), nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p, _ := s.Profile("ann@example.test"); len(p) != writers*each {
+		t.Errorf("profile has %d updates, want %d: an update was lost", len(p), writers*each)
+	}
+}
+
+func testErasure(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	accept(t, s, "m1", []string{"Ann@example.test", "bob@example.test"}, t0, held(t0.Add(time.Hour)))
+	accept(t, s, "m2", []string{"ann@example.test"}, t0, func(_ int, e *store.Envelope) { e.Express = true })
+	accept(t, s, "m3", []string{"ann@example.test"}, t0, nil)
+	m3 := mustEnvelope(t, s, "m3-1")
+	m3.State = store.StateDelivered
+	if err := s.ApplyDecisions(store.Decided{Recipient: "ann@example.test", Envelopes: []store.Envelope{m3},
+		Records: map[string][]byte{"m3-1": []byte(`{"action":"release"}`)}, Profile: []byte(`{"stop":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Suppress(false, store.Suppression{Address: "ann@example.test", Reason: "550 <ann@example.test> unknown", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	nothing := func([]byte) (store.FeedbackOutcome, error) { return store.FeedbackOutcome{}, nil }
+	events := []store.FeedbackChange{
+		{EventID: "open-1", Recipient: "ann@example.test", Apply: nothing},
+		{EventID: "click-ann@example.test", Apply: nothing},
+		{EventID: "open-2", Recipient: "bob@example.test", Apply: nothing},
+	}
+	if _, _, err := s.ApplyFeedback(t0, events); err != nil {
+		t.Fatal(err)
+	}
+	rules := store.ForgetRules{
+		Keep:     func(e store.Envelope, _ store.Message) bool { return e.Express && !e.State.Final() }, // a receipt still to go
+		HardStop: func(p []byte) bool { return string(p) == `{"stop":true}` },
+	}
+	rep, err := s.Forget("ANN@example.test", t0.Add(time.Minute), rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Envelopes != 2 || rep.Held != 1 || rep.Final != 1 || rep.Kept != 1 || rep.Decisions != 1 || rep.Profiles != 1 ||
+		rep.Messages != 1 || rep.Bodies != 1 || rep.SharedBodies != 1 || rep.Suppressions != 1 || rep.EventIDs != 2 || !rep.Tombstone {
+		t.Errorf("report %+v", rep)
+	}
+	if got := slices.Sorted(slices.Values(rep.EnvelopeIDs)); !slices.Equal(got, []string{"m1-1", "m3-1"}) {
+		t.Errorf("erased envelope IDs %v", got)
+	}
+	for _, id := range []string{"m1-1", "m3-1"} {
+		if _, err := s.Envelope(id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s after erasure: %v", id, err)
+		}
+	}
+	if _, err := s.Message("m3"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("message m3 (no envelope left) after erasure: %v", err)
+	}
+	if has, _ := s.HasBody("m1"); !has {
+		t.Error("m1's body went, though bob's copy is still held")
+	}
+	if e := mustEnvelope(t, s, "m2-1"); e.State != store.StateQueued {
+		t.Errorf("the kept receipt is %s", e.State)
+	}
+	if p, _ := s.Profile("ann@example.test"); p != nil {
+		t.Errorf("profile after erasure: %q", p)
+	}
+	if at, err := s.Forgotten("ann@example.test"); err != nil || !at.Equal(t0.Add(time.Minute)) {
+		t.Errorf("Forgotten: %v %v", at, err)
+	}
+	if r, _ := s.LoadRecipient("ann@example.test"); !r.Forgotten.Equal(t0.Add(time.Minute)) {
+		t.Errorf("LoadRecipient's Forgotten: %v", r.Forgotten)
+	}
+	if at, _ := s.Forgotten("bob@example.test"); !at.IsZero() {
+		t.Errorf("bob is forgotten at %v", at)
+	}
+	// Still suppressed, found by the address, listed without it.
+	sup, listed, err := s.SuppressionOf("ann@example.test")
+	if err != nil || !listed || sup.Address != "ann@example.test" || sup.Reason != "550 <[erased address]> unknown" {
+		t.Errorf("SuppressionOf after erasure: %+v %v %v", sup, listed, err)
+	}
+	if list, _ := s.Suppressions(); len(list) != 1 || list[0].Address != "" || len(list[0].Pseudonym) != 16 {
+		t.Errorf("list after erasure: %+v", list)
+	}
+	if n, _ := s.Suppress(false, store.Suppression{Address: "ann@example.test", Reason: "again", At: t0}); n != 0 {
+		t.Error("an erased address got a second, plain entry")
+	}
+	// Her events are still duplicates (kept as hashes), bob's too.
+	if applied, dups, err := s.ApplyFeedback(t0, events); err != nil || applied != 0 || dups != 3 {
+		t.Errorf("replayed events: applied %d duplicates %d %v", applied, dups, err)
+	}
+	// Erasing again finds nothing new but keeps the tombstone.
+	if rep, err := s.Forget("ann@example.test", t0.Add(2*time.Minute), rules); err != nil || rep.Envelopes != 0 || !rep.Tombstone {
+		t.Errorf("second erasure: %+v %v", rep, err)
+	}
+	if found, err := s.Unsuppress("ann@example.test", nil); err != nil || !found {
+		t.Errorf("Unsuppress of an erased entry: %v %v", found, err)
+	}
+}
+
+func testPseudonymKey(t *testing.T, b Backend) {
+	dir := t.TempDir()
+	s := b.Open(t, dir)
+	k1, err := s.PseudonymKey("log")
+	if err != nil || len(k1) == 0 {
+		t.Fatalf("PseudonymKey: %x %v", k1, err)
+	}
+	if k2, _ := s.PseudonymKey("other"); slices.Equal(k1, k2) {
+		t.Error("two purposes share a key")
+	}
+	s.Close()
+	s = open(t, b, dir)
+	if k, _ := s.PseudonymKey("log"); !slices.Equal(k, k1) {
+		t.Error("the key changed across a reopen: pseudonyms would not match")
+	}
+}
+
+func testLeases(t *testing.T, b Backend) {
+	st := fresh(t, b)
+	s, ok := st.(store.Leases)
+	if !ok {
+		t.Fatalf("%T does not implement store.Leases", st)
+	}
+	const ttl = time.Minute
+	l, held, err := s.AcquireLease("mailbox:bounces", "node-a", t0, ttl)
+	if err != nil || !held || l.Owner != "node-a" || !l.Expires.Equal(t0.Add(ttl)) {
+		t.Fatalf("first acquire: %+v %v %v", l, held, err)
+	}
+	if l, held, _ := s.AcquireLease("mailbox:bounces", "node-b", t0.Add(30*time.Second), ttl); held || l.Owner != "node-a" {
+		t.Errorf("b acquired a's live lease: %+v %v", l, held)
+	}
+	// The holder renews before it runs out.
+	if l, held, _ := s.AcquireLease("mailbox:bounces", "node-a", t0.Add(50*time.Second), ttl); !held || !l.Expires.Equal(t0.Add(110*time.Second)) {
+		t.Errorf("renewal: %+v %v", l, held)
+	}
+	if _, held, _ := s.AcquireLease("mailbox:bounces", "node-b", t0.Add(100*time.Second), ttl); held {
+		t.Error("b took a renewed lease before it expired")
+	}
+	// a dies: once the lease expires, b takes over.
+	if l, held, _ := s.AcquireLease("mailbox:bounces", "node-b", t0.Add(110*time.Second), ttl); !held || l.Owner != "node-b" {
+		t.Errorf("takeover after expiry: %+v %v", l, held)
+	}
+	if ok, _ := s.ReleaseLease("mailbox:bounces", "node-a"); ok {
+		t.Error("a released b's lease")
+	}
+	if _, held, _ := s.AcquireLease("chore:retention", "node-a", t0, ttl); !held {
+		t.Error("another lease's name is not independent")
+	}
+	if list, err := s.LeaseList(); err != nil || len(list) != 2 || list[0].Name != "chore:retention" || list[1].Owner != "node-b" {
+		t.Errorf("LeaseList: %+v %v", list, err)
+	}
+	if ok, _ := s.ReleaseLease("mailbox:bounces", "node-b"); !ok {
+		t.Error("b could not release its lease")
+	}
+	if _, held, _ := s.AcquireLease("mailbox:bounces", "node-a", t0.Add(111*time.Second), ttl); !held {
+		t.Error("a released lease could not be acquired at once")
+	}
+	if _, _, err := s.AcquireLease("", "node-a", t0, ttl); err == nil {
+		t.Error("a lease without a name was acquired")
+	}
+	// Many contenders at once: exactly one wins.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, held, err := s.AcquireLease("chore:sweep", fmt.Sprintf("node-%d", i), t0, ttl)
+			if err != nil {
+				t.Error(err)
+			}
+			if held {
+				mu.Lock()
+				winners++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if winners != 1 {
+		t.Errorf("%d contenders hold one lease", winners)
+	}
+}
+
+// testLoadRecipients checks the optional store.RecipientsLoader where a
+// backend has it: the same answer as LoadRecipient for each, in order.
+func testLoadRecipients(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	l, ok := s.(store.RecipientsLoader)
+	if !ok {
+		return
+	}
+	accept(t, s, "m1", []string{"Ann@example.test", "bob@example.test"}, t0, held(t0))
+	accept(t, s, "m2", []string{"ann@example.test"}, t0, held(t0.Add(time.Hour)))
+	accept(t, s, "m3", []string{"eve@example.test"}, t0, held(t0))
+	s.PutProfile("bob@example.test", []byte(`{"b":1}`))
+	s.Suppress(false, store.Suppression{Address: "eve@example.test", Reason: "complaint", At: t0})
+	rules := store.ForgetRules{Keep: func(store.Envelope, store.Message) bool { return false }, HardStop: func([]byte) bool { return false }}
+	if _, err := s.Forget("eve@example.test", t0, rules); err != nil {
+		t.Fatal(err)
+	}
+	rcpts := []string{"bob@example.test", "ANN@example.test", "nobody@example.test", "eve@example.test"}
+	got, err := l.LoadRecipients(rcpts)
+	if err != nil || len(got) != len(rcpts) {
+		t.Fatalf("LoadRecipients: %d, %v", len(got), err)
+	}
+	for i, rcpt := range rcpts {
+		want, err := s.LoadRecipient(rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := got[i]
+		if g.Address != want.Address || !slices.Equal(ids(g.Held), ids(want.Held)) || string(g.Profile) != string(want.Profile) ||
+			!g.Forgotten.Equal(want.Forgotten) || len(g.Messages) != len(want.Messages) {
+			t.Errorf("%s: LoadRecipients gave %+v, LoadRecipient %+v", rcpt, g, want)
+		}
+	}
+	if len(got[1].Held) != 2 || got[3].Forgotten.IsZero() {
+		t.Errorf("ann's held %v, eve's tombstone %v", ids(got[1].Held), got[3].Forgotten)
+	}
+}
+
+// Two rounds for one recipient in one ApplyDecisionsAll apply in order,
+// as two ApplyDecisions would: the second's profile wins, both records
+// stay, counters add up.
+func testDecisionsAllTwice(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	accept(t, s, "m1", []string{"ann@example.test"}, t0, held(t0))
+	e := mustEnvelope(t, s, "m1-1")
+	first := e
+	first.Due = t0.Add(time.Minute)
+	second := e
+	second.State, second.Due = store.StateQueued, t0.Add(time.Hour)
+	errs := s.ApplyDecisionsAll([]store.Decided{
+		{Recipient: "ann@example.test", Envelopes: []store.Envelope{first}, Profile: []byte(`{"n":1}`),
+			Records: map[string][]byte{"m1-1": []byte(`{"round":1}`)}, Counters: map[string]int64{"c": 1}},
+		{Recipient: "ann@example.test", Envelopes: []store.Envelope{second}, Profile: []byte(`{"n":2}`),
+			Records: map[string][]byte{"m1-1": []byte(`{"round":2}`)}, Counters: map[string]int64{"c": 2}},
+	})
+	if len(errs) != 2 || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("errors %v", errs)
+	}
+	if got := mustEnvelope(t, s, "m1-1"); got.State != store.StateQueued || !got.Due.Equal(t0.Add(time.Hour)) {
+		t.Errorf("envelope after two rounds: %s due %v, want the second round's", got.State, got.Due)
+	}
+	if p, _ := s.Profile("ann@example.test"); string(p) != `{"n":2}` {
+		t.Errorf("profile %s, want the second round's", p)
+	}
+	if got := records(t, s, "m1-1"); !slices.Equal(got, []string{`{"round":1}`, `{"round":2}`}) {
+		t.Errorf("records %v, want both in order", got)
+	}
+	if c, _ := s.Counters("c"); c["c"] != 3 {
+		t.Errorf("counter %d, want 3", c["c"])
 	}
 }
