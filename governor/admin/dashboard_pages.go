@@ -92,63 +92,99 @@ func released(s store.State) bool {
 }
 
 func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	now := d.a.now().UTC()
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	p := overviewPage{Since: today.AddDate(0, 0, -(overviewDays - 1)), Until: today.AddDate(0, 0, 1),
-		HoldoutShare: d.a.config().Governor.Holdout.Share}
-	p.LastDay = today
-	p.Days = make([]dayCount, overviewDays)
-	for i := range p.Days {
-		p.Days[i].Day = p.Since.AddDate(0, 0, i)
-	}
-	reasons := map[string]int{}
-	p.Governed.Name, p.Holdout.Name = "governed", "holdout"
-	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
-	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
-		e := rec.Envelope
-		if e.Created.Before(p.Since) || !e.Created.Before(p.Until) {
-			return true
-		}
-		day := &p.Days[int(e.Created.Sub(p.Since)/(24*time.Hour))]
-		day.Submitted++
-		switch {
-		case e.State == store.StateSuppressed:
-			day.Suppressed++
-			if sum := summarise(rec.Decisions); sum.last != nil {
-				for _, r := range sum.last.Reasons {
-					reasons[r]++
-				}
-			}
-		case released(e.State):
-			day.Released++
-		}
-		if rec.Message.Class != config.ClassMarketing {
-			return true
-		}
-		g := &p.Governed
-		if e.Holdout {
-			g = &p.Holdout
-		}
-		g.Envelopes++
-		switch {
-		case e.State == store.StateSuppressed:
-			g.Suppressed++
-		case released(e.State):
-			g.Released++
-		}
-		if e.State == store.StateDelivered {
-			g.Delivered++
-		}
-		addr := strings.ToLower(e.To)
-		group[addr] = group[addr] || e.Holdout
-		return true
-	})
+	p, err := d.overview(d.a.now().UTC())
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	// Engagement is per recipient: holdout mail is not in a recipient's
-	// release history, so it cannot be attributed per message.
+	d.render(w, http.StatusOK, "overview", pageData{Title: "Overview", Nav: "overview", CSRF: s.csrf, Body: p})
+}
+
+// overview builds the overview page for the overviewDays up to now's day.
+func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	p := &overviewPage{Since: today.AddDate(0, 0, -(overviewDays - 1)), Until: today.AddDate(0, 0, 1),
+		HoldoutShare: d.a.config().Governor.Holdout.Share, LastDay: today}
+	p.Days = make([]dayCount, overviewDays)
+	for i := range p.Days {
+		p.Days[i].Day = p.Since.AddDate(0, 0, i)
+	}
+	p.Governed.Name, p.Holdout.Name = "governed", "holdout"
+	reasons := map[string]int{}
+	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
+	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
+		p.count(rec, reasons, group)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.countEngagement(p, group)
+	for _, day := range p.Days {
+		p.Totals.Submitted += day.Submitted
+		p.Totals.Released += day.Released
+		p.Totals.Suppressed += day.Suppressed
+	}
+	p.Reasons = sortedCounts(reasons)
+	counts, err := d.a.db.CountByState()
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range allStates {
+		p.Queue = append(p.Queue, countKV{string(st), counts[st]})
+	}
+	p.DaysChart = dayChart(p.Days)
+	p.ReasonsChart = barChart(p.Reasons, "reason")
+	p.QueueChart = barChart(p.Queue, "state")
+	return p, nil
+}
+
+// count adds one envelope created in the period to its day, the reasons of
+// its suppression, and (marketing mail) its group; group collects each
+// marketing recipient and whether they are in the holdout.
+func (p *overviewPage) count(rec store.EnvelopeRecord, reasons map[string]int, group map[string]bool) {
+	e := rec.Envelope
+	if e.Created.Before(p.Since) || !e.Created.Before(p.Until) {
+		return
+	}
+	day := &p.Days[int(e.Created.Sub(p.Since)/(24*time.Hour))]
+	day.Submitted++
+	switch {
+	case e.State == store.StateSuppressed:
+		day.Suppressed++
+		if sum := summarise(rec.Decisions); sum.last != nil {
+			for _, r := range sum.last.Reasons {
+				reasons[r]++
+			}
+		}
+	case released(e.State):
+		day.Released++
+	}
+	if rec.Message.Class != config.ClassMarketing {
+		return
+	}
+	g := &p.Governed
+	if e.Holdout {
+		g = &p.Holdout
+	}
+	g.Envelopes++
+	switch {
+	case e.State == store.StateSuppressed:
+		g.Suppressed++
+	case released(e.State):
+		g.Released++
+	}
+	if e.State == store.StateDelivered {
+		g.Delivered++
+	}
+	addr := strings.ToLower(e.To)
+	group[addr] = group[addr] || e.Holdout
+}
+
+// countEngagement counts each group's recipients and what their profiles
+// say they did. Engagement is per recipient: holdout mail is not in a
+// recipient's release history, so it cannot be attributed per message.
+func (d *dashboard) countEngagement(p *overviewPage, group map[string]bool) {
 	for addr, holdout := range group {
 		g := &p.Governed
 		if holdout {
@@ -173,24 +209,6 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 			g.Complained++
 		}
 	}
-	for _, day := range p.Days {
-		p.Totals.Submitted += day.Submitted
-		p.Totals.Released += day.Released
-		p.Totals.Suppressed += day.Suppressed
-	}
-	p.Reasons = sortedCounts(reasons)
-	counts, err := d.a.db.CountByState()
-	if err != nil {
-		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
-		return
-	}
-	for _, st := range allStates {
-		p.Queue = append(p.Queue, countKV{string(st), counts[st]})
-	}
-	p.DaysChart = dayChart(p.Days)
-	p.ReasonsChart = barChart(p.Reasons, "reason")
-	p.QueueChart = barChart(p.Queue, "state")
-	d.render(w, http.StatusOK, "overview", pageData{Title: "Overview", Nav: "overview", CSRF: s.csrf, Body: p})
 }
 
 // sortedCounts orders counts largest first, then by name.
