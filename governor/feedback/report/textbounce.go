@@ -124,21 +124,8 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 		text = text[:maxBounceText]
 	}
 	lower := strings.ToLower(text)
-	subject := strings.ToLower(r.Subject)
-	var failed []string // Exim's X-Failed-Recipients
-	for _, a := range addressList(m.top.Get("X-Failed-Recipients")) {
-		if a = mailbox(a); a != "" {
-			failed = append(failed, a)
-		}
-	}
-	daemon := isDaemon(m.top.Get("From"))
-	bySubject := hasPrefixAny(subject, bounceSubjects) || containsAny(subject, bounceSubjectPhrases)
-	byText := containsAny(lower, bouncePhrases)
-	// A delivery-status report whose machine-readable part was missing or
-	// empty (parseDSN declined it) is a bounce by its own declaration.
-	byReport := m.find("message/delivery-status", "message/global-delivery-status") != nil ||
-		m.mediaType == "multipart/report" && strings.EqualFold(m.params["report-type"], "delivery-status")
-	if !(len(failed) > 0 || byReport || daemon && (bySubject || byText) || bySubject && byText) {
+	failed, isBounce := textBounceSigns(m, r, lower)
+	if !isBounce {
 		return false
 	}
 	r.Kind, r.Format = KindBounce, textFormat(m, lower)
@@ -148,23 +135,7 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 	if copied != "" {
 		c.offerOriginal(parseHeaderBlock([]byte(copied)), p.VERPPrefix)
 	}
-
-	// Our own addresses are never the failed recipient: the bounce's own
-	// addressee (our return path) and the original's sender.
-	ours := map[string]bool{}
-	for _, h := range []string{"To", "Delivered-To", "X-Original-To", "Return-Path"} {
-		for _, a := range addressList(m.top.Get(h)) {
-			ours[a] = true
-		}
-	}
-	for _, orig := range []fields{m.embeddedHeaders(), parseHeaderBlock([]byte(copied))} {
-		for _, h := range []string{"from", "sender", "return-path", "reply-to"} {
-			for _, a := range addressList(orig.get(h)) {
-				ours[a] = true
-			}
-		}
-	}
-	rcpts := textRecipients(human, p.VERPPrefix, ours)
+	rcpts := textRecipients(human, p.VERPPrefix, ourAddresses(m, copied))
 	if len(rcpts) == 0 {
 		// Broken MIME kept as text, or a delivery-status part labelled
 		// text/plain, may still hold the report's fields.
@@ -190,23 +161,80 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 		}
 	}
 	if len(rcpts) == 0 {
-		// The explanation names nobody we can read. The copy of our
-		// message says whom it went to when it went to one address; else
-		// the bounce is still one, for the envelope its return path or
-		// the copy names (an empty address: the relay resolves it).
-		var to []string
-		if copied != "" {
-			to = addressList(parseHeaderBlock([]byte(copied)).get("to"))
-		}
-		if len(to) == 0 {
-			to = addressList(m.embeddedHeaders().get("to"))
-		}
-		a := ""
-		if len(to) == 1 {
-			a = mailbox(to[0])
-		}
-		rcpts = append(rcpts, Recipient{Address: a})
+		rcpts = append(rcpts, Recipient{Address: copiedRecipient(m, copied)})
 	}
+	judgeTextRecipients(rcpts, r.Subject, human)
+	if len(rcpts) > maxRecipients {
+		rcpts = rcpts[:maxRecipients]
+	}
+	r.Recipients = rcpts
+	return true
+}
+
+// textBounceSigns says whether a message without a usable delivery-status
+// part is a bounce, from its subject, its text (lower case), its sender
+// and report type; failed lists the addresses an X-Failed-Recipients
+// header (Exim's) names, which make it one on their own.
+func textBounceSigns(m *mime, r *Report, lower string) (failed []string, isBounce bool) {
+	for _, a := range addressList(m.top.Get("X-Failed-Recipients")) {
+		if a = mailbox(a); a != "" {
+			failed = append(failed, a)
+		}
+	}
+	subject := strings.ToLower(r.Subject)
+	daemon := isDaemon(m.top.Get("From"))
+	bySubject := hasPrefixAny(subject, bounceSubjects) || containsAny(subject, bounceSubjectPhrases)
+	byText := containsAny(lower, bouncePhrases)
+	// A delivery-status report whose machine-readable part was missing or
+	// empty (parseDSN declined it) is a bounce by its own declaration.
+	byReport := m.find("message/delivery-status", "message/global-delivery-status") != nil ||
+		m.mediaType == "multipart/report" && strings.EqualFold(m.params["report-type"], "delivery-status")
+	return failed, len(failed) > 0 || byReport || daemon && (bySubject || byText) || bySubject && byText
+}
+
+// ourAddresses are the addresses that are never the failed recipient: the
+// bounce's own addressee (our return path) and the original's sender, as
+// the bounce's header and the copy of the original name them.
+func ourAddresses(m *mime, copied string) map[string]bool {
+	ours := map[string]bool{}
+	for _, h := range []string{"To", "Delivered-To", "X-Original-To", "Return-Path"} {
+		for _, a := range addressList(m.top.Get(h)) {
+			ours[a] = true
+		}
+	}
+	for _, orig := range []fields{m.embeddedHeaders(), parseHeaderBlock([]byte(copied))} {
+		for _, h := range []string{"from", "sender", "return-path", "reply-to"} {
+			for _, a := range addressList(orig.get(h)) {
+				ours[a] = true
+			}
+		}
+	}
+	return ours
+}
+
+// copiedRecipient is the recipient of a bounce whose explanation names
+// nobody we can read: the one address the copy of our message was sent
+// to, if it names one; else "" (the bounce is still one, for the envelope
+// its return path names: the relay resolves it).
+func copiedRecipient(m *mime, copied string) string {
+	var to []string
+	if copied != "" {
+		to = addressList(parseHeaderBlock([]byte(copied)).get("to"))
+	}
+	if len(to) == 0 {
+		to = addressList(m.embeddedHeaders().get("to"))
+	}
+	if len(to) == 1 {
+		return mailbox(to[0])
+	}
+	return ""
+}
+
+// judgeTextRecipients sets each recipient's action (delayed or failed),
+// status, diagnostic and classification from what the bounce's human part
+// and subject say.
+func judgeTextRecipients(rcpts []Recipient, subjectLine, human string) {
+	subject := strings.ToLower(subjectLine)
 	humanLower := strings.ToLower(human)
 	delayed := containsAny(humanLower, delayPhrases) || strings.HasPrefix(subject, "warning: message") ||
 		strings.HasPrefix(subject, "delayed mail") || strings.Contains(subject, "delay") ||
@@ -219,7 +247,7 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 			// One recipient and nothing specific next to the address: the
 			// whole explanation (and the subject, Lotus Domino puts the
 			// reason there) is about them.
-			diag = strings.TrimSpace(r.Subject + "\n" + diag + "\n" + human)
+			diag = strings.TrimSpace(subjectLine + "\n" + diag + "\n" + human)
 			if rc.Status == "" {
 				rc.Status = statusCode(diag)
 			}
@@ -235,11 +263,6 @@ func (p Parser) parseTextBounce(m *mime, r *Report, c *correlation) bool {
 		}
 		rc.Bounce, rc.Reason = Classify(rc.Action, rc.Status, diag)
 	}
-	if len(rcpts) > maxRecipients {
-		rcpts = rcpts[:maxRecipients]
-	}
-	r.Recipients = rcpts
-	return true
 }
 
 // maxBounceText bounds the text of a bounce that is searched.
