@@ -39,52 +39,11 @@ type espEvent struct {
 const maxJSONBytes = 256 << 10
 
 func (p Parser) parseESP(m *mime, r *Report, c *correlation) bool {
-	text := m.text()
-	if pt := m.find("application/json"); pt != nil {
-		text = string(pt.body)
-	}
-	i := strings.IndexAny(text, "{[")
-	if i < 0 || i > 2048 {
-		return false // the JSON is the body, perhaps after a line or two
-	}
-	body := text[i:]
-	if len(body) > maxJSONBytes {
-		body = body[:maxJSONBytes]
-	}
-	var v any
-	if err := json.NewDecoder(strings.NewReader(body)).Decode(&v); err != nil {
+	body, v, ok := espJSON(m)
+	if !ok {
 		return false
 	}
-	// The SNS envelope carries the notification as a string (RFC 8259 text).
-	if o, ok := v.(map[string]any); ok {
-		if msg, ok := o["Message"].(string); ok && strings.HasPrefix(strings.TrimSpace(msg), "{") {
-			var inner any
-			if json.Unmarshal([]byte(msg), &inner) == nil {
-				v = inner
-			}
-		}
-	}
-	var events []espEvent
-	var format string
-	var headers map[string]string
-	switch o := v.(type) {
-	case map[string]any:
-		switch {
-		case str(o, "notificationType") != "" || str(o, "eventType") != "":
-			format, events, headers = "ses-json", sesEvents(o), sesHeaders(o)
-		case o["event-data"] != nil:
-			ed, _ := o["event-data"].(map[string]any)
-			format, events, headers = "mailgun-json", mailgunEvents(ed), mailgunHeaders(ed)
-		case str(o, "event") != "" && str(o, "recipient") != "":
-			format, events = "mailgun-json", mailgunEvents(o)
-		case str(o, "RecordType") != "":
-			format, events = "postmark-json", postmarkEvents(o)
-		case str(o, "event") != "" && str(o, "email") != "":
-			format, events = "sendgrid-json", sendgridEvents([]any{o})
-		}
-	case []any:
-		format, events = "sendgrid-json", sendgridEvents(o)
-	}
+	format, events, headers := espPayload(v)
 	if len(events) == 0 {
 		return false
 	}
@@ -101,6 +60,69 @@ func (p Parser) parseESP(m *mime, r *Report, c *correlation) bool {
 			c.offerEnvelope(id, SourceHeader)
 		}
 	}
+	espReport(r, format, events)
+	return true
+}
+
+// espJSON finds the JSON a notification carries (a JSON part, or the text
+// from its first brace or bracket within the first lines), unwrapped from
+// an SNS envelope; body is the JSON text as read.
+func espJSON(m *mime) (body string, v any, ok bool) {
+	text := m.text()
+	if pt := m.find("application/json"); pt != nil {
+		text = string(pt.body)
+	}
+	i := strings.IndexAny(text, "{[")
+	if i < 0 || i > 2048 {
+		return "", nil, false // the JSON is the body, perhaps after a line or two
+	}
+	body = text[i:]
+	if len(body) > maxJSONBytes {
+		body = body[:maxJSONBytes]
+	}
+	if err := json.NewDecoder(strings.NewReader(body)).Decode(&v); err != nil {
+		return "", nil, false
+	}
+	// The SNS envelope carries the notification as a string (RFC 8259 text).
+	if o, ok := v.(map[string]any); ok {
+		if msg, ok := o["Message"].(string); ok && strings.HasPrefix(strings.TrimSpace(msg), "{") {
+			var inner any
+			if json.Unmarshal([]byte(msg), &inner) == nil {
+				v = inner
+			}
+		}
+	}
+	return body, v, true
+}
+
+// espPayload tells the provider by the payload's shape and reads its
+// events and, where it echoes them, the original's headers.
+func espPayload(v any) (format string, events []espEvent, headers map[string]string) {
+	switch o := v.(type) {
+	case map[string]any:
+		switch {
+		case str(o, "notificationType") != "" || str(o, "eventType") != "":
+			return "ses-json", sesEvents(o), sesHeaders(o)
+		case o["event-data"] != nil:
+			ed, _ := o["event-data"].(map[string]any)
+			return "mailgun-json", mailgunEvents(ed), mailgunHeaders(ed)
+		case str(o, "event") != "" && str(o, "recipient") != "":
+			return "mailgun-json", mailgunEvents(o), nil
+		case str(o, "RecordType") != "":
+			return "postmark-json", postmarkEvents(o), nil
+		case str(o, "event") != "" && str(o, "email") != "":
+			return "sendgrid-json", sendgridEvents([]any{o}), nil
+		}
+	case []any:
+		return "sendgrid-json", sendgridEvents(o), nil
+	}
+	return "", nil, nil
+}
+
+// espReport turns the provider's events into the report: a complaint or
+// an unsubscribe if any event is one, else the recipients' outcomes, each
+// provider's verdict refined by Classify.
+func espReport(r *Report, format string, events []espEvent) {
 	var complained, unsubscribed []string
 	for _, e := range events {
 		switch e.hint {
@@ -147,7 +169,6 @@ func (p Parser) parseESP(m *mime, r *Report, c *correlation) bool {
 			}
 		}
 	}
-	return true
 }
 
 // str returns o[key] as a string ("" if absent or not a string; numbers
