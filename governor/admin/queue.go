@@ -300,28 +300,9 @@ func (a *Server) applyQueueAction(in api.QueueActionRequest, op queueOp) ([]stri
 	msgs := messageCache{a: a}
 	ids := in.IDs
 	if in.Campaign != "" {
-		for _, st := range op.from {
-			var failed error
-			err := a.db.EnvelopesInState(st, func(e store.Envelope) bool {
-				m, err := msgs.get(e.MessageID)
-				if err != nil {
-					failed = err
-					return false
-				}
-				if m.campaign != "" && strings.EqualFold(m.campaign, in.Campaign) && (!op.marketingOnly || m.class == config.ClassMarketing) {
-					ids = append(ids, e.ID)
-				}
-				return true
-			})
-			if err == nil {
-				err = failed
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if len(ids) == 0 {
-			return nil, fmt.Errorf("no mail of campaign %q in state %s: %w", in.Campaign, statesList(op.from), store.ErrNotFound)
+		var err error
+		if ids, err = a.campaignEnvelopes(in.Campaign, op, &msgs); err != nil {
+			return nil, err
 		}
 	}
 	// Read every message before the transaction, so that the change
@@ -370,4 +351,35 @@ func (a *Server) applyQueueAction(in api.QueueActionRequest, op queueOp) ([]stri
 	}
 	a.log.Info("operator "+op.name, "envelopes", len(changed), "campaign", in.Campaign)
 	return changed, nil
+}
+
+// campaignEnvelopes lists the envelopes of a campaign (compared without
+// regard to case) in the states op applies to; marketing mail only where
+// op is for marketing mail only.
+func (a *Server) campaignEnvelopes(campaign string, op queueOp, msgs *messageCache) ([]string, error) {
+	var ids []string
+	for _, st := range op.from {
+		var failed error
+		err := a.db.EnvelopesInState(st, func(e store.Envelope) bool {
+			m, err := msgs.get(e.MessageID)
+			if err != nil {
+				failed = err
+				return false
+			}
+			if m.campaign != "" && strings.EqualFold(m.campaign, campaign) && (!op.marketingOnly || m.class == config.ClassMarketing) {
+				ids = append(ids, e.ID)
+			}
+			return true
+		})
+		if err == nil {
+			err = failed
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no mail of campaign %q in state %s: %w", campaign, statesList(op.from), store.ErrNotFound)
+	}
+	return ids, nil
 }
