@@ -40,130 +40,151 @@ func (s *Store) Forget(addr string, now time.Time, rules store.ForgetRules) (sto
 	key := store.NormalizeAddress(addr)
 	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
 		rep = store.ForgetReport{}
-		rows, err := tx.Query(ctx, `SELECT e.data, m.data FROM envelopes e LEFT JOIN messages m ON m.id = e.message_id
-			WHERE e.rcpt = $1 ORDER BY e.id`, key)
+		victims, messages, err := forgetVictims(ctx, tx, key, addr, rules, &rep)
 		if err != nil {
 			return err
 		}
-		var victims []store.Envelope
-		messages := map[string]store.Message{}
-		for rows.Next() {
-			var ed, md []byte
-			if err := rows.Scan(&ed, &md); err != nil {
-				rows.Close()
-				return err
-			}
-			e, err := unmarshalEnvelope(ed)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			if !strings.EqualFold(e.To, addr) {
-				continue
-			}
-			m, ok := messages[e.MessageID]
-			if !ok {
-				if md == nil {
-					rows.Close()
-					return notFound("message %s", e.MessageID)
-				}
-				if err := json.Unmarshal(md, &m); err != nil {
-					rows.Close()
-					return err
-				}
-				messages[e.MessageID] = m
-			}
-			if rules.Keep(e, m) {
-				rep.Kept++
-				continue
-			}
-			victims = append(victims, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := eraseEnvelopes(ctx, tx, victims, messages, &rep); err != nil {
 			return err
 		}
-		victimIDs := make([]string, len(victims))
-		touched := map[string]bool{}
-		var touchedIDs []string
-		for i, e := range victims {
-			switch {
-			case e.State == store.StateHeld:
-				rep.Held++
-			case e.State.Final():
-				rep.Final++
-			default:
-				rep.Queued++
-			}
-			victimIDs[i] = e.ID
-			if !touched[e.MessageID] {
-				touched[e.MessageID] = true
-				touchedIDs = append(touchedIDs, e.MessageID)
-			}
-		}
-		if len(victims) > 0 {
-			ct, err := tx.Exec(ctx, `DELETE FROM decisions WHERE envelope_id = ANY($1)`, victimIDs)
-			if err != nil {
-				return err
-			}
-			rep.Decisions = int(ct.RowsAffected())
-			if _, err := tx.Exec(ctx, `DELETE FROM envelopes WHERE id = ANY($1)`, victimIDs); err != nil {
-				return err
-			}
-			rep.Envelopes = len(victims)
-			rep.EnvelopeIDs = victimIDs
-		}
-		for _, id := range touchedIDs {
-			if err := forgetMessage(ctx, tx, messages[id], &rep); err != nil {
-				return fmt.Errorf("message %s: %w", id, err)
-			}
-		}
-
-		stop := false
-		profile, err := getProfile(ctx, tx, key)
-		if err != nil {
-			return err
-		}
-		if profile != nil {
-			stop = rules.HardStop(profile)
-			if _, err := tx.Exec(ctx, `DELETE FROM profiles WHERE rcpt = $1`, key); err != nil {
-				return err
-			}
-			rep.Profiles++
-		}
-		listed, err := s.eraseSuppression(ctx, tx, key, &rep)
-		if err != nil {
-			return err
-		}
-		stop = stop || listed
-		if err := s.eraseEventIDs(ctx, tx, key, &rep); err != nil {
-			return err
-		}
-		if !stop {
-			secret, err := s.secretIn(ctx, tx, false)
-			if err != nil {
-				return err
-			}
-			at, err := forgottenAt(ctx, tx, secret, addr)
-			if err != nil {
-				return err
-			}
-			stop = !at.IsZero() // forgotten before: keep honouring it
-		}
-		if stop {
-			secret, err := s.secretIn(ctx, tx, true)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO forgotten (hash, at) VALUES ($1, $2)
-				ON CONFLICT (hash) DO UPDATE SET at = excluded.at`, store.AddressHash(secret, addr), nanos(now)); err != nil {
-				return err
-			}
-			rep.Tombstone = true
-		}
-		return nil
+		return s.erasePerson(ctx, tx, key, addr, now, rules, &rep)
 	})
 	return rep, err
+}
+
+// forgetVictims reads the envelopes to addr (exactly, without regard to
+// case) with their messages, and returns those the rules do not keep,
+// counting the kept ones in rep.
+func forgetVictims(ctx context.Context, tx pgx.Tx, key, addr string, rules store.ForgetRules, rep *store.ForgetReport) ([]store.Envelope, map[string]store.Message, error) {
+	rows, err := tx.Query(ctx, `SELECT e.data, m.data FROM envelopes e LEFT JOIN messages m ON m.id = e.message_id
+		WHERE e.rcpt = $1 ORDER BY e.id`, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var victims []store.Envelope
+	messages := map[string]store.Message{}
+	for rows.Next() {
+		var ed, md []byte
+		if err := rows.Scan(&ed, &md); err != nil {
+			return nil, nil, err
+		}
+		e, err := unmarshalEnvelope(ed)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !strings.EqualFold(e.To, addr) {
+			continue
+		}
+		m, ok := messages[e.MessageID]
+		if !ok {
+			if md == nil {
+				return nil, nil, notFound("message %s", e.MessageID)
+			}
+			if err := json.Unmarshal(md, &m); err != nil {
+				return nil, nil, err
+			}
+			messages[e.MessageID] = m
+		}
+		if rules.Keep(e, m) {
+			rep.Kept++
+			continue
+		}
+		victims = append(victims, e)
+	}
+	return victims, messages, rows.Err()
+}
+
+// eraseEnvelopes deletes the victims, their decision records and what is
+// left of their messages, counting each in rep.
+func eraseEnvelopes(ctx context.Context, tx pgx.Tx, victims []store.Envelope, messages map[string]store.Message, rep *store.ForgetReport) error {
+	victimIDs := make([]string, len(victims))
+	touched := map[string]bool{}
+	var touchedIDs []string
+	for i, e := range victims {
+		switch {
+		case e.State == store.StateHeld:
+			rep.Held++
+		case e.State.Final():
+			rep.Final++
+		default:
+			rep.Queued++
+		}
+		victimIDs[i] = e.ID
+		if !touched[e.MessageID] {
+			touched[e.MessageID] = true
+			touchedIDs = append(touchedIDs, e.MessageID)
+		}
+	}
+	if len(victims) > 0 {
+		ct, err := tx.Exec(ctx, `DELETE FROM decisions WHERE envelope_id = ANY($1)`, victimIDs)
+		if err != nil {
+			return err
+		}
+		rep.Decisions = int(ct.RowsAffected())
+		if _, err := tx.Exec(ctx, `DELETE FROM envelopes WHERE id = ANY($1)`, victimIDs); err != nil {
+			return err
+		}
+		rep.Envelopes = len(victims)
+		rep.EnvelopeIDs = victimIDs
+	}
+	for _, id := range touchedIDs {
+		if err := forgetMessage(ctx, tx, messages[id], rep); err != nil {
+			return fmt.Errorf("message %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// erasePerson deletes the profile, the suppression entry (keeping it keyed
+// by hash) and the event IDs of the address, and leaves a tombstone when
+// mail to it must stay stopped: a hard stop in the profile, a suppression,
+// or an earlier erasure.
+func (s *Store) erasePerson(ctx context.Context, tx pgx.Tx, key, addr string, now time.Time, rules store.ForgetRules, rep *store.ForgetReport) error {
+	stop := false
+	profile, err := getProfile(ctx, tx, key)
+	if err != nil {
+		return err
+	}
+	if profile != nil {
+		stop = rules.HardStop(profile)
+		if _, err := tx.Exec(ctx, `DELETE FROM profiles WHERE rcpt = $1`, key); err != nil {
+			return err
+		}
+		rep.Profiles++
+	}
+	listed, err := s.eraseSuppression(ctx, tx, key, rep)
+	if err != nil {
+		return err
+	}
+	stop = stop || listed
+	if err := s.eraseEventIDs(ctx, tx, key, rep); err != nil {
+		return err
+	}
+	if !stop {
+		secret, err := s.secretIn(ctx, tx, false)
+		if err != nil {
+			return err
+		}
+		at, err := forgottenAt(ctx, tx, secret, addr)
+		if err != nil {
+			return err
+		}
+		stop = !at.IsZero() // forgotten before: keep honouring it
+	}
+	if !stop {
+		return nil
+	}
+	secret, err := s.secretIn(ctx, tx, true)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO forgotten (hash, at) VALUES ($1, $2)
+		ON CONFLICT (hash) DO UPDATE SET at = excluded.at`, store.AddressHash(secret, addr), nanos(now)); err != nil {
+		return err
+	}
+	rep.Tombstone = true
+	return nil
 }
 
 // forgetMessage removes what is left of a message after some of its
