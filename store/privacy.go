@@ -74,113 +74,142 @@ func (db *DB) Forget(addr string, now time.Time, rules ForgetRules) (ForgetRepor
 	var rep ForgetReport
 	err := db.update(func(tx *bolt.Tx) error {
 		rep = ForgetReport{} // the committer may run this again
-		var victims []Envelope
-		messages := map[string]Message{}
-		c := tx.Bucket(bucketEnvelopes).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var e Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("envelope %s: %w", k, err)
-			}
-			if !strings.EqualFold(e.To, addr) {
-				continue
-			}
-			m, ok := messages[e.MessageID]
-			if !ok {
-				var err error
-				if m, err = getMessage(tx, e.MessageID); err != nil {
-					return err
-				}
-				messages[e.MessageID] = m
-			}
-			if rules.Keep(e, m) {
-				rep.Kept++
-				continue
-			}
-			victims = append(victims, e)
-		}
-		for i := range victims {
-			e := &victims[i]
-			switch {
-			case e.State == StateHeld:
-				rep.Held++
-			case e.State.Final():
-				rep.Final++
-			default:
-				rep.Queued++
-			}
-			if tx.Bucket(bucketDecisions).Get([]byte(e.ID)) != nil {
-				rep.Decisions++
-			}
-			if err := deleteEnvelope(tx, e); err != nil {
-				return err
-			}
-			rep.Envelopes++
-			rep.EnvelopeIDs = append(rep.EnvelopeIDs, e.ID)
-		}
-		touched := map[string]bool{}
-		for _, e := range victims {
-			touched[e.MessageID] = true
-		}
-		for id := range touched {
-			if err := forgetMessage(tx, messages[id], &rep); err != nil {
-				return fmt.Errorf("message %s: %w", id, err)
-			}
-		}
-
-		// Profiles are keyed by the address as first seen; erase every
-		// spelling of it.
-		stop := false
-		var keys [][]byte
-		pc := tx.Bucket(bucketProfiles).Cursor()
-		for k, v := pc.First(); k != nil; k, v = pc.Next() {
-			if strings.EqualFold(string(k), addr) {
-				keys = append(keys, bytes.Clone(k))
-				stop = stop || rules.HardStop(v)
-			}
-		}
-		for _, k := range keys {
-			if err := tx.Bucket(bucketProfiles).Delete(k); err != nil {
-				return err
-			}
-			rep.Profiles++
-		}
-		// Any held-mail index entry left under her address (a kept envelope
-		// keeps its own).
-		if err := eraseHeldIndex(tx, addr, victims); err != nil {
-			return err
-		}
-		listed, err := eraseSuppression(tx, addr, &rep)
+		victims, messages, err := forgetVictims(tx, addr, rules, &rep)
 		if err != nil {
 			return err
 		}
-		stop = stop || listed
-		if err := eraseEventIDs(tx, addr, &rep); err != nil {
+		if err := eraseEnvelopes(tx, victims, messages, &rep); err != nil {
 			return err
 		}
-		if !stop {
-			if at, err := forgottenAt(tx, addr); err != nil {
-				return err
-			} else {
-				stop = !at.IsZero() // forgotten before: keep honouring it
-			}
-		}
-		if stop {
-			key, err := tombstoneKey(tx, addr)
-			if err != nil {
-				return err
-			}
-			v, _ := json.Marshal(struct {
-				At time.Time `json:"at"`
-			}{now})
-			if err := tx.Bucket(bucketForgotten).Put(key, v); err != nil {
-				return err
-			}
-			rep.Tombstone = true
-		}
-		return nil
+		return erasePerson(tx, addr, now, rules, victims, &rep)
 	})
 	return rep, err
+}
+
+// forgetVictims reads the envelopes to addr (without regard to case) with
+// their messages, and returns those the rules do not keep, counting the
+// kept ones in rep.
+func forgetVictims(tx *bolt.Tx, addr string, rules ForgetRules, rep *ForgetReport) ([]Envelope, map[string]Message, error) {
+	var victims []Envelope
+	messages := map[string]Message{}
+	c := tx.Bucket(bucketEnvelopes).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var e Envelope
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, nil, fmt.Errorf("envelope %s: %w", k, err)
+		}
+		if !strings.EqualFold(e.To, addr) {
+			continue
+		}
+		m, ok := messages[e.MessageID]
+		if !ok {
+			var err error
+			if m, err = getMessage(tx, e.MessageID); err != nil {
+				return nil, nil, err
+			}
+			messages[e.MessageID] = m
+		}
+		if rules.Keep(e, m) {
+			rep.Kept++
+			continue
+		}
+		victims = append(victims, e)
+	}
+	return victims, messages, nil
+}
+
+// eraseEnvelopes deletes the victims with their decision records, and
+// what is left of their messages, counting each in rep.
+func eraseEnvelopes(tx *bolt.Tx, victims []Envelope, messages map[string]Message, rep *ForgetReport) error {
+	for i := range victims {
+		e := &victims[i]
+		switch {
+		case e.State == StateHeld:
+			rep.Held++
+		case e.State.Final():
+			rep.Final++
+		default:
+			rep.Queued++
+		}
+		if tx.Bucket(bucketDecisions).Get([]byte(e.ID)) != nil {
+			rep.Decisions++
+		}
+		if err := deleteEnvelope(tx, e); err != nil {
+			return err
+		}
+		rep.Envelopes++
+		rep.EnvelopeIDs = append(rep.EnvelopeIDs, e.ID)
+	}
+	touched := map[string]bool{}
+	for _, e := range victims {
+		touched[e.MessageID] = true
+	}
+	for id := range touched {
+		if err := forgetMessage(tx, messages[id], rep); err != nil {
+			return fmt.Errorf("message %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// erasePerson deletes the profiles (every spelling of the address), the
+// held-mail index entries the victims left, the suppression entry (kept,
+// keyed by hash) and the event IDs of addr, and leaves a tombstone when
+// mail to it must stay stopped: a hard stop in a profile, a suppression,
+// or an earlier erasure.
+func erasePerson(tx *bolt.Tx, addr string, now time.Time, rules ForgetRules, victims []Envelope, rep *ForgetReport) error {
+	// Profiles are keyed by the address as first seen; erase every
+	// spelling of it.
+	stop := false
+	var keys [][]byte
+	pc := tx.Bucket(bucketProfiles).Cursor()
+	for k, v := pc.First(); k != nil; k, v = pc.Next() {
+		if strings.EqualFold(string(k), addr) {
+			keys = append(keys, bytes.Clone(k))
+			stop = stop || rules.HardStop(v)
+		}
+	}
+	for _, k := range keys {
+		if err := tx.Bucket(bucketProfiles).Delete(k); err != nil {
+			return err
+		}
+		rep.Profiles++
+	}
+	// Any held-mail index entry left under her address (a kept envelope
+	// keeps its own).
+	if err := eraseHeldIndex(tx, addr, victims); err != nil {
+		return err
+	}
+	listed, err := eraseSuppression(tx, addr, rep)
+	if err != nil {
+		return err
+	}
+	stop = stop || listed
+	if err := eraseEventIDs(tx, addr, rep); err != nil {
+		return err
+	}
+	if !stop {
+		at, err := forgottenAt(tx, addr)
+		if err != nil {
+			return err
+		}
+		stop = !at.IsZero() // forgotten before: keep honouring it
+	}
+	if !stop {
+		return nil
+	}
+	key, err := tombstoneKey(tx, addr)
+	if err != nil {
+		return err
+	}
+	v, _ := json.Marshal(struct {
+		At time.Time `json:"at"`
+	}{now})
+	if err := tx.Bucket(bucketForgotten).Put(key, v); err != nil {
+		return err
+	}
+	rep.Tombstone = true
+	return nil
 }
 
 // forgetMessage removes what is left of a message after some of its
