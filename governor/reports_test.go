@@ -561,4 +561,18 @@ func TestProfileStatsAndCampaignReport(t *testing.T) {
 	if e := rep.Engagement; e.Remembered != 1 || e.Clicked != 1 || e.Opened != 1 || e.Replied != 0 {
 		t.Errorf("campaign engagement after a click: %+v", e)
 	}
+
+	// Mail the smarthost refused for good is failed, not released.
+	waitFor(t, "ann's summer mail delivered", func() bool {
+		return envelopeOf(t, r.DB(), "ann@example.test", 0).State == store.StateDelivered
+	})
+	ann = envelopeOf(t, r.DB(), "ann@example.test", 0)
+	ann.State = store.StateFailed
+	if err := r.DB().Update(ann); err != nil {
+		t.Fatal(err)
+	}
+	adminJSON(t, r, http.MethodGet, "/v1/campaigns/summer/report", nil, &rep)
+	if g := rep.Governed; g.Released != 0 || g.Failed != 1 || g.Delivered != 0 {
+		t.Errorf("campaign report with ann's mail refused: %+v; want 0 released, 1 failed", g)
+	}
 }

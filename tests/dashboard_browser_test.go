@@ -227,7 +227,8 @@ governor:
 	expect("overview", map[string]int{
 		"#total-submitted":  stats.Envelopes,
 		"#total-suppressed": stats.ByState["suppressed"],
-		"#total-released":   stats.ByState["delivered"] + stats.ByState["queued"] + stats.ByState["delivering"] + stats.ByState["deferred"] + stats.ByState["failed"],
+		"#total-released":   stats.ByState["delivered"] + stats.ByState["queued"] + stats.ByState["delivering"] + stats.ByState["deferred"],
+		"#total-failed":     stats.ByState["failed"],
 		"#queue-review":     summary["review"],
 		"#queue-delivered":  summary["delivered"],
 		"#card-review":      summary["review"],

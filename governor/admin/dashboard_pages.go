@@ -30,17 +30,18 @@ const overviewDays = 14
 type dayCount struct {
 	Day time.Time
 	// Submitted counts every envelope that arrived; Released those that
-	// left the hold (queued, being delivered, delivered, failed);
-	// Suppressed those that will never be sent.
-	Submitted, Released, Suppressed int
+	// left the hold and were not refused (queued, being delivered,
+	// deferred, delivered); Failed those the smarthost refused for good
+	// (or that expired); Suppressed those that will never be sent.
+	Submitted, Released, Failed, Suppressed int
 }
 
 // groupLift compares governed and holdout marketing mail.
 type groupLift struct {
-	Name                           string
-	Envelopes, Released, Delivered int
-	Suppressed                     int
-	Recipients                     int
+	Name                                   string
+	Envelopes, Released, Delivered, Failed int
+	Suppressed                             int
+	Recipients                             int
 	// Engaged recipients opened, clicked or replied to anything, as their
 	// profile counts it; Unsubscribed and Complained ever did so.
 	Engaged, Unsubscribed, Complained int
@@ -82,10 +83,12 @@ type overviewPage struct {
 	HoldoutShare          float64
 }
 
-// released says the envelope has left the hold on its way out.
+// released says the envelope has left the hold on its way out and was not
+// refused: failed mail is counted apart, so "released" is what reached
+// recipients or still may.
 func released(s store.State) bool {
 	switch s {
-	case store.StateQueued, store.StateDelivering, store.StateDeferred, store.StateDelivered, store.StateFailed:
+	case store.StateQueued, store.StateDelivering, store.StateDeferred, store.StateDelivered:
 		return true
 	}
 	return false
@@ -123,6 +126,7 @@ func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 	for _, day := range p.Days {
 		p.Totals.Submitted += day.Submitted
 		p.Totals.Released += day.Released
+		p.Totals.Failed += day.Failed
 		p.Totals.Suppressed += day.Suppressed
 	}
 	p.Reasons = sortedCounts(reasons)
@@ -157,6 +161,8 @@ func (p *overviewPage) count(rec store.EnvelopeRecord, reasons map[string]int, g
 				reasons[r]++
 			}
 		}
+	case e.State == store.StateFailed:
+		day.Failed++
 	case released(e.State):
 		day.Released++
 	}
@@ -171,6 +177,8 @@ func (p *overviewPage) count(rec store.EnvelopeRecord, reasons map[string]int, g
 	switch {
 	case e.State == store.StateSuppressed:
 		g.Suppressed++
+	case e.State == store.StateFailed:
+		g.Failed++
 	case released(e.State):
 		g.Released++
 	}

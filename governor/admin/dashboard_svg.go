@@ -59,23 +59,23 @@ func axis(b *strings.Builder, max float64, integer bool) {
 func dayChart(days []dayCount) template.HTML {
 	top := 0
 	for _, d := range days {
-		top = max(top, d.Submitted, d.Released, d.Suppressed)
+		top = max(top, d.Submitted, d.Released, d.Failed, d.Suppressed)
 	}
 	// Four grid steps of a round whole number each.
 	m := 4 * math.Ceil(niceMax(float64(top)/4))
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Envelopes per day: submitted, released, suppressed">`, chartW, chartH)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Envelopes per day: submitted, released, failed, suppressed">`, chartW, chartH)
 	axis(&b, m, true)
 	plotW := float64(chartW - padL - padR)
 	plotH := float64(chartH - padT - padB)
 	slot := plotW / float64(len(days))
-	bar := slot / 4
+	bar := slot / 5
 	for i, d := range days {
 		x0 := float64(padL) + slot*float64(i) + bar/2
 		for j, s := range []struct {
 			cls string
 			n   int
-		}{{"submitted", d.Submitted}, {"released", d.Released}, {"suppressed", d.Suppressed}} {
+		}{{"submitted", d.Submitted}, {"released", d.Released}, {"failed", d.Failed}, {"suppressed", d.Suppressed}} {
 			h := plotH * float64(s.n) / m
 			fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %d %s</title></rect>`,
 				s.cls, x0+bar*float64(j), float64(chartH-padB)-h, bar-1, h, esc(d.Day.Format("2 Jan")), s.n, s.cls)
@@ -83,10 +83,10 @@ func dayChart(days []dayCount) template.HTML {
 		if (len(days)-1-i)%2 == 0 || len(days) <= 7 { // always today's
 
 			fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`,
-				x0+bar*1.5, chartH-padB+16, esc(d.Day.Format("2 Jan")))
+				x0+bar*2, chartH-padB+16, esc(d.Day.Format("2 Jan")))
 		}
 	}
-	legend(&b, chartH-8, []string{"submitted", "released", "suppressed"})
+	legend(&b, chartH-8, []string{"submitted", "released", "failed", "suppressed"})
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }

@@ -306,6 +306,7 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 					rep.SuppressedBy[reason]++
 				}
 			}
+		case store.StateFailed: // released, then refused: counted apart below
 		default:
 			g.Released++
 			if !e.Holdout {

@@ -157,9 +157,11 @@ type Engagement struct {
 // GroupReport counts one group's envelopes.
 type GroupReport struct {
 	Envelopes int `json:"envelopes"`
-	// Released were released (or, for holdout, queued at once);
-	// Deferred were deferred at least once; Suppressed were never sent;
-	// Held wait for a decision.
+	// Released were released (or, for holdout, queued at once) and not
+	// refused; Failed were released, then refused for good by the
+	// smarthost or expired (not counted as released); Deferred were
+	// deferred at least once; Suppressed were never sent; Held wait for a
+	// decision.
 	Released   int `json:"released"`
 	Deferred   int `json:"deferred"`
 	Suppressed int `json:"suppressed"`
