@@ -3,6 +3,7 @@ package governor
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,11 @@ func TestSuspendHoldsACampaignAndResumeLetsItGo(t *testing.T) {
 	recs := decisionsOf(t, r.DB(), carl.ID)
 	if last := recs[len(recs)-1]; carl.State != store.StateReview || !slices.Contains(last.Reasons, "campaign-suspended") {
 		t.Fatalf("carl's mail while suspended: %s, %+v", carl.State, last)
+	}
+	// Names are quoted for a person, not escaped as Go strings (a name
+	// with quotes in it would show backslashes).
+	if last := recs[len(recs)-1]; !strings.Contains(last.Explanation, "campaign “WINTER” is suspended") {
+		t.Errorf("explanation %q: want the campaign named in typographic quotes", last.Explanation)
 	}
 	for range 4 {
 		step(t, r, c, 6*time.Hour)

@@ -26,7 +26,7 @@ func (r *Relay) recordExempt(envs []store.Envelope, exempt []bool, f *scoring.Fe
 		})
 		if err == nil {
 			rec, _ := json.Marshal(engine.Record{DecidedAt: now, Mode: r.config().Governor.Mode, Action: scoring.ActionRelease.String(), At: now,
-				Reasons: []string{engine.ReasonExempt}, Explanation: fmt.Sprintf("Campaign %q from <%s> is exempt by a campaign rule: released at once, not governed.", f.Campaign, env.From)})
+				Reasons: []string{engine.ReasonExempt}, Explanation: fmt.Sprintf("Campaign “%s” from <%s> is exempt by a campaign rule: released at once, not governed.", f.Campaign, env.From)})
 			err = r.db.ApplyDecisions(store.Decided{Recipient: env.To, Records: map[string][]byte{env.ID: rec}})
 		}
 		if err != nil {

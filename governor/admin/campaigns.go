@@ -50,7 +50,7 @@ var (
 		apply: func(a *Server, e *store.Envelope, info *messageInfo, profile []byte, now time.Time) ([]byte, engine.Record, error) {
 			p, rec, err := operatorHold(a, e, info, profile, now)
 			rec.Reasons = []string{engine.ReasonCampaignSuspended}
-			rec.Explanation = fmt.Sprintf("Campaign %q suspended by an operator: waits in review until it is resumed or dropped.", info.campaign)
+			rec.Explanation = fmt.Sprintf("Campaign “%s” suspended by an operator: waits in review until it is resumed or dropped.", info.campaign)
 			return p, rec, err
 		}}
 	resumeOp = queueOp{name: "resume", from: []store.State{store.StateReview},
@@ -60,11 +60,11 @@ var (
 			if e.Holdout || engine.ExemptFrom(&a.config().Governor, info.campaign, e.From) {
 				e.State, e.Due = store.StateQueued, now
 				return nil, engine.Record{Action: "release", At: now, Reasons: []string{engine.ReasonOperator},
-					Explanation: fmt.Sprintf("Campaign %q resumed by an operator: sent now (not governed).", info.campaign)}, nil
+					Explanation: fmt.Sprintf("Campaign “%s” resumed by an operator: sent now (not governed).", info.campaign)}, nil
 			}
 			e.State, e.Due = store.StateHeld, now
 			return nil, engine.Record{Action: "defer", At: now, Reasons: []string{engine.ReasonOperator},
-				Explanation: fmt.Sprintf("Campaign %q resumed by an operator: decided afresh.", info.campaign)}, nil
+				Explanation: fmt.Sprintf("Campaign “%s” resumed by an operator: decided afresh.", info.campaign)}, nil
 		}}
 )
 

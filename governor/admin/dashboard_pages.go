@@ -269,7 +269,7 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 	}
 	rep, ok := reps[name]
 	if !ok {
-		d.fail(w, req, s, http.StatusNotFound, fmt.Sprintf("No mail of campaign %q is stored.", name))
+		d.fail(w, req, s, http.StatusNotFound, fmt.Sprintf("No mail of campaign “%s” is stored.", name))
 		return
 	}
 	envs, err := d.campaignEnvelopes(name)

@@ -220,14 +220,14 @@ func (e *Engine) applyRules(ru *Rules, rec *Record, action *scoring.Action, at *
 		if free := ruleCapFree(rule, profile.History, t); free.After(t) {
 			*action, *at = scoring.ActionDefer, free
 			rec.Reasons = append(rec.Reasons, ReasonCampaignCap)
-			rec.Explanation = fmt.Sprintf("Campaign rule %d (campaign %q, sender %q) caps this mail for the recipient until %s; deciding again then.",
+			rec.Explanation = fmt.Sprintf("Campaign rule %d (campaign “%s”, sender “%s”) caps this mail for the recipient until %s; deciding again then.",
 				n+1, rule.Campaign, rule.Sender, free.Format(time.RFC3339))
 		}
 	}
 	rec.Action = action.String()
 	if *action == scoring.ActionRelease && e.IsSuspended(f.Campaign) {
 		rec.Reasons = append(rec.Reasons, ReasonCampaignSuspended)
-		rec.Explanation += fmt.Sprintf(" Held for review instead: campaign %q is suspended by an operator "+
+		rec.Explanation += fmt.Sprintf(" Held for review instead: campaign “%s” is suspended by an operator "+
 			"(kadenz campaign resume, or drop it with kadenz queue).", f.Campaign)
 		return true
 	}
@@ -253,7 +253,7 @@ func (e *Engine) applyRules(ru *Rules, rec *Record, action *scoring.Action, at *
 		return false
 	}
 	rec.Reasons = append(rec.Reasons, ReasonReviewHold)
-	rec.Explanation += fmt.Sprintf(" Held for review instead: campaign %q had %d of %d decisions suppressed (%.0f%%), above campaign rule %d's %.0f%%. "+
+	rec.Explanation += fmt.Sprintf(" Held for review instead: campaign “%s” had %d of %d decisions suppressed (%.0f%%), above campaign rule %d's %.0f%%. "+
 		"Release or drop it with kadenz queue.", c, st.suppressed, st.decided-1, 100*share, n+1, 100*rule.Review.SuppressionShare)
 	return true
 }
