@@ -3,6 +3,7 @@ package governor
 import (
 	"context"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -196,6 +197,9 @@ func TestDashboardPagesShowTheAPINumbers(t *testing.T) {
 	// Campaigns and the drill-down against the report.
 	html = u.page("/ui/campaigns")
 	row := html[strings.Index(html, `id="c-spring-sale"`):]
+	if rep.Subject == "" || !strings.Contains(row, `class="subject">`+template.HTMLEscapeString(rep.Subject)+`<`) {
+		t.Errorf("campaign list: the latest subject %q is not in the row", rep.Subject)
+	}
 	for cls, n := range map[string]int{"messages": rep.Messages, "envelopes": rep.Envelopes, "suppressed": rep.Governed.Suppressed,
 		"held": rep.Governed.Held, "holdout": rep.Holdout.Envelopes} {
 		if got := regexp.MustCompile(`class="` + cls + `">(\d+)<`).FindStringSubmatch(row); got == nil || got[1] != strconv.Itoa(n) {

@@ -289,6 +289,9 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 		if e.MessageID != lastMsg {
 			rep.Messages++
 			lastMsg = e.MessageID
+			if subject := subjectOf(rec.Message); subject != "" {
+				rep.Subject = subject // messages come in order of arrival: the latest wins
+			}
 		}
 		g := &rep.Governed
 		if e.Holdout {
@@ -385,4 +388,18 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// subjectOf is the subject a message's features recorded ("" if none).
+func subjectOf(m *store.Message) string {
+	if m == nil || len(m.Features) == 0 {
+		return ""
+	}
+	var f struct {
+		Subject string `json:"subject"`
+	}
+	if json.Unmarshal(m.Features, &f) != nil {
+		return ""
+	}
+	return f.Subject
 }

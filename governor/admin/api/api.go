@@ -128,6 +128,8 @@ type Stats struct {
 // CampaignReport is what became of one campaign's mail.
 type CampaignReport struct {
 	Campaign string `json:"campaign"`
+	// Subject is the subject of the campaign's latest message.
+	Subject string `json:"subject,omitempty"`
 	// Messages and Envelopes submitted under the campaign name.
 	Messages  int `json:"messages"`
 	Envelopes int `json:"envelopes"`
