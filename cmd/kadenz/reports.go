@@ -272,7 +272,11 @@ func campaignCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 func printCampaignReport(w io.Writer, v *api.CampaignReport) {
-	fmt.Fprintf(w, "Campaign %s: %d messages, %d envelopes\n\n", v.Campaign, v.Messages, v.Envelopes)
+	fmt.Fprintf(w, "Campaign %s: %d messages, %d envelopes\n", v.Campaign, v.Messages, v.Envelopes)
+	if v.Subject != "" {
+		fmt.Fprintf(w, "Latest subject: %s\n", v.Subject)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "group\tenvelopes\treleased\tdeferred\tsuppressed\theld\tdelivered\tfailed\t")
 	for _, g := range []struct {

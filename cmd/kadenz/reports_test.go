@@ -74,7 +74,8 @@ func TestOperatorCommands(t *testing.T) {
 	code, out, _ = cli(t, r, func(args []string, o, e io.Writer) int {
 		return campaignCommand(append([]string{"report"}, args...), o, e)
 	}, "winter")
-	if code != 0 || !strings.Contains(out, "Campaign winter: 2 messages, 2 envelopes") || !strings.Contains(out, "governed") {
+	if code != 0 || !strings.Contains(out, "Campaign winter: 2 messages, 2 envelopes") || !strings.Contains(out, "governed") ||
+		!strings.Contains(out, "Latest subject: Winter boots") {
 		t.Errorf("campaign report: %d %q", code, out)
 	}
 	if code := campaignCommand([]string{"list"}, &strings.Builder{}, &strings.Builder{}); code != 2 {
