@@ -532,4 +532,11 @@ var dashboardFuncs = template.FuncMap{
 	"stateCls":  func(s any) string { return "state-" + fmt.Sprint(s) },
 	"actionCls": func(a string) string { return "action-" + a },
 	"sub":       func(a, b float64) float64 { return a - b },
+	// sentence is an explanation's plain first line, formula the lines
+	// after it (the numbers and reason codes), shown behind a disclosure.
+	"sentence": func(s string) string { first, _, _ := strings.Cut(s, "\n"); return first },
+	"formula": func(s string) string {
+		_, rest, _ := strings.Cut(s, "\n")
+		return strings.TrimSpace(rest)
+	},
 }

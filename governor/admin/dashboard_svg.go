@@ -91,11 +91,14 @@ func dayChart(days []dayCount) template.HTML {
 	return template.HTML(b.String())
 }
 
+// legend draws a key for each name; a name's first word is its series'
+// class (its colour), the rest a note ("cost (right)").
 func legend(b *strings.Builder, y int, names []string) {
 	x := padL
 	for _, n := range names {
+		cls, _, _ := strings.Cut(n, " ")
 		fmt.Fprintf(b, `<rect class="%s" x="%d" y="%d" width="10" height="10"/><text class="tick" x="%d" y="%d">%s</text>`,
-			n, x, y-9, x+14, y, esc(n))
+			cls, x, y-9, x+14, y, esc(n))
 		x += 24 + 8*len(n)
 	}
 }
@@ -135,20 +138,24 @@ type fatiguePoint struct {
 }
 
 // fatigueChart draws, over the time of the decisions, the recent volume a
-// release would add to, its fatigue cost and its expected value: a release
-// happens when value exceeds cost.
+// release would add to (left scale, mails), and its fatigue cost and
+// expected value (right scale): a release happens when value exceeds cost.
+// The two scales are apart because volume counts mails while value and
+// cost are small fractions: on one scale they would be flat lines at the
+// bottom.
 func fatigueChart(points []fatiguePoint) template.HTML {
 	if len(points) == 0 {
 		return template.HTML(`<p class="empty">No decision with scoring numbers is stored for this recipient.</p>`)
 	}
-	top := 0.0
+	topVolume, topScore := 0.0, 0.0
 	for _, p := range points {
-		top = max(top, p.Volume, p.Cost, p.Value)
+		topVolume = max(topVolume, p.Volume)
+		topScore = max(topScore, p.Cost, p.Value)
 	}
-	m := niceMax(top)
+	mVolume, mScore := niceMax(topVolume), niceMax(topScore)
 	t0, t1 := points[0].At, points[len(points)-1].At
 	span := t1.Sub(t0)
-	plotW := float64(chartW - padL - padR)
+	plotW := float64(chartW - padL - fatiguePadR)
 	plotH := float64(chartH - padT - padB)
 	x := func(t time.Time) float64 {
 		if span <= 0 {
@@ -156,18 +163,24 @@ func fatigueChart(points []fatiguePoint) template.HTML {
 		}
 		return float64(padL) + plotW*float64(t.Sub(t0))/float64(span)
 	}
-	y := func(v float64) float64 { return float64(chartH-padB) - plotH*v/m }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Fatigue over time">`, chartW, chartH)
-	axis(&b, m, false)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Fatigue over time: volume on the left scale, cost and value on the right">`, chartW, chartH)
+	for i := 0; i <= 4; i++ {
+		y := float64(chartH-padB) - plotH*float64(i)/4
+		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, padL, chartW-fatiguePadR, y, y)
+		fmt.Fprintf(&b, `<text class="tick volume" x="%d" y="%.1f" text-anchor="end">%.2g</text>`, padL-6, y+4, mVolume*float64(i)/4)
+		fmt.Fprintf(&b, `<text class="tick score" x="%d" y="%.1f">%.2g</text>`, chartW-fatiguePadR+6, y+4, mScore*float64(i)/4)
+	}
 	for _, s := range []struct {
-		cls string
-		get func(fatiguePoint) float64
+		cls   string
+		scale float64
+		get   func(fatiguePoint) float64
 	}{
-		{"volume", func(p fatiguePoint) float64 { return p.Volume }},
-		{"cost", func(p fatiguePoint) float64 { return p.Cost }},
-		{"value", func(p fatiguePoint) float64 { return p.Value }},
+		{"volume", mVolume, func(p fatiguePoint) float64 { return p.Volume }},
+		{"cost", mScore, func(p fatiguePoint) float64 { return p.Cost }},
+		{"value", mScore, func(p fatiguePoint) float64 { return p.Value }},
 	} {
+		y := func(v float64) float64 { return float64(chartH-padB) - plotH*v/s.scale }
 		var pts []string
 		for _, p := range points {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.At), y(s.get(p))))
@@ -180,9 +193,12 @@ func fatigueChart(points []fatiguePoint) template.HTML {
 	}
 	fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d">%s</text>`, padL, chartH-padB+16, esc(t0.UTC().Format("2 Jan 15:04")))
 	if span > 0 {
-		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="end">%s</text>`, chartW-padR, chartH-padB+16, esc(t1.UTC().Format("2 Jan 15:04")))
+		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="end">%s</text>`, chartW-fatiguePadR, chartH-padB+16, esc(t1.UTC().Format("2 Jan 15:04")))
 	}
-	legend(&b, chartH-8, []string{"volume", "cost", "value"})
+	legend(&b, chartH-8, []string{"volume (left)", "cost (right)", "value (right)"})
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
+
+// fatiguePadR leaves room for the fatigue chart's right-hand scale.
+const fatiguePadR = 44

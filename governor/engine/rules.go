@@ -208,11 +208,11 @@ func (e *Engine) applyRules(ru *Rules, rec *Record, action *scoring.Action, at *
 		if next := ru.window.next(t.In(e.Location(profile.Timezone))); next.IsZero() {
 			*action, *at = scoring.ActionDefer, now.Add(ru.policy.Horizon)
 			rec.Reasons = append(rec.Reasons, ReasonSendWindow)
-			rec.Explanation += " No send window opens; deciding again later."
+			rec.addNote("No send window opens; deciding again later.")
 		} else if !next.Equal(t) {
 			*at = next
 			rec.Reasons = append(rec.Reasons, ReasonSendWindow)
-			rec.Explanation += fmt.Sprintf(" Moved to the next send window, %s.", next.Format(time.RFC3339))
+			rec.addNote(fmt.Sprintf("Moved to the next send window, %s.", next.Format(time.RFC3339)))
 		}
 	}
 	if *action == scoring.ActionRelease && rule != nil {
@@ -227,8 +227,8 @@ func (e *Engine) applyRules(ru *Rules, rec *Record, action *scoring.Action, at *
 	rec.Action = action.String()
 	if *action == scoring.ActionRelease && e.IsSuspended(f.Campaign) {
 		rec.Reasons = append(rec.Reasons, ReasonCampaignSuspended)
-		rec.Explanation += fmt.Sprintf(" Held for review instead: campaign “%s” is suspended by an operator "+
-			"(kadenz campaign resume, or drop it with kadenz queue).", f.Campaign)
+		rec.addNote(fmt.Sprintf("Held for review instead: campaign “%s” is suspended by an operator "+
+			"(kadenz campaign resume, or drop it with kadenz queue).", f.Campaign))
 		return true
 	}
 	st := stats[strings.ToLower(f.Campaign)]
@@ -253,8 +253,8 @@ func (e *Engine) applyRules(ru *Rules, rec *Record, action *scoring.Action, at *
 		return false
 	}
 	rec.Reasons = append(rec.Reasons, ReasonReviewHold)
-	rec.Explanation += fmt.Sprintf(" Held for review instead: campaign “%s” had %d of %d decisions suppressed (%.0f%%), above campaign rule %d's %.0f%%. "+
-		"Release or drop it with kadenz queue.", c, st.suppressed, st.decided-1, 100*share, n+1, 100*rule.Review.SuppressionShare)
+	rec.addNote(fmt.Sprintf("Held for review instead: campaign “%s” had %d of %d decisions suppressed (%.0f%%), above campaign rule %d's %.0f%%. "+
+		"Release or drop it with kadenz queue.", c, st.suppressed, st.decided-1, 100*share, n+1, 100*rule.Review.SuppressionShare))
 	return true
 }
 
@@ -263,4 +263,16 @@ func (e *Engine) applyRules(ru *Rules, rec *Record, action *scoring.Action, at *
 func ExemptFrom(g *config.Governor, campaign, sender string) bool {
 	rule, _ := ruleFor(g, campaign, sender)
 	return rule != nil && rule.Exempt
+}
+
+// addNote adds a sentence to the plain first line of the record's
+// explanation, before the numbers and reason codes that follow it on
+// later lines (scoring's Explain), so that a reader who sees only the
+// first line (the dashboard folds the rest away) still reads the note.
+func (rec *Record) addNote(note string) {
+	first, rest, more := strings.Cut(rec.Explanation, "\n")
+	rec.Explanation = strings.TrimSpace(first + " " + note)
+	if more {
+		rec.Explanation += "\n" + rest
+	}
 }

@@ -80,3 +80,17 @@ func TestFirstMatchingRuleWins(t *testing.T) {
 }
 
 var monday10 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func TestAddNoteGoesIntoTheFirstLine(t *testing.T) {
+	rec := Record{Explanation: "\"Sale\" is released at Mon 10:00.\nvalue 0.1 = …\nreasons: worth-it"}
+	rec.addNote("Moved to the next send window.")
+	want := "\"Sale\" is released at Mon 10:00. Moved to the next send window.\nvalue 0.1 = …\nreasons: worth-it"
+	if rec.Explanation != want {
+		t.Errorf("explanation %q, want %q", rec.Explanation, want)
+	}
+	one := Record{}
+	one.addNote("Held for review.")
+	if one.Explanation != "Held for review." {
+		t.Errorf("note on an empty explanation: %q", one.Explanation)
+	}
+}
