@@ -46,7 +46,7 @@ type digest struct {
 
 func newDigest() *digest { return &digest{h: sha256.New()} }
 
-func (g *digest) u64(v uint64) { g.buf = binary.LittleEndian.AppendUint64(g.buf, v) }
+func (g *digest) u64(v uint64)  { g.buf = binary.LittleEndian.AppendUint64(g.buf, v) }
 func (g *digest) f64(v float64) { g.u64(math.Float64bits(v)) }
 func (g *digest) str(s string) {
 	g.u64(uint64(len(s)))
