@@ -283,6 +283,12 @@ func goldenLife(r *rand.Rand, g *digest, pl *Planner) {
 			// A decision in the past (a clock set back, a replay).
 			in.Now = in.Now.Add(-time.Duration(r.IntN(72)) * time.Hour)
 			continue
+		case 5:
+			// The administrator changed the knobs (a reload).
+			in.Policy = goldenPolicy(r)
+			if in.Policy != nil {
+				in.Policy.Memory = m
+			}
 		}
 		in.Now = in.Now.Add(time.Duration(1+r.IntN(60)) * time.Hour)
 		in.Held = goldenHeld(r, in.Now, 1+r.IntN(6))

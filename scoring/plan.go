@@ -35,7 +35,7 @@ func (d *decider) decide(out []Decision) {
 			value = f.Value
 		}
 	}
-	d.fat = scoreFatigue(p, d.pop, &d.pol, value, d.now)
+	d.fat = scoreFatigue(p, d.pop, &d.pol, value, d.now, d.in.Profile != nil)
 	d.holdout = d.pol.HoldoutShare > 0 && draw(d.in.Recipient, "holdout", 0) < d.pol.HoldoutShare
 
 	var empty Features
