@@ -193,12 +193,17 @@ type Planner struct {
 	noProfile Profile
 	defaults  Population
 	hasDefs   bool
+	// The comfort grid (initInv) for ComfortVolume invFor.
+	inv    [comfortGrid]float64
+	invFor float64
+	hasInv bool
 }
 
 // Decide is the package's Decide, appending the decisions to dst.
 func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 	var d decider
 	d.init(in, pl)
+	d.pl = pl
 	d.slots, d.times, d.cands = pl.slots[:0], pl.times[:0], pl.cands[:0]
 	base := len(dst)
 	for i := range in.Held {
@@ -219,6 +224,7 @@ func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 // planning state of one decision.
 type decider struct {
 	in        *Input
+	pl        *Planner
 	pol       Policy
 	pop       *Population
 	prof      *Profile

@@ -58,12 +58,15 @@ func (f Fatigue) Cost(v float64) float64 {
 // value wins when it has one.
 func ScoreFatigue(p *Profile, pop *Population, pol Policy, value int, now time.Time) Fatigue {
 	pol = pol.withDefaults()
-	return scoreFatigue(p, pop, &pol, value, now, false)
+	return scoreFatigue(p, pop, &pol, value, now, nil)
 }
 
-func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.Time, memo bool) Fatigue {
+// scoreFatigue is ScoreFatigue. With pl (a decision's Planner) it also
+// stores the summary of the counted releases in p, and takes the comfort
+// grid from pl's cache.
+func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.Time, pl *Planner) Fatigue {
 	f := Fatigue{Sensitivity: 1, VolumeResponse: 1, CustomerValue: 1, Worth: 1, Comfort: pol.ComfortVolume}
-	f.responseToVolume(p, pop, pol, now, memo)
+	f.responseToVolume(p, pop, pol, now, pl)
 	streak := float64(max(0, f.IgnoredStreak-pol.StreakFree))
 	f.Sensitivity = clamp(f.VolumeResponse*(1+pol.StreakWeight*streak), 1/pol.MaxSensitivity, pol.MaxSensitivity)
 	if p.HasValue {
@@ -93,9 +96,11 @@ func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.
 // The pass over releases old enough to count is the expensive part (a
 // logarithm per grid point for every engaged release), and its result for
 // those releases never changes until the history does: it is kept in the
-// profile (comfortMemo) and only the releases after it are walked. memo
-// says whether to store the longer summary back in p.
-func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now time.Time, memo bool) {
+// profile (comfortMemo) and only the releases after it are walked. With
+// pl, the longer summary is stored back in p (unless p is pl's stand-in
+// for no profile).
+func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now time.Time, pl *Planner) {
+	memo := pl != nil && p != &pl.noProfile
 	// Unix seconds rather than time.Time: this loop runs over the history
 	// on every decision.
 	nowU := now.Unix()
@@ -103,8 +108,17 @@ func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now
 	rate := -math.Ln2 / pol.VolumeHalfLife.Seconds()
 	learn := pol.ComfortSpread > 0
 	var inv [comfortGrid]float64
-	if learn {
+	switch {
+	case !learn:
+	case pl == nil:
 		inv = initInv(pol.ComfortVolume)
+	default:
+		// The engine decides for recipient after recipient under the
+		// same policy: the grid is computed once.
+		if !pl.hasInv || pl.invFor != pol.ComfortVolume {
+			pl.inv, pl.invFor, pl.hasInv = initInv(pol.ComfortVolume), pol.ComfortVolume, true
+		}
+		inv = pl.inv
 	}
 	var s volumeState
 	// The summary is reused when it was made under the same knobs, for the

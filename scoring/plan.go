@@ -35,12 +35,13 @@ func (d *decider) decide(out []Decision) {
 			value = f.Value
 		}
 	}
-	d.fat = scoreFatigue(p, d.pop, &d.pol, value, d.now, d.in.Profile != nil)
+	d.fat = scoreFatigue(p, d.pop, &d.pol, value, d.now, d.pl)
 	d.holdout = d.pol.HoldoutShare > 0 && draw(d.in.Recipient, "holdout", 0) < d.pol.HoldoutShare
 
 	var empty Features
 	empty.Priority = DefaultPriority
 	horizonEnd := d.now.Add(d.pol.Horizon)
+	recent := p.History[noveltyStart(p.History, d.now.Add(-d.pol.NoveltyWindow)):]
 	for i := range d.in.Held {
 		h := &d.in.Held[i]
 		f := h.Features
@@ -48,7 +49,7 @@ func (d *decider) decide(out []Decision) {
 			f = &empty
 		}
 		c := candidate{held: h, out: &out[i], slot: -1, best: -1, first: -1, delay0: 1}
-		c.rel = scoreRelevance(f, p, d.pop, &d.pol, d.now)
+		c.rel = scoreRelevance(f, p, d.pop, &d.pol, d.now, recent)
 		o := &out[i]
 		d.fillNumbers(o, &c)
 		deadline := f.Expires
@@ -178,6 +179,7 @@ func (d *decider) buildSlots() {
 	d.stepVol = decay(d.pol.Slot, d.pol.VolumeHalfLife)
 	stepDelay := decay(d.pol.Slot, d.pol.DelayHalfLife)
 	delay := 1.0
+	var cur capCursor
 	for k := 0; ; k++ {
 		var t time.Time
 		if k == 0 {
@@ -212,7 +214,7 @@ func (d *decider) buildSlots() {
 		}
 		weekday := mod(floorDiv(local, secondsPerDay)+4, 7) // 1970-01-01 was a Thursday
 		s.lift = hours.lift(int(weekday*24 + sod/3600))
-		s.capped = d.capCheck(s.unix)
+		s.capped = d.capCheckScan(s.unix, &cur)
 		d.slots = append(d.slots, s)
 	}
 }
@@ -306,7 +308,7 @@ func (d *decider) capCheck(u int64) Reasons {
 	caps := &d.in.Caps
 	var r Reasons
 	if g := int64(caps.MinGap / time.Second); g > 0 {
-		i, _ := slices.BinarySearch(d.times, u-g+1)
+		i := searchTimes(d.times, u-g+1)
 		if i < len(d.times) && d.times[i] < u+g {
 			r |= ReasonMinGap
 		}
@@ -323,25 +325,98 @@ func (d *decider) capCheck(u int64) Reasons {
 	return r
 }
 
+// searchTimes is slices.BinarySearch for the sorted release times: the
+// index of the first time at or after x. Caps run it several times for
+// every slot of every decision, and written out for int64 it inlines.
+func searchTimes(times []int64, x int64) int {
+	lo, hi := 0, len(times)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if times[m] < x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// capCursor keeps capCheckScan's place in the release times.
+type capCursor struct{ after, gap, day, week, month int }
+
+// capCheckScan is capCheck for times u checked in increasing order, as
+// buildSlots does: instead of searching the release times afresh for every
+// slot, it moves each search's answer forward from the previous slot's.
+func (d *decider) capCheckScan(u int64, c *capCursor) Reasons {
+	caps := &d.in.Caps
+	times := d.times
+	var r Reasons
+	if g := int64(caps.MinGap / time.Second); g > 0 {
+		c.gap = skipBefore(times, c.gap, u-g+1)
+		if c.gap < len(times) && times[c.gap] < u+g {
+			r |= ReasonMinGap
+		}
+	}
+	c.after = skipBefore(times, c.after, u+1)
+	if windowFullFrom(times, u, secondsPerDay, caps.PerDay, c.after, &c.day) {
+		r |= ReasonCapDay
+	}
+	if windowFullFrom(times, u, 7*secondsPerDay, caps.PerWeek, c.after, &c.week) {
+		r |= ReasonCapWeek
+	}
+	if windowFullFrom(times, u, 30*secondsPerDay, caps.PerMonth, c.after, &c.month) {
+		r |= ReasonCapMonth
+	}
+	return r
+}
+
+// skipBefore returns the index of the first time at or after x, searching
+// forward from i, which must not be past it.
+func skipBefore(times []int64, i int, x int64) int {
+	for i < len(times) && times[i] < x {
+		i++
+	}
+	return i
+}
+
+// windowFullFrom is windowFull with the index of the first time after u
+// given (after) and the first time at or after u-w+1 searched forward from
+// *lo.
+func windowFullFrom(times []int64, u, w int64, n int, after int, lo *int) bool {
+	if n <= 0 || len(times) < n {
+		return false
+	}
+	*lo = skipBefore(times, *lo, u-w+1)
+	if after-*lo >= n {
+		return true
+	}
+	return fullAhead(times, u, w, n, after)
+}
+
 // windowFull reports whether one more release at u would put more than n
 // releases into some window of w seconds. Only windows containing u
 // matter; the fullest of them starts just after u-w or just before one of
 // the releases in (u, u+w) falls out of it.
 func windowFull(times []int64, u, w int64, n int) bool {
-	if n <= 0 {
-		return false
+	if n <= 0 || len(times) < n {
+		return false // not enough releases to fill any window
 	}
-	count := func(a int64) int { // releases in [a, a+w)
-		i, _ := slices.BinarySearch(times, a)
-		j, _ := slices.BinarySearch(times, a+w)
-		return j - i
-	}
-	if count(u-w+1) >= n {
+	// releases in [u-w+1, u+1): the window that ends with u
+	i := searchTimes(times, u+1)
+	if i-searchTimes(times[:i], u-w+1) >= n {
 		return true
 	}
-	i, _ := slices.BinarySearch(times, u+1)
+	return fullAhead(times, u, w, n, i)
+}
+
+// fullAhead reports whether a window that ends with one of the releases
+// in (u, u+w), times[i] the first of them, holds n releases with one more
+// at u.
+func fullAhead(times []int64, u, w int64, n int, i int) bool {
 	for ; i < len(times) && times[i] < u+w; i++ {
-		if count(times[i]-w+1) >= n {
+		// releases in [times[i]-w+1, times[i]+1)
+		a := times[i] - w + 1
+		if i+1-searchTimes(times[:i+1], a) >= n {
 			return true
 		}
 	}
@@ -531,7 +606,7 @@ func (d *decider) commit(i, k int, why Reasons) {
 		}
 	}
 	d.planned++
-	i, _ = slices.BinarySearch(d.times, s.unix)
+	i = searchTimes(d.times, s.unix)
 	d.times = slices.Insert(d.times, i, s.unix)
 	// The release adds to the volume every later slot sees; slots after
 	// the first are a regular step apart, so the decay is a product.

@@ -61,10 +61,12 @@ func clamp(x, lo, hi float64) float64 { return min(max(x, lo), hi) }
 // pol should come from DefaultPolicy (with changes).
 func ScoreRelevance(f *Features, p *Profile, pop *Population, pol Policy, now time.Time) Relevance {
 	pol = pol.withDefaults()
-	return scoreRelevance(f, p, pop, &pol, now)
+	return scoreRelevance(f, p, pop, &pol, now, p.History[noveltyStart(p.History, now.Add(-pol.NoveltyWindow)):])
 }
 
-func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now time.Time) Relevance {
+// scoreRelevance is ScoreRelevance with the releases novelty compares
+// with (noveltyStart), which are the same for every message of a decision.
+func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now time.Time, recent []Release) Relevance {
 	r := Relevance{NearestBits: -1}
 	d := 1.0
 	if now.After(p.DecayedAt) && !p.DecayedAt.IsZero() {
@@ -98,21 +100,30 @@ func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now t
 	}
 	r.Priority = 1 + pol.PriorityWeight*float64(f.Priority-DefaultPriority)/DefaultPriority
 	r.Novelty = 1
-	r.novelty(f, p, pol, now)
+	r.novelty(f, recent, pol)
 	r.Value = r.Affinity * r.Priority * r.Novelty
 	return r
 }
 
-// novelty compares the message with what the recipient got within the
-// novelty window. Near-duplicates (SimHash, Charikar 2002) lose most of
-// their value: a second copy of the same offer tells the reader nothing.
-func (r *Relevance) novelty(f *Features, p *Profile, pol *Policy, now time.Time) {
-	since := now.Add(-pol.NoveltyWindow)
-	for i := len(p.History) - 1; i >= 0; i-- {
-		h := &p.History[i]
-		if h.At.Before(since) {
-			break
+// noveltyStart returns where in hist the releases within the novelty
+// window (since and after) begin: after the latest release older than
+// since, for a history kept in time order just its first recent one.
+func noveltyStart(hist []Release, since time.Time) int {
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].At.Before(since) {
+			return i + 1
 		}
+	}
+	return 0
+}
+
+// novelty compares the message with what the recipient got within the
+// novelty window (recent, from noveltyStart). Near-duplicates (SimHash,
+// Charikar 2002) lose most of their value: a second copy of the same offer
+// tells the reader nothing.
+func (r *Relevance) novelty(f *Features, recent []Release, pol *Policy) {
+	for i := range recent {
+		h := &recent[i]
 		dist := -1
 		switch {
 		case f.MessageID != "" && h.MessageID == f.MessageID:
@@ -123,7 +134,8 @@ func (r *Relevance) novelty(f *Features, p *Profile, pol *Policy, now time.Time)
 		if dist >= 0 && (r.NearestBits < 0 || dist < r.NearestBits) {
 			r.NearestBits = dist
 		}
-		if f.Campaign != "" && len(h.Campaign) == len(f.Campaign) && strings.EqualFold(h.Campaign, f.Campaign) {
+		if !r.RepeatCampaign && f.Campaign != "" && len(h.Campaign) == len(f.Campaign) &&
+			(h.Campaign == f.Campaign || strings.EqualFold(h.Campaign, f.Campaign)) {
 			r.RepeatCampaign = true
 		}
 	}
