@@ -69,7 +69,11 @@ func (r *Relay) handleProfile(w http.ResponseWriter, req *http.Request) {
 // profileView gathers a recipient's profile and latest envelopes; both
 // are empty when nothing is stored about addr.
 func (r *Relay) profileView(addr string) (ProfileView, error) {
-	profile, err := r.db.Profile(addr)
+	raw, err := r.db.Profile(addr)
+	if err != nil {
+		return ProfileView{}, err
+	}
+	profile, err := scoring.ProfileJSON(raw) // stored in binary; the API speaks JSON
 	if err != nil {
 		return ProfileView{}, err
 	}

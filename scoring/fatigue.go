@@ -258,6 +258,7 @@ type comfortMemo struct {
 
 func (m *comfortMemo) save(n int, key uint64, pol *Policy, learn bool, s *volumeState) {
 	*m = comfortMemo{n: n, key: key, comfortVolume: pol.ComfortVolume, volumeHalfLife: pol.VolumeHalfLife, learn: learn, state: *s}
+	m.state.cp.inv = [comfortGrid]float64{} // the grid comes from the policy, not the profile
 }
 
 // memoKey adds one release to a comfortMemo key. Each step is a bijection
