@@ -492,6 +492,9 @@ func (p *Profile) decodeBinary(raw []byte) error {
 	if n := r.count(12); n > 0 {
 		p.History = make([]Release, n)
 		var prev int64
+		// The releases' topics share one array (most have one or two);
+		// each slice is capped at its end, so appending to one copies.
+		topics := make([]string, 0, n)
 		for i := range p.History {
 			h := &p.History[i]
 			h.At, prev = r.time(prev)
@@ -499,10 +502,11 @@ func (p *Profile) decodeBinary(raw []byte) error {
 			h.Campaign = r.intern()
 			h.Sender = r.intern()
 			if nt := r.count(1); nt > 0 {
-				h.Topics = make([]string, nt)
-				for j := range h.Topics {
-					h.Topics[j] = r.intern()
+				start := len(topics)
+				for range nt {
+					topics = append(topics, r.intern())
 				}
+				h.Topics = topics[start:len(topics):len(topics)]
 			}
 			h.Fingerprint = r.u64()
 			f := r.flags(7)

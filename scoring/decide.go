@@ -61,6 +61,11 @@ type Input struct {
 	// and holdout deterministically.
 	Recipient string
 	// Profile is the recipient's history; nil is a recipient with none.
+	// Decide reads it and may store in it a summary of the history for
+	// the next decision to resume from (unexported, carried by the binary
+	// stored form); nothing a decision reads changes, and the decisions
+	// are the same with or without the summary. So a profile must not be
+	// shared by concurrent decisions.
 	Profile *Profile
 	// Location is the recipient's time zone, resolved by the caller; nil
 	// means UTC.
@@ -197,6 +202,11 @@ type Planner struct {
 	inv    [comfortGrid]float64
 	invFor float64
 	hasInv bool
+	// The sum of the population's hour-of-week histogram popHours
+	// (populationTotal).
+	popHours    [HoursPerWeek]float64
+	popTotal    float64
+	hasPopHours bool
 }
 
 // Decide is the package's Decide, appending the decisions to dst.

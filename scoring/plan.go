@@ -255,16 +255,19 @@ func (d *decider) newHourModel() hourModel {
 	if !d.prof.DecayedAt.IsZero() && d.now.After(d.prof.DecayedAt) {
 		m.scale = decay(d.now.Sub(d.prof.DecayedAt), d.pol.Memory.HourHalfLife)
 	}
-	for i := range m.hours {
-		m.total += m.hours[i]
-		m.popTotal += m.pop[i]
+	// One pass, in hour-of-week order for every sum, as separate passes
+	// would add them.
+	var day [24]float64
+	for w := range 7 {
+		hours := m.hours[w*24 : w*24+24]
+		for h, v := range hours {
+			m.total += v
+			day[h] += v
+		}
 	}
+	m.popTotal = d.pl.populationTotal(m.pop)
 	m.total *= m.scale
 	if m.daily = clamp(d.pol.DailyPooling, 0, 1); m.daily > 0 {
-		var day [24]float64
-		for i, v := range m.hours {
-			day[i%24] += v
-		}
 		for h := range day {
 			m.byDay[h] = (0.25*day[(h+23)%24] + 0.5*day[h] + 0.25*day[(h+1)%24]) / 7
 		}
@@ -276,6 +279,22 @@ func (d *decider) newHourModel() hourModel {
 		m.invDen = 1 / (m.total + m.prior)
 	}
 	return m
+}
+
+// populationTotal is the sum of the population's hour-of-week histogram.
+// The engine decides recipient after recipient with the same population,
+// so the Planner keeps the sum with a copy of the histogram it is of:
+// comparing the copy is several times cheaper than adding up again.
+func (pl *Planner) populationTotal(pop *[HoursPerWeek]float64) float64 {
+	if pl.hasPopHours && pl.popHours == *pop {
+		return pl.popTotal
+	}
+	var t float64
+	for _, v := range pop {
+		t += v
+	}
+	pl.popHours, pl.popTotal, pl.hasPopHours = *pop, t, true
+	return t
 }
 
 // lift is the value factor of releasing at hour-of-week h. With k the
