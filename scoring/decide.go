@@ -191,6 +191,7 @@ func Decide(in Input) []Decision {
 // goroutine its own.
 type Planner struct {
 	slots []slot
+	open  []int // indices of the slots neither quiet hours nor a send window close
 	times []int64
 	cands []candidate
 	// Stand-ins for a nil Profile or Population. They live here rather
@@ -214,7 +215,7 @@ func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 	var d decider
 	d.init(in, pl)
 	d.pl = pl
-	d.slots, d.times, d.cands = pl.slots[:0], pl.times[:0], pl.cands[:0]
+	d.slots, d.times, d.cands, d.open = pl.slots[:0], pl.times[:0], pl.cands[:0], pl.open[:0]
 	base := len(dst)
 	for i := range in.Held {
 		h := &in.Held[i]
@@ -227,7 +228,7 @@ func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 	d.decide(dst[base:])
 	// Keep the grown buffers, without holding on to the caller's data.
 	clear(d.cands)
-	pl.slots, pl.times, pl.cands = d.slots[:0], d.times[:0], d.cands[:0]
+	pl.slots, pl.times, pl.cands, pl.open = d.slots[:0], d.times[:0], d.cands[:0], d.open[:0]
 	return dst
 }
 
@@ -245,6 +246,7 @@ type decider struct {
 	sinceLast time.Duration
 	fat       Fatigue
 	slots     []slot
+	open      []int   // indices of the slots not closed, ascending
 	times     []int64 // release times (unix seconds) relevant to caps, sorted
 	cands     []candidate
 	stepVol   float64 // volume decay over one regular slot step

@@ -365,3 +365,41 @@ func TestDigestSeesEveryBit(t *testing.T) {
 		}
 	}
 }
+
+// sameCampaign must be strings.EqualFold for strings of the same length.
+func checkSameCampaign(t *testing.T, a, b string) {
+	t.Helper()
+	if len(a) != len(b) {
+		return
+	}
+	if got, want := sameCampaign(a, b), strings.EqualFold(a, b); got != want {
+		t.Fatalf("sameCampaign(%q, %q) = %v, EqualFold %v", a, b, got, want)
+	}
+}
+
+func TestSameCampaignIsEqualFold(t *testing.T) {
+	words := []string{"", "a", "A", "spring-25", "SPRING-25", "Spring-26", "c1", "c2", "C1", "@", "`", "[", "{",
+		"Größe", "GRÖSSE", "grösse", "GRÖẞE", "straße", "STRASSE", "ǅ", "ǆ", "Ǆ", "\u212a", "k", "K", "kk", "\u212ak",
+		"\xff", "\xfe", "ab\xffc", "AB\xffC", "σς", "ΣΣ", "ſ", "s", "S", "ss"}
+	for _, a := range words {
+		for _, b := range words {
+			checkSameCampaign(t, a, b)
+			checkSameCampaign(t, a+"x"+b, b+"X"+a)
+		}
+	}
+}
+
+func FuzzSameCampaign(f *testing.F) {
+	f.Add("Spring-25", "SPRING-25")
+	f.Add("Größe", "GRÖßE")
+	f.Add("\u212a", "k\xff\xff")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		checkSameCampaign(t, a, b)
+		if len(a) == len(b) {
+			return
+		}
+		// Same length from the fuzzer's two inputs: a's length of b, padded.
+		n := min(len(a), len(b))
+		checkSameCampaign(t, a[:n], b[:n])
+	})
+}

@@ -215,6 +215,9 @@ func (d *decider) buildSlots() {
 		weekday := mod(floorDiv(local, secondsPerDay)+4, 7) // 1970-01-01 was a Thursday
 		s.lift = hours.lift(int(weekday*24 + sod/3600))
 		s.capped = d.capCheckScan(s.unix, &cur)
+		if s.closed == 0 {
+			d.open = append(d.open, len(d.slots))
+		}
 		d.slots = append(d.slots, s)
 	}
 }
@@ -284,16 +287,19 @@ func (d *decider) newHourModel() hourModel {
 // populationTotal is the sum of the population's hour-of-week histogram.
 // The engine decides recipient after recipient with the same population,
 // so the Planner keeps the sum with a copy of the histogram it is of:
-// comparing the copy is several times cheaper than adding up again.
+// comparing the copy is several times cheaper than adding up again. A
+// nil Planner just adds up.
 func (pl *Planner) populationTotal(pop *[HoursPerWeek]float64) float64 {
-	if pl.hasPopHours && pl.popHours == *pop {
+	if pl != nil && pl.hasPopHours && pl.popHours == *pop {
 		return pl.popTotal
 	}
 	var t float64
 	for _, v := range pop {
 		t += v
 	}
-	pl.popHours, pl.popTotal, pl.hasPopHours = *pop, t, true
+	if pl != nil {
+		pl.popHours, pl.popTotal, pl.hasPopHours = *pop, t, true
+	}
 	return t
 }
 
@@ -361,7 +367,10 @@ func searchTimes(times []int64, x int64) int {
 }
 
 // capCursor keeps capCheckScan's place in the release times.
-type capCursor struct{ after, gap, day, week, month int }
+type capCursor struct {
+	after, gap, day, week, month int
+	started                      bool
+}
 
 // capCheckScan is capCheck for times u checked in increasing order, as
 // buildSlots does: instead of searching the release times afresh for every
@@ -369,6 +378,15 @@ type capCursor struct{ after, gap, day, week, month int }
 func (d *decider) capCheckScan(u int64, c *capCursor) Reasons {
 	caps := &d.in.Caps
 	times := d.times
+	if !c.started {
+		// The first slot: search; later ones move forward from here.
+		c.started = true
+		c.after = searchTimes(times, u+1)
+		c.gap = searchTimes(times[:c.after], u-int64(caps.MinGap/time.Second)+1)
+		c.day = searchTimes(times[:c.after], u-secondsPerDay+1)
+		c.week = searchTimes(times[:c.after], u-7*secondsPerDay+1)
+		c.month = searchTimes(times[:c.after], u-30*secondsPerDay+1)
+	}
 	var r Reasons
 	if g := int64(caps.MinGap / time.Second); g > 0 {
 		c.gap = skipBefore(times, c.gap, u-g+1)
@@ -507,9 +525,9 @@ func (d *decider) plan() {
 			if c.done || c.slot >= 0 {
 				continue
 			}
-			for k := range d.slots {
+			for _, k := range d.open {
 				s := &d.slots[k]
-				if s.closed != 0 || s.capped != 0 || !c.inRange(s) {
+				if s.capped != 0 || !c.inRange(s) {
 					continue
 				}
 				v, _ := d.valueAt(c, s)
@@ -558,9 +576,9 @@ func (d *decider) plan() {
 // value net of cost (net true) or the highest value (net false); -1 if none.
 func (d *decider) bestOpen(c *candidate, net bool) int {
 	best, bestScore := -1, math.Inf(-1)
-	for k := range d.slots {
+	for _, k := range d.open {
 		s := &d.slots[k]
-		if s.closed != 0 || s.capped != 0 || !c.inRange(s) {
+		if s.capped != 0 || !c.inRange(s) {
 			continue
 		}
 		score, _ := d.valueAt(c, s)
@@ -582,9 +600,9 @@ func (d *decider) bestAlone(c *candidate) {
 		return
 	}
 	bestNet := math.Inf(-1)
-	for k := range d.slots {
+	for _, k := range d.open {
 		s := &d.slots[k]
-		if s.closed != 0 || !c.inRange(s) {
+		if !c.inRange(s) {
 			continue
 		}
 		if c.first < 0 {

@@ -3,6 +3,7 @@ package scoring
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Relevance is the value of one message to one recipient before timing:
@@ -105,6 +106,32 @@ func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now t
 	return r
 }
 
+// sameCampaign is strings.EqualFold for two strings of the same length,
+// with ASCII compared here: campaign names are short and mostly ASCII, and
+// this runs for every held message against every recent release.
+func sameCampaign(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x|y >= utf8.RuneSelf {
+			// Both prefixes were ASCII, so i starts a rune in both.
+			return strings.EqualFold(a[i:], b[i:])
+		}
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 // noveltyStart returns where in hist the releases within the novelty
 // window (since and after) begin: after the latest release older than
 // since, for a history kept in time order just its first recent one.
@@ -122,21 +149,39 @@ func noveltyStart(hist []Release, since time.Time) int {
 // Charikar 2002) lose most of their value: a second copy of the same offer
 // tells the reader nothing.
 func (r *Relevance) novelty(f *Features, recent []Release, pol *Policy) {
-	for i := range recent {
-		h := &recent[i]
-		dist := -1
-		switch {
-		case f.MessageID != "" && h.MessageID == f.MessageID:
-			dist = 0
-		case f.Fingerprint != 0 && h.Fingerprint != 0:
-			dist = Hamming(f.Fingerprint, h.Fingerprint)
+	// The nearest distance and whether the campaign repeats, in separate
+	// loops with the message's side of each test taken out of them: this
+	// runs for every held message over every recent release.
+	switch {
+	case f.MessageID != "":
+		for i := range recent {
+			h := &recent[i]
+			dist := -1
+			switch {
+			case h.MessageID == f.MessageID:
+				dist = 0
+			case f.Fingerprint != 0 && h.Fingerprint != 0:
+				dist = Hamming(f.Fingerprint, h.Fingerprint)
+			}
+			if dist >= 0 && (r.NearestBits < 0 || dist < r.NearestBits) {
+				r.NearestBits = dist
+			}
 		}
-		if dist >= 0 && (r.NearestBits < 0 || dist < r.NearestBits) {
-			r.NearestBits = dist
+	case f.Fingerprint != 0:
+		for i := range recent {
+			if fp := recent[i].Fingerprint; fp != 0 {
+				if dist := Hamming(f.Fingerprint, fp); r.NearestBits < 0 || dist < r.NearestBits {
+					r.NearestBits = dist
+				}
+			}
 		}
-		if !r.RepeatCampaign && f.Campaign != "" && len(h.Campaign) == len(f.Campaign) &&
-			(h.Campaign == f.Campaign || strings.EqualFold(h.Campaign, f.Campaign)) {
-			r.RepeatCampaign = true
+	}
+	if f.Campaign != "" {
+		for i := range recent {
+			if c := recent[i].Campaign; len(c) == len(f.Campaign) && sameCampaign(c, f.Campaign) {
+				r.RepeatCampaign = true
+				break
+			}
 		}
 	}
 	if r.NearestBits >= 0 {
