@@ -263,6 +263,7 @@ type slot struct {
 	delay  float64
 	vol    float64 // decayed volume, including releases planned so far
 	vol0   float64 // decayed volume from the history alone
+	cost0  float64 // the cost at vol0 (open slots only)
 }
 
 type candidate struct {

@@ -212,10 +212,13 @@ func (d *decider) buildSlots() {
 		if d.in.Window != nil && !d.in.Window.Allows(t) {
 			s.closed |= ReasonSendWindow
 		}
-		weekday := mod(floorDiv(local, secondsPerDay)+4, 7) // 1970-01-01 was a Thursday
-		s.lift = hours.lift(int(weekday*24 + sod/3600))
 		s.capped = d.capCheckScan(s.unix, &cur)
 		if s.closed == 0 {
+			// Only open slots are valued: a closed one's lift and cost
+			// are never read.
+			weekday := mod(floorDiv(local, secondsPerDay)+4, 7) // 1970-01-01 was a Thursday
+			s.lift = hours.lift(int(weekday*24 + sod/3600))
+			s.cost0 = d.cost(s.vol0)
 			d.open = append(d.open, len(d.slots))
 		}
 		d.slots = append(d.slots, s)
@@ -609,7 +612,7 @@ func (d *decider) bestAlone(c *candidate) {
 			c.first, c.delay0 = k, s.delay
 		}
 		v, fresh := d.valueAt(c, s)
-		cost := d.cost(s.vol0)
+		cost := s.cost0
 		if v-cost > bestNet {
 			bestNet = v - cost
 			c.value, c.fresh, c.vol, c.cost = v, fresh, s.vol0, cost
