@@ -13,6 +13,11 @@
 # number of iterations (ITER), timed by the kernel's count of user+system
 # CPU, minus a run of one iteration (setup); that is the "cpu ns/op" column.
 #
+# Neither is free of the load, so, when valgrind is installed, each side's
+# instructions per operation are also counted (cachegrind, runs of 1001
+# and 3001 iterations, difference over 2000): a count that does not depend
+# on the machine's state at all, the fairest before/after ratio.
+#
 # Usage: bench/model.sh [OLD_COMMIT] [BENCH_REGEXP]
 #   ROUNDS=5      interleaved rounds
 #   ITER=100000   iterations per run
@@ -64,3 +69,17 @@ sort -k1,1 -k3,3n "$work/cpu" | awk '
 	{k = $1; v[k, ++n[k]] = $3; keys[k] = 1}
 	END {for (k in keys) print k, "cpu", v[k, int((n[k] + 1) / 2)]}' | sort
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if command -v valgrind >/dev/null; then
+	ir() { # SIDE N -> instructions of a run of N iterations
+		(cd "$root/scoring" && valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+			"$work/$1.test" -test.run '^$' -test.bench "$pattern" -test.cpu 1 -test.benchtime "$2x" 2>&1) |
+			awk '/I +refs/ {gsub(",", "", $4); print $4}'
+	}
+	echo
+	echo "instructions/op (valgrind, all matched benchmarks of a run together):"
+	for side in old new; do
+		a="$(ir "$side" 1001)" b="$(ir "$side" 3001)"
+		echo "$side $(((b - a) / 2000))"
+	done
+fi
