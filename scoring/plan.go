@@ -371,8 +371,15 @@ func searchTimes(times []int64, x int64) int {
 
 // capCursor keeps capCheckScan's place in the release times.
 type capCursor struct {
-	after, gap, day, week, month int
-	started                      bool
+	after, gap int
+	// Per window (day, week, month): its length in seconds, the cap, and
+	// the first release time at or after the start of the window that
+	// ends at the slot.
+	span    [3]int64
+	n       [3]int
+	reason  [3]Reasons
+	lo      [3]int
+	started bool
 }
 
 // capCheckScan is capCheck for times u checked in increasing order, as
@@ -381,31 +388,39 @@ type capCursor struct {
 func (d *decider) capCheckScan(u int64, c *capCursor) Reasons {
 	caps := &d.in.Caps
 	times := d.times
+	g := int64(caps.MinGap / time.Second)
 	if !c.started {
 		// The first slot: search; later ones move forward from here.
 		c.started = true
+		c.span = [3]int64{secondsPerDay, 7 * secondsPerDay, 30 * secondsPerDay}
+		c.n = [3]int{caps.PerDay, caps.PerWeek, caps.PerMonth}
+		c.reason = [3]Reasons{ReasonCapDay, ReasonCapWeek, ReasonCapMonth}
 		c.after = searchTimes(times, u+1)
-		c.gap = searchTimes(times[:c.after], u-int64(caps.MinGap/time.Second)+1)
-		c.day = searchTimes(times[:c.after], u-secondsPerDay+1)
-		c.week = searchTimes(times[:c.after], u-7*secondsPerDay+1)
-		c.month = searchTimes(times[:c.after], u-30*secondsPerDay+1)
+		c.gap = searchTimes(times[:c.after], u-g+1)
+		for w := range c.lo {
+			c.lo[w] = searchTimes(times[:c.after], u-c.span[w]+1)
+		}
 	}
 	var r Reasons
-	if g := int64(caps.MinGap / time.Second); g > 0 {
+	if g > 0 {
 		c.gap = skipBefore(times, c.gap, u-g+1)
 		if c.gap < len(times) && times[c.gap] < u+g {
 			r |= ReasonMinGap
 		}
 	}
 	c.after = skipBefore(times, c.after, u+1)
-	if windowFullFrom(times, u, secondsPerDay, caps.PerDay, c.after, &c.day) {
-		r |= ReasonCapDay
-	}
-	if windowFullFrom(times, u, 7*secondsPerDay, caps.PerWeek, c.after, &c.week) {
-		r |= ReasonCapWeek
-	}
-	if windowFullFrom(times, u, 30*secondsPerDay, caps.PerMonth, c.after, &c.month) {
-		r |= ReasonCapMonth
+	for w := range c.lo {
+		// windowFull, with its searches replaced by the cursors.
+		n := c.n[w]
+		if n <= 0 || len(times) < n {
+			continue
+		}
+		span := c.span[w]
+		c.lo[w] = skipBefore(times, c.lo[w], u-span+1)
+		if c.after-c.lo[w] >= n ||
+			(c.after < len(times) && times[c.after] < u+span && fullAhead(times, u, span, n, c.after)) {
+			r |= c.reason[w]
+		}
 	}
 	return r
 }
@@ -417,20 +432,6 @@ func skipBefore(times []int64, i int, x int64) int {
 		i++
 	}
 	return i
-}
-
-// windowFullFrom is windowFull with the index of the first time after u
-// given (after) and the first time at or after u-w+1 searched forward from
-// *lo.
-func windowFullFrom(times []int64, u, w int64, n int, after int, lo *int) bool {
-	if n <= 0 || len(times) < n {
-		return false
-	}
-	*lo = skipBefore(times, *lo, u-w+1)
-	if after-*lo >= n {
-		return true
-	}
-	return fullAhead(times, u, w, n, after)
 }
 
 // windowFull reports whether one more release at u would put more than n
