@@ -1,7 +1,6 @@
 package governor
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -36,13 +35,11 @@ func profileOf(t *testing.T, db store.Store, rcpt string) scoring.Profile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p scoring.Profile
-	if raw != nil {
-		if err := json.Unmarshal(raw, &p); err != nil {
-			t.Fatal(err)
-		}
+	p, err := scoring.DecodeProfile(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return p
+	return *p
 }
 
 func lastDecision(t *testing.T, db store.Store, envelopeID string) engine.Record {

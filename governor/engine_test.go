@@ -203,9 +203,8 @@ func TestMarketingHeldThenReleasedOutsideQuietHours(t *testing.T) {
 		t.Errorf("X-Kadenz-Topics reached the recipient")
 	}
 	prof, _ := r.DB().Profile("ann@example.test")
-	var p scoring.Profile
-	if json.Unmarshal(prof, &p); len(p.History) != 1 {
-		t.Errorf("profile history after one release: %d entries", len(p.History))
+	if p, err := scoring.DecodeProfile(prof); err != nil || len(p.History) != 1 {
+		t.Errorf("profile after one release: %+v %v", p, err)
 	}
 }
 
@@ -492,8 +491,7 @@ func TestLatestMessageSetsRecipientZone(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := r.DB().Profile("ann@example.test")
-	var p scoring.Profile
-	if err := json.Unmarshal(raw, &p); err != nil || p.Timezone != "Europe/Berlin" {
+	if p, err := scoring.DecodeProfile(raw); err != nil || p.Timezone != "Europe/Berlin" {
 		t.Errorf("profile zone %q (%v), want the latest message's Europe/Berlin", p.Timezone, err)
 	}
 }

@@ -374,10 +374,7 @@ func TestForgetLeavesNothingOfTheRecipient(t *testing.T) {
 	}
 	// She unsubscribed.
 	err = r.DB().UpdateProfile("dora@example.test", func(old []byte) ([]byte, error) {
-		var p scoring.Profile
-		json.Unmarshal(old, &p)
-		p.Unsubscribed = c.Now()
-		return json.Marshal(p)
+		return scoring.UpdateStored(old, func(p *scoring.Profile) { p.Unsubscribed = c.Now() })
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package governor
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -187,9 +186,8 @@ func TestExemptCampaignReleasedAtOnceAndCounted(t *testing.T) {
 		t.Errorf("exempt record %+v", recs)
 	}
 	raw, _ := r.DB().Profile("ann@example.test")
-	var p scoring.Profile
-	if err := json.Unmarshal(raw, &p); err != nil || len(p.History) != 1 || p.History[0].Campaign != "price-alert" {
-		t.Errorf("history after an exempt release: %+v %v", p.History, err)
+	if p, err := scoring.DecodeProfile(raw); err != nil || len(p.History) != 1 || p.History[0].Campaign != "price-alert" {
+		t.Errorf("history after an exempt release: %+v %v", p, err)
 	}
 	if e := envelopeOf(t, r.DB(), "gone@example.test", 0); e.State != store.StateHeld {
 		t.Errorf("unsubscribed recipient's exempt mail: %s; want held for the engine to suppress", e.State)

@@ -36,8 +36,47 @@ func BenchmarkExtractFeatures(b *testing.B) {
 }
 
 // BenchmarkDecide decides for one recipient with 5 held messages and a
-// 100-entry history, under caps, quiet hours and a send window.
+// 100-entry history, under caps, quiet hours and a send window. The
+// profile is the one the engine would load: it carries the summary its
+// previous decision, a day earlier, left in it (comfortMemo), and every
+// iteration starts from that summary again, so each one resumes over the
+// releases of the last day as the engine's next decision would.
 func BenchmarkDecide(b *testing.B) {
+	in := benchDecideInput()
+	var pl Planner
+	dst := make([]Decision, 0, len(in.Held))
+	// The previous decision, a day earlier.
+	prev := in
+	prev.Now = in.Now.Add(-24 * time.Hour)
+	dst = pl.Decide(dst[:0], &prev)
+	memo := in.Profile.comfort
+	if memo.n == 0 {
+		b.Fatal("no summary left by the previous decision")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		in.Profile.comfort = memo
+		dst = pl.Decide(dst[:0], &in)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+// BenchmarkDecideCold is BenchmarkDecide with a profile that carries no
+// summary (one stored as JSON by an earlier release): the whole history is
+// walked, as every decision did before.
+func BenchmarkDecideCold(b *testing.B) {
+	in := benchDecideInput()
+	var pl Planner
+	dst := make([]Decision, 0, len(in.Held))
+	b.ReportAllocs()
+	for b.Loop() {
+		in.Profile.comfort = comfortMemo{}
+		dst = pl.Decide(dst[:0], &in)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+func benchDecideInput() Input {
 	r := rand.New(rand.NewPCG(1, 1))
 	now := t0
 	p := randomProfile(r, now, 100)
@@ -47,16 +86,9 @@ func BenchmarkDecide(b *testing.B) {
 	p.History = p.History[len(p.History)-100:]
 	held := randomHeld(r, now, 5)
 	pop, pol := DefaultPopulation(), DefaultPolicy()
-	in := Input{
+	return Input{
 		Now: now, Recipient: "ana@example.org", Profile: p, Location: time.FixedZone("CET", 3600), Held: held,
 		Caps:  Caps{PerDay: 2, PerWeek: 5, PerMonth: 15, MinGap: 4 * time.Hour},
 		Quiet: night, Window: officeHours{}, Population: &pop, Policy: &pol,
 	}
-	var pl Planner
-	dst := make([]Decision, 0, len(held))
-	b.ReportAllocs()
-	for b.Loop() {
-		dst = pl.Decide(dst[:0], &in)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 }

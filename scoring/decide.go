@@ -61,6 +61,11 @@ type Input struct {
 	// and holdout deterministically.
 	Recipient string
 	// Profile is the recipient's history; nil is a recipient with none.
+	// Decide reads it and may store in it a summary of the history for
+	// the next decision to resume from (unexported, carried by the binary
+	// stored form); nothing a decision reads changes, and the decisions
+	// are the same with or without the summary. So a profile must not be
+	// shared by concurrent decisions.
 	Profile *Profile
 	// Location is the recipient's time zone, resolved by the caller; nil
 	// means UTC.
@@ -186,6 +191,7 @@ func Decide(in Input) []Decision {
 // goroutine its own.
 type Planner struct {
 	slots []slot
+	open  []int // indices of the slots neither quiet hours nor a send window close
 	times []int64
 	cands []candidate
 	// Stand-ins for a nil Profile or Population. They live here rather
@@ -193,13 +199,23 @@ type Planner struct {
 	noProfile Profile
 	defaults  Population
 	hasDefs   bool
+	// The comfort grid (initInv) for ComfortVolume invFor.
+	inv    [comfortGrid]float64
+	invFor float64
+	hasInv bool
+	// The sum of the population's hour-of-week histogram popHours
+	// (populationTotal).
+	popHours    [HoursPerWeek]float64
+	popTotal    float64
+	hasPopHours bool
 }
 
 // Decide is the package's Decide, appending the decisions to dst.
 func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 	var d decider
 	d.init(in, pl)
-	d.slots, d.times, d.cands = pl.slots[:0], pl.times[:0], pl.cands[:0]
+	d.pl = pl
+	d.slots, d.times, d.cands, d.open = pl.slots[:0], pl.times[:0], pl.cands[:0], pl.open[:0]
 	base := len(dst)
 	for i := range in.Held {
 		h := &in.Held[i]
@@ -212,13 +228,14 @@ func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 	d.decide(dst[base:])
 	// Keep the grown buffers, without holding on to the caller's data.
 	clear(d.cands)
-	pl.slots, pl.times, pl.cands = d.slots[:0], d.times[:0], d.cands[:0]
+	pl.slots, pl.times, pl.cands, pl.open = d.slots[:0], d.times[:0], d.cands[:0], d.open[:0]
 	return dst
 }
 
 // planning state of one decision.
 type decider struct {
 	in        *Input
+	pl        *Planner
 	pol       Policy
 	pop       *Population
 	prof      *Profile
@@ -229,6 +246,7 @@ type decider struct {
 	sinceLast time.Duration
 	fat       Fatigue
 	slots     []slot
+	open      []int   // indices of the slots not closed, ascending
 	times     []int64 // release times (unix seconds) relevant to caps, sorted
 	cands     []candidate
 	stepVol   float64 // volume decay over one regular slot step
@@ -245,6 +263,7 @@ type slot struct {
 	delay  float64
 	vol    float64 // decayed volume, including releases planned so far
 	vol0   float64 // decayed volume from the history alone
+	cost0  float64 // the cost at vol0 (open slots only)
 }
 
 type candidate struct {

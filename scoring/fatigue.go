@@ -58,12 +58,15 @@ func (f Fatigue) Cost(v float64) float64 {
 // value wins when it has one.
 func ScoreFatigue(p *Profile, pop *Population, pol Policy, value int, now time.Time) Fatigue {
 	pol = pol.withDefaults()
-	return scoreFatigue(p, pop, &pol, value, now)
+	return scoreFatigue(p, pop, &pol, value, now, nil)
 }
 
-func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.Time) Fatigue {
+// scoreFatigue is ScoreFatigue. With pl (a decision's Planner) it also
+// stores the summary of the counted releases in p, and takes the comfort
+// grid from pl's cache.
+func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.Time, pl *Planner) Fatigue {
 	f := Fatigue{Sensitivity: 1, VolumeResponse: 1, CustomerValue: 1, Worth: 1, Comfort: pol.ComfortVolume}
-	f.responseToVolume(p, pop, pol, now)
+	f.responseToVolume(p, pop, pol, now, pl)
 	streak := float64(max(0, f.IgnoredStreak-pol.StreakFree))
 	f.Sensitivity = clamp(f.VolumeResponse*(1+pol.StreakWeight*streak), 1/pol.MaxSensitivity, pol.MaxSensitivity)
 	if p.HasValue {
@@ -89,35 +92,82 @@ func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.
 // differs between members) and counts the current streak of ignored mail.
 // Only releases older than EngageGrace count: younger ones have not had
 // their chance yet. The same pass sums the decayed volume up to now.
-func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now time.Time) {
-	// Unix seconds rather than time.Time: this loop runs over the whole
-	// history on every decision.
+//
+// The pass over releases old enough to count is the expensive part (a
+// logarithm per grid point for every engaged release), and its result for
+// those releases never changes until the history does: it is kept in the
+// profile (comfortMemo) and only the releases after it are walked. With
+// pl, the longer summary is stored back in p (unless p is pl's stand-in
+// for no profile).
+func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now time.Time, pl *Planner) {
+	memo := pl != nil && p != &pl.noProfile
+	// Unix seconds rather than time.Time: this loop runs over the history
+	// on every decision.
 	nowU := now.Unix()
 	cutoff := nowU - int64(pol.EngageGrace/time.Second)
 	rate := -math.Ln2 / pol.VolumeHalfLife.Seconds()
-	var (
-		v                    float64 // decayed volume just before each release
-		last                 int64
-		seen                 bool
-		nLow, eLow, nHi, eHi float64
-		cp                   comfortPosterior
-	)
 	learn := pol.ComfortSpread > 0
-	if learn {
-		cp.init(pol.ComfortVolume)
+	var inv [comfortGrid]float64
+	switch {
+	case !learn:
+	case pl == nil:
+		inv = initInv(pol.ComfortVolume)
+	default:
+		// The engine decides for recipient after recipient under the
+		// same policy: the grid is computed once.
+		if !pl.hasInv || pl.invFor != pol.ComfortVolume {
+			pl.inv, pl.invFor, pl.hasInv = initInv(pol.ComfortVolume), pol.ComfortVolume, true
+		}
+		inv = pl.inv
 	}
-	for i := range p.History {
+	var s volumeState
+	// The summary is reused when it was made under the same knobs, for the
+	// same releases with the same engagement, all of them still old enough
+	// to count (a decision in the past sees fewer).
+	start, key := 0, uint64(fnvOffset64)
+	m := &p.comfort
+	if m.n > 0 && m.n <= len(p.History) && m.comfortVolume == pol.ComfortVolume &&
+		m.volumeHalfLife == pol.VolumeHalfLife && m.learn == learn {
+		limit := min(cutoff, nowU)
+		for i := range m.n {
+			h := &p.History[i]
+			u := h.At.Unix()
+			if u > limit {
+				key = 0
+				break
+			}
+			key = memoKey(key, u, h.Engaged())
+		}
+		if key == m.key {
+			start, s = m.n, m.state
+		} else {
+			key = fnvOffset64
+		}
+	}
+	s.cp.inv = inv
+	// prefix: every release walked so far is old enough to count, so the
+	// state is one a later decision can resume from.
+	prefix := true
+	saved := false
+	for i := start; i < len(p.History); i++ {
 		h := &p.History[i]
 		u := h.At.Unix()
+		if prefix && (u > cutoff || u > nowU) {
+			prefix = false
+			if memo && i > start {
+				m.save(i, key, pol, learn, &s)
+				saved = true
+			}
+		}
 		if u > nowU {
 			break // scheduled, not yet sent
 		}
-		if seen {
-			v *= math.Exp(rate * float64(u-last))
+		if s.seen {
+			s.v *= math.Exp(rate * float64(u-s.last))
 		}
-		seen, last = true, u
+		s.seen, s.last = true, u
 		if u > cutoff {
-			v++
+			s.v++
 			continue
 		}
 		e := 0.0
@@ -125,43 +175,100 @@ func (f *Fatigue) responseToVolume(p *Profile, pop *Population, pol *Policy, now
 			e = 1
 		}
 		if learn {
-			cp.add(v, e > 0)
+			s.cp.add(s.v, e > 0)
 		}
-		if v < pol.ComfortVolume {
-			nLow++
-			eLow += e
+		if s.v < pol.ComfortVolume {
+			s.nLow++
+			s.eLow += e
 		} else {
-			nHi++
-			eHi += e
+			s.nHi++
+			s.eHi += e
 		}
-		v++
+		s.v++
 		if e > 0 {
-			f.IgnoredStreak = 0
+			s.streak = 0
 		} else {
-			f.IgnoredStreak++
+			s.streak++
+		}
+		if prefix {
+			key = memoKey(key, u, e > 0)
 		}
 	}
-	if seen {
-		f.Volume = v * math.Exp(rate*float64(nowU-last))
+	if memo && prefix && len(p.History) > start {
+		m.save(len(p.History), key, pol, learn, &s)
+		saved = true
 	}
-	n := nLow + nHi
+	if memo && !saved && start == 0 && m.n > 0 {
+		*m = comfortMemo{} // no longer matches the history
+	}
+	f.IgnoredStreak = s.streak
+	if s.seen {
+		f.Volume = s.v * math.Exp(rate*float64(nowU-s.last))
+	}
+	n := s.nLow + s.nHi
 	if learn {
 		// Downward only. Raising the comfort of readers who seem tolerant
 		// sent them more mail and more of them unsubscribed (simulation.md,
 		// round 5); an estimate that can only lower a recipient's volume
 		// also bounds what a wrong one can do.
-		f.Comfort = min(cp.estimate(pol, pop), pol.ComfortVolume)
+		f.Comfort = min(s.cp.estimate(pol, pop), pol.ComfortVolume)
 		return
 	}
-	if n == 0 || eLow+eHi == 0 {
+	if n == 0 || s.eLow+s.eHi == 0 {
 		return
 	}
-	mean := (eLow + eHi) / n
-	pLow := betaMean(eLow, nLow, mean, pop.ResponsePrior)
-	pHi := betaMean(eHi, nHi, mean, pop.ResponsePrior)
+	mean := (s.eLow + s.eHi) / n
+	pLow := betaMean(s.eLow, s.nLow, mean, pop.ResponsePrior)
+	pHi := betaMean(s.eHi, s.nHi, mean, pop.ResponsePrior)
 	if pHi > 0 {
 		f.VolumeResponse = clamp(pLow/pHi, 1/pol.MaxSensitivity, pol.MaxSensitivity)
 	}
+}
+
+// volumeState is the walk of responseToVolume after some releases.
+type volumeState struct {
+	v                    float64 // decayed volume just after the last release walked
+	last                 int64   // its time, unix seconds
+	seen                 bool
+	nLow, eLow, nHi, eHi float64
+	streak               int
+	cp                   comfortPosterior
+}
+
+// comfortMemo summarises the releases at the start of a profile's history
+// that are old enough to count in responseToVolume: the walk's state after
+// them, so that the next decision starts there. It is derived data, kept
+// with the profile (in its binary stored form) because the profile is what
+// the engine loads for every decision; a profile without one, or with one
+// that no longer matches its history, is walked from the start. Resuming a
+// walk performs the same floating-point operations in the same order as
+// walking from the start, so the result is the same to the bit.
+type comfortMemo struct {
+	// n is the number of releases summarised (History[:n]); 0 is none.
+	n int
+	// key hashes their times and engagement (memoKey), so that a late
+	// open, a merge, trimming or an edit is noticed.
+	key uint64
+	// The knobs the summary depends on.
+	comfortVolume  float64
+	volumeHalfLife time.Duration
+	learn          bool
+	state          volumeState
+}
+
+func (m *comfortMemo) save(n int, key uint64, pol *Policy, learn bool, s *volumeState) {
+	*m = comfortMemo{n: n, key: key, comfortVolume: pol.ComfortVolume, volumeHalfLife: pol.VolumeHalfLife, learn: learn, state: *s}
+	m.state.cp.inv = [comfortGrid]float64{} // the grid comes from the policy, not the profile
+}
+
+// memoKey adds one release to a comfortMemo key. Each step is a bijection
+// of the running key, so changing any one release always changes the key.
+func memoKey(key uint64, u int64, engaged bool) uint64 {
+	x := uint64(u) << 1
+	if engaged {
+		x |= 1
+	}
+	return (key ^ x) * fnvPrime64
 }
 
 // comfortGrid is the number of candidate comfort volumes, half an octave
@@ -197,10 +304,12 @@ type comfortPosterior struct {
 	releases int
 }
 
-func (cp *comfortPosterior) init(c0 float64) {
-	for j := range cp.inv {
-		cp.inv[j] = 1 / (c0 * math.Exp2(float64(j-comfortGrid/2)/2))
+func initInv(c0 float64) [comfortGrid]float64 {
+	var inv [comfortGrid]float64
+	for j := range inv {
+		inv[j] = 1 / (c0 * math.Exp2(float64(j-comfortGrid/2)/2))
 	}
+	return inv
 }
 
 // add counts one release that came at decayed volume v.

@@ -35,12 +35,13 @@ func (d *decider) decide(out []Decision) {
 			value = f.Value
 		}
 	}
-	d.fat = scoreFatigue(p, d.pop, &d.pol, value, d.now)
+	d.fat = scoreFatigue(p, d.pop, &d.pol, value, d.now, d.pl)
 	d.holdout = d.pol.HoldoutShare > 0 && draw(d.in.Recipient, "holdout", 0) < d.pol.HoldoutShare
 
 	var empty Features
 	empty.Priority = DefaultPriority
 	horizonEnd := d.now.Add(d.pol.Horizon)
+	recent := p.History[noveltyStart(p.History, d.now.Add(-d.pol.NoveltyWindow)):]
 	for i := range d.in.Held {
 		h := &d.in.Held[i]
 		f := h.Features
@@ -48,7 +49,7 @@ func (d *decider) decide(out []Decision) {
 			f = &empty
 		}
 		c := candidate{held: h, out: &out[i], slot: -1, best: -1, first: -1, delay0: 1}
-		c.rel = scoreRelevance(f, p, d.pop, &d.pol, d.now)
+		c.rel = scoreRelevance(f, p, d.pop, &d.pol, d.now, recent)
 		o := &out[i]
 		d.fillNumbers(o, &c)
 		deadline := f.Expires
@@ -178,6 +179,7 @@ func (d *decider) buildSlots() {
 	d.stepVol = decay(d.pol.Slot, d.pol.VolumeHalfLife)
 	stepDelay := decay(d.pol.Slot, d.pol.DelayHalfLife)
 	delay := 1.0
+	var cur capCursor
 	for k := 0; ; k++ {
 		var t time.Time
 		if k == 0 {
@@ -210,9 +212,15 @@ func (d *decider) buildSlots() {
 		if d.in.Window != nil && !d.in.Window.Allows(t) {
 			s.closed |= ReasonSendWindow
 		}
-		weekday := mod(floorDiv(local, secondsPerDay)+4, 7) // 1970-01-01 was a Thursday
-		s.lift = hours.lift(int(weekday*24 + sod/3600))
-		s.capped = d.capCheck(s.unix)
+		s.capped = d.capCheckScan(s.unix, &cur)
+		if s.closed == 0 {
+			// Only open slots are valued: a closed one's lift and cost
+			// are never read.
+			weekday := mod(floorDiv(local, secondsPerDay)+4, 7) // 1970-01-01 was a Thursday
+			s.lift = hours.lift(int(weekday*24 + sod/3600))
+			s.cost0 = d.cost(s.vol0)
+			d.open = append(d.open, len(d.slots))
+		}
 		d.slots = append(d.slots, s)
 	}
 }
@@ -253,16 +261,19 @@ func (d *decider) newHourModel() hourModel {
 	if !d.prof.DecayedAt.IsZero() && d.now.After(d.prof.DecayedAt) {
 		m.scale = decay(d.now.Sub(d.prof.DecayedAt), d.pol.Memory.HourHalfLife)
 	}
-	for i := range m.hours {
-		m.total += m.hours[i]
-		m.popTotal += m.pop[i]
+	// One pass, in hour-of-week order for every sum, as separate passes
+	// would add them.
+	var day [24]float64
+	for w := range 7 {
+		hours := m.hours[w*24 : w*24+24]
+		for h, v := range hours {
+			m.total += v
+			day[h] += v
+		}
 	}
+	m.popTotal = d.pl.populationTotal(m.pop)
 	m.total *= m.scale
 	if m.daily = clamp(d.pol.DailyPooling, 0, 1); m.daily > 0 {
-		var day [24]float64
-		for i, v := range m.hours {
-			day[i%24] += v
-		}
 		for h := range day {
 			m.byDay[h] = (0.25*day[(h+23)%24] + 0.5*day[h] + 0.25*day[(h+1)%24]) / 7
 		}
@@ -274,6 +285,25 @@ func (d *decider) newHourModel() hourModel {
 		m.invDen = 1 / (m.total + m.prior)
 	}
 	return m
+}
+
+// populationTotal is the sum of the population's hour-of-week histogram.
+// The engine decides recipient after recipient with the same population,
+// so the Planner keeps the sum with a copy of the histogram it is of:
+// comparing the copy is several times cheaper than adding up again. A
+// nil Planner just adds up.
+func (pl *Planner) populationTotal(pop *[HoursPerWeek]float64) float64 {
+	if pl != nil && pl.hasPopHours && pl.popHours == *pop {
+		return pl.popTotal
+	}
+	var t float64
+	for _, v := range pop {
+		t += v
+	}
+	if pl != nil {
+		pl.popHours, pl.popTotal, pl.hasPopHours = *pop, t, true
+	}
+	return t
 }
 
 // lift is the value factor of releasing at hour-of-week h. With k the
@@ -306,7 +336,7 @@ func (d *decider) capCheck(u int64) Reasons {
 	caps := &d.in.Caps
 	var r Reasons
 	if g := int64(caps.MinGap / time.Second); g > 0 {
-		i, _ := slices.BinarySearch(d.times, u-g+1)
+		i := searchTimes(d.times, u-g+1)
 		if i < len(d.times) && d.times[i] < u+g {
 			r |= ReasonMinGap
 		}
@@ -323,25 +353,111 @@ func (d *decider) capCheck(u int64) Reasons {
 	return r
 }
 
+// searchTimes is slices.BinarySearch for the sorted release times: the
+// index of the first time at or after x. Caps run it several times for
+// every slot of every decision, and written out for int64 it inlines.
+func searchTimes(times []int64, x int64) int {
+	lo, hi := 0, len(times)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if times[m] < x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// capCursor keeps capCheckScan's place in the release times.
+type capCursor struct {
+	after, gap int
+	// Per window (day, week, month): its length in seconds, the cap, and
+	// the first release time at or after the start of the window that
+	// ends at the slot.
+	span    [3]int64
+	n       [3]int
+	reason  [3]Reasons
+	lo      [3]int
+	started bool
+}
+
+// capCheckScan is capCheck for times u checked in increasing order, as
+// buildSlots does: instead of searching the release times afresh for every
+// slot, it moves each search's answer forward from the previous slot's.
+func (d *decider) capCheckScan(u int64, c *capCursor) Reasons {
+	caps := &d.in.Caps
+	times := d.times
+	g := int64(caps.MinGap / time.Second)
+	if !c.started {
+		// The first slot: search; later ones move forward from here.
+		c.started = true
+		c.span = [3]int64{secondsPerDay, 7 * secondsPerDay, 30 * secondsPerDay}
+		c.n = [3]int{caps.PerDay, caps.PerWeek, caps.PerMonth}
+		c.reason = [3]Reasons{ReasonCapDay, ReasonCapWeek, ReasonCapMonth}
+		c.after = searchTimes(times, u+1)
+		c.gap = searchTimes(times[:c.after], u-g+1)
+		for w := range c.lo {
+			c.lo[w] = searchTimes(times[:c.after], u-c.span[w]+1)
+		}
+	}
+	var r Reasons
+	if g > 0 {
+		c.gap = skipBefore(times, c.gap, u-g+1)
+		if c.gap < len(times) && times[c.gap] < u+g {
+			r |= ReasonMinGap
+		}
+	}
+	c.after = skipBefore(times, c.after, u+1)
+	for w := range c.lo {
+		// windowFull, with its searches replaced by the cursors.
+		n := c.n[w]
+		if n <= 0 || len(times) < n {
+			continue
+		}
+		span := c.span[w]
+		c.lo[w] = skipBefore(times, c.lo[w], u-span+1)
+		if c.after-c.lo[w] >= n ||
+			(c.after < len(times) && times[c.after] < u+span && fullAhead(times, u, span, n, c.after)) {
+			r |= c.reason[w]
+		}
+	}
+	return r
+}
+
+// skipBefore returns the index of the first time at or after x, searching
+// forward from i, which must not be past it.
+func skipBefore(times []int64, i int, x int64) int {
+	for i < len(times) && times[i] < x {
+		i++
+	}
+	return i
+}
+
 // windowFull reports whether one more release at u would put more than n
 // releases into some window of w seconds. Only windows containing u
 // matter; the fullest of them starts just after u-w or just before one of
 // the releases in (u, u+w) falls out of it.
 func windowFull(times []int64, u, w int64, n int) bool {
-	if n <= 0 {
-		return false
+	if n <= 0 || len(times) < n {
+		return false // not enough releases to fill any window
 	}
-	count := func(a int64) int { // releases in [a, a+w)
-		i, _ := slices.BinarySearch(times, a)
-		j, _ := slices.BinarySearch(times, a+w)
-		return j - i
-	}
-	if count(u-w+1) >= n {
+	// releases in [u-w+1, u+1): the window that ends with u
+	i := searchTimes(times, u+1)
+	if i-searchTimes(times[:i], u-w+1) >= n {
 		return true
 	}
-	i, _ := slices.BinarySearch(times, u+1)
+	return fullAhead(times, u, w, n, i)
+}
+
+// fullAhead reports whether a window that ends with one of the releases
+// in (u, u+w), times[i] the first of them, holds n releases with one more
+// at u.
+func fullAhead(times []int64, u, w int64, n int, i int) bool {
 	for ; i < len(times) && times[i] < u+w; i++ {
-		if count(times[i]-w+1) >= n {
+		// releases in [times[i]-w+1, times[i]+1)
+		a := times[i] - w + 1
+		if i+1-searchTimes(times[:i+1], a) >= n {
 			return true
 		}
 	}
@@ -413,9 +529,9 @@ func (d *decider) plan() {
 			if c.done || c.slot >= 0 {
 				continue
 			}
-			for k := range d.slots {
+			for _, k := range d.open {
 				s := &d.slots[k]
-				if s.closed != 0 || s.capped != 0 || !c.inRange(s) {
+				if s.capped != 0 || !c.inRange(s) {
 					continue
 				}
 				v, _ := d.valueAt(c, s)
@@ -464,9 +580,9 @@ func (d *decider) plan() {
 // value net of cost (net true) or the highest value (net false); -1 if none.
 func (d *decider) bestOpen(c *candidate, net bool) int {
 	best, bestScore := -1, math.Inf(-1)
-	for k := range d.slots {
+	for _, k := range d.open {
 		s := &d.slots[k]
-		if s.closed != 0 || s.capped != 0 || !c.inRange(s) {
+		if s.capped != 0 || !c.inRange(s) {
 			continue
 		}
 		score, _ := d.valueAt(c, s)
@@ -488,16 +604,16 @@ func (d *decider) bestAlone(c *candidate) {
 		return
 	}
 	bestNet := math.Inf(-1)
-	for k := range d.slots {
+	for _, k := range d.open {
 		s := &d.slots[k]
-		if s.closed != 0 || !c.inRange(s) {
+		if !c.inRange(s) {
 			continue
 		}
 		if c.first < 0 {
 			c.first, c.delay0 = k, s.delay
 		}
 		v, fresh := d.valueAt(c, s)
-		cost := d.cost(s.vol0)
+		cost := s.cost0
 		if v-cost > bestNet {
 			bestNet = v - cost
 			c.value, c.fresh, c.vol, c.cost = v, fresh, s.vol0, cost
@@ -531,7 +647,7 @@ func (d *decider) commit(i, k int, why Reasons) {
 		}
 	}
 	d.planned++
-	i, _ = slices.BinarySearch(d.times, s.unix)
+	i = searchTimes(d.times, s.unix)
 	d.times = slices.Insert(d.times, i, s.unix)
 	// The release adds to the volume every later slot sees; slots after
 	// the first are a regular step apart, so the decay is a product.

@@ -103,6 +103,10 @@ type Profile struct {
 	// defers held mail until then.
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	PauseReason string    `json:"pause_reason,omitempty"`
+
+	// comfort is derived from History by decisions and kept to spare the
+	// next one the work (comfortMemo); it is not part of the JSON form.
+	comfort comfortMemo
 }
 
 // BounceNote records one bounce: when, its class (hard, soft), the named

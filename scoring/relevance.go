@@ -3,6 +3,7 @@ package scoring
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Relevance is the value of one message to one recipient before timing:
@@ -61,10 +62,12 @@ func clamp(x, lo, hi float64) float64 { return min(max(x, lo), hi) }
 // pol should come from DefaultPolicy (with changes).
 func ScoreRelevance(f *Features, p *Profile, pop *Population, pol Policy, now time.Time) Relevance {
 	pol = pol.withDefaults()
-	return scoreRelevance(f, p, pop, &pol, now)
+	return scoreRelevance(f, p, pop, &pol, now, p.History[noveltyStart(p.History, now.Add(-pol.NoveltyWindow)):])
 }
 
-func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now time.Time) Relevance {
+// scoreRelevance is ScoreRelevance with the releases novelty compares
+// with (noveltyStart), which are the same for every message of a decision.
+func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now time.Time, recent []Release) Relevance {
 	r := Relevance{NearestBits: -1}
 	d := 1.0
 	if now.After(p.DecayedAt) && !p.DecayedAt.IsZero() {
@@ -98,33 +101,102 @@ func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now t
 	}
 	r.Priority = 1 + pol.PriorityWeight*float64(f.Priority-DefaultPriority)/DefaultPriority
 	r.Novelty = 1
-	r.novelty(f, p, pol, now)
+	r.novelty(f, recent, pol)
 	r.Value = r.Affinity * r.Priority * r.Novelty
 	return r
 }
 
+// sameCampaign is strings.EqualFold for two strings of the same length,
+// with ASCII compared here: campaign names are short and mostly ASCII, and
+// this runs for every held message against every recent release.
+//
+// Names of one sender's campaigns tend to differ at the end (spring-25,
+// spring-26), so the last bytes are compared first, where the compiler
+// inlines it: two ASCII bytes that differ other than in the bit that
+// separates a letter's cases cannot fold to each other, and an ASCII byte
+// is a whole rune, so the strings are not equal under folding.
+func sameCampaign(a, b string) bool {
+	if n := len(a); n > 0 {
+		if x, y := a[n-1], b[n-1]; x|y < utf8.RuneSelf && x|0x20 != y|0x20 {
+			return false
+		}
+	}
+	return sameCampaignFold(a, b)
+}
+
+func sameCampaignFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x|y >= utf8.RuneSelf {
+			// Both prefixes were ASCII, so i starts a rune in both.
+			return strings.EqualFold(a[i:], b[i:])
+		}
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// noveltyStart returns where in hist the releases within the novelty
+// window (since and after) begin: after the latest release older than
+// since, for a history kept in time order just its first recent one.
+func noveltyStart(hist []Release, since time.Time) int {
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].At.Before(since) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 // novelty compares the message with what the recipient got within the
-// novelty window. Near-duplicates (SimHash, Charikar 2002) lose most of
-// their value: a second copy of the same offer tells the reader nothing.
-func (r *Relevance) novelty(f *Features, p *Profile, pol *Policy, now time.Time) {
-	since := now.Add(-pol.NoveltyWindow)
-	for i := len(p.History) - 1; i >= 0; i-- {
-		h := &p.History[i]
-		if h.At.Before(since) {
-			break
+// novelty window (recent, from noveltyStart). Near-duplicates (SimHash,
+// Charikar 2002) lose most of their value: a second copy of the same offer
+// tells the reader nothing.
+func (r *Relevance) novelty(f *Features, recent []Release, pol *Policy) {
+	// The nearest distance and whether the campaign repeats, in separate
+	// loops with the message's side of each test taken out of them: this
+	// runs for every held message over every recent release.
+	switch {
+	case f.MessageID != "":
+		for i := range recent {
+			h := &recent[i]
+			dist := -1
+			switch {
+			case h.MessageID == f.MessageID:
+				dist = 0
+			case f.Fingerprint != 0 && h.Fingerprint != 0:
+				dist = Hamming(f.Fingerprint, h.Fingerprint)
+			}
+			if dist >= 0 && (r.NearestBits < 0 || dist < r.NearestBits) {
+				r.NearestBits = dist
+			}
 		}
-		dist := -1
-		switch {
-		case f.MessageID != "" && h.MessageID == f.MessageID:
-			dist = 0
-		case f.Fingerprint != 0 && h.Fingerprint != 0:
-			dist = Hamming(f.Fingerprint, h.Fingerprint)
+	case f.Fingerprint != 0:
+		for i := range recent {
+			if fp := recent[i].Fingerprint; fp != 0 {
+				if dist := Hamming(f.Fingerprint, fp); r.NearestBits < 0 || dist < r.NearestBits {
+					r.NearestBits = dist
+				}
+			}
 		}
-		if dist >= 0 && (r.NearestBits < 0 || dist < r.NearestBits) {
-			r.NearestBits = dist
-		}
-		if f.Campaign != "" && len(h.Campaign) == len(f.Campaign) && strings.EqualFold(h.Campaign, f.Campaign) {
-			r.RepeatCampaign = true
+	}
+	if f.Campaign != "" {
+		for i := range recent {
+			if c := recent[i].Campaign; len(c) == len(f.Campaign) && sameCampaign(c, f.Campaign) {
+				r.RepeatCampaign = true
+				break
+			}
 		}
 	}
 	if r.NearestBits >= 0 {

@@ -58,7 +58,11 @@ func (a *Server) handleProfile(w http.ResponseWriter, req *http.Request) {
 // profileView gathers a recipient's profile and latest envelopes; both
 // are empty when nothing is stored about addr.
 func (a *Server) profileView(addr string) (api.ProfileView, error) {
-	profile, err := a.db.Profile(addr)
+	raw, err := a.db.Profile(addr)
+	if err != nil {
+		return api.ProfileView{}, err
+	}
+	profile, err := scoring.ProfileJSON(raw) // stored in binary; the API speaks JSON
 	if err != nil {
 		return api.ProfileView{}, err
 	}
