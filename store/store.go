@@ -99,7 +99,7 @@ var (
 	// recipient (NormalizeAddress) + 0x00 + envelope ID -> nil. The engine decides all of a
 	// recipient's held mail together.
 	bucketHeldByRecipient = []byte("held_by_recipient")
-	// bucketProfiles: recipient (NormalizeAddress) -> profile (JSON, owned by the engine).
+	// bucketProfiles: recipient (NormalizeAddress) -> profile (scoring's codec: binary, or JSON as earlier releases wrote it; owned by the engine).
 	bucketProfiles = []byte("profiles")
 	// bucketDecisions: envelope ID -> JSON array of decision records.
 	bucketDecisions = []byte("decisions")
