@@ -30,8 +30,15 @@ type Relevance struct {
 	NearestBits int
 	// RepeatCampaign is true when the campaign was released lately.
 	RepeatCampaign bool
-	// Value is Affinity × Priority × Novelty.
+	// Value is Affinity × Priority × Novelty × Campaign.
 	Value float64
+	// Content names the term that moved a topic-less message's affinity
+	// most (content.go); empty Term when none did.
+	Content ContentNote
+	// Campaign is the factor from the campaign's engagement so far
+	// (campaign.go); 1 without evidence.
+	Campaign     float64
+	CampaignNote CampaignNote
 }
 
 // engagement turns counts into an engagement score with the policy's weights.
@@ -65,7 +72,7 @@ func ScoreRelevance(f *Features, p *Profile, pop *Population, pol Policy, now ti
 }
 
 func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now time.Time) Relevance {
-	r := Relevance{NearestBits: -1}
+	r := Relevance{NearestBits: -1, Campaign: 1}
 	d := 1.0
 	if now.After(p.DecayedAt) && !p.DecayedAt.IsZero() {
 		d = decay(now.Sub(p.DecayedAt), pol.Memory.HalfLife)
@@ -81,7 +88,8 @@ func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now t
 		lift = r.Overall / r.PopulationRate
 	}
 	if len(f.Topics) == 0 {
-		r.Affinity = r.Overall
+		// No declared topics: what the words say (content.go, issue 18).
+		r.Affinity, r.Content, _ = contentAffinity(f, p, pol, r.Overall, now)
 	} else {
 		var sum float64
 		for _, t := range f.Topics {

@@ -333,6 +333,9 @@ func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := e.campaignEvidence(held, r.Held, counted); err != nil { // issue 18: campaign quality
+		return nil, err
+	}
 	in := scoring.Input{
 		Now: now, Recipient: rcpt, Profile: profile, Location: e.Location(profile.Timezone),
 		Held: held, Caps: ru.caps, Quiet: ru.quiet, Population: &e.population, Policy: &ru.policy,
@@ -427,7 +430,10 @@ func (e *Engine) outcome(ru *Rules, d *scoring.Decision, env store.Envelope, fea
 	case action == scoring.ActionRelease:
 		at = maxTime(at, now)
 		env.State, env.Due, rec.At = store.StateQueued, at, at
-		profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, e.memory)
+		q := scoring.QualityKey(f) // issue 18: content terms and campaign quality
+		profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics,
+			Fingerprint: f.Fingerprint, Terms: scoring.TermBitsOf(f.Terms), Quality: q}, e.memory)
+		countRelease(counters, q, env.From, at)
 		releasedNow = !at.After(now)
 	case action == scoring.ActionDefer:
 		// A defer to now or the past would spin; decide again shortly.
