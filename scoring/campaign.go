@@ -30,8 +30,10 @@ import (
 //     the click rate).
 //   - The factor is the campaign's expected engagement per release (the
 //     open and click weights of the model) over the sender's, times the
-//     square root of the sender's stop rate over the campaign's, to the
-//     power CampaignWeight, within 1/CampaignMaxLift and CampaignMaxLift.
+//     square root of the sender's stop rate over the campaign's when that
+//     is higher (stops only count against; their prior is worth three
+//     expected stops), to the power CampaignWeight, within
+//     1/CampaignMaxLift and CampaignMaxLift.
 //   - Exploration: until CampaignExplore releases have been read, the
 //     factor is never below 1, so a campaign is not judged down on a
 //     handful of readers; it can rise at once.
@@ -91,6 +93,11 @@ func QualityKey(f *Features) string {
 	return ""
 }
 
+// stopPriorStops is the prior behind a stop rate, in expected stops: stops
+// are rare (a few per thousand releases), so a campaign needs hundreds of
+// releases before its own count says more than its sender's.
+const stopPriorStops = 3
+
 // read is the number of c's releases that have had time to be read by now.
 func (c *CampaignCounts) read(now time.Time, readTime time.Duration) float64 {
 	if c.Released <= 0 || c.ReleasedAt.IsZero() || !now.After(c.ReleasedAt) || readTime <= 0 {
@@ -116,13 +123,13 @@ func campaignFactor(ev *CampaignEvidence, pop *Population, pol *Policy, now time
 	k := pol.CampaignPrior
 	sOpen := betaMean(s.Opens, max(sRead, s.Opens), pop.OpenRate, k)
 	sCTOR := betaMean(s.Clicks, s.Opens, ctor0, k/3)
-	sStop := betaMean(s.Stops, max(sRead, s.Stops), pop.UnsubscribeRate, 10*k)
+	sStop := betaMean(s.Stops, max(sRead, s.Stops), pop.UnsubscribeRate, stopPriorStops/max(pop.UnsubscribeRate, 1e-4))
 	// The campaign, shrunk toward its sender.
 	c := &ev.Campaign
 	cRead := c.read(now, pol.CampaignReadTime)
 	cOpen := betaMean(c.Opens, max(cRead, c.Opens), sOpen, k)
 	cCTOR := betaMean(c.Clicks, c.Opens, sCTOR, k/3)
-	cStop := betaMean(c.Stops, max(cRead, c.Stops), sStop, 10*k)
+	cStop := betaMean(c.Stops, max(cRead, c.Stops), sStop, stopPriorStops/max(sStop, 1e-4))
 
 	note = CampaignNote{Read: cRead, Opens: c.Opens, Clicks: c.Clicks, Stops: c.Stops}
 	ow, cw := pol.OpenWeight, pol.ClickWeight
@@ -131,7 +138,8 @@ func campaignFactor(ev *CampaignEvidence, pop *Population, pol *Policy, now time
 	if note.SenderRate <= 0 || cStop <= 0 {
 		return 1, note
 	}
-	f := note.Rate / note.SenderRate * math.Sqrt(sStop/cStop)
+	// Stops only count against: none is what most campaigns earn.
+	f := note.Rate / note.SenderRate * math.Sqrt(min(1, sStop/cStop))
 	f = math.Pow(f, pol.CampaignWeight)
 	maxLift := max(pol.CampaignMaxLift, 1)
 	f = clamp(f, 1/maxLift, maxLift)
@@ -161,11 +169,18 @@ func CampaignFactor(ev *CampaignEvidence, pop *Population, pol Policy, now time.
 type Engagement struct {
 	Quality, Sender   string
 	Open, Click, Stop bool
+	// Topics and Terms are the release's, for the population's topic and
+	// term counts.
+	Topics []string
+	Terms  TermBits
 }
 
+// Counted reports whether the event counted anything new.
+func (e *Engagement) Counted() bool { return e.Open || e.Click || e.Stop }
+
 // RecordEventCounted is RecordEvent that also reports what the event newly
-// counted for the campaign counts (nothing when the release is unknown or
-// the event repeats one already counted).
+// counted for the campaign and population counts (nothing when the
+// release is unknown or the event repeats one already counted).
 func (p *Profile) RecordEventCounted(ev Event, loc *time.Location, m Memory) Engagement {
 	var rel *Release
 	if ev.MessageID != "" {
@@ -182,14 +197,14 @@ func (p *Profile) RecordEventCounted(ev Event, loc *time.Location, m Memory) Eng
 	}
 	stopped := p.HardStopped()
 	p.RecordEvent(ev, loc, m)
-	if rel == nil || rel.Quality == "" {
+	if rel == nil {
 		return Engagement{}
 	}
-	e := Engagement{Quality: rel.Quality, Sender: rel.Sender}
+	e := Engagement{Quality: rel.Quality, Sender: rel.Sender, Topics: rel.Topics, Terms: rel.Terms}
 	e.Open = rel.Opened && !before.Opened
 	e.Click = rel.Clicked && !before.Clicked
 	e.Stop = !stopped && (ev.Kind == EventUnsubscribe || ev.Kind == EventComplaint) && p.HardStopped()
-	if !e.Open && !e.Click && !e.Stop {
+	if !e.Counted() {
 		return Engagement{}
 	}
 	return e

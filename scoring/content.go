@@ -39,6 +39,10 @@ import (
 // ContentBuckets is the number of hashed term buckets in a profile.
 const ContentBuckets = 128
 
+// maxTermShare: a term bucket in more than this share of a recipient's
+// releases is not evidence of anything.
+const maxTermShare = 0.9
+
 // MaxContentTerms bounds the terms kept per message.
 const MaxContentTerms = 48
 
@@ -190,21 +194,32 @@ type ContentNote struct {
 }
 
 // contentAffinity is the affinity of a message without topics from the
-// recipient's content counts; ok is false when there is nothing to go on
-// (no terms, no counts, the learner off).
-func contentAffinity(f *Features, p *Profile, pol *Policy, overall float64, now time.Time) (aff float64, note ContentNote, ok bool) {
-	c := p.Content
-	if pol.ContentWeight <= 0 || c == nil || len(f.Terms) == 0 || c.Releases <= 0 || len(c.Sends) != ContentBuckets ||
-		len(c.Opens) != ContentBuckets || len(c.Clicks) != ContentBuckets {
+// population's term lifts and the recipient's content counts; ok is false
+// when there is nothing to go on (no terms, the learner off).
+func contentAffinity(f *Features, p *Profile, pop *Population, pol *Policy, overall float64, now time.Time) (aff float64, note ContentNote, ok bool) {
+	if pol.ContentWeight <= 0 || len(f.Terms) == 0 {
 		return overall, note, false
 	}
-	d := 1.0
-	if now.After(c.At) {
-		d = decay(now.Sub(c.At), pol.Memory.HalfLife)
+	termLift := pop.TermLift
+	if len(termLift) != ContentBuckets {
+		termLift = nil
 	}
-	total := c.Releases * d
+	c := p.Content
+	if c != nil && (c.Releases <= 0 || len(c.Sends) != ContentBuckets || len(c.Opens) != ContentBuckets || len(c.Clicks) != ContentBuckets) {
+		c = nil
+	}
+	d, total := 1.0, 0.0
+	if c != nil {
+		if now.After(c.At) {
+			d = decay(now.Sub(c.At), pol.Memory.HalfLife)
+		}
+		total = c.Releases * d
+	}
+	// The population's view of the message: the mean lift of its buckets.
+	// The recipient's own: each bucket's rate, shrunk toward the overall
+	// rate times the bucket's lift, weighed by how much it says.
 	var seen TermBits
-	var sumW, sumDev, best float64
+	var sumLift, buckets, sumW, sumDev, best float64
 	bestTerm := -1
 	for i, t := range f.Terms {
 		k := termBucket(t)
@@ -212,27 +227,42 @@ func contentAffinity(f *Features, p *Profile, pol *Policy, overall float64, now 
 			continue
 		}
 		seen[k/64] |= 1 << uint(k%64)
+		tl := 1.0
+		if termLift != nil {
+			tl = termLift[k]
+		}
+		sumLift += tl
+		buckets++
+		if c == nil {
+			continue
+		}
 		n := float64(c.Sends[k]) * d
 		if n <= 0 {
 			continue
 		}
+		share := n / total
+		if share > maxTermShare {
+			continue // in (nearly) every mail: says nothing about what they like
+		}
+		mu := clamp(overall*tl, 0, 0.95)
 		eng := (pol.OpenWeight*float64(c.Opens[k]) + (pol.ClickWeight+pol.ReplyWeight)*float64(c.Clicks[k])) * d
-		est := betaMean(eng, n, overall, pol.ContentPrior)
-		w := n * max(0, 1-n/total)
+		est := betaMean(eng, n, mu, pol.ContentPrior)
+		w := n * (1 - share)
 		sumW += w
-		sumDev += w * (est - overall)
-		if x := math.Abs(w * (est - overall)); x > best {
+		sumDev += w * (est - mu)
+		if x := math.Abs(w * (est - mu)); x > best {
 			best, bestTerm = x, i
 		}
 	}
+	base := overall * sumLift / buckets
 	if sumW <= 0 {
-		return overall, note, false
+		return clamp(base, overall/4, 0.95), note, termLift != nil
 	}
 	if bestTerm >= 0 {
 		k := termBucket(f.Terms[bestTerm])
 		note = ContentNote{Term: f.Terms[bestTerm], Sends: float64(c.Sends[k]) * d, Opens: float64(c.Opens[k]) * d, Clicks: float64(c.Clicks[k]) * d}
 	}
-	aff = clamp(overall+pol.ContentWeight*sumDev/sumW, overall/4, 0.95)
+	aff = clamp(base+pol.ContentWeight*sumDev/sumW, overall/4, 0.95)
 	return aff, note, true
 }
 

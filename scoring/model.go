@@ -13,6 +13,10 @@ type Population struct {
 	// TopicLift is a topic's engagement relative to the average (1 =
 	// average); topics not listed are average.
 	TopicLift map[string]float64 `json:"topic_lift,omitempty"`
+	// TermLift is, per content term bucket (content.go), the engagement of
+	// releases with a term in it relative to the average; nil or a length
+	// other than ContentBuckets means all average.
+	TermLift []float64 `json:"term_lift,omitempty"`
 	// HourOfWeek is relative engagement by local hour of week (Sunday
 	// 00:00 first); all zero means flat.
 	HourOfWeek [HoursPerWeek]float64 `json:"hour_of_week"`
@@ -205,7 +209,7 @@ func DefaultPolicy() Policy {
 		Floor:               14 * 24 * time.Hour,
 		ExploreShare:        0.02,
 		HoldoutShare:        0,
-		ContentWeight:       2,
+		ContentWeight:       1,
 		ContentPrior:        3,
 		CampaignWeight:      1,
 		CampaignPrior:       30,

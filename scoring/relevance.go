@@ -89,7 +89,7 @@ func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now t
 	}
 	if len(f.Topics) == 0 {
 		// No declared topics: what the words say (content.go, issue 18).
-		r.Affinity, r.Content, _ = contentAffinity(f, p, pol, r.Overall, now)
+		r.Affinity, r.Content, _ = contentAffinity(f, p, pop, pol, r.Overall, now)
 	} else {
 		var sum float64
 		for _, t := range f.Topics {
@@ -131,7 +131,9 @@ func (r *Relevance) novelty(f *Features, p *Profile, pol *Policy, now time.Time)
 		if dist >= 0 && (r.NearestBits < 0 || dist < r.NearestBits) {
 			r.NearestBits = dist
 		}
-		if f.Campaign != "" && len(h.Campaign) == len(f.Campaign) && strings.EqualFold(h.Campaign, f.Campaign) {
+		// A list's posts share its List-Id but are distinct messages of one
+		// stream, not repeats of one campaign (issue 18).
+		if f.Campaign != "" && !f.CampaignFromList && len(h.Campaign) == len(f.Campaign) && strings.EqualFold(h.Campaign, f.Campaign) {
 			r.RepeatCampaign = true
 		}
 	}

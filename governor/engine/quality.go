@@ -34,14 +34,17 @@ func senderQualityKey(from string) string { return "f:" + strings.ToLower(from) 
 
 var qualityFields = []string{"released", "released-min", "opens", "clicks", "stops"}
 
-// countRelease adds one release at at to the quality counters.
-func countRelease(counters map[string]int64, quality, from string, at time.Time) {
-	if quality == "" {
+// countRelease adds one release to the quality and population counters.
+func countRelease(counters map[string]int64, rel *scoring.Release) {
+	for _, s := range popScopes(rel.Topics, rel.Terms) {
+		counters[popCounter(s, "released")]++
+	}
+	if rel.Quality == "" {
 		return
 	}
-	for _, key := range []string{quality, senderQualityKey(from)} {
+	for _, key := range []string{rel.Quality, senderQualityKey(rel.Sender)} {
 		counters[qualityCounter(key, "released")]++
-		counters[qualityCounter(key, "released-min")] += at.Unix() / 60
+		counters[qualityCounter(key, "released-min")] += rel.At.Unix() / 60
 	}
 }
 
@@ -49,10 +52,21 @@ func countRelease(counters map[string]int64, quality, from string, at time.Time)
 // feedback newly counted (scoring.Profile.RecordEventCounted); nil for
 // nothing.
 func QualityFeedbackCounters(e scoring.Engagement) map[string]int64 {
-	if e.Quality == "" {
+	if !e.Counted() {
 		return nil
 	}
 	out := map[string]int64{}
+	for _, s := range popScopes(e.Topics, e.Terms) {
+		if e.Open {
+			out[popCounter(s, "opens")]++
+		}
+		if e.Click {
+			out[popCounter(s, "clicks")]++
+		}
+	}
+	if e.Quality == "" {
+		return out
+	}
 	for _, key := range []string{e.Quality, senderQualityKey(e.Sender)} {
 		if e.Open {
 			out[qualityCounter(key, "opens")]++
