@@ -23,7 +23,7 @@ func runSimulate(args []string) int {
 	recipients := fs.Int("recipients", 500, "population `size`")
 	days := fs.Int("days", 14, "`days` of campaigns")
 	seed := fs.Uint64("seed", 1, "random `seed`; the same seed gives the same result")
-	mix := fs.String("mix", string(sim.MixDefault), "population `mix`: default (about one mail a day tolerated), tolerant (about three) or sensitive (one every two days)")
+	mix := fs.String("mix", string(sim.MixDefault), "population `mix`: default (about one mail a day tolerated), tolerant (about three), sensitive (one every two days) or relaxed (about eight: volume is cheap)")
 	world := fs.String("world", string(sim.WorldClassic), "the list and its sender: classic (rounds 1-5), structured (topic popularity, topics in the text, four sending tools, campaigns of differing quality and targeting) or heavy (structured, twice the campaigns)")
 	strictness := fs.Float64("strictness", config.Default().Governor.Strictness, "Kadenz's strictness for a what-if run (above 0, at most 10; lower sends more)")
 	configFile := fs.String("config", "", "simulate Kadenz with the governor settings of this config `file` (mode is always enforce)")
