@@ -272,3 +272,31 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// mergeContent adds another profile's content counts to p's (Merge),
+// both decayed to the later of their times.
+func (p *Profile) mergeContent(o *ContentCounts, m Memory) {
+	if o == nil || len(o.Sends) != ContentBuckets || len(o.Opens) != ContentBuckets || len(o.Clicks) != ContentBuckets {
+		return
+	}
+	c := p.Content
+	if c == nil || len(c.Sends) != ContentBuckets || len(c.Opens) != ContentBuckets || len(c.Clicks) != ContentBuckets {
+		p.Content = &ContentCounts{At: o.At, Releases: o.Releases, Sends: slices.Clone(o.Sends),
+			Opens: slices.Clone(o.Opens), Clicks: slices.Clone(o.Clicks)}
+		return
+	}
+	wp, wo := 1.0, 1.0
+	switch {
+	case o.At.After(c.At):
+		wp = decay(o.At.Sub(c.At), m.HalfLife)
+		c.At = o.At
+	case c.At.After(o.At):
+		wo = decay(c.At.Sub(o.At), m.HalfLife)
+	}
+	c.Releases = wp*c.Releases + wo*o.Releases
+	for i := range c.Sends {
+		c.Sends[i] = float32(wp*float64(c.Sends[i]) + wo*float64(o.Sends[i]))
+		c.Opens[i] = float32(wp*float64(c.Opens[i]) + wo*float64(o.Opens[i]))
+		c.Clicks[i] = float32(wp*float64(c.Clicks[i]) + wo*float64(o.Clicks[i]))
+	}
+}

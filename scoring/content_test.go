@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -186,5 +187,29 @@ func TestContentStateBoundedAndSurvivesEncoding(t *testing.T) {
 	q.RecordRelease(Release{At: now, MessageID: "x", Terms: TermBitsOf([]string{"boots"})}, DefaultMemory())
 	if len(q.Content.Sends) != ContentBuckets {
 		t.Errorf("not restarted: %d buckets", len(q.Content.Sends))
+	}
+}
+
+func TestMergeContent(t *testing.T) {
+	m := DefaultMemory()
+	a, b := &Profile{}, &Profile{}
+	boots := TermBitsOf([]string{"boots"})
+	k := termBucket("boots")
+	a.RecordRelease(Release{At: t0, MessageID: "a1", Terms: boots}, m)
+	b.RecordRelease(Release{At: t0.Add(m.HalfLife), MessageID: "b1", Terms: boots}, m)
+	b.RecordEvent(Event{Kind: EventClick, At: t0.Add(m.HalfLife), MessageID: "b1"}, nil, m)
+	a.Merge(b, m)
+	c := a.Content
+	// a's release is a half-life older: it counts half.
+	if !c.At.Equal(t0.Add(m.HalfLife)) || math.Abs(float64(c.Sends[k])-1.5) > 1e-5 || c.Clicks[k] != 1 || math.Abs(c.Releases-1.5) > 1e-9 {
+		t.Errorf("merged content at %v: sends %.3f clicks %.3f releases %.3f", c.At, c.Sends[k], c.Clicks[k], c.Releases)
+	}
+	if b.Content.Sends[k] != 1 {
+		t.Error("merge changed the other profile")
+	}
+	empty := &Profile{DecayedAt: t0}
+	empty.Merge(b, m)
+	if empty.Content == nil || &empty.Content.Sends[0] == &b.Content.Sends[0] || empty.Content.Clicks[k] != 1 {
+		t.Error("a profile without content did not get a copy of the other's")
 	}
 }
