@@ -151,8 +151,13 @@ func campaignFactor(ev *CampaignEvidence, pop *Population, pol *Policy, now time
 
 // applyCampaign multiplies the relevance's value by the campaign factor.
 func (r *Relevance) applyCampaign(ev *CampaignEvidence, pop *Population, pol *Policy, now time.Time) {
-	r.Campaign, r.CampaignNote = campaignFactor(ev, pop, pol, now)
-	r.Value *= r.Campaign
+	if ev == nil {
+		r.Campaign = 1 // nothing to learn from (and nothing to allocate)
+		return
+	}
+	f, note := campaignFactor(ev, pop, pol, now)
+	r.Campaign, r.CampaignNote = f, &note
+	r.Value *= f
 }
 
 // CampaignFactor is the campaign factor a message with this evidence gets
@@ -215,11 +220,11 @@ func (p *Profile) RecordEventCounted(ev Event, loc *time.Location, m Memory) Eng
 // "campaign: 2 clicks, 40 opens of 180 releases read (engagement 9.1%
 // against the sender's 7.0%): ×1.30".
 func explainLearned(b *strings.Builder, n *Numbers, campaign string) {
-	if c := n.Content; c.Term != "" {
+	if c := n.Content; c != nil && c.Term != "" {
 		fmt.Fprintf(b, "\ncontent: opened %.0f and clicked %.0f of %.0f mails with %q", c.Opens, c.Clicks, c.Sends, c.Term)
 	}
 	cn := n.CampaignNote
-	if n.Campaign == 0 || (n.Campaign == 1 && cn.Read == 0 && cn.SenderRate == 0) {
+	if cn == nil {
 		return
 	}
 	name := campaign

@@ -119,7 +119,7 @@ func TestCampaignFactorInDecisions(t *testing.T) {
 		Caps: Caps{PerDay: 1}}
 	d1, d2 := Decide(in), Decide(in)
 	for i := range d1 {
-		if d1[i].Action != d2[i].Action || !d1[i].At.Equal(d2[i].At) || d1[i].Numbers != d2[i].Numbers {
+		if d1[i].Action != d2[i].Action || !d1[i].At.Equal(d2[i].At) || !reflect.DeepEqual(d1[i].Numbers, d2[i].Numbers) {
 			t.Fatalf("replay differs: %+v vs %+v", d1[i], d2[i])
 		}
 	}

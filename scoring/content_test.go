@@ -59,13 +59,13 @@ func TestContentAffinityLearnsWhatIsClicked(t *testing.T) {
 	if rb.Affinity <= rb.Overall || rn.Affinity >= rn.Overall {
 		t.Fatalf("boots %.4f, novels %.4f, overall %.4f: want boots above the overall rate and novels below", rb.Affinity, rn.Affinity, rb.Overall)
 	}
-	if rb.Content.Term == "" || rb.Content.Clicks < 1 {
+	if rb.Content == nil || rb.Content.Term == "" || rb.Content.Clicks < 1 {
 		t.Errorf("no explanation: %+v", rb.Content)
 	}
 	// Declared topics win: the same words under a topic score by topic.
 	withTopic := *boots
 	withTopic.Topics = []string{"wine"}
-	if r := ScoreRelevance(&withTopic, p, &pop, pol, now); r.Content.Term != "" {
+	if r := ScoreRelevance(&withTopic, p, &pop, pol, now); r.Content != nil {
 		t.Errorf("a message with topics was scored by content: %+v", r.Content)
 	}
 	// Off: the overall rate.

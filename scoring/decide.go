@@ -163,11 +163,11 @@ type Numbers struct {
 	Draw float64
 	// Content is the term that moved a topic-less message's affinity most,
 	// with the recipient's counts (content.go); empty Term when none.
-	Content ContentNote `json:",omitzero"`
+	Content *ContentNote `json:",omitempty"`
 	// Campaign is the factor from the campaign's engagement so far, with
 	// its evidence (campaign.go); 1 without evidence.
 	Campaign     float64
-	CampaignNote CampaignNote `json:",omitzero"`
+	CampaignNote *CampaignNote `json:",omitempty"`
 }
 
 // Decide decides, for one recipient, what to do with each held message:

@@ -34,11 +34,11 @@ type Relevance struct {
 	Value float64
 	// Content names the term that moved a topic-less message's affinity
 	// most (content.go); empty Term when none did.
-	Content ContentNote
+	Content *ContentNote
 	// Campaign is the factor from the campaign's engagement so far
 	// (campaign.go); 1 without evidence.
 	Campaign     float64
-	CampaignNote CampaignNote
+	CampaignNote *CampaignNote
 }
 
 // engagement turns counts into an engagement score with the policy's weights.
@@ -89,7 +89,11 @@ func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now t
 	}
 	if len(f.Topics) == 0 {
 		// No declared topics: what the words say (content.go, issue 18).
-		r.Affinity, r.Content, _ = contentAffinity(f, p, pop, pol, r.Overall, now)
+		var note ContentNote
+		r.Affinity, note, _ = contentAffinity(f, p, pop, pol, r.Overall, now)
+		if note.Term != "" {
+			r.Content = &note
+		}
 	} else {
 		var sum float64
 		for _, t := range f.Topics {
