@@ -34,6 +34,10 @@ import (
 //     those; Hours a 21-byte bitmap of the non-zero buckets, then those;
 //     Topics are sorted by name, so that the same profile always gives the
 //     same bytes;
+//   - a release's flags byte also says whether its content terms (two
+//     uint64) and its campaign-quality key (interned) follow;
+//   - the content counts (issue 18) are a byte 0 or 1, then their time,
+//     decayed release count, and three uvarint-counted float32 arrays;
 //   - last, the summary of the counted releases (comfortMemo) that spares a
 //     decision the walk over the history, when there is one.
 //
@@ -109,7 +113,14 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 			w.intern(t)
 		}
 		w.b = binary.LittleEndian.AppendUint64(w.b, h.Fingerprint)
-		w.b = append(w.b, flags(h.Opened, h.Clicked, h.Replied))
+		w.b = append(w.b, flags(h.Opened, h.Clicked, h.Replied, h.Terms != TermBits{}, h.Quality != ""))
+		if h.Terms != (TermBits{}) {
+			w.b = binary.LittleEndian.AppendUint64(w.b, h.Terms[0])
+			w.b = binary.LittleEndian.AppendUint64(w.b, h.Terms[1])
+		}
+		if h.Quality != "" {
+			w.intern(h.Quality)
+		}
 	}
 	w.str(p.Timezone)
 	w.varint(int64(p.Value))
@@ -132,6 +143,19 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 	}
 	w.time(p.PausedUntil, 0)
 	w.str(p.PauseReason)
+	if c := p.Content; c != nil {
+		w.b = append(w.b, 1)
+		w.time(c.At, 0)
+		w.float(c.Releases)
+		for _, v := range [][]float32{c.Sends, c.Opens, c.Clicks} {
+			w.uvarint(uint64(len(v)))
+			for _, x := range v {
+				w.b = binary.LittleEndian.AppendUint32(w.b, math.Float32bits(x))
+			}
+		}
+	} else {
+		w.b = append(w.b, 0)
+	}
 	p.comfort.append(&w)
 	if w.err != nil {
 		return nil, fmt.Errorf("profile: %w", w.err)
@@ -374,6 +398,16 @@ func (r *profileReader) u64() uint64 {
 
 func (r *profileReader) float() float64 { return math.Float64frombits(r.u64()) }
 
+// u64Bytes reads an n-byte (n <= 8) little-endian number.
+func (r *profileReader) u64Bytes(n int) uint64 {
+	b := r.bytes(uint64(n))
+	var v uint64
+	for i := len(b) - 1; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
+}
+
 func (r *profileReader) bytes(n uint64) []byte {
 	if n > uint64(len(r.b)) {
 		r.fail(errShort)
@@ -509,8 +543,14 @@ func (p *Profile) decodeBinary(raw []byte) error {
 				h.Topics = topics[start:len(topics):len(topics)]
 			}
 			h.Fingerprint = r.u64()
-			f := r.flags(7)
+			f := r.flags(31)
 			h.Opened, h.Clicked, h.Replied = f&1 != 0, f&2 != 0, f&4 != 0
+			if f&8 != 0 {
+				h.Terms = TermBits{r.u64(), r.u64()}
+			}
+			if f&16 != 0 {
+				h.Quality = r.intern()
+			}
 			if r.err != nil {
 				break
 			}
@@ -531,6 +571,18 @@ func (p *Profile) decodeBinary(raw []byte) error {
 	}
 	p.PausedUntil = r.abs()
 	p.PauseReason = r.str()
+	if r.flags(1) == 1 {
+		c := &ContentCounts{At: r.abs(), Releases: r.float()}
+		for _, v := range []*[]float32{&c.Sends, &c.Opens, &c.Clicks} {
+			if n := r.count(4); n > 0 {
+				*v = make([]float32, n)
+				for i := range *v {
+					(*v)[i] = math.Float32frombits(uint32(r.u64Bytes(4)))
+				}
+			}
+		}
+		p.Content = c
+	}
 	p.comfort.read(&r, len(p.History))
 	if r.err == nil && len(r.b) > 0 {
 		r.fail(fmt.Errorf("%d bytes after the end", len(r.b)))

@@ -11,6 +11,9 @@ type Held struct {
 	Features *Features
 	// Received is when Kadenz accepted the message.
 	Received time.Time
+	// Campaign is what the message's campaign and sender earned so far
+	// across recipients (campaign.go); nil: no evidence, factor 1.
+	Campaign *CampaignEvidence
 }
 
 // Caps are an administrator's hard limits, checked over rolling windows:
@@ -163,6 +166,13 @@ type Numbers struct {
 	// Draw is the deterministic exploration draw in [0, 1) compared with
 	// Policy.ExploreShare (0 when exploration did not apply).
 	Draw float64
+	// Content is the term that moved a topic-less message's affinity most,
+	// with the recipient's counts (content.go); empty Term when none.
+	Content *ContentNote `json:",omitempty"`
+	// Campaign is the factor from the campaign's engagement so far, with
+	// its evidence (campaign.go); 1 without evidence.
+	Campaign     float64
+	CampaignNote *CampaignNote `json:",omitempty"`
 }
 
 // Decide decides, for one recipient, what to do with each held message:

@@ -83,6 +83,7 @@ func (d Decision) Explain() string {
 		if n.Draw > 0 {
 			fmt.Fprintf(&b, "; exploration draw %.4f", n.Draw)
 		}
+		explainLearned(&b, n, d.Campaign)
 	}
 	fmt.Fprintf(&b, "\nreasons: %s", r)
 	return b.String()

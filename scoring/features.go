@@ -71,6 +71,9 @@ type Features struct {
 	Fingerprint uint64 `json:"fingerprint,omitempty"`
 	// Words is how many words went into the fingerprint.
 	Words int `json:"words,omitempty"`
+	// Terms are up to MaxContentTerms of the subject's and body's words,
+	// for content-derived relevance (content.go).
+	Terms []string `json:"terms,omitempty"`
 	// Problems lists header values that were present but unusable and
 	// parts that could not be decoded; extraction carries on without them.
 	Problems []string `json:"problems,omitempty"`
@@ -176,6 +179,7 @@ func ExtractFeatures(raw []byte, opts ExtractOptions) (Features, error) {
 	subjectWords := appendWords(nil, f.Subject, opts.MaxWords)
 	words := appendWords(nil, text, opts.MaxWords)
 	f.Fingerprint, f.Words = fingerprint(subjectWords, words)
+	f.Terms = contentTerms(subjectWords, words)
 	if f.Topics == nil {
 		f.Topics = matchRules(opts.Rules, subjectWords, words)
 		f.TopicsFromRules = len(f.Topics) > 0

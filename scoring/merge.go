@@ -11,7 +11,7 @@ import (
 // before addresses were compared in lower case.
 //
 //   - Decayed counters are brought to the later of the two DecayedAt times
-//     and added.
+//     and added; so are the content counts, to the later of their own.
 //   - History is joined in time order; a release in both (same MessageID)
 //     is kept once, with the engagement of either. The oldest beyond
 //     m.MaxHistory are dropped.
@@ -38,6 +38,7 @@ func (p *Profile) Merge(other *Profile, m Memory) {
 		for i := range p.Hours {
 			p.Hours[i] += o.Hours[i]
 		}
+		p.mergeContent(other.Content, m) // issue 18: content relevance
 	}
 
 	byID := map[string]int{}

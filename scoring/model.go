@@ -13,6 +13,10 @@ type Population struct {
 	// TopicLift is a topic's engagement relative to the average (1 =
 	// average); topics not listed are average.
 	TopicLift map[string]float64 `json:"topic_lift,omitempty"`
+	// TermLift is, per content term bucket (content.go), the engagement of
+	// releases with a term in it relative to the average; nil or a length
+	// other than ContentBuckets means all average.
+	TermLift []float64 `json:"term_lift,omitempty"`
 	// HourOfWeek is relative engagement by local hour of week (Sunday
 	// 00:00 first); all zero means flat.
 	HourOfWeek [HoursPerWeek]float64 `json:"hour_of_week"`
@@ -145,6 +149,28 @@ type Policy struct {
 	// allow, to measure the model's lift.
 	HoldoutShare float64
 
+	// ContentWeight scales how far content-derived relevance moves the
+	// affinity of mail without topics away from the recipient's overall
+	// rate (content.go); 0 turns it off.
+	ContentWeight float64
+	// ContentPrior is the pseudo-sends behind each term bucket's rate.
+	ContentPrior float64
+	// CampaignWeight is the power of the campaign factor learned from a
+	// campaign's engagement so far (campaign.go); 0 turns it off.
+	CampaignWeight float64
+	// CampaignPrior is the pseudo-releases (a third as many pseudo-opens
+	// for the click rate) behind a campaign's rates, shrinking them toward
+	// its sender's, and the sender's toward the population's.
+	CampaignPrior float64
+	// CampaignExplore: until this many of a campaign's releases have been
+	// read, its factor is not below 1.
+	CampaignExplore float64
+	// CampaignReadTime is the mean time a release takes to be read, for
+	// counting which releases could have earned engagement yet.
+	CampaignReadTime time.Duration
+	// CampaignMaxLift bounds the campaign factor to [1/max, max].
+	CampaignMaxLift float64
+
 	// Memory says how profiles decay; it must match what RecordRelease and
 	// RecordEvent were given.
 	Memory Memory
@@ -183,6 +209,13 @@ func DefaultPolicy() Policy {
 		Floor:               14 * 24 * time.Hour,
 		ExploreShare:        0.02,
 		HoldoutShare:        0,
+		ContentWeight:       1,
+		ContentPrior:        3,
+		CampaignWeight:      1,
+		CampaignPrior:       30,
+		CampaignExplore:     20,
+		CampaignReadTime:    4 * time.Hour,
+		CampaignMaxLift:     3,
 		Memory:              DefaultMemory(),
 	}
 }
@@ -210,6 +243,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.VolumeHalfLife <= 0 {
 		p.VolumeHalfLife = d.VolumeHalfLife
+	}
+	if p.CampaignReadTime <= 0 {
+		p.CampaignReadTime = d.CampaignReadTime
 	}
 	if p.DelayHalfLife <= 0 {
 		p.DelayHalfLife = d.DelayHalfLife

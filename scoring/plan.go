@@ -50,6 +50,7 @@ func (d *decider) decide(out []Decision) {
 		}
 		c := candidate{held: h, out: &out[i], slot: -1, best: -1, first: -1, delay0: 1}
 		c.rel = scoreRelevance(f, p, d.pop, &d.pol, d.now, recent)
+		c.rel.applyCampaign(h.Campaign, d.pop, &d.pol, d.now) // issue 18: campaign quality
 		o := &out[i]
 		d.fillNumbers(o, &c)
 		deadline := f.Expires
@@ -687,6 +688,7 @@ func (d *decider) fillNumbers(o *Decision, c *candidate) {
 	n := &o.Numbers
 	n.Affinity, n.PopulationRate = c.rel.Affinity, c.rel.PopulationRate
 	n.Priority, n.Novelty, n.NearestBits = c.rel.Priority, c.rel.Novelty, c.rel.NearestBits
+	n.Content, n.Campaign, n.CampaignNote = c.rel.Content, c.rel.Campaign, c.rel.CampaignNote // issue 18
 	n.Sensitivity, n.CustomerValue, n.Comfort = d.fat.Sensitivity, d.fat.CustomerValue, d.fat.Comfort
 	n.IgnoredStreak = d.fat.IgnoredStreak
 	n.Volume = d.fat.Volume

@@ -46,6 +46,12 @@ type Release struct {
 	Opened  bool `json:"opened,omitempty"`
 	Clicked bool `json:"clicked,omitempty"`
 	Replied bool `json:"replied,omitempty"`
+	// Terms is the bucket set of the message's content terms, so that
+	// engagement teaches the content model (content.go).
+	Terms TermBits `json:"terms,omitzero"`
+	// Quality is the key the campaign-quality counts are kept under
+	// (QualityKey), when the release counts toward them.
+	Quality string `json:"quality,omitempty"`
 }
 
 // Engaged reports whether the recipient did anything with the release.
@@ -70,6 +76,10 @@ type Profile struct {
 	// History is the most recent releases, oldest first, at most
 	// Memory.MaxHistory.
 	History []Release `json:"history,omitempty"`
+	// Content counts releases and engagement per hashed term bucket, for
+	// mail without topics (content.go); nil until the first release with
+	// terms.
+	Content *ContentCounts `json:"content,omitempty"`
 
 	// Timezone is the recipient's IANA zone, as learned from a sender.
 	Timezone string `json:"timezone,omitempty"`
@@ -197,6 +207,7 @@ func (p *Profile) RecordRelease(rel Release, m Memory) {
 	for _, t := range rel.Topics {
 		p.bumpTopic(t, func(c *Counts) { c.Sends += w })
 	}
+	p.recordContent(rel.Terms, rel.At, m, true, 1, 0, 0) // issue 18: content relevance
 	rel.Opened, rel.Clicked, rel.Replied = false, false, false
 	// Keep History sorted by time; releases almost always arrive in order,
 	// so the insertion point is found from the end.
@@ -344,6 +355,9 @@ func (p *Profile) RecordEvent(ev Event, loc *time.Location, m Memory) {
 	add(&p.All)
 	for _, t := range topics {
 		p.bumpTopic(t, add)
+	}
+	if rel != nil { // issue 18: content relevance
+		p.recordContent(rel.Terms, ev.At, m, false, 0, b2f(open), b2f(click || reply))
 	}
 	if loc == nil {
 		loc = time.UTC

@@ -31,8 +31,15 @@ type Relevance struct {
 	NearestBits int
 	// RepeatCampaign is true when the campaign was released lately.
 	RepeatCampaign bool
-	// Value is Affinity × Priority × Novelty.
+	// Value is Affinity × Priority × Novelty × Campaign.
 	Value float64
+	// Content names the term that moved a topic-less message's affinity
+	// most (content.go); empty Term when none did.
+	Content *ContentNote
+	// Campaign is the factor from the campaign's engagement so far
+	// (campaign.go); 1 without evidence.
+	Campaign     float64
+	CampaignNote *CampaignNote
 }
 
 // engagement turns counts into an engagement score with the policy's weights.
@@ -68,7 +75,7 @@ func ScoreRelevance(f *Features, p *Profile, pop *Population, pol Policy, now ti
 // scoreRelevance is ScoreRelevance with the releases novelty compares
 // with (noveltyStart), which are the same for every message of a decision.
 func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now time.Time, recent []Release) Relevance {
-	r := Relevance{NearestBits: -1}
+	r := Relevance{NearestBits: -1, Campaign: 1}
 	d := 1.0
 	if now.After(p.DecayedAt) && !p.DecayedAt.IsZero() {
 		d = decay(now.Sub(p.DecayedAt), pol.Memory.HalfLife)
@@ -84,7 +91,12 @@ func scoreRelevance(f *Features, p *Profile, pop *Population, pol *Policy, now t
 		lift = r.Overall / r.PopulationRate
 	}
 	if len(f.Topics) == 0 {
-		r.Affinity = r.Overall
+		// No declared topics: what the words say (content.go, issue 18).
+		var note ContentNote
+		r.Affinity, note, _ = contentAffinity(f, p, pop, pol, r.Overall, now)
+		if note.Term != "" {
+			r.Content = &note
+		}
 	} else {
 		var sum float64
 		for _, t := range f.Topics {
@@ -191,7 +203,9 @@ func (r *Relevance) novelty(f *Features, recent []Release, pol *Policy) {
 			}
 		}
 	}
-	if f.Campaign != "" {
+	// A list's posts share its List-Id but are distinct messages of one
+	// stream, not repeats of one campaign (issue 18).
+	if f.Campaign != "" && !f.CampaignFromList {
 		for i := range recent {
 			if c := recent[i].Campaign; len(c) == len(f.Campaign) && sameCampaign(c, f.Campaign) {
 				r.RepeatCampaign = true

@@ -208,6 +208,10 @@ type FeedbackOutcome struct {
 	// envelope and is appended to its records.
 	Stop     func(e Envelope) []byte
 	StopAlso []string
+	// Counters are added to the named counters (as Decided.Counters), in
+	// the same transaction: what the feedback adds to a campaign's
+	// engagement counts, for instance. A duplicate change adds nothing.
+	Counters map[string]int64
 }
 
 // ApplyFeedback applies changes in one transaction: all of them, or on
@@ -318,6 +322,9 @@ func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange, pre *precomputed
 		if _, err := putSuppression(tx, *out.Suppress, false); err != nil {
 			return err
 		}
+	}
+	if err := addCounters(tx, out.Counters); err != nil {
+		return err
 	}
 	if out.Stop == nil {
 		return nil

@@ -19,7 +19,7 @@ func TestPrintSimulation(t *testing.T) {
 	}
 	var b strings.Builder
 	printSimulation(&b, res)
-	want := []string{"send-all", "kadenz", "clicks/msg", "goals (issue 3)", "transactional delay 0",
+	want := []string{"send-all", "kadenz", "clicks/msg", "goals (issues 3 and 18)", "transactional delay 0",
 		"(the issue's example cap)", "beats cap"}
 	for _, name := range sim.CapPolicies() {
 		want = append(want, " "+name+" ")

@@ -72,7 +72,11 @@ type Engine struct {
 	released func()
 
 	population scoring.Population
-	memory     scoring.Memory
+	// populationAt is the last refresh of population's lifts; knownTopics
+	// the topics held mail had (population.go).
+	populationAt time.Time
+	knownTopics  map[string]bool
+	memory       scoring.Memory
 	// suspended is the set of campaigns an operator suspended (campaigns.go).
 	suspended atomic.Pointer[map[string]store.SuspendedCampaign]
 	// decided hears committed rounds (Options.Decided).
@@ -97,11 +101,11 @@ func New(o Options) (*Engine, error) {
 	e := &Engine{
 		db: o.Store, log: o.Logger, now: o.Now, released: o.Released, decided: o.Decided,
 		kick:       make(chan struct{}, 1),
-		population: scoring.DefaultPopulation(),
-		memory:     scoring.DefaultMemory(),
-		zones:      map[string]*time.Location{},
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		population: scoring.DefaultPopulation(), knownTopics: map[string]bool{},
+		memory: scoring.DefaultMemory(),
+		zones:  map[string]*time.Location{},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -259,6 +263,11 @@ func (e *Engine) DecideDue(now time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding recipients due for a decision: %w", err)
 	}
+	if len(rcpts) > 0 {
+		if err := e.refreshPopulation(now); err != nil { // issue 18: population lifts
+			e.log.Error("population lifts not refreshed", "error", err)
+		}
+	}
 	var failed error
 	var round []*decided
 	counted := map[string]int64{} // counter changes of the round so far
@@ -333,6 +342,10 @@ func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := e.campaignEvidence(held, r.Held, counted); err != nil { // issue 18: campaign quality
+		return nil, err
+	}
+	e.notePopulationTopics(held)
 	in := scoring.Input{
 		Now: now, Recipient: rcpt, Profile: profile, Location: e.Location(profile.Timezone),
 		Held: held, Caps: ru.caps, Quiet: ru.quiet, Population: &e.population, Policy: &ru.policy,
@@ -427,7 +440,11 @@ func (e *Engine) outcome(ru *Rules, d *scoring.Decision, env store.Envelope, fea
 	case action == scoring.ActionRelease:
 		at = maxTime(at, now)
 		env.State, env.Due, rec.At = store.StateQueued, at, at
-		profile.RecordRelease(scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics, Fingerprint: f.Fingerprint}, e.memory)
+		// issue 18: content terms, campaign quality and population counts
+		rel := scoring.Release{At: at, MessageID: env.ID, Campaign: f.Campaign, Sender: env.From, Topics: f.Topics,
+			Fingerprint: f.Fingerprint, Terms: scoring.TermBitsOf(f.Terms), Quality: scoring.QualityKey(f)}
+		profile.RecordRelease(rel, e.memory)
+		countRelease(counters, &rel)
 		releasedNow = !at.After(now)
 	case action == scoring.ActionDefer:
 		// A defer to now or the past would spin; decide again shortly.

@@ -121,9 +121,10 @@ func (f *Applier) change(s signal) store.FeedbackChange {
 		if err != nil {
 			return store.FeedbackOutcome{}, err
 		}
+		var counters map[string]int64 // campaign quality counts (issue 18)
 		record := func(k scoring.EventKind) {
-			p.RecordEvent(scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until},
-				f.engine.Location(p.Timezone), f.engine.Memory())
+			counters = engine.QualityFeedbackCounters(p.RecordEventCounted(scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until},
+				f.engine.Location(p.Timezone), f.engine.Memory()))
 		}
 		var stopCode, stopText string
 		switch s.kind {
@@ -168,7 +169,7 @@ func (f *Applier) change(s signal) store.FeedbackChange {
 			}
 			record(scoring.EventAway)
 		}
-		var out store.FeedbackOutcome
+		out := store.FeedbackOutcome{Counters: counters}
 		if out.Profile, err = p.Encode(); err != nil {
 			return out, err
 		}

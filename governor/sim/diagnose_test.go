@@ -17,7 +17,7 @@ func TestDiagnose(t *testing.T) {
 	}
 	seed, _ := strconv.ParseUint(os.Getenv("KADENZ_SIM_SEED"), 10, 64)
 	n, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_N"))
-	res, err := Run(Options{Recipients: n, Seed: seed, Mix: Mix(mix), Diagnose: true, TempDir: t.TempDir()})
+	res, err := Run(Options{Recipients: n, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")), Diagnose: true, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

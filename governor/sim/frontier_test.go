@@ -155,7 +155,7 @@ func TestGoalsMatchedCap(t *testing.T) {
 			t.Errorf("%s: no matched cap, want %s", c.name, c.matched)
 		}
 		goals := res.Goals()
-		if len(goals) != 5 || goals[3].Name != "beats cap" {
+		if len(goals) != 8 || goals[3].Name != "beats cap" {
 			t.Fatalf("%s: goals %+v", c.name, goals)
 		}
 		if g := goals[3]; g.Met != c.met || c.detail != "" && g.Detail != c.detail {

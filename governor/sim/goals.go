@@ -22,7 +22,10 @@ func (r *Result) Policy(name string) *PolicyResult {
 // Goals checks Kadenz against send-all and the fixed caps: at least 40%
 // fewer marketing messages, at least 98% of the clicks, at least 50%
 // fewer unsubscribes plus complaints, more clicks than the fixed cap at
-// equal or lower volume, and no added delay for transactional mail.
+// equal or lower volume, and no added delay for transactional mail
+// (issue 3); then issue 18's stricter three: at most 55% of the volume,
+// at least 130% of the clicks, at most 20% of the unsubscribes plus
+// complaints.
 //
 // "Beats cap" is judged against the volume-matched cap (MatchedCap): the
 // cap that released the least among those that released at least as
@@ -64,5 +67,12 @@ func (r *Result) Goals() []Goal {
 		beats,
 		{"transactional delay 0", k.TransactionalMaxDelay == 0,
 			fmt.Sprintf("max %.0fs", k.TransactionalMaxDelay)},
+		// Issue 18's stricter goals.
+		{"volume <=55%", k.Released*100 <= all.Released*55,
+			fmt.Sprintf("released %d vs %d (%.0f%%)", k.Released, all.Released, 100*k.ReleasedVsSendAll)},
+		{"clicks >=130%", k.Clicks*10 >= all.Clicks*13,
+			fmt.Sprintf("clicks %d vs %d (%.0f%%)", k.Clicks, all.Clicks, 100*k.ClicksVsSendAll)},
+		{"unsub+complaints <=20%", k.Stops()*5 <= all.Stops(),
+			fmt.Sprintf("%d vs %d (%.0f%%)", k.Stops(), all.Stops(), 100*k.StopsVsSendAll)},
 	}
 }

@@ -60,6 +60,9 @@ type Options struct {
 	Seed uint64
 	// Mix is the population mix (default MixDefault).
 	Mix Mix
+	// World is the shape of the list and its sender (default
+	// WorldClassic, world.go).
+	World World
 	// Tick is the virtual time step (default 5 minutes, the default hold
 	// window).
 	Tick time.Duration
@@ -98,6 +101,9 @@ func (o *Options) defaults() {
 	if o.Mix == "" {
 		o.Mix = MixDefault
 	}
+	if o.World == "" {
+		o.World = WorldClassic
+	}
 	if o.Tick <= 0 {
 		o.Tick = 5 * time.Minute
 	}
@@ -135,6 +141,7 @@ type Result struct {
 	Days       int    `json:"days"`
 	Seed       uint64 `json:"seed"`
 	Mix        Mix    `json:"mix"`
+	World      World  `json:"world"`
 	// Marketing and Transactional count the messages the CRM generated.
 	Marketing     int `json:"marketing"`
 	Transactional int `json:"transactional"`
@@ -202,12 +209,20 @@ type Release struct {
 // Run simulates every policy on one population and stream.
 func Run(opts Options) (*Result, error) {
 	opts.defaults()
-	pop, err := newPopulation(rand.New(rand.NewPCG(opts.Seed, 1)), opts.Recipients, opts.Mix)
+	if err := opts.World.check(); err != nil {
+		return nil, err
+	}
+	pop, err := newPopulation(rand.New(rand.NewPCG(opts.Seed, 1)), opts.Recipients, opts.Mix, opts.World)
 	if err != nil {
 		return nil, err
 	}
-	stream := newStream(rand.New(rand.NewPCG(opts.Seed, 2)), pop, Start, opts.Days)
-	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix}
+	var stream []message
+	if opts.World.structured() {
+		stream = newStructuredStream(rand.New(rand.NewPCG(opts.Seed, 2)), pop, Start, opts.Days, opts.World)
+	} else {
+		stream = newStream(rand.New(rand.NewPCG(opts.Seed, 2)), pop, Start, opts.Days)
+	}
+	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix, World: opts.World}
 	if opts.Diagnose {
 		res.pop, res.stream = pop, stream
 	}
@@ -482,6 +497,11 @@ func runRelay(opts *Options, name string, pop []*recipient, stream []message) (*
 		}
 		addr := pop[m.rcpt].addr
 		ids := scoring.Event{MessageID: e.ID, Topics: topicNames(m.campaign.topics)}
+		if opts.World.structured() {
+			// An event names the message, not its (hidden) topics: what
+			// the engine knows of them is what the message said.
+			ids.Topics = nil
+		}
 		if o.opened {
 			ev := ids
 			ev.Kind = scoring.EventOpen

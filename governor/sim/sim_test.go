@@ -139,7 +139,7 @@ func TestTinyRun(t *testing.T) {
 	if len(res.Policies) != len(DefaultPolicies()) || res.Marketing == 0 {
 		t.Fatalf("tiny run: %d policies, %d marketing messages", len(res.Policies), res.Marketing)
 	}
-	if g := res.Goals(); len(g) != 5 {
+	if g := res.Goals(); len(g) != 8 {
 		t.Errorf("goals: %v", g)
 	}
 	if _, err := Run(Options{Recipients: 1, Days: 1, Mix: "nonsense"}); err == nil {

@@ -41,6 +41,11 @@ type campaign struct {
 	subject  string
 	body     []string // words
 	resend   bool
+	// tool is the sending tool (structured worlds, world.go): it decides
+	// which headers the mail carries. The classic world's CRM is toolCRM.
+	tool int
+	// targeted campaigns go to readers the CRM thinks are interested.
+	targeted bool
 }
 
 // message is one recipient's copy of a campaign, or a transactional mail.
@@ -141,6 +146,12 @@ func newStream(rng *rand.Rand, pop []*recipient, start time.Time, days int) []me
 			msgs = append(msgs, message{at: at, rcpt: i, campaign: c, marketing: true})
 		}
 	}
+	return transactionalAndSort(rng, pop, start, end, msgs)
+}
+
+// transactionalAndSort adds every recipient's transactional mail to msgs
+// and puts the stream in order of arrival.
+func transactionalAndSort(rng *rand.Rand, pop []*recipient, start, end time.Time, msgs []message) []message {
 	order := 1000
 	for i := range pop {
 		// Exponential gaps: transactional mail comes at any hour.
@@ -192,14 +203,24 @@ func (m *message) bytes(r *recipient) []byte {
 	h("Content-Type", "text/plain; charset=utf-8")
 	h("List-Unsubscribe", fmt.Sprintf("<mailto:unsubscribe+%s@shop.example>, <https://shop.example/u/%s>", strings.Split(r.addr, "@")[0], c.id))
 	h("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-	h("X-Kadenz-Campaign", c.id)
-	names := make([]string, len(c.topics))
-	for i, t := range c.topics {
-		names[i] = Topics[t]
+	if c.tool == toolList {
+		// A list manager: its own markers, none of Kadenz's headers.
+		h("List-Id", "Shop news <news.shop.example>")
+		h("Precedence", "bulk")
+	} else {
+		h("X-Kadenz-Campaign", c.id)
+		h("X-Kadenz-Timezone", r.zone)
 	}
-	h("X-Kadenz-Topics", strings.Join(names, ", "))
-	h("X-Kadenz-Priority", fmt.Sprint(c.priority))
-	h("X-Kadenz-Timezone", r.zone)
+	if c.tool == toolCRM || c.tool == toolShop {
+		names := make([]string, len(c.topics))
+		for i, t := range c.topics {
+			names[i] = Topics[t]
+		}
+		h("X-Kadenz-Topics", strings.Join(names, ", "))
+	}
+	if c.tool == toolCRM || c.tool == toolESP {
+		h("X-Kadenz-Priority", fmt.Sprint(c.priority))
+	}
 	if !c.expires.IsZero() {
 		h("X-Kadenz-Expires", c.expires.Format(time.RFC3339))
 	}

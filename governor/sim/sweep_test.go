@@ -87,7 +87,7 @@ func TestSweep(t *testing.T) {
 		base = nil
 	}
 	run(base, func(j job) error {
-		res, err := Run(Options{Recipients: n, Seed: j.seed, Mix: j.mix, TempDir: t.TempDir(), Only: only})
+		res, err := Run(Options{Recipients: n, Seed: j.seed, Mix: j.mix, World: World(os.Getenv("KADENZ_SIM_WORLD")), TempDir: t.TempDir(), Only: only})
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func TestSweep(t *testing.T) {
 			return err
 		}
 		start := time.Now()
-		res, err := Run(Options{Recipients: n, Seed: j.seed, Mix: j.mix, TempDir: t.TempDir(), Only: []string{PolicyKadenz}, Configure: configure})
+		res, err := Run(Options{Recipients: n, Seed: j.seed, Mix: j.mix, World: World(os.Getenv("KADENZ_SIM_WORLD")), TempDir: t.TempDir(), Only: []string{PolicyKadenz}, Configure: configure})
 		if err != nil {
 			return err
 		}

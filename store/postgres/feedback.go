@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -372,6 +373,15 @@ func (s *Store) applyChange(ctx context.Context, tx pgx.Tx, secret []byte, now t
 			}
 		}
 		if _, err := putSuppression(ctx, tx, secret, *out.Suppress, false); err != nil {
+			return err
+		}
+	}
+	if len(out.Counters) > 0 {
+		// Feedback adds to the named counters as decision rounds do: on
+		// one shard, so concurrent writers seldom touch the same row.
+		b := &pgx.Batch{}
+		queueCounters(b, out.Counters, mrand.N(counterShards))
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 	}

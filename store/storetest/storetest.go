@@ -58,6 +58,7 @@ func Run(t *testing.T, b Backend) {
 		{"Transition", testTransition},
 		{"FeedbackAllOrNothing", testFeedbackAllOrNothing},
 		{"FeedbackIdempotentAndStops", testFeedbackIdempotentAndStops},
+		{"FeedbackCounters", testFeedbackCounters},
 		{"SuppressionList", testSuppressionList},
 		{"MailboxCursor", testMailboxCursor},
 		{"CampaignsAndCounters", testCampaignsAndCounters},
@@ -443,6 +444,36 @@ func testFeedbackAllOrNothing(t *testing.T, b Backend) {
 	// The same event, retried alone, applies: its ID was not kept.
 	if applied, dup, err := s.ApplyFeedback(t0, []store.FeedbackChange{{EventID: "e1", Recipient: "ann@example.test", Apply: ok}}); err != nil || applied != 1 || dup != 0 {
 		t.Errorf("retry: applied %d dup %d err %v", applied, dup, err)
+	}
+}
+
+// FeedbackOutcome.Counters are added in the feedback's transaction: once
+// per applied change, not for a duplicate, not at all for a failed batch.
+func testFeedbackCounters(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	count := func(old []byte) (store.FeedbackOutcome, error) {
+		return store.FeedbackOutcome{Profile: []byte(`{}`), Counters: map[string]int64{"q/c1/clicks": 1, "q/c1/opens": 2}}, nil
+	}
+	bad := func(old []byte) (store.FeedbackOutcome, error) { return store.FeedbackOutcome{}, fmt.Errorf("broken") }
+	if _, _, err := s.ApplyFeedback(t0, []store.FeedbackChange{
+		{EventID: "k1", Recipient: "ann@example.test", Apply: count},
+		{EventID: "k1", Recipient: "ann@example.test", Apply: count}, // a duplicate
+		{EventID: "k2", Recipient: "bob@example.test", Apply: count},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ApplyFeedback(t0, []store.FeedbackChange{
+		{EventID: "k3", Recipient: "ann@example.test", Apply: count},
+		{EventID: "k4", Recipient: "bob@example.test", Apply: bad},
+	}); err == nil {
+		t.Fatal("a batch with a failing change succeeded")
+	}
+	got, err := s.Counters("q/c1/clicks", "q/c1/opens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["q/c1/clicks"] != 2 || got["q/c1/opens"] != 4 {
+		t.Errorf("counters %v, want clicks 2 and opens 4 (two applied changes)", got)
 	}
 }
 

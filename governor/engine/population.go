@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"kadenz/scoring"
+)
+
+// The population's topic and term lifts (scoring.Population.TopicLift and
+// TermLift), learned from every recipient's feedback: which topics and
+// which words earn more engagement than the average release, across the
+// list. They are the prior each recipient's own estimate shrinks toward,
+// so a recipient the engine knows little about gets the mail the list
+// likes best. Counted, like campaign quality, in named store counters:
+//
+//	pop/all/{released,opens,clicks}          every release
+//	pop/topic/<topic>/{released,opens,clicks} releases with the topic
+//	pop/term/<bucket>/{released,opens,clicks} releases with a term in the bucket
+//
+// and read again at most every populationRefresh of the engine's time.
+
+const (
+	populationRefresh = time.Hour
+	// populationPrior is the pseudo-releases behind a topic's or bucket's
+	// rate, shrinking it toward the average.
+	populationPrior = 200
+	// maxPopulationLift bounds a lift to [1/max, max].
+	maxPopulationLift = 4
+	// maxKnownTopics bounds the topics the engine tracks.
+	maxKnownTopics = 1000
+)
+
+func popCounter(scope, what string) string { return "pop/" + scope + "/" + what }
+
+func termScope(bucket int) string { return "term/" + strconv.Itoa(bucket) }
+
+// popScopes are the counter scopes a release with these topics and terms
+// counts toward.
+func popScopes(topics []string, terms scoring.TermBits) []string {
+	scopes := []string{"all"}
+	for _, t := range topics {
+		if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
+			scopes = append(scopes, "topic/"+t)
+		}
+	}
+	for j, w := range terms {
+		for k := 0; k < 64; k++ {
+			if w&(1<<uint(k)) != 0 {
+				scopes = append(scopes, termScope(64*j+k))
+			}
+		}
+	}
+	return scopes
+}
+
+// notePopulationTopics remembers the topics of held mail, for the next
+// refresh.
+func (e *Engine) notePopulationTopics(held []scoring.Held) {
+	for i := range held {
+		if f := held[i].Features; f != nil {
+			for _, t := range f.Topics {
+				if len(e.knownTopics) < maxKnownTopics {
+					e.knownTopics[strings.ToLower(t)] = true
+				}
+			}
+		}
+	}
+}
+
+// refreshPopulation recomputes the lifts from the counters when the last
+// refresh is populationRefresh old.
+func (e *Engine) refreshPopulation(now time.Time) error {
+	if !e.populationAt.IsZero() && now.Sub(e.populationAt) < populationRefresh && !now.Before(e.populationAt) {
+		return nil
+	}
+	e.populationAt = now
+	scopes := []string{"all"}
+	for t := range e.knownTopics {
+		scopes = append(scopes, "topic/"+t)
+	}
+	for b := range scoring.ContentBuckets {
+		scopes = append(scopes, termScope(b))
+	}
+	names := make([]string, 0, 3*len(scopes))
+	for _, s := range scopes {
+		names = append(names, popCounter(s, "released"), popCounter(s, "opens"), popCounter(s, "clicks"))
+	}
+	vals, err := e.db.Counters(names...)
+	if err != nil {
+		return fmt.Errorf("population counters: %w", err)
+	}
+	pol := scoring.DefaultPolicy()
+	eng := func(s string) (float64, float64) {
+		return pol.OpenWeight*float64(vals[popCounter(s, "opens")]) + pol.ClickWeight*float64(vals[popCounter(s, "clicks")]),
+			float64(vals[popCounter(s, "released")])
+	}
+	pop := scoring.DefaultPopulation()
+	allEng, allRel := eng("all")
+	if allRel <= 0 || allEng <= 0 {
+		e.population = pop
+		return nil
+	}
+	avg := allEng / allRel
+	lift := func(s string) float64 {
+		x, n := eng(s)
+		r := (x + populationPrior*avg) / (n + populationPrior)
+		return min(max(r/avg, 1.0/maxPopulationLift), maxPopulationLift)
+	}
+	pop.TopicLift = map[string]float64{}
+	for t := range e.knownTopics {
+		pop.TopicLift[t] = lift("topic/" + t)
+	}
+	pop.TermLift = make([]float64, scoring.ContentBuckets)
+	for b := range pop.TermLift {
+		pop.TermLift[b] = lift(termScope(b))
+	}
+	e.population = pop
+	return nil
+}

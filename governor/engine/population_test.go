@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"kadenz/config"
+	"kadenz/scoring"
+)
+
+// counterStore is the part of the store the population refresh reads.
+type counterStore struct {
+	Store
+	vals  map[string]int64
+	reads int
+}
+
+func (s *counterStore) Counters(names ...string) (map[string]int64, error) {
+	s.reads++
+	out := map[string]int64{}
+	for _, n := range names {
+		if v, ok := s.vals[n]; ok {
+			out[n] = v
+		}
+	}
+	return out, nil
+}
+
+func TestPopulationLiftsFromCounters(t *testing.T) {
+	cfg := config.Default()
+	db := &counterStore{vals: map[string]int64{
+		"pop/all/released": 10000, "pop/all/opens": 2000, "pop/all/clicks": 200,
+		"pop/topic/shoes/released": 3000, "pop/topic/shoes/opens": 900, "pop/topic/shoes/clicks": 120,
+		"pop/topic/books/released": 3000, "pop/topic/books/opens": 300, "pop/topic/books/clicks": 10,
+		"pop/topic/rare/released": 5, "pop/topic/rare/opens": 5, "pop/topic/rare/clicks": 5,
+	}}
+	e, err := New(Options{Governor: &cfg.Governor, Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boots := scoring.TermBitsOf([]string{"boots"})
+	k := 0
+	for ; boots[k/64]&(1<<uint(k%64)) == 0; k++ {
+	}
+	db.vals[popCounter(termScope(k), "released")] = 2000
+	db.vals[popCounter(termScope(k), "opens")] = 700
+	e.notePopulationTopics([]scoring.Held{{Features: &scoring.Features{Topics: []string{"Shoes", "books", "rare"}}}})
+	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+	if err := e.refreshPopulation(now); err != nil {
+		t.Fatal(err)
+	}
+	pop := e.population
+	if pop.TopicLift["shoes"] <= 1.2 || pop.TopicLift["books"] >= 0.8 {
+		t.Errorf("lifts shoes %.3f, books %.3f: want the popular topic above 1 and the other below", pop.TopicLift["shoes"], pop.TopicLift["books"])
+	}
+	// Five releases say little: shrunk toward 1.
+	if l := pop.TopicLift["rare"]; l < 1 || l > 1.5 {
+		t.Errorf("a topic with 5 releases: lift %.3f, want shrunk toward 1", l)
+	}
+	if len(pop.TermLift) != scoring.ContentBuckets || pop.TermLift[k] <= 1.2 {
+		t.Errorf("term lift of boots' bucket %.3f", pop.TermLift[k])
+	}
+	for _, l := range pop.TermLift {
+		if l < 1.0/maxPopulationLift || l > maxPopulationLift {
+			t.Fatalf("a lift out of bounds: %.3f", l)
+		}
+	}
+	// At most hourly.
+	reads := db.reads
+	if err := e.refreshPopulation(now.Add(30 * time.Minute)); err != nil || db.reads != reads {
+		t.Errorf("refreshed again after 30 minutes (%d reads)", db.reads-reads)
+	}
+	if err := e.refreshPopulation(now.Add(61 * time.Minute)); err != nil || db.reads != reads+1 {
+		t.Errorf("not refreshed after an hour")
+	}
+}
