@@ -221,7 +221,7 @@ func (p *Profile) RecordEventCounted(ev Event, loc *time.Location, m Memory) Eng
 // against the sender's 7.0%): ×1.30".
 func explainLearned(b *strings.Builder, n *Numbers, campaign string) {
 	if c := n.Content; c != nil && c.Term != "" {
-		fmt.Fprintf(b, "\ncontent: opened %.0f and clicked %.0f of %.0f mails with %q", c.Opens, c.Clicks, c.Sends, c.Term)
+		fmt.Fprintf(b, "\ncontent: opened %.0f and clicked %.0f of %.0f mails with “%s”", c.Opens, c.Clicks, c.Sends, c.Term)
 	}
 	cn := n.CampaignNote
 	if cn == nil {

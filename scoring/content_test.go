@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,8 +76,14 @@ func TestContentAffinityLearnsWhatIsClicked(t *testing.T) {
 	}
 	// Explained in words.
 	d := Decide(Input{Now: now, Profile: p, Held: []Held{{ID: "a", Features: boots, Received: now}}})
-	if got := d[0].Explain(); !contains([]string{got}, got) || !containsString(got, "mails with") {
+	got := d[0].Explain()
+	if !containsString(got, "mails with") {
 		t.Errorf("explanation does not name the term: %s", got)
+	}
+	// The evidence is in the plain first line, which the dashboard shows
+	// unfolded, not only among the numbers below it.
+	if first, _, _ := strings.Cut(got, "\n"); !containsString(first, "recent mails with “") || !containsString(first, "this recipient opened") {
+		t.Errorf("the first line does not say what the content learner saw: %s", first)
 	}
 }
 

@@ -429,10 +429,10 @@ func TestExplainSentences(t *testing.T) {
 		in   Input
 		want []string
 	}{
-		{Input{Held: []Held{msg("a", Features{Subject: "Spring sale"})}}, []string{`"Spring sale" is released at Tue 4 Mar 10:17 UTC`, "outweighs the cost", "value 0.0", "reasons: worth-it"}},
+		{Input{Held: []Held{msg("a", Features{Subject: "Spring sale"})}}, []string{`“Spring sale” is released at Tue 4 Mar 10:17 UTC`, "outweighs the cost", "value 0.0", "reasons: worth-it"}},
 		{Input{Profile: &Profile{Unsubscribed: t0}, Held: []Held{msg("a", Features{})}}, []string{"is not sent because the recipient unsubscribed", "reasons: unsubscribed"}},
 		{Input{Profile: ignoring(20), Held: []Held{msg("a", Features{})}}, []string{"nobody goes without mail for long (their last one was 16 days ago)"}},
-		{Input{Held: []Held{msg("a", Features{Campaign: "c"}), {ID: "b", Features: &Features{Campaign: "c"}, Received: t0}}}, []string{`a newer version of campaign "c" replaces it`}},
+		{Input{Held: []Held{msg("a", Features{Campaign: "c"}), {ID: "b", Features: &Features{Campaign: "c"}, Received: t0}}}, []string{`a newer version of campaign “c” replaces it`}},
 	}
 	for _, tt := range tests {
 		tt.in.Now = t0

@@ -14,7 +14,7 @@ func (d Decision) Explain() string {
 	r := d.Reasons
 	what := "This message"
 	if d.Subject != "" {
-		what = fmt.Sprintf("%q", d.Subject)
+		what = "“" + d.Subject + "”" // quoted for a person, not escaped
 	}
 	at := d.At.Format("Mon 2 Jan 15:04 MST")
 	switch d.Action {
@@ -40,7 +40,7 @@ func (d Decision) Explain() string {
 	add(r.Has(ReasonAway), "the recipient is away")
 	add(r.Has(ReasonExpired), "it expired before it could be sent")
 	add(r.Has(ReasonStale), "it has waited longer than messages are held")
-	add(r.Has(ReasonSuperseded), "a newer version of campaign %q replaces it", d.Campaign)
+	add(r.Has(ReasonSuperseded), "a newer version of campaign “%s” replaces it", d.Campaign)
 	add(r.Has(ReasonNotBefore), "the sender asked for it not to go out earlier")
 	add(r.Has(ReasonHoldout), "the recipient is in the holdout group, which gets everything the caps allow so that the model's lift can be measured")
 	add(r.Has(ReasonWorthIt), "its expected engagement (%s) outweighs the cost of one more mail (%s) for someone who got %.1f recent mails",
@@ -51,7 +51,7 @@ func (d Decision) Explain() string {
 	add(r.Has(ReasonFloor), "the model rates this recipient low, but nobody goes without mail for long (%s), and this is their best message",
 		since(n.SinceLastRelease))
 	add(r.Has(ReasonNearDuplicate), "it is nearly the same text as a mail sent lately (%d of 64 fingerprint bits differ)", n.NearestBits)
-	add(r.Has(ReasonRepeatCampaign), "campaign %q already reached this recipient lately", d.Campaign)
+	add(r.Has(ReasonRepeatCampaign), "campaign “%s” already reached this recipient lately", d.Campaign)
 	add(r.Has(ReasonOutcompeted), "better messages took the slots the budget allows")
 	add(r.Has(ReasonBestTime), "this recipient engages more at that time (%.2fx the average hour)", n.TimeLift)
 	add(r.Has(ReasonQuietHours), "it is quiet hours now")
@@ -75,6 +75,11 @@ func (d Decision) Explain() string {
 		}
 	}
 	b.WriteString(".")
+	if c := n.Content; c != nil && c.Term != "" && r&hardStops == 0 {
+		// What the content learner saw, in the plain sentence: the
+		// evidence a marketer can check ("opened 3 of 5 mails with boots").
+		fmt.Fprintf(&b, " Of %.0f recent mails with “%s” this recipient opened %.0f and clicked %.0f.", c.Sends, c.Term, c.Opens, c.Clicks)
+	}
 	if r&hardStops == 0 {
 		fmt.Fprintf(&b, "\nvalue %.4f = affinity %.4f (population %.4f) × priority %.2f × novelty %.2f × freshness %.2f × time %.2f × delay %.2f;"+
 			" cost %.4f at volume %.2f (comfortable %.2f) × sensitivity %.2f × customer value %.2f; ignored streak %d",
