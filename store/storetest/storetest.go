@@ -10,7 +10,9 @@
 // IDs and states after accept, the schedule (express first, due order,
 // limits), crash recovery, per-recipient load-decide-apply being atomic,
 // feedback batches being all-or-nothing and idempotent, the suppression
-// list's case rules, mailbox cursors, counters and retention.
+// list's case rules, mailbox cursors, counters and retention, and, for a
+// backend that streams bodies (store.BodyStreams), that they come back
+// byte for byte.
 package storetest
 
 import (
@@ -54,6 +56,7 @@ func Run(t *testing.T, b Backend) {
 		{"MailboxCursor", testMailboxCursor},
 		{"CampaignsAndCounters", testCampaignsAndCounters},
 		{"Retention", testRetention},
+		{"BodyStreams", testBodyStreams},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
