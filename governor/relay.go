@@ -10,6 +10,7 @@
 package governor
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -146,6 +147,8 @@ func (r *Relay) build() error {
 		AuthFailureLimit:        cfg.Intake.AuthFailureLimit,
 		AuthLockout:             cfg.Intake.AuthLockout,
 		Count:                   r.countIntakeEvent,
+		SpoolDir:                filepath.Join(cfg.DataDir, "spool"),
+		SpoolThreshold:          int(cfg.Intake.SpoolThreshold),
 	}
 	if c := cfg.Intake.TLS; c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -331,12 +334,24 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if err != nil {
 		return "", err
 	}
-	body, added := r.storedBody(sub, c.header, id)
+	// A spooled (large) message is stored from its file in parts; only
+	// its header is rewritten in memory.
+	var body []byte
+	var head []byte
+	var added string
+	var size int
+	if sub.Spooled != nil {
+		head, added = r.storedHead(sub, c.header, id)
+		size = len(head) + int(sub.Size-int64(headerBlockEnd(sub.Data)))
+	} else {
+		body, added = r.storedBody(sub, c.header, id)
+		size = len(body)
+	}
 	msg := store.Message{
 		ID:          id,
 		From:        sub.From,
 		Received:    sub.Received,
-		Size:        len(body),
+		Size:        size,
 		ClientAddr:  sub.ClientAddr.String(),
 		AuthUser:    sub.AuthUser,
 		Class:       c.class,
@@ -354,7 +369,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	u := r.undelayed(sub, g, c)
 	held := 0
-	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
+	prepare := func(i int, e *store.Envelope) {
 		if i < len(sub.Notify) {
 			e.Notify = sub.Notify[i]
 		}
@@ -379,7 +394,15 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			e.State, e.Due = store.StateHeld, sub.Received.Add(g.HoldWindow)
 			held++
 		}
-	})
+	}
+	var envs []store.Envelope
+	if sub.Spooled != nil {
+		off := int64(headerBlockEnd(sub.Data))
+		envs, err = r.db.AcceptStream(msg, io.MultiReader(bytes.NewReader(head), io.NewSectionReader(sub.Spooled, off, sub.Size-off)),
+			sub.To, sub.Received, prepare)
+	} else {
+		envs, err = r.db.AcceptWith(msg, body, sub.To, sub.Received, prepare)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -393,7 +416,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		r.engine.Kick()
 	}
 	r.metrics.messageAccepted(c.class)
-	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", len(body),
+	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", size,
 		"class", c.class, "class_reason", c.reason, "client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
 	return id, nil
 }
@@ -451,6 +474,34 @@ func (r *Relay) storedBody(sub *intake.Submission, header mail.Header, id string
 	}
 	body = make([]byte, 0, len(received)+len(added)+len(data))
 	return append(append(append(body, received...), added...), data...), added
+}
+
+// storedHead is storedBody for a spooled message: the stored message's
+// header block (Received, added fields, the header up to and including
+// its empty line without its X-Kadenz-* fields); the rest of the message
+// follows it unchanged from the spool file, from headerBlockEnd on.
+func (r *Relay) storedHead(sub *intake.Submission, header mail.Header, id string) (head []byte, added string) {
+	cfg := r.config()
+	block := stripKadenzHeaders(sub.Data[:headerBlockEnd(sub.Data)])
+	received := receivedHeader(sub, cfg.Hostname, id)
+	if cfg.Intake.AddMissingHeaders && header != nil {
+		added = missingHeaders(header, id, cfg.Hostname, sub.Received)
+	}
+	head = make([]byte, 0, len(received)+len(added)+len(block))
+	return append(append(append(head, received...), added...), block...), added
+}
+
+// headerBlockEnd is where the header of data ends, its empty line
+// included: 0 for a message without header fields, len(data) if data
+// holds no empty line.
+func headerBlockEnd(data []byte) int {
+	if bytes.HasPrefix(data, []byte("\r\n")) {
+		return 0
+	}
+	if end := bytes.Index(data, []byte("\r\n\r\n")); end >= 0 {
+		return end + 4
+	}
+	return len(data)
 }
 
 // undelayedRecipients says which recipients of governed mail skip the

@@ -44,9 +44,63 @@ var (
 	// stored in parts (bucketBodies holds the others).
 	bucketBodyParts = []byte("body_parts")
 	// bucketBodyChunks: message ID + 0x00 + 4-byte big-endian part number
-	// -> that part's bytes.
+	// -> a bucket holding that part's bytes under partValueKey.
+	//
+	// A bucket per part, not a value: bbolt keeps at least two values in a
+	// leaf, so writing part n as a value rewrote part n-1 beside it (read
+	// back from the file, copied, written again) in the same commit, two
+	// to three times the bytes. A part's own bucket has its own leaf, and
+	// the leaf the parts share holds only their small bucket headers.
 	bucketBodyChunks = []byte("body_chunks")
+	partValueKey     = []byte("p")
 )
+
+func putPart(tx *bolt.Tx, id string, part int, data []byte) error {
+	b, err := tx.Bucket(bucketBodyChunks).CreateBucketIfNotExists(partKey(id, part)) // a rerun batch finds it
+	if err != nil {
+		return err
+	}
+	return b.Put(partValueKey, data)
+}
+
+// getPart returns a part's bytes (valid only in tx), nil if it is missing.
+func getPart(tx *bolt.Tx, id string, part int) []byte {
+	b := tx.Bucket(bucketBodyChunks).Bucket(partKey(id, part))
+	if b == nil {
+		return nil
+	}
+	return b.Get(partValueKey)
+}
+
+// deletePartKeys deletes the parts whose keys match says to delete, going
+// from the first key at or after from (nil: the first key) until match
+// says to stop, and returns how many it deleted.
+func deletePartKeys(tx *bolt.Tx, from []byte, match func(k []byte) (del, stop bool)) (int, error) {
+	chunks := tx.Bucket(bucketBodyChunks)
+	var doomed [][]byte
+	c := chunks.Cursor()
+	var k []byte
+	if from == nil {
+		k, _ = c.First()
+	} else {
+		k, _ = c.Seek(from)
+	}
+	for ; k != nil; k, _ = c.Next() {
+		ok, stop := match(k)
+		if stop {
+			break
+		}
+		if ok {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+	}
+	for _, k := range doomed {
+		if err := chunks.DeleteBucket(k); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
+}
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -123,7 +177,7 @@ func (db *DB) writeParts(id string, first []byte, body io.Reader, man *bodyManif
 					return fmt.Errorf("store: message ID %s already exists", id)
 				}
 			}
-			return tx.Bucket(bucketBodyChunks).Put(partKey(id, part), chunk)
+			return putPart(tx, id, part, chunk)
 		})
 		if err != nil {
 			return err
@@ -144,11 +198,11 @@ func (db *DB) writeParts(id string, first []byte, body io.Reader, man *bodyManif
 // deleteParts deletes every part of a message's body and its manifest.
 func deleteParts(tx *bolt.Tx, id string) error {
 	prefix := partPrefix(id)
-	c := tx.Bucket(bucketBodyChunks).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return err
-		}
+	if _, err := deletePartKeys(tx, prefix, func(k []byte) (bool, bool) {
+		in := bytes.HasPrefix(k, prefix)
+		return in, !in
+	}); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketBodyParts).Delete([]byte(id))
 }
@@ -184,10 +238,9 @@ func manifestOf(tx *bolt.Tx, id string) (bodyManifest, error) {
 	if err := json.Unmarshal(v, &man); err != nil {
 		return man, fmt.Errorf("body of message %s: manifest: %w", id, err)
 	}
-	chunks := tx.Bucket(bucketBodyChunks)
 	var total int64
 	for i := range man.CRCs {
-		p := chunks.Get(partKey(id, i))
+		p := getPart(tx, id, i)
 		if p == nil {
 			return man, fmt.Errorf("body of message %s: part %d of %d is missing", id, i+1, len(man.CRCs))
 		}
@@ -245,6 +298,7 @@ type partReader struct {
 	man  bodyManifest
 	next int    // the next part to read
 	buf  []byte // the unread rest of the current part
+	part []byte // the current part, its buffer reused for the next
 	read int64
 	err  error
 }
@@ -268,15 +322,17 @@ func (r *partReader) fill() error {
 		}
 		return io.EOF
 	}
-	var part []byte
+	part := r.part[:0]
 	err := r.db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBodyChunks).Get(partKey(r.id, r.next))
+		v := getPart(tx, r.id, r.next)
 		if v == nil {
 			return fmt.Errorf("body of message %s: part %d of %d is missing: %w", r.id, r.next+1, len(r.man.CRCs), ErrNotFound)
 		}
-		part = bytes.Clone(v) // valid only inside the transaction
+		part = append(part, v...) // v is valid only inside the transaction
+		releaseMapped(r.db.bolt, tx, v)
 		return nil
 	})
+	r.part = part
 	if err != nil {
 		return err
 	}
@@ -299,20 +355,8 @@ func (r *partReader) Close() error {
 // last commit. Only Open calls it, before anyone writes.
 func dropOrphanParts(tx *bolt.Tx) (int, error) {
 	manifests := tx.Bucket(bucketBodyParts)
-	c := tx.Bucket(bucketBodyChunks).Cursor()
-	dropped := 0
-	for k, _ := c.First(); k != nil; {
+	return deletePartKeys(tx, nil, func(k []byte) (bool, bool) {
 		i := bytes.IndexByte(k, 0)
-		if i < 0 || manifests.Get(k[:i]) == nil {
-			key := bytes.Clone(k)
-			if err := c.Delete(); err != nil {
-				return dropped, err
-			}
-			dropped++
-			k, _ = c.Seek(key) // the next key, the deleted one being gone
-			continue
-		}
-		k, _ = c.Next()
-	}
-	return dropped, nil
+		return i < 0 || manifests.Get(k[:i]) == nil, false
+	})
 }

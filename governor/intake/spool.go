@@ -78,7 +78,12 @@ func (s *Server) spool(first []byte, rest io.Reader, limit int) (f *os.File, siz
 	}
 	bw := bufio.NewWriterSize(spoolWriter{f}, 64<<10)
 	norm := &lineNormalizer{w: bw}
-	if _, err = norm.Write(first); err == nil {
+	for len(first) > 0 && err == nil { // in pieces, so norm's buffer stays small
+		n := min(len(first), 32<<10)
+		_, err = norm.Write(first[:n])
+		first = first[n:]
+	}
+	if err == nil {
 		_, err = io.CopyBuffer(norm, rest, make([]byte, 32<<10))
 	}
 	if err == nil {
