@@ -347,8 +347,11 @@ func (s *smarthostSender) transaction(ctx context.Context, p Parcel, todo []int,
 		var re *readError
 		if errors.As(err, &re) {
 			// The message could not be read whole: ending DATA now would
-			// send it cut short. Without its final dot the upstream drops
-			// it when the connection closes (the deferred s.Close).
+			// send it cut short. Drop the connection without another
+			// word (a QUIT would first end DATA with its dot): without
+			// the final dot the upstream discards what it got.
+			c.Close()
+			s.c = nil
 			return nil, setAll(accepted, errs, Permanent(err)), false
 		}
 		w.Close()
