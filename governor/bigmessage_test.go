@@ -3,6 +3,7 @@ package governor
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,5 +164,35 @@ func TestSpoolClearedWhenRelayStarts(t *testing.T) {
 	startRelay(t, cfg)
 	if left := spoolLeft(t, cfg.DataDir); len(left) != 0 {
 		t.Errorf("spool files after the start: %v", left)
+	}
+}
+
+// Forgetting the recipient of a large message (stored in parts, delivered
+// to the outbox) leaves no byte of the address anywhere in the data dir:
+// not in a part, not in a freed page, not in the spool.
+func TestForgetLargeMessageLeavesNoByte(t *testing.T) {
+	cfg := governedConfig(t, "") // no upstream: the outbox
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Intake.SpoolThreshold = 64 << 10
+	r := startRelay(t, cfg)
+	const addr = "frank.large@example.test"
+	msg := bigMessage("From: <shop@shop.test>\r\nTo: <"+addr+">\r\nSubject: your invoice\r\nMessage-ID: <inv@shop.test>\r\n", 1<<20)
+	msg = append(msg, "Dear "+addr+", the rest of your invoice follows.\r\n"...) // in the last part too
+	msg = append(msg, bigMessage("", 1<<20)...)
+	submitRaw(t, r.Addr().String(), "shop@shop.test", []string{addr}, msg)
+	waitFor(t, "the message in the outbox", func() bool {
+		files, _ := filepath.Glob(filepath.Join(cfg.DataDir, "outbox", "*.eml"))
+		return len(files) == 1
+	})
+	if len(rawHits(t, cfg.DataDir, addr)) == 0 {
+		t.Fatal("before forget no file holds the address: the scan would prove nothing")
+	}
+	var fr ForgetResult
+	adminJSON(t, r, http.MethodPost, "/v1/forget", map[string]string{"address": addr}, &fr)
+	if fr.Erased.Bodies != 1 {
+		t.Errorf("forget erased %d bodies, want 1: %+v", fr.Erased.Bodies, fr)
+	}
+	if hits := rawHits(t, cfg.DataDir, addr); len(hits) > 0 {
+		t.Errorf("after forget the address is still in %v", hits)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,40 @@ func TestForgetDeletesParts(t *testing.T) {
 	}
 	if _, err := db.OpenBody("m"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("OpenBody after Forget: %v", err)
+	}
+}
+
+// A body in parts passes the check, survives a backup and a recover byte
+// for byte: it is all in the one file, in ordinary (nested) buckets.
+func TestPartedBodyCheckBackupRecover(t *testing.T) {
+	db, path := openTest(t)
+	body := partedBody(3*BodyPartSize + 77)
+	acceptParted(t, db, "big", body)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := WriteFileAtomic(backup, func(w io.Writer) (int64, error) { return db.Backup(w, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(path)
+	if err != nil || !rep.OK() {
+		t.Fatalf("check of a file with a parted body: %v\n%+v", err, rep)
+	}
+	recovered := filepath.Join(t.TempDir(), "recovered.db")
+	rrep, err := Recover(path, recovered, time.Unix(0, 0))
+	if err != nil || len(rrep.Lost) != 0 {
+		t.Fatalf("recover: %v\n%s", err, rrep)
+	}
+	for _, p := range []string{backup, recovered} {
+		db, err := Open(p, Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.Body("big")
+		db.Close()
+		if err != nil || !bytes.Equal(got, body) {
+			t.Errorf("%s: body %d bytes, %v; want the %d stored", filepath.Base(p), len(got), err, len(body))
+		}
 	}
 }
