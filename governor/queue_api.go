@@ -189,8 +189,12 @@ func (c *messageCache) get(id string) (*messageInfo, error) {
 			return nil, fmt.Errorf("features of %s: %w", id, err)
 		}
 		info.features, info.subject, info.campaign = f, f.Subject, f.Campaign
-	} else if body, err := c.r.db.Body(id); err == nil {
-		if h := readHeader(body); h != nil {
+	} else if rc, err := c.r.db.OpenBody(id); err == nil {
+		// The header is within the first part (intake.spool_threshold):
+		// a large message is not read whole for its Subject.
+		head, _ := io.ReadAll(io.LimitReader(rc, store.BodyPartSize))
+		rc.Close()
+		if h := readHeader(head); h != nil {
 			info.subject = h.Get("Subject")
 		}
 	}
