@@ -54,7 +54,7 @@ measure() {
 			read -r na nf < <(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print a+0, f+0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
 			[ "$na" -gt "$a" ] && a=$na
 			[ "$nf" -gt "$f" ] && f=$nf
-			echo "$a $f" >"$work/peaks-$label"
+			echo "$a $f" >"$work/peaks-$label.tmp" && mv "$work/peaks-$label.tmp" "$work/peaks-$label"
 			sleep 0.1
 		done
 	) &
@@ -99,7 +99,8 @@ EOF
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
 	sampler=""
-	read -r anon_kb file_kb <"$work/peaks-$label"
+	local anon_kb=0 file_kb=0
+	read -r anon_kb file_kb <"$work/peaks-$label" || true
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=""

@@ -444,18 +444,23 @@ func (s *session) Data(r io.Reader) error {
 	if s.srv.opts.SpoolDir == "" {
 		limit = 0
 	}
-	first := src
-	if limit > 0 {
-		first = io.LimitReader(src, int64(limit)+1)
-	}
-	if _, err := buf.ReadFrom(first); err != nil {
-		return s.dataError(err)
+	// A message the client declared larger than the threshold (SIZE=,
+	// RFC 1870) goes to the spool from its first byte; any other is read
+	// into memory up to the threshold and spooled only past it.
+	if limit <= 0 || s.mail.Size <= int64(limit) {
+		first := src
+		if limit > 0 {
+			first = io.LimitReader(src, int64(limit)+1)
+		}
+		if _, err := buf.ReadFrom(first); err != nil {
+			return s.dataError(err)
+		}
 	}
 	var data []byte
 	var spool *os.File
 	var size int64
 	var err error
-	if limit > 0 && buf.Len() > limit {
+	if limit > 0 && (buf.Len() > limit || s.mail.Size > int64(limit)) {
 		spool, size, data, err = s.srv.spool(buf.Bytes(), src, limit)
 		if spool != nil {
 			defer func() {

@@ -102,7 +102,9 @@ func (s *Server) spool(first []byte, rest io.Reader, limit int) (f *os.File, siz
 	if _, err := f.ReadAt(prefix, 0); err != nil {
 		return f, 0, nil, fmt.Errorf("%w: %w", errSpool, err)
 	}
-	if !bytes.HasPrefix(prefix, []byte("\r\n")) && !bytes.Contains(prefix, []byte("\r\n\r\n")) {
+	// (A message that fits in the prefix, as one can whose client declared
+	// more than it sent, is whole there, with or without an empty line.)
+	if size > int64(limit) && !bytes.HasPrefix(prefix, []byte("\r\n")) && !bytes.Contains(prefix, []byte("\r\n\r\n")) {
 		return f, 0, nil, fmt.Errorf("%w (%d bytes)", errHeaderTooLarge, limit)
 	}
 	return f, size, prefix, nil

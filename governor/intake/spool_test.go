@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // rawSession speaks SMTP over a plain connection so that a test can send
@@ -220,5 +222,42 @@ func TestSpoolClearedAtStart(t *testing.T) {
 	}
 	if left := spoolFiles(t, dir); len(left) != 0 {
 		t.Errorf("files left from before the start: %v", left)
+	}
+}
+
+// A client that declares the size (SIZE=, RFC 1870) of a large message
+// has it spooled from the first byte, with the same result.
+func TestDeclaredLargeMessageSpooled(t *testing.T) {
+	const threshold = 64 << 10
+	addr, dir, got := startSpoolServer(t, threshold, nil)
+	payload := bigPayload(200 << 10)
+	want, _ := normalizeLineEndings(payload)
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@shop.test", &smtp.MailOptions{Size: int64(len(want))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(want)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if !got.spooled || !bytes.Equal(got.message, want) || !bytes.Equal(got.data, want[:threshold]) {
+		t.Errorf("declared-size message: spooled %v, %d bytes (want %d), prefix ok %v",
+			got.spooled, len(got.message), len(want), bytes.Equal(got.data, want[:threshold]))
+	}
+	if left := spoolFiles(t, dir); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
 	}
 }
