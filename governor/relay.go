@@ -313,6 +313,11 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		r.log.Warn("SMTP sessions still open at shutdown deadline; closing them", "error", err)
 		r.intake.Close()
 	}
+	// go-smtp closes only the listeners its Serve has registered: one whose
+	// goroutine had not got that far (a Shutdown right after Start) would
+	// accept for ever. Closing them here ends that Serve too (it sees the
+	// server closed and returns).
+	r.closeListeners()
 	r.serving.Wait()
 	r.chores.shutdown()
 	r.stopMailboxes()
