@@ -208,6 +208,10 @@ type Intake struct {
 	MaxConnections  int           `yaml:"max_connections"`
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	// SpoolThreshold: a message longer than this many bytes is written to
+	// the data directory's spool as it arrives and stored in parts, not
+	// held in memory; its header must end within it.
+	SpoolThreshold int64 `yaml:"spool_threshold"`
 
 	// BareNewlines says what to do with a bare LF in DATA: "normalize"
 	// (treat it as a line end, store CRLF; Postfix 3.9's default
@@ -320,6 +324,7 @@ func Default() *Config {
 		Intake: Intake{
 			ClientNetworks:    []string{"127.0.0.0/8", "::1/128"},
 			MaxMessageBytes:   25 << 20,
+			SpoolThreshold:    1 << 20,
 			MaxRecipients:     1000,
 			MaxLineLength:     2000,
 			MaxConnections:    200,

@@ -24,6 +24,11 @@ const (
 	// 4.5.3.1.6 lets a text line be 1000 octets including CRLF, so a lower
 	// limit would refuse mail that follows the standard.
 	MinLineLength = 1000
+	// MinSpoolThreshold and MaxSpoolThreshold bound intake.spool_threshold:
+	// a message's header must fit below it, and memory per session grows
+	// with it.
+	MinSpoolThreshold = 64 << 10
+	MaxSpoolThreshold = 64 << 20
 	// MaxConcurrency caps delivery.concurrency: each worker holds an
 	// upstream connection, and no smarthost welcomes more than this.
 	MaxConcurrency = 1000
@@ -284,6 +289,9 @@ func (v *validator) intake(in *Intake) {
 	}
 
 	v.positive("intake.max_message_bytes", in.MaxMessageBytes)
+	if in.SpoolThreshold < MinSpoolThreshold || in.SpoolThreshold > MaxSpoolThreshold {
+		v.errorf("intake.spool_threshold", "must be from %d to %d bytes", MinSpoolThreshold, MaxSpoolThreshold)
+	}
 	v.positive("intake.max_recipients", int64(in.MaxRecipients))
 	if in.MaxLineLength < MinLineLength {
 		v.errorf("intake.max_line_length", "must be at least %d (RFC 5321 4.5.3.1.6)", MinLineLength)

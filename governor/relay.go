@@ -14,6 +14,7 @@
 package governor
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -213,6 +214,8 @@ func (r *Relay) buildIntake(cfg *config.Config) error {
 		AuthFailureLimit:        cfg.Intake.AuthFailureLimit,
 		AuthLockout:             cfg.Intake.AuthLockout,
 		Count:                   r.countIntakeEvent,
+		SpoolDir:                filepath.Join(cfg.DataDir, "spool"),
+		SpoolThreshold:          int(cfg.Intake.SpoolThreshold),
 	}
 	if c := cfg.Intake.TLS; c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -350,6 +353,11 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		r.log.Warn("SMTP sessions still open at shutdown deadline; closing them", "error", err)
 		r.intake.Close()
 	}
+	// go-smtp closes only the listeners its Serve has registered: one whose
+	// goroutine had not got that far (a Shutdown right after Start) would
+	// accept for ever. Closing them here ends that Serve too (it sees the
+	// server closed and returns).
+	r.closeListeners()
 	r.serving.Wait()
 	r.chores.shutdown()
 	r.stopMailboxes()
@@ -371,12 +379,24 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	if err != nil {
 		return "", err
 	}
-	body, added := r.storedBody(sub, c.header, id)
+	// A spooled (large) message is stored from its file in parts; only
+	// its header is rewritten in memory.
+	var body []byte
+	var head []byte
+	var added string
+	var size int
+	if sub.Spooled != nil {
+		head, added = r.storedHead(sub, c.header, id)
+		size = len(head) + int(sub.Size-int64(headerBlockEnd(sub.Data)))
+	} else {
+		body, added = r.storedBody(sub, c.header, id)
+		size = len(body)
+	}
 	msg := store.Message{
 		ID:          id,
 		From:        sub.From,
 		Received:    sub.Received,
-		Size:        len(body),
+		Size:        size,
 		ClientAddr:  sub.ClientAddr.String(),
 		AuthUser:    sub.AuthUser,
 		Class:       c.class,
@@ -394,7 +414,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	u := r.undelayed(sub, g, c)
 	held := 0
-	envs, err := r.db.AcceptWith(msg, body, sub.To, sub.Received, func(i int, e *store.Envelope) {
+	prepare := func(i int, e *store.Envelope) {
 		if i < len(sub.Notify) {
 			e.Notify = sub.Notify[i]
 		}
@@ -419,7 +439,15 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			e.State, e.Due = store.StateHeld, sub.Received.Add(g.HoldWindow)
 			held++
 		}
-	})
+	}
+	var envs []store.Envelope
+	if sub.Spooled != nil {
+		off := int64(headerBlockEnd(sub.Data))
+		envs, err = acceptStream(r.db, msg, io.MultiReader(bytes.NewReader(head), io.NewSectionReader(sub.Spooled, off, sub.Size-off)),
+			sub.To, sub.Received, prepare)
+	} else {
+		envs, err = r.db.AcceptWith(msg, body, sub.To, sub.Received, prepare)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -433,9 +461,22 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		r.engine.Kick()
 	}
 	r.metrics.messageAccepted(c.class)
-	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", len(body),
+	r.log.Info("accepted", "message", id, "from", sub.From, "recipients", len(envs), "held", held, "size", size,
 		"class", c.class, "class_reason", c.reason, "client", msg.ClientAddr, "user", sub.AuthUser, "message_id", msg.HeaderID)
 	return id, nil
+}
+
+// acceptStream stores a spooled message from its reader where the store
+// can (store.BodyStreams); a store that cannot gets the body read whole.
+func acceptStream(db store.Store, msg store.Message, body io.Reader, rcpts []string, now time.Time, prepare func(int, *store.Envelope)) ([]store.Envelope, error) {
+	if bs, ok := db.(store.BodyStreams); ok {
+		return bs.AcceptStream(msg, body, rcpts, now, prepare)
+	}
+	whole, err := io.ReadAll(body)
+	if err != nil {
+		return nil, fmt.Errorf("reading the spooled message: %w", err)
+	}
+	return db.AcceptWith(msg, whole, rcpts, now, prepare)
 }
 
 // classified is what intake learned of a submission before storing it.
@@ -491,6 +532,34 @@ func (r *Relay) storedBody(sub *intake.Submission, header mail.Header, id string
 	}
 	body = make([]byte, 0, len(received)+len(added)+len(data))
 	return append(append(append(body, received...), added...), data...), added
+}
+
+// storedHead is storedBody for a spooled message: the stored message's
+// header block (Received, added fields, the header up to and including
+// its empty line without its X-Kadenz-* fields); the rest of the message
+// follows it unchanged from the spool file, from headerBlockEnd on.
+func (r *Relay) storedHead(sub *intake.Submission, header mail.Header, id string) (head []byte, added string) {
+	cfg := r.config()
+	block := stripKadenzHeaders(sub.Data[:headerBlockEnd(sub.Data)])
+	received := receivedHeader(sub, cfg.Hostname, id)
+	if cfg.Intake.AddMissingHeaders && header != nil {
+		added = missingHeaders(header, id, cfg.Hostname, sub.Received)
+	}
+	head = make([]byte, 0, len(received)+len(added)+len(block))
+	return append(append(append(head, received...), added...), block...), added
+}
+
+// headerBlockEnd is where the header of data ends, its empty line
+// included: 0 for a message without header fields, len(data) if data
+// holds no empty line.
+func headerBlockEnd(data []byte) int {
+	if bytes.HasPrefix(data, []byte("\r\n")) {
+		return 0
+	}
+	if end := bytes.Index(data, []byte("\r\n\r\n")); end >= 0 {
+		return end + 4
+	}
+	return len(data)
 }
 
 // undelayedRecipients says which recipients of governed mail skip the

@@ -138,6 +138,23 @@ type Store interface {
 	Close() error
 }
 
+// BodyStreams is an optional part of the contract, for bodies too large
+// to hold whole in memory: the relay hands a large message to AcceptStream
+// as a reader and delivery reads it back through OpenBody. With a backend
+// that lacks it, the relay reads the body whole and uses Accept and Body.
+// The bodies are the same ones: Body returns what AcceptStream stored and
+// OpenBody streams what Accept stored.
+type BodyStreams interface {
+	// AcceptStream is AcceptWith with the body read from a reader, to its
+	// end, before the message is stored; if reading fails nothing is
+	// stored. Its memory use must not grow with the body's size.
+	AcceptStream(msg Message, body io.Reader, rcpts []string, now time.Time, prepare func(i int, e *Envelope)) ([]Envelope, error)
+	// OpenBody streams a message's body; ErrNotFound if there is none. A
+	// body damaged in storage is a read error, never short or altered
+	// bytes.
+	OpenBody(messageID string) (io.ReadCloser, error)
+}
+
 // Optional abilities. A backend has them or not; the relay asks for each
 // with a type assertion where it needs it and says so when it is missing.
 // They are outside Store because they belong to how one backend keeps its
@@ -181,4 +198,5 @@ var (
 	_ Snapshotter       = (*DB)(nil)
 	_ FreePageScrubber  = (*DB)(nil)
 	_ AddressKeyLowerer = (*DB)(nil)
+	_ BodyStreams       = (*DB)(nil)
 )

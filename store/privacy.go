@@ -227,17 +227,15 @@ func forgetMessage(tx *bolt.Tx, m Message, rep *ForgetReport) error {
 		remaining++
 		allFinal = allFinal && e.State.Final()
 	}
-	bodies := tx.Bucket(bucketBodies)
 	if remaining > 0 && !allFinal {
-		if bodies.Get([]byte(m.ID)) != nil {
+		if hasBody(tx, m.ID) {
 			rep.SharedBodies++
 		}
 		return nil
 	}
-	if bodies.Get([]byte(m.ID)) != nil {
-		if err := bodies.Delete([]byte(m.ID)); err != nil {
-			return err
-		}
+	if had, err := deleteBody(tx, m.ID); err != nil {
+		return err
+	} else if had {
 		rep.Bodies++
 	}
 	if remaining > 0 {
@@ -393,7 +391,7 @@ func (db *DB) Records(fn func(EnvelopeRecord) bool) error {
 func (db *DB) HasBody(messageID string) (bool, error) {
 	var ok bool
 	err := db.view(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketBodies).Get([]byte(messageID)) != nil
+		ok = hasBody(tx, messageID)
 		return nil
 	})
 	return ok, err
@@ -406,16 +404,30 @@ const purgeBatch = 256
 // PurgeBodies deletes the bodies of messages whose envelopes are all final
 // and were last changed before before, and returns how many it deleted.
 func (db *DB) PurgeBodies(before time.Time) (int, error) {
-	return db.purgeExpired(bucketBodies, func(tx *bolt.Tx, id string) (bool, error) {
-		return bodyExpired(tx, id, before)
-	})
+	total := 0
+	for _, bucket := range [][]byte{bucketBodies, bucketBodyParts} { // in one piece, in parts
+		n, err := db.purgeExpired(bucket, func(tx *bolt.Tx, id string) (bool, error) {
+			return bodyExpired(tx, id, before)
+		}, func(tx *bolt.Tx, id string) error {
+			_, err := deleteBody(tx, id)
+			return err
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // purgeExpired deletes the keys of bucket that expired says are expired:
 // found in one read transaction, then deleted in bounded batches, each key
 // checked again in its batch, since a release or a retry may have come in
-// between.
-func (db *DB) purgeExpired(bucket []byte, expired func(tx *bolt.Tx, key string) (bool, error)) (int, error) {
+// between. del deletes a key (nil: deleting it from bucket).
+func (db *DB) purgeExpired(bucket []byte, expired func(tx *bolt.Tx, key string) (bool, error), del func(tx *bolt.Tx, key string) error) (int, error) {
+	if del == nil {
+		del = func(tx *bolt.Tx, key string) error { return tx.Bucket(bucket).Delete([]byte(key)) }
+	}
 	var candidates []string
 	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
@@ -435,7 +447,7 @@ func (db *DB) purgeExpired(bucket []byte, expired func(tx *bolt.Tx, key string) 
 		if ok, err := expired(tx, key); !ok || err != nil {
 			return false, err
 		}
-		return true, tx.Bucket(bucket).Delete([]byte(key))
+		return true, del(tx, key)
 	})
 }
 
@@ -460,7 +472,7 @@ func bodyExpired(tx *bolt.Tx, messageID string, before time.Time) (bool, error) 
 func (db *DB) PurgeDecisions(before time.Time) (int, error) {
 	return db.purgeExpired(bucketDecisions, func(tx *bolt.Tx, id string) (bool, error) {
 		return decisionsExpired(tx, id, before)
-	})
+	}, nil)
 }
 
 func decisionsExpired(tx *bolt.Tx, envelopeID string, before time.Time) (bool, error) {

@@ -238,7 +238,7 @@ func repair(tx *bolt.Tx, rep *RecoverReport, now time.Time) error {
 			return err
 		}
 	}
-	msgs, bodies := tx.Bucket(bucketMessages), tx.Bucket(bucketBodies)
+	msgs := tx.Bucket(bucketMessages)
 	hasEnvelope := map[string]bool{}
 	var envs []Envelope
 	var unreadable [][]byte
@@ -268,7 +268,7 @@ func repair(tx *bolt.Tx, rep *RecoverReport, now time.Time) error {
 			switch {
 			case msgs.Get([]byte(e.MessageID)) == nil:
 				why = "its message record was lost"
-			case bodies.Get([]byte(e.MessageID)) == nil:
+			case !hasBody(tx, e.MessageID):
 				why = "its message body was lost"
 			}
 			if why != "" {

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -44,12 +45,17 @@ import (
 // Version 3 keys bucketHeaderIDs by Message-ID and message ID, so that
 // several messages may carry one Message-ID; the upgrade rewrites the old
 // single entries (which are still read, should one be left).
-const SchemaVersion = 3
+//
+// Version 4 stores large bodies in parts (bodies.go); the upgrade only
+// creates the buckets, but an older kadenz must refuse the file rather
+// than find such a message's body missing.
+const SchemaVersion = 4
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
 	"1": upgradeHeaderIDs, // the express lane is created like any other bucket
 	"2": upgradeHeaderIDs,
+	"3": func(*bolt.Tx) error { return nil }, // initSchema creates the new buckets
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
@@ -119,7 +125,7 @@ var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelo
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
 	bucketSuppressions, bucketEventIDs, bucketMailboxes,
-	bucketForgotten, bucketSuspended}
+	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
@@ -287,6 +293,10 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	if err := b.Update(func(tx *bolt.Tx) error { _, err := dropOrphanParts(tx); return err }); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: %s: removing parts of bodies never accepted: %w", path, err)
+	}
 	if err := writeMarker(path); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -348,6 +358,14 @@ func (db *DB) Accept(msg Message, body []byte, rcpts []string, now time.Time) ([
 // AcceptWith is Accept with a hook that may change each new envelope
 // before it is written (the governor sets held envelopes this way).
 func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time, prepare func(i int, e *Envelope)) ([]Envelope, error) {
+	return db.acceptTx(msg, rcpts, now, prepare, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBodies).Put([]byte(msg.ID), body)
+	})
+}
+
+// acceptTx writes a message, its envelopes and (putBody) its body in one
+// transaction.
+func (db *DB) acceptTx(msg Message, rcpts []string, now time.Time, prepare func(i int, e *Envelope), putBody func(*bolt.Tx) error) ([]Envelope, error) {
 	if len(rcpts) == 0 {
 		return nil, errors.New("store: message without recipients")
 	}
@@ -377,7 +395,7 @@ func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time
 		if err := msgs.Put([]byte(msg.ID), msgJSON); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketBodies).Put([]byte(msg.ID), body); err != nil {
+		if err := putBody(tx); err != nil {
 			return err
 		}
 		if msg.HeaderID != "" {
@@ -544,18 +562,28 @@ func (db *DB) Message(id string) (Message, error) {
 }
 
 // Body returns a message's raw bytes as submitted (with Kadenz's Received
-// header on top).
+// header on top), whole: OpenBody streams a large one instead.
 func (db *DB) Body(messageID string) ([]byte, error) {
 	var body []byte
+	var man bodyManifest
 	err := db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBodies).Get([]byte(messageID))
-		if v == nil {
-			return fmt.Errorf("body of message %s: %w", messageID, ErrNotFound)
+		if v := tx.Bucket(bucketBodies).Get([]byte(messageID)); v != nil {
+			body = bytes.Clone(v) // v is only valid inside the transaction
+			return nil
 		}
-		body = bytes.Clone(v) // v is only valid inside the transaction
-		return nil
+		var err error
+		man, err = manifestOf(tx, messageID)
+		return err
 	})
-	return body, err
+	if err != nil || body != nil {
+		return body, err
+	}
+	body = make([]byte, man.Size)
+	_, err = io.ReadFull(&partReader{db: db, id: messageID, man: man}, body)
+	if err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 // Envelopes calls fn for every envelope, in ID order (and so in order of

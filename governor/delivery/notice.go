@@ -45,9 +45,12 @@ type Notice struct {
 	Action    string
 	Message   store.Message
 	Envelopes []store.Envelope
-	Errors    []error   // per envelope; nil for a success
-	Body      []byte    // the message as stored
-	At        time.Time // when the attempt ended
+	Errors    []error // per envelope; nil for a success
+	Body      []byte  // the message as stored, or of a large one its header
+	// BodySize is the stored message's length: more than len(Body) when
+	// Body is only its header (then it is not returned whole).
+	BodySize int64
+	At       time.Time // when the attempt ended
 	// RetryUntil is when Kadenz gives up, for a delay notice.
 	RetryUntil time.Time
 	// RemoteMTA is the upstream that replied, if one did.
@@ -207,7 +210,8 @@ func ComposeReport(n Notice, o ReportOptions) []byte {
 
 	// The original: whole for RET=FULL (within the limit), else its header
 	// (RFC 3461 section 4.3; a delay notice returns only the header).
-	full := n.Message.Ret == string(smtp.DSNReturnFull) && n.Action != ActionDelayed &&
+	whole := n.BodySize <= int64(len(n.Body))
+	full := n.Message.Ret == string(smtp.DSNReturnFull) && n.Action != ActionDelayed && whole &&
 		(o.MaxReturned <= 0 || len(n.Body) <= o.MaxReturned)
 	if full {
 		fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: message/rfc822\r\nContent-Description: Returned message\r\n\r\n", boundary)

@@ -37,14 +37,14 @@ func (o *Outbox) Send(_ context.Context, p Parcel) []error {
 	errs := make([]error, len(p.Envelopes))
 	for i, e := range p.Envelopes {
 		e.From = p.From
-		errs[i] = o.write(e, p.Body)
+		errs[i] = o.write(e, p)
 	}
 	return errs
 }
 
 // write writes the file atomically: a reader never sees half a message, and
 // after a crash the file is either whole or absent.
-func (o *Outbox) write(e store.Envelope, body []byte) error {
+func (o *Outbox) write(e store.Envelope, p Parcel) error {
 	f, err := os.CreateTemp(o.dir, ".tmp-*")
 	if err != nil {
 		return err
@@ -52,7 +52,7 @@ func (o *Outbox) write(e store.Envelope, body []byte) error {
 	defer os.Remove(f.Name()) // fails harmlessly after the rename
 	_, err = fmt.Fprintf(f, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", e.From, e.To)
 	if err == nil {
-		_, err = f.Write(body)
+		err = p.copyMessage(f)
 	}
 	if err == nil {
 		err = f.Sync()

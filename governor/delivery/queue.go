@@ -22,9 +22,11 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -50,7 +52,65 @@ type Parcel struct {
 	Message   store.Message
 	From      string // the return path (after Prepare)
 	Envelopes []store.Envelope
-	Body      []byte
+	// Body is the message; nil for a large one, which Stream opens
+	// instead, to be read from the store part by part (Prefix, what
+	// Prepare adds, goes before it).
+	Body   []byte
+	Stream func() (io.ReadCloser, error)
+	Prefix []byte
+}
+
+// Open returns the message to send, whichever way it is held.
+func (p Parcel) Open() (io.ReadCloser, error) {
+	if p.Stream == nil {
+		return io.NopCloser(bytes.NewReader(p.Body)), nil
+	}
+	rc, err := p.Stream()
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Prefix) == 0 {
+		return rc, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(p.Prefix), rc), rc}, nil
+}
+
+// readError marks an error reading the message from the store, apart
+// from the upstream's while it is written.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return "reading message: " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// readMarker passes reads through and marks their errors as readError.
+type readMarker struct{ r io.Reader }
+
+func (m readMarker) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = &readError{err}
+	}
+	return n, err
+}
+
+// copyMessage writes the parcel's message to w. An error reading it is a
+// *readError (then what w got is incomplete and must not be sent on as a
+// message); any other is w's.
+func (p Parcel) copyMessage(w io.Writer) error {
+	if p.Stream == nil {
+		_, err := w.Write(p.Body)
+		return err
+	}
+	rc, err := p.Open()
+	if err != nil {
+		return &readError{err}
+	}
+	defer rc.Close()
+	_, err = io.CopyBuffer(w, readMarker{rc}, make([]byte, 64<<10))
+	return err
 }
 
 // all returns err for every envelope of p.
@@ -75,6 +135,14 @@ type Store interface {
 	Message(id string) (store.Message, error)
 }
 
+// streamer is a store that streams large bodies (store.BodyStreams) and
+// can say a body is there in full before a stream of it starts (bbolt's
+// BodySize). With a store without it, bodies are read whole.
+type streamer interface {
+	store.BodyStreams
+	BodySize(messageID string) (int64, error)
+}
+
 // Options configure a Queue.
 type Options struct {
 	DB          Store
@@ -94,7 +162,9 @@ type Options struct {
 	Jitter func() float64
 	// Prepare, if set, may change the return path and the bytes of each
 	// envelope just before it is sent (the governor's correlation: VERP and
-	// X-Kadenz-Envelope); what it changes is not stored.
+	// X-Kadenz-Envelope); what it changes is not stored. For a large
+	// message, streamed from the store, it is given a nil body and what it
+	// returns goes before the message.
 	Prepare func(e *store.Envelope, body []byte) []byte
 	// Observe, if set, hears of every attempt once its outcome is stored:
 	// the envelope as written and the attempt's error (metrics).
@@ -466,15 +536,24 @@ func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 	started := q.opts.Now()
 	msg, err := q.opts.DB.Message(envs[0].MessageID)
 	var body []byte
+	var stream func() (io.ReadCloser, error)
 	if err == nil {
-		body, err = q.opts.DB.Body(envs[0].MessageID)
+		if st, ok := q.opts.DB.(streamer); ok && msg.Size > streamAbove {
+			// Large: read from the store part by part as it is sent, not
+			// held whole (store/bodies.go).
+			id := msg.ID
+			stream = func() (io.ReadCloser, error) { return st.OpenBody(id) }
+			_, err = st.BodySize(id) // there, whole and listed
+		} else {
+			body, err = q.opts.DB.Body(envs[0].MessageID)
+		}
 	}
 	var errs []error
 	relayed := false // handed to an upstream that will not report on delivery
 	if err != nil {
 		errs = Parcel{Envelopes: envs}.all(Permanent(fmt.Errorf("reading message: %w", err)))
 	} else {
-		errs = q.send(sender, msg, envs, body)
+		errs = q.send(sender, msg, envs, body, stream)
 		if d, ok := sender.(interface{ UpstreamDSN() bool }); ok {
 			relayed = !d.UpstreamDSN()
 		}
@@ -503,14 +582,19 @@ func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 			outs[i].Due = retry
 		}
 	}
-	q.notify(msg, outs, errs, body, now, relayed)
+	q.notify(msg, outs, errs, body, stream != nil, now, relayed)
 	return result{envs: outs, errs: errs, at: now, took: now.Sub(started)}
 }
 
+// streamAbove: a message longer than this is streamed from the store
+// when it is sent (it is stored in parts, store.BodyPartSize each).
+const streamAbove = store.BodyPartSize
+
 // send hands the parcel to the sender: in one piece when Prepare leaves
 // every envelope as it is (transactional mail), else envelope by envelope
-// with what Prepare made of each.
-func (q *Queue) send(sender Sender, msg store.Message, envs []store.Envelope, body []byte) []error {
+// with what Prepare made of each. A streamed message (stream set, body
+// nil) gets what Prepare returns as a prefix.
+func (q *Queue) send(sender Sender, msg store.Message, envs []store.Envelope, body []byte, stream func() (io.ReadCloser, error)) []error {
 	outs := make([]store.Envelope, len(envs))
 	wires := make([][]byte, len(envs))
 	same := true
@@ -519,22 +603,52 @@ func (q *Queue) send(sender Sender, msg store.Message, envs []store.Envelope, bo
 		if q.opts.Prepare != nil {
 			wires[i] = q.opts.Prepare(&outs[i], body)
 		}
+		if stream != nil {
+			same = same && outs[i].From == envs[i].From && len(wires[i]) == 0
+			continue
+		}
 		same = same && outs[i].From == envs[i].From && len(wires[i]) == len(body) &&
 			(len(body) == 0 || &wires[i][0] == &body[0])
 	}
+	parcel := func(from string, envs []store.Envelope, wire []byte) Parcel {
+		if stream != nil {
+			return Parcel{Message: msg, From: from, Envelopes: envs, Stream: stream, Prefix: wire}
+		}
+		return Parcel{Message: msg, From: from, Envelopes: envs, Body: wire}
+	}
 	if same {
-		return sender.Send(q.sendCtx, Parcel{Message: msg, From: envs[0].From, Envelopes: outs, Body: body})
+		return sender.Send(q.sendCtx, parcel(envs[0].From, outs, wires[0]))
 	}
 	errs := make([]error, len(envs))
 	for i := range outs {
-		errs[i] = sender.Send(q.sendCtx, Parcel{Message: msg, From: outs[i].From, Envelopes: outs[i : i+1], Body: wires[i]})[0]
+		errs[i] = sender.Send(q.sendCtx, parcel(outs[i].From, outs[i:i+1], wires[i]))[0]
 	}
 	return errs
 }
 
+// head returns the beginning of a stored message, up to the end of its
+// header if that comes within one part; nil if it cannot be read.
+func (q *Queue) head(messageID string) []byte {
+	st, ok := q.opts.DB.(streamer)
+	if !ok {
+		b, err := q.opts.DB.Body(messageID)
+		if err != nil {
+			return nil
+		}
+		return headerOf(b)
+	}
+	rc, err := st.OpenBody(messageID)
+	if err != nil {
+		return nil
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, store.BodyPartSize))
+	return headerOf(b)
+}
+
 // notify queues the notices the outcomes call for, and marks what was
 // notified on outs.
-func (q *Queue) notify(msg store.Message, outs []store.Envelope, errs []error, body []byte, now time.Time, relayed bool) {
+func (q *Queue) notify(msg store.Message, outs []store.Envelope, errs []error, body []byte, streamed bool, now time.Time, relayed bool) {
 	for _, action := range []string{ActionFailed, ActionDelayed, ActionRelayed} {
 		n := Notice{Action: action, Message: msg, Body: body, At: now, RemoteMTA: q.opts.RemoteMTA,
 			RetryUntil: outs[0].Created.Add(q.opts.MaxQueueLifetime)}
@@ -549,6 +663,13 @@ func (q *Queue) notify(msg store.Message, outs []store.Envelope, errs []error, b
 		if len(idx) == 0 {
 			continue
 		}
+		if streamed && n.Body == nil {
+			// A large message goes back as its header only: read its
+			// beginning, not all of it.
+			body = q.head(msg.ID)
+			n.Body = body
+		}
+		n.BodySize = int64(msg.Size)
 		nerr := q.opts.Notify(n)
 		for _, i := range idx {
 			switch {

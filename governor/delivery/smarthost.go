@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -217,7 +218,27 @@ func (s *smarthostSender) check(p Parcel) (Parcel, error) {
 			}
 		}
 	}
-	if ok, _ := c.Extension("8BITMIME"); !ok && !address.IsASCII(p.Body) {
+	if ok, _ := c.Extension("8BITMIME"); !ok && p.Stream != nil {
+		ascii, err := streamIsASCII(p)
+		if err != nil {
+			return p, Permanent(err)
+		}
+		if !ascii {
+			// The conversion needs the whole message: the one case where
+			// a large message is held in memory (once, plus its 7-bit copy).
+			rc, err := p.Open()
+			if err != nil {
+				return p, Permanent(&readError{err})
+			}
+			p.Body, err = io.ReadAll(readMarker{rc})
+			rc.Close()
+			if err != nil {
+				return p, Permanent(err)
+			}
+			p.Stream, p.Prefix = nil, nil
+		}
+	}
+	if ok, _ := c.Extension("8BITMIME"); !ok && p.Stream == nil && !address.IsASCII(p.Body) {
 		body, err := downgrade(p.Body)
 		if err != nil {
 			return p, upstreamReply("DATA", errNeeds8BitMIME)
@@ -225,6 +246,29 @@ func (s *smarthostSender) check(p Parcel) (Parcel, error) {
 		p.Body = body
 	}
 	return p, nil
+}
+
+// streamIsASCII reads a streamed message through once to see whether it
+// is 7-bit.
+func streamIsASCII(p Parcel) (bool, error) {
+	rc, err := p.Open()
+	if err != nil {
+		return false, &readError{err}
+	}
+	defer rc.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := rc.Read(buf)
+		if !address.IsASCII(buf[:n]) {
+			return false, nil
+		}
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
+		if err != nil {
+			return false, &readError{err}
+		}
+	}
 }
 
 // transaction sends one transaction for the envelopes todo (indexes into
@@ -299,7 +343,17 @@ func (s *smarthostSender) transaction(ctx context.Context, p Parcel, todo []int,
 	if err != nil {
 		return nil, setAll(accepted, errs, upstreamReply("DATA", err)), false
 	}
-	if _, err := w.Write(p.Body); err != nil {
+	if err := p.copyMessage(w); err != nil {
+		var re *readError
+		if errors.As(err, &re) {
+			// The message could not be read whole: ending DATA now would
+			// send it cut short. Drop the connection without another
+			// word (a QUIT would first end DATA with its dot): without
+			// the final dot the upstream discards what it got.
+			c.Close()
+			s.c = nil
+			return nil, setAll(accepted, errs, Permanent(err)), false
+		}
 		w.Close()
 		return nil, setAll(accepted, errs, upstreamReply("DATA", err)), false
 	}

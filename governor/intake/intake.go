@@ -24,6 +24,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -50,13 +51,28 @@ type Submission struct {
 	// SMTPUTF8: the client said so in MAIL (RFC 6531).
 	SMTPUTF8 bool
 	// Data is valid only until Accept returns: the buffer is then reused
-	// for the next message, so Accept must copy what it keeps.
-	Data       []byte
+	// for the next message, so Accept must copy what it keeps. For a
+	// spooled message (Spooled set) it is only the message's first
+	// SpoolThreshold bytes, which hold the whole header.
+	Data []byte
+	// Spooled, if set, holds the whole message, which was larger than
+	// SpoolThreshold; Size is its length. It too is valid only until
+	// Accept returns (intake then removes it). Message reads either form.
+	Spooled    io.ReaderAt
+	Size       int64
 	ClientAddr netip.Addr
 	Helo       string
 	AuthUser   string
 	TLS        bool
 	Received   time.Time
+}
+
+// Message returns the whole message, from the spool file or from Data.
+func (s *Submission) Message() *io.SectionReader {
+	if s.Spooled != nil {
+		return io.NewSectionReader(s.Spooled, 0, s.Size)
+	}
+	return io.NewSectionReader(bytes.NewReader(s.Data), 0, int64(len(s.Data)))
 }
 
 // AcceptFunc persists a submission. It returns the queue ID to report to the
@@ -97,6 +113,11 @@ type Options struct {
 	AuthLockout             time.Duration
 	// Count, if set, is told of each refusal and limit event (Event*).
 	Count func(event string)
+	// SpoolDir and SpoolThreshold: a message longer than SpoolThreshold
+	// bytes is written to a file in SpoolDir as it arrives instead of
+	// being held in memory (spool.go). Either zero: never.
+	SpoolDir       string
+	SpoolThreshold int
 
 	Accept AcceptFunc
 	Logger *slog.Logger
@@ -144,6 +165,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxJunkCommands <= 0 {
 		opts.MaxJunkCommands = math.MaxInt
+	}
+	if err := clearSpool(opts.SpoolDir); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		opts:  opts,
@@ -250,6 +274,8 @@ var (
 		Message: "Message refused: NUL byte in DATA"}
 	errNeedsUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
 		Message: "Non-ASCII address without SMTPUTF8 in MAIL FROM (RFC 6531)"}
+	errHeaderTooLong = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+		Message: "Message header too large"}
 	errAuthLocked = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 		Message: "Too many failed logins, try again later"}
 )
@@ -414,23 +440,39 @@ func (s *session) Data(r io.Reader) error {
 	if !s.srv.opts.NormalizeBareLF {
 		src = &lineEndingGuard{r: r}
 	}
-	if _, err := buf.ReadFrom(src); err != nil {
-		if errors.Is(err, errBareLF) || errors.Is(err, errBareCR) {
-			s.srv.log.Warn("refused message with bare line ending", "client", s.addr, "from", s.from, "error", err)
-			return errBareLineEnding
-		}
-		if errors.Is(err, smtp.ErrTooLongLine) {
-			return errLineTooLong(s.srv.opts.MaxLineLength)
-		}
-		return err // go-smtp's own errors: size (552), I/O
+	limit := s.srv.opts.SpoolThreshold
+	if s.srv.opts.SpoolDir == "" {
+		limit = 0
 	}
-	data, err := normalizeLineEndings(buf.Bytes())
-	if err != nil {
-		s.srv.log.Warn("refused message", "client", s.addr, "from", s.from, "error", err)
-		if errors.Is(err, errNULByte) {
-			return errNUL
+	// A message the client declared larger than the threshold (SIZE=,
+	// RFC 1870) goes to the spool from its first byte; any other is read
+	// into memory up to the threshold and spooled only past it.
+	if limit <= 0 || s.mail.Size <= int64(limit) {
+		first := src
+		if limit > 0 {
+			first = io.LimitReader(src, int64(limit)+1)
 		}
-		return errBareLineEnding
+		if _, err := buf.ReadFrom(first); err != nil {
+			return s.dataError(err)
+		}
+	}
+	var data []byte
+	var spool *os.File
+	var size int64
+	var err error
+	if limit > 0 && (buf.Len() > limit || s.mail.Size > int64(limit)) {
+		spool, size, data, err = s.srv.spool(buf.Bytes(), src, limit)
+		if spool != nil {
+			defer func() {
+				spool.Close()
+				os.Remove(spool.Name())
+			}()
+		}
+	} else {
+		data, err = normalizeLineEndings(buf.Bytes())
+	}
+	if err != nil {
+		return s.dataError(err)
 	}
 	_, isTLS := s.conn.TLSConnectionState()
 	sub := &Submission{
@@ -442,11 +484,15 @@ func (s *session) Data(r io.Reader) error {
 		EnvID:      s.mail.EnvelopeID,
 		SMTPUTF8:   s.mail.UTF8,
 		Data:       data,
+		Size:       int64(len(data)),
 		ClientAddr: s.addr,
 		Helo:       s.conn.Hostname(),
 		AuthUser:   s.user,
 		TLS:        isTLS,
 		Received:   s.srv.opts.Now(),
+	}
+	if spool != nil {
+		sub.Spooled, sub.Size = spool, size
 	}
 	id, err := s.srv.opts.Accept(context.Background(), sub)
 	if err != nil {
@@ -456,6 +502,31 @@ func (s *session) Data(r io.Reader) error {
 	s.slot.transaction(false, true)
 	// A 250 carrying the queue ID lets the sender correlate its logs with ours.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+}
+
+// dataError answers a message that could not be read or was refused
+// while reading.
+func (s *session) dataError(err error) error {
+	switch {
+	case errors.Is(err, errBareLF) || errors.Is(err, errBareCR):
+		s.srv.log.Warn("refused message with bare line ending", "client", s.addr, "from", s.from, "error", err)
+		return errBareLineEnding
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return errLineTooLong(s.srv.opts.MaxLineLength)
+	case errors.Is(err, errNULByte):
+		s.srv.log.Warn("refused message", "client", s.addr, "from", s.from, "error", err)
+		return errNUL
+	case errors.Is(err, errBareCRInMsg):
+		s.srv.log.Warn("refused message", "client", s.addr, "from", s.from, "error", err)
+		return errBareLineEnding
+	case errors.Is(err, errHeaderTooLarge):
+		s.srv.log.Warn("refused message", "client", s.addr, "from", s.from, "error", err)
+		return errHeaderTooLong
+	case errors.Is(err, errSpool):
+		s.srv.log.Error("could not spool message", "client", s.addr, "from", s.from, "error", err)
+		return errTemporary
+	}
+	return err // go-smtp's own errors: size (552), I/O
 }
 
 // requote puts back the quotes go-smtp's parser takes off a quoted local

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/emersion/go-smtp"
 )
@@ -71,6 +72,64 @@ func normalizeLineEndings(data []byte) ([]byte, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// lineNormalizer is normalizeLineEndings for a message written in pieces
+// (a spooled one): it writes to w what normalizeLineEndings would return
+// for all the pieces together, and fails as it would. Close reports a CR
+// left at the very end.
+type lineNormalizer struct {
+	w   io.Writer
+	out []byte // reused for each piece
+	// cr: the last byte was a CR, whose LF is still to come.
+	cr bool
+	// afterBareLF: the last byte was a bare LF, so a "." now is the
+	// next line's dot-stuffing, removed as normalizeLineEndings does.
+	afterBareLF bool
+}
+
+func (n *lineNormalizer) Write(p []byte) (int, error) {
+	out := n.out[:0]
+	for _, c := range p {
+		if n.cr {
+			n.cr = false
+			if c != '\n' {
+				return 0, errBareCRInMsg
+			}
+			out = append(out, '\r', '\n')
+			continue
+		}
+		if n.afterBareLF {
+			n.afterBareLF = false
+			if c == '.' {
+				continue
+			}
+		}
+		switch c {
+		case 0:
+			return 0, errNULByte
+		case '\r':
+			n.cr = true
+		case '\n':
+			out = append(out, '\r', '\n')
+			n.afterBareLF = true
+		default:
+			out = append(out, c)
+		}
+	}
+	n.out = out
+	if _, err := n.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close reports a message that ends in a bare CR.
+func (n *lineNormalizer) Close() error {
+	if n.cr {
+		return errBareCRInMsg
+	}
+	return nil
 }
 
 // errLineTooLong answers a line over the limit in DATA (RFC 5321

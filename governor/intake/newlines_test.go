@@ -76,3 +76,49 @@ func TestRequote(t *testing.T) {
 		}
 	}
 }
+
+// normalizeInPieces runs lineNormalizer over data cut at the given points.
+func normalizeInPieces(data []byte, cuts ...int) ([]byte, error) {
+	var out bytes.Buffer
+	n := &lineNormalizer{w: &out}
+	prev := 0
+	for _, c := range append(cuts, len(data)) {
+		c = min(max(c, prev), len(data))
+		if _, err := n.Write(data[prev:c]); err != nil {
+			return nil, err
+		}
+		prev = c
+	}
+	return out.Bytes(), n.Close()
+}
+
+// The streaming normalizer (spooled messages) gives what the whole-buffer
+// one gives, wherever the pieces are cut: a CR, an LF or a stuffed dot
+// split between two writes included.
+func TestLineNormalizerMatchesWhole(t *testing.T) {
+	inputs := []string{"a\r\nb\r\n", "a\nb\n", "a\r\nb\nc\r\n", "\nx", "a\n..\nb\r\n", "a\n.\r\nMAIL FROM:<x@y>\r\n",
+		"a\r\n.b\r\n", "a\rb\r\n", "a\r", "a\r\r\n", "a\x00b\r\n", "\n.\n.\n..\r\n.", ""}
+	for _, in := range inputs {
+		want, wantErr := normalizeLineEndings([]byte(in))
+		for cut := 0; cut <= len(in); cut++ {
+			for cut2 := cut; cut2 <= len(in); cut2++ {
+				got, err := normalizeInPieces([]byte(in), cut, cut2)
+				if (err != nil) != (wantErr != nil) || (err == nil && !bytes.Equal(got, want)) {
+					t.Errorf("%q cut at %d, %d: %q, %v; want %q, %v", in, cut, cut2, got, err, want, wantErr)
+				}
+			}
+		}
+	}
+}
+
+func FuzzLineNormalizer(f *testing.F) {
+	f.Add([]byte("a\n..\nb\r\n"), uint16(2))
+	f.Add([]byte("a\r\nb\rc"), uint16(3))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		want, wantErr := normalizeLineEndings(data)
+		got, err := normalizeInPieces(data, int(cut))
+		if (err != nil) != (wantErr != nil) || (err == nil && !bytes.Equal(got, want)) {
+			t.Fatalf("cut at %d: %q, %v; whole: %q, %v", cut, got, err, want, wantErr)
+		}
+	})
+}

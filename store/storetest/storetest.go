@@ -16,7 +16,8 @@
 // profile updates never lost, and erasure (what goes, what stays as a
 // keyed hash, what is still suppressed), and leases (store.Leases, which
 // every backend implements too: one holder at a time, renewal, expiry,
-// release).
+// release), and, for a backend that streams bodies (store.BodyStreams),
+// that they come back byte for byte.
 package storetest
 
 import (
@@ -73,6 +74,7 @@ func Run(t *testing.T, b Backend) {
 		{"Leases", testLeases},
 		{"LoadRecipients", testLoadRecipients},
 		{"DecisionsAllSameRecipientTwice", testDecisionsAllTwice},
+		{"BodyStreams", testBodyStreams},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
