@@ -446,152 +446,195 @@ func runRelay(opts *Options, name string, pop []*recipient, stream []message) (*
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	cfg := config.Default()
-	cfg.DataDir = dir
-	if name == PolicyKadenz {
-		cfg.Governor.Mode = config.ModeEnforce
-		if opts.Configure != nil {
-			opts.Configure(&cfg.Governor)
-		}
-	} else {
-		cfg.Governor.Mode = config.ModeOff // everything goes at once
-	}
-	clock := Start
-	relay, err := governor.New(governor.Options{
-		Config: cfg, Logger: opts.Logger,
-		Now:    func() time.Time { return clock },
-		Store:  store.Options{NoSync: true},
-		Random: pcgReader{rand.NewPCG(opts.Seed, 3)},
-	})
-	if err != nil {
+	run := &relayRun{opts: opts, replay: r, pop: pop, clock: Start, byID: map[string]*message{}}
+	if err := run.start(name, dir); err != nil {
 		return nil, err
 	}
-	db := relay.DB()
-	defer db.Close()
-
-	byID := map[string]*message{} // relay message ID -> stream message
-	var events feedbackQueue
-	seq := 0
-	emit := func(at time.Time, rcpt string, ev scoring.Event) {
-		ev.At = at
-		seq++
-		heap.Push(&events, feedback{at: at, seq: seq, rcpt: rcpt, event: ev})
-	}
-	// applyUntil feeds the relay every event up to and including t.
-	applyUntil := func(t time.Time) error {
-		for len(events) > 0 && !events[0].at.After(t) {
-			f := heap.Pop(&events).(feedback)
-			if err := relay.RecordEvent(f.rcpt, f.event); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-
-	deliver := func(e store.Envelope) {
-		m := byID[e.MessageID]
-		// e.Due is when the relay made it due: its release time.
-		o := r.deliver(m, e.Due)
-		if !m.marketing {
-			return
-		}
-		addr := pop[m.rcpt].addr
-		ids := scoring.Event{MessageID: e.ID, Topics: topicNames(m.campaign.topics)}
-		if opts.World.structured() {
-			// An event names the message, not its (hidden) topics: what
-			// the engine knows of them is what the message said.
-			ids.Topics = nil
-		}
-		if o.opened {
-			ev := ids
-			ev.Kind = scoring.EventOpen
-			emit(o.openAt, addr, ev)
-		}
-		if o.clicked {
-			ev := ids
-			ev.Kind = scoring.EventClick
-			emit(o.clickAt, addr, ev)
-		}
-		if o.unsubscribed || o.complained {
-			ev := ids
-			ev.Kind = scoring.EventUnsubscribe
-			if o.complained {
-				ev.Kind = scoring.EventComplaint
-			}
-			emit(o.stopAt, addr, ev)
-		}
-	}
+	defer run.db.Close()
 
 	end := Start.AddDate(0, 0, opts.Days).Add(opts.Drain)
 	next := 0
 	for t := Start; t.Before(end); t = t.Add(opts.Tick) {
 		tickEnd := t.Add(opts.Tick)
-		for ; next < len(stream) && stream[next].at.Before(tickEnd); next++ {
-			m := &stream[next]
-			clock = m.at
-			if err := applyUntil(m.at); err != nil {
-				return nil, err
-			}
-			if !r.admit(m) {
-				continue
-			}
-			p := pop[m.rcpt]
-			id, err := relay.Submit(&intake.Submission{
-				From:       map[bool]string{true: "bounces@news.shop.example", false: "bounces@orders.shop.example"}[m.marketing],
-				To:         []string{p.addr},
-				Data:       m.bytes(p),
-				ClientAddr: netip.AddrFrom4([4]byte{127, 0, 0, 1}),
-				Helo:       "crm.shop.example",
-				Received:   m.at,
-			})
-			if err != nil {
-				return nil, err
-			}
-			byID[id] = m
-		}
-		clock = tickEnd
-		if err := applyUntil(tickEnd); err != nil {
+		var err error
+		if next, err = run.submitUntil(stream, next, tickEnd); err != nil {
 			return nil, err
 		}
-		for {
-			n, err := relay.DecideDue(tickEnd)
-			if err != nil {
-				return nil, err
-			}
-			if n < governor.RecipientsPerRound {
-				break
-			}
+		run.clock = tickEnd
+		if err := run.applyUntil(tickEnd); err != nil {
+			return nil, err
 		}
-		for {
-			envs, err := db.Claim(tickEnd, 512)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range envs {
-				deliver(e)
-				e.State, e.Due = store.StateDelivered, time.Time{}
-			}
-			if err := db.Update(envs...); err != nil {
-				return nil, err
-			}
-			if len(envs) < 512 {
-				break
-			}
+		if err := run.decideAndDeliver(tickEnd); err != nil {
+			return nil, err
 		}
 	}
-	counts, err := db.CountByState()
+	counts, err := run.db.CountByState()
 	if err != nil {
 		return nil, err
 	}
 	out := r.finish()
 	if opts.Diagnose && name == PolicyKadenz {
-		if out.Fates, err = fates(db, byID); err != nil {
+		if out.Fates, err = fates(run.db, run.byID); err != nil {
 			return nil, err
 		}
 	}
 	out.Suppressed = counts[store.StateSuppressed]
 	out.HeldAtEnd = counts[store.StateHeld] + counts[store.StateQueued]
 	return out, nil
+}
+
+// relayRun is one replay through a real relay on the simulation's clock:
+// the stream goes in over the relay's intake, the engine decides at each
+// tick, and what it releases is "delivered" to the simulated recipients,
+// whose reactions come back as events at their own times.
+type relayRun struct {
+	opts   *Options
+	replay *replay
+	pop    []*recipient
+	relay  *governor.Relay
+	db     store.Store
+	clock  time.Time
+	byID   map[string]*message // relay message ID -> stream message
+	events feedbackQueue
+	seq    int
+}
+
+// start builds the relay for the policy named, with its data in dir.
+func (run *relayRun) start(name, dir string) error {
+	cfg := config.Default()
+	cfg.DataDir = dir
+	if name == PolicyKadenz {
+		cfg.Governor.Mode = config.ModeEnforce
+		if run.opts.Configure != nil {
+			run.opts.Configure(&cfg.Governor)
+		}
+	} else {
+		cfg.Governor.Mode = config.ModeOff // everything goes at once
+	}
+	relay, err := governor.New(governor.Options{
+		Config: cfg, Logger: run.opts.Logger,
+		Now:    func() time.Time { return run.clock },
+		Store:  store.Options{NoSync: true},
+		Random: pcgReader{rand.NewPCG(run.opts.Seed, 3)},
+	})
+	if err != nil {
+		return err
+	}
+	run.relay, run.db = relay, relay.DB()
+	return nil
+}
+
+// emit schedules a recipient's reaction for its time.
+func (run *relayRun) emit(at time.Time, rcpt string, ev scoring.Event) {
+	ev.At = at
+	run.seq++
+	heap.Push(&run.events, feedback{at: at, seq: run.seq, rcpt: rcpt, event: ev})
+}
+
+// applyUntil feeds the relay every event up to and including t.
+func (run *relayRun) applyUntil(t time.Time) error {
+	for len(run.events) > 0 && !run.events[0].at.After(t) {
+		f := heap.Pop(&run.events).(feedback)
+		if err := run.relay.RecordEvent(f.rcpt, f.event); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// submitUntil submits the stream's messages from next that arrive before
+// tickEnd, each at its own time, and returns where the next tick starts.
+func (run *relayRun) submitUntil(stream []message, next int, tickEnd time.Time) (int, error) {
+	for ; next < len(stream) && stream[next].at.Before(tickEnd); next++ {
+		m := &stream[next]
+		run.clock = m.at
+		if err := run.applyUntil(m.at); err != nil {
+			return next, err
+		}
+		if !run.replay.admit(m) {
+			continue
+		}
+		p := run.pop[m.rcpt]
+		id, err := run.relay.Submit(&intake.Submission{
+			From:       map[bool]string{true: "bounces@news.shop.example", false: "bounces@orders.shop.example"}[m.marketing],
+			To:         []string{p.addr},
+			Data:       m.bytes(p),
+			ClientAddr: netip.AddrFrom4([4]byte{127, 0, 0, 1}),
+			Helo:       "crm.shop.example",
+			Received:   m.at,
+		})
+		if err != nil {
+			return next, err
+		}
+		run.byID[id] = m
+	}
+	return next, nil
+}
+
+// decideAndDeliver runs every decision round due at tickEnd, then hands
+// everything due to the simulated recipients.
+func (run *relayRun) decideAndDeliver(tickEnd time.Time) error {
+	for {
+		n, err := run.relay.DecideDue(tickEnd)
+		if err != nil {
+			return err
+		}
+		if n < governor.RecipientsPerRound {
+			break
+		}
+	}
+	for {
+		envs, err := run.db.Claim(tickEnd, 512)
+		if err != nil {
+			return err
+		}
+		for _, e := range envs {
+			run.deliver(e)
+			e.State, e.Due = store.StateDelivered, time.Time{}
+		}
+		if err := run.db.Update(envs...); err != nil {
+			return err
+		}
+		if len(envs) < 512 {
+			return nil
+		}
+	}
+}
+
+// deliver hands one envelope to its recipient and schedules what they do
+// with it.
+func (run *relayRun) deliver(e store.Envelope) {
+	m := run.byID[e.MessageID]
+	// e.Due is when the relay made it due: its release time.
+	o := run.replay.deliver(m, e.Due)
+	if !m.marketing {
+		return
+	}
+	addr := run.pop[m.rcpt].addr
+	ids := scoring.Event{MessageID: e.ID, Topics: topicNames(m.campaign.topics)}
+	if run.opts.World.structured() {
+		// An event names the message, not its (hidden) topics: what the
+		// engine knows of them is what the message said.
+		ids.Topics = nil
+	}
+	if o.opened {
+		ev := ids
+		ev.Kind = scoring.EventOpen
+		run.emit(o.openAt, addr, ev)
+	}
+	if o.clicked {
+		ev := ids
+		ev.Kind = scoring.EventClick
+		run.emit(o.clickAt, addr, ev)
+	}
+	if o.unsubscribed || o.complained {
+		ev := ids
+		ev.Kind = scoring.EventUnsubscribe
+		if o.complained {
+			ev.Kind = scoring.EventComplaint
+		}
+		run.emit(o.stopAt, addr, ev)
+	}
 }
 
 func topicNames(ts []int) []string {
