@@ -58,6 +58,13 @@ type Options struct {
 	// Decided, if set, hears the records of every committed round
 	// (metrics).
 	Decided func([]Record)
+	// Lease, if set, is asked before each round of the loop whether this
+	// node may decide now (it holds the cluster's decider lease); when it
+	// says no, the loop looks again after Poll. DecideDue does not ask.
+	Lease func() bool
+	// Poll, if set, bounds the loop's sleep: with several nodes on one
+	// database, held mail another node accepted kicks no one here.
+	Poll time.Duration
 }
 
 // Engine decides held marketing mail, recipient by recipient.
@@ -76,7 +83,10 @@ type Engine struct {
 	// suspended is the set of campaigns an operator suspended (campaigns.go).
 	suspended atomic.Pointer[map[string]store.SuspendedCampaign]
 	// decided hears committed rounds (Options.Decided).
-	decided   func([]Record)
+	decided func([]Record)
+	// lease and poll: Options.Lease and Options.Poll.
+	lease     func() bool
+	poll      time.Duration
 	planner   scoring.Planner
 	decisions []scoring.Decision // reused by each round, like planner
 	zonesMu   sync.Mutex
@@ -96,6 +106,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		db: o.Store, log: o.Logger, now: o.Now, released: o.Released, decided: o.Decided,
+		lease: o.Lease, poll: o.Poll,
 		kick:       make(chan struct{}, 1),
 		population: scoring.DefaultPopulation(),
 		memory:     scoring.DefaultMemory(),
@@ -207,9 +218,21 @@ const RecipientsPerRound = 64
 
 func (e *Engine) run() {
 	defer close(e.done)
+	idle := idleCheck
+	if e.poll > 0 {
+		idle = min(e.poll, idleCheck)
+	}
 	for {
+		if e.lease != nil && !e.lease() {
+			// Another node decides; look again in a while, in case it
+			// died and its lease ran out.
+			if !e.sleep(idle) {
+				return
+			}
+			continue
+		}
 		n, err := e.DecideDue(e.now())
-		wait := idleCheck
+		wait := idle
 		switch {
 		case err != nil:
 			e.log.Error("deciding", "error", err)
@@ -218,7 +241,7 @@ func (e *Engine) run() {
 			wait = 0
 		default:
 			if next, ok, err := e.db.NextHeld(); err == nil && ok {
-				wait = min(max(next.Sub(e.now()), 0), idleCheck)
+				wait = min(max(next.Sub(e.now()), 0), idle)
 			}
 		}
 		if wait == 0 {
@@ -229,16 +252,23 @@ func (e *Engine) run() {
 				continue
 			}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-e.stop:
-			t.Stop()
+		if !e.sleep(wait) {
 			return
-		case <-e.kick:
-		case <-t.C:
 		}
-		t.Stop()
 	}
+}
+
+// sleep waits for d, a kick or the stop, and reports false on the stop.
+func (e *Engine) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-e.stop:
+		return false
+	case <-e.kick:
+	case <-t.C:
+	}
+	return true
 }
 
 // DecideDue runs one decision round for up to RecipientsPerRound

@@ -1,0 +1,72 @@
+package governor
+
+import (
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"kadenz/store"
+)
+
+// Two lease keepers on one store's leases stand for two nodes: one holds
+// a singleton at a time, the other takes it when the holder gives it up
+// or stops renewing (its lease expired on the shared clock).
+func TestLeaseKeeperOneHolderAtATime(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "kadenz.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := &clock{t: monday10}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	const ttl = 15 * time.Second
+	a := newLeaseKeeper(db, "node-a", ttl, c.Now, log)
+	b := newLeaseKeeper(db, "node-b", ttl, c.Now, log)
+
+	if !a.Hold("decider") {
+		t.Fatal("a free lease was not granted")
+	}
+	if b.Hold("decider") {
+		t.Fatal("both nodes hold the decider lease")
+	}
+	// b asks again within a third of the lease: not even asked.
+	c.advance(time.Second)
+	if b.Hold("decider") {
+		t.Fatal("b holds the lease a renewed")
+	}
+	// a renews by holding (less than two thirds left), so b cannot take it
+	// when the first term would have ended.
+	c.advance(5 * time.Second)
+	if !a.Hold("decider") {
+		t.Fatal("the holder lost its own lease")
+	}
+	c.advance(10 * time.Second) // past the first term, inside the renewed one
+	if b.Hold("decider") {
+		t.Fatal("b took a renewed lease")
+	}
+	// a stops renewing (it died): once the lease has expired, b takes it,
+	// and a, coming back, finds it lost.
+	c.advance(ttl)
+	if !b.Hold("decider") {
+		t.Fatal("the expired lease was not taken over")
+	}
+	if a.Hold("decider") || a.Holds("decider") {
+		t.Fatal("a still holds the lease b took over")
+	}
+	// b shuts down: the lease is released at once, and a takes it without
+	// waiting for it to expire.
+	b.shutdown()
+	c.advance(ttl / 3)
+	if !a.Hold("decider") {
+		t.Fatal("a released lease was not granted")
+	}
+	ls, err := db.LeaseList()
+	if err != nil || len(ls) != 1 || ls[0].Owner != "node-a" {
+		t.Fatalf("leases = %+v, %v; want decider held by node-a", ls, err)
+	}
+	a.shutdown()
+	if ls, _ := db.LeaseList(); len(ls) != 0 {
+		t.Fatalf("leases left after shutdown: %+v", ls)
+	}
+}
