@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,7 +207,9 @@ func (k *leaseKeeper) shutdown() {
 func (r *Relay) newRelayLeases() error {
 	ls, ok := r.db.(store.Leases)
 	if !ok {
-		return fmt.Errorf("the store %T has no leases", r.db)
+		// A store without leases is one process's own: every lease is
+		// this node's.
+		ls = &localLeases{}
 	}
 	owner := sharedNode(r.db)
 	if owner == "" {
@@ -275,4 +278,46 @@ func (r *Relay) enginePoll() time.Duration {
 		return 0
 	}
 	return max(r.leases.ttl/10, 100*time.Millisecond)
+}
+
+// localLeases stands in for a store without leases (one process): a lease
+// is contended only inside this process.
+type localLeases struct {
+	mu     sync.Mutex
+	leases map[string]store.Lease
+}
+
+func (l *localLeases) AcquireLease(name, owner string, now time.Time, ttl time.Duration) (store.Lease, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cur, ok := l.leases[name]; ok && cur.Owner != owner && now.Before(cur.Expires) {
+		return cur, false, nil
+	}
+	if l.leases == nil {
+		l.leases = map[string]store.Lease{}
+	}
+	cur := store.Lease{Name: name, Owner: owner, Expires: now.Add(ttl)}
+	l.leases[name] = cur
+	return cur, true, nil
+}
+
+func (l *localLeases) ReleaseLease(name, owner string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cur, ok := l.leases[name]; ok && cur.Owner == owner {
+		delete(l.leases, name)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (l *localLeases) LeaseList() ([]store.Lease, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]store.Lease, 0, len(l.leases))
+	for _, v := range l.leases {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b store.Lease) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
