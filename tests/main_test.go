@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"kadenz/store/postgres/pgtest"
 )
 
 // kadenzBin is the binary built by TestMain.
@@ -55,7 +57,9 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// pgtest.Main runs the tests and stops the private PostgreSQL cluster
+	// the cluster tests start, if any did.
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
