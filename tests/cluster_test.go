@@ -35,6 +35,11 @@ type clusterNode struct {
 // url, with governor (YAML lines under governor:, indented two spaces)
 // and more serve flags.
 func startClusterNode(t *testing.T, name, url, upstream, lease, governor string, args ...string) *clusterNode {
+	return startClusterNodeWith(t, name, url, upstream, lease, governor, "", args...)
+}
+
+// startClusterNodeWith is startClusterNode with more top-level YAML.
+func startClusterNodeWith(t *testing.T, name, url, upstream, lease, governor, more string, args ...string) *clusterNode {
 	t.Helper()
 	admin := freeAddr(t)
 	cfg := fmt.Sprintf(`
@@ -58,7 +63,7 @@ admin:
 governor:
   chores:
     sweep: "@every 1s"
-%s`, url, name, lease, clusterToken, governor)
+%s%s`, url, name, lease, clusterToken, governor, more)
 	r := startRelay(t, relayOptions{Config: cfg, Upstream: upstream, Args: append([]string{"--admin", admin}, args...)})
 	if err := waitListening(admin, 20*time.Second, r.exited); err != nil {
 		t.Fatal(err)
