@@ -292,8 +292,13 @@ func (e *Engine) DecideDue(now time.Time) (int, error) {
 	var failed error
 	var round []*decided
 	counted := map[string]int64{} // counter changes of the round so far
-	for _, rcpt := range rcpts {
-		d, err := e.decide(rcpt, now, counted)
+	loaded := e.loadAll(rcpts)
+	for i, rcpt := range rcpts {
+		var pre *store.Recipient
+		if loaded != nil {
+			pre = &loaded[i]
+		}
+		d, err := e.decide(rcpt, pre, now, counted)
 		if err != nil {
 			e.log.Error("decision failed; retried shortly", "recipient", rcpt, "error", err)
 			failed = err
@@ -330,6 +335,23 @@ func (e *Engine) DecideDue(now time.Time) (int, error) {
 	return len(rcpts), failed
 }
 
+// loadAll reads the round's recipients in one view where the store can
+// (store.RecipientsLoader): on a database over the network one query set
+// for the round instead of a transaction per recipient. nil when it
+// cannot; decide then loads each recipient itself.
+func (e *Engine) loadAll(rcpts []string) []store.Recipient {
+	loader, ok := e.db.(store.RecipientsLoader)
+	if !ok || len(rcpts) < 2 {
+		return nil
+	}
+	loaded, err := loader.LoadRecipients(rcpts)
+	if err != nil || len(loaded) != len(rcpts) {
+		e.log.Warn("loading the round's recipients together failed; loading them one by one", "error", err)
+		return nil
+	}
+	return loaded
+}
+
 // decided is one recipient's decision round, computed and not yet written.
 type decided struct {
 	out  store.Decided
@@ -344,9 +366,16 @@ const idleCheck = time.Minute
 // decide runs one decision round for one recipient and returns what to
 // write, or nil when there is nothing to write (no held mail). counted
 // holds the campaign counter changes of the round's recipients decided
-// before this one.
-func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*decided, error) {
-	r, err := e.db.LoadRecipient(rcpt)
+// before this one. pre is the recipient as loaded with the round's
+// others, or nil to load it here.
+func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counted map[string]int64) (*decided, error) {
+	var r store.Recipient
+	var err error
+	if pre != nil {
+		r = *pre
+	} else {
+		r, err = e.db.LoadRecipient(rcpt)
+	}
 	if err != nil || len(r.Held) == 0 {
 		return nil, err
 	}
