@@ -321,3 +321,22 @@ func (l *localLeases) LeaseList() ([]store.Lease, error) {
 	slices.SortFunc(out, func(a, b store.Lease) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
+
+// mayDecide is the engine's question before each round: does this node
+// hold the decider lease? On a shared database the holder also reads the
+// suspended campaigns again, since an operator may have suspended one
+// through another node's admin API (which updates only that node's
+// engine); it is one small query per round.
+func (r *Relay) mayDecide() bool {
+	if !r.leases.Hold("decider") {
+		return false
+	}
+	if sharedNode(r.db) != "" {
+		if set, err := r.db.SuspendedCampaigns(); err == nil {
+			r.engine.SetSuspended(set)
+		} else {
+			r.log.Warn("reading suspended campaigns; the last known set applies", "error", err)
+		}
+	}
+	return true
+}

@@ -2,11 +2,16 @@ package governor
 
 import (
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"kadenz/config"
+	"kadenz/governor/admin/api"
 	"kadenz/store"
+	"kadenz/store/postgres/pgtest"
 )
 
 // Two lease keepers on one store's leases stand for two nodes: one holds
@@ -68,5 +73,49 @@ func TestLeaseKeeperOneHolderAtATime(t *testing.T) {
 	a.shutdown()
 	if ls, _ := db.LeaseList(); len(ls) != 0 {
 		t.Fatalf("leases left after shutdown: %+v", ls)
+	}
+}
+
+// A campaign suspended through one node's admin API holds on the node that
+// decides: the decider reads the suspended campaigns from the shared
+// database, not only from its own engine's memory.
+func TestSuspensionOnOneNodeHoldsOnTheDecider(t *testing.T) {
+	url := pgtest.URL(t)
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	node := func(name string) *config.Config {
+		cfg := governedConfig(t, up.addr)
+		cfg.Admin.Listen = "127.0.0.1:0"
+		// A lease far longer than the test's clock steps: the first node
+		// stays the decider.
+		cfg.Store = config.Store{Backend: config.BackendPostgres, Postgres: config.StorePostgres{URL: url, Node: name, Lease: 24 * time.Hour}}
+		return cfg
+	}
+	a := startRelayAt(t, node("a"), c)
+	waitFor(t, "node a to take the decider lease", func() bool { return a.leases.Holds("decider") })
+	b := startRelayAt(t, node("b"), c)
+
+	var res api.CampaignChange
+	if code, body := queueDo(t, b, "POST", "/v1/campaigns/winter/suspend", "", &res); code != http.StatusOK || !res.Suspended {
+		t.Fatalf("suspend on b: %d %s", code, body)
+	}
+	late := marketing("Winter sale", "X-Kadenz-Campaign: Winter\r\n")
+	if err := submit(t, dial(t, b), "news@shop.test", []string{"carl@example.test"}, late); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(5 * time.Minute)
+	a.timeMoved()
+	b.timeMoved()
+	var carl store.Envelope
+	waitFor(t, "carl's mail decided", func() bool {
+		carl = envelopeOf(t, a.DB(), "carl@example.test", 0)
+		return carl.State != store.StateHeld
+	})
+	recs := decisionsOf(t, a.DB(), carl.ID)
+	if last := recs[len(recs)-1]; carl.State != store.StateReview || !slices.Contains(last.Reasons, "campaign-suspended") {
+		t.Fatalf("mail of a campaign suspended on b, decided on a: %s, %+v", carl.State, last)
+	}
+	if b.leases.Holds("decider") {
+		t.Error("both nodes hold the decider lease")
 	}
 }

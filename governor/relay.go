@@ -181,7 +181,7 @@ func (r *Relay) build() error {
 	r.engine, err = engine.New(engine.Options{
 		Governor: &cfg.Governor, Store: r.db, Logger: r.log.With("part", "engine"), Now: r.now,
 		Released: r.queue.Kick, Decided: r.metrics.decidedRound,
-		Lease: func() bool { return r.leases.Hold("decider") },
+		Lease: r.mayDecide,
 		Poll:  r.enginePoll(),
 	})
 	if err != nil {
