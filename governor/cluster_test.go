@@ -119,3 +119,25 @@ func TestSuspensionOnOneNodeHoldsOnTheDecider(t *testing.T) {
 		t.Error("both nodes hold the decider lease")
 	}
 }
+
+// GET /v1/leases shows who does what: on one node, it holds the decider
+// lease and each chore's.
+func TestLeasesListed(t *testing.T) {
+	up := startUpstream(t, nil)
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Governor.Chores.Sweep = "@every 1s"
+	r := startRelay(t, cfg)
+	var list []store.Lease
+	waitFor(t, "the decider and sweep leases", func() bool {
+		list = nil
+		if code, body := queueDo(t, r, "GET", "/v1/leases", "", &list); code != http.StatusOK {
+			t.Fatalf("GET /v1/leases: %d %s", code, body)
+		}
+		names := map[string]bool{}
+		for _, l := range list {
+			names[l.Name] = l.Owner == r.leases.owner && l.Expires.After(time.Now())
+		}
+		return names["decider"] && names["chore:sweep"]
+	})
+}
