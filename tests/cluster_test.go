@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -138,6 +139,23 @@ func TestClusterCapAndAuctionAcrossNodes(t *testing.T) {
 			}
 		}
 		t.Fatalf("delivered %d messages (%d distinct: X-Test-Seq %v) within a day; want only seq 2 (priority 95)", total, distinct, got)
+	}
+
+	// Any node's admin API shows the whole cluster: the same decider.
+	var deciders []string
+	for _, n := range nodes {
+		var leases []struct{ Name, Owner string }
+		if err := json.Unmarshal(adminGet(t, n.Admin, clusterToken, "/v1/leases"), &leases); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range leases {
+			if l.Name == "decider" {
+				deciders = append(deciders, l.Owner)
+			}
+		}
+	}
+	if len(deciders) != 3 || deciders[0] == "" || deciders[1] != deciders[0] || deciders[2] != deciders[0] {
+		t.Errorf("GET /v1/leases on the three nodes: decider held by %v; want one node, seen alike from all", deciders)
 	}
 
 	// Each node's /metrics carries its node name.
