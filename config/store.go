@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Store backends.
@@ -38,6 +39,22 @@ type StorePostgres struct {
 	// Node names this process in the database's claims and leases; the
 	// host name when empty. Every node of a cluster needs its own.
 	Node string `yaml:"node"`
+	// Lease is how long a node holds a singleton's lease (the decision
+	// engine, each feedback mailbox, each chore) between renewals: when
+	// its holder dies, another node takes the work over within about this
+	// long. The holder renews it every third of it. 15 s when unset.
+	Lease time.Duration `yaml:"lease"`
+}
+
+// DefaultLease is store.postgres.lease when unset.
+const DefaultLease = 15 * time.Second
+
+// LeaseOrDefault is Lease, or DefaultLease when unset.
+func (p *StorePostgres) LeaseOrDefault() time.Duration {
+	if p.Lease > 0 {
+		return p.Lease
+	}
+	return DefaultLease
 }
 
 // ResolvePassword returns the database password: the contents of
@@ -87,6 +104,9 @@ func (v *validator) store(s *Store) {
 				v.errorf("store.postgres.url", "holds a password: put it in password_file or password_env instead")
 			}
 		}
+	}
+	if p.Lease < 0 || p.Lease > 0 && p.Lease < 300*time.Millisecond {
+		v.errorf("store.postgres.lease", "must be at least 300ms (or unset for %v)", DefaultLease)
 	}
 	if p.PasswordFile != "" && p.PasswordEnv != "" {
 		v.errorNear("store.postgres.password_env", []string{"store.postgres.password_file"}, "set either password_file or password_env, not both")

@@ -67,6 +67,17 @@ func (r *Relay) addChore(name, spec string, run func(ctx context.Context, now ti
 		r.log.Error("chore not scheduled", "chore", name, "error", err)
 		return
 	}
+	if r.leases != nil {
+		// One node at a time runs each chore (cluster.go); the others
+		// skip their turn.
+		inner := run
+		run = func(ctx context.Context, now time.Time) error {
+			if !r.leases.Hold("chore:" + name) {
+				return nil
+			}
+			return inner(ctx, now)
+		}
+	}
 	c := r.chores
 	c.mu.Lock()
 	c.list = append(c.list, &chore{name: name, sched: sched, run: run, next: sched.Next(c.now())})

@@ -28,8 +28,9 @@ func (r *Relay) startMailboxes(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	r.mailboxes = &mailboxReaders{cancel: cancel}
-	for _, rd := range readers {
-		r.mailboxes.running.Go(func() { rd.Run(ctx) })
+	for i, rd := range readers {
+		name := r.config().Feedback.Mailboxes[i].Name
+		r.mailboxes.running.Go(func() { r.superviseMailbox(ctx, name, rd.Run) })
 	}
 	return nil
 }

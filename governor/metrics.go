@@ -50,7 +50,11 @@ type metrics struct {
 	depth *queueDepth
 }
 
-func newMetrics(db store.Reads) *metrics {
+// newMetrics makes the relay's metrics. With a node name (several nodes
+// on one database) every series carries node="NAME", so that the
+// scrapes of a cluster's nodes can be told apart and summed; without one
+// (bbolt) the series are as they always were.
+func newMetrics(db store.Reads, node string) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kadenz_messages_accepted_total",
@@ -108,7 +112,11 @@ func newMetrics(db store.Reads) *metrics {
 	}, []string{"event"})
 	m.depth = &queueDepth{db: db, desc: prometheus.NewDesc(
 		"kadenz_queue_envelopes", "Envelopes stored, by state.", []string{"state"}, nil)}
-	m.reg.MustRegister(
+	var reg prometheus.Registerer = m.reg
+	if node != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg)
+	}
+	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.accepted, m.decisions, m.decided, m.deliveries, m.latency, m.upstreamErrors,

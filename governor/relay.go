@@ -85,6 +85,8 @@ type Relay struct {
 	serving   sync.WaitGroup
 	// mailboxes are the feedback IMAP readers (feedback_ingest.go).
 	mailboxes *mailboxReaders
+	// leases hold this node's singletons (cluster.go).
+	leases *leaseKeeper
 
 	// Operator surface (metrics.go, reload.go, retention.go).
 	metrics *metrics
@@ -116,6 +118,12 @@ func New(opts Options) (*Relay, error) {
 	}
 	db := opts.Backend
 	if db == nil {
+		var err error
+		if db, err = openBackend(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if db == nil {
 		bolt, err := store.Open(DatabasePath(cfg.DataDir), opts.Store)
 		if err != nil {
 			return nil, err
@@ -123,6 +131,10 @@ func New(opts Options) (*Relay, error) {
 		db = bolt
 	}
 	r.db = db
+	if err := r.newRelayLeases(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := r.initOperations(); err != nil {
 		db.Close()
 		return nil, err
@@ -170,6 +182,8 @@ func (r *Relay) build() error {
 	r.engine, err = engine.New(engine.Options{
 		Governor: &cfg.Governor, Store: r.db, Logger: r.log.With("part", "engine"), Now: r.now,
 		Released: r.queue.Kick, Decided: r.metrics.decidedRound,
+		Lease: r.mayDecide,
+		Poll:  r.enginePoll(),
 	})
 	if err != nil {
 		return err
@@ -274,6 +288,7 @@ func (r *Relay) Start() error {
 	if err := r.queue.Start(); err != nil {
 		return err
 	}
+	r.leases.start()
 	r.engine.Start()
 	r.chores.start()
 	if err := r.startMailboxes(context.Background()); err != nil {
@@ -362,6 +377,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.chores.shutdown()
 	r.stopMailboxes()
 	r.engine.Shutdown()
+	r.leases.shutdown() // after the work under them stopped
 	if err := r.queue.Shutdown(ctx); err != nil {
 		r.log.Warn("deliveries still in flight at shutdown deadline; they are retried at next start", "error", err)
 	}

@@ -48,7 +48,7 @@ func (r *Relay) initOperations() error {
 		}
 		r.log = slog.New(newPseudonymHandler(r.log.Handler(), key))
 	}
-	r.metrics = newMetrics(r.db)
+	r.metrics = newMetrics(r.db, sharedNode(r.db))
 	now := r.now()
 	r.reload.status = api.ReloadStatus{LoadedAt: now, OK: true}
 	r.metrics.lastReloadOK.Set(float64(now.UnixNano()) / 1e9)

@@ -4,7 +4,9 @@
 // and Postfix's smtp-sink as outside programs.
 //
 // It only knows the binary's command line, config file and SMTP behaviour,
-// never Kadenz's packages, so it checks what an operator would see.
+// never Kadenz's packages (except store/postgres/pgtest, which starts the
+// private PostgreSQL the cluster tests share), so it checks what an
+// operator would see.
 //
 // Tests that need an outside program skip when it is missing, except under
 // CI=true, where a missing program is a failure: CI installs them
@@ -25,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"kadenz/store/postgres/pgtest"
 )
 
 // kadenzBin is the binary built by TestMain.
@@ -55,7 +59,9 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// pgtest.Main runs the tests and stops the private PostgreSQL cluster
+	// the cluster tests start, if any did.
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -169,12 +169,6 @@ func serveConfig(args []string) (*config.Config, *governor.VirtualClock, func() 
 		fmt.Fprintf(os.Stderr, "kadenz serve: %v\n", err)
 		return nil, nil, nil, 1
 	}
-	// The postgres store passes the conformance suite, but the relay does
-	// not run on it yet (issue 17): refuse rather than quietly use bbolt.
-	if cfg.Store.Backend == config.BackendPostgres {
-		fmt.Fprintln(os.Stderr, "kadenz serve: store.backend: postgres is not wired into the relay yet; use bbolt (kadenz db copy can move the data later)")
-		return nil, nil, nil, 1
-	}
 	// The admin listener may come from --admin or from admin.listen in
 	// the file; either way it is what moves a virtual clock.
 	if clock != nil && cfg.Admin.Listen == "" {

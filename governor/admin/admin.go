@@ -107,6 +107,7 @@ func Listen(opts Options) (*Server, error) {
 		}
 		writeJSON(w, counts)
 	})
+	mux.HandleFunc("GET /v1/leases", a.handleLeases)
 	mux.HandleFunc("GET /v1/explain/{id}", a.handleExplain)
 	mux.HandleFunc("GET /v1/clock", a.handleGetClock)
 	mux.HandleFunc("POST /v1/clock", a.handleSetClock)

@@ -58,6 +58,13 @@ type Options struct {
 	// Decided, if set, hears the records of every committed round
 	// (metrics).
 	Decided func([]Record)
+	// Lease, if set, is asked before each round of the loop whether this
+	// node may decide now (it holds the cluster's decider lease); when it
+	// says no, the loop looks again after Poll. DecideDue does not ask.
+	Lease func() bool
+	// Poll, if set, bounds the loop's sleep: with several nodes on one
+	// database, held mail another node accepted kicks no one here.
+	Poll time.Duration
 }
 
 // Engine decides held marketing mail, recipient by recipient.
@@ -80,7 +87,10 @@ type Engine struct {
 	// suspended is the set of campaigns an operator suspended (campaigns.go).
 	suspended atomic.Pointer[map[string]store.SuspendedCampaign]
 	// decided hears committed rounds (Options.Decided).
-	decided   func([]Record)
+	decided func([]Record)
+	// lease and poll: Options.Lease and Options.Poll.
+	lease     func() bool
+	poll      time.Duration
 	planner   scoring.Planner
 	decisions []scoring.Decision // reused by each round, like planner
 	zonesMu   sync.Mutex
@@ -100,6 +110,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		db: o.Store, log: o.Logger, now: o.Now, released: o.Released, decided: o.Decided,
+		lease: o.Lease, poll: o.Poll,
 		kick:       make(chan struct{}, 1),
 		population: scoring.DefaultPopulation(), knownTopics: map[string]bool{},
 		memory: scoring.DefaultMemory(),
@@ -211,9 +222,21 @@ const RecipientsPerRound = 64
 
 func (e *Engine) run() {
 	defer close(e.done)
+	idle := idleCheck
+	if e.poll > 0 {
+		idle = min(e.poll, idleCheck)
+	}
 	for {
+		if e.lease != nil && !e.lease() {
+			// Another node decides; look again in a while, in case it
+			// died and its lease ran out.
+			if !e.sleep(idle) {
+				return
+			}
+			continue
+		}
 		n, err := e.DecideDue(e.now())
-		wait := idleCheck
+		wait := idle
 		switch {
 		case err != nil:
 			e.log.Error("deciding", "error", err)
@@ -222,7 +245,7 @@ func (e *Engine) run() {
 			wait = 0
 		default:
 			if next, ok, err := e.db.NextHeld(); err == nil && ok {
-				wait = min(max(next.Sub(e.now()), 0), idleCheck)
+				wait = min(max(next.Sub(e.now()), 0), idle)
 			}
 		}
 		if wait == 0 {
@@ -233,16 +256,23 @@ func (e *Engine) run() {
 				continue
 			}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-e.stop:
-			t.Stop()
+		if !e.sleep(wait) {
 			return
-		case <-e.kick:
-		case <-t.C:
 		}
-		t.Stop()
 	}
+}
+
+// sleep waits for d, a kick or the stop, and reports false on the stop.
+func (e *Engine) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-e.stop:
+		return false
+	case <-e.kick:
+	case <-t.C:
+	}
+	return true
 }
 
 // DecideDue runs one decision round for up to RecipientsPerRound
@@ -271,8 +301,13 @@ func (e *Engine) DecideDue(now time.Time) (int, error) {
 	var failed error
 	var round []*decided
 	counted := map[string]int64{} // counter changes of the round so far
-	for _, rcpt := range rcpts {
-		d, err := e.decide(rcpt, now, counted)
+	loaded := e.loadAll(rcpts)
+	for i, rcpt := range rcpts {
+		var pre *store.Recipient
+		if loaded != nil {
+			pre = &loaded[i]
+		}
+		d, err := e.decide(rcpt, pre, now, counted)
 		if err != nil {
 			e.log.Error("decision failed; retried shortly", "recipient", rcpt, "error", err)
 			failed = err
@@ -309,6 +344,23 @@ func (e *Engine) DecideDue(now time.Time) (int, error) {
 	return len(rcpts), failed
 }
 
+// loadAll reads the round's recipients in one view where the store can
+// (store.RecipientsLoader): on a database over the network one query set
+// for the round instead of a transaction per recipient. nil when it
+// cannot; decide then loads each recipient itself.
+func (e *Engine) loadAll(rcpts []string) []store.Recipient {
+	loader, ok := e.db.(store.RecipientsLoader)
+	if !ok || len(rcpts) < 2 {
+		return nil
+	}
+	loaded, err := loader.LoadRecipients(rcpts)
+	if err != nil || len(loaded) != len(rcpts) {
+		e.log.Warn("loading the round's recipients together failed; loading them one by one", "error", err)
+		return nil
+	}
+	return loaded
+}
+
 // decided is one recipient's decision round, computed and not yet written.
 type decided struct {
 	out  store.Decided
@@ -323,9 +375,16 @@ const idleCheck = time.Minute
 // decide runs one decision round for one recipient and returns what to
 // write, or nil when there is nothing to write (no held mail). counted
 // holds the campaign counter changes of the round's recipients decided
-// before this one.
-func (e *Engine) decide(rcpt string, now time.Time, counted map[string]int64) (*decided, error) {
-	r, err := e.db.LoadRecipient(rcpt)
+// before this one. pre is the recipient as loaded with the round's
+// others, or nil to load it here.
+func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counted map[string]int64) (*decided, error) {
+	var r store.Recipient
+	var err error
+	if pre != nil {
+		r = *pre
+	} else {
+		r, err = e.db.LoadRecipient(rcpt)
+	}
 	if err != nil || len(r.Held) == 0 {
 		return nil, err
 	}

@@ -36,8 +36,9 @@
 //     recipient's held mail and profile) run in one REPEATABLE READ,
 //     read-only transaction (a snapshot). Loading a recipient and applying
 //     the round are two transactions, as on bbolt: that two nodes never
-//     decide one recipient at once is for the relay to ensure (a claim or
-//     a lease), not yet done (docs/scale.md). Long walks (Envelopes, Records)
+//     decide one recipient at once is for the relay to ensure; it decides
+//     on one node at a time, under a lease (governor/cluster.go,
+//     docs/scale.md). Long walks (Envelopes, Records)
 //     read in pages by key instead of holding one transaction open, so
 //     each page is consistent but the walk as a whole is not a snapshot.
 //
