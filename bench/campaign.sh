@@ -19,6 +19,7 @@
 # Usage: bench/campaign.sh [N] [SIZE]      (defaults: 100000 recipients, 5000 bytes)
 #   KADENZ=path  use this binary instead of building ./cmd/kadenz
 #   KEEP=1       keep the work directory (logs, database) for inspection
+#   STORE=postgres  run on a private PostgreSQL (bench/pg.sh) instead of bbolt
 #   READS=0      do not time the admin reads (a pure decide measurement)
 #   PROFILE=S    also take an S-second CPU profile of the decide phase
 #                (bench/out/campaign.decide.pprof; go tool pprof BIN FILE)
@@ -35,6 +36,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/ports.sh
 . "$here/ports.sh"
+# shellcheck source=bench/pg.sh
+. "$here/pg.sh"
+STORE="${STORE:-bbolt}"
+case "$STORE" in bbolt | postgres) ;; *) echo "campaign.sh: STORE is bbolt or postgres" >&2; exit 2 ;; esac
 mkdir -p "$root/bench/out"
 work="$(mktemp -d "$root/bench/out/campaign.XXXXXX")"
 chmod 755 "$root/bench/out" "$work"
@@ -43,6 +48,7 @@ cleanup() {
 	set +e
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	pg_stop
 	if [ "${KEEP:-}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -75,6 +81,10 @@ delivery:
   upstream: 127.0.0.1:$sink_port
   tls: none
 EOF
+if [ "$STORE" = postgres ]; then
+	pg_start "$work/pg"
+	printf 'store:\n  backend: postgres\n  postgres:\n    url: %s\n' "$(pg_createdb campaign)" >>"$work/kadenz.yaml"
+fi
 "$bin" serve --config "$work/kadenz.yaml" --clock virtual:2026-11-23T09:00:00Z >"$work/kadenz.log" 2>&1 &
 pid=$!
 pids+=("$pid")
@@ -94,10 +104,12 @@ api="http://127.0.0.1:$admin_port"
 ) &
 pids+=($!)
 
-db_mb() { du -sm "$work/data" | cut -f1; }
+db_mb() { # the database's size: the data directory, or PostgreSQL's files
+	if [ "$STORE" = postgres ]; then du -sm "$work/pg" | cut -f1; else du -sm "$work/data" | cut -f1; fi
+}
 held() { curl -sf "$api/v1/queue/summary" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("held", 0))'; }
 
-echo "# campaign benchmark: $N recipients, one message each, ~$SIZE bytes, $SESSIONS sessions"
+echo "# campaign benchmark: $N recipients, one message each, ~$SIZE bytes, $SESSIONS sessions; store $STORE"
 echo "# machine: nproc=$(nproc), memory=$(free -h | awk '/^Mem:/ { print $2 }'), fs=$(df -T "$work" | awk 'NR == 2 { print $2 }'), $(go env GOVERSION 2>/dev/null)"
 
 t0="$(now)"

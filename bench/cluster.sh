@@ -29,27 +29,24 @@ case "$N$SIZE" in '' | *[!0-9]*) echo "usage: bench/cluster.sh [N] [SIZE]" >&2; 
 for p in smtp-source smtp-sink; do
 	[ -x "/usr/sbin/$p" ] || { echo "cluster.sh: /usr/sbin/$p missing; run make deps" >&2; exit 1; }
 done
-pgbin="${KADENZ_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
-[ -x "$pgbin/initdb" ] || { echo "cluster.sh: PostgreSQL's initdb not found; install postgresql" >&2; exit 1; }
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/ports.sh
 . "$here/ports.sh"
+# shellcheck source=bench/pg.sh
+. "$here/pg.sh"
+[ -x "$pgbin/initdb" ] || { echo "cluster.sh: PostgreSQL's initdb not found; install postgresql" >&2; exit 1; }
 mkdir -p "$root/bench/out"
 work="$(mktemp -d "$root/bench/out/cluster.XXXXXX")"
 chmod 755 "$root/bench/out" "$work"
 
-as_pg=()
-if [ "$(id -u)" -eq 0 ]; then as_pg=(runuser -u postgres --); fi
-pgdata="$work/pg"
 pids=()
-pg_started=""
 cleanup() {
 	set +e
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	[ -n "$pg_started" ] && "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1
+	pg_stop
 	if [ "${KEEP:-}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -84,13 +81,7 @@ if [ -z "$bin" ]; then
 fi
 
 # The private PostgreSQL.
-mkdir -p "$pgdata" && chmod 700 "$pgdata"
-[ ${#as_pg[@]} -eq 0 ] || chown postgres "$pgdata"
-pg_port="$(free_port)"
-"${as_pg[@]}" "$pgbin/initdb" -D "$pgdata" -U postgres -A trust >"$work/initdb.log" 2>&1
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
-	-o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-pg_started=1
+pg_start "$work/pg"
 
 echo "# bench/cluster.sh: $N messages of $SIZE bytes, $SESSIONS sessions split over the nodes; $(nproc) cores; $(date -u +%FT%TZ)"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}')"
@@ -108,8 +99,9 @@ run_setup() { # name nodes backend
 	sink_pid=$!
 	pids+=("$sink_pid")
 	wait_port "$sink_port" 10
+	local url=""
 	if [ "$backend" = postgres ]; then
-		"${as_pg[@]}" "$pgbin/createdb" -h "$pgdata" -p "$pg_port" -U postgres "$name"
+		url="$(pg_createdb "$name")"
 	fi
 	local node_pids=() ports=()
 	for i in $(seq 1 "$nodes"); do
@@ -127,7 +119,7 @@ run_setup() { # name nodes backend
 				echo "store:"
 				echo "  backend: postgres"
 				echo "  postgres:"
-				echo "    url: postgres://postgres@127.0.0.1:$pg_port/$name?sslmode=disable"
+				echo "    url: $url"
 				echo "    node: n$i"
 			fi
 		} >"$cfg"
