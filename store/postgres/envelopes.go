@@ -459,37 +459,29 @@ func (s *Store) Envelopes(fn func(store.Envelope) bool) error {
 // walkByID pages through the envelopes matching where (with args as $1...)
 // in ID order.
 func (s *Store) walkByID(where string, args []any, fn func(store.Envelope) bool) error {
-	after := ""
 	n := len(args)
 	query := fmt.Sprintf(`SELECT data FROM envelopes WHERE %s AND id > $%d ORDER BY id LIMIT %d`, where, n+1, pageSize)
-	for {
-		ctx, cancel := s.ctx()
-		page, err := queryEnvelopes(ctx, s.pool, query, append(args[:n:n], after)...)
-		cancel()
-		if err != nil {
-			return err
-		}
-		for _, e := range page {
-			if !fn(e) {
-				return nil
-			}
-		}
-		if len(page) < pageSize {
-			return nil
-		}
-		after = page[len(page)-1].ID
-	}
+	return s.walkPages(query, args, []any{""}, func(last store.Envelope) []any { return []any{last.ID} }, fn)
 }
 
 // walkByDue pages through the envelopes matching where in (due, ID) order.
 func (s *Store) walkByDue(where string, args []any, fn func(store.Envelope) bool) error {
-	afterDue, afterID := int64(-1), ""
 	n := len(args)
 	query := fmt.Sprintf(`SELECT data FROM envelopes WHERE %s AND (due > $%d OR (due = $%d AND id > $%d)) ORDER BY due, id LIMIT %d`,
 		where, n+1, n+1, n+2, pageSize)
+	return s.walkPages(query, args, []any{int64(-1), ""},
+		func(last store.Envelope) []any { return []any{dueNanos(last.Due), last.ID} }, fn)
+}
+
+// walkPages runs query (a page of pageSize envelopes after a cursor) page
+// after page, each in a short read of its own: args, then the cursor's
+// values, start for the first page and after(last envelope) for the next.
+func (s *Store) walkPages(query string, args, start []any, after func(store.Envelope) []any, fn func(store.Envelope) bool) error {
+	n := len(args)
+	cursor := start
 	for {
 		ctx, cancel := s.ctx()
-		page, err := queryEnvelopes(ctx, s.pool, query, append(args[:n:n], afterDue, afterID)...)
+		page, err := queryEnvelopes(ctx, s.pool, query, append(args[:n:n], cursor...)...)
 		cancel()
 		if err != nil {
 			return err
@@ -502,8 +494,7 @@ func (s *Store) walkByDue(where string, args []any, fn func(store.Envelope) bool
 		if len(page) < pageSize {
 			return nil
 		}
-		last := page[len(page)-1]
-		afterDue, afterID = dueNanos(last.Due), last.ID
+		cursor = after(page[len(page)-1])
 	}
 }
 
