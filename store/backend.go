@@ -113,6 +113,10 @@ type Reads interface {
 	Envelopes(fn func(Envelope) bool) error
 	EnvelopesInState(s State, fn func(Envelope) bool) error
 	Records(fn func(EnvelopeRecord) bool) error
+	// CountByState counts envelopes by state, cheaply enough for an admin
+	// read during a campaign (bbolt answers from counts kept on every
+	// commit, SQL with one grouped count); StateCounts is the same without
+	// the error, for a metrics scrape.
 	CountByState() (map[State]int, error)
 	StateCounts() map[State]int
 	HasBody(messageID string) (bool, error)
