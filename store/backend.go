@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"time"
@@ -194,6 +195,19 @@ type AddressKeyLowerer interface {
 // log line at shutdown.
 type GroupCommitter interface {
 	CommitStats() (commits, writes int64)
+}
+
+// OpenBody streams a message's body where the store can (BodyStreams),
+// and otherwise reads it whole and hands out a reader over it.
+func OpenBody(s Queue, messageID string) (io.ReadCloser, error) {
+	if bs, ok := s.(BodyStreams); ok {
+		return bs.OpenBody(messageID)
+	}
+	body, err := s.Body(messageID)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(body)), nil
 }
 
 var (

@@ -169,7 +169,7 @@ func (c *messageCache) get(id string) (*messageInfo, error) {
 			return nil, fmt.Errorf("features of %s: %w", id, err)
 		}
 		info.features, info.subject, info.campaign = f, f.Subject, f.Campaign
-	} else if rc, err := openBody(c.a.db, id); err == nil {
+	} else if rc, err := store.OpenBody(c.a.db, id); err == nil {
 		// The header is within the first part (intake.spool_threshold):
 		// a large message is not read whole for its Subject.
 		head, _ := io.ReadAll(io.LimitReader(rc, store.BodyPartSize))
@@ -386,17 +386,4 @@ func (a *Server) campaignEnvelopes(campaign string, op queueOp, msgs *messageCac
 		return nil, fmt.Errorf("no mail of campaign %q in state %s: %w", campaign, statesList(op.from), store.ErrNotFound)
 	}
 	return ids, nil
-}
-
-// openBody streams a message's body where the store can (store.BodyStreams),
-// else reads it whole.
-func openBody(db store.Store, id string) (io.ReadCloser, error) {
-	if bs, ok := db.(store.BodyStreams); ok {
-		return bs.OpenBody(id)
-	}
-	body, err := db.Body(id)
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(body)), nil
 }

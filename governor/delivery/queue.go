@@ -629,15 +629,7 @@ func (q *Queue) send(sender Sender, msg store.Message, envs []store.Envelope, bo
 // head returns the beginning of a stored message, up to the end of its
 // header if that comes within one part; nil if it cannot be read.
 func (q *Queue) head(messageID string) []byte {
-	st, ok := q.opts.DB.(streamer)
-	if !ok {
-		b, err := q.opts.DB.Body(messageID)
-		if err != nil {
-			return nil
-		}
-		return headerOf(b)
-	}
-	rc, err := st.OpenBody(messageID)
+	rc, err := store.OpenBody(q.opts.DB, messageID)
 	if err != nil {
 		return nil
 	}
