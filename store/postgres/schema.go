@@ -103,12 +103,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS kadenz_schema (
 		version INT PRIMARY KEY,
 		applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-		note TEXT NOT NULL)`); err != nil && !isUniqueViolation(err) {
+		note TEXT NOT NULL)`); err != nil && !isAlreadyThere(err) {
 		return fmt.Errorf("store: postgres: creating kadenz_schema: %w", err)
 	}
 	for attempt := 0; ; attempt++ {
 		err := s.migrateOnce(ctx)
-		if err == nil || attempt >= 5 || !(Retryable(err) || isUniqueViolation(err)) {
+		if err == nil || attempt >= 5 || !(Retryable(err) || isAlreadyThere(err)) {
 			return err
 		}
 	}
@@ -162,9 +162,13 @@ func (s *Store) migrateOnce(ctx context.Context) error {
 	return nil
 }
 
-func isUniqueViolation(err error) bool {
+// isAlreadyThere says a create lost a race with another node's: a unique
+// violation in the catalog (23505), or the table (42P07) or index (42710)
+// appearing between IF NOT EXISTS's check and the create, which
+// PostgreSQL does not serialize.
+func isAlreadyThere(err error) bool {
 	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "23505"
+	return errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "42P07" || pg.Code == "42710")
 }
 
 func firstLine(q string) string {
