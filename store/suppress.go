@@ -234,6 +234,12 @@ func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, d
 	err = db.update(func(tx *bolt.Tx) error {
 		applied, duplicates = 0, 0
 		seen := tx.Bucket(bucketEventIDs)
+		// Erased recipients' IDs are kept under keys that start with 0x00,
+		// which sort before any other: when the first key does not, there
+		// are none, and looking each ID up among them would be a B+tree
+		// search per event for nothing.
+		first, _ := seen.Cursor().First()
+		erasedIDs := len(first) > 0 && first[0] == 0
 		var secret []byte
 		for i := range changes {
 			c, p := &changes[i], &pre[i]
@@ -247,7 +253,7 @@ func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, d
 						eventIDKeys(now, secret, changes, pre)
 					}
 				}
-				if seen.Get(p.id.plain) != nil || seen.Get(p.id.erased) != nil {
+				if seen.Get(p.id.plain) != nil || erasedIDs && seen.Get(p.id.erased) != nil {
 					duplicates++
 					continue
 				}
