@@ -95,6 +95,9 @@ type Engine struct {
 	decisions []scoring.Decision // reused by each round, like planner
 	zonesMu   sync.Mutex
 	zones     map[string]*time.Location // resolved X-Kadenz-Timezone values
+	// shadowDueAt is, in shadow mode, when each recipient's earliest held
+	// copy comes due (shadow.go); a hint, rebuilt as recipients are decided.
+	shadowDueAt map[string]time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -293,6 +296,7 @@ func (e *Engine) DecideDue(now time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding recipients due for a decision: %w", err)
 	}
+	rcpts = e.withShadowDue(rcpts, now) // shadow mode's copies that came due (shadow.go)
 	if len(rcpts) > 0 {
 		if err := e.refreshPopulation(now); err != nil { // issue 18: population lifts
 			e.log.Error("population lifts not refreshed", "error", err)
@@ -385,7 +389,7 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 	} else {
 		r, err = e.db.LoadRecipient(rcpt)
 	}
-	if err != nil || len(r.Held) == 0 {
+	if err != nil || len(r.Held) == 0 && !e.shadowDue(rcpt, now) {
 		return nil, err
 	}
 	ru := e.rules.Load()
@@ -398,8 +402,8 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 		return d, err // suppression list or a reply pause: see gate.go
 	}
 	sh, err := e.shadowPrepare(ru, &r, profile, now, counted) // shadow mode's forecast (shadow.go); nil otherwise
-	if err != nil {
-		return nil, err
+	if err != nil || len(r.Held) == 0 {
+		return e.shadowOnly(rcpt, profile, sh, err)
 	}
 	held, features, err := heldFeatures(r, profile)
 	if err != nil {
@@ -448,6 +452,7 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 		}
 		e.logDecision(env, rcpt, &rec)
 	}
+	e.noteShadowDue(rcpt, profile, sh)
 	if out.Profile, err = profile.Encode(); err != nil {
 		return nil, err
 	}

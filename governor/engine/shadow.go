@@ -40,10 +40,13 @@ import (
 //
 // The copies live in the profile, so they are written in the round's
 // transaction, survive restarts and move with the recipient's data
-// (erasure forgets them with the profile). What is lost is only timing:
-// nothing wakes the engine for a copy alone, so a recipient who gets no
-// new mail keeps their copies until they do; the forecast counts them as
-// pending until then.
+// (erasure forgets them with the profile). The engine also remembers when
+// each recipient's earliest copy comes due (shadowDueAt) and decides the
+// recipient then, with or without new mail, as enforce would decide its
+// deferred mail; that memory is only a wake-up: after a restart it is
+// empty, and a recipient's copies are decided at their next mail instead
+// (the catch-up rounds make the decisions the same; the forecast counts
+// them as pending until then).
 //
 // The forecast is counted in store counters, per UTC day of the
 // envelope's arrival and in total (ReadForecast):
@@ -171,7 +174,8 @@ func shadowCopyKey(id string) string { return "shadow-copy/" + id }
 
 // shadowPrepare readies a recipient's round for shadow mode: the copies
 // due before now are decided in rounds of their own, and the rest join r's
-// held mail. It returns nil outside shadow mode, where it only drops
+// held mail (unless r has none: then the round is the copies' alone, and
+// it is done). It returns nil outside shadow mode, where it only drops
 // copies left from a time in shadow mode.
 func (e *Engine) shadowPrepare(ru *Rules, r *store.Recipient, profile *scoring.Profile, now time.Time,
 	counted map[string]int64) (*shadowRound, error) {
@@ -180,10 +184,14 @@ func (e *Engine) shadowPrepare(ru *Rules, r *store.Recipient, profile *scoring.P
 		return nil, nil
 	}
 	sh := &shadowRound{copies: map[string]bool{}, counters: map[string]int64{}}
-	if err := e.shadowCatchUp(ru, r.Address, profile, now, counted, sh.counters); err != nil {
+	// With no real mail held, the round is for copies alone: those due by
+	// now are decided at their due times, the others wait, as enforce
+	// decides a recipient only when something held is due.
+	onlyCopies := len(r.Held) == 0
+	if err := e.shadowCatchUp(ru, r.Address, profile, now, onlyCopies, counted, sh.counters); err != nil {
 		return nil, err
 	}
-	if len(profile.ShadowHeld) == 0 {
+	if len(profile.ShadowHeld) == 0 || onlyCopies {
 		return sh, nil
 	}
 	copies := copiesRecipient(r.Address, profile)
@@ -217,9 +225,10 @@ func copiesRecipient(rcpt string, profile *scoring.Profile) store.Recipient {
 }
 
 // shadowCatchUp decides, in time order, the copies that came due before
-// now, each time in a round of the copies alone at the due time: what
-// enforce would have decided then, with no other mail held.
-func (e *Engine) shadowCatchUp(ru *Rules, rcpt string, profile *scoring.Profile, now time.Time,
+// now (inclusive: or at now), each time in a round of the copies alone at
+// the due time: what enforce would have decided then, with no other mail
+// held.
+func (e *Engine) shadowCatchUp(ru *Rules, rcpt string, profile *scoring.Profile, now time.Time, inclusive bool,
 	counted, counters map[string]int64) error {
 	for range maxCatchUp {
 		var at time.Time
@@ -228,7 +237,7 @@ func (e *Engine) shadowCatchUp(ru *Rules, rcpt string, profile *scoring.Profile,
 				at = c.Due
 			}
 		}
-		if at.IsZero() || !at.Before(now) {
+		if at.IsZero() || at.After(now) || at.Equal(now) && !inclusive {
 			return nil
 		}
 		r := copiesRecipient(rcpt, profile)
@@ -346,4 +355,73 @@ func (e *Engine) counterfactual(action scoring.Action, at time.Time, review bool
 		countForecast(counters, env.Created, forecastSuppressed)
 	}
 	return nil
+}
+
+// withShadowDue adds to the round's recipients those whose earliest held
+// copy came due by now, earliest first, up to RecipientsPerRound.
+func (e *Engine) withShadowDue(rcpts []string, now time.Time) []string {
+	if len(e.shadowDueAt) == 0 || len(rcpts) >= RecipientsPerRound {
+		return rcpts
+	}
+	type due struct {
+		rcpt string
+		at   time.Time
+	}
+	var dues []due
+	for r, at := range e.shadowDueAt {
+		if !at.After(now) && !slices.Contains(rcpts, r) {
+			dues = append(dues, due{r, at})
+		}
+	}
+	slices.SortFunc(dues, func(a, b due) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.rcpt, b.rcpt)
+	})
+	for _, d := range dues[:min(len(dues), RecipientsPerRound-len(rcpts))] {
+		rcpts = append(rcpts, d.rcpt)
+	}
+	return rcpts
+}
+
+// shadowDue reports whether rcpt has a held copy due by now.
+func (e *Engine) shadowDue(rcpt string, now time.Time) bool {
+	at, ok := e.shadowDueAt[rcpt]
+	return ok && !at.After(now)
+}
+
+// noteShadowDue remembers when rcpt's earliest copy comes due, after a
+// round (sh nil: not in shadow mode, nothing to remember).
+func (e *Engine) noteShadowDue(rcpt string, profile *scoring.Profile, sh *shadowRound) {
+	var at time.Time
+	if sh != nil {
+		for _, c := range profile.ShadowHeld {
+			if at.IsZero() || c.Due.Before(at) {
+				at = c.Due
+			}
+		}
+	}
+	if at.IsZero() {
+		delete(e.shadowDueAt, rcpt)
+		return
+	}
+	if e.shadowDueAt == nil {
+		e.shadowDueAt = map[string]time.Time{}
+	}
+	e.shadowDueAt[rcpt] = at
+}
+
+// shadowOnly is a recipient's round with no real held mail, for copies
+// that came due (decided by shadowPrepare): the profile and the counts.
+func (e *Engine) shadowOnly(rcpt string, profile *scoring.Profile, sh *shadowRound, err error) (*decided, error) {
+	if err != nil {
+		return nil, err
+	}
+	e.noteShadowDue(rcpt, profile, sh)
+	raw, err := profile.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return &decided{out: store.Decided{Recipient: rcpt, Profile: raw, Records: map[string][]byte{}, Counters: sh.startCounters()}}, nil
 }

@@ -193,3 +193,57 @@ func TestEnforceDropsShadowCopies(t *testing.T) {
 		t.Errorf("enforce kept shadow copies: %+v", got)
 	}
 }
+
+// A would-defer is decided again when it comes due, with no new mail for
+// the recipient, as enforce decides its deferred mail: the forecast does
+// not wait for the next mail. After a restart the engine has forgotten
+// when that is, and the copy waits for the recipient's next mail, whose
+// round decides it first at its due time: the history is the same.
+func TestShadowCopiesDecidedWhenDue(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		enforce, shadow := newShadowTwin(t, config.ModeEnforce), newShadowTwin(t, config.ModeShadow)
+		start := time.Date(2026, 11, 23, 22, 7, 0, 0, time.UTC) // quiet hours: deferred to the morning
+		for i := range 8 {
+			enforce.submit(t, i, start)
+			shadow.submit(t, i, start)
+		}
+		var pendingBeforeMail int64 = -1
+		end := start.Add(72 * time.Hour)
+		for now := start.Truncate(5 * time.Minute); now.Before(end); now = now.Add(5 * time.Minute) {
+			if restart && now.Equal(start.Add(15*time.Minute).Truncate(5*time.Minute)) {
+				shadow.restart(t)
+			}
+			if now.Equal(start.Add(60 * time.Hour).Truncate(5 * time.Minute)) {
+				fc, err := ReadForecast(shadow.db, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pendingBeforeMail = fc.Pending()
+				enforce.submit(t, 8, now)
+				shadow.submit(t, 8, now)
+			}
+			enforce.decide(t, now)
+			shadow.decide(t, now)
+		}
+		fc, err := ReadForecast(shadow.db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fc.Deferred == 0 {
+			t.Fatalf("restart %v: nothing deferred (%+v): the scenario tests nothing", restart, fc)
+		}
+		if restart != (pendingBeforeMail > 0) {
+			t.Errorf("restart %v: %d copies pending before the next mail (%+v)", restart, pendingBeforeMail, fc)
+		}
+		var eh, sh []string
+		for _, r := range enforce.profile(t).History {
+			eh = append(eh, r.MessageID+"@"+r.At.UTC().Format(time.RFC3339))
+		}
+		for _, r := range shadow.profile(t).History {
+			sh = append(sh, r.MessageID+"@"+r.At.UTC().Format(time.RFC3339))
+		}
+		if !slices.Equal(eh, sh) || fc.Pending() != 0 {
+			t.Errorf("restart %v: shadow history %v, enforce %v; forecast %+v", restart, sh, eh, fc)
+		}
+	}
+}
