@@ -403,7 +403,7 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 	}
 	sh, err := e.shadowPrepare(ru, &r, profile, now, counted) // shadow mode's forecast (shadow.go); nil otherwise
 	if err != nil || len(r.Held) == 0 {
-		return e.shadowOnly(rcpt, profile, sh, err)
+		return e.shadowOnly(rcpt, profile, sh, len(r.Profile) > 0, err)
 	}
 	held, features, err := heldFeatures(r, profile)
 	if err != nil {

@@ -414,11 +414,16 @@ func (e *Engine) noteShadowDue(rcpt string, profile *scoring.Profile, sh *shadow
 
 // shadowOnly is a recipient's round with no real held mail, for copies
 // that came due (decided by shadowPrepare): the profile and the counts.
-func (e *Engine) shadowOnly(rcpt string, profile *scoring.Profile, sh *shadowRound, err error) (*decided, error) {
+// stored says the recipient had a stored profile: one erased since the
+// copies were noted is not written again.
+func (e *Engine) shadowOnly(rcpt string, profile *scoring.Profile, sh *shadowRound, stored bool, err error) (*decided, error) {
 	if err != nil {
 		return nil, err
 	}
 	e.noteShadowDue(rcpt, profile, sh)
+	if !stored {
+		return nil, nil
+	}
 	raw, err := profile.Encode()
 	if err != nil {
 		return nil, err

@@ -247,3 +247,28 @@ func TestShadowCopiesDecidedWhenDue(t *testing.T) {
 		}
 	}
 }
+
+// A recipient erased while their copies waited is not given a profile
+// again when the copies come due.
+func TestShadowCopiesOfErasedRecipient(t *testing.T) {
+	tw := newShadowTwin(t, config.ModeShadow)
+	start := time.Date(2026, 11, 23, 22, 7, 0, 0, time.UTC) // quiet hours: deferred to the morning
+	for i := range 8 {
+		tw.submit(t, i, start)
+	}
+	tw.decide(t, start.Add(10*time.Minute))
+	if len(tw.profile(t).ShadowHeld) == 0 {
+		t.Fatal("nothing deferred: the test tests nothing")
+	}
+	rules := store.ForgetRules{Keep: func(store.Envelope, store.Message) bool { return false }, HardStop: func([]byte) bool { return false }}
+	if _, err := tw.db.Forget(shadowRcpt, start.Add(20*time.Minute), rules); err != nil {
+		t.Fatal(err)
+	}
+	tw.decide(t, start.Add(24*time.Hour))
+	if raw, err := tw.db.Profile(shadowRcpt); err != nil || raw != nil {
+		t.Errorf("after the erasure a profile was written again: %d bytes (%v)", len(raw), err)
+	}
+	if len(tw.e.shadowDueAt) != 0 {
+		t.Errorf("the engine still waits for the erased copies: %v", tw.e.shadowDueAt)
+	}
+}
