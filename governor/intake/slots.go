@@ -122,6 +122,11 @@ func (l *slotListener) Accept() (net.Conn, error) {
 }
 
 func remoteAddr(c net.Conn) netip.Addr {
+	// A TCP peer's address is at hand without formatting and parsing it
+	// (one connection per message is common: smtp-source, many CRMs).
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		return ap.Addr().Unmap()
 	}
