@@ -370,9 +370,14 @@ echo "kadenz accepted / direct accepted:   $acc_vs_direct   (goal >= 0.50)"
 echo "kadenz marketing accepted / direct:  $(ratio "$(rate "$m_accept")" "$a_acc")   (held for the governor: intake alone; $m_held of $N held)"
 echo "floor accepted / direct accepted:    $(ratio "$f_acc" "$a_acc")   (go-smtp in and out, no disk)"
 echo "kadenz accepted / floor accepted:    $(ratio "$b_acc" "$f_acc")"
+# Issue 16: the relay's own CPU per message against the floor's, same run
+# (steadier than the rates on a shared machine: it does not count waiting).
+cpu_vs_floor=$(ratio "$k_cpu_s" "$f_cpu")
+echo "kadenz relay CPU / floor CPU:        $cpu_vs_floor   (goal <= 1.40)"
+echo "kadenz marketing CPU / floor CPU:    $(ratio "$m_cpu" "$f_cpu")   (intake alone, against the floor's in and out)"
 echo "kadenz end-to-end / direct:          $(ratio "$b_e2e" "$a_e2e")"
 echo "kadenz accepted / postfix accepted:  $(ratio "$b_acc" "$c_acc")"
-echo "kadenz end-to-end / postfix e2e:     $e2e_vs_postfix   (goal >= 3.00)"
+echo "kadenz end-to-end / postfix e2e:     $e2e_vs_postfix   (goal >= 3.00; issue 16: >= 4.00)"
 echo "kadenz peak RSS (VmHWM):             $((k_rss_kb / 1024)) MiB"
 echo "kadenz RSS once drained:             $k_rss_now"
 echo "kadenz CPU (user+sys):               ${k_cpu_s}s"
@@ -381,3 +386,5 @@ echo "kadenz log lines at WARN/ERROR:      $(grep -cE 'level=(WARN|ERROR)|"level
 grep -E 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" | head -n 3 | sed 's/^/    /' || true
 awk -v r="$acc_vs_direct" 'BEGIN { if (r == "n/a" || r < 0.5) print "goal missed: kadenz accepts at less than half the direct rate"; else print "goal met: kadenz accepts at half the direct rate or better" }'
 awk -v r="$e2e_vs_postfix" 'BEGIN { if (r == "n/a" || r < 3) print "goal missed: kadenz end to end is less than 3x Postfix"; else print "goal met: kadenz end to end is 3x Postfix or better" }'
+awk -v r="$e2e_vs_postfix" 'BEGIN { if (r == "n/a" || r < 4) print "goal missed: kadenz end to end is less than 4x Postfix"; else print "goal met: kadenz end to end is 4x Postfix or better" }'
+awk -v r="$cpu_vs_floor" 'BEGIN { if (r == "n/a" || r > 1.4) print "goal missed: kadenz spends more than 1.4x the floor'"'"'s CPU per message"; else print "goal met: kadenz spends at most 1.4x the floor'"'"'s CPU per message" }'

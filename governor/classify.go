@@ -1,6 +1,7 @@
 package governor
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"kadenz/config"
 )
@@ -101,9 +103,19 @@ func describeSenderRule(r *config.SenderRule) string {
 	return strings.Join(parts, ", ")
 }
 
+// headerReaders recycles the buffered readers readHeader parses through:
+// net/mail would allocate a fresh 4 KB one for every message accepted.
+// mail.ReadMessage uses a *bufio.Reader of at least its default size as it
+// is, and the header it returns holds copies, not the reader's bytes.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 // readHeader parses the message header, or returns nil if it cannot.
 func readHeader(data []byte) mail.Header {
-	m, err := mail.ReadMessage(bytes.NewReader(data)) // reads the header only
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(data))
+	m, err := mail.ReadMessage(br) // reads the header only
+	br.Reset(nil)
+	headerReaders.Put(br)
 	if err != nil {
 		return nil
 	}
@@ -144,6 +156,9 @@ func isFieldName(b []byte) bool {
 // headerFields splits the header of data (up to the first empty line, or
 // all of data) into fields, each with its CRLFs and folded continuation
 // lines. A continuation line before any field is a field of its own.
+// A field and its continuation lines follow each other in data, so each
+// field is a slice of data (full: appending to one cannot overwrite the
+// next); nothing is copied.
 func headerFields(data []byte) [][]byte {
 	header := data
 	if end := bytes.Index(data, []byte("\r\n\r\n")); end >= 0 {
@@ -151,19 +166,23 @@ func headerFields(data []byte) [][]byte {
 	} else if bytes.HasPrefix(data, []byte("\r\n")) {
 		return nil
 	}
-	var fields [][]byte
-	for len(header) > 0 {
-		var line []byte
-		if i := bytes.Index(header, []byte("\r\n")); i >= 0 {
-			line, header = header[:i+2], header[i+2:]
-		} else {
-			line, header = header, nil
+	fields := make([][]byte, 0, 16)
+	start := -1 // where the field being read starts
+	for pos := 0; pos < len(header); {
+		next := len(header)
+		if i := bytes.Index(header[pos:], []byte("\r\n")); i >= 0 {
+			next = pos + i + 2
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
-			fields[len(fields)-1] = append(fields[len(fields)-1], line...)
-			continue
+		if c := header[pos]; (c != ' ' && c != '\t') || start < 0 {
+			if start >= 0 {
+				fields = append(fields, header[start:pos:pos])
+			}
+			start = pos
 		}
-		fields = append(fields, append([]byte(nil), line...))
+		pos = next
+	}
+	if start >= 0 {
+		fields = append(fields, header[start:len(header):len(header)])
 	}
 	return fields
 }

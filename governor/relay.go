@@ -14,6 +14,7 @@
 package governor
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -29,6 +30,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,7 +116,7 @@ func New(opts Options) (*Relay, error) {
 		r.now = time.Now
 	}
 	if r.random == nil {
-		r.random = rand.Reader
+		r.random = newRandomBuffer(rand.Reader)
 	}
 	db := opts.Backend
 	if db == nil {
@@ -405,8 +407,18 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		head, added = r.storedHead(sub, c.header, id)
 		size = len(head) + int(sub.Size-int64(headerBlockEnd(sub.Data)))
 	} else {
-		body, added = r.storedBody(sub, c.header, id)
+		buf := storedBodies.Get().(*[]byte)
+		body, added = r.storedBody((*buf)[:0], sub, c.header, id)
 		size = len(body)
+		// The store keeps no reference to body once AcceptWith returned
+		// (bbolt copies it into its pages at commit), so the buffer serves
+		// the next message; a rare large one is left to the collector.
+		defer func() {
+			if cap(body) <= maxPooledBody {
+				*buf = body[:0]
+				storedBodies.Put(buf)
+			}
+		}()
 	}
 	msg := store.Message{
 		ID:          id,
@@ -535,19 +547,28 @@ func (r *Relay) classifySubmission(sub *intake.Submission, g *config.Governor, i
 	return c, err
 }
 
-// storedBody is the message as Kadenz stores and delivers it: its
-// Received field, Message-ID and Date where they were missing
+// storedBodies recycles the buffers stored messages are assembled in
+// (Received field, added fields, the submission): one per message
+// accepted, about the message's size.
+var storedBodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody: a buffer grown by a large message is not kept for the
+// small ones (intake spools anything past 1 MiB by default anyway).
+const maxPooledBody = 1 << 20
+
+// storedBody is the message as Kadenz stores and delivers it, appended to
+// buf: its Received field, Message-ID and Date where they were missing
 // (intake.add_missing_headers; added says which), then the submission
 // without its X-Kadenz-* fields.
-func (r *Relay) storedBody(sub *intake.Submission, header mail.Header, id string) (body []byte, added string) {
+func (r *Relay) storedBody(buf []byte, sub *intake.Submission, header mail.Header, id string) (body []byte, added string) {
 	cfg := r.config()
 	data := stripKadenzHeaders(sub.Data)
-	received := receivedHeader(sub, cfg.Hostname, id)
 	if cfg.Intake.AddMissingHeaders && header != nil {
 		added = missingHeaders(header, id, cfg.Hostname, sub.Received)
 	}
-	body = make([]byte, 0, len(received)+len(added)+len(data))
-	return append(append(append(body, received...), added...), data...), added
+	body = slices.Grow(buf, len(data)+len(added)+300)
+	body = appendReceived(body, sub, cfg.Hostname, id)
+	return append(append(body, added...), data...), added
 }
 
 // storedHead is storedBody for a spooled message: the stored message's
@@ -610,6 +631,26 @@ func (r *Relay) undelayed(sub *intake.Submission, g *config.Governor, c *classif
 // order, so IDs sort as their times do).
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
+// randomBuffer reads the operating system's randomness a few kilobytes at
+// a time for the message IDs of every session: one getrandom call per
+// ID (six bytes) cost about 1% of the relay's CPU under load, much of it
+// growing the stack of each session's young goroutine for the vDSO call.
+// The bytes are as random as crypto/rand's; they only wait in memory.
+type randomBuffer struct {
+	mu  sync.Mutex
+	buf *bufio.Reader
+}
+
+func newRandomBuffer(r io.Reader) *randomBuffer {
+	return &randomBuffer{buf: bufio.NewReaderSize(r, 4096)}
+}
+
+func (b *randomBuffer) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return io.ReadFull(b.buf, p)
+}
+
 func newMessageID(t time.Time, random io.Reader) string {
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
@@ -620,15 +661,34 @@ func newMessageID(t time.Time, random io.Reader) string {
 // receivedHeader is the trace header RFC 5321 section 4.4 asks a relay to
 // add, with the protocol keyword of RFC 3848 (ESMTP, +S for TLS, +A for AUTH).
 func receivedHeader(sub *intake.Submission, hostname, id string) string {
-	proto := "ESMTP"
+	return string(appendReceived(nil, sub, hostname, id))
+}
+
+// appendReceived appends receivedHeader's field to b, without formatting
+// through fmt: it is written for every message accepted.
+func appendReceived(b []byte, sub *intake.Submission, hostname, id string) []byte {
+	b = append(b, "Received: from "...)
+	b = append(b, headerSafe(sub.Helo)...)
+	b = append(b, " (["...)
+	if sub.ClientAddr.IsValid() {
+		b = sub.ClientAddr.AppendTo(b)
+	} else {
+		b = append(b, sub.ClientAddr.String()...) // as fmt wrote it: "invalid IP"
+	}
+	b = append(b, "])\r\n\tby "...)
+	b = append(b, hostname...)
+	b = append(b, " (Kadenz) with ESMTP"...)
 	if sub.TLS {
-		proto += "S"
+		b = append(b, 'S')
 	}
 	if sub.AuthUser != "" {
-		proto += "A"
+		b = append(b, 'A')
 	}
-	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (Kadenz) with %s id %s;\r\n\t%s\r\n",
-		headerSafe(sub.Helo), sub.ClientAddr, hostname, proto, id, sub.Received.Format(time.RFC1123Z))
+	b = append(b, " id "...)
+	b = append(b, id...)
+	b = append(b, ";\r\n\t"...)
+	b = sub.Received.AppendFormat(b, time.RFC1123Z)
+	return append(b, "\r\n"...)
 }
 
 // missingHeaders returns the Message-ID and Date fields a submission

@@ -242,8 +242,12 @@ func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		nc = tc.NetConn()
 	}
 	sess.slot, _ = nc.(*slotConn)
-	sess.addr = remoteAddr(nc)
-	sess.trusted = s.trusted(sess.addr)
+	if sess.slot != nil { // admitted by the gate, which knows the client
+		sess.addr, sess.trusted = sess.slot.addr, sess.slot.trusted
+	} else {
+		sess.addr = remoteAddr(nc)
+		sess.trusted = s.trusted(sess.addr)
+	}
 	return sess, nil
 }
 

@@ -40,18 +40,24 @@ func normalizeLineEndings(data []byte) ([]byte, error) {
 	if bytes.IndexByte(data, 0) >= 0 {
 		return nil, errNULByte
 	}
-	bare := 0
-	for i, c := range data {
-		switch c {
-		case '\r':
-			if i+1 >= len(data) || data[i+1] != '\n' {
-				return nil, errBareCRInMsg
-			}
-		case '\n':
-			if i == 0 || data[i-1] != '\r' {
-				bare++
-			}
+	// Every message is checked, so the scan jumps from LF to LF with
+	// IndexByte instead of looking at each byte: a CR is bare exactly when
+	// there are more CRs than LFs with a CR before them.
+	bare, crlf := 0, 0
+	for i := 0; ; i++ {
+		lf := bytes.IndexByte(data[i:], '\n')
+		if lf < 0 {
+			break
 		}
+		i += lf
+		if i > 0 && data[i-1] == '\r' {
+			crlf++
+		} else {
+			bare++
+		}
+	}
+	if bytes.Count(data, []byte{'\r'}) != crlf {
+		return nil, errBareCRInMsg
 	}
 	if bare == 0 {
 		return data, nil

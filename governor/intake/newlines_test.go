@@ -122,3 +122,44 @@ func FuzzLineNormalizer(f *testing.F) {
 		}
 	})
 }
+
+// referenceNormalizeCheck is normalizeLineEndings' first scan as it was
+// written first, a byte at a time: the error it finds, and how many bare LFs.
+func referenceNormalizeCheck(data []byte) (int, error) {
+	if bytes.IndexByte(data, 0) >= 0 {
+		return 0, errNULByte
+	}
+	bare := 0
+	for i, c := range data {
+		switch c {
+		case '\r':
+			if i+1 >= len(data) || data[i+1] != '\n' {
+				return 0, errBareCRInMsg
+			}
+		case '\n':
+			if i == 0 || data[i-1] != '\r' {
+				bare++
+			}
+		}
+	}
+	return bare, nil
+}
+
+// FuzzNormalizeLineEndingsScan: the scan that jumps from LF to LF refuses
+// what the byte-at-a-time one refused, with the same error, and keeps
+// what it kept (data itself when there is no bare LF).
+func FuzzNormalizeLineEndingsScan(f *testing.F) {
+	for _, s := range []string{"a\r\nb", "a\nb", "\r\r\n", "\n\r", "a\r", "\x00\r", "\r\n\n."} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		bare, wantErr := referenceNormalizeCheck(in)
+		out, err := normalizeLineEndings(in)
+		if err != wantErr {
+			t.Fatalf("%q: error %v, want %v", in, err, wantErr)
+		}
+		if err == nil && bare == 0 && (len(out) != len(in) || len(in) > 0 && &out[0] != &in[0]) {
+			t.Fatalf("%q: without a bare LF the data itself must come back", in)
+		}
+	})
+}

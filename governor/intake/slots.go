@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -121,6 +122,11 @@ func (l *slotListener) Accept() (net.Conn, error) {
 }
 
 func remoteAddr(c net.Conn) netip.Addr {
+	// A TCP peer's address is at hand without formatting and parsing it
+	// (one connection per message is common: smtp-source, many CRMs).
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		return ap.Addr().Unmap()
 	}
@@ -289,15 +295,22 @@ func (c *commandCounter) feed(p []byte, inTxn bool) int {
 			}
 			continue
 		}
-		b := p[0]
-		p = p[1:]
-		if b != '\n' {
-			if c.lineLen < len(c.line) {
-				c.line[c.lineLen] = b
-			}
-			c.lineLen++
-			continue
+		// Every byte of every message passes here, so the line's end is
+		// found with IndexByte rather than a byte at a time; only a line's
+		// first bytes are kept, to recognise STARTTLS.
+		nl := bytes.IndexByte(p, '\n')
+		text := p
+		if nl >= 0 {
+			text = p[:nl]
 		}
+		if c.lineLen < len(c.line) {
+			copy(c.line[c.lineLen:], text)
+		}
+		c.lineLen += len(text)
+		if nl < 0 {
+			return units
+		}
+		p = p[nl+1:]
 		units++
 		line := c.line[:min(c.lineLen, len(c.line))]
 		if !inTxn && c.startTLS && isStartTLS(line) {

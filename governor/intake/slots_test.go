@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -387,4 +388,67 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// referenceFeed is commandCounter.feed's clear-text reading as it was
+// written first, a byte at a time; the fast one must count the same.
+func referenceFeed(c *commandCounter, p []byte, inTxn bool) int {
+	units := 0
+	for _, b := range p {
+		if b != '\n' {
+			if c.lineLen < len(c.line) {
+				c.line[c.lineLen] = b
+			}
+			c.lineLen++
+			continue
+		}
+		units++
+		line := c.line[:min(c.lineLen, len(c.line))]
+		if !inTxn && c.startTLS && isStartTLS(line) {
+			c.tls = true
+		}
+		c.lineLen = 0
+		if c.tls {
+			break // records from here on: not what this reference reads
+		}
+	}
+	return units
+}
+
+// FuzzCommandCounterLines feeds clear text in chunks of any size to the
+// counter and to the byte-at-a-time reference: the same commands, the
+// same switch to TLS, the same line start kept.
+func FuzzCommandCounterLines(f *testing.F) {
+	f.Add([]byte("EHLO x\r\nMAIL FROM:<a@b>\r\nDATA\r\nhello\r\n.\r\nQUIT\r\n"), uint8(3), true, false)
+	f.Add([]byte("NOOP\r\nSTARTTLS\r\n"), uint8(1), true, false)
+	f.Add([]byte("a very long line that goes past the ten bytes kept\r\nSTARTTLS\r\n"), uint8(7), true, true)
+	f.Fuzz(func(t *testing.T, input []byte, chunk uint8, startTLS, inTxn bool) {
+		size := int(chunk%16) + 1
+		upper := make([]byte, len(input)) // ASCII upper case, same length
+		for i, b := range input {
+			upper[i] = b &^ (0x20 * b2u8('a' <= b && b <= 'z'))
+		}
+		if i := bytes.Index(upper, []byte("STARTTLS")); i >= 0 && startTLS && !inTxn {
+			input = input[:i] // after a STARTTLS the reference stops: keep to clear text
+		}
+		fast, ref := commandCounter{startTLS: startTLS}, commandCounter{startTLS: startTLS}
+		got, want := 0, 0
+		for p := input; len(p) > 0; {
+			n := min(size, len(p))
+			got += fast.feed(p[:n], inTxn)
+			want += referenceFeed(&ref, p[:n], inTxn)
+			p = p[n:]
+		}
+		if got != want || fast.tls != ref.tls || fast.lineLen != ref.lineLen || fast.line != ref.line {
+			t.Errorf("fast: %d commands, tls %v, line %q (%d); reference: %d, %v, %q (%d)",
+				got, fast.tls, fast.line, fast.lineLen, want, ref.tls, ref.line, ref.lineLen)
+		}
+	})
+}
+
+func b2u8(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
