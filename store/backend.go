@@ -120,6 +120,12 @@ type Reads interface {
 	// the error, for a metrics scrape.
 	CountByState() (map[State]int, error)
 	StateCounts() map[State]int
+	// Tallies counts envelopes, their last decisions' reasons and their
+	// messages by hour of arrival, for the hours covering [since, until)
+	// (tallies.go): what statistics and the dashboard's overview report.
+	// It must equal WalkTallies and cost what the period's hours hold, not
+	// what its envelopes do (bbolt keeps the counts on every commit).
+	Tallies(since, until time.Time) (Tallies, error)
 	HasBody(messageID string) (bool, error)
 }
 

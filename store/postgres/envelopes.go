@@ -550,3 +550,10 @@ func (s *Store) StateCounts() map[store.State]int {
 	}
 	return counts
 }
+
+// Tallies walks the period's envelopes (store.WalkTallies): this backend
+// does not keep tallies on commit yet, so statistics and the dashboard's
+// overview on PostgreSQL still cost a read of every envelope.
+func (s *Store) Tallies(since, until time.Time) (store.Tallies, error) {
+	return store.WalkTallies(s, since, until)
+}

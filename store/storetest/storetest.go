@@ -75,6 +75,7 @@ func Run(t *testing.T, b Backend) {
 		{"LoadRecipients", testLoadRecipients},
 		{"DecisionsAllSameRecipientTwice", testDecisionsAllTwice},
 		{"BodyStreams", testBodyStreams},
+		{"Tallies", testTallies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
