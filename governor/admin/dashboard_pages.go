@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"kadenz/config"
@@ -81,6 +82,9 @@ type overviewPage struct {
 	ReasonsChart          template.HTML
 	QueueChart            template.HTML
 	HoldoutShare          float64
+	// RecipientsAt is when the holdout comparison's recipients were
+	// counted (see liftCache).
+	RecipientsAt time.Time
 }
 
 // released says the envelope has left the hold on its way out and was not
@@ -104,6 +108,10 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 }
 
 // overview builds the overview page for the overviewDays up to now's day.
+// Envelope counts come from the store's tallies (kept on every commit);
+// the recipient counts of the holdout comparison need a walk of the
+// period's marketing mail and its recipients' profiles, so they come from
+// d.lift, computed at most once a minute.
 func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	p := &overviewPage{Since: today.AddDate(0, 0, -(overviewDays - 1)), Until: today.AddDate(0, 0, 1),
@@ -113,16 +121,24 @@ func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 		p.Days[i].Day = p.Since.AddDate(0, 0, i)
 	}
 	p.Governed.Name, p.Holdout.Name = "governed", "holdout"
-	reasons := map[string]int{}
-	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
-	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
-		p.count(rec, reasons, group)
-		return true
-	})
+	t, err := d.a.db.Tallies(p.Since, p.Until)
 	if err != nil {
 		return nil, err
 	}
-	d.countEngagement(p, group)
+	reasons := map[string]int{}
+	for _, e := range t.Envelopes {
+		p.count(e)
+	}
+	for _, r := range t.Reasons {
+		if r.State == store.StateSuppressed {
+			reasons[r.Reason] += r.N
+		}
+	}
+	lift, err := d.lift.get(p.Since, p.Until, d.wall(), func() (recipientLift, error) { return d.countRecipients(p.Since, p.Until) })
+	if err != nil {
+		return nil, err
+	}
+	lift.apply(p)
 	for _, day := range p.Days {
 		p.Totals.Submitted += day.Submitted
 		p.Totals.Released += day.Released
@@ -143,60 +159,91 @@ func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 	return p, nil
 }
 
-// count adds one envelope created in the period to its day, the reasons of
-// its suppression, and (marketing mail) its group; group collects each
-// marketing recipient and whether they are in the holdout.
-func (p *overviewPage) count(rec store.EnvelopeRecord, reasons map[string]int, group map[string]bool) {
-	e := rec.Envelope
-	if e.Created.Before(p.Since) || !e.Created.Before(p.Until) {
+// count adds a tally of envelopes created in the period to its day and,
+// for marketing mail, to its group.
+func (p *overviewPage) count(t store.EnvelopeTally) {
+	if t.Hour.Before(p.Since) || !t.Hour.Before(p.Until) {
 		return
 	}
-	day := &p.Days[int(e.Created.Sub(p.Since)/(24*time.Hour))]
-	day.Submitted++
+	day := &p.Days[int(t.Hour.Sub(p.Since)/(24*time.Hour))]
+	day.Submitted += t.N
 	switch {
-	case e.State == store.StateSuppressed:
-		day.Suppressed++
-		if sum := summarise(rec.Decisions); sum.last != nil {
-			for _, r := range sum.last.Reasons {
-				reasons[r]++
-			}
-		}
-	case e.State == store.StateFailed:
-		day.Failed++
-	case released(e.State):
-		day.Released++
+	case t.State == store.StateSuppressed:
+		day.Suppressed += t.N
+	case t.State == store.StateFailed:
+		day.Failed += t.N
+	case released(t.State):
+		day.Released += t.N
 	}
-	if rec.Message.Class != config.ClassMarketing {
+	if t.Class != config.ClassMarketing {
 		return
 	}
 	g := &p.Governed
-	if e.Holdout {
+	if t.Holdout {
 		g = &p.Holdout
 	}
-	g.Envelopes++
+	g.Envelopes += t.N
 	switch {
-	case e.State == store.StateSuppressed:
-		g.Suppressed++
-	case e.State == store.StateFailed:
-		g.Failed++
-	case released(e.State):
-		g.Released++
+	case t.State == store.StateSuppressed:
+		g.Suppressed += t.N
+	case t.State == store.StateFailed:
+		g.Failed += t.N
+	case released(t.State):
+		g.Released += t.N
 	}
-	if e.State == store.StateDelivered {
-		g.Delivered++
+	if t.State == store.StateDelivered {
+		g.Delivered += t.N
 	}
-	addr := strings.ToLower(e.To)
-	group[addr] = group[addr] || e.Holdout
 }
 
-// countEngagement counts each group's recipients and what their profiles
-// say they did. Engagement is per recipient: holdout mail is not in a
-// recipient's release history, so it cannot be attributed per message.
-func (d *dashboard) countEngagement(p *overviewPage, group map[string]bool) {
+// groupRecipients are the per-recipient numbers of one group.
+type groupRecipients struct {
+	Recipients, Engaged, Unsubscribed, Complained int
+}
+
+// recipientLift is the holdout comparison's per-recipient half: the
+// marketing recipients of a period, by group, and what their profiles say
+// they did.
+type recipientLift struct {
+	Governed, Holdout groupRecipients
+	// At is when it was counted (the wall clock).
+	At time.Time
+}
+
+func (l recipientLift) apply(p *overviewPage) {
+	for _, x := range []struct {
+		g *groupLift
+		r groupRecipients
+	}{{&p.Governed, l.Governed}, {&p.Holdout, l.Holdout}} {
+		x.g.Recipients, x.g.Engaged, x.g.Unsubscribed, x.g.Complained = x.r.Recipients, x.r.Engaged, x.r.Unsubscribed, x.r.Complained
+	}
+	p.RecipientsAt = l.At
+}
+
+// countRecipients walks the marketing mail created in [since, until) and
+// reads each recipient's profile once. A recipient with any holdout
+// envelope in the period counts in the holdout group. Engagement is per
+// recipient: holdout mail is not in a recipient's release history, so it
+// cannot be attributed per message.
+func (d *dashboard) countRecipients(since, until time.Time) (recipientLift, error) {
+	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
+	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
+		e := rec.Envelope
+		if e.Created.Before(since) || !e.Created.Before(until) || rec.Message.Class != config.ClassMarketing {
+			return true
+		}
+		addr := strings.ToLower(e.To)
+		group[addr] = group[addr] || e.Holdout
+		return true
+	})
+	if err != nil {
+		return recipientLift{}, err
+	}
+	var l recipientLift
 	for addr, holdout := range group {
-		g := &p.Governed
+		g := &l.Governed
 		if holdout {
-			g = &p.Holdout
+			g = &l.Holdout
 		}
 		g.Recipients++
 		raw, err := d.a.db.Profile(addr)
@@ -217,6 +264,54 @@ func (d *dashboard) countEngagement(p *overviewPage, group map[string]bool) {
 			g.Complained++
 		}
 	}
+	l.At = d.wall()
+	return l, nil
+}
+
+// liftMaxAge is how long the overview shows recipient counts before it
+// counts them again (in the background, showing the last ones meanwhile).
+const liftMaxAge = time.Minute
+
+// liftCache keeps the last recipient counts of the overview's period. The
+// first view of a period counts them on the spot; a later view shows what
+// was counted and, when that is older than liftMaxAge, counts again in
+// the background, one count at a time.
+type liftCache struct {
+	mu           sync.Mutex
+	since, until time.Time
+	have         bool
+	lift         recipientLift
+	counting     bool
+}
+
+func (c *liftCache) get(since, until, now time.Time, count func() (recipientLift, error)) (recipientLift, error) {
+	c.mu.Lock()
+	if c.have && c.since.Equal(since) && c.until.Equal(until) {
+		l := c.lift
+		if now.Sub(l.At) >= liftMaxAge && !c.counting {
+			c.counting = true
+			go func() {
+				l, err := count()
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				c.counting = false
+				if err == nil && c.since.Equal(since) && c.until.Equal(until) {
+					c.lift = l
+				}
+			}()
+		}
+		c.mu.Unlock()
+		return l, nil
+	}
+	c.mu.Unlock()
+	l, err := count()
+	if err != nil {
+		return l, err
+	}
+	c.mu.Lock()
+	c.since, c.until, c.lift, c.have = since, until, l, true
+	c.mu.Unlock()
+	return l, nil
 }
 
 // sortedCounts orders counts largest first, then by name.
