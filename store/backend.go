@@ -113,6 +113,11 @@ type Reads interface {
 	Decisions(envelopeID string) (json.RawMessage, error)
 	Envelopes(fn func(Envelope) bool) error
 	EnvelopesInState(s State, fn func(Envelope) bool) error
+	// EnvelopesInStateAfter is EnvelopesInState from the first envelope
+	// after a cursor (CursorOf an envelope it gave; the zero cursor is the
+	// start), for listings in pages: a page far into a million held
+	// envelopes must cost what the first one does.
+	EnvelopesInStateAfter(s State, after EnvelopeCursor, fn func(Envelope) bool) error
 	Records(fn func(EnvelopeRecord) bool) error
 	// CountByState counts envelopes by state, cheaply enough for an admin
 	// read during a campaign (bbolt answers from counts kept on every

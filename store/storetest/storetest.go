@@ -76,6 +76,7 @@ func Run(t *testing.T, b Backend) {
 		{"DecisionsAllSameRecipientTwice", testDecisionsAllTwice},
 		{"BodyStreams", testBodyStreams},
 		{"Tallies", testTallies},
+		{"StatePages", testStatePages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
