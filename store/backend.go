@@ -94,6 +94,10 @@ type Feedback interface {
 	Unsuppress(addr string, profile func(old []byte) ([]byte, error)) (bool, error)
 	SuppressionOf(addr string) (Suppression, bool, error)
 	Suppressions() ([]Suppression, error)
+	// SuppressionsAfter is one page of the list in the order Suppressions
+	// gives: up to limit entries after the key after (nil: from the
+	// start), and the key to pass for the next page (nil after the last).
+	SuppressionsAfter(after []byte, limit int) (list []Suppression, next []byte, err error)
 	PruneEventIDs(cutoff time.Time) (int, error)
 	EventIDCount() (int, error)
 	// MailboxState is an IMAP feedback mailbox's cursor (zeros if none).

@@ -451,25 +451,57 @@ func (d *dashboard) handleCampaignAction(w http.ResponseWriter, req *http.Reques
 
 type reviewPage struct {
 	Review, Held []api.QueueEntry
-	Done, ID     string
+	// ReviewTotal and HeldTotal count all of them, of which Review and
+	// Held are one page; NextReview and NextHeld link to the next pages
+	// ("" on the last).
+	ReviewTotal, HeldTotal int
+	NextReview, NextHeld   string
+	Done, ID               string
 }
 
-// reviewLimit bounds each list of the review page.
+// reviewLimit bounds each list of the review page: a page, with a link
+// to the next.
 const reviewLimit = 500
 
 func (d *dashboard) handleReview(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	review, err := d.a.queueEntries([]store.State{store.StateReview}, "", "", reviewLimit)
+	q := req.URL.Query()
+	p := reviewPage{ID: q.Get("id")}
+	for _, list := range []struct {
+		state   store.State
+		param   string
+		entries *[]api.QueueEntry
+		next    *string
+	}{{store.StateReview, "review_after", &p.Review, &p.NextReview}, {store.StateHeld, "held_after", &p.Held, &p.NextHeld}} {
+		states := []store.State{list.state}
+		after, err := parseQueueCursor(q.Get(list.param), states)
+		if err != nil {
+			d.fail(w, req, s, http.StatusBadRequest, err.Error())
+			return
+		}
+		entries, next, err := d.a.queuePage(states, "", "", reviewLimit, after)
+		if err != nil {
+			d.fail(w, req, s, http.StatusInternalServerError, err.Error())
+			return
+		}
+		*list.entries = entries
+		if next != "" {
+			nq := url.Values{}
+			for _, keep := range []string{"review_after", "held_after"} {
+				if v := q.Get(keep); v != "" {
+					nq.Set(keep, v)
+				}
+			}
+			nq.Set(list.param, next)
+			*list.next = "/ui/review?" + nq.Encode()
+		}
+	}
+	counts, err := d.a.db.CountByState()
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	held, err := d.a.queueEntries([]store.State{store.StateHeld}, "", "", reviewLimit)
-	if err != nil {
-		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
-		return
-	}
-	p := reviewPage{Review: review, Held: held, ID: req.URL.Query().Get("id")}
-	switch req.URL.Query().Get("done") { // only known words are shown
+	p.ReviewTotal, p.HeldTotal = counts[store.StateReview], counts[store.StateHeld]
+	switch q.Get("done") { // only known words are shown
 	case "release":
 		p.Done = "Released"
 	case "drop":

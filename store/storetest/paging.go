@@ -70,3 +70,45 @@ func testStatePages(t *testing.T, b Backend) {
 		}
 	}
 }
+
+// testSuppressionPages reads the suppression list in pages of three and
+// checks that they make up the whole list, in its order.
+func testSuppressionPages(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	for i := range 7 {
+		if _, err := s.Suppress(false, store.Suppression{Address: fmt.Sprintf("u%d@example.test", i), Reason: "unsubscribed", At: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole, err := s.Suppressions()
+	if err != nil || len(whole) != 7 {
+		t.Fatalf("Suppressions: %d %v", len(whole), err)
+	}
+	var paged []store.Suppression
+	var after []byte
+	for page := 0; ; page++ {
+		list, next, err := s.SuppressionsAfter(after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, list...)
+		if next == nil {
+			if len(list) == 3 && page == 2 {
+				t.Errorf("a full last page of a list of 7")
+			}
+			break
+		}
+		if page > 7 || len(list) != 3 {
+			t.Fatalf("page %d: %d entries with a next key", page, len(list))
+		}
+		after = next
+	}
+	if len(paged) != len(whole) {
+		t.Fatalf("pages hold %d entries, the list %d", len(paged), len(whole))
+	}
+	for i := range whole {
+		if paged[i].Address != whole[i].Address {
+			t.Errorf("entry %d: %s in the pages, %s in the list", i, paged[i].Address, whole[i].Address)
+		}
+	}
+}

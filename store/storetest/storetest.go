@@ -77,6 +77,7 @@ func Run(t *testing.T, b Backend) {
 		{"BodyStreams", testBodyStreams},
 		{"Tallies", testTallies},
 		{"StatePages", testStatePages},
+		{"SuppressionPages", testSuppressionPages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
