@@ -174,6 +174,7 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 			}
 		}
 		list = append(list, rec)
+		noteRecords(tx, id, rec)
 		v, err := json.Marshal(list)
 		if err != nil {
 			return err

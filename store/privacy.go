@@ -266,6 +266,7 @@ func deleteEnvelope(tx *bolt.Tx, e *Envelope) error {
 	if err := touchEnvelope(tx, e.ID, e.MessageID, e); err != nil {
 		return err
 	}
+	noteWritten(tx, e.ID, nil)
 	if idx := e.index(); idx != nil {
 		if err := tx.Bucket(idx).Delete(indexKey(e)); err != nil {
 			return err
@@ -480,6 +481,7 @@ func (db *DB) PurgeDecisions(before time.Time) (int, error) {
 		if err := touchEnvelope(tx, id, "", nil); err != nil {
 			return err
 		}
+		noteRecords(tx, id, nil)
 		return tx.Bucket(bucketDecisions).Delete([]byte(id))
 	})
 }

@@ -680,6 +680,7 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 	if err != nil {
 		return err
 	}
+	noteWritten(tx, e.ID, e)
 	return tx.Bucket(bucketEnvelopes).Put([]byte(e.ID), v)
 }
 

@@ -69,6 +69,27 @@ const maxCachedClasses = 4096
 type txTallies struct {
 	envelopes map[string]contribution // envelope ID -> before the transaction
 	messages  map[string]messageCount // message ID -> before the transaction
+	// written and records are what the transaction wrote last for an
+	// envelope and its records, so that the flush need not read and decode
+	// again what the writes had at hand.
+	written map[string]writtenEnvelope
+	records map[string]writtenRecords
+}
+
+// writtenEnvelope is what the tallies need of an envelope as last written
+// (or that it was deleted).
+type writtenEnvelope struct {
+	deleted   bool
+	messageID string
+	created   time.Time
+	state     State
+	holdout   bool
+}
+
+// writtenRecords is an envelope's last decision record as last written:
+// nil when its records were deleted.
+type writtenRecords struct {
+	last []byte
 }
 
 type messageCount struct {
@@ -100,7 +121,8 @@ func (k *tallyKeeper) touched(tx *bolt.Tx) *txTallies {
 	defer k.mu.Unlock()
 	t := k.txs[tx]
 	if t == nil {
-		t = &txTallies{envelopes: map[string]contribution{}, messages: map[string]messageCount{}}
+		t = &txTallies{envelopes: map[string]contribution{}, messages: map[string]messageCount{},
+			written: map[string]writtenEnvelope{}, records: map[string]writtenRecords{}}
 		k.txs[tx] = t
 	}
 	return t
@@ -149,6 +171,30 @@ func touchEnvelope(tx *bolt.Tx, id, messageID string, stored *Envelope) error {
 		t.messages[messageID] = m
 	}
 	return nil
+}
+
+// noteWritten records what tx wrote of an envelope it touched first: e as
+// written, or its deletion (e nil).
+func noteWritten(tx *bolt.Tx, id string, e *Envelope) {
+	k := keeperOf(tx)
+	if k == nil {
+		return
+	}
+	t := k.touched(tx)
+	if e == nil {
+		t.written[id] = writtenEnvelope{deleted: true}
+		t.records[id] = writtenRecords{}
+		return
+	}
+	t.written[id] = writtenEnvelope{messageID: e.MessageID, created: e.Created, state: e.State, holdout: e.Holdout}
+}
+
+// noteRecords records the last decision record tx wrote for an envelope
+// it touched first (nil: its records were deleted).
+func noteRecords(tx *bolt.Tx, id string, last []byte) {
+	if k := keeperOf(tx); k != nil {
+		k.touched(tx).records[id] = writtenRecords{last: last}
+	}
 }
 
 // contributionOf is what e, as stored in tx, counts (nothing for nil).
@@ -237,15 +283,7 @@ func (db *DB) flushTallies(tx *bolt.Tx) error {
 	d := newTallyDelta()
 	envs := tx.Bucket(bucketEnvelopes)
 	for id, before := range t.envelopes {
-		var now *Envelope
-		if v := envs.Get([]byte(id)); v != nil {
-			var e Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("envelope %s: %w", id, err)
-			}
-			now = &e
-		}
-		after, err := k.contributionOf(tx, now)
+		after, err := k.afterContribution(tx, t, envs, id)
 		if err != nil {
 			return err
 		}
@@ -271,6 +309,45 @@ func (db *DB) flushTallies(tx *bolt.Tx) error {
 		}
 	}
 	return d.write(tx)
+}
+
+// afterContribution is what envelope id counts at the end of tx: from
+// what tx wrote when it wrote it, otherwise as stored.
+func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bucket, id string) (contribution, error) {
+	w, written := t.written[id]
+	if !written {
+		v := envs.Get([]byte(id))
+		if v == nil {
+			return contribution{}, nil
+		}
+		var e Envelope
+		if err := json.Unmarshal(v, &e); err != nil {
+			return contribution{}, fmt.Errorf("envelope %s: %w", id, err)
+		}
+		w = writtenEnvelope{messageID: e.MessageID, created: e.Created, state: e.State, holdout: e.Holdout}
+	}
+	if w.deleted {
+		return contribution{}, nil
+	}
+	class, err := k.classOf(tx, w.messageID)
+	if err != nil {
+		return contribution{}, err
+	}
+	c := contribution{ok: true, hour: hourOf(w.created), state: w.state, class: class, holdout: w.holdout}
+	var action string
+	var reasons []string
+	var ok bool
+	if r, noted := t.records[id]; noted {
+		if r.last != nil {
+			action, reasons, ok = decisionSummary(r.last)
+		}
+	} else {
+		action, reasons, ok = lastDecision(tx.Bucket(bucketDecisions).Get([]byte(id)))
+	}
+	if ok {
+		c.action, c.reasons = action, reasons
+	}
+	return c, nil
 }
 
 func sameContribution(a, b contribution) bool {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -85,5 +86,58 @@ func TestTallyHours(t *testing.T) {
 		if !from.Equal(c.from) || !to.Equal(c.to) {
 			t.Errorf("TallyHours(%s, %s) = %s, %s; want %s, %s", c.since, c.until, from, to, c.from, c.to)
 		}
+	}
+}
+
+// BenchmarkDecideRoundTallies measures what keeping the tallies adds to
+// the engine's write of decision rounds (ApplyDecisionsAll, 256 rounds
+// of one held envelope and one record each), against the same writes with
+// the tallies switched off, in the same run:
+//
+//	go test ./store -run - -bench DecideRoundTallies -count 5
+func BenchmarkDecideRoundTallies(b *testing.B) {
+	for _, keep := range []bool{true, false} {
+		name := "tallies"
+		if !keep {
+			name = "without"
+		}
+		b.Run(name, func(b *testing.B) {
+			db, err := Open(b.TempDir()+"/kadenz.db", Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if !keep {
+				db.stopTallies()
+			}
+			at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+			const round = 256
+			n := b.N * round
+			msg := Message{ID: "news", From: "shop@example.test", Received: at, Class: "marketing"}
+			rcpts := make([]string, n)
+			for i := range rcpts {
+				rcpts[i] = fmt.Sprintf("r%d@example.test", i)
+			}
+			envs, err := db.AcceptWith(msg, []byte("Subject: x\r\n\r\nx\r\n"), rcpts, at, func(_ int, e *Envelope) { e.State, e.Due = StateHeld, at })
+			if err != nil {
+				b.Fatal(err)
+			}
+			record := []byte(`{"decided_at":"2026-11-23T09:10:00Z","mode":"enforce","action":"release","reasons":["fits_budget","good_time"],"numbers":{"value":0.4,"cost":0.2},"explanation":"Released: it fits the recipient's budget."}`)
+			b.ResetTimer()
+			for i := range b.N {
+				ds := make([]Decided, round)
+				for j := range ds {
+					e := envs[i*round+j]
+					e.State, e.Due = StateQueued, at.Add(time.Hour)
+					ds[j] = Decided{Recipient: e.To, Envelopes: []Envelope{e}, Records: map[string][]byte{e.ID: record}}
+				}
+				for _, err := range db.ApplyDecisionsAll(ds) {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/envelope")
+		})
 	}
 }
