@@ -83,7 +83,7 @@ type overviewPage struct {
 	QueueChart            template.HTML
 	HoldoutShare          float64
 	// RecipientsAt is when the holdout comparison's recipients were
-	// counted (see liftCache).
+	// counted (see liftCache); zero while the first count runs.
 	RecipientsAt time.Time
 }
 
@@ -134,11 +134,12 @@ func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 			reasons[r.Reason] += r.N
 		}
 	}
-	lift, err := d.lift.get(p.Since, p.Until, d.wall(), func() (recipientLift, error) { return d.countRecipients(p.Since, p.Until) })
-	if err != nil {
-		return nil, err
+	since, until := p.Since, p.Until
+	lift, ok := d.lift.get(since, until, d.wall(), func() (recipientLift, error) { return d.countRecipients(since, until) },
+		func(err error) { d.a.log.Error("dashboard: counting the overview's recipients", "error", err) })
+	if ok {
+		lift.apply(p)
 	}
-	lift.apply(p)
 	for _, day := range p.Days {
 		p.Totals.Submitted += day.Submitted
 		p.Totals.Released += day.Released
@@ -270,12 +271,15 @@ func (d *dashboard) countRecipients(since, until time.Time) (recipientLift, erro
 
 // liftMaxAge is how long the overview shows recipient counts before it
 // counts them again (in the background, showing the last ones meanwhile).
-const liftMaxAge = time.Minute
+// A count reads every marketing envelope of the period and each of its
+// recipients' profiles: seconds at 100,000 recipients.
+const liftMaxAge = 5 * time.Minute
 
-// liftCache keeps the last recipient counts of the overview's period. The
-// first view of a period counts them on the spot; a later view shows what
-// was counted and, when that is older than liftMaxAge, counts again in
-// the background, one count at a time.
+// liftCache keeps the last recipient counts of the overview's period and
+// counts them in the background, one count at a time: the first view of a
+// period starts a count and shows none; a later view shows the last count
+// and, when it is older than liftMaxAge, starts another. So no view waits
+// for a walk of the database.
 type liftCache struct {
 	mu           sync.Mutex
 	since, until time.Time
@@ -284,34 +288,30 @@ type liftCache struct {
 	counting     bool
 }
 
-func (c *liftCache) get(since, until, now time.Time, count func() (recipientLift, error)) (recipientLift, error) {
+// get returns the last counts of [since, until) and whether there are
+// any, and starts a count if there are none or they are old.
+func (c *liftCache) get(since, until, now time.Time, count func() (recipientLift, error), log func(error)) (recipientLift, bool) {
 	c.mu.Lock()
-	if c.have && c.since.Equal(since) && c.until.Equal(until) {
-		l := c.lift
-		if now.Sub(l.At) >= liftMaxAge && !c.counting {
-			c.counting = true
-			go func() {
-				l, err := count()
-				c.mu.Lock()
-				defer c.mu.Unlock()
-				c.counting = false
-				if err == nil && c.since.Equal(since) && c.until.Equal(until) {
-					c.lift = l
-				}
-			}()
-		}
-		c.mu.Unlock()
-		return l, nil
+	defer c.mu.Unlock()
+	same := c.since.Equal(since) && c.until.Equal(until)
+	if !same {
+		c.since, c.until, c.have = since, until, false
 	}
-	c.mu.Unlock()
-	l, err := count()
-	if err != nil {
-		return l, err
+	if !c.counting && (!c.have || now.Sub(c.lift.At) >= liftMaxAge) {
+		c.counting = true
+		go func() {
+			l, err := count()
+			c.mu.Lock()
+			c.counting = false
+			if err != nil {
+				log(err)
+			} else if c.since.Equal(since) && c.until.Equal(until) {
+				c.lift, c.have = l, true
+			}
+			c.mu.Unlock()
+		}()
 	}
-	c.mu.Lock()
-	c.since, c.until, c.lift, c.have = since, until, l, true
-	c.mu.Unlock()
-	return l, nil
+	return c.lift, c.have
 }
 
 // sortedCounts orders counts largest first, then by name.

@@ -201,3 +201,59 @@ func (p *overviewPage) walkCount(rec store.EnvelopeRecord, reasons map[string]in
 		g.Delivered++
 	}
 }
+
+// The overview's recipient counts: the first view starts a count in the
+// background and shows none; later views show the last count, and one
+// older than liftMaxAge starts a new count while the old one is shown; a
+// new period starts afresh.
+func TestLiftCacheCountsInTheBackground(t *testing.T) {
+	var c liftCache
+	day := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	wall := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	counts := make(chan recipientLift)
+	count := func() (recipientLift, error) { return <-counts, nil }
+	fail := func(err error) { t.Error(err) }
+	wait := func() {
+		t.Helper()
+		for range 1000 {
+			c.mu.Lock()
+			counting := c.counting
+			c.mu.Unlock()
+			if !counting {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatal("the count did not end")
+	}
+
+	if _, ok := c.get(day, day.AddDate(0, 0, 1), wall, count, fail); ok {
+		t.Fatal("counts before any count ran")
+	}
+	if _, ok := c.get(day, day.AddDate(0, 0, 1), wall, count, fail); ok { // a second view does not start another count
+		t.Fatal("counts before any count ran")
+	}
+	counts <- recipientLift{Governed: groupRecipients{Recipients: 3}, At: wall}
+	wait()
+	l, ok := c.get(day, day.AddDate(0, 0, 1), wall.Add(time.Minute), count, fail)
+	if !ok || l.Governed.Recipients != 3 {
+		t.Fatalf("after the count: %+v %v", l, ok)
+	}
+	// Old: shown, and counted again.
+	l, ok = c.get(day, day.AddDate(0, 0, 1), wall.Add(liftMaxAge), count, fail)
+	if !ok || l.Governed.Recipients != 3 {
+		t.Fatalf("an old count is not shown while the new one runs: %+v %v", l, ok)
+	}
+	counts <- recipientLift{Governed: groupRecipients{Recipients: 4}, At: wall.Add(liftMaxAge)}
+	wait()
+	if l, _ := c.get(day, day.AddDate(0, 0, 1), wall.Add(liftMaxAge), count, fail); l.Governed.Recipients != 4 {
+		t.Errorf("the new count is not shown: %+v", l)
+	}
+	// The next day is another period.
+	next := day.AddDate(0, 0, 1)
+	if _, ok := c.get(next, next.AddDate(0, 0, 1), wall.Add(liftMaxAge), count, fail); ok {
+		t.Error("a new period shows the last period's counts")
+	}
+	counts <- recipientLift{At: wall}
+	wait()
+}
