@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -117,5 +118,47 @@ func TestListsPageThroughLinks(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("suppressions in pages %v, want %v", got, want)
+	}
+}
+
+// The dashboard's long lists end in a next-page link: the review page's
+// held mail and a campaign's envelopes, 500 to a page; the next page holds
+// the rest, and the totals count them all.
+func TestDashboardListsLinkTheNextPage(t *testing.T) {
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, "")
+	cfg.Admin.Listen = "127.0.0.1:0"
+	r := startRelayAt(t, cfg, c)
+	const n = 503
+	rcpts := make([]string, n)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("r%03d@example.test", i)
+	}
+	submitDriven(t, r, c, rcpts, marketing("Winter boots", "X-Kadenz-Campaign: winter\r\n"))
+	u := newUIClient(t, r)
+	rows := func(html, prefix string) int { return strings.Count(html, `<tr id="`+prefix) }
+
+	html := u.page("/ui/review")
+	if got := rows(html, "h-"); got != 500 || intByID(t, html, "held-count") != n {
+		t.Fatalf("review page: %d held rows, count %d; want 500 of %d", got, intByID(t, html, "held-count"), n)
+	}
+	next := regexp.MustCompile(`id="next-held" href="([^"]+)"`).FindStringSubmatch(html)
+	if next == nil {
+		t.Fatal("the review page has no link to the next page of held mail")
+	}
+	html = u.page(strings.ReplaceAll(next[1], "&amp;", "&"))
+	if got := rows(html, "h-"); got != n-500 || strings.Contains(html, `id="next-held"`) {
+		t.Errorf("the second page: %d held rows (want %d) or a link to a third", got, n-500)
+	}
+
+	html = u.page("/ui/campaigns/winter")
+	next = regexp.MustCompile(`id="next-envelopes" href="([^"]+)"`).FindStringSubmatch(html)
+	if next == nil {
+		t.Fatal("the campaign page has no link to the next page of envelopes")
+	}
+	first := strings.Count(html, `href="/ui/envelopes/`)
+	html = u.page(strings.ReplaceAll(next[1], "&amp;", "&"))
+	if second := strings.Count(html, `href="/ui/envelopes/`); first != 500 || second != n-500 || strings.Contains(html, `id="next-envelopes"`) {
+		t.Errorf("campaign pages: %d then %d envelope links, want 500 then %d and no third page", first, second, n-500)
 	}
 }

@@ -339,12 +339,14 @@ func (d *dashboard) handleCampaigns(w http.ResponseWriter, req *http.Request, s 
 }
 
 type campaignPage struct {
-	Report    *api.CampaignReport
-	Reasons   []countKV
-	Chart     template.HTML
-	Envelopes []api.QueueEntry
-	// More says the envelope list was cut at campaignEnvelopes.
-	More bool
+	Report  *api.CampaignReport
+	Reasons []countKV
+	Chart   template.HTML
+	// Envelopes are one page of the campaign's, newest first; After is
+	// the envelope the page starts after ("" on the first page), Next the
+	// link to the next page ("" on the last).
+	Envelopes   []api.QueueEntry
+	After, Next string
 	// Suspended says an operator suspended the campaign; InReview and
 	// Held count its mail the campaign-wide buttons act on.
 	Suspended      bool
@@ -352,7 +354,8 @@ type campaignPage struct {
 	Done           string
 }
 
-// campaignEnvelopes bounds the envelopes a campaign page lists.
+// campaignEnvelopes bounds the envelopes a campaign page lists: a page,
+// with a link to the next.
 const campaignEnvelopes = 500
 
 func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *uiSession) {
@@ -382,8 +385,20 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 		}
 	}
 	p.Done = campaignDone[req.URL.Query().Get("done")] // only known words are shown
-	if len(envs) > campaignEnvelopes {
-		p.Envelopes, p.More = envs[:campaignEnvelopes], true
+	// A page of campaignEnvelopes, newest first, after the envelope named
+	// by after (the report walks them all anyway: the page bounds what is
+	// drawn, not what is read).
+	if after := req.URL.Query().Get("after"); after != "" {
+		i := slices.IndexFunc(envs, func(e api.QueueEntry) bool { return e.ID == after })
+		if i < 0 {
+			d.fail(w, req, s, http.StatusBadRequest, fmt.Sprintf("envelope %q is not one of the campaign's: start from the first page", after))
+			return
+		}
+		p.Envelopes, p.After = envs[i+1:], after
+	}
+	if len(p.Envelopes) > campaignEnvelopes {
+		p.Envelopes = p.Envelopes[:campaignEnvelopes]
+		p.Next = "/ui/campaigns/" + url.PathEscape(name) + "?after=" + url.QueryEscape(p.Envelopes[len(p.Envelopes)-1].ID)
 	}
 	p.Chart = barChart(p.Reasons, "reason")
 	d.render(w, http.StatusOK, "campaign", pageData{Title: "Campaign " + name, Nav: "campaigns", CSRF: s.csrf, Body: p})
