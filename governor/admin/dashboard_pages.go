@@ -111,7 +111,7 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 // Envelope counts come from the store's tallies (kept on every commit);
 // the recipient counts of the holdout comparison need a walk of the
 // period's marketing mail and its recipients' profiles, so they come from
-// d.lift, computed at most once a minute.
+// d.lift, counted in the background (liftCache).
 func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	p := &overviewPage{Since: today.AddDate(0, 0, -(overviewDays - 1)), Until: today.AddDate(0, 0, 1),
