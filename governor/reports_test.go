@@ -188,6 +188,7 @@ func TestMetricsMoveAfterSubmissions(t *testing.T) {
 		{"kadenz_delivery_latency_seconds", nil, 2},
 		{"kadenz_queue_envelopes", []string{"state", "held"}, 1},
 		{"kadenz_queue_envelopes", []string{"state", "delivered"}, 2},
+		{"kadenz_queue_envelopes", []string{"state", "review"}, 0},
 		{"kadenz_config_reload_total", []string{"result", "error"}, 0},
 	} {
 		if got := value(m, c.name, c.labels...); got != c.want {

@@ -94,6 +94,10 @@ type Feedback interface {
 	Unsuppress(addr string, profile func(old []byte) ([]byte, error)) (bool, error)
 	SuppressionOf(addr string) (Suppression, bool, error)
 	Suppressions() ([]Suppression, error)
+	// SuppressionsAfter is one page of the list in the order Suppressions
+	// gives: up to limit entries after the key after (nil: from the
+	// start), and the key to pass for the next page (nil after the last).
+	SuppressionsAfter(after []byte, limit int) (list []Suppression, next []byte, err error)
 	PruneEventIDs(cutoff time.Time) (int, error)
 	EventIDCount() (int, error)
 	// MailboxState is an IMAP feedback mailbox's cursor (zeros if none).
@@ -113,6 +117,11 @@ type Reads interface {
 	Decisions(envelopeID string) (json.RawMessage, error)
 	Envelopes(fn func(Envelope) bool) error
 	EnvelopesInState(s State, fn func(Envelope) bool) error
+	// EnvelopesInStateAfter is EnvelopesInState from the first envelope
+	// after a cursor (CursorOf an envelope it gave; the zero cursor is the
+	// start), for listings in pages: a page far into a million held
+	// envelopes must cost what the first one does.
+	EnvelopesInStateAfter(s State, after EnvelopeCursor, fn func(Envelope) bool) error
 	Records(fn func(EnvelopeRecord) bool) error
 	// CountByState counts envelopes by state, cheaply enough for an admin
 	// read during a campaign (bbolt answers from counts kept on every
@@ -120,6 +129,12 @@ type Reads interface {
 	// the error, for a metrics scrape.
 	CountByState() (map[State]int, error)
 	StateCounts() map[State]int
+	// Tallies counts envelopes, their last decisions' reasons and their
+	// messages by hour of arrival, for the hours covering [since, until)
+	// (tallies.go): what statistics and the dashboard's overview report.
+	// It must equal WalkTallies and cost what the period's hours hold, not
+	// what its envelopes do (bbolt keeps the counts on every commit).
+	Tallies(since, until time.Time) (Tallies, error)
 	HasBody(messageID string) (bool, error)
 }
 

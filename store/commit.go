@@ -82,11 +82,11 @@ func (db *DB) commitBatch(batch []*commitRequest) {
 	db.commitCount.Add(1)
 	db.writeCount.Add(int64(len(batch)))
 	if len(batch) == 1 {
-		batch[0].done <- db.bolt.Update(batch[0].fn)
+		batch[0].done <- db.bolt.Update(db.tallied(batch[0].fn))
 		return
 	}
 	failed := -1
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(db.tallied(func(tx *bolt.Tx) error {
 		for i, r := range batch {
 			if err := r.fn(tx); err != nil {
 				failed = i
@@ -94,7 +94,7 @@ func (db *DB) commitBatch(batch []*commitRequest) {
 			}
 		}
 		return nil
-	})
+	}))
 	if failed < 0 {
 		// Committed (err == nil), or the commit itself failed (disk full,
 		// I/O error): either way every writer gets the same answer.
@@ -105,7 +105,22 @@ func (db *DB) commitBatch(batch []*commitRequest) {
 	}
 	// One function failed: run each alone so the others still commit.
 	for _, r := range batch {
-		r.done <- db.bolt.Update(r.fn)
+		r.done <- db.bolt.Update(db.tallied(r.fn))
+	}
+}
+
+// tallied runs fn, then writes what it did to the tallies (tallies_bolt.go)
+// in the same transaction; whether it commits or not, the notes of the
+// transaction are dropped.
+func (db *DB) tallied(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		if k := keeperOf(tx); k != nil {
+			defer k.forget(tx)
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return db.flushTallies(tx)
 	}
 }
 

@@ -164,6 +164,9 @@ func applyDecided(d Decided) func(*bolt.Tx) error {
 func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 	b := tx.Bucket(bucketDecisions)
 	for id, rec := range records {
+		if err := touchEnvelope(tx, id, "", nil); err != nil {
+			return err
+		}
 		var list []json.RawMessage
 		if v := b.Get([]byte(id)); v != nil {
 			if err := json.Unmarshal(v, &list); err != nil {
@@ -171,6 +174,7 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 			}
 		}
 		list = append(list, rec)
+		noteRecords(tx, id, rec)
 		v, err := json.Marshal(list)
 		if err != nil {
 			return err

@@ -263,6 +263,10 @@ func forgetMessage(tx *bolt.Tx, m Message, rep *ForgetReport) error {
 // deleteEnvelope removes an envelope, its index entries and its decisions.
 func deleteEnvelope(tx *bolt.Tx, e *Envelope) error {
 	countStateChange(tx, e.State, "")
+	if err := touchEnvelope(tx, e.ID, e.MessageID, e); err != nil {
+		return err
+	}
+	noteWritten(tx, e.ID, nil)
 	if idx := e.index(); idx != nil {
 		if err := tx.Bucket(idx).Delete(indexKey(e)); err != nil {
 			return err
@@ -472,7 +476,14 @@ func bodyExpired(tx *bolt.Tx, messageID string, before time.Time) (bool, error) 
 func (db *DB) PurgeDecisions(before time.Time) (int, error) {
 	return db.purgeExpired(bucketDecisions, func(tx *bolt.Tx, id string) (bool, error) {
 		return decisionsExpired(tx, id, before)
-	}, nil)
+	}, func(tx *bolt.Tx, id string) error {
+		// The envelope's last action and reasons go with its records.
+		if err := touchEnvelope(tx, id, "", nil); err != nil {
+			return err
+		}
+		noteRecords(tx, id, nil)
+		return tx.Bucket(bucketDecisions).Delete([]byte(id))
+	})
 }
 
 func decisionsExpired(tx *bolt.Tx, envelopeID string, before time.Time) (bool, error) {

@@ -219,12 +219,18 @@ func (c *copier) commit() error {
 // repair makes the copy whole for Kadenz: every bucket present, the
 // schema version set, envelopes that lost their message marked failed,
 // and the schedule indexes rebuilt from the envelopes.
-func repair(tx *bolt.Tx, rep *RecoverReport, now time.Time) error {
+func repair(tx *bolt.Tx, rep *RecoverReport, now time.Time) (err error) {
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
 	}
+	// Last: the tallies count what was recovered, not what was copied.
+	defer func() {
+		if err == nil {
+			err = buildTallies(tx)
+		}
+	}()
 	if tx.Bucket(bucketMeta).Get([]byte("schema")) == nil {
 		if err := tx.Bucket(bucketMeta).Put([]byte("schema"), []byte(fmt.Sprint(SchemaVersion))); err != nil {
 			return err
@@ -242,7 +248,7 @@ func repair(tx *bolt.Tx, rep *RecoverReport, now time.Time) error {
 	hasEnvelope := map[string]bool{}
 	var envs []Envelope
 	var unreadable [][]byte
-	err := tx.Bucket(bucketEnvelopes).ForEach(func(k, v []byte) error {
+	err = tx.Bucket(bucketEnvelopes).ForEach(func(k, v []byte) error {
 		var e Envelope
 		if err := json.Unmarshal(v, &e); err != nil || e.ID != string(k) {
 			unreadable = append(unreadable, append([]byte(nil), k...))

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -30,24 +31,69 @@ var ErrState = errors.New("not in a state this applies to")
 // review, delivering) are read from it, earliest due first; the others by
 // a scan in ID order. An empty s means every envelope.
 func (db *DB) EnvelopesInState(s State, fn func(Envelope) bool) error {
+	return db.EnvelopesInStateAfter(s, EnvelopeCursor{}, fn)
+}
+
+// EnvelopesInStateAfter is EnvelopesInState from the first envelope after
+// the cursor (paging.go): a seek in the state's index, so a later page
+// costs what an early one does.
+func (db *DB) EnvelopesInStateAfter(s State, after EnvelopeCursor, fn func(Envelope) bool) error {
 	idx := s.index()
 	if s == "" || idx == nil {
-		return db.Envelopes(func(e Envelope) bool {
-			if s != "" && e.State != s {
-				return true
+		return db.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketEnvelopes).Cursor()
+			k, v := c.First()
+			if after.ID != "" {
+				k, v = c.Seek([]byte(after.ID))
+				if k != nil && string(k) == after.ID {
+					k, v = c.Next()
+				}
 			}
-			return fn(e)
+			for ; k != nil; k, v = c.Next() {
+				var e Envelope
+				if err := json.Unmarshal(v, &e); err != nil {
+					return fmt.Errorf("envelope %s: %w", k, err)
+				}
+				if s != "" && e.State != s {
+					continue
+				}
+				if !fn(e) {
+					return nil
+				}
+			}
+			return nil
 		})
+	}
+	// The first key after the cursor: in-flight mail is keyed by ID alone,
+	// the other indexes by due time and ID.
+	var from []byte
+	if after != (EnvelopeCursor{}) {
+		if s == StateDelivering {
+			from = []byte(after.ID)
+		} else {
+			from = dueKey(after.Due, after.ID)
+		}
+	}
+	seek := func(c *bolt.Cursor) []byte {
+		if from == nil {
+			k, _ := c.First()
+			return k
+		}
+		k, _ := c.Seek(from)
+		if k != nil && bytes.Equal(k, from) {
+			k, _ = c.Next()
+		}
+		return k
 	}
 	return db.view(func(tx *bolt.Tx) error {
 		// Mail waiting for delivery is in two lanes (express and the
 		// rest): walk both at once, earliest key first.
 		a := tx.Bucket(idx).Cursor()
 		b := tx.Bucket(bucketDueExpress).Cursor()
-		ka, _ := a.First()
+		ka := seek(a)
 		var kb []byte
 		if bytes.Equal(idx, bucketDue) {
-			kb, _ = b.First()
+			kb = seek(b)
 		}
 		for ka != nil || kb != nil {
 			var k []byte

@@ -49,13 +49,14 @@ import (
 // Version 4 stores large bodies in parts (bodies.go); the upgrade only
 // creates the buckets, but an older kadenz must refuse the file rather
 // than find such a message's body missing.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
-	"1": upgradeHeaderIDs, // the express lane is created like any other bucket
-	"2": upgradeHeaderIDs,
-	"3": func(*bolt.Tx) error { return nil }, // initSchema creates the new buckets
+	"1": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) }, // the express lane is created like any other bucket
+	"2": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) },
+	"3": buildTallies, // initSchema creates the new buckets
+	"4": buildTallies, // version 5 keeps tallies (tallies.go)
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
@@ -125,7 +126,7 @@ var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelo
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
 	bucketSuppressions, bucketEventIDs, bucketMailboxes,
-	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks}
+	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks, bucketTallies}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
@@ -306,6 +307,7 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	db.startTallies()
 	go db.commitLoop()
 	return db, nil
 }
@@ -342,6 +344,7 @@ func (db *DB) Close() error {
 		close(db.commits)
 		<-db.done
 		db.stopCounting()
+		db.stopTallies()
 		leaseTables.Delete(db)
 		db.closeErr = db.bolt.Close()
 	})
@@ -646,6 +649,9 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 		oldState = old.State
 	}
 	countStateChange(tx, oldState, e.State)
+	if err := touchEnvelope(tx, e.ID, e.MessageID, old); err != nil {
+		return err
+	}
 	if old != nil {
 		if idx := old.index(); idx != nil {
 			if err := tx.Bucket(idx).Delete(indexKey(old)); err != nil {
@@ -674,6 +680,7 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 	if err != nil {
 		return err
 	}
+	noteWritten(tx, e.ID, e)
 	return tx.Bucket(bucketEnvelopes).Put([]byte(e.ID), v)
 }
 

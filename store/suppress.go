@@ -185,6 +185,37 @@ func (db *DB) Suppressions() ([]Suppression, error) {
 	return list, err
 }
 
+// SuppressionsAfter reads one page of the suppression list in key order:
+// a seek, so a page deep into a long list costs what the first does.
+func (db *DB) SuppressionsAfter(after []byte, limit int) ([]Suppression, []byte, error) {
+	var list []Suppression
+	var last, next []byte
+	err := db.view(func(tx *bolt.Tx) error {
+		list, last, next = list[:0], nil, nil // view may not run twice, but keep it plain
+		c := tx.Bucket(bucketSuppressions).Cursor()
+		k, v := c.First()
+		if after != nil {
+			if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if len(list) == limit { // one more exists
+				next = last
+				return nil
+			}
+			var s Suppression
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			list = append(list, s)
+			last = bytes.Clone(k)
+		}
+		return nil
+	})
+	return list, next, err
+}
+
 // FeedbackChange is what one piece of feedback does to one recipient.
 type FeedbackChange struct {
 	// EventID, if set, makes the change idempotent: a change whose ID was

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -40,9 +42,15 @@ const adminTimeout = 5 * time.Minute
 // do sends a request to the admin API and returns the body of a 2xx
 // answer; anything else is an error carrying the daemon's message.
 func (a adminFlags) do(method, path, contentType string, body []byte) ([]byte, error) {
+	out, _, err := a.call(method, path, contentType, body)
+	return out, err
+}
+
+// call is do that also returns the answer's header.
+func (a adminFlags) call(method, path, contentType string, body []byte) ([]byte, http.Header, error) {
 	req, err := http.NewRequest(method, "http://"+*a.addr+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if *a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+*a.token)
@@ -52,17 +60,17 @@ func (a adminFlags) do(method, path, contentType string, body []byte) ([]byte, e
 	}
 	resp, err := (&http.Client{Timeout: adminTimeout}).Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
+		return nil, nil, fmt.Errorf("reaching kadenz's admin API (is serve running with --admin %s?): %w", *a.addr, err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(out))
+		return nil, nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(out))
 	}
-	return out, nil
+	return out, resp.Header, nil
 }
 
 // get fetches path from the admin API into v.
@@ -85,4 +93,35 @@ func (a adminFlags) post(path string, body, v any) error {
 		return err
 	}
 	return json.Unmarshal(out, v)
+}
+
+// getPage fetches one page of a list into v and returns the after token
+// of the next page: the after parameter of the answer's Link rel="next"
+// (RFC 8288), "" on the last page.
+func (a adminFlags) getPage(path string, v any) (string, error) {
+	out, h, err := a.call(http.MethodGet, path, "", nil)
+	if err != nil {
+		return "", err
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return "", err
+	}
+	return nextAfter(h.Values("Link")), nil
+}
+
+// nextAfter finds the after parameter of the rel="next" link.
+func nextAfter(links []string) string {
+	for _, header := range links {
+		for _, link := range strings.Split(header, ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
+			if !ok || !strings.Contains(params, `rel="next"`) {
+				continue
+			}
+			u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+			if err == nil {
+				return u.Query().Get("after")
+			}
+		}
+	}
+	return ""
 }

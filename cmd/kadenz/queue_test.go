@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +66,63 @@ func TestQueueCommandAgainstRunningRelay(t *testing.T) {
 		if code, _, stderr := run(c.args...); code != c.want {
 			t.Errorf("queue %q: exit %d, want %d (%s)", c.args, code, c.want, stderr)
 		}
+	}
+}
+
+// ls follows the daemon's pages (Link rel="next"): --all lists every
+// envelope once, in the daemon's order, however small the pages; --limit
+// stops and says how to go on, and --after goes on from there.
+func TestQueueListFollowsPages(t *testing.T) {
+	clock := governor.NewVirtualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	r := relaytest.Start(t, governor.Options{Config: relaytest.Config(t, "", true, ""), Clock: clock})
+	for i := range 7 {
+		msg := fmt.Sprintf("From: news@shop.test\r\nTo: r%d@example.test\r\nSubject: Boots %d\r\nList-Unsubscribe: <mailto:u@shop.test>\r\n\r\nBoots.\r\n", i, i)
+		if _, err := r.Submit(&intake.Submission{From: "news@shop.test", To: []string{fmt.Sprintf("r%d@example.test", i)}, Data: []byte(msg), Received: clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := queuePageSize
+	queuePageSize = 2
+	defer func() { queuePageSize = old }()
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := queueMain(append(args, "--admin", r.AdminAddr().String()), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	ids := func(out string) []string {
+		var list []api.QueueEntry
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		var ids []string
+		for _, e := range list {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	code, out, stderr := run("ls", "--state", "held", "--all", "--json")
+	all := ids(out)
+	if code != 0 || len(all) != 7 {
+		t.Fatalf("ls --all: %d %v %s", code, all, stderr)
+	}
+	seen := map[string]bool{}
+	for _, id := range all {
+		if seen[id] {
+			t.Fatalf("ls --all listed %s twice: %v", id, all)
+		}
+		seen[id] = true
+	}
+	code, out, stderr = run("ls", "--state", "held", "--limit", "3", "--json")
+	first := ids(out)
+	after := regexp.MustCompile(`--after (\S+)`).FindStringSubmatch(stderr)
+	if code != 0 || !slices.Equal(first, all[:3]) || after == nil {
+		t.Fatalf("ls --limit 3: %d %v, want %v and a token; stderr %q", code, first, all[:3], stderr)
+	}
+	code, out, stderr = run("ls", "--state", "held", "--limit", "10", "--after", after[1], "--json")
+	if rest := ids(out); code != 0 || !slices.Equal(rest, all[3:]) || stderr != "" {
+		t.Fatalf("ls --after: %d %v, want %v; stderr %q", code, rest, all[3:], stderr)
+	}
+	if code, _, _ := run("ls", "--state", "held", "--after", "bogus"); code != 1 {
+		t.Errorf("ls with a bad token: exit %d, want 1", code)
 	}
 }

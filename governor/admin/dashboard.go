@@ -59,6 +59,8 @@ type dashboard struct {
 	sessions map[string]*uiSession
 
 	logins *loginLimiter
+	// lift caches the overview's recipient counts.
+	lift liftCache
 }
 
 type uiSession struct {

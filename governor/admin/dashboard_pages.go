@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"kadenz/config"
@@ -84,6 +85,9 @@ type overviewPage struct {
 	// Shadow is shadow mode's forecast of enforce for the period's mail,
 	// nil when none of it was decided in shadow mode (shadow.go).
 	Shadow *api.ShadowForecast
+	// RecipientsAt is when the holdout comparison's recipients were
+	// counted (see liftCache); zero while the first count runs.
+	RecipientsAt time.Time
 }
 
 // released says the envelope has left the hold on its way out and was not
@@ -107,6 +111,10 @@ func (d *dashboard) handleOverview(w http.ResponseWriter, req *http.Request, s *
 }
 
 // overview builds the overview page for the overviewDays up to now's day.
+// Envelope counts come from the store's tallies (kept on every commit);
+// the recipient counts of the holdout comparison need a walk of the
+// period's marketing mail and its recipients' profiles, so they come from
+// d.lift, counted in the background (liftCache).
 func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	p := &overviewPage{Since: today.AddDate(0, 0, -(overviewDays - 1)), Until: today.AddDate(0, 0, 1),
@@ -116,16 +124,25 @@ func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 		p.Days[i].Day = p.Since.AddDate(0, 0, i)
 	}
 	p.Governed.Name, p.Holdout.Name = "governed", "holdout"
-	reasons := map[string]int{}
-	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
-	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
-		p.count(rec, reasons, group)
-		return true
-	})
+	t, err := d.a.db.Tallies(p.Since, p.Until)
 	if err != nil {
 		return nil, err
 	}
-	d.countEngagement(p, group)
+	reasons := map[string]int{}
+	for _, e := range t.Envelopes {
+		p.count(e)
+	}
+	for _, r := range t.Reasons {
+		if r.State == store.StateSuppressed {
+			reasons[r.Reason] += r.N
+		}
+	}
+	since, until := p.Since, p.Until
+	lift, ok := d.lift.get(since, until, d.wall(), func() (recipientLift, error) { return d.countRecipients(since, until) },
+		func(err error) { d.a.log.Error("dashboard: counting the overview's recipients", "error", err) })
+	if ok {
+		lift.apply(p)
+	}
 	for _, day := range p.Days {
 		p.Totals.Submitted += day.Submitted
 		p.Totals.Released += day.Released
@@ -153,60 +170,91 @@ func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 	return p, nil
 }
 
-// count adds one envelope created in the period to its day, the reasons of
-// its suppression, and (marketing mail) its group; group collects each
-// marketing recipient and whether they are in the holdout.
-func (p *overviewPage) count(rec store.EnvelopeRecord, reasons map[string]int, group map[string]bool) {
-	e := rec.Envelope
-	if e.Created.Before(p.Since) || !e.Created.Before(p.Until) {
+// count adds a tally of envelopes created in the period to its day and,
+// for marketing mail, to its group.
+func (p *overviewPage) count(t store.EnvelopeTally) {
+	if t.Hour.Before(p.Since) || !t.Hour.Before(p.Until) {
 		return
 	}
-	day := &p.Days[int(e.Created.Sub(p.Since)/(24*time.Hour))]
-	day.Submitted++
+	day := &p.Days[int(t.Hour.Sub(p.Since)/(24*time.Hour))]
+	day.Submitted += t.N
 	switch {
-	case e.State == store.StateSuppressed:
-		day.Suppressed++
-		if sum := summarise(rec.Decisions); sum.last != nil {
-			for _, r := range sum.last.Reasons {
-				reasons[r]++
-			}
-		}
-	case e.State == store.StateFailed:
-		day.Failed++
-	case released(e.State):
-		day.Released++
+	case t.State == store.StateSuppressed:
+		day.Suppressed += t.N
+	case t.State == store.StateFailed:
+		day.Failed += t.N
+	case released(t.State):
+		day.Released += t.N
 	}
-	if rec.Message.Class != config.ClassMarketing {
+	if t.Class != config.ClassMarketing {
 		return
 	}
 	g := &p.Governed
-	if e.Holdout {
+	if t.Holdout {
 		g = &p.Holdout
 	}
-	g.Envelopes++
+	g.Envelopes += t.N
 	switch {
-	case e.State == store.StateSuppressed:
-		g.Suppressed++
-	case e.State == store.StateFailed:
-		g.Failed++
-	case released(e.State):
-		g.Released++
+	case t.State == store.StateSuppressed:
+		g.Suppressed += t.N
+	case t.State == store.StateFailed:
+		g.Failed += t.N
+	case released(t.State):
+		g.Released += t.N
 	}
-	if e.State == store.StateDelivered {
-		g.Delivered++
+	if t.State == store.StateDelivered {
+		g.Delivered += t.N
 	}
-	addr := strings.ToLower(e.To)
-	group[addr] = group[addr] || e.Holdout
 }
 
-// countEngagement counts each group's recipients and what their profiles
-// say they did. Engagement is per recipient: holdout mail is not in a
-// recipient's release history, so it cannot be attributed per message.
-func (d *dashboard) countEngagement(p *overviewPage, group map[string]bool) {
+// groupRecipients are the per-recipient numbers of one group.
+type groupRecipients struct {
+	Recipients, Engaged, Unsubscribed, Complained int
+}
+
+// recipientLift is the holdout comparison's per-recipient half: the
+// marketing recipients of a period, by group, and what their profiles say
+// they did.
+type recipientLift struct {
+	Governed, Holdout groupRecipients
+	// At is when it was counted (the wall clock).
+	At time.Time
+}
+
+func (l recipientLift) apply(p *overviewPage) {
+	for _, x := range []struct {
+		g *groupLift
+		r groupRecipients
+	}{{&p.Governed, l.Governed}, {&p.Holdout, l.Holdout}} {
+		x.g.Recipients, x.g.Engaged, x.g.Unsubscribed, x.g.Complained = x.r.Recipients, x.r.Engaged, x.r.Unsubscribed, x.r.Complained
+	}
+	p.RecipientsAt = l.At
+}
+
+// countRecipients walks the marketing mail created in [since, until) and
+// reads each recipient's profile once. A recipient with any holdout
+// envelope in the period counts in the holdout group. Engagement is per
+// recipient: holdout mail is not in a recipient's release history, so it
+// cannot be attributed per message.
+func (d *dashboard) countRecipients(since, until time.Time) (recipientLift, error) {
+	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
+	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
+		e := rec.Envelope
+		if e.Created.Before(since) || !e.Created.Before(until) || rec.Message.Class != config.ClassMarketing {
+			return true
+		}
+		addr := strings.ToLower(e.To)
+		group[addr] = group[addr] || e.Holdout
+		return true
+	})
+	if err != nil {
+		return recipientLift{}, err
+	}
+	var l recipientLift
 	for addr, holdout := range group {
-		g := &p.Governed
+		g := &l.Governed
 		if holdout {
-			g = &p.Holdout
+			g = &l.Holdout
 		}
 		g.Recipients++
 		raw, err := d.a.db.Profile(addr)
@@ -227,6 +275,53 @@ func (d *dashboard) countEngagement(p *overviewPage, group map[string]bool) {
 			g.Complained++
 		}
 	}
+	l.At = d.wall()
+	return l, nil
+}
+
+// liftMaxAge is how long the overview shows recipient counts before it
+// counts them again (in the background, showing the last ones meanwhile).
+// A count reads every marketing envelope of the period and each of its
+// recipients' profiles: seconds at 100,000 recipients.
+const liftMaxAge = 5 * time.Minute
+
+// liftCache keeps the last recipient counts of the overview's period and
+// counts them in the background, one count at a time: the first view of a
+// period starts a count and shows none; a later view shows the last count
+// and, when it is older than liftMaxAge, starts another. So no view waits
+// for a walk of the database.
+type liftCache struct {
+	mu           sync.Mutex
+	since, until time.Time
+	have         bool
+	lift         recipientLift
+	counting     bool
+}
+
+// get returns the last counts of [since, until) and whether there are
+// any, and starts a count if there are none or they are old.
+func (c *liftCache) get(since, until, now time.Time, count func() (recipientLift, error), log func(error)) (recipientLift, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	same := c.since.Equal(since) && c.until.Equal(until)
+	if !same {
+		c.since, c.until, c.have = since, until, false
+	}
+	if !c.counting && (!c.have || now.Sub(c.lift.At) >= liftMaxAge) {
+		c.counting = true
+		go func() {
+			l, err := count()
+			c.mu.Lock()
+			c.counting = false
+			if err != nil {
+				log(err)
+			} else if c.since.Equal(since) && c.until.Equal(until) {
+				c.lift, c.have = l, true
+			}
+			c.mu.Unlock()
+		}()
+	}
+	return c.lift, c.have
 }
 
 // sortedCounts orders counts largest first, then by name.
@@ -254,12 +349,14 @@ func (d *dashboard) handleCampaigns(w http.ResponseWriter, req *http.Request, s 
 }
 
 type campaignPage struct {
-	Report    *api.CampaignReport
-	Reasons   []countKV
-	Chart     template.HTML
-	Envelopes []api.QueueEntry
-	// More says the envelope list was cut at campaignEnvelopes.
-	More bool
+	Report  *api.CampaignReport
+	Reasons []countKV
+	Chart   template.HTML
+	// Envelopes are one page of the campaign's, newest first; After is
+	// the envelope the page starts after ("" on the first page), Next the
+	// link to the next page ("" on the last).
+	Envelopes   []api.QueueEntry
+	After, Next string
 	// Suspended says an operator suspended the campaign; InReview and
 	// Held count its mail the campaign-wide buttons act on.
 	Suspended      bool
@@ -267,7 +364,8 @@ type campaignPage struct {
 	Done           string
 }
 
-// campaignEnvelopes bounds the envelopes a campaign page lists.
+// campaignEnvelopes bounds the envelopes a campaign page lists: a page,
+// with a link to the next.
 const campaignEnvelopes = 500
 
 func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *uiSession) {
@@ -297,8 +395,20 @@ func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *
 		}
 	}
 	p.Done = campaignDone[req.URL.Query().Get("done")] // only known words are shown
-	if len(envs) > campaignEnvelopes {
-		p.Envelopes, p.More = envs[:campaignEnvelopes], true
+	// A page of campaignEnvelopes, newest first, after the envelope named
+	// by after (the report walks them all anyway: the page bounds what is
+	// drawn, not what is read).
+	if after := req.URL.Query().Get("after"); after != "" {
+		i := slices.IndexFunc(envs, func(e api.QueueEntry) bool { return e.ID == after })
+		if i < 0 {
+			d.fail(w, req, s, http.StatusBadRequest, fmt.Sprintf("envelope %q is not one of the campaign's: start from the first page", after))
+			return
+		}
+		p.Envelopes, p.After = envs[i+1:], after
+	}
+	if len(p.Envelopes) > campaignEnvelopes {
+		p.Envelopes = p.Envelopes[:campaignEnvelopes]
+		p.Next = "/ui/campaigns/" + url.PathEscape(name) + "?after=" + url.QueryEscape(p.Envelopes[len(p.Envelopes)-1].ID)
 	}
 	p.Chart = barChart(p.Reasons, "reason")
 	d.render(w, http.StatusOK, "campaign", pageData{Title: "Campaign " + name, Nav: "campaigns", CSRF: s.csrf, Body: p})
@@ -366,25 +476,57 @@ func (d *dashboard) handleCampaignAction(w http.ResponseWriter, req *http.Reques
 
 type reviewPage struct {
 	Review, Held []api.QueueEntry
-	Done, ID     string
+	// ReviewTotal and HeldTotal count all of them, of which Review and
+	// Held are one page; NextReview and NextHeld link to the next pages
+	// ("" on the last).
+	ReviewTotal, HeldTotal int
+	NextReview, NextHeld   string
+	Done, ID               string
 }
 
-// reviewLimit bounds each list of the review page.
+// reviewLimit bounds each list of the review page: a page, with a link
+// to the next.
 const reviewLimit = 500
 
 func (d *dashboard) handleReview(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	review, err := d.a.queueEntries([]store.State{store.StateReview}, "", "", reviewLimit)
+	q := req.URL.Query()
+	p := reviewPage{ID: q.Get("id")}
+	for _, list := range []struct {
+		state   store.State
+		param   string
+		entries *[]api.QueueEntry
+		next    *string
+	}{{store.StateReview, "review_after", &p.Review, &p.NextReview}, {store.StateHeld, "held_after", &p.Held, &p.NextHeld}} {
+		states := []store.State{list.state}
+		after, err := parseQueueCursor(q.Get(list.param), states)
+		if err != nil {
+			d.fail(w, req, s, http.StatusBadRequest, err.Error())
+			return
+		}
+		entries, next, err := d.a.queuePage(states, "", "", reviewLimit, after)
+		if err != nil {
+			d.fail(w, req, s, http.StatusInternalServerError, err.Error())
+			return
+		}
+		*list.entries = entries
+		if next != "" {
+			nq := url.Values{}
+			for _, keep := range []string{"review_after", "held_after"} {
+				if v := q.Get(keep); v != "" {
+					nq.Set(keep, v)
+				}
+			}
+			nq.Set(list.param, next)
+			*list.next = "/ui/review?" + nq.Encode()
+		}
+	}
+	counts, err := d.a.db.CountByState()
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	held, err := d.a.queueEntries([]store.State{store.StateHeld}, "", "", reviewLimit)
-	if err != nil {
-		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
-		return
-	}
-	p := reviewPage{Review: review, Held: held, ID: req.URL.Query().Get("id")}
-	switch req.URL.Query().Get("done") { // only known words are shown
+	p.ReviewTotal, p.HeldTotal = counts[store.StateReview], counts[store.StateHeld]
+	switch q.Get("done") { // only known words are shown
 	case "release":
 		p.Done = "Released"
 	case "drop":

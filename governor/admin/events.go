@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -438,11 +439,45 @@ func (a *Server) handleEvents(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, api.EventsResult{Applied: applied, Duplicates: dups})
 }
 
-func (a *Server) handleListSuppressions(w http.ResponseWriter, _ *http.Request) {
-	list, err := a.db.Suppressions()
+// handleListSuppressions lists the suppression list: all of it, as
+// before it had pages, unless limit or after is given; then one page,
+// with a Link rel="next" to the next (the token is the entry's key).
+func (a *Server) handleListSuppressions(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	for key := range q {
+		if key != "limit" && key != "after" {
+			http.Error(w, fmt.Sprintf("unknown parameter %q (limit, after)", key), http.StatusBadRequest)
+			return
+		}
+	}
+	if !q.Has("limit") && !q.Has("after") {
+		list, err := a.db.Suppressions()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, apiSuppressions(list))
+		return
+	}
+	limit, err := listLimit(q.Get("limit"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var after []byte
+	if s := q.Get("after"); s != "" {
+		if after, err = base64.RawURLEncoding.DecodeString(s); err != nil || len(after) == 0 {
+			http.Error(w, fmt.Sprintf("after %q is not a page token (take it from the Link header of the page before)", s), http.StatusBadRequest)
+			return
+		}
+	}
+	list, next, err := a.db.SuppressionsAfter(after, limit)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if next != nil {
+		setNextLink(w, req, base64.RawURLEncoding.EncodeToString(next))
 	}
 	writeJSON(w, apiSuppressions(list))
 }

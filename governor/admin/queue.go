@@ -2,12 +2,15 @@ package admin
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/mail"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +25,7 @@ import (
 // The queue admin API: list envelopes, and the operator's three actions
 // on marketing mail.
 //
-//	GET  /v1/queue?state=&campaign=&recipient=&limit=
+//	GET  /v1/queue?state=&campaign=&recipient=&limit=&after=
 //	POST /v1/queue/release  {"ids": [...]} or {"campaign": "..."}
 //	POST /v1/queue/drop     the same
 //	POST /v1/queue/hold     the same
@@ -55,8 +58,8 @@ const (
 func (a *Server) handleQueueList(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	for key := range q {
-		if key != "state" && key != "campaign" && key != "recipient" && key != "limit" {
-			http.Error(w, fmt.Sprintf("unknown parameter %q (state, campaign, recipient, limit)", key), http.StatusBadRequest)
+		if key != "state" && key != "campaign" && key != "recipient" && key != "limit" && key != "after" {
+			http.Error(w, fmt.Sprintf("unknown parameter %q (state, campaign, recipient, limit, after)", key), http.StatusBadRequest)
 			return
 		}
 	}
@@ -69,31 +72,68 @@ func (a *Server) handleQueueList(w http.ResponseWriter, req *http.Request) {
 		}
 		states = []store.State{st}
 	}
-	limit := defaultListLimit
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxListLimit {
-			http.Error(w, fmt.Sprintf("limit %q is not a number from 1 to %d", s, maxListLimit), http.StatusBadRequest)
-			return
-		}
-		limit = n
+	limit, err := listLimit(q.Get("limit"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
-	entries, err := a.queueEntries(states, q.Get("campaign"), q.Get("recipient"), limit)
+	after, err := parseQueueCursor(q.Get("after"), states)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	entries, next, err := a.queuePage(states, q.Get("campaign"), q.Get("recipient"), limit, after)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	setNextLink(w, req, next)
 	writeJSON(w, entries)
 }
 
+// listLimit reads a list's limit parameter: defaultListLimit when absent,
+// as before lists had pages.
+func listLimit(s string) (int, error) {
+	if s == "" {
+		return defaultListLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxListLimit {
+		return 0, fmt.Errorf("limit %q is not a number from 1 to %d", s, maxListLimit)
+	}
+	return n, nil
+}
+
 // queueEntries lists up to limit envelopes in the given states, in that
-// order of states, optionally only of a campaign or to a recipient.
+// order of states, optionally only of a campaign or to a recipient: the
+// first page of queuePage.
 func (a *Server) queueEntries(states []store.State, campaign, rcpt string, limit int) ([]api.QueueEntry, error) {
+	entries, _, err := a.queuePage(states, campaign, rcpt, limit, queueCursor{})
+	return entries, err
+}
+
+// queuePage lists up to limit envelopes after the cursor, in the order of
+// states and within a state in the order of its walk (due time, or ID),
+// optionally only of a campaign or to a recipient. next is the cursor of
+// the page after, "" when this one is the last. Each page is a seek in the
+// state's index and a walk of one page (plus the envelopes the filters
+// skip), however deep into the list it is.
+func (a *Server) queuePage(states []store.State, campaign, rcpt string, limit int, after queueCursor) ([]api.QueueEntry, string, error) {
 	entries := []api.QueueEntry{}
+	var last queueCursor
+	more := false
 	msgs := messageCache{a: a}
-	for _, st := range states {
+	first := 0
+	if after.State != "" {
+		first = slices.Index(states, after.State)
+	}
+	for i, st := range states[first:] {
+		from := store.EnvelopeCursor{}
+		if i == 0 {
+			from = after.EnvelopeCursor
+		}
 		var failed error
-		err := a.db.EnvelopesInState(st, func(e store.Envelope) bool {
+		err := a.db.EnvelopesInStateAfter(st, from, func(e store.Envelope) bool {
 			if rcpt != "" && !strings.EqualFold(e.To, rcpt) {
 				return true
 			}
@@ -105,21 +145,82 @@ func (a *Server) queueEntries(states []store.State, campaign, rcpt string, limit
 			if campaign != "" && !strings.EqualFold(m.campaign, campaign) {
 				return true
 			}
+			if len(entries) == limit { // one more exists: there is a next page
+				more = true
+				return false
+			}
 			entries = append(entries, api.QueueEntry{Envelope: apiEnvelope(e),
 				Class: m.class, Subject: m.subject, Campaign: m.campaign, LastAction: a.lastAction(e.ID)})
-			return len(entries) < limit
+			last = queueCursor{State: st, EnvelopeCursor: store.CursorOf(e)}
+			return true
 		})
 		if err == nil {
 			err = failed
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		if len(entries) >= limit {
-			break
+		if more {
+			return entries, last.String(), nil
 		}
 	}
-	return entries, nil
+	return entries, "", nil
+}
+
+// queueCursor is where a queue listing stands: after an envelope of one
+// of the listed states. On the wire it is an opaque token (the after
+// parameter; the Link header's next page carries it).
+type queueCursor struct {
+	State store.State
+	store.EnvelopeCursor
+}
+
+func (c queueCursor) String() string {
+	ns := int64(0) // final mail has no due time; its walk is by ID
+	if !c.Due.IsZero() {
+		ns = c.Due.UnixNano()
+	}
+	raw := string(c.State) + "\x00" + strconv.FormatInt(ns, 10) + "\x00" + c.ID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// parseQueueCursor reads an after token of a listing of states ("" is the
+// start).
+func parseQueueCursor(s string, states []store.State) (queueCursor, error) {
+	if s == "" {
+		return queueCursor{}, nil
+	}
+	bad := fmt.Errorf("after %q is not a page token of this listing (take it from the Link header of the page before)", s)
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return queueCursor{}, bad
+	}
+	f := strings.Split(string(raw), "\x00")
+	if len(f) != 3 || f[2] == "" || !containsState(states, store.State(f[0])) {
+		return queueCursor{}, bad
+	}
+	ns, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return queueCursor{}, bad
+	}
+	c := queueCursor{State: store.State(f[0]), EnvelopeCursor: store.EnvelopeCursor{ID: f[2]}}
+	if ns != 0 {
+		c.Due = time.Unix(0, ns).UTC()
+	}
+	return c, nil
+}
+
+// setNextLink points to the next page of a list (RFC 8288 Link, as the
+// GitHub API pages): the request's own URL with after set to next. A last
+// page has none.
+func setNextLink(w http.ResponseWriter, req *http.Request, next string) {
+	if next == "" {
+		return
+	}
+	q := req.URL.Query()
+	q.Set("after", next)
+	u := url.URL{Path: req.URL.Path, RawQuery: q.Encode()}
+	w.Header().Set("Link", "<"+u.String()+">; rel=\"next\"")
 }
 
 func containsState(list []store.State, s store.State) bool {

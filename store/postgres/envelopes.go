@@ -453,23 +453,27 @@ const pageSize = 500
 // false. It reads in pages: fn runs outside any transaction and may use
 // the store.
 func (s *Store) Envelopes(fn func(store.Envelope) bool) error {
-	return s.walkByID(`TRUE`, nil, fn)
+	return s.walkByID(`TRUE`, nil, store.EnvelopeCursor{}, fn)
 }
 
 // walkByID pages through the envelopes matching where (with args as $1...)
 // in ID order.
-func (s *Store) walkByID(where string, args []any, fn func(store.Envelope) bool) error {
+func (s *Store) walkByID(where string, args []any, after store.EnvelopeCursor, fn func(store.Envelope) bool) error {
 	n := len(args)
 	query := fmt.Sprintf(`SELECT data FROM envelopes WHERE %s AND id > $%d ORDER BY id LIMIT %d`, where, n+1, pageSize)
-	return s.walkPages(query, args, []any{""}, func(last store.Envelope) []any { return []any{last.ID} }, fn)
+	return s.walkPages(query, args, []any{after.ID}, func(last store.Envelope) []any { return []any{last.ID} }, fn)
 }
 
 // walkByDue pages through the envelopes matching where in (due, ID) order.
-func (s *Store) walkByDue(where string, args []any, fn func(store.Envelope) bool) error {
+func (s *Store) walkByDue(where string, args []any, after store.EnvelopeCursor, fn func(store.Envelope) bool) error {
 	n := len(args)
 	query := fmt.Sprintf(`SELECT data FROM envelopes WHERE %s AND (due > $%d OR (due = $%d AND id > $%d)) ORDER BY due, id LIMIT %d`,
 		where, n+1, n+1, n+2, pageSize)
-	return s.walkPages(query, args, []any{int64(-1), ""},
+	start := []any{int64(-1), ""}
+	if after != (store.EnvelopeCursor{}) {
+		start = []any{dueNanos(after.Due), after.ID}
+	}
+	return s.walkPages(query, args, start,
 		func(last store.Envelope) []any { return []any{dueNanos(last.Due), last.ID} }, fn)
 }
 
@@ -502,19 +506,25 @@ func (s *Store) walkPages(query string, args, start []any, after func(store.Enve
 // false: waiting, held and review mail earliest due first, mail in
 // delivery and final mail in ID order. An empty s means every envelope.
 func (s *Store) EnvelopesInState(st store.State, fn func(store.Envelope) bool) error {
+	return s.EnvelopesInStateAfter(st, store.EnvelopeCursor{}, fn)
+}
+
+// EnvelopesInStateAfter is EnvelopesInState after a cursor: the same
+// keyset pages, starting from the cursor instead of the beginning.
+func (s *Store) EnvelopesInStateAfter(st store.State, after store.EnvelopeCursor, fn func(store.Envelope) bool) error {
 	switch st {
 	case "":
-		return s.Envelopes(fn)
+		return s.walkByID(`TRUE`, nil, after, fn)
 	case store.StateQueued, store.StateDeferred:
-		return s.walkByDue(`lane IN ('x', 'q') AND state = $1`, []any{string(st)}, fn)
+		return s.walkByDue(`lane IN ('x', 'q') AND state = $1`, []any{string(st)}, after, fn)
 	case store.StateHeld:
-		return s.walkByDue(`lane = 'h'`, nil, fn)
+		return s.walkByDue(`lane = 'h'`, nil, after, fn)
 	case store.StateReview:
-		return s.walkByDue(`lane = 'r'`, nil, fn)
+		return s.walkByDue(`lane = 'r'`, nil, after, fn)
 	case store.StateDelivering:
-		return s.walkByID(`lane = 'd'`, nil, fn)
+		return s.walkByID(`lane = 'd'`, nil, after, fn)
 	}
-	return s.walkByID(`state = $1`, []any{string(st)}, fn)
+	return s.walkByID(`state = $1`, []any{string(st)}, after, fn)
 }
 
 // CountByState returns how many envelopes are in each state.
@@ -549,4 +559,11 @@ func (s *Store) StateCounts() map[store.State]int {
 		return nil
 	}
 	return counts
+}
+
+// Tallies walks the period's envelopes (store.WalkTallies): this backend
+// does not keep tallies on commit yet, so statistics and the dashboard's
+// overview on PostgreSQL still cost a read of every envelope.
+func (s *Store) Tallies(since, until time.Time) (store.Tallies, error) {
+	return store.WalkTallies(s, since, until)
 }

@@ -460,3 +460,36 @@ func (s *Store) SetMailboxState(name string, uidValidity, lastUID uint32) error 
 		return err
 	})
 }
+
+// SuppressionsAfter reads one page of the list in key order, after a key.
+func (s *Store) SuppressionsAfter(after []byte, limit int) ([]store.Suppression, []byte, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if after == nil {
+		after = []byte{}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT key, data FROM suppressions WHERE key > $1 ORDER BY key LIMIT $2`, after, limit+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var list []store.Suppression
+	var last, next []byte
+	for rows.Next() {
+		var k, v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, nil, err
+		}
+		if len(list) == limit { // one more exists
+			next = last
+			break
+		}
+		var sup store.Suppression
+		if err := json.Unmarshal(v, &sup); err != nil {
+			return nil, nil, err
+		}
+		list = append(list, sup)
+		last = k
+	}
+	return list, next, rows.Err()
+}

@@ -17,7 +17,9 @@
 // keyed hash, what is still suppressed), and leases (store.Leases, which
 // every backend implements too: one holder at a time, renewal, expiry,
 // release), and, for a backend that streams bodies (store.BodyStreams),
-// that they come back byte for byte.
+// that they come back byte for byte; that the tallies equal a walk of the
+// records after every kind of write (tallies.go), and that the queue's and
+// the suppression list's pages make up the whole walk (paging.go).
 package storetest
 
 import (
@@ -75,6 +77,9 @@ func Run(t *testing.T, b Backend) {
 		{"LoadRecipients", testLoadRecipients},
 		{"DecisionsAllSameRecipientTwice", testDecisionsAllTwice},
 		{"BodyStreams", testBodyStreams},
+		{"Tallies", testTallies},
+		{"StatePages", testStatePages},
+		{"SuppressionPages", testSuppressionPages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

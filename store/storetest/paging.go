@@ -1,0 +1,114 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"kadenz/store"
+)
+
+// testStatePages walks each state's envelopes in pages of two, each page
+// starting after the cursor of the last envelope of the one before, and
+// checks that the pages put together are the whole walk, in its order:
+// held and review mail with due times that tie, queued mail in both lanes
+// (express and not), mail in delivery, final mail, and every envelope.
+func testStatePages(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	for i := range 7 {
+		due := t0.Add(time.Duration(i%3) * time.Minute) // ties broken by ID
+		accept(t, s, fmt.Sprintf("h%d", i), []string{"ann@example.test", "bob@example.test"}, t0, held(due))
+	}
+	for i := range 5 {
+		accept(t, s, fmt.Sprintf("q%d", i), []string{"cid@example.test"}, t0, func(_ int, e *store.Envelope) {
+			e.Due, e.Express = t0.Add(time.Duration(i%2)*time.Hour), i%2 == 0
+		})
+	}
+	claimed, err := s.Claim(t0, 3)
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claim: %d %v", len(claimed), err)
+	}
+	claimed[0].State = store.StateDelivered
+	if _, err := s.Settle(claimed[:1], t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition([]string{"h0-1", "h1-2", "h2-1"}, func(e *store.Envelope, _ []byte) ([]byte, []byte, error) {
+		e.State, e.Due = store.StateReview, t0
+		return nil, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []store.State{store.StateHeld, store.StateReview, store.StateQueued, store.StateDelivering, store.StateDelivered, ""} {
+		var whole []string
+		if err := s.EnvelopesInState(st, func(e store.Envelope) bool { whole = append(whole, e.ID); return true }); err != nil {
+			t.Fatal(err)
+		}
+		if len(whole) == 0 {
+			t.Fatalf("state %q: nothing to page through", st)
+		}
+		var paged []string
+		after := store.EnvelopeCursor{}
+		for page := 0; ; page++ {
+			if page > len(whole) {
+				t.Fatalf("state %q: the pages do not end: %v", st, paged)
+			}
+			var got []store.Envelope
+			if err := s.EnvelopesInStateAfter(st, after, func(e store.Envelope) bool { got = append(got, e); return len(got) < 2 }); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range got {
+				paged = append(paged, e.ID)
+			}
+			if len(got) < 2 {
+				break
+			}
+			after = store.CursorOf(got[len(got)-1])
+		}
+		if !slices.Equal(paged, whole) {
+			t.Errorf("state %q in pages of two: %v, want %v", st, paged, whole)
+		}
+	}
+}
+
+// testSuppressionPages reads the suppression list in pages of three and
+// checks that they make up the whole list, in its order.
+func testSuppressionPages(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	for i := range 7 {
+		if _, err := s.Suppress(false, store.Suppression{Address: fmt.Sprintf("u%d@example.test", i), Reason: "unsubscribed", At: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole, err := s.Suppressions()
+	if err != nil || len(whole) != 7 {
+		t.Fatalf("Suppressions: %d %v", len(whole), err)
+	}
+	var paged []store.Suppression
+	var after []byte
+	for page := 0; ; page++ {
+		list, next, err := s.SuppressionsAfter(after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, list...)
+		if next == nil {
+			if len(list) == 3 && page == 2 {
+				t.Errorf("a full last page of a list of 7")
+			}
+			break
+		}
+		if page > 7 || len(list) != 3 {
+			t.Fatalf("page %d: %d entries with a next key", page, len(list))
+		}
+		after = next
+	}
+	if len(paged) != len(whole) {
+		t.Fatalf("pages hold %d entries, the list %d", len(paged), len(whole))
+	}
+	for i := range whole {
+		if paged[i].Address != whole[i].Address {
+			t.Errorf("entry %d: %s in the pages, %s in the list", i, paged[i].Address, whole[i].Address)
+		}
+	}
+}
