@@ -135,7 +135,8 @@ type Server struct {
 	auth  *authThrottle // nil: no lockout
 	log   *slog.Logger
 	// dummyHash is compared against when a user is unknown, so a failed
-	// login takes as long whether or not the name exists.
+	// login takes as long whether or not the name exists: it has the
+	// highest cost among the configured users' hashes (dummyCost).
 	dummyHash []byte
 	// buffers recycles the buffers messages are read into: growing a fresh
 	// one to a message's size (about 15 KB allocated for a 5 KB message) costs several
@@ -182,7 +183,7 @@ func New(opts Options) (*Server, error) {
 		s.users[u.Name] = u.PasswordHash
 	}
 	var err error
-	s.dummyHash, err = bcrypt.GenerateFromPassword([]byte("kadenz-dummy"), bcrypt.DefaultCost)
+	s.dummyHash, err = bcrypt.GenerateFromPassword([]byte("kadenz-dummy"), dummyCost(opts.Users))
 	if err != nil {
 		return nil, err
 	}
@@ -565,4 +566,22 @@ func (l slogErrorLog) Printf(format string, v ...interface{}) {
 
 func (l slogErrorLog) Println(v ...interface{}) {
 	l.log.Warn("smtp server", "error", strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// dummyCost is the bcrypt cost of the hash an unknown user name is checked
+// against: the highest cost among the configured users, so a guessed name
+// costs the server what a real one does and answers no sooner. With costs
+// of their own a fixed DefaultCost dummy made unknown names slower than
+// known ones, a timing tell (and made tests with MinCost users slow).
+func dummyCost(users []User) int {
+	cost := 0
+	for _, u := range users {
+		if c, err := bcrypt.Cost(u.PasswordHash); err == nil {
+			cost = max(cost, c)
+		}
+	}
+	if cost == 0 {
+		return bcrypt.DefaultCost
+	}
+	return cost
 }

@@ -452,3 +452,29 @@ func b2u8(b bool) byte {
 	}
 	return 0
 }
+
+// An unknown user name is checked against a hash as costly as the most
+// costly real one, so guessing names is no faster than guessing passwords.
+func TestDummyCostMatchesTheUsers(t *testing.T) {
+	hashAt := func(cost int) []byte {
+		h, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	cases := []struct {
+		users []User
+		want  int
+	}{
+		{nil, bcrypt.DefaultCost},
+		{[]User{{Name: "a", PasswordHash: hashAt(bcrypt.MinCost)}}, bcrypt.MinCost},
+		{[]User{{Name: "a", PasswordHash: hashAt(bcrypt.MinCost)}, {Name: "b", PasswordHash: hashAt(6)}}, 6},
+		{[]User{{Name: "a", PasswordHash: []byte("not a hash")}}, bcrypt.DefaultCost},
+	}
+	for i, c := range cases {
+		if got := dummyCost(c.users); got != c.want {
+			t.Errorf("case %d: dummy cost %d, want %d", i, got, c.want)
+		}
+	}
+}
