@@ -389,7 +389,6 @@ func (db *DB) acceptTx(msg Message, rcpts []string, now time.Time, prepare func(
 	}
 	err = db.update(func(tx *bolt.Tx) error {
 		msgs := tx.Bucket(bucketMessages)
-		fillAppended(tx)
 		if msgs.Get([]byte(msg.ID)) != nil {
 			return fmt.Errorf("store: message ID %s already exists", msg.ID)
 		}
@@ -415,22 +414,6 @@ func (db *DB) acceptTx(msg Message, rcpts []string, now time.Time, prepare func(
 		return nil, err
 	}
 	return envs, nil
-}
-
-// appendedFill is how full fillAppended lets a leaf get before it splits.
-const appendedFill = 0.9
-
-// fillAppended lets the buckets that accepting a message appends to fill
-// their pages before splitting them. Message and envelope IDs begin with
-// the time of arrival, and held mail is indexed by a due time that grows
-// with it, so new keys land at the end: bbolt's default of half-full pages
-// left most of every page of these buckets empty once the next key came
-// (a campaign's messages bucket was 63% in use, its envelopes 68%). The
-// setting holds for this transaction only (other writes in it included).
-func fillAppended(tx *bolt.Tx) {
-	for _, name := range [][]byte{bucketMessages, bucketEnvelopes, bucketHeld} {
-		tx.Bucket(name).FillPercent = appendedFill
-	}
 }
 
 // Claim moves up to limit envelopes that are due for delivery at now into
