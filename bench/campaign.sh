@@ -23,6 +23,9 @@
 #   READS=0      do not time the admin reads (a pure decide measurement)
 #   PROFILE=S    also take an S-second CPU profile of the decide phase
 #                (bench/out/campaign.decide.pprof; go tool pprof BIN FILE)
+#   SPACE=1      say what each bucket of the database takes once the
+#                campaign is held and at the end (kadenz db backup, then
+#                kadenz db check on the copy; bbolt only)
 set -euo pipefail
 
 N="${1:-100000}"
@@ -120,6 +123,16 @@ db_accept="$(db_mb)"
 held_now="$(held)"
 echo "accept: $N in ${accept_s}s = ${accept_rate}/s; held $held_now; database ${db_accept} MB = $(awk -v m="$db_accept" -v n="$N" -v s="$SIZE" 'BEGIN { printf "%.2f", m * 1048576 / n / s }')x the message size"
 
+# What each bucket takes: a consistent copy through the daemon, checked.
+space() { # label
+	[ "${SPACE:-}" = 1 ] && [ "$STORE" = bbolt ] || return 0
+	"$bin" db backup --admin "127.0.0.1:$admin_port" "$work/space.db" >/dev/null
+	echo "space $1 (bucket: keys; bytes of pages, of keys and values):"
+	"$bin" db check "$work/space.db" | awk '/^  bucket / && $3 != 0 { print "  " $0 }'
+	rm -f "$work/space.db"
+}
+space "with the campaign held"
+
 # Time the admin reads while the decision rounds run.
 time_get() { # path -> seconds, or "err"
 	curl -s -o /dev/null -w '%{time_total} %{http_code}' --max-time 60 "$api$1" | awk '{ print ($2 == 200 ? $1 : "err(" $2 ")") }'
@@ -151,3 +164,4 @@ curl -sf "$api/v1/queue/summary"
 echo
 read -r peak peak_anon <"$work/rss.peak"
 echo "peak RSS $((peak / 1024)) MB, peak RssAnon $((peak_anon / 1024)) MB; database $(db_mb) MB at the end"
+space "at the end"
