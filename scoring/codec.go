@@ -38,14 +38,22 @@ import (
 //     uint64) and its campaign-quality key (interned) follow;
 //   - the content counts (issue 18) are a byte 0 or 1, then their time,
 //     decayed release count, and three uvarint-counted float32 arrays;
-//   - last, the summary of the counted releases (comfortMemo) that spares a
-//     decision the walk over the history, when there is one.
+//   - then the summary of the counted releases (comfortMemo) that spares a
+//     decision the walk over the history, when there is one;
+//   - version 2 only: last, shadow mode's held copies (ShadowHeld), a
+//     uvarint count, then each one's ID, sender (interned), four times,
+//     features (a string) and three engagement times. A profile without
+//     copies, the only kind enforce mode writes, is still written as
+//     version 1, byte for byte as before, so a release that knows only
+//     version 1 reads it.
 //
 // A field added to Profile must be added here, at the end, with a new
 // version; TestProfileCodecCoversEveryField fails until it is.
 const (
 	profileMagic   = 0xC1
-	profileVersion = 1
+	profileVersion = 2
+	// profileVersion1 is the form without shadow copies.
+	profileVersion1 = 1
 )
 
 // DecodeProfile reads a stored profile, binary or JSON. Nil or empty bytes
@@ -73,7 +81,11 @@ func (p *Profile) Encode() ([]byte, error) { return p.AppendBinary(nil) }
 // AppendBinary appends p's stored form to b.
 func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 	w := profileWriter{b: slices.Grow(b, 64+len(p.History)*48+len(p.Topics)*24)}
-	w.b = append(w.b, profileMagic, profileVersion)
+	version := byte(profileVersion1)
+	if len(p.ShadowHeld) > 0 {
+		version = profileVersion
+	}
+	w.b = append(w.b, profileMagic, version)
 	w.time(p.DecayedAt, 0)
 	w.counts(p.All)
 	w.uvarint(uint64(len(p.Topics)))
@@ -157,6 +169,21 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 		w.b = append(w.b, 0)
 	}
 	p.comfort.append(&w)
+	if version == profileVersion {
+		w.uvarint(uint64(len(p.ShadowHeld)))
+		for i := range p.ShadowHeld {
+			c := &p.ShadowHeld[i]
+			w.str(c.ID)
+			w.intern(c.From)
+			for _, t := range []time.Time{c.Received, c.Sent, c.Due} {
+				w.time(t, 0)
+			}
+			w.str(string(c.Features))
+			for _, t := range []time.Time{c.OpenedAt, c.ClickedAt, c.RepliedAt} {
+				w.time(t, 0)
+			}
+		}
+	}
 	if w.err != nil {
 		return nil, fmt.Errorf("profile: %w", w.err)
 	}
@@ -501,8 +528,9 @@ func (p *Profile) decodeBinary(raw []byte) error {
 	if len(raw) < 2 {
 		return errShort
 	}
-	if v := raw[1]; v != profileVersion {
-		return fmt.Errorf("binary profile version %d: this Kadenz reads version %d (written by a newer release?)", v, profileVersion)
+	version := raw[1]
+	if version != profileVersion && version != profileVersion1 {
+		return fmt.Errorf("binary profile version %d: this Kadenz reads versions 1 and %d (written by a newer release?)", version, profileVersion)
 	}
 	r := profileReader{b: raw[2:]}
 	p.DecayedAt = r.abs()
@@ -584,6 +612,24 @@ func (p *Profile) decodeBinary(raw []byte) error {
 		p.Content = c
 	}
 	p.comfort.read(&r, len(p.History))
+	if version == profileVersion {
+		if n := r.count(8); n > 0 {
+			p.ShadowHeld = make([]ShadowHeld, n)
+			for i := range p.ShadowHeld {
+				c := &p.ShadowHeld[i]
+				c.ID = r.str()
+				c.From = r.intern()
+				c.Received, c.Sent, c.Due = r.abs(), r.abs(), r.abs()
+				if f := r.bytes(r.uvarint()); len(f) > 0 {
+					c.Features = slices.Clone(f)
+				}
+				c.OpenedAt, c.ClickedAt, c.RepliedAt = r.abs(), r.abs(), r.abs()
+				if r.err != nil {
+					break
+				}
+			}
+		}
+	}
 	if r.err == nil && len(r.b) > 0 {
 		r.fail(fmt.Errorf("%d bytes after the end", len(r.b)))
 	}

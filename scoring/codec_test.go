@@ -473,3 +473,47 @@ func BenchmarkProfileCodec(b *testing.B) {
 		})
 	}
 }
+
+// Shadow mode's held copies (ShadowHeld) are the only part of version 2: a
+// profile without them, the only kind enforce mode writes, is written as
+// version 1 byte for byte as before, and one with them as version 2,
+// which round-trips.
+func TestProfileCodecShadowCopiesAreVersion2(t *testing.T) {
+	p := benchProfile(40)
+	v1, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1[1] != 1 {
+		t.Fatalf("a profile without copies is written as version %d", v1[1])
+	}
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	withCopies := *p
+	withCopies.ShadowHeld = []ShadowHeld{
+		{ID: "m1-1", From: "news@shop.test", Received: t0, Sent: t0.Add(5 * time.Minute), Due: t0.Add(20 * time.Hour),
+			Features: []byte(`{"campaign":"spring","priority":40}`), ClickedAt: t0.Add(time.Hour)},
+		{ID: "m2-1", From: "news@shop.test", Received: t0.Add(time.Hour), Sent: t0.Add(time.Hour), Due: t0.Add(30 * time.Hour)},
+	}
+	v2, err := withCopies.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2[1] != 2 || !bytes.HasPrefix(v2[2:], v1[2:]) {
+		t.Fatalf("with copies: version %d, and not version 1's bytes followed by the copies", v2[1])
+	}
+	back, err := DecodeProfile(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffProfile(&withCopies, back); d != "" {
+		t.Fatalf("copies not round-tripped: %s", d)
+	}
+	back.ShadowHeld = nil
+	again, err := back.Encode()
+	if err != nil || !bytes.Equal(again, v1) {
+		t.Fatalf("without its copies the profile is not version 1's bytes again (%v)", err)
+	}
+	if _, err := DecodeProfile(append([]byte{profileMagic, 3}, v1[2:]...)); err == nil {
+		t.Error("version 3 was read")
+	}
+}

@@ -18,7 +18,7 @@ import (
 //   - Hard signals (unsubscribed, complained, hard bounce) keep the earlier
 //     time: either stops marketing mail. Away and pause keep the later end.
 //   - Soft bounces: the later-started count. Timezone and value: p's, else
-//     other's.
+//     other's. Shadow mode's held copies: both, each once.
 func (p *Profile) Merge(other *Profile, m Memory) {
 	m = m.withDefaults()
 	if at := later(p.DecayedAt, other.DecayedAt); !at.IsZero() {
@@ -72,6 +72,11 @@ func (p *Profile) Merge(other *Profile, m Memory) {
 	}
 	if other.LastBounce != nil && (p.LastBounce == nil || other.LastBounce.At.After(p.LastBounce.At)) {
 		p.LastBounce = other.LastBounce
+	}
+	for _, c := range other.ShadowHeld { // shadow mode's copies: either's, once
+		if !slices.ContainsFunc(p.ShadowHeld, func(d ShadowHeld) bool { return d.ID == c.ID }) {
+			p.AddShadowHeld(c)
+		}
 	}
 	if p.Timezone == "" {
 		p.Timezone = other.Timezone

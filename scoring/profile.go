@@ -114,6 +114,10 @@ type Profile struct {
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	PauseReason string    `json:"pause_reason,omitempty"`
 
+	// ShadowHeld are, in shadow mode only, messages sent that enforce mode
+	// would still hold, to be decided again (shadow.go).
+	ShadowHeld []ShadowHeld `json:"shadow_held,omitempty"`
+
 	// comfort is derived from History by decisions and kept to spare the
 	// next one the work (comfortMemo); it is not part of the JSON form.
 	comfort comfortMemo

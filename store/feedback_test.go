@@ -1,8 +1,11 @@
 package store
 
 import (
-	bolt "go.etcd.io/bbolt"
+	"bytes"
+	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // appendMark is a FeedbackChange that appends mark to the recipient's
@@ -41,7 +44,7 @@ func TestApplyFeedbackPrecomputeMatchesSerialApply(t *testing.T) {
 	// A profile written by someone else after the precompute: the change
 	// runs again on what is stored.
 	stale := appendMark("", "bob@x.test", "z")
-	pre := db.precompute([]FeedbackChange{stale})
+	pre, _ := db.precompute(t0, []FeedbackChange{stale})
 	if err := db.PutProfile("bob@x.test", []byte("fresh-")); err != nil {
 		t.Fatal(err)
 	}
@@ -51,5 +54,39 @@ func TestApplyFeedbackPrecomputeMatchesSerialApply(t *testing.T) {
 	}
 	if p, _ := db.Profile("bob@x.test"); string(p) != "fresh-z" {
 		t.Errorf("profile %q: the change was applied to the stale profile, want \"fresh-z\"", p)
+	}
+}
+
+// The event ID keys computed for a batch (one keyed hash, one buffer) are
+// the bytes erasedEventKey and eventIDValue give each ID alone: what
+// erasure and earlier releases wrote must still be found.
+func TestEventIDKeysMatchOneByOne(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	changes := []FeedbackChange{
+		{EventID: "e1", Recipient: "Ann@Example.test"},
+		{Recipient: "no-id@example.test"},
+		{EventID: "e2", Recipient: " ÉMILE@exemple.test "},
+		{EventID: "e3"},
+		{EventID: strings.Repeat("x", 200), Recipient: "bob@example.test"},
+	}
+	pre := make([]precomputed, len(changes))
+	eventIDKeys(t0, secret, changes, pre)
+	for i, c := range changes {
+		got := pre[i].id
+		if c.EventID == "" {
+			if got.plain != nil || got.erased != nil || got.value != nil {
+				t.Errorf("change %d has no event ID, got keys %+v", i, got)
+			}
+			continue
+		}
+		if string(got.plain) != c.EventID {
+			t.Errorf("change %d: plain key %q", i, got.plain)
+		}
+		if want := erasedEventKey(secret, c.EventID); !bytes.Equal(got.erased, want) {
+			t.Errorf("change %d: erased key %x, want %x", i, got.erased, want)
+		}
+		if want := eventIDValue(t0, secret, c.Recipient); !bytes.Equal(got.value, want) {
+			t.Errorf("change %d: value %x, want %x", i, got.value, want)
+		}
 	}
 }

@@ -222,6 +222,11 @@ func statsCommand(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		tw.Flush()
+		if f := v.ShadowForecast; f != nil {
+			fmt.Fprintf(w, "\nShadow mode sent %d governed marketing envelopes; enforce would have released %d (%.1f%%), "+
+				"suppressed %d (%.1f%%), held %d for review, and still holds %d\n",
+				f.Decided, f.WouldRelease, 100*f.ReleaseShare, f.WouldSuppress, 100*f.SuppressShare, f.WouldReview, f.Pending)
+		}
 	})
 }
 

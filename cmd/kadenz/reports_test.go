@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"kadenz/config"
 	"kadenz/governor"
 	"kadenz/governor/admin/api"
 	"kadenz/governor/relaytest"
@@ -109,5 +112,33 @@ func TestOperatorCommands(t *testing.T) {
 	var bad strings.Builder
 	if code := profileCommand([]string{"--admin", r.AdminAddr().String(), "--token", "wrong", "bob@example.test"}, &strings.Builder{}, &bad); code != 1 || !strings.Contains(bad.String(), "401") {
 		t.Errorf("wrong token: exit %d %q", code, bad.String())
+	}
+}
+
+// In shadow mode `kadenz stats` says what enforce would have done beside
+// what was sent.
+func TestStatsShowsShadowForecast(t *testing.T) {
+	cfg := relaytest.Config(t, "", true, "t0ken")
+	cfg.Governor.Mode = config.ModeShadow
+	start := time.Date(2026, 11, 23, 22, 7, 0, 0, time.UTC) // quiet hours: enforce would defer to the morning
+	r := relaytest.Start(t, governor.Options{Config: cfg, Clock: governor.NewVirtualClock(start)})
+	marketing := "From: news@shop.test\r\nTo: ann@example.test\r\nSubject: Winter boots\r\nList-Unsubscribe: <mailto:u@shop.test>\r\n" +
+		"X-Kadenz-Campaign: winter\r\nMessage-ID: <w1@shop.test>\r\n\r\nBoots.\r\n"
+	send(t, r, "ann@example.test", marketing)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+r.AdminAddr().String()+"/v1/clock", strings.NewReader(`{"advance":"10m"}`))
+	req.Header.Set("Authorization", "Bearer t0ken")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("moving the clock: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var out string
+	for i := 0; i < 500 && !strings.Contains(out, "Shadow mode sent 1 "); i++ { // until the engine has decided
+		_, out, _ = cli(t, r, statsCommand, "--since", "2026-11-23T00:00:00Z", "--until", "2026-11-24T00:00:00Z")
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(out, "Shadow mode sent 1 governed marketing envelopes; enforce would have released") {
+		t.Errorf("stats in shadow mode: %q", out)
 	}
 }

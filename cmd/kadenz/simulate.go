@@ -27,6 +27,7 @@ func runSimulate(args []string) int {
 	world := fs.String("world", string(sim.WorldClassic), "the list and its sender: classic (rounds 1-5), structured (topic popularity, topics in the text, four sending tools, campaigns of differing quality and targeting) or heavy (structured, twice the campaigns)")
 	strictness := fs.Float64("strictness", config.Default().Governor.Strictness, "Kadenz's strictness for a what-if run (above 0, at most 10; lower sends more)")
 	configFile := fs.String("config", "", "simulate Kadenz with the governor settings of this config `file` (mode is always enforce)")
+	shadow := fs.Bool("shadow", false, "also run Kadenz in shadow mode on the same world, and compare its forecast of enforce mode with what enforce mode did")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -41,8 +42,12 @@ func runSimulate(args []string) int {
 		return 2
 	}
 	start := time.Now() // wall clock only for the "took" line; the run is on virtual time
-	res, err := sim.Run(sim.Options{Recipients: *recipients, Days: *days, Seed: *seed, Mix: sim.Mix(*mix),
-		World: sim.World(*world), Configure: configure})
+	opts := sim.Options{Recipients: *recipients, Days: *days, Seed: *seed, Mix: sim.Mix(*mix),
+		World: sim.World(*world), Configure: configure}
+	if *shadow {
+		opts.Only = append(sim.DefaultPolicies(), sim.PolicyShadow)
+	}
+	res, err := sim.Run(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kadenz simulate:", err)
 		return 1
@@ -94,6 +99,7 @@ func printSimulation(w io.Writer, res *sim.Result) {
 			fmt.Fprintf(w, "kadenz vs %s (the issue's example cap): clicks %d vs %d, %d vs %d released\n", c.Name, k.Clicks, c.Clicks, k.Released, c.Released)
 		}
 	}
+	printForecast(w, res)
 	fmt.Fprintln(w, "\ngoals (issues 3 and 18):")
 	for _, g := range res.Goals() {
 		mark := "met   "
@@ -125,4 +131,27 @@ func simulateConfig(fs *flag.FlagSet, file string, strictness float64) (func(*co
 	})
 	gov.Mode = config.ModeEnforce
 	return func(g *config.Governor) { *g = gov }, nil
+}
+
+// printForecast compares shadow mode's forecast with what enforce mode did,
+// when the run had both (--shadow).
+func printForecast(w io.Writer, res *sim.Result) {
+	k, s := res.Policy(sim.PolicyKadenz), res.Policy(sim.PolicyShadow)
+	if k == nil || s == nil || k.Forecast == nil || s.Forecast == nil {
+		return
+	}
+	fmt.Fprintln(w, "\nshadow mode's forecast of enforce mode (governed marketing mail):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tdecided\tfirst: release\tdefer\tsuppress\tfinal: released\tsuppressed\treview\tpending\tsuppressed share\t")
+	for _, row := range []struct {
+		name string
+		f    *sim.Forecast
+	}{{"enforce did", k.Forecast}, {"shadow forecast", s.Forecast}} {
+		f := row.f
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f%%\t\n", row.name, f.Decided, f.FirstRelease, f.FirstDefer,
+			f.FirstSuppress, f.Released, f.Suppressed, f.Review, f.Pending, 100*f.SuppressedShare())
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "shadow's records say \"would suppress\" for %.1f%% at first decision; enforce suppressed %.1f%%\n",
+		100*s.Forecast.FirstSuppressShare(), 100*k.Forecast.SuppressedShare())
 }

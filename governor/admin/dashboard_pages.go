@@ -81,6 +81,9 @@ type overviewPage struct {
 	ReasonsChart          template.HTML
 	QueueChart            template.HTML
 	HoldoutShare          float64
+	// Shadow is shadow mode's forecast of enforce for the period's mail,
+	// nil when none of it was decided in shadow mode (shadow.go).
+	Shadow *api.ShadowForecast
 }
 
 // released says the envelope has left the hold on its way out and was not
@@ -130,6 +133,13 @@ func (d *dashboard) overview(now time.Time) (*overviewPage, error) {
 		p.Totals.Suppressed += day.Suppressed
 	}
 	p.Reasons = sortedCounts(reasons)
+	days := make([]time.Time, len(p.Days))
+	for i := range p.Days {
+		days[i] = p.Days[i].Day
+	}
+	if p.Shadow, err = d.a.forecastOfDays(days); err != nil {
+		return nil, err
+	}
 	counts, err := d.a.db.CountByState()
 	if err != nil {
 		return nil, err

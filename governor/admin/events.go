@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"kadenz/governor/admin/api"
 	"kadenz/scoring"
@@ -67,13 +68,19 @@ func writeEventError(w http.ResponseWriter, status int, e api.EventError) {
 
 // decodeEvents reads one event object or {"events": [...]}.
 func decodeEvents(body []byte) ([]api.Event, *api.EventError) {
+	if evs, ok := decodeBatchFast(body); ok {
+		return evs, nil
+	}
+	return decodeEventsStrict(body)
+}
+
+// decodeEventsStrict is decodeEvents for any body, with encoding/json:
+// what a body means and, if it is refused, why.
+func decodeEventsStrict(body []byte) ([]api.Event, *api.EventError) {
 	if err := checkDuplicateKeys(body); err != nil {
 		var dup *duplicateKeyError
 		errors.As(err, &dup)
 		return nil, &api.EventError{Error: "bad event: " + err.Error(), Index: -1, Field: dup.Key}
-	}
-	if evs, ok := decodeBatchFast(body); ok {
-		return evs, nil
 	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
@@ -106,38 +113,165 @@ func decodeEvents(body []byte) ([]api.Event, *api.EventError) {
 	return evs, nil
 }
 
-// decodeBatchFast decodes a well-formed batch, {"events": [...]} with 1 to
-// maxEventBatch events and nothing else, in one pass over the body (the
-// caller has checked it for duplicate keys). Anything else, a bad event
-// included, is left to decodeEvents' slower path, which says exactly what
-// is wrong: ok is false then.
+// decodeBatchFast decodes the common shape of a batch in one pass over the
+// body, without encoding/json: {"events": [...]} and nothing else, holding
+// 1 to maxEventBatch flat objects whose keys are Event's JSON names, each
+// given once, and whose values are strings without escapes. Such a body
+// means the same to encoding/json (it has no duplicate key, no unknown
+// field, no text to unescape or repair), so the strict path would decode
+// it to the same events. Anything else (an escape, a null, a key in other
+// case, a duplicate, bad JSON) is left to decodeEventsStrict, which
+// decides and says exactly what is wrong: ok is false then.
+//
+// It exists because the strict path walks the body twice with
+// encoding/json's tokenizer (once for duplicate keys, once to decode),
+// which was a fifth of the events API's CPU for a batch of 100.
 func decodeBatchFast(body []byte) (evs []api.Event, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	for _, want := range []json.Token{json.Delim('{'), "events", json.Delim('[')} {
-		if tok, err := dec.Token(); err != nil || tok != want {
-			return nil, false
-		}
+	p := batchScanner{b: body}
+	if !p.next('{') || p.key() != "events" || !p.next(':') || !p.next('[') {
+		return nil, false
 	}
-	for dec.More() {
+	evs = make([]api.Event, 0, min(bytes.Count(body, []byte{'{'})-1, maxEventBatch))
+	for {
 		if len(evs) == maxEventBatch {
 			return nil, false
 		}
-		var ev api.Event
-		if err := dec.Decode(&ev); err != nil {
+		ev, ok := p.event()
+		if !ok {
 			return nil, false
 		}
 		evs = append(evs, ev)
-	}
-	for _, want := range []json.Token{json.Delim(']'), json.Delim('}')} {
-		if tok, err := dec.Token(); err != nil || tok != want {
+		if p.next(']') {
+			break
+		}
+		if !p.next(',') {
 			return nil, false
 		}
 	}
-	if _, err := dec.Token(); err != io.EOF || len(evs) == 0 {
+	if !p.next('}') {
 		return nil, false
 	}
-	return evs, true
+	p.space()
+	return evs, p.i == len(p.b)
+}
+
+// batchScanner reads the shape decodeBatchFast takes; every method reports
+// failure on anything outside it.
+type batchScanner struct {
+	b []byte
+	i int
+}
+
+// space skips JSON whitespace (RFC 8259 section 2).
+func (p *batchScanner) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips whitespace and then c, if c is there.
+func (p *batchScanner) next(c byte) bool {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// text reads a string without escapes, control characters or invalid
+// UTF-8 (which encoding/json would decode to something else than its
+// bytes), and returns its contents.
+func (p *batchScanner) text() ([]byte, bool) {
+	if !p.next('"') {
+		return nil, false
+	}
+	start := p.i
+	ascii := true
+	for ; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			return s, ascii || utf8.Valid(s)
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// key reads an object key (the colon after it is the caller's); "" means
+// no plain key was there.
+func (p *batchScanner) key() string {
+	k, ok := p.text()
+	if !ok {
+		return ""
+	}
+	return string(k)
+}
+
+// event reads one flat object of Event's fields.
+func (p *batchScanner) event() (ev api.Event, ok bool) {
+	if !p.next('{') {
+		return ev, false
+	}
+	if p.next('}') {
+		return ev, true
+	}
+	var given uint16 // one bit per field, to refuse a key given twice
+	for {
+		k, ok := p.text()
+		if !ok || !p.next(':') {
+			return ev, false
+		}
+		v, ok := p.text()
+		if !ok {
+			return ev, false
+		}
+		var field *string
+		var bit uint16
+		switch string(k) {
+		case "id":
+			field, bit = &ev.ID, 1<<0
+		case "kind":
+			field, bit = &ev.Kind, 1<<1
+		case "envelope_id":
+			field, bit = &ev.EnvelopeID, 1<<2
+		case "message_id":
+			field, bit = &ev.MessageID, 1<<3
+		case "recipient":
+			field, bit = &ev.Recipient, 1<<4
+		case "timestamp":
+			field, bit = &ev.Timestamp, 1<<5
+		case "url":
+			field, bit = &ev.URL, 1<<6
+		case "topic":
+			field, bit = &ev.Topic, 1<<7
+		case "bounce":
+			field, bit = &ev.Bounce, 1<<8
+		default:
+			return ev, false
+		}
+		if given&bit != 0 {
+			return ev, false
+		}
+		given |= bit
+		*field = string(v)
+		if p.next('}') {
+			return ev, true
+		}
+		if !p.next(',') {
+			return ev, false
+		}
+	}
 }
 
 func strictJSON(data []byte, v any) error {

@@ -250,6 +250,10 @@ func (a *Server) stats(since, until time.Time) (api.Stats, error) {
 		}
 		return true
 	})
+	if err != nil {
+		return st, err
+	}
+	st.ShadowForecast, err = a.shadowForecast(since, until) // shadow.go
 	return st, err
 }
 

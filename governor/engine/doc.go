@@ -13,7 +13,9 @@
 //     (rules.go: send windows, campaign caps, the review hold) and campaign
 //     suspension (campaigns.go) are applied on top of its decisions;
 //   - in shadow mode every decision is recorded as what enforce mode would
-//     do, and the mail is released at once.
+//     do, and the mail is released at once; the profile keeps what enforce
+//     would have done, would-defers included (shadow.go), so that the
+//     records forecast enforce.
 //
 // A round's outcomes — envelopes released (queued, due at the release
 // time), deferred (held, due for a new decision), suppressed or put in

@@ -101,6 +101,9 @@ type Engine struct {
 	decisions  []scoring.Decision // reused by each round, like planner
 	zonesMu    sync.Mutex
 	zones      map[string]*time.Location // resolved X-Kadenz-Timezone values
+	// shadowDueAt is, in shadow mode, when each recipient's earliest held
+	// copy comes due (shadow.go); a hint, rebuilt as recipients are decided.
+	shadowDueAt map[string]time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -328,6 +331,7 @@ func (e *Engine) computeRound(now time.Time, limit int, busy map[string]bool) (*
 	if err != nil {
 		return nil, 0, fmt.Errorf("finding recipients due for a decision: %w", err)
 	}
+	rcpts = e.withShadowDue(rcpts, now) // shadow mode's copies that came due (shadow.go)
 	if len(busy) > 0 {
 		// Whose outcome is still being written is still held in the
 		// index; it is not due twice.
@@ -435,7 +439,7 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 	} else {
 		r, err = e.db.LoadRecipient(rcpt)
 	}
-	if err != nil || len(r.Held) == 0 {
+	if err != nil || len(r.Held) == 0 && !e.shadowDue(rcpt, now) {
 		return nil, err
 	}
 	ru := e.rules.Load()
@@ -446,6 +450,10 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 	profile.Unsubscribed = cmp.Or(profile.Unsubscribed, r.Forgotten) // an erased opt-out still counts
 	if d, err := e.gate(ru, rcpt, r.Held, profile, now); d != nil || err != nil {
 		return d, err // suppression list or a reply pause: see gate.go
+	}
+	sh, err := e.shadowPrepare(ru, &r, profile, now, counted) // shadow mode's forecast (shadow.go); nil otherwise
+	if err != nil || len(r.Held) == 0 {
+		return e.shadowOnly(rcpt, profile, sh, len(r.Profile) > 0, err)
 	}
 	held, features, err := heldFeatures(r, profile)
 	if err != nil {
@@ -468,7 +476,7 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 	for _, env := range r.Held {
 		byID[env.ID] = env
 	}
-	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: map[string]int64{}}
+	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: sh.startCounters()}
 	stats, err := e.campaignStats(ru, r.Held, features, counted)
 	if err != nil {
 		return nil, err
@@ -476,7 +484,16 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 	recs := make([]Record, 0, len(e.decisions))
 	releasedNow := false
 	for _, d := range e.decisions {
-		env, rec, now0 := e.outcome(ru, &d, byID[d.ID], features, profile, stats, out.Counters, now)
+		if sh.isCopy(d.ID) { // sent already: only the forecast learns its outcome
+			if err := e.shadowCopyOutcome(ru, &d, byID[d.ID], features, profile, stats, out.Counters, now); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		env, rec, now0, err := e.outcome(ru, &d, byID[d.ID], features, profile, stats, out.Counters, now)
+		if err != nil {
+			return nil, err
+		}
 		releasedNow = releasedNow || now0
 		out.Envelopes = append(out.Envelopes, env)
 		recs = append(recs, rec)
@@ -485,6 +502,7 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 		}
 		e.logDecision(env, rcpt, &rec)
 	}
+	e.noteShadowDue(rcpt, profile, sh)
 	if out.Profile, err = profile.Encode(); err != nil {
 		return nil, err
 	}
@@ -521,11 +539,11 @@ func heldFeatures(r store.Recipient, profile *scoring.Profile) ([]scoring.Held, 
 }
 
 // outcome turns one of the planner's decisions into the envelope to write
-// and its record: the administrator's rules on top, shadow mode's "would",
-// and the release recorded in the profile. releasedNow says the envelope
-// is due for delivery at once.
+// and its record: the administrator's rules on top, shadow mode's "would"
+// (shadow.go), and the release recorded in the profile. releasedNow says
+// the envelope is due for delivery at once.
 func (e *Engine) outcome(ru *Rules, d *scoring.Decision, env store.Envelope, features map[string]*scoring.Features,
-	profile *scoring.Profile, stats map[string]*reviewStats, counters map[string]int64, now time.Time) (_ store.Envelope, _ Record, releasedNow bool) {
+	profile *scoring.Profile, stats map[string]*reviewStats, counters map[string]int64, now time.Time) (_ store.Envelope, _ Record, releasedNow bool, _ error) {
 	rec := Record{
 		DecidedAt: now, Mode: ru.cfg.Mode, Action: d.Action.String(),
 		Reasons: d.Reasons.Codes(), Numbers: &d.Numbers, Explanation: d.Explain(),
@@ -533,13 +551,13 @@ func (e *Engine) outcome(ru *Rules, d *scoring.Decision, env store.Envelope, fea
 	action, at := d.Action, d.At
 	f := features[env.MessageID]
 	review := e.applyRules(ru, &rec, &action, &at, now, env, f, profile, stats, counters)
+	if ru.cfg.Mode == config.ModeShadow {
+		// Shadow mode sends now, records what enforce would have done and
+		// keeps the profile enforce would have had.
+		return e.shadowOutcome(&rec, action, at, review, env, f, profile, counters, now)
+	}
 	if review {
 		rec.Action = ActionReview
-	}
-	if ru.cfg.Mode == config.ModeShadow {
-		// Shadow mode records what would have happened and sends now.
-		rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
-		action, at, review = scoring.ActionRelease, now, false
 	}
 	env.Updated = now
 	switch {
@@ -562,7 +580,7 @@ func (e *Engine) outcome(ru *Rules, d *scoring.Decision, env store.Envelope, fea
 	default:
 		env.State = store.StateSuppressed
 	}
-	return env, rec, releasedNow
+	return env, rec, releasedNow, nil
 }
 
 func (e *Engine) logDecision(env store.Envelope, rcpt string, rec *Record) {

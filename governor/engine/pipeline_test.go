@@ -86,10 +86,16 @@ func outcomes(t *testing.T, db *store.DB) map[string]string {
 // and the counters (the review rule and campaign evidence read them while
 // the previous round is still being written).
 func TestPipelinedRoundsDecideAsSerialRounds(t *testing.T) {
+	for _, mode := range []string{config.ModeEnforce, config.ModeShadow} {
+		t.Run(mode, func(t *testing.T) { testPipelinedRounds(t, mode) })
+	}
+}
+
+func testPipelinedRounds(t *testing.T, mode string) {
 	const n = 1500
 	now := monday10
 	cfg := config.Default()
-	cfg.Governor.Mode = config.ModeEnforce
+	cfg.Governor.Mode = mode
 	cfg.Governor.CampaignRules = []config.CampaignRule{
 		{Campaign: "a", Review: config.ReviewRule{SuppressionShare: 0.5, MinDecisions: 20}},
 	}
@@ -154,6 +160,9 @@ func TestPipelinedRoundsDecideAsSerialRounds(t *testing.T) {
 		names = append(names, qualityCounter(scoring.QualityKey(&scoring.Features{Campaign: "a"}), f))
 	}
 	names = append(names, decidedCounter("a"), suppressedCounter("a"))
+	for _, f := range forecastFields { // shadow mode's forecast
+		names = append(names, forecastCounter("all", f))
+	}
 	wantC, err := serialDB.Counters(names...)
 	if err != nil {
 		t.Fatal(err)

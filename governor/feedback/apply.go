@@ -122,9 +122,13 @@ func (f *Applier) change(s signal) store.FeedbackChange {
 			return store.FeedbackOutcome{}, err
 		}
 		var counters map[string]int64 // campaign quality counts (issue 18)
+		shadow := f.config().Governor.Mode == config.ModeShadow
 		record := func(k scoring.EventKind) {
-			counters = engine.QualityFeedbackCounters(p.RecordEventCounted(scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until},
-				f.engine.Location(p.Timezone), f.engine.Memory()))
+			ev := scoring.Event{Kind: k, At: s.at, MessageID: s.envelopeID, Topics: s.topics, Until: s.until}
+			if shadow && !shadowLearns(p, ev) {
+				return // see shadow.go
+			}
+			counters = engine.QualityFeedbackCounters(p.RecordEventCounted(ev, f.engine.Location(p.Timezone), f.engine.Memory()))
 		}
 		var stopCode, stopText string
 		switch s.kind {

@@ -35,6 +35,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -129,6 +130,11 @@ const (
 	// runs when Options.Only asks for it, to bound what knowing
 	// interests perfectly would buy.
 	PolicyOracle = "oracle-liked"
+	// PolicyShadow is Kadenz in governor.mode shadow: everything is sent
+	// at once, and what enforce mode would have done is forecast
+	// (PolicyResult.Forecast, shadow.go). It runs when Options.Only names
+	// it (kadenz simulate --shadow).
+	PolicyShadow = "kadenz-shadow"
 )
 
 // oracleRelevance is the hidden relevance at which the oracle sends:
@@ -187,6 +193,10 @@ type PolicyResult struct {
 	// Fates is, with Options.Diagnose, each marketing message's final
 	// state and last decision, by stream index (Kadenz only).
 	Fates map[int]Fate `json:"-"`
+	// Forecast is, for Kadenz in shadow mode (PolicyShadow), what it
+	// forecast enforce mode would have done; for Kadenz in enforce mode
+	// in a run with PolicyShadow, what enforce did, in the same terms.
+	Forecast *Forecast `json:"forecast,omitempty"`
 }
 
 // Stops is unsubscribes plus complaints.
@@ -336,7 +346,7 @@ func newReplay(opts *Options, name string, pop []*recipient) (*replay, error) {
 	case isCap:
 		r.gap = gap
 		r.lastCapped = make([]time.Time, len(pop))
-	case name == PolicySendAll, name == PolicyKadenz, name == PolicyOracle:
+	case name == PolicySendAll, name == PolicyKadenz, name == PolicyOracle, name == PolicyShadow:
 	default:
 		return nil, fmt.Errorf("unknown policy %q", name)
 	}
@@ -429,7 +439,7 @@ func (r *replay) finish() *PolicyResult {
 // everything they are given at once take the direct path (runDirect)
 // unless Options.viaRelay asks for the relay.
 func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (*PolicyResult, error) {
-	if name != PolicyKadenz && !opts.viaRelay {
+	if name != PolicyKadenz && name != PolicyShadow && !opts.viaRelay {
 		return runDirect(opts, name, pop, stream)
 	}
 	return runRelay(opts, name, pop, stream)
@@ -480,6 +490,11 @@ func runRelay(opts *Options, name string, pop []*recipient, stream []message) (*
 	}
 	out.Suppressed = counts[store.StateSuppressed]
 	out.HeldAtEnd = counts[store.StateHeld] + counts[store.StateQueued]
+	if name == PolicyShadow || name == PolicyKadenz && slices.Contains(opts.Only, PolicyShadow) {
+		if out.Forecast, err = forecastOf(run.db, name == PolicyShadow); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
@@ -503,10 +518,13 @@ type relayRun struct {
 func (run *relayRun) start(name, dir string) error {
 	cfg := config.Default()
 	cfg.DataDir = dir
-	if name == PolicyKadenz {
+	if name == PolicyKadenz || name == PolicyShadow {
 		cfg.Governor.Mode = config.ModeEnforce
 		if run.opts.Configure != nil {
 			run.opts.Configure(&cfg.Governor)
+		}
+		if name == PolicyShadow {
+			cfg.Governor.Mode = config.ModeShadow
 		}
 	} else {
 		cfg.Governor.Mode = config.ModeOff // everything goes at once

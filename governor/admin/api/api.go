@@ -123,6 +123,39 @@ type Stats struct {
 	ByAction map[string]int `json:"by_action"`
 	ByReason map[string]int `json:"by_reason"`
 	Holdout  int            `json:"holdout"`
+	// ShadowForecast is, when the relay has decided in shadow mode, what
+	// enforce mode would have done with that mail; absent otherwise.
+	ShadowForecast *ShadowForecast `json:"shadow_forecast,omitempty"`
+}
+
+// ShadowForecast is shadow mode's forecast of enforce mode for governed
+// marketing mail, by UTC day of arrival: shadow mode sent all of it
+// (Decided), and enforce would have released, suppressed or put in review
+// this much, each deferral decided again as enforce would (docs/governor.md,
+// "Shadow mode").
+type ShadowForecast struct {
+	// FirstDay and LastDay are the UTC days of arrival counted (YYYY-MM-DD;
+	// both empty: every day).
+	FirstDay string `json:"first_day,omitempty"`
+	LastDay  string `json:"last_day,omitempty"`
+	// Decided is governed marketing mail decided in shadow mode, all of it
+	// sent.
+	Decided int64 `json:"decided"`
+	// WouldRelease, WouldSuppress and WouldReview are enforce's outcomes;
+	// Pending is mail enforce would still hold, deferred and not decided
+	// again yet.
+	WouldRelease  int64 `json:"would_release"`
+	WouldSuppress int64 `json:"would_suppress"`
+	WouldReview   int64 `json:"would_review"`
+	Pending       int64 `json:"pending"`
+	// WouldDefer is mail enforce would first have deferred; DeferReleased
+	// how much of it enforce would release in the end.
+	WouldDefer    int64 `json:"would_defer"`
+	DeferReleased int64 `json:"defer_released"`
+	// ReleaseShare and SuppressShare are WouldRelease and WouldSuppress
+	// over Decided.
+	ReleaseShare  float64 `json:"release_share"`
+	SuppressShare float64 `json:"suppress_share"`
 }
 
 // CampaignReport is what became of one campaign's mail.

@@ -1,0 +1,93 @@
+package governor
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+
+	"kadenz/config"
+	"kadenz/governor/admin/api"
+	"kadenz/store"
+)
+
+// In shadow mode everything is sent, and /v1/stats and the overview show
+// beside it what enforce mode would have done: released, suppressed, or
+// still deferred.
+func TestShadowForecastInStatsAndOverview(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Governor.Mode = config.ModeShadow
+	r := startRelayAt(t, cfg, c)
+	// Eight offers to one person in one go: enforce would not send them all
+	// today.
+	const n = 8
+	for i := range n {
+		msg := marketing(fmt.Sprintf("Offer %d", i), fmt.Sprintf("X-Kadenz-Campaign: offer-%d\r\n", i))
+		if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(t, r, c, 10*time.Minute)
+	waitFor(t, "shadow mode to send everything", func() bool { return len(up.messages()) == n })
+	waitCaughtUp(t, r)
+
+	var st api.Stats
+	adminJSON(t, r, http.MethodGet, "/v1/stats", nil, &st)
+	f := st.ShadowForecast
+	if f == nil {
+		t.Fatal("no shadow forecast in /v1/stats")
+	}
+	if f.Decided != n || f.WouldRelease+f.WouldSuppress+f.WouldReview+f.Pending != n || f.WouldRelease == n || f.WouldRelease == 0 {
+		t.Errorf("forecast %+v: want %d decided, some but not all released", f, n)
+	}
+	if f.WouldDefer != f.Pending+f.DeferReleased && f.WouldDefer < f.Pending {
+		t.Errorf("forecast %+v: deferrals do not add up", f)
+	}
+	if got := st.ByState[string(store.StateDelivered)]; got != n {
+		t.Errorf("%d delivered, want all %d (shadow mode)", got, n)
+	}
+	// A period of days before any of it counts nothing.
+	var before api.Stats
+	adminJSON(t, r, http.MethodGet, "/v1/stats?since=2026-11-01T00:00:00Z&until=2026-11-02T00:00:00Z", nil, &before)
+	if before.ShadowForecast != nil {
+		t.Errorf("a period without mail has a forecast: %+v", before.ShadowForecast)
+	}
+
+	html := newUIClient(t, r).page("/ui/")
+	checkNumbers(t, "overview", html, map[string]int{
+		"shadow-sent":           int(f.Decided),
+		"shadow-would-release":  int(f.WouldRelease),
+		"shadow-would-suppress": int(f.WouldSuppress),
+		"shadow-would-review":   int(f.WouldReview),
+		"shadow-pending":        int(f.Pending),
+		"gov-released":          n, // sent, beside the forecast
+	})
+}
+
+// Enforce mode shows no forecast.
+func TestNoShadowForecastInEnforceMode(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	r := startRelayAt(t, cfg, c)
+	if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Offer", "")); err != nil {
+		t.Fatal(err)
+	}
+	step(t, r, c, 10*time.Minute)
+	waitCaughtUp(t, r)
+	var st api.Stats
+	adminJSON(t, r, http.MethodGet, "/v1/stats", nil, &st)
+	if st.ShadowForecast != nil || st.Envelopes != 1 {
+		t.Errorf("enforce mode: forecast %+v, %d envelopes", st.ShadowForecast, st.Envelopes)
+	}
+	if html := newUIClient(t, r).page("/ui/"); regexpShadow.MatchString(html) {
+		t.Errorf("the overview shows a shadow forecast in enforce mode")
+	}
+}
+
+var regexpShadow = regexp.MustCompile(`id="shadow-forecast"`)
