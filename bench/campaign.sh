@@ -23,6 +23,9 @@
 #   READS=0      do not time the admin reads (a pure decide measurement)
 #   PROFILE=S    also take an S-second CPU profile of the decide phase
 #                (bench/out/campaign.decide.pprof; go tool pprof BIN FILE)
+#   SPACE=1      say what each bucket of the database takes once the
+#                campaign is held and at the end (kadenz db backup, then
+#                kadenz db check on the copy; bbolt only)
 set -euo pipefail
 
 N="${1:-100000}"
@@ -112,18 +115,39 @@ held() { curl -sf "$api/v1/queue/summary" | python3 -c 'import json,sys; print(j
 echo "# campaign benchmark: $N recipients, one message each, ~$SIZE bytes, $SESSIONS sessions; store $STORE"
 echo "# machine: nproc=$(nproc), memory=$(free -h | awk '/^Mem:/ { print $2 }'), fs=$(df -T "$work" | awk 'NR == 2 { print $2 }'), $(go env GOVERSION 2>/dev/null)"
 
+# The relay's CPU time (user + system, clock ticks): per accepted message
+# and per decision it is the load-independent side of the ratio, where
+# the rates depend on what else the machine runs.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+hz="$(getconf CLK_TCK)"
+per_msg_us() { # ticks-before ticks-after -> microseconds per recipient
+	awk -v a="$1" -v b="$2" -v hz="$hz" -v n="$N" 'BEGIN { printf "%.0f", (b - a) / hz * 1e6 / n }'
+}
+cpu0="$(cpu_ticks)"
 t0="$(now)"
 timeout "$WAIT_LIMIT" "$loader" -addr "127.0.0.1:$smtp_port" -n "$N" -sessions "$SESSIONS" -size "$SIZE" >"$work/loader.out"
 accept_s="$(elapsed "$t0" "$(now)")"
 accept_rate="$(awk -v n="$N" -v s="$accept_s" 'BEGIN { printf "%.0f", n / s }')"
+cpu1="$(cpu_ticks)"
 db_accept="$(db_mb)"
 held_now="$(held)"
 echo "accept: $N in ${accept_s}s = ${accept_rate}/s; held $held_now; database ${db_accept} MB = $(awk -v m="$db_accept" -v n="$N" -v s="$SIZE" 'BEGIN { printf "%.2f", m * 1048576 / n / s }')x the message size"
+
+# What each bucket takes: a consistent copy through the daemon, checked.
+space() { # label
+	[ "${SPACE:-}" = 1 ] && [ "$STORE" = bbolt ] || return 0
+	"$bin" db backup --admin "127.0.0.1:$admin_port" "$work/space.db" >/dev/null
+	echo "space $1 (bucket: keys; bytes of pages, of keys and values):"
+	"$bin" db check "$work/space.db" | awk '/^  bucket / && $3 != 0 { print "  " $0 }'
+	rm -f "$work/space.db"
+}
+space "with the campaign held"
 
 # Time the admin reads while the decision rounds run.
 time_get() { # path -> seconds, or "err"
 	curl -s -o /dev/null -w '%{time_total} %{http_code}' --max-time 60 "$api$1" | awk '{ print ($2 == 200 ? $1 : "err(" $2 ")") }'
 }
+cpu1d="$(cpu_ticks)" # after the copy above: the decide's CPU starts here
 t1="$(now)"
 curl -sf -X POST -H 'Content-Type: application/json' -d '{"advance":"10m"}' "$api/v1/clock" >/dev/null
 if [ -n "${PROFILE:-}" ]; then
@@ -143,11 +167,16 @@ while :; do
 	fi
 done
 decide_s="$(elapsed "$t1" "$(now)")"
+cpu2="$(cpu_ticks)"
 decide_rate="$(awk -v n="$N" -v s="$decide_s" 'BEGIN { printf "%.0f", n / s }')"
 echo "decide: $N in ${decide_s}s = ${decide_rate}/s; decide rate / accept rate = $(awk -v d="$decide_rate" -v a="$accept_rate" 'BEGIN { printf "%.2f", d / a }')x (goal >= 5x)"
+accept_cpu="$(per_msg_us "$cpu0" "$cpu1")"
+decide_cpu="$(per_msg_us "$cpu1d" "$cpu2")"
+echo "relay CPU: ${accept_cpu} µs per accepted message, ${decide_cpu} µs per decision (with the delivery of what it released meanwhile); accept / decide = $(awk -v a="$accept_cpu" -v d="$decide_cpu" 'BEGIN { printf "%.2f", a / d }')x"
 echo "admin reads while deciding (seconds; goal < 1 each):"
 for r in "${reads[@]}"; do echo "  $r"; done
 curl -sf "$api/v1/queue/summary"
 echo
 read -r peak peak_anon <"$work/rss.peak"
 echo "peak RSS $((peak / 1024)) MB, peak RssAnon $((peak_anon / 1024)) MB; database $(db_mb) MB at the end"
+space "at the end"

@@ -214,9 +214,12 @@ func elements(b []byte) (flags uint16, branches []branchElem, leaves []leafElem,
 // walker visits every bucket and key reachable from the root, reporting
 // what it cannot read and carrying on with the rest.
 type walker struct {
-	r       *pageReader
-	seen    map[uint64]bool
-	keys    map[string]int // per bucket path
+	r    *pageReader
+	seen map[uint64]bool
+	keys map[string]int // per bucket path
+	// space adds up, per bucket path, the pages of its tree and the bytes
+	// of its own keys and values (nil: not counted).
+	space   map[string]*BucketSpace
 	problem func(bucket string, err error)
 	// bucket is called on entering a bucket, put for each key; either may
 	// be nil. path names the bucket from the top.
@@ -251,6 +254,9 @@ func (w *walker) walkTree(path [][]byte, id uint64, depth int) error {
 		w.problem(pathName(path), err)
 		return nil
 	}
+	if sp := w.spaceOf(path); sp != nil {
+		sp.PageBytes += int64(len(b)) // with its overflow pages
+	}
 	return w.walkPage(path, id, b, depth)
 }
 
@@ -275,6 +281,9 @@ func (w *walker) walkPage(path [][]byte, id uint64, b []byte, depth int) error {
 				continue
 			}
 			w.keys[pathName(path)]++
+			if sp := w.spaceOf(path); sp != nil {
+				sp.KeyValueBytes += int64(len(e.key) + len(e.value))
+			}
 			if w.put != nil {
 				if err := w.put(path, e.key, e.value); err != nil {
 					return err
@@ -309,6 +318,29 @@ func (w *walker) walkPage(path [][]byte, id uint64, b []byte, depth int) error {
 	return nil
 }
 
+// spaceOf returns the space counted for the bucket at path, nil when
+// space is not counted or path is the root.
+func (w *walker) spaceOf(path [][]byte) *BucketSpace {
+	if w.space == nil || len(path) == 0 {
+		return nil
+	}
+	n := pathName(path)
+	sp := w.space[n]
+	if sp == nil {
+		sp = &BucketSpace{}
+		w.space[n] = sp
+	}
+	return sp
+}
+
+// BucketSpace is what one bucket takes in the file: the pages of its tree
+// (an inline bucket's live in its parent's page) and its keys and values,
+// so that their difference is the pages' headers and unused room. A nested
+// bucket's pages count for it, not for its parent.
+type BucketSpace struct {
+	PageBytes, KeyValueBytes int64
+}
+
 // Report is what a check found in a database file.
 type Report struct {
 	Path     string
@@ -320,6 +352,8 @@ type Report struct {
 	Meta [2]string
 	// Keys counts the keys read in each bucket.
 	Keys map[string]int
+	// Space is what each bucket takes in the file.
+	Space map[string]*BucketSpace
 	// Schema is Kadenz's schema version stored in the file, "" if unread.
 	Schema string
 	// Problems lists every damage found, in plain words; none means the
@@ -347,7 +381,12 @@ func (r *Report) String() string {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(&b, "  bucket %s: %d keys read\n", n, r.Keys[n])
+		fmt.Fprintf(&b, "  bucket %s: %d keys read", n, r.Keys[n])
+		if sp := r.Space[n]; sp != nil && sp.PageBytes > 0 {
+			fmt.Fprintf(&b, "; %d bytes of pages, %d of keys and values (%.0f%%)", sp.PageBytes, sp.KeyValueBytes,
+				100*float64(sp.KeyValueBytes)/float64(sp.PageBytes))
+		}
+		b.WriteByte('\n')
 	}
 	if r.OK() {
 		b.WriteString("no damage found\n")
@@ -370,7 +409,7 @@ func Check(path string) (*Report, error) {
 		return nil, err
 	}
 	defer done()
-	rep := &Report{Path: path, Size: size, Keys: map[string]int{}}
+	rep := &Report{Path: path, Size: size, Keys: map[string]int{}, Space: map[string]*BucketSpace{}}
 	_, _, err = walkFile(f, size, rep, nil, nil)
 	return rep, err
 }
@@ -457,6 +496,7 @@ func walkFile(f io.ReaderAt, size int64, rep *Report,
 		r:      &pageReader{f: f, size: size, pageSize: pageSize, pages: used.pages},
 		seen:   map[uint64]bool{},
 		keys:   rep.Keys,
+		space:  rep.Space,
 		bucket: bucket,
 		problem: func(b string, err error) {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("bucket %s: %v", b, err))

@@ -171,3 +171,41 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	b.ReportMetric(float64(fi.Size())/1e6, "file-MB")
 }
+
+// The check says what each bucket takes: a body of 10,000 bytes needs
+// three pages of its leaf, and its bytes are counted once; a nested
+// bucket's pages count for it, not for its parent.
+func TestCheckReportsSpacePerBucket(t *testing.T) {
+	db, path := openTest(t)
+	body := bytes.Repeat([]byte("x"), 10000)
+	if _, err := db.Accept(Message{ID: "m", From: "a@example.test"}, body, []string{"b@example.test"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	acceptParted(t, db, "big", partedBody(BodyPartSize+5))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(path)
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %v\n%s", err, rep)
+	}
+	bodies := rep.Space[`"bodies"`]
+	if bodies == nil || bodies.KeyValueBytes != int64(len(body)+len("m")) || bodies.PageBytes != 3*int64(rep.PageSize) {
+		t.Errorf("bodies: %+v; want %d bytes of key and value in 3 pages", bodies, len(body)+1)
+	}
+	var parts int64
+	for name, sp := range rep.Space {
+		if sp.KeyValueBytes > sp.PageBytes && sp.PageBytes > 0 {
+			t.Errorf("bucket %s: %d bytes of keys and values in %d of pages", name, sp.KeyValueBytes, sp.PageBytes)
+		}
+		if strings.HasPrefix(name, `"body_chunks"/`) {
+			parts += sp.KeyValueBytes
+		}
+	}
+	if parts < BodyPartSize+5 {
+		t.Errorf("the parts' buckets hold %d bytes, want the body's %d", parts, BodyPartSize+5)
+	}
+	if !strings.Contains(rep.String(), `bucket "bodies": 1 keys read; 12288 bytes of pages`) {
+		t.Errorf("report does not say the space:\n%s", rep)
+	}
+}

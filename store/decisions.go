@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,18 +24,32 @@ func (db *DB) DueRecipients(now time.Time, limit int) ([]string, error) {
 		end := dueKey(now, "")
 		c := tx.Bucket(bucketHeld).Cursor()
 		for k, _ := c.First(); k != nil && len(rcpts) < limit && bytes.Compare(k[:8], end[:8]) <= 0; k, _ = c.Next() {
-			e, err := getEnvelope(tx, string(k[8:]))
+			to, err := envelopeRecipient(tx, k[8:])
 			if err != nil {
 				return err
 			}
-			if k := NormalizeAddress(e.To); !seen[k] {
+			if k := NormalizeAddress(to); !seen[k] {
 				seen[k] = true
-				rcpts = append(rcpts, e.To)
+				rcpts = append(rcpts, to)
 			}
 		}
 		return nil
 	})
 	return rcpts, err
+}
+
+// envelopeRecipient reads only an envelope's recipient: the decision loop
+// asks for the recipients of up to a thousand held envelopes a round.
+func envelopeRecipient(tx *bolt.Tx, id []byte) (string, error) {
+	v := tx.Bucket(bucketEnvelopes).Get(id)
+	if v == nil {
+		return "", fmt.Errorf("envelope %s: %w", id, ErrNotFound)
+	}
+	var e struct {
+		To string `json:"to"`
+	}
+	err := json.Unmarshal(v, &e)
+	return e.To, err
 }
 
 // NextHeld returns the earliest time a held envelope is due for a
@@ -167,23 +182,40 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 		if err := touchEnvelope(tx, id, "", nil); err != nil {
 			return err
 		}
-		var list []json.RawMessage
-		if v := b.Get([]byte(id)); v != nil {
-			if err := json.Unmarshal(v, &list); err != nil {
-				return fmt.Errorf("decisions of %s: %w", id, err)
-			}
-		}
-		list = append(list, rec)
 		noteRecords(tx, id, rec)
-		v, err := json.Marshal(list)
+		v, err := appendRecord(b.Get([]byte(id)), rec)
 		if err != nil {
-			return err
+			return fmt.Errorf("decisions of %s: %w", id, err)
 		}
 		if err := b.Put([]byte(id), v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// appendRecord returns the JSON array list (nil: none yet) with rec added
+// at its end, compacted and escaped as json.Marshal writes it. The list is
+// not decoded and written again record by record: every list in the bucket
+// was written here, so it is already in that form.
+func appendRecord(list, rec []byte) ([]byte, error) {
+	r, err := json.Marshal(json.RawMessage(rec)) // checks, compacts, escapes
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		list = []byte("[]")
+	}
+	if len(list) < 2 || list[0] != '[' || list[len(list)-1] != ']' {
+		return nil, errors.New("not a JSON array")
+	}
+	out := make([]byte, 0, len(list)+len(r)+1)
+	out = append(out, list[:len(list)-1]...)
+	if len(list) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, r...)
+	return append(out, ']'), nil
 }
 
 // Profile returns a recipient's stored profile, or nil.

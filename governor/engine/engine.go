@@ -89,12 +89,18 @@ type Engine struct {
 	// decided hears committed rounds (Options.Decided).
 	decided func([]Record)
 	// lease and poll: Options.Lease and Options.Poll.
-	lease     func() bool
-	poll      time.Duration
-	planner   scoring.Planner
-	decisions []scoring.Decision // reused by each round, like planner
-	zonesMu   sync.Mutex
-	zones     map[string]*time.Location // resolved X-Kadenz-Timezone values
+	lease   func() bool
+	poll    time.Duration
+	planner scoring.Planner
+	// pipe is the loop's pipeline while it computes a round (counter reads
+	// go through it), nil otherwise.
+	pipe *pipeline
+	// overlapped counts the loop's rounds computed while the one before
+	// was being written (pipeline.go).
+	overlapped atomic.Int64
+	decisions  []scoring.Decision // reused by each round, like planner
+	zonesMu    sync.Mutex
+	zones      map[string]*time.Location // resolved X-Kadenz-Timezone values
 	// shadowDueAt is, in shadow mode, when each recipient's earliest held
 	// copy comes due (shadow.go); a hint, rebuilt as recipients are decided.
 	shadowDueAt map[string]time.Time
@@ -220,17 +226,22 @@ func (e *Engine) Shutdown() {
 	}
 }
 
-// RecipientsPerRound bounds one pass, so a stop is noticed between passes.
+// RecipientsPerRound bounds one pass of DecideDue, so a stop is noticed
+// between passes. The loop starts its rounds at this size and grows them
+// while there is a backlog (pipeline.go).
 const RecipientsPerRound = 64
 
 func (e *Engine) run() {
 	defer close(e.done)
+	p := newPipeline()
+	defer e.settle(p) // an outcome being written is written before Shutdown returns
 	idle := idleCheck
 	if e.poll > 0 {
 		idle = min(e.poll, idleCheck)
 	}
 	for {
 		if e.lease != nil && !e.lease() {
+			e.settle(p) // the lease is gone: nothing of ours may still be on its way
 			// Another node decides; look again in a while, in case it
 			// died and its lease ran out.
 			if !e.sleep(idle) {
@@ -238,13 +249,13 @@ func (e *Engine) run() {
 			}
 			continue
 		}
-		n, err := e.DecideDue(e.now())
+		full, err := e.pipelinedRound(p, e.now())
 		wait := idle
 		switch {
 		case err != nil:
 			e.log.Error("deciding", "error", err)
 			wait = time.Second
-		case n == RecipientsPerRound:
+		case full:
 			wait = 0
 		default:
 			if next, ok, err := e.db.NextHeld(); err == nil && ok {
@@ -292,26 +303,61 @@ func (e *Engine) sleep(d time.Duration) bool {
 // recipients, so each decision sees what it would have seen had those been
 // committed one by one.
 func (e *Engine) DecideDue(now time.Time) (int, error) {
-	rcpts, err := e.db.DueRecipients(now, RecipientsPerRound)
+	r, n, failed := e.computeRound(now, RecipientsPerRound, nil)
+	if r == nil {
+		return n, failed
+	}
+	if err := e.finishRound(r, e.db.ApplyDecisionsAll(r.outs)); err != nil {
+		failed = err
+	}
+	return n, failed
+}
+
+// round is one decision round, computed and not yet written.
+type round struct {
+	decided []*decided
+	outs    []store.Decided
+	// counters adds up every recipient's counter changes.
+	counters map[string]int64
+}
+
+// computeRound finds up to limit recipients due at now, leaving out those
+// in busy (normalised addresses whose outcomes are being written), and
+// decides each; it returns the round to write (nil when there is nothing
+// to write), how many recipients it looked at, and the last error of a
+// recipient that could not be decided (retried on a later round).
+func (e *Engine) computeRound(now time.Time, limit int, busy map[string]bool) (*round, int, error) {
+	rcpts, err := e.db.DueRecipients(now, limit+len(busy))
 	if err != nil {
-		return 0, fmt.Errorf("finding recipients due for a decision: %w", err)
+		return nil, 0, fmt.Errorf("finding recipients due for a decision: %w", err)
 	}
 	rcpts = e.withShadowDue(rcpts, now) // shadow mode's copies that came due (shadow.go)
+	if len(busy) > 0 {
+		// Whose outcome is still being written is still held in the
+		// index; it is not due twice.
+		kept := rcpts[:0]
+		for _, rcpt := range rcpts {
+			if !busy[store.NormalizeAddress(rcpt)] {
+				kept = append(kept, rcpt)
+			}
+		}
+		rcpts = kept
+	}
+	rcpts = rcpts[:min(len(rcpts), limit)]
 	if len(rcpts) > 0 {
 		if err := e.refreshPopulation(now); err != nil { // issue 18: population lifts
 			e.log.Error("population lifts not refreshed", "error", err)
 		}
 	}
 	var failed error
-	var round []*decided
-	counted := map[string]int64{} // counter changes of the round so far
+	r := &round{counters: map[string]int64{}} // counted: counter changes of the round so far
 	loaded := e.loadAll(rcpts)
 	for i, rcpt := range rcpts {
 		var pre *store.Recipient
 		if loaded != nil {
 			pre = &loaded[i]
 		}
-		d, err := e.decide(rcpt, pre, now, counted)
+		d, err := e.decide(rcpt, pre, now, r.counters)
 		if err != nil {
 			e.log.Error("decision failed; retried shortly", "recipient", rcpt, "error", err)
 			failed = err
@@ -321,31 +367,35 @@ func (e *Engine) DecideDue(now time.Time) (int, error) {
 			continue
 		}
 		for k, v := range d.out.Counters {
-			counted[k] += v
+			r.counters[k] += v
 		}
-		round = append(round, d)
+		r.decided = append(r.decided, d)
+		r.outs = append(r.outs, d.out)
 	}
-	if len(round) == 0 {
-		return len(rcpts), failed
+	if len(r.decided) == 0 {
+		return nil, len(rcpts), failed
 	}
-	outs := make([]store.Decided, len(round))
-	for i, d := range round {
-		outs[i] = d.out
-	}
+	return r, len(rcpts), failed
+}
+
+// finishRound reports a written round: errs are ApplyDecisionsAll's, one
+// per recipient. It returns the last error.
+func (e *Engine) finishRound(r *round, errs []error) error {
+	var failed error
 	releasedNow := false
-	for i, err := range e.db.ApplyDecisionsAll(outs) {
+	for i, err := range errs {
 		if err != nil {
-			e.log.Error("decision failed; retried shortly", "recipient", round[i].out.Recipient, "error", err)
+			e.log.Error("decision failed; retried shortly", "recipient", r.decided[i].out.Recipient, "error", err)
 			failed = err
 			continue
 		}
-		e.decided(round[i].recs)
-		releasedNow = releasedNow || round[i].releasedNow
+		e.decided(r.decided[i].recs)
+		releasedNow = releasedNow || r.decided[i].releasedNow
 	}
 	if releasedNow {
 		e.released()
 	}
-	return len(rcpts), failed
+	return failed
 }
 
 // loadAll reads the round's recipients in one view where the store can

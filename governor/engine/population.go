@@ -88,7 +88,7 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	for _, s := range scopes {
 		names = append(names, popCounter(s, "released"), popCounter(s, "opens"), popCounter(s, "clicks"))
 	}
-	vals, err := e.db.Counters(names...)
+	vals, err := e.counters(names...)
 	if err != nil {
 		return fmt.Errorf("population counters: %w", err)
 	}

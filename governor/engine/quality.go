@@ -107,7 +107,7 @@ func (e *Engine) campaignEvidence(held []scoring.Held, envs []store.Envelope, co
 	if len(names) == 0 {
 		return nil
 	}
-	vals, err := e.db.Counters(names...)
+	vals, err := e.counters(names...)
 	if err != nil {
 		return fmt.Errorf("campaign quality counters: %w", err)
 	}

@@ -177,7 +177,7 @@ func (e *Engine) campaignStats(ru *Rules, held []store.Envelope, features map[st
 	if len(names) == 0 {
 		return stats, nil
 	}
-	vals, err := e.db.Counters(names...)
+	vals, err := e.counters(names...)
 	if err != nil {
 		return nil, fmt.Errorf("review counters: %w", err)
 	}
