@@ -216,6 +216,20 @@ governor:
 		chromedp.WaitVisible(chromedp.ID("error")))
 	run("log in", chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("login")),
 		chromedp.WaitVisible(chromedp.ID("total-submitted")))
+	// The holdout comparison's recipient counts read every profile, so the
+	// overview counts them in the background and shows dashes until the
+	// first count is done: look again until it is (bounded by ctx).
+	for {
+		counted, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("recipients-at") !== null`))
+		if err != nil {
+			t.Fatalf("waiting for the recipient counts: %v", err)
+		}
+		if counted {
+			break
+		}
+		run("look at the overview again", chromedp.Sleep(200*time.Millisecond), chromedp.Reload(),
+			chromedp.WaitVisible(chromedp.ID("total-submitted")))
+	}
 	// The exact numbers behind the charts are in tables folded under them.
 	run("unfold the tables", chromedp.Click(chromedp.CSS("details:has(#reasons) summary")),
 		chromedp.Click(chromedp.CSS("details:has(#queue) summary")), chromedp.WaitVisible(chromedp.ID("queue-review")))
