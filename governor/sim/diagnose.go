@@ -185,76 +185,52 @@ func (r *Result) Diagnose(w io.Writer) {
 	// Does the engine's affinity follow the hidden relevance within each
 	// reader? The correlation of both, centred on each reader's mean, over
 	// every marketing message Kadenz decided on, split as above; and the
-	// same for the campaign factor against hidden quality (pooled).
-	type pair struct{ a, r float64 }
+	// same for the campaign factor against hidden quality (pooled). In
+	// message order, so that the sums come out the same every time.
+	idxs := make([]int, 0, len(k.Fates))
+	for idx := range k.Fates {
+		idxs = append(idxs, idx)
+	}
+	slices.Sort(idxs)
 	per := [2]map[int][]pair{{}, {}}
 	var cq [2][]pair
-	for idx, f := range k.Fates {
+	// The yardstick: the population's mean hidden relevance for the
+	// message's topics, the best any list-wide topic lift could do.
+	popRel := map[string]float64{}
+	perPop := map[int][]pair{}
+	for _, idx := range idxs {
+		f := k.Fates[idx]
 		m := &r.stream[idx]
 		c := m.campaign
 		i := 0
 		if c.tool == toolESP || c.tool == toolList {
 			i = 1
 		}
-		per[i][m.rcpt] = append(per[i][m.rcpt], pair{f.Affinity, r.pop[m.rcpt].relevance(c.topics)})
+		R := r.pop[m.rcpt].relevance(c.topics)
+		per[i][m.rcpt] = append(per[i][m.rcpt], pair{f.Affinity, R})
 		cq[i] = append(cq[i], pair{f.Campaign, c.quality})
-	}
-	// The yardstick: the population's mean hidden relevance for the
-	// message's topics, the best any list-wide topic lift could do.
-	popRel := map[string]float64{}
-	for idx := range k.Fates {
-		c := r.stream[idx].campaign
-		if _, ok := popRel[c.id]; !ok {
-			sum := 0.0
+		pr, ok := popRel[c.id]
+		if !ok {
 			for _, rc := range r.pop {
-				sum += rc.relevance(c.topics)
+				pr += rc.relevance(c.topics)
 			}
-			popRel[c.id] = sum / float64(len(r.pop))
+			pr /= float64(len(r.pop))
+			popRel[c.id] = pr
 		}
+		perPop[m.rcpt] = append(perPop[m.rcpt], pair{pr, R})
 	}
-	perPop := map[int][]pair{}
-	for idx := range k.Fates {
-		m := &r.stream[idx]
-		perPop[m.rcpt] = append(perPop[m.rcpt], pair{popRel[m.campaign.id], r.pop[m.rcpt].relevance(m.campaign.topics)})
-	}
-	{
-		var xs, ys []float64
-		for _, ps := range perPop {
-			var ma, mr float64
-			for _, q := range ps {
-				ma += q.a
-				mr += q.r
-			}
-			ma /= float64(len(ps))
-			mr /= float64(len(ps))
-			for _, q := range ps {
-				xs = append(xs, q.a-ma)
-				ys = append(ys, q.r-mr)
-			}
-		}
-		fmt.Fprintf(w, "yardstick: within-reader corr(population's mean relevance of the topics, hidden relevance) %.3f\n", corr(xs, ys))
-	}
+	fmt.Fprintf(w, "yardstick: within-reader corr(population's mean relevance of the topics, hidden relevance) %.3f\n", withinCorr(perPop))
 	for i, name := range []string{"declared topics", "words only"} {
-		var xs, ys []float64
-		for _, ps := range per[i] {
-			var ma, mr float64
-			for _, q := range ps {
-				ma += q.a
-				mr += q.r
-			}
-			ma /= float64(len(ps))
-			mr /= float64(len(ps))
-			for _, q := range ps {
-				xs = append(xs, q.a-ma)
-				ys = append(ys, q.r-mr)
-			}
-		}
 		var qx, qy []float64
 		for _, q := range cq[i] {
 			qx, qy = append(qx, q.a), append(qy, q.r)
 		}
+		n := 0
+		for _, ps := range per[i] {
+			n += len(ps)
+		}
 		fmt.Fprintf(w, "kadenz %-15s: within-reader corr(affinity, hidden relevance) %.3f over %d; corr(campaign factor, quality) %.3f\n",
-			name, corr(xs, ys), len(xs), corr(qx, qy))
+			name, withinCorr(per[i]), n, corr(qx, qy))
 	}
 	// Every Kadenz outcome, for all marketing mail.
 	outc := map[string]int{}
@@ -273,4 +249,33 @@ func (r *Result) Diagnose(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %6d  %s\n", outc[key], key)
 	}
+}
+
+// pair is an estimate and the hidden truth it estimates.
+type pair struct{ a, r float64 }
+
+// withinCorr is the correlation of estimates with the truth over all
+// readers' pairs, each centred on its reader's means (readers in order).
+func withinCorr(byReader map[int][]pair) float64 {
+	readers := make([]int, 0, len(byReader))
+	for rc := range byReader {
+		readers = append(readers, rc)
+	}
+	slices.Sort(readers)
+	var xs, ys []float64
+	for _, rc := range readers {
+		ps := byReader[rc]
+		var ma, mr float64
+		for _, q := range ps {
+			ma += q.a
+			mr += q.r
+		}
+		ma /= float64(len(ps))
+		mr /= float64(len(ps))
+		for _, q := range ps {
+			xs = append(xs, q.a-ma)
+			ys = append(ys, q.r-mr)
+		}
+	}
+	return corr(xs, ys)
 }
