@@ -201,3 +201,20 @@ func TestListPostIsNotARepeatCampaign(t *testing.T) {
 		t.Error("a named campaign's second message is not a repeat")
 	}
 }
+
+// The factor follows clicks per release, not opens: a campaign opened
+// twice as often as its sender's mail with the sender's clicks per
+// release gains little, one opened as often and clicked twice as often
+// gains more.
+func TestCampaignFactorFollowsClicksNotOpens(t *testing.T) {
+	now := t0
+	pop, pol := DefaultPopulation(), DefaultPolicy()
+	at := now.Add(-24 * time.Hour)
+	opened := &CampaignEvidence{Sender: senderHistory(now), Campaign: CampaignCounts{Released: 1000, ReleasedAt: at, Opens: 400, Clicks: 25}}
+	clicked := &CampaignEvidence{Sender: senderHistory(now), Campaign: CampaignCounts{Released: 1000, ReleasedAt: at, Opens: 200, Clicks: 50}}
+	fo, _ := CampaignFactor(opened, &pop, pol, now)
+	fc, _ := CampaignFactor(clicked, &pop, pol, now)
+	if fo > 1.15 || fc < 1.4 {
+		t.Errorf("opened twice as often: factor %.3f (want about 1); clicked twice as often: %.3f (want well above)", fo, fc)
+	}
+}

@@ -15,8 +15,8 @@ import (
 //
 // At intake each message keeps up to MaxContentTerms of its words
 // (Features.Terms): the subject's first, then the body's most frequent,
-// without stop words, numbers and words under three letters. Each term
-// hashes to one of ContentBuckets buckets; a release records the set of
+// without stop words, numbers and words under three letters. The first
+// SalientTerms of them count; each hashes to one of ContentBuckets buckets; a release records the set of
 // its message's buckets (Release.Terms, 128 bits), and the profile keeps
 // decayed sends, opens and clicks per bucket (Profile.Content), forgetting
 // at the same half-life as topic counts. So a profile's state is bounded
@@ -66,10 +66,20 @@ func termBucket(term string) int {
 	return int(mix64(fnvString(fnvOffset64, term)) % ContentBuckets)
 }
 
-// TermBitsOf returns the bucket set of terms.
+// SalientTerms is how many of a message's terms (Features.Terms, most
+// salient first) content relevance uses. A message's words beyond its
+// subject and its repeated words are mostly the shared vocabulary of all
+// mail; counted, they drown the few that say what the mail is about in
+// noise (in the structured simulator, 48 terms held about 7 topic words,
+// and every bucket also held three or four filler words).
+const SalientTerms = 12
+
+func salient(terms []string) []string { return terms[:min(len(terms), SalientTerms)] }
+
+// TermBitsOf returns the bucket set of the salient terms.
 func TermBitsOf(terms []string) TermBits {
 	var b TermBits
-	for _, t := range terms {
+	for _, t := range salient(terms) {
 		k := termBucket(t)
 		b[k/64] |= 1 << uint(k%64)
 	}
@@ -200,6 +210,7 @@ func contentAffinity(f *Features, p *Profile, pop *Population, pol *Policy, over
 	if pol.ContentWeight <= 0 || len(f.Terms) == 0 {
 		return overall, note, false
 	}
+	terms := salient(f.Terms)
 	termLift := pop.TermLift
 	if len(termLift) != ContentBuckets {
 		termLift = nil
@@ -221,7 +232,7 @@ func contentAffinity(f *Features, p *Profile, pop *Population, pol *Policy, over
 	var seen TermBits
 	var sumLift, buckets, sumW, sumDev, best float64
 	bestTerm := -1
-	for i, t := range f.Terms {
+	for i, t := range terms {
 		k := termBucket(t)
 		if seen[k/64]&(1<<uint(k%64)) != 0 {
 			continue
@@ -259,8 +270,8 @@ func contentAffinity(f *Features, p *Profile, pop *Population, pol *Policy, over
 		return clamp(base, overall/4, 0.95), note, termLift != nil
 	}
 	if bestTerm >= 0 {
-		k := termBucket(f.Terms[bestTerm])
-		note = ContentNote{Term: f.Terms[bestTerm], Sends: float64(c.Sends[k]) * d, Opens: float64(c.Opens[k]) * d, Clicks: float64(c.Clicks[k]) * d}
+		k := termBucket(terms[bestTerm])
+		note = ContentNote{Term: terms[bestTerm], Sends: float64(c.Sends[k]) * d, Opens: float64(c.Opens[k]) * d, Clicks: float64(c.Clicks[k]) * d}
 	}
 	aff = clamp(base+pol.ContentWeight*sumDev/sumW, overall/4, 0.95)
 	return aff, note, true

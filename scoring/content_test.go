@@ -220,3 +220,15 @@ func TestMergeContent(t *testing.T) {
 		t.Error("a profile without content did not get a copy of the other's")
 	}
 }
+
+// Only the salient terms count: a message's terms after the first
+// SalientTerms (its shared vocabulary, least frequent) set no bucket.
+func TestTermBitsUseSalientTermsOnly(t *testing.T) {
+	var terms []string
+	for i := range 40 {
+		terms = append(terms, fmt.Sprintf("filler%02d", i))
+	}
+	if TermBitsOf(terms) != TermBitsOf(terms[:SalientTerms]) {
+		t.Errorf("terms beyond the first %d set buckets", SalientTerms)
+	}
+}

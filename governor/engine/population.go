@@ -27,8 +27,14 @@ const (
 	// populationPrior is the pseudo-releases behind a topic's or bucket's
 	// rate, shrinking it toward the average.
 	populationPrior = 200
+	// populationPriorClicks is that prior in clicks, for lifts measured
+	// in clicks (at a 2% click rate, 1,000 releases).
+	populationPriorClicks = 20
 	// maxPopulationLift bounds a lift to [1/max, max].
 	maxPopulationLift = 4
+	// minLiftClicks is the number of clicks on the whole list from which
+	// lifts are measured in clicks instead of weighted engagement.
+	minLiftClicks = 50
 	// maxKnownTopics bounds the topics the engine tracks.
 	maxKnownTopics = 1000
 )
@@ -97,6 +103,21 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 		return pol.OpenWeight*float64(vals[popCounter(s, "opens")]) + pol.ClickWeight*float64(vals[popCounter(s, "clicks")]),
 			float64(vals[popCounter(s, "released")])
 	}
+	// A lift says what the list thinks of a topic or a word, so it is
+	// measured in clicks once there are enough of them: whether a mail is
+	// opened depends mostly on when it came and how much else did (which
+	// the planner models apart), whether it is clicked on what it is about.
+	// In the structured simulator the open rate of the most and the least
+	// liked topics differ 1.6 times, their click rates 5 times.
+	prior := float64(populationPrior)
+	if vals[popCounter("all", "clicks")] >= minLiftClicks {
+		eng = func(s string) (float64, float64) {
+			return float64(vals[popCounter(s, "clicks")]), float64(vals[popCounter(s, "released")])
+		}
+		// Clicks are rare: the prior is worth a number of clicks, not
+		// of releases.
+		prior = populationPriorClicks * float64(vals[popCounter("all", "released")]) / float64(vals[popCounter("all", "clicks")])
+	}
 	pop := scoring.DefaultPopulation()
 	allEng, allRel := eng("all")
 	if allRel <= 0 || allEng <= 0 {
@@ -106,7 +127,7 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	avg := allEng / allRel
 	lift := func(s string) float64 {
 		x, n := eng(s)
-		r := (x + populationPrior*avg) / (n + populationPrior)
+		r := (x + prior*avg) / (n + prior)
 		return min(max(r/avg, 1.0/maxPopulationLift), maxPopulationLift)
 	}
 	pop.TopicLift = map[string]float64{}

@@ -44,6 +44,7 @@ func TestPopulationLiftsFromCounters(t *testing.T) {
 	}
 	db.vals[popCounter(termScope(k), "released")] = 2000
 	db.vals[popCounter(termScope(k), "opens")] = 700
+	db.vals[popCounter(termScope(k), "clicks")] = 90
 	e.notePopulationTopics([]scoring.Held{{Features: &scoring.Features{Topics: []string{"Shoes", "books", "rare"}}}})
 	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
 	if err := e.refreshPopulation(now); err != nil {
@@ -70,7 +71,33 @@ func TestPopulationLiftsFromCounters(t *testing.T) {
 	if err := e.refreshPopulation(now.Add(30 * time.Minute)); err != nil || db.reads != reads {
 		t.Errorf("refreshed again after 30 minutes (%d reads)", db.reads-reads)
 	}
-	if err := e.refreshPopulation(now.Add(61 * time.Minute)); err != nil || db.reads != reads+1 {
+	if err := e.refreshPopulation(now.Add(61 * time.Minute)); err != nil || db.reads <= reads {
 		t.Errorf("not refreshed after an hour")
+	}
+}
+
+// With enough clicks on the list, lifts follow clicks, not opens: a topic
+// opened as often as the average but clicked a third as often is below
+// average, and one opened less but clicked more is above.
+func TestPopulationLiftsFollowClicks(t *testing.T) {
+	cfg := config.Default()
+	db := &counterStore{vals: map[string]int64{
+		"pop/all/released": 10000, "pop/all/opens": 2000, "pop/all/clicks": 200,
+		"pop/topic/sale/released": 3000, "pop/topic/sale/opens": 600, "pop/topic/sale/clicks": 20,
+		"pop/topic/boots/released": 3000, "pop/topic/boots/opens": 450, "pop/topic/boots/clicks": 110,
+	}}
+	e, err := New(Options{Governor: &cfg.Governor, Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.notePopulationTopics([]scoring.Held{{Features: &scoring.Features{Topics: []string{"sale", "boots"}}}})
+	if err := e.refreshPopulation(time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.population.TopicLift["sale"]; l >= 0.8 {
+		t.Errorf("opened as usual, clicked a third as often: lift %.3f", l)
+	}
+	if l := e.population.TopicLift["boots"]; l <= 1.2 {
+		t.Errorf("opened less, clicked more: lift %.3f", l)
 	}
 }

@@ -17,6 +17,9 @@ type Fate struct {
 	Reasons []string
 	// Decisions is how many times the engine decided on it.
 	Decisions int
+	// Affinity and Campaign are the last decision's predicted engagement
+	// and campaign factor (scoring.Numbers).
+	Affinity, Campaign float64
 }
 
 // fates reads every envelope's final state and last decision, keyed by
@@ -44,6 +47,9 @@ func fates(db store.Reads, byID map[string]*message) (map[int]Fate, error) {
 		var recs []struct {
 			Action  string   `json:"action"`
 			Reasons []string `json:"reasons"`
+			Numbers *struct {
+				Affinity, Campaign float64
+			} `json:"numbers"`
 		}
 		if len(raw) > 0 {
 			if err := json.Unmarshal(raw, &recs); err != nil {
@@ -53,6 +59,9 @@ func fates(db store.Reads, byID map[string]*message) (map[int]Fate, error) {
 		f.Decisions = len(recs)
 		if len(recs) > 0 {
 			f.Reasons = recs[len(recs)-1].Reasons
+			if n := recs[len(recs)-1].Numbers; n != nil {
+				f.Affinity, f.Campaign = n.Affinity, n.Campaign
+			}
 		}
 		out[m.index] = f
 	}
@@ -150,6 +159,79 @@ func (r *Result) Diagnose(w io.Writer) {
 				p.Name, rel/float64(n), float64(liked)/float64(n), act/float64(n))
 		}
 	}
+	// The same split by what the engine could see: mail that declares its
+	// topics (CRM, shop plugin) against mail that does not (ESP, list
+	// manager), with the hidden campaign quality of what was released.
+	// Send-all's numbers are the chance level each policy is measured by.
+	for _, p := range r.Policies {
+		var n, rel, q [2]float64
+		for _, x := range p.Releases {
+			if !x.Marketing {
+				continue
+			}
+			m := &r.stream[x.Message]
+			c := m.campaign
+			i := 0
+			if c.tool == toolESP || c.tool == toolList {
+				i = 1
+			}
+			n[i]++
+			rel[i] += r.pop[m.rcpt].relevance(c.topics)
+			q[i] += c.quality
+		}
+		fmt.Fprintf(w, "%-9s declared topics: %5.0f released, relevance %.3f, quality %.3f; words only: %5.0f, relevance %.3f, quality %.3f\n",
+			p.Name, n[0], rel[0]/max(n[0], 1), q[0]/max(n[0], 1), n[1], rel[1]/max(n[1], 1), q[1]/max(n[1], 1))
+	}
+	// Does the engine's affinity follow the hidden relevance within each
+	// reader? The correlation of both, centred on each reader's mean, over
+	// every marketing message Kadenz decided on, split as above; and the
+	// same for the campaign factor against hidden quality (pooled). In
+	// message order, so that the sums come out the same every time.
+	idxs := make([]int, 0, len(k.Fates))
+	for idx := range k.Fates {
+		idxs = append(idxs, idx)
+	}
+	slices.Sort(idxs)
+	per := [2]map[int][]pair{{}, {}}
+	var cq [2][]pair
+	// The yardstick: the population's mean hidden relevance for the
+	// message's topics, the best any list-wide topic lift could do.
+	popRel := map[string]float64{}
+	perPop := map[int][]pair{}
+	for _, idx := range idxs {
+		f := k.Fates[idx]
+		m := &r.stream[idx]
+		c := m.campaign
+		i := 0
+		if c.tool == toolESP || c.tool == toolList {
+			i = 1
+		}
+		R := r.pop[m.rcpt].relevance(c.topics)
+		per[i][m.rcpt] = append(per[i][m.rcpt], pair{f.Affinity, R})
+		cq[i] = append(cq[i], pair{f.Campaign, c.quality})
+		pr, ok := popRel[c.id]
+		if !ok {
+			for _, rc := range r.pop {
+				pr += rc.relevance(c.topics)
+			}
+			pr /= float64(len(r.pop))
+			popRel[c.id] = pr
+		}
+		perPop[m.rcpt] = append(perPop[m.rcpt], pair{pr, R})
+	}
+	fmt.Fprintf(w, "yardstick: within-reader corr(population's mean relevance of the topics, hidden relevance) %.3f\n", withinCorr(perPop))
+	for i, name := range []string{"declared topics", "words only"} {
+		var qx, qy []float64
+		for _, q := range cq[i] {
+			qx, qy = append(qx, q.a), append(qy, q.r)
+		}
+		n := 0
+		for _, ps := range per[i] {
+			n += len(ps)
+		}
+		fmt.Fprintf(w, "kadenz %-15s: within-reader corr(affinity, hidden relevance) %.3f over %d; corr(campaign factor, quality) %.3f\n",
+			name, withinCorr(per[i]), n, corr(qx, qy))
+	}
 	// Every Kadenz outcome, for all marketing mail.
 	outc := map[string]int{}
 	for _, f := range k.Fates {
@@ -167,4 +249,33 @@ func (r *Result) Diagnose(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %6d  %s\n", outc[key], key)
 	}
+}
+
+// pair is an estimate and the hidden truth it estimates.
+type pair struct{ a, r float64 }
+
+// withinCorr is the correlation of estimates with the truth over all
+// readers' pairs, each centred on its reader's means (readers in order).
+func withinCorr(byReader map[int][]pair) float64 {
+	readers := make([]int, 0, len(byReader))
+	for rc := range byReader {
+		readers = append(readers, rc)
+	}
+	slices.Sort(readers)
+	var xs, ys []float64
+	for _, rc := range readers {
+		ps := byReader[rc]
+		var ma, mr float64
+		for _, q := range ps {
+			ma += q.a
+			mr += q.r
+		}
+		ma /= float64(len(ps))
+		mr /= float64(len(ps))
+		for _, q := range ps {
+			xs = append(xs, q.a-ma)
+			ys = append(ys, q.r-mr)
+		}
+	}
+	return corr(xs, ys)
 }

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -26,4 +28,45 @@ func TestDiagnose(t *testing.T) {
 	}
 	res.Diagnose(os.Stdout)
 	res.Structure(os.Stdout)
+}
+
+// The diagnostic's report on a small structured run: every section is
+// there, the split by declared topics counts every marketing release, and
+// the yardstick is a correlation.
+func TestDiagnoseReport(t *testing.T) {
+	res, err := Run(Options{Recipients: 30, Days: 3, Seed: 3, World: WorldStructured, Diagnose: true, TempDir: t.TempDir(),
+		Only: []string{PolicySendAll, PolicyKadenz}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	res.Diagnose(&b)
+	out := b.String()
+	for _, want := range []string{"send-all clicks", "declared topics:", "words only:", "yardstick: within-reader corr",
+		"within-reader corr(affinity, hidden relevance)", "kadenz outcomes of all marketing mail"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	all := res.Policy(PolicySendAll)
+	var declared, words float64
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "send-all") && strings.Contains(line, "declared topics:") {
+			if _, err := fmt.Sscanf(line[strings.Index(line, "declared topics:"):], "declared topics: %f released", &declared); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if _, err := fmt.Sscanf(line[strings.Index(line, "words only:"):], "words only: %f", &words); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+	}
+	marketing := 0
+	for _, r := range all.Releases {
+		if r.Marketing {
+			marketing++
+		}
+	}
+	if int(declared+words) != marketing || declared == 0 || words == 0 {
+		t.Errorf("split %v + %v, want both above 0 and %d marketing releases in all", declared, words, marketing)
+	}
 }
