@@ -40,29 +40,7 @@ func (db *DB) EnvelopesInState(s State, fn func(Envelope) bool) error {
 func (db *DB) EnvelopesInStateAfter(s State, after EnvelopeCursor, fn func(Envelope) bool) error {
 	idx := s.index()
 	if s == "" || idx == nil {
-		return db.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketEnvelopes).Cursor()
-			k, v := c.First()
-			if after.ID != "" {
-				k, v = c.Seek([]byte(after.ID))
-				if k != nil && string(k) == after.ID {
-					k, v = c.Next()
-				}
-			}
-			for ; k != nil; k, v = c.Next() {
-				var e Envelope
-				if err := json.Unmarshal(v, &e); err != nil {
-					return fmt.Errorf("envelope %s: %w", k, err)
-				}
-				if s != "" && e.State != s {
-					continue
-				}
-				if !fn(e) {
-					return nil
-				}
-			}
-			return nil
-		})
+		return db.envelopesByIDAfter(s, after, fn)
 	}
 	// The first key after the cursor: in-flight mail is keyed by ID alone,
 	// the other indexes by due time and ID.
@@ -113,6 +91,34 @@ func (db *DB) EnvelopesInStateAfter(s State, after EnvelopeCursor, fn func(Envel
 				return err
 			}
 			if e.State != s { // queued and deferred share an index
+				continue
+			}
+			if !fn(e) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// envelopesByIDAfter is EnvelopesInStateAfter for a state without an index
+// of its own (or every state): a walk of the envelopes in ID order.
+func (db *DB) envelopesByIDAfter(s State, after EnvelopeCursor, fn func(Envelope) bool) error {
+	return db.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEnvelopes).Cursor()
+		k, v := c.First()
+		if after.ID != "" {
+			k, v = c.Seek([]byte(after.ID))
+			if k != nil && string(k) == after.ID {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			var e Envelope
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("envelope %s: %w", k, err)
+			}
+			if s != "" && e.State != s {
 				continue
 			}
 			if !fn(e) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,6 +79,15 @@ func (r *Result) Diagnose(w io.Writer) {
 		fmt.Fprintln(w, "no diagnostics (run with Options.Diagnose)")
 		return
 	}
+	r.diagnoseClicks(w, all, k)
+	r.diagnosePicks(w)
+	r.diagnoseLearners(w, k)
+	diagnoseOutcomes(w, k)
+}
+
+// diagnoseClicks sorts send-all's clicks by what Kadenz did with the same
+// message, and counts Kadenz's own clicks by whether send-all's got them.
+func (r *Result) diagnoseClicks(w io.Writer, all, k *PolicyResult) {
 	kRel := map[int]Release{}
 	for _, rel := range k.Releases {
 		if rel.Marketing {
@@ -116,7 +126,7 @@ func (r *Result) Diagnose(w io.Writer) {
 	for key := range count {
 		keys = append(keys, key)
 	}
-	slices.SortFunc(keys, func(a, b string) int { return count[b] - count[a] })
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(count[b]-count[a], strings.Compare(a, b)) })
 	fmt.Fprintf(w, "send-all clicks %d; kadenz clicks %d\n", total, gained)
 	for _, key := range keys {
 		fmt.Fprintf(w, "  %5d %5.1f%%  %s\n", count[key], 100*float64(count[key])/float64(total), key)
@@ -135,6 +145,11 @@ func (r *Result) Diagnose(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "kadenz clicks also clicked under send-all %d, new %d\n", both, gained-both)
+}
+
+// diagnosePicks says how well each policy picks, by what the engine never
+// sees: the hidden relevance, the reader's activity, the campaign quality.
+func (r *Result) diagnosePicks(w io.Writer) {
 	// How well each policy picks: the hidden relevance and the reader's
 	// activity at release (the engine never sees either).
 	for _, p := range r.Policies {
@@ -182,6 +197,11 @@ func (r *Result) Diagnose(w io.Writer) {
 		fmt.Fprintf(w, "%-9s declared topics: %5.0f released, relevance %.3f, quality %.3f; words only: %5.0f, relevance %.3f, quality %.3f\n",
 			p.Name, n[0], rel[0]/max(n[0], 1), q[0]/max(n[0], 1), n[1], rel[1]/max(n[1], 1), q[1]/max(n[1], 1))
 	}
+}
+
+// diagnoseLearners says whether the engine's learned affinity and campaign
+// factor follow the hidden relevance and quality they estimate.
+func (r *Result) diagnoseLearners(w io.Writer, k *PolicyResult) {
 	// Does the engine's affinity follow the hidden relevance within each
 	// reader? The correlation of both, centred on each reader's mean, over
 	// every marketing message Kadenz decided on, split as above; and the
@@ -232,16 +252,20 @@ func (r *Result) Diagnose(w io.Writer) {
 		fmt.Fprintf(w, "kadenz %-15s: within-reader corr(affinity, hidden relevance) %.3f over %d; corr(campaign factor, quality) %.3f\n",
 			name, withinCorr(per[i]), n, corr(qx, qy))
 	}
+}
+
+// diagnoseOutcomes lists Kadenz's most frequent outcomes of marketing mail.
+func diagnoseOutcomes(w io.Writer, k *PolicyResult) {
 	// Every Kadenz outcome, for all marketing mail.
 	outc := map[string]int{}
 	for _, f := range k.Fates {
 		outc[fmt.Sprintf("%s: %s", f.State, strings.Join(f.Reasons, ","))]++
 	}
-	keys = keys[:0]
+	keys := make([]string, 0, len(outc))
 	for key := range outc {
 		keys = append(keys, key)
 	}
-	slices.SortFunc(keys, func(a, b string) int { return outc[b] - outc[a] })
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(outc[b]-outc[a], strings.Compare(a, b)) })
 	fmt.Fprintln(w, "kadenz outcomes of all marketing mail:")
 	for i, key := range keys {
 		if i == 15 {
