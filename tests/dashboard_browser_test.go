@@ -152,19 +152,7 @@ governor:
 	}
 
 	// The browser.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", "new"),
-		chromedp.NoSandbox, // tests run as root
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	ctx := headlessBrowser(t, chromium)
 	base := "http://" + admin
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -180,14 +168,7 @@ governor:
 		}
 		return strings.TrimSpace(s)
 	}
-	// Screenshots go to a directory that outlives the test, to be looked at.
-	dir := os.Getenv("KADENZ_SCREENSHOT_DIR")
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "kadenz-dashboard-"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := screenshotDir(t)
 	shot := func(name string) {
 		t.Helper()
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
@@ -293,4 +274,36 @@ governor:
 		t.Fatal(err)
 	}
 	t.Logf("screenshot of the overview: %s (%d bytes; the other pages next to it)", file, len(png))
+}
+
+// headlessBrowser starts chromium headless for one test, closed when the
+// test ends; every step under the returned context has 90 s in all.
+func headlessBrowser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", "new"),
+		chromedp.NoSandbox, // tests run as root
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
+}
+
+// screenshotDir is where the browser tests' screenshots go: a directory
+// that outlives the test, to be looked at ($KADENZ_SCREENSHOT_DIR if set).
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("KADENZ_SCREENSHOT_DIR"); dir != "" {
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "kadenz-dashboard-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

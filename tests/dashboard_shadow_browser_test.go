@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -97,19 +96,7 @@ governor:
 		t.Fatalf("forecast %+v: want %d decided, some but not all released", f, n)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", "new"),
-		chromedp.NoSandbox, // tests run as root
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	ctx := headlessBrowser(t, chromium)
 	base := "http://" + admin
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("login")),
@@ -128,13 +115,7 @@ governor:
 			t.Errorf("overview: %s shows %q, the API says %d", sel, got, want)
 		}
 	}
-	dir := os.Getenv("KADENZ_SCREENSHOT_DIR")
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "kadenz-dashboard-"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := screenshotDir(t)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
