@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ type countingTransport struct {
 	mu   sync.Mutex
 	sent map[string]int // envelope ID -> deliveries
 	gate chan struct{}  // each Send takes one token; nil: no wait
+	// waiting counts the Sends that have begun waiting for the gate.
+	waiting atomic.Int32
 }
 
 func (t *countingTransport) NewSender() Sender { return countingSender{t} }
@@ -25,6 +28,7 @@ type countingSender struct{ t *countingTransport }
 
 func (s countingSender) Send(ctx context.Context, p Parcel) []error {
 	if s.t.gate != nil {
+		s.t.waiting.Add(1)
 		select {
 		case <-s.t.gate:
 		case <-ctx.Done():
@@ -130,6 +134,13 @@ func TestDispatcherPutsBackUnsentClaimsAtStop(t *testing.T) {
 	// Every worker blocks in Send; the dispatcher has claimed one more
 	// envelope per worker behind them.
 	waitState(t, db, store.StateDelivering, 2*concurrency)
+	// A claim is handed to a worker a moment before its Send begins: wait
+	// until all of them are in Send, or a stop can catch one in between.
+	for deadline := time.Now().Add(10 * time.Second); tr.waiting.Load() < concurrency; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d workers reached Send", tr.waiting.Load(), concurrency)
+		}
+	}
 	// Stop the dispatcher first (what Shutdown does before it waits), so
 	// that it hands out nothing more, then let the workers finish.
 	q.stopOnce.Do(func() { close(q.stop) })
