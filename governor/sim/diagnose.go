@@ -83,6 +83,7 @@ func (r *Result) Diagnose(w io.Writer) {
 	r.diagnosePicks(w)
 	r.diagnoseLearners(w, k)
 	diagnoseOutcomes(w, k)
+	r.diagnoseStops(w)
 }
 
 // diagnoseClicks sorts send-all's clicks by what Kadenz did with the same

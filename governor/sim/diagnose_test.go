@@ -69,4 +69,70 @@ func TestDiagnoseReport(t *testing.T) {
 	if int(declared+words) != marketing || declared == 0 || words == 0 {
 		t.Errorf("split %v + %v, want both above 0 and %d marketing releases in all", declared, words, marketing)
 	}
+	// The stop tables: every class split counts every marketing release,
+	// stop and click of its policy once, and tables add up.
+	tabs := res.StopTables()
+	if len(tabs) != 2 || !strings.Contains(out, "where the") {
+		t.Fatalf("%d stop tables", len(tabs))
+	}
+	for _, tab := range tabs {
+		for c, counts := range tab.Counts {
+			var n, stops, clicks int
+			for _, x := range counts {
+				n, stops, clicks = n+x.Released, stops+x.Stops, clicks+x.Clicks
+			}
+			if n != tab.Released || stops != tab.Stops || clicks != tab.Clicks {
+				t.Errorf("%s by %s: %d releases, %d stops, %d clicks; want %d, %d, %d",
+					tab.Policy, stopClasses[c].name, n, stops, clicks, tab.Released, tab.Stops, tab.Clicks)
+			}
+		}
+		var twice StopTable
+		twice.Add(tab)
+		twice.Add(tab)
+		if twice.Runs != 2 || twice.Released != 2*tab.Released || twice.Counts[0][0].Released != 2*tab.Counts[0][0].Released {
+			t.Errorf("%s: two runs added up to %+v", tab.Policy, twice)
+		}
+	}
+	if tabs[0].Stops == 0 && tabs[1].Stops == 0 {
+		t.Log("no stops in this small run; the tables are checked on releases and clicks only")
+	}
+}
+
+// TestDiagnoseStops adds up the stop tables (where unsubscribes and
+// complaints came from) over several seeds and mixes, since one run has
+// only 10-50 stops. It only runs when KADENZ_SIM_STOPS lists the mixes:
+//
+//	KADENZ_SIM_STOPS="default tolerant" KADENZ_SIM_SEEDS="1 2 3" KADENZ_SIM_N=300 \
+//	  KADENZ_SIM_WORLD=structured go test -run TestDiagnoseStops -v -timeout 1h ./governor/sim/
+func TestDiagnoseStops(t *testing.T) {
+	mixes := strings.Fields(os.Getenv("KADENZ_SIM_STOPS"))
+	if len(mixes) == 0 {
+		t.Skip("set KADENZ_SIM_STOPS=<mixes> to print the pooled stop tables")
+	}
+	seeds := strings.Fields(os.Getenv("KADENZ_SIM_SEEDS"))
+	if len(seeds) == 0 {
+		seeds = []string{"1"}
+	}
+	n, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_N"))
+	var sum [2]StopTable
+	for _, mix := range mixes {
+		for _, s := range seeds {
+			seed, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(Options{Recipients: n, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")),
+				Diagnose: true, TempDir: t.TempDir(), Only: []string{PolicySendAll, PolicyKadenz}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, tab := range res.StopTables() {
+				sum[i].Add(tab)
+			}
+			t.Logf("%s seed %d done", mix, seed)
+		}
+	}
+	for _, tab := range sum {
+		tab.Print(os.Stdout)
+	}
 }

@@ -63,6 +63,9 @@ type outcome struct {
 	opened, clicked          bool
 	unsubscribed, complained bool
 	openAt, clickAt, stopAt  time.Time
+	// pressure is the over-mailing the reader felt (1 + (L/2)²): hidden,
+	// for the diagnostics only.
+	pressure float64
 }
 
 // respond applies the model to a marketing message delivered at t and
@@ -82,6 +85,7 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws) outcome 
 	load := rate / p.tolerance
 	pressure := 1 + (load/2)*(load/2)
 	fatigue := 1 / pressure
+	o.pressure = pressure
 	c := m.campaign
 	repeat := 1.0
 	if last, ok := s.campaigns[c.id]; ok && t.Sub(last) < repeatWindow {

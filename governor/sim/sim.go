@@ -214,6 +214,13 @@ type Release struct {
 	// Clicked is whether the reader clicked it; ClickAt when.
 	Clicked bool
 	ClickAt time.Time
+	// Opened is whether the reader opened it; OpenAt when. Unsubscribed
+	// and Complained are whether it made them stop; StopAt when. Pressure
+	// is the reader's hidden over-mailing when it arrived (1 at none; the
+	// response model's 1 + (L/2)²), for the diagnostics only.
+	Opened, Unsubscribed, Complained bool
+	OpenAt, StopAt                   time.Time
+	Pressure                         float64
 }
 
 // Run simulates every policy on one population and stream.
@@ -407,6 +414,8 @@ func (r *replay) deliver(m *message, at time.Time) outcome {
 	rel.Campaign = m.campaign.id
 	out.Released++
 	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m))
+	rel.Opened, rel.OpenAt, rel.Pressure = o.opened, o.openAt, o.pressure
+	rel.Unsubscribed, rel.Complained, rel.StopAt = o.unsubscribed, o.complained, o.stopAt
 	if o.opened {
 		out.Opens++
 	}
