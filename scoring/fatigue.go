@@ -38,15 +38,6 @@ type Fatigue struct {
 	// CustomerValue is the factor from the recipient's value to the sender
 	// (1 when unknown).
 	CustomerValue float64
-	// StopRisk is the recipient's risk of stopping relative to the list's
-	// from how they engage (1 with Policy.StopRiskWeight 0): their
-	// engagement rate, shrunk toward the list's measured rate with
-	// PriorSends pseudo-releases, over the list's, to the power
-	// −StopRiskWeight. It is part of Sensitivity (and bounded with it).
-	// Readers who stop are mostly readers who did not engage: in the
-	// simulator a release to someone who had never clicked was followed
-	// by a stop two to four times as often (docs/simulation.md, round 9).
-	StopRisk float64
 	// Worth is the recipient's shrunk engagement rate over the
 	// population's (1 for a new recipient): what losing them loses is
 	// their future engagement, so the cost is priced in their own
@@ -74,35 +65,22 @@ func ScoreFatigue(p *Profile, pop *Population, pol Policy, value int, now time.T
 // stores the summary of the counted releases in p, and takes the comfort
 // grid from pl's cache.
 func scoreFatigue(p *Profile, pop *Population, pol *Policy, value int, now time.Time, pl *Planner) Fatigue {
-	f := Fatigue{Sensitivity: 1, VolumeResponse: 1, CustomerValue: 1, Worth: 1, StopRisk: 1, Comfort: pol.ComfortVolume}
+	f := Fatigue{Sensitivity: 1, VolumeResponse: 1, CustomerValue: 1, Worth: 1, Comfort: pol.ComfortVolume}
 	f.responseToVolume(p, pop, pol, now, pl)
-	d := 1.0
-	if now.After(p.DecayedAt) && !p.DecayedAt.IsZero() {
-		d = decay(now.Sub(p.DecayedAt), pol.Memory.HalfLife)
-	}
-	eng, sends := pol.engagement(p.All)*d, p.All.Sends*d
-	m := pop.rate(pol)
-	if w := pol.StopRiskWeight; w > 0 {
-		list := pop.ListRate
-		if list <= 0 {
-			list = m
-		}
-		if r := betaMean(eng, sends, list, pop.PriorSends); list > 0 && r > 0 {
-			f.StopRisk = math.Pow(r/list, -w)
-		} else if list > 0 {
-			f.StopRisk = pol.MaxSensitivity
-		}
-	}
 	streak := float64(max(0, f.IgnoredStreak-pol.StreakFree))
-	f.Sensitivity = clamp(f.VolumeResponse*(1+pol.StreakWeight*streak)*f.StopRisk, 1/pol.MaxSensitivity, pol.MaxSensitivity)
+	f.Sensitivity = clamp(f.VolumeResponse*(1+pol.StreakWeight*streak), 1/pol.MaxSensitivity, pol.MaxSensitivity)
 	if p.HasValue {
 		value = p.Value
 	}
 	if value >= 0 {
 		f.CustomerValue = math.Exp2(pol.ValueWeight * float64(value-50) / 50)
 	}
-	if m > 0 {
-		f.Worth = betaMean(eng, sends, m, pop.PriorSends) / m
+	if m := pop.rate(pol); m > 0 {
+		d := 1.0
+		if now.After(p.DecayedAt) && !p.DecayedAt.IsZero() {
+			d = decay(now.Sub(p.DecayedAt), pol.Memory.HalfLife)
+		}
+		f.Worth = betaMean(pol.engagement(p.All)*d, p.All.Sends*d, m, pop.PriorSends) / m
 	}
 	f.Scale = pol.Strictness * pol.LossWeight * pop.UnsubscribeRate * f.Sensitivity * f.CustomerValue * f.Worth
 	return f

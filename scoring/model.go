@@ -23,11 +23,6 @@ type Population struct {
 	// UnsubscribeRate is unsubscribes plus complaints per release at a
 	// comfortable volume; the base of the fatigue cost.
 	UnsubscribeRate float64 `json:"unsubscribe_rate"`
-	// ListRate is the list's measured engagement score per release
-	// (Policy.OpenWeight·opens + ClickWeight·clicks per release, over every
-	// recipient); 0 until measured, when the prior rate above stands in.
-	// The stop risk (Fatigue.StopRisk) compares a reader with it.
-	ListRate float64 `json:"list_rate,omitempty"`
 
 	// Prior strengths: how many observations of the recipient's own it
 	// takes to outweigh the population. Larger is more conservative.
@@ -77,12 +72,6 @@ type Policy struct {
 	// make a recipient dearer to mail, not cheaper. 0 gives everyone
 	// ComfortVolume and the old volume response.
 	ComfortSpread float64
-	// StopRiskWeight is how steeply a recipient's risk of unsubscribing or
-	// complaining is taken to fall with their engagement: the risk is
-	// multiplied by (their shrunk engagement rate / the list's)^-w
-	// (Fatigue.StopRisk), so a reader who does not engage pays more per
-	// mail and one who does pays less. 0 turns it off.
-	StopRiskWeight float64
 	// VolumeHalfLife is how fast recent volume fades from fatigue.
 	VolumeHalfLife time.Duration
 	// StreakFree ignored releases in a row cost nothing extra; each one

@@ -35,9 +35,6 @@ const (
 	// minLiftClicks is the number of clicks on the whole list from which
 	// lifts are measured in clicks instead of weighted engagement.
 	minLiftClicks = 50
-	// minListReleases is the number of releases on the whole list from
-	// which its engagement rate is measured instead of assumed.
-	minListReleases = 500
 	// maxKnownTopics bounds the topics the engine tracks.
 	maxKnownTopics = 1000
 )
@@ -122,12 +119,6 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 		prior = populationPriorClicks * float64(vals[popCounter("all", "released")]) / float64(vals[popCounter("all", "clicks")])
 	}
 	pop := scoring.DefaultPopulation()
-	// The list's engagement per release, in the weighted score a reader's
-	// own rate is measured in, for the stop risk (scoring.Fatigue.StopRisk).
-	if n := vals[popCounter("all", "released")]; n >= minListReleases {
-		pop.ListRate = (pol.OpenWeight*float64(vals[popCounter("all", "opens")]) +
-			pol.ClickWeight*float64(vals[popCounter("all", "clicks")])) / float64(n)
-	}
 	allEng, allRel := eng("all")
 	if allRel <= 0 || allEng <= 0 {
 		e.population = pop

@@ -101,33 +101,3 @@ func TestPopulationLiftsFollowClicks(t *testing.T) {
 		t.Errorf("opened less, clicked more: lift %.3f", l)
 	}
 }
-
-// The list's engagement per release, which the stop risk compares each
-// reader with, is measured from the counters once the list has
-// minListReleases releases, and left at 0 (the prior stands in) before.
-func TestPopulationListRate(t *testing.T) {
-	cfg := config.Default()
-	db := &counterStore{vals: map[string]int64{
-		"pop/all/released": minListReleases - 1, "pop/all/opens": 100, "pop/all/clicks": 10,
-	}}
-	e, err := New(Options{Governor: &cfg.Governor, Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
-	if err := e.refreshPopulation(now); err != nil {
-		t.Fatal(err)
-	}
-	if e.population.ListRate != 0 {
-		t.Errorf("list rate %v from %d releases, want 0 (not yet measured)", e.population.ListRate, minListReleases-1)
-	}
-	db.vals = map[string]int64{"pop/all/released": 10000, "pop/all/opens": 1000, "pop/all/clicks": 100}
-	if err := e.refreshPopulation(now.Add(2 * time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	pol := scoring.DefaultPolicy()
-	want := (pol.OpenWeight*1000 + pol.ClickWeight*100) / 10000
-	if got := e.population.ListRate; got != want {
-		t.Errorf("list rate %v, want %v", got, want)
-	}
-}
