@@ -21,6 +21,8 @@ var listMail = map[string]string{
 	"mailman3/003.eml": "",          // a post
 	"mailman3/004.eml": "Mailman 3", // unsubscription confirmation
 	"mailman3/005.eml": "Mailman 3", // goodbye
+	"mailman3/006.eml": "Mailman 3", // welcome of a digest member added by the admin
+	"mailman3/007.eml": "",          // a MIME digest (From: dev-request@, like the welcome)
 
 	"sympa/001.eml": "Sympa", // subscription confirmation request
 	"sympa/002.eml": "Sympa", // command report

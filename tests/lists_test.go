@@ -1,10 +1,12 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,15 +83,23 @@ governor:
 	send("ann@example.test", "post.1@lists.shop.test", "Eve <eve@example.org>", "[dev] Release notes", postHeaders)
 	send("ann@example.test", "post.2@lists.shop.test", "Dan <dan@example.org>", "[dev] Re: build failure", postHeaders)
 
-	// Mail Mailman 3 really sent, as it handed it to its MTA.
-	const (
-		mm3Confirm = "179656389397.23234.11746709335621593691@localhost"
-		mm3Post    = "179656389867.24199.2297105767165292307@example.com"
-	)
+	// Mail Mailman 3 really sent, as it handed it to its MTA: a
+	// subscription confirmation and a post.
+	var mm3Confirm, mm3Post string
 	for _, name := range []string{"001.eml", "003.eml"} {
 		data, err := os.ReadFile(filepath.Join("..", "governor", "testdata", "listmail", "mailman3", name))
 		if err != nil {
 			t.Fatal(err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("Mailman 3's %s: %v", name, err)
+		}
+		id := strings.Trim(m.Header.Get("Message-Id"), "<>")
+		if name == "001.eml" {
+			mm3Confirm = id
+		} else {
+			mm3Post = id
 		}
 		c, err := dialSMTP(r.Addr)
 		if err != nil {

@@ -58,7 +58,7 @@ PYEOF
 }
 # Wait until the capture server has n messages.
 wait_for() {
-	for _ in $(seq 120); do
+	for _ in $(seq 300); do
 		[ "$(wc -l <"$W/out/envelopes" 2>/dev/null || echo 0)" -ge "$1" ] && return
 		sleep 1
 	done
@@ -68,10 +68,13 @@ wait_for() {
 token() { grep -ho 'dev-confirm+[0-9a-f]*@' "$W"/out/*.eml | tail -1 | sed 's/dev-confirm+//; s/@//'; }
 
 mm start
-for _ in $(seq 60); do
-	$PY -c "import socket; socket.create_connection(('127.0.0.1', $LMTP), 1)" 2>/dev/null && break
+# The runners take a while to start on a busy machine.
+up=
+for _ in $(seq 300); do
+	$PY -c "import socket; socket.create_connection(('127.0.0.1', $LMTP), 1)" 2>/dev/null && { up=1; break; }
 	sleep 1
 done
+[ -n "$up" ] || { echo "Mailman's LMTP runner did not start" >&2; exit 1; }
 mm create -o owner@example.org dev@lists.example.org
 
 n=0
@@ -82,8 +85,14 @@ lmtp ann@example.com dev@lists.example.org "Release notes" "The new release is o
 lmtp ann@example.com dev-leave@lists.example.org "unsubscribe" ""; n=$((n+1)); wait_for $n       # unsubscribe confirmation
 t=$(token)
 lmtp ann@example.com "dev-confirm+$t@lists.example.org" "Re: confirm $t" ""; n=$((n+1)); wait_for $n   # goodbye
+# A digest: bob joins in MIME digest mode (welcomed, added by the admin
+# rather than confirmed), posts, and the collected digest is sent.
+echo bob@example.com | mm addmembers -d mime - dev@lists.example.org; n=$((n+1)); wait_for $n  # welcome (digest mode)
+lmtp bob@example.com dev@lists.example.org "Build failure" "The nightly build fails."; sleep 5 # only digest members: nothing sent
+mm digests -s -l dev@lists.example.org; n=$((n+1)); wait_for $n                               # the digest
 sleep 5 # anything else Mailman sends (owner notices) arrives too
 
 mkdir -p "$here/mailman3"
+rm -f "$here"/mailman3/*.eml "$here/mailman3/envelopes"
 cp "$W"/out/*.eml "$W/out/envelopes" "$here/mailman3/"
 echo "captured $(wc -l <"$W/out/envelopes") messages into $here/mailman3 (work dir $W)"
