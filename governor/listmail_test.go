@@ -36,6 +36,12 @@ var listMail = map[string]string{
 	"sympa/010.eml": "Sympa", // unsubscription confirmation request
 	"sympa/011.eml": "Sympa", // command report
 	"sympa/012.eml": "Sympa", // goodbye
+	"sympa/013.eml": "Sympa", // bob's subscription confirmation request
+	"sympa/014.eml": "Sympa", // command report
+	"sympa/015.eml": "Sympa", // welcome
+	"sympa/016.eml": "Sympa", // command report
+	"sympa/017.eml": "Sympa", // command report (SET dev DIGEST)
+	"sympa/018.eml": "",      // a digest: Auto-Submitted and X-Mailer Sympa too, but List-Id
 
 	"listmonk/optin.eml":    "listmonk", // double opt-in confirmation
 	"listmonk/campaign.eml": "",         // a campaign

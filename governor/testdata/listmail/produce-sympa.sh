@@ -127,6 +127,19 @@ wait_grep $n '^Subject: .*unsubscribing from dev'                          # con
 n=$(count); inject sympa@$D ann@example.com "$(auth dev)" ""
 wait_grep $n '^To: .*ann@example.com'                                      # goodbye
 sleep 8 # the command reports
+# A digest: bob subscribes, switches to digest mode and posts; the digest
+# is sent at once instead of at the list's digest hour.
+n=$(count); inject sympa@$D bob@example.com "subscribe dev Bob" ""
+wait_grep $n '^Subject: .*subscribing to dev'                              # confirmation request
+n=$(count); inject sympa@$D bob@example.com "$(auth dev Bob)" ""
+wait_grep $n '^Subject: Welcome'                                           # welcome
+sleep 5; n=$(count); inject sympa@$D bob@example.com "set dev digest" ""
+wait_grep $n '^Subject: Results of your commands'                          # command report
+sleep 5; n=$(count); inject dev@$D bob@example.com "Build failure" "The nightly build fails."
+sleep 15 # bob alone, in digest mode: the post goes to the digest only
+as_sympa /usr/lib/sympa/bin/sympa.pl --send_digest
+wait_grep $n '^Subject: .*Digest'                                          # the digest
+sleep 8
 
 mkdir -p "$here/sympa"
 rm -f "$here"/sympa/*.eml "$here/sympa/envelopes"
