@@ -33,15 +33,24 @@ import (
 //
 // The reason names the tool and the headers, for explain.
 func listAdministrative(h mail.Header) (reason string, ok bool) {
+	// The names are indexed as net/mail stores them, canonical
+	// (textproto.CanonicalMIMEHeaderKey): h.Get would canonicalise each name
+	// again on every message accepted.
 	has := func(name string) bool { return len(h[name]) > 0 }
-	if strings.EqualFold(strings.TrimSpace(h.Get("X-List-Administrivia")), "yes") {
+	first := func(name string) string {
+		if v := h[name]; len(v) > 0 {
+			return strings.TrimSpace(v[0])
+		}
+		return ""
+	}
+	if v := first("X-List-Administrivia"); v != "" && strings.EqualFold(v, "yes") {
 		return "list administrative mail (Mailman 2: X-List-Administrivia: yes)", true
 	}
-	if strings.HasPrefix(strings.TrimSpace(h.Get("X-Mailman-Version")), "3.") && has("List-Id") && !has("List-Post") {
+	if strings.HasPrefix(first("X-Mailman-Version"), "3.") && has("List-Id") && !has("List-Post") {
 		return "list administrative mail (Mailman 3: X-Mailman-Version 3, List-Id without List-Post)", true
 	}
-	if as := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted"))); as != "" && as != "no" &&
-		hasWordPrefix(h.Get("X-Mailer"), "sympa") && !has("List-Id") {
+	if as := strings.ToLower(first("Auto-Submitted")); as != "" && as != "no" &&
+		hasWordPrefix(first("X-Mailer"), "sympa") && !has("List-Id") {
 		return "list administrative mail (Sympa: X-Mailer Sympa, Auto-Submitted: " + as + ", no List-Id)", true
 	}
 	if has("X-Listmonk-Subscriber") && !has("X-Listmonk-Campaign") {
@@ -51,8 +60,8 @@ func listAdministrative(h mail.Header) (reason string, ok bool) {
 }
 
 // hasWordPrefix reports whether s begins with the lower-case word w, in any
-// letter case, followed by the end or a space ("Sympa 6.2.70").
+// letter case, followed by the end or a space ("Sympa 6.2.70"); s is
+// trimmed.
 func hasWordPrefix(s, w string) bool {
-	s = strings.TrimSpace(s)
 	return len(s) >= len(w) && strings.EqualFold(s[:len(w)], w) && (len(s) == len(w) || s[len(w)] == ' ')
 }

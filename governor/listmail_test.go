@@ -2,6 +2,7 @@ package governor
 
 import (
 	"bufio"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,6 +151,38 @@ func TestListAdministrativeNearMisses(t *testing.T) {
 		if class, reason := classify(h, "list@example.org", g); class != config.ClassMarketing {
 			t.Errorf("%s: %s by %q, want marketing", tc.name, class, reason)
 		}
+	}
+}
+
+// Header names are matched as net/mail stores them, canonical: a message
+// that writes them in another letter case is recognised all the same.
+func TestListAdministrativeAnyLetterCase(t *testing.T) {
+	g := &config.Default().Governor
+	for _, header := range []string{
+		"x-mailman-version: 3.3.8\r\nLIST-ID: <dev.lists.example.org>\r\nlist-unsubscribe: <mailto:dev-leave@lists.example.org>\r\n",
+		"x-list-administrivia: YES\r\nlist-id: <dev.lists.example.org>\r\n",
+		"AUTO-SUBMITTED: Auto-Generated\r\nx-mailer: SYMPA 6.2.70\r\n",
+		"x-listmonk-subscriber: a\r\nlist-unsubscribe: <https://n.example.org/u>\r\n",
+	} {
+		h, _ := readHeaderTolerant([]byte(header + "Subject: x\r\n\r\nbody\r\n"))
+		if class, reason := classify(h, "list@example.org", g); class != config.ClassTransactional ||
+			!strings.HasPrefix(reason, "list administrative mail") {
+			t.Errorf("%q: %s by %q, want transactional as list administrative mail", header, class, reason)
+		}
+	}
+}
+
+// BenchmarkClassifyListPost classifies a list post and a receipt, the
+// common cases, which every built-in list rule must reject.
+func BenchmarkClassifyListPost(b *testing.B) {
+	g := &config.Default().Governor
+	hs := []mail.Header{
+		readHeader([]byte("From: ann@example.com\r\nTo: dev@lists.example.org\r\nMessage-ID: <a@example.com>\r\nX-Mailman-Version: 3.3.8\r\nPrecedence: list\r\nSubject: [Dev] Release notes\r\nList-Id: <dev.lists.example.org>\r\nList-Post: <mailto:dev@lists.example.org>\r\nList-Unsubscribe: <mailto:dev-leave@lists.example.org>\r\n\r\nbody\r\n")),
+		readHeader([]byte("From: shop@example.com\r\nTo: ann@example.com\r\nSubject: Your receipt\r\nMessage-ID: <r@example.com>\r\n\r\nbody\r\n")),
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		classify(hs[i&1], "dev-bounces@lists.example.org", g)
 	}
 }
 
