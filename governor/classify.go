@@ -21,9 +21,11 @@ import (
 //  1. X-Kadenz-Class, set by a CRM that knows (and that governor.header_trust
 //     lets say so);
 //  2. the admin's sender rules;
-//  3. bulk markers: List-Unsubscribe (RFC 2369, RFC 8058), List-Id
+//  3. a list manager's administrative mail, recognised built in
+//     (listadmin.go): transactional;
+//  4. bulk markers: List-Unsubscribe (RFC 2369, RFC 8058), List-Id
 //     (RFC 2919), Precedence: bulk/list/junk;
-//  4. the configured default, transactional out of the box.
+//  5. the configured default, transactional out of the box.
 //
 // It fails open only where nothing points at bulk mail: a message that says
 // nothing is not held, since a receipt wrongly held is worse than a
@@ -47,12 +49,10 @@ func classify(h mail.Header, sender string, g *config.Governor) (class, reason s
 		}
 	}
 	// A list manager's administrative mail (subscription confirmations,
-	// welcome and goodbye notices, password reminders) carries the list's
-	// bulk markers but is mail a person is waiting for. Mailman 2 marks it
-	// X-List-Administrivia: yes; other list managers need a sender rule
-	// (docs/governor.md).
-	if strings.EqualFold(strings.TrimSpace(h.Get("X-List-Administrivia")), "yes") {
-		return config.ClassTransactional, "list administrative mail (X-List-Administrivia: yes)"
+	// welcome and goodbye notices, reminders) often carries the list's bulk
+	// markers but is mail a person is waiting for (listadmin.go).
+	if reason, ok := listAdministrative(h); ok {
+		return config.ClassTransactional, reason
 	}
 	for _, marker := range []string{"List-Unsubscribe", "List-Id"} {
 		if h.Get(marker) != "" {

@@ -1,10 +1,14 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,10 @@ import (
 //     names the rule.
 //   - Mailman 2's welcome notice (X-List-Administrivia: yes) passes without
 //     a rule.
+//   - A subscription confirmation and a post that Mailman 3.3.8 really
+//     sent (governor/testdata/listmail/mailman3): the confirmation passes
+//     at once by the built-in Mailman 3 rule, with no sender rule for its
+//     list, and explain names that rule; the post is governed.
 //   - Two distinct posts of the list share its List-Id; both are delivered.
 //     (The superseded rule used to keep only the newer: a discussion list
 //     lost posts.)
@@ -70,11 +78,41 @@ governor:
 		"confirm 1a2b3c", "Precedence: bulk\r\n")
 	send("cid@example.test", "welcome.1@lists.shop.test", "dev-request@lists.shop.test",
 		"Welcome to the \"Developers\" mailing list", "Precedence: bulk\r\nX-List-Administrivia: yes\r\n")
-	send("ann@example.test", "post.1@lists.shop.test", "Eve <eve@example.org>", "[dev] Release notes", "Precedence: list\r\n")
-	send("ann@example.test", "post.2@lists.shop.test", "Dan <dan@example.org>", "[dev] Re: build failure", "Precedence: list\r\n")
+	// Mailman 3 puts List-Post on every post (and on no notice).
+	postHeaders := "Precedence: list\r\nList-Post: <mailto:dev@lists.shop.test>\r\n"
+	send("ann@example.test", "post.1@lists.shop.test", "Eve <eve@example.org>", "[dev] Release notes", postHeaders)
+	send("ann@example.test", "post.2@lists.shop.test", "Dan <dan@example.org>", "[dev] Re: build failure", postHeaders)
+
+	// Mail Mailman 3 really sent, as it handed it to its MTA: a
+	// subscription confirmation and a post.
+	var mm3Confirm, mm3Post string
+	for _, name := range []string{"001.eml", "003.eml"} {
+		data, err := os.ReadFile(filepath.Join("..", "governor", "testdata", "listmail", "mailman3", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("Mailman 3's %s: %v", name, err)
+		}
+		id := strings.Trim(m.Header.Get("Message-Id"), "<>")
+		if name == "001.eml" {
+			mm3Confirm = id
+		} else {
+			mm3Post = id
+		}
+		c, err := dialSMTP(r.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := submit(c, "dev-bounces@lists.example.org", "ann@example.com", data); err != nil {
+			t.Fatalf("submitting Mailman 3's %s: %v", name, err)
+		}
+		c.Quit()
+	}
 
 	// Administrative mail goes at once, without the clock moving.
-	for _, id := range []string{"confirm.1@lists.shop.test", "welcome.1@lists.shop.test"} {
+	for _, id := range []string{"confirm.1@lists.shop.test", "welcome.1@lists.shop.test", mm3Confirm} {
 		if !waitFor(20*time.Second, func() bool { _, ok := up.message(id); return ok }) {
 			t.Fatalf("%s was not delivered at once in quiet hours: %+v", id, explainEnvelopes(t, admin, token, id))
 		}
@@ -96,24 +134,40 @@ governor:
 	if text := string(kadenzCLI(t, admin, token, "explain", "welcome.1@lists.shop.test")); !strings.Contains(text, "X-List-Administrivia") {
 		t.Errorf("explain of the welcome notice does not say why it passed:\n%s", text)
 	}
+	out = kadenzCLI(t, admin, token, "explain", "--json", mm3Confirm)
+	if err := json.Unmarshal(out, &ex); err != nil {
+		t.Fatalf("explain --json: %v\n%s", err, out)
+	}
+	if ex.Message.Class != "transactional" || !strings.Contains(ex.Message.ClassReason, "list administrative mail (Mailman 3:") {
+		t.Errorf("Mailman 3's confirmation classified %q (%q), want transactional by the built-in Mailman 3 rule", ex.Message.Class, ex.Message.ClassReason)
+	}
+	if text := string(kadenzCLI(t, admin, token, "explain", mm3Confirm)); !strings.Contains(text, "Mailman 3") {
+		t.Errorf("explain of Mailman 3's confirmation does not name the rule:\n%s", text)
+	}
 
 	// The posts are governed: held through the night, then decided. Both
 	// reach the reader, the second is not read as a newer version of the
 	// first. Two days of virtual time leave room for any spacing the model
 	// chooses.
-	if _, ok := up.message("post.1@lists.shop.test"); ok {
-		t.Fatal("a list post was delivered in quiet hours without the clock moving")
+	posts := []string{"post.1@lists.shop.test", "post.2@lists.shop.test", mm3Post}
+	for _, id := range posts {
+		if _, ok := up.message(id); ok {
+			t.Fatalf("list post %s was delivered in quiet hours without the clock moving", id)
+		}
 	}
 	for hour := 0; hour < 48; hour++ {
 		advanceClock(t, admin, token, "1h")
-		_, ok1 := up.message("post.1@lists.shop.test")
-		_, ok2 := up.message("post.2@lists.shop.test")
-		if ok1 && ok2 {
+		all := true
+		for _, id := range posts {
+			_, ok := up.message(id)
+			all = all && ok
+		}
+		if all {
 			break
 		}
 		waitCaughtUp(t, admin, token)
 	}
-	for _, id := range []string{"post.1@lists.shop.test", "post.2@lists.shop.test"} {
+	for _, id := range posts {
 		if !waitFor(20*time.Second, func() bool { _, ok := up.message(id); return ok }) {
 			t.Errorf("%s was never delivered: %+v", id, explainEnvelopes(t, admin, token, id))
 		}
