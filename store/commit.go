@@ -1,8 +1,6 @@
 package store
 
 import (
-	"time"
-
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -59,77 +57,25 @@ func (db *DB) updateAll(fns []func(*bolt.Tx) error) []error {
 	return errs
 }
 
-// Writers on their way. A caller that prepares its write outside the
-// transaction first (ApplyFeedback's precompute, a millisecond or more for
-// a batch of events) counts itself in db.arriving meanwhile. When the
-// committer has work and such writers are on their way, it waits for them,
-// at most as long as its last commit took: a writer that arrives just
-// after a commit began waits for that commit and then its own, so waiting
-// up to one commit's time costs the writers already there no more than it
-// saves the one arriving, and the two share one commit's fsyncs instead of
-// paying two. Four event clients on one store otherwise fall into ragged
-// groups (1.8 batches per commit where 2 to 4 were possible). Writers that
-// do not announce themselves, and a lone writer, are never waited for.
-
-// maxArrivingWait bounds the wait for writers on their way, whatever the
-// last commit took.
-const maxArrivingWait = 20 * time.Millisecond
-
-// waitAsLong is how long the committer waits for writers on their way
-// after a commit that took last (DB.arrivingWait, which tests replace).
-func waitAsLong(last time.Duration) time.Duration { return min(last, maxArrivingWait) }
-
 func (db *DB) commitLoop() {
 	defer close(db.done)
 	batch := make([]*commitRequest, 0, maxBatch)
-	var last time.Duration // how long the last commit took
 	for first := range db.commits {
 		batch = append(batch[:0], first...)
-		db.gather(&batch)
-		if db.arriving.Load() > 0 {
-			db.waitForArriving(&batch, db.arrivingWait(last))
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case group, ok := <-db.commits:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, group...)
+			default:
+				break gather
+			}
 		}
-		start := time.Now()
 		db.commitBatch(batch)
-		last = time.Since(start)
 	}
-}
-
-// gather adds the groups already waiting to batch, up to maxBatch.
-func (db *DB) gather(batch *[]*commitRequest) {
-	for len(*batch) < maxBatch {
-		select {
-		case group, ok := <-db.commits:
-			if !ok {
-				return
-			}
-			*batch = append(*batch, group...)
-		default:
-			return
-		}
-	}
-}
-
-// waitForArriving adds to batch the groups of writers on their way, as
-// they come, until none is on its way or wait has passed.
-func (db *DB) waitForArriving(batch *[]*commitRequest, wait time.Duration) {
-	if wait <= 0 {
-		return
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for len(*batch) < maxBatch && db.arriving.Load() > 0 {
-		select {
-		case group, ok := <-db.commits:
-			if !ok {
-				return
-			}
-			*batch = append(*batch, group...)
-		case <-timer.C:
-			return
-		}
-	}
-	db.gather(batch) // any that came in as the last one arrived
 }
 
 func (db *DB) commitBatch(batch []*commitRequest) {

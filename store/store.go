@@ -251,10 +251,6 @@ type DB struct {
 	closeErr  error
 
 	commitCount, writeCount atomic.Int64
-	// arriving counts writers preparing a write the committer may wait
-	// for, at most arrivingWait of the last commit's time (commit.go).
-	arriving     atomic.Int64
-	arrivingWait func(last time.Duration) time.Duration
 	// readers counts read transactions begun through view (erasure.go).
 	readers atomic.Int64
 }
@@ -306,7 +302,7 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	db := &DB{bolt: b, commits: make(chan []*commitRequest, 1024), done: make(chan struct{}), arrivingWait: waitAsLong}
+	db := &DB{bolt: b, commits: make(chan []*commitRequest, 1024), done: make(chan struct{})}
 	if err := db.startCounting(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)

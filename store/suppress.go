@@ -375,9 +375,6 @@ func eventIDKeys(now time.Time, secret []byte, changes []FeedbackChange, pre []p
 // one yet (which it returns). A change whose Apply fails is left for the
 // write transaction to run and report.
 func (db *DB) precompute(now time.Time, changes []FeedbackChange) ([]precomputed, []byte) {
-	// On its way to the committer (commit.go) until this returns.
-	db.arriving.Add(1)
-	defer db.arriving.Add(-1)
 	pre := make([]precomputed, len(changes))
 	var secret []byte
 	db.view(func(tx *bolt.Tx) error {
