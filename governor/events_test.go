@@ -322,6 +322,11 @@ func runEventsBench(b *testing.B, clients int, run func(*testing.B, string, int)
 			b.Fatal(err)
 		}
 		defer r.Shutdown(b.Context())
+		commits0, writes0, _ := r.CommitStats()
 		run(b, "http://"+r.AdminAddr().String()+"/v1/events", clients)
+		// How many writes (batches, mostly) each group commit carried.
+		if commits, writes, ok := r.CommitStats(); ok && commits > commits0 {
+			b.ReportMetric(float64(writes-writes0)/float64(commits-commits0), "writes/commit")
+		}
 	})
 }

@@ -60,19 +60,31 @@ const (
 // are a recipient with no profile yet: a new, empty one.
 func DecodeProfile(raw []byte) (*Profile, error) {
 	p := &Profile{}
+	if err := DecodeProfileInto(p, raw); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// DecodeProfileInto is DecodeProfile into p, which it empties first, for
+// a caller that decodes one profile after another and keeps none: a
+// Profile, with its 168 hourly floats, is 2.2 KB, and allocating one per
+// event was a third of the bytes the events API allocated.
+func DecodeProfileInto(p *Profile, raw []byte) error {
+	*p = Profile{}
 	if len(raw) == 0 {
-		return p, nil
+		return nil
 	}
 	if raw[0] != profileMagic {
 		if err := json.Unmarshal(raw, p); err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
+			return fmt.Errorf("profile: %w", err)
 		}
-		return p, nil
+		return nil
 	}
 	if err := p.decodeBinary(raw); err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return fmt.Errorf("profile: %w", err)
 	}
-	return p, nil
+	return nil
 }
 
 // Encode returns p's stored form (binary).

@@ -517,3 +517,38 @@ func TestProfileCodecShadowCopiesAreVersion2(t *testing.T) {
 		t.Error("version 3 was read")
 	}
 }
+
+// DecodeProfileInto leaves nothing of what p held before: decoded into a
+// profile with every field set, each stored form reads as DecodeProfile
+// reads it into a new one.
+func TestDecodeProfileIntoEmptiesFirst(t *testing.T) {
+	var full Profile
+	seed := 0
+	fill(t, "Profile", reflect.ValueOf(&full).Elem(), &seed)
+	fullRaw, err := full.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := Profile{Timezone: "Europe/Berlin"}
+	small.Hours[3] = 1
+	smallRaw, _ := small.Encode()
+	for _, raw := range [][]byte{nil, smallRaw, []byte(`{"timezone":"Asia/Tokyo"}`), fullRaw} {
+		var p Profile
+		if err := DecodeProfileInto(&p, fullRaw); err != nil {
+			t.Fatal(err)
+		}
+		if err := DecodeProfileInto(&p, raw); err != nil {
+			t.Fatal(err)
+		}
+		want, err := DecodeProfile(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(&p, want) {
+			t.Errorf("%.20q decoded over a full profile: %s", raw, diffProfile(want, &p))
+		}
+	}
+	if err := DecodeProfileInto(new(Profile), []byte{profileMagic, 99}); err == nil {
+		t.Error("a damaged profile decoded without an error")
+	}
+}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -87,6 +90,38 @@ func TestEventIDKeysMatchOneByOne(t *testing.T) {
 		}
 		if want := eventIDValue(t0, secret, c.Recipient); !bytes.Equal(got.value, want) {
 			t.Errorf("change %d: value %x, want %x", i, got.value, want)
+		}
+	}
+}
+
+// noChange is a FeedbackChange about rcpt that writes nothing but its ID.
+func noChange(id, rcpt string) FeedbackChange {
+	return FeedbackChange{EventID: id, Recipient: rcpt, Apply: func([]byte) (FeedbackOutcome, error) { return FeedbackOutcome{}, nil }}
+}
+
+// Writers racing with the same new ID: exactly one applies it.
+func TestEventIDRacingWriters(t *testing.T) {
+	db, _ := openTest(t)
+	for round := range 20 {
+		id := fmt.Sprint("race-", round)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		for w := range 6 {
+			wg.Go(func() {
+				now := t0.Add(time.Duration(w) * time.Second)
+				a, _, err := db.ApplyFeedback(now, []FeedbackChange{noChange(id, "ann@x.test"), noChange(fmt.Sprint(id, "-", w), "bob@x.test")})
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				total += a
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if total != 1+6 {
+			t.Fatalf("round %d: %d applied, want 7 (the shared ID once, each writer's own)", round, total)
 		}
 	}
 }

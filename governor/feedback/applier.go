@@ -3,6 +3,7 @@ package feedback
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"kadenz/config"
@@ -38,6 +39,9 @@ type Applier struct {
 	log          *slog.Logger
 	newMessageID func(time.Time) string
 	kickDelivery func()
+	// profiles holds the profiles change decodes into (one per event
+	// otherwise, and a Profile is 2.2 KB).
+	profiles sync.Pool
 }
 
 // New builds an Applier.

@@ -117,7 +117,14 @@ const stopLookback = 7 * 24 * time.Hour
 func (f *Applier) change(s signal) store.FeedbackChange {
 	fb := &f.config().Feedback
 	return store.FeedbackChange{EventID: s.eventID, Recipient: s.rcpt, Apply: func(old []byte) (store.FeedbackOutcome, error) {
-		p, err := scoring.DecodeProfile(old)
+		// Nothing below keeps p once its encoding is written, so one
+		// event's Profile serves the next (Applier.profiles).
+		p, _ := f.profiles.Get().(*scoring.Profile)
+		if p == nil {
+			p = new(scoring.Profile)
+		}
+		defer f.profiles.Put(p)
+		err := scoring.DecodeProfileInto(p, old)
 		if err != nil {
 			return store.FeedbackOutcome{}, err
 		}
