@@ -195,9 +195,12 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 // not decoded and written again record by record: every list in the bucket
 // was written here, so it is already in that form.
 func appendRecord(list, rec []byte) ([]byte, error) {
-	r, err := json.Marshal(json.RawMessage(rec)) // checks, compacts, escapes
-	if err != nil {
-		return nil, err
+	r := rec
+	if !canonicalJSON(rec) { // canonical.go: as Marshal would write it already
+		var err error
+		if r, err = json.Marshal(json.RawMessage(rec)); err != nil { // checks, compacts, escapes
+			return nil, err
+		}
 	}
 	if len(list) == 0 {
 		list = []byte("[]")

@@ -78,3 +78,34 @@ func FuzzSummaryScan(f *testing.F) {
 		checkLast(t, rec)
 	})
 }
+
+// What canonicalJSON keeps as it is, json.Marshal keeps as it is too.
+func FuzzCanonicalJSON(f *testing.F) {
+	for _, s := range summarySeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{`-0.5e+10`, `01`, `1.`, `"\u00e9\ud83d"`, `"\x"`, `{"a":[true,false,null,{}]}`, "\"\u2028\"", `"<"`, ` 1`, `[1,]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		if !canonicalJSON(rec) {
+			return
+		}
+		out, err := json.Marshal(json.RawMessage(rec))
+		if err != nil || string(out) != string(rec) {
+			t.Fatalf("canonicalJSON(%q) but Marshal gives %q, %v", rec, out, err)
+		}
+	})
+}
+
+func TestCanonicalJSONKeepsEngineRecords(t *testing.T) {
+	rec, _ := json.Marshal(map[string]any{"action": "release", "explanation": "“Sale” <now> & then", "numbers": map[string]float64{"a": 1e-9, "b": -3.25}})
+	if !canonicalJSON(rec) {
+		t.Errorf("a record json.Marshal wrote takes the slow way: %s", rec)
+	}
+	for _, s := range []string{`{"a": 1}`, `{"a":"<"}`, `[1,]`, `01`, `{"a":1}x`, ``} {
+		if canonicalJSON([]byte(s)) {
+			t.Errorf("canonicalJSON(%q) = true", s)
+		}
+	}
+}
