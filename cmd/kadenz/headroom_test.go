@@ -3,6 +3,7 @@ package main
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 )
 
@@ -57,5 +58,51 @@ func TestHeapTunerFollowsTheLiveHeap(t *testing.T) {
 	}
 	if got := tn.percent.Load(); got != 400 {
 		t.Fatalf("percent %d once the live heap was released, want 400", got)
+	}
+}
+
+// BenchmarkHeapGrowth keeps 64 MiB live (a million held: 65 MiB, mostly
+// bbolt's free-page list) and makes garbage in 32 KiB pieces, as decision
+// rounds do, with serve's collector settings before (400% whatever is
+// live) and now (the tuner). It reports the largest heap goal the runtime
+// set and the heap's largest footprint in MiB (/memory/classes/heap).
+//
+//	go test -run '^$' -bench HeapGrowth -benchtime 1x ./cmd/kadenz
+func BenchmarkHeapGrowth(b *testing.B) {
+	for _, tuned := range []bool{false, true} {
+		name := map[bool]string{false: "gogc400", true: "tuner"}[tuned]
+		b.Run(name, func(b *testing.B) {
+			defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
+			var tn *heapTuner
+			if tuned {
+				tn = startHeapTuner(serveHeadroom, serveGCPercent)
+				defer tn.stop()
+			}
+			tunerTestLive = make([][]byte, 64)
+			for i := range tunerTestLive {
+				tunerTestLive[i] = make([]byte, 1<<20)
+			}
+			defer func() { tunerTestLive = nil }()
+			runtime.GC()
+			runtime.GC()
+			samples := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
+				{Name: "/memory/classes/heap/unused:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
+			var peakGoal, peakHeap uint64
+			var sink []byte
+			for range b.N {
+				for i := range 64 << 10 { // 2 GiB of garbage
+					sink = make([]byte, 32<<10)
+					sink[0] = byte(i)
+					if i%256 == 0 {
+						metrics.Read(samples)
+						peakGoal = max(peakGoal, samples[0].Value.Uint64())
+						peakHeap = max(peakHeap, samples[1].Value.Uint64()+samples[2].Value.Uint64()+samples[3].Value.Uint64())
+					}
+				}
+			}
+			runtime.KeepAlive(sink)
+			b.ReportMetric(float64(peakGoal)/(1<<20), "goal-MiB")
+			b.ReportMetric(float64(peakHeap)/(1<<20), "heap-MiB")
+		})
 	}
 }
