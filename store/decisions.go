@@ -45,11 +45,7 @@ func envelopeRecipient(tx *bolt.Tx, id []byte) (string, error) {
 	if v == nil {
 		return "", fmt.Errorf("envelope %s: %w", id, ErrNotFound)
 	}
-	var e struct {
-		To string `json:"to"`
-	}
-	err := json.Unmarshal(v, &e)
-	return e.To, err
+	return envelopeTo(v)
 }
 
 // NextHeld returns the earliest time a held envelope is due for a
@@ -107,7 +103,7 @@ func loadRecipient(tx *bolt.Tx, rcpt string) (Recipient, error) {
 				return r, fmt.Errorf("message %s: %w", e.MessageID, ErrNotFound)
 			}
 			var m Message
-			if err := json.Unmarshal(v, &m); err != nil {
+			if err := decodeMessage(v, &m); err != nil {
 				return r, err
 			}
 			r.Messages[e.MessageID] = m
@@ -199,9 +195,12 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 // not decoded and written again record by record: every list in the bucket
 // was written here, so it is already in that form.
 func appendRecord(list, rec []byte) ([]byte, error) {
-	r, err := json.Marshal(json.RawMessage(rec)) // checks, compacts, escapes
-	if err != nil {
-		return nil, err
+	r := rec
+	if !canonicalJSON(rec) { // canonical.go: as Marshal would write it already
+		var err error
+		if r, err = json.Marshal(json.RawMessage(rec)); err != nil { // checks, compacts, escapes
+			return nil, err
+		}
 	}
 	if len(list) == 0 {
 		list = []byte("[]")
@@ -290,7 +289,7 @@ func (db *DB) EnvelopesOf(messageID string) ([]Envelope, error) {
 		c := tx.Bucket(bucketEnvelopes).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var e Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := decodeEnvelope(v, &e); err != nil {
 				return err
 			}
 			envs = append(envs, e)

@@ -56,14 +56,14 @@ func (db *DB) Export(sink Sink) error {
 		}{
 			{bucketMessages, func(k, v []byte) error {
 				var m Message
-				if err := json.Unmarshal(v, &m); err != nil {
+				if err := decodeMessage(v, &m); err != nil {
 					return err
 				}
 				return sink.Message(m, bodies.Get(k))
 			}},
 			{bucketEnvelopes, func(_, v []byte) error {
 				var e Envelope
-				if err := json.Unmarshal(v, &e); err != nil {
+				if err := decodeEnvelope(v, &e); err != nil {
 					return err
 				}
 				return sink.Envelope(e)

@@ -95,7 +95,7 @@ func forgetVictims(tx *bolt.Tx, addr string, rules ForgetRules, rep *ForgetRepor
 	c := tx.Bucket(bucketEnvelopes).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		var e Envelope
-		if err := json.Unmarshal(v, &e); err != nil {
+		if err := decodeEnvelope(v, &e); err != nil {
 			return nil, nil, fmt.Errorf("envelope %s: %w", k, err)
 		}
 		if !strings.EqualFold(e.To, addr) {
@@ -221,7 +221,7 @@ func forgetMessage(tx *bolt.Tx, m Message, rep *ForgetReport) error {
 	c := tx.Bucket(bucketEnvelopes).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var e Envelope
-		if err := json.Unmarshal(v, &e); err != nil {
+		if err := decodeEnvelope(v, &e); err != nil {
 			return err
 		}
 		remaining++
@@ -289,7 +289,7 @@ func getMessage(tx *bolt.Tx, id string) (Message, error) {
 	if v == nil {
 		return m, fmt.Errorf("message %s: %w", id, ErrNotFound)
 	}
-	err := json.Unmarshal(v, &m)
+	err := decodeMessage(v, &m)
 	return m, err
 }
 
@@ -371,7 +371,7 @@ func (db *DB) Records(fn func(EnvelopeRecord) bool) error {
 		c := tx.Bucket(bucketEnvelopes).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var rec EnvelopeRecord
-			if err := json.Unmarshal(v, &rec.Envelope); err != nil {
+			if err := decodeEnvelope(v, &rec.Envelope); err != nil {
 				return fmt.Errorf("envelope %s: %w", k, err)
 			}
 			if m == nil || m.ID != rec.Envelope.MessageID {
@@ -460,7 +460,7 @@ func bodyExpired(tx *bolt.Tx, messageID string, before time.Time) (bool, error) 
 	c := tx.Bucket(bucketEnvelopes).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var e Envelope
-		if err := json.Unmarshal(v, &e); err != nil {
+		if err := decodeEnvelope(v, &e); err != nil {
 			return false, err
 		}
 		if !e.State.Final() || !e.Updated.Before(before) {
@@ -492,7 +492,7 @@ func decisionsExpired(tx *bolt.Tx, envelopeID string, before time.Time) (bool, e
 		return true, nil
 	}
 	var e Envelope
-	if err := json.Unmarshal(v, &e); err != nil {
+	if err := decodeEnvelope(v, &e); err != nil {
 		return false, err
 	}
 	return e.State.Final() && e.Updated.Before(before), nil

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -250,7 +249,7 @@ func repair(tx *bolt.Tx, rep *RecoverReport, now time.Time) (err error) {
 	var unreadable [][]byte
 	err = tx.Bucket(bucketEnvelopes).ForEach(func(k, v []byte) error {
 		var e Envelope
-		if err := json.Unmarshal(v, &e); err != nil || e.ID != string(k) {
+		if err := decodeEnvelope(v, &e); err != nil || e.ID != string(k) {
 			unreadable = append(unreadable, append([]byte(nil), k...))
 			return nil
 		}

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -115,7 +114,7 @@ func (db *DB) envelopesByIDAfter(s State, after EnvelopeCursor, fn func(Envelope
 		}
 		for ; k != nil; k, v = c.Next() {
 			var e Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := decodeEnvelope(v, &e); err != nil {
 				return fmt.Errorf("envelope %s: %w", k, err)
 			}
 			if s != "" && e.State != s {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"regexp"
 	"time"
 )
@@ -73,7 +72,7 @@ func (s *scavenged) page(leaves []leafElem) {
 			k = "body"
 		case envelopeIDPattern.Match(e.key):
 			var env Envelope
-			if json.Unmarshal(e.value, &env) != nil || env.ID != string(e.key) || env.MessageID == "" {
+			if decodeEnvelope(e.value, &env) != nil || env.ID != string(e.key) || env.MessageID == "" {
 				return
 			}
 			k = "envelope"
@@ -94,7 +93,7 @@ func (s *scavenged) page(leaves []leafElem) {
 			s.bodies[key] = bytes.Clone(e.value)
 		case "envelope":
 			var env Envelope
-			json.Unmarshal(e.value, &env)
+			decodeEnvelope(e.value, &env)
 			if old, ok := s.envelopes[key]; !ok || env.Updated.After(old.Updated) {
 				s.envelopes[key] = env
 			}
@@ -142,11 +141,7 @@ func scavengeInto(c *copier, found *scavenged, now time.Time) (added map[string]
 			env.State, env.Due, env.Updated = StateReview, now, now
 			env.LastError = "recovered from pages outside the damaged database's tree: it may be stale (sent or erased since); check, then release or drop"
 		}
-		v, err := json.Marshal(env)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := put(bucketEnvelopes, id, v); err != nil {
+		if err := put(bucketEnvelopes, id, encodeEnvelope(&env)); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -49,7 +49,13 @@ import (
 // Version 4 stores large bodies in parts (bodies.go); the upgrade only
 // creates the buckets, but an older kadenz must refuse the file rather
 // than find such a message's body missing.
-const SchemaVersion = 5
+//
+// Version 5 keeps tallies (tallies.go).
+//
+// Version 6 writes envelopes and messages in a binary form (codec.go). The
+// JSON ones of older files are still read, so the upgrade changes nothing
+// but the number: an older kadenz must refuse a file it could not read.
+const SchemaVersion = 6
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
@@ -57,6 +63,7 @@ var upgrades = map[string]func(*bolt.Tx) error{
 	"2": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) },
 	"3": buildTallies, // initSchema creates the new buckets
 	"4": buildTallies, // version 5 keeps tallies (tallies.go)
+	"5": func(*bolt.Tx) error { return nil },
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
@@ -87,9 +94,9 @@ func upgradeHeaderIDs(tx *bolt.Tx) error {
 // Bucket names.
 var (
 	bucketMeta      = []byte("meta")      // "schema" -> version
-	bucketMessages  = []byte("messages")  // message ID -> Message (JSON)
+	bucketMessages  = []byte("messages")  // message ID -> Message (codec.go; JSON before version 6)
 	bucketBodies    = []byte("bodies")    // message ID -> raw message
-	bucketEnvelopes = []byte("envelopes") // envelope ID -> Envelope (JSON)
+	bucketEnvelopes = []byte("envelopes") // envelope ID -> Envelope (codec.go; JSON before version 6)
 	// bucketDue indexes envelopes waiting for delivery (queued, deferred):
 	// 8-byte big-endian due time (Unix ns) + envelope ID -> nil.
 	bucketDue = []byte("due")
@@ -386,16 +393,13 @@ func (db *DB) acceptTx(msg Message, rcpts []string, now time.Time, prepare func(
 		}
 		prepare(i, &envs[i])
 	}
-	msgJSON, err := json.Marshal(msg)
-	if err != nil {
-		return nil, err
-	}
-	err = db.update(func(tx *bolt.Tx) error {
+	msgValue := encodeMessage(&msg)
+	err := db.update(func(tx *bolt.Tx) error {
 		msgs := tx.Bucket(bucketMessages)
 		if msgs.Get([]byte(msg.ID)) != nil {
 			return fmt.Errorf("store: message ID %s already exists", msg.ID)
 		}
-		if err := msgs.Put([]byte(msg.ID), msgJSON); err != nil {
+		if err := msgs.Put([]byte(msg.ID), msgValue); err != nil {
 			return err
 		}
 		if err := putBody(tx); err != nil {
@@ -559,7 +563,7 @@ func (db *DB) Message(id string) (Message, error) {
 		if v == nil {
 			return fmt.Errorf("message %s: %w", id, ErrNotFound)
 		}
-		return json.Unmarshal(v, &m)
+		return decodeMessage(v, &m)
 	})
 	return m, err
 }
@@ -596,7 +600,7 @@ func (db *DB) Envelopes(fn func(Envelope) bool) error {
 		c := tx.Bucket(bucketEnvelopes).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var e Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := decodeEnvelope(v, &e); err != nil {
 				return fmt.Errorf("envelope %s: %w", k, err)
 			}
 			if !fn(e) {
@@ -634,7 +638,7 @@ func getEnvelope(tx *bolt.Tx, id string) (Envelope, error) {
 	if v == nil {
 		return e, fmt.Errorf("envelope %s: %w", id, ErrNotFound)
 	}
-	err := json.Unmarshal(v, &e)
+	err := decodeEnvelope(v, &e)
 	return e, err
 }
 
@@ -676,12 +680,8 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 			return err
 		}
 	}
-	v, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
 	noteWritten(tx, e.ID, e)
-	return tx.Bucket(bucketEnvelopes).Put([]byte(e.ID), v)
+	return tx.Bucket(bucketEnvelopes).Put([]byte(e.ID), encodeEnvelope(e))
 }
 
 // indexKey is the key of e in its state's index: in-flight envelopes are

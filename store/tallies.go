@@ -96,15 +96,31 @@ func lastDecision(records []byte) (action string, reasons []string, ok bool) {
 	if len(records) == 0 {
 		return "", nil, false
 	}
+	if last, ok := lastElementScan(records); ok { // summary.go
+		return decisionSummary(last)
+	}
+	return lastDecisionJSON(records)
+}
+
+// lastDecisionJSON is lastDecision by encoding/json alone.
+func lastDecisionJSON(records []byte) (action string, reasons []string, ok bool) {
 	var list []json.RawMessage
 	if json.Unmarshal(records, &list) != nil || len(list) == 0 {
 		return "", nil, false
 	}
-	return decisionSummary(list[len(list)-1])
+	return decisionSummaryJSON(list[len(list)-1])
 }
 
 // decisionSummary reads one record's action and reasons.
 func decisionSummary(record []byte) (action string, reasons []string, ok bool) {
+	if action, would, reasons, ok := summaryScan(record); ok { // summary.go
+		return cmp.Or(would, action), reasons, true
+	}
+	return decisionSummaryJSON(record)
+}
+
+// decisionSummaryJSON is decisionSummary by encoding/json alone.
+func decisionSummaryJSON(record []byte) (action string, reasons []string, ok bool) {
 	var r struct {
 		Action  string   `json:"action"`
 		Would   string   `json:"would"`

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -149,7 +148,7 @@ func touchEnvelope(tx *bolt.Tx, id, messageID string, stored *Envelope) error {
 	if stored == nil {
 		if v := tx.Bucket(bucketEnvelopes).Get([]byte(id)); v != nil {
 			var e Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := decodeEnvelope(v, &e); err != nil {
 				return fmt.Errorf("envelope %s: %w", id, err)
 			}
 			stored = &e
@@ -221,10 +220,8 @@ func (k *tallyKeeper) messageCountOf(tx *bolt.Tx, messageID string) (messageCoun
 	if key == nil || !bytes.HasPrefix(key, prefix) {
 		return messageCount{}, nil
 	}
-	var e struct {
-		Created time.Time `json:"created"`
-	}
-	if err := json.Unmarshal(v, &e); err != nil {
+	var e Envelope
+	if err := decodeEnvelope(v, &e); err != nil {
 		return messageCount{}, fmt.Errorf("envelope %s: %w", key, err)
 	}
 	class, err := k.classOf(tx, messageID)
@@ -258,13 +255,11 @@ func messageClass(tx *bolt.Tx, messageID string) (string, error) {
 	if v == nil {
 		return "", nil
 	}
-	var m struct {
-		Class string `json:"class"`
-	}
-	if err := json.Unmarshal(v, &m); err != nil {
+	class, err := messageClassOf(v)
+	if err != nil {
 		return "", fmt.Errorf("message %s: %w", messageID, err)
 	}
-	return m.Class, nil
+	return class, nil
 }
 
 // flushTallies writes what tx's changes did to the tallies. The committer
@@ -321,7 +316,7 @@ func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bu
 			return contribution{}, nil
 		}
 		var e Envelope
-		if err := json.Unmarshal(v, &e); err != nil {
+		if err := decodeEnvelope(v, &e); err != nil {
 			return contribution{}, fmt.Errorf("envelope %s: %w", id, err)
 		}
 		w = writtenEnvelope{messageID: e.MessageID, created: e.Created, state: e.State, holdout: e.Holdout}
@@ -419,7 +414,7 @@ func buildTallies(tx *bolt.Tx) error {
 	c := tx.Bucket(bucketEnvelopes).Cursor()
 	for key, v := c.First(); key != nil; key, v = c.Next() {
 		var e Envelope
-		if err := json.Unmarshal(v, &e); err != nil {
+		if err := decodeEnvelope(v, &e); err != nil {
 			return fmt.Errorf("envelope %s: %w", key, err)
 		}
 		class, err := k.classOf(tx, e.MessageID)

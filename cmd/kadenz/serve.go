@@ -50,7 +50,7 @@ func runServe(args []string) int {
 		return code
 	}
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGCPercent)
+		startHeapTuner(serveHeadroom, serveGCPercent) // headroom.go
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(serveMemoryLimit)

@@ -36,11 +36,16 @@ import (
 
 const (
 	// maxRecipientsPerRound bounds a round of the loop.
-	maxRecipientsPerRound = 512
+	maxRecipientsPerRound = 1024
 	// roundBudget is how long computing a round may take before the loop
 	// stops growing its rounds (twice this, and they shrink). It paces
 	// work, it decides nothing, so it is measured on the machine's clock.
-	roundBudget = 250 * time.Millisecond
+	// On a busy machine a round takes longer on that clock for the same
+	// work: at 250 ms the rounds of a loaded machine stayed small, and
+	// each decision paid more of its commit (30,000 recipients at a load
+	// average of 40: 266 µs of CPU per decision with 512 and 250 ms, 180-228
+	// with 1024 and a second; docs/benchmarks.md).
+	roundBudget = time.Second
 )
 
 // pipeline is the loop's state between rounds; only the loop's goroutine
