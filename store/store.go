@@ -88,7 +88,7 @@ func upgradeHeaderIDs(tx *bolt.Tx) error {
 var (
 	bucketMeta      = []byte("meta")      // "schema" -> version
 	bucketMessages  = []byte("messages")  // message ID -> Message (JSON)
-	bucketBodies    = []byte("bodies")    // message ID -> raw message
+	bucketBodies    = []byte("bodies")    // message ID -> raw message, compressed when that pays (bodycodec.go)
 	bucketEnvelopes = []byte("envelopes") // envelope ID -> Envelope (JSON)
 	// bucketDue indexes envelopes waiting for delivery (queued, deferred):
 	// 8-byte big-endian due time (Unix ns) + envelope ID -> nil.
@@ -361,8 +361,9 @@ func (db *DB) Accept(msg Message, body []byte, rcpts []string, now time.Time) ([
 // AcceptWith is Accept with a hook that may change each new envelope
 // before it is written (the governor sets held envelopes this way).
 func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time, prepare func(i int, e *Envelope)) ([]Envelope, error) {
+	stored := encodeBody(body) // here, not in the writer's transaction
 	return db.acceptTx(msg, rcpts, now, prepare, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBodies).Put([]byte(msg.ID), body)
+		return tx.Bucket(bucketBodies).Put([]byte(msg.ID), stored)
 	})
 }
 
@@ -571,7 +572,11 @@ func (db *DB) Body(messageID string) ([]byte, error) {
 	var man bodyManifest
 	err := db.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBodies).Get([]byte(messageID)); v != nil {
-			body = bytes.Clone(v) // v is only valid inside the transaction
+			var err error
+			body, err = decodeBody(make([]byte, 0, len(v)), v) // a copy: v is only valid inside the transaction
+			if err != nil {
+				return fmt.Errorf("body of message %s: %w", messageID, err)
+			}
 			return nil
 		}
 		var err error
@@ -582,7 +587,7 @@ func (db *DB) Body(messageID string) ([]byte, error) {
 		return body, err
 	}
 	body = make([]byte, man.Size)
-	_, err = io.ReadFull(&partReader{db: db, id: messageID, man: man}, body)
+	_, err = io.ReadFull(newPartReader(db, messageID, man), body)
 	if err != nil {
 		return nil, err
 	}
