@@ -227,6 +227,12 @@ func TestBodiesOfReleaseBeforeCompressionRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get([]byte("schema")); string(v) != fmt.Sprint(SchemaVersion) {
+			t.Errorf("schema %s after open, want %d (so that an older kadenz refuses the file)", v, SchemaVersion)
+		}
+		return nil
+	})
 	want := releaseBodies()
 	check := func(id string, body []byte) {
 		t.Helper()

@@ -49,7 +49,12 @@ import (
 // Version 4 stores large bodies in parts (bodies.go); the upgrade only
 // creates the buckets, but an older kadenz must refuse the file rather
 // than find such a message's body missing.
-const SchemaVersion = 5
+//
+// Version 6 stores bodies compressed when that pays (bodycodec.go). Bodies
+// stored before read as they are, so the upgrade changes nothing; but an
+// older kadenz would hand a compressed body to the smarthost as it is
+// stored, so it must refuse the file.
+const SchemaVersion = 6
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
@@ -57,6 +62,7 @@ var upgrades = map[string]func(*bolt.Tx) error{
 	"2": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) },
 	"3": buildTallies, // initSchema creates the new buckets
 	"4": buildTallies, // version 5 keeps tallies (tallies.go)
+	"5": func(*bolt.Tx) error { return nil },
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
