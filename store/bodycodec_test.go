@@ -310,6 +310,9 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte("Received: plain"))
 	f.Add([]byte{0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0xff})
 	f.Fuzz(func(t *testing.T, v []byte) {
+		if size, err := storedBodySize(v); err == nil && size > 1<<20 {
+			return // a length up to maxCompress is allocated before the block is found damaged: slow, not different
+		}
 		got, err := decodeBody(nil, v)
 		if err != nil {
 			return
