@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -187,7 +188,7 @@ func (db *DB) AcceptStream(msg Message, body io.Reader, rcpts []string, now time
 // its commit returns).
 func (db *DB) writeParts(id string, first []byte, body io.Reader, man *bodyManifest) error {
 	chunk := first
-	enc := make([]byte, 0, BodyPartSize+64) // a compressed part's memory, reused likewise
+	enc := make([]byte, 0, codecHeader+s2.MaxEncodedLen(BodyPartSize)) // a compressed part's memory, reused likewise
 	for part := 0; ; part++ {
 		stored := encodeBodyInto(enc, chunk) // before the transaction, as AcceptWith does
 		err := db.update(func(tx *bolt.Tx) error {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -389,5 +390,26 @@ func BenchmarkAcceptNewsletter(b *testing.B) {
 		if _, err := db.Accept(Message{ID: id, From: "news@shop.test"}, body, []string{"r@example.test"}, t0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Writing a large body allocates its part buffers once, not per part: the
+// compressed part goes into memory reused from part to part.
+func TestPartedBodyAllocatesPerBodyNotPerPart(t *testing.T) {
+	db, _ := openTest(t)
+	nl := newsletter(t)
+	var body []byte
+	for len(body) < 8*BodyPartSize {
+		body = append(body, nl...)
+	}
+	allocated := func() uint64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.TotalAlloc
+	}
+	before := allocated()
+	acceptParted(t, db, "big", body)
+	if got := allocated() - before; got > 5*BodyPartSize {
+		t.Errorf("storing %d parts allocated %d bytes, want about two parts' worth", len(body)/BodyPartSize, got)
 	}
 }
