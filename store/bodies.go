@@ -285,7 +285,7 @@ func (db *DB) OpenBody(messageID string) (io.ReadCloser, error) {
 	err := db.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBodies).Get([]byte(messageID)); v != nil {
 			var err error
-			if whole, err = decodeBody(make([]byte, 0, len(v)), v); err != nil { // a copy: v is valid only in tx
+			if whole, err = decodeBody([]byte{}, v); err != nil { // a copy (non-nil even if empty): v is valid only in tx
 				return fmt.Errorf("body of message %s: %w", messageID, err)
 			}
 			return nil

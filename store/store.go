@@ -579,7 +579,7 @@ func (db *DB) Body(messageID string) ([]byte, error) {
 	err := db.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBodies).Get([]byte(messageID)); v != nil {
 			var err error
-			body, err = decodeBody(make([]byte, 0, len(v)), v) // a copy: v is only valid inside the transaction
+			body, err = decodeBody([]byte{}, v) // a copy (non-nil even if empty): v is only valid inside the transaction
 			if err != nil {
 				return fmt.Errorf("body of message %s: %w", messageID, err)
 			}
