@@ -26,10 +26,20 @@
 #   SPACE=1      say what each bucket of the database takes once the
 #                campaign is held and at the end (kadenz db backup, then
 #                kadenz db check on the copy; bbolt only)
+#   BODY=newsletter  send a realistic newsletter (multipart HTML and text,
+#                quoted-printable, links and tokens unique per recipient;
+#                bench/campaign/newsletter.go) of about SIZE bytes instead of
+#                the default filler (one plain line repeated, which
+#                compresses to nearly nothing: useless for measuring space)
+#   RETENTION=1  after the decide, wait for the deliveries, move the clock
+#                past retention.bodies (168h) so the sweep purges the bodies,
+#                report the database (and SPACE), then stop the relay and
+#                run kadenz db compact (bbolt only)
 set -euo pipefail
 
 N="${1:-100000}"
 SIZE="${2:-5000}"
+BODY="${BODY:-filler}"
 SESSIONS="${SESSIONS:-20}"
 WAIT_LIMIT="${WAIT_LIMIT:-3600}" # seconds, for the submit and for the decide phase
 case "$N$SIZE" in '' | *[!0-9]*) echo "usage: bench/campaign.sh [N] [SIZE]" >&2; exit 2 ;; esac
@@ -112,7 +122,7 @@ db_mb() { # the database's size: the data directory, or PostgreSQL's files
 }
 held() { curl -sf "$api/v1/queue/summary" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("held", 0))'; }
 
-echo "# campaign benchmark: $N recipients, one message each, ~$SIZE bytes, $SESSIONS sessions; store $STORE"
+echo "# campaign benchmark: $N recipients, one message each, ~$SIZE bytes ($BODY), $SESSIONS sessions; store $STORE"
 echo "# machine: nproc=$(nproc), memory=$(free -h | awk '/^Mem:/ { print $2 }'), fs=$(df -T "$work" | awk 'NR == 2 { print $2 }'), $(go env GOVERSION 2>/dev/null)"
 
 # The relay's CPU time (user + system, clock ticks): per accepted message
@@ -125,13 +135,18 @@ per_msg_us() { # ticks-before ticks-after -> microseconds per recipient
 }
 cpu0="$(cpu_ticks)"
 t0="$(now)"
-timeout "$WAIT_LIMIT" "$loader" -addr "127.0.0.1:$smtp_port" -n "$N" -sessions "$SESSIONS" -size "$SIZE" >"$work/loader.out"
+timeout "$WAIT_LIMIT" "$loader" -addr "127.0.0.1:$smtp_port" -n "$N" -sessions "$SESSIONS" -size "$SIZE" -body "$BODY" >"$work/loader.out"
+# The size the ratios divide by: what the loader sent per message, on
+# average (headers included; the relay adds its Received field).
+msg_bytes="$(sed -n 's/.*mean_bytes=\([0-9]*\).*/\1/p' "$work/loader.out")"
+msg_bytes="${msg_bytes:-$SIZE}"
 accept_s="$(elapsed "$t0" "$(now)")"
 accept_rate="$(awk -v n="$N" -v s="$accept_s" 'BEGIN { printf "%.0f", n / s }')"
 cpu1="$(cpu_ticks)"
 db_accept="$(db_mb)"
 held_now="$(held)"
-echo "accept: $N in ${accept_s}s = ${accept_rate}/s; held $held_now; database ${db_accept} MB = $(awk -v m="$db_accept" -v n="$N" -v s="$SIZE" 'BEGIN { printf "%.2f", m * 1048576 / n / s }')x the message size"
+ratio() { awk -v m="$1" -v n="$N" -v s="$msg_bytes" 'BEGIN { printf "%.2f", m * 1048576 / n / s }'; }
+echo "accept: $N in ${accept_s}s = ${accept_rate}/s; held $held_now; database ${db_accept} MB = $(ratio "$db_accept")x the message size ($msg_bytes bytes sent per message)"
 
 # What each bucket takes: a consistent copy through the daemon, checked.
 space() { # label
@@ -180,3 +195,25 @@ echo
 read -r peak peak_anon <"$work/rss.peak"
 echo "peak RSS $((peak / 1024)) MB, peak RssAnon $((peak_anon / 1024)) MB; database $(db_mb) MB at the end"
 space "at the end"
+
+[ "${RETENTION:-}" = 1 ] && [ "$STORE" = bbolt ] || exit 0
+# Retention: once every envelope is final, bodies go after 168h.
+deadline=$((SECONDS + WAIT_LIMIT))
+pending() { curl -sf "$api/v1/queue/summary" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(sum(s.get(k, 0) for k in ("queued", "delivering", "deferred", "held", "review")))'; }
+while [ "$(pending)" -gt 0 ]; do
+	[ $SECONDS -ge $deadline ] && { echo "campaign.sh: deliveries not done after ${WAIT_LIMIT}s" >&2; exit 1; }
+	sleep 1
+done
+purged0="$(grep -c 'retention sweep purged' "$work/kadenz.log" || true)"
+curl -sf -X POST -H 'Content-Type: application/json' -d '{"advance":"169h"}' "$api/v1/clock" >/dev/null
+while [ "$(grep -c 'retention sweep purged' "$work/kadenz.log" || true)" -le "$purged0" ]; do
+	[ $SECONDS -ge $deadline ] && { echo "campaign.sh: no retention sweep after ${WAIT_LIMIT}s" >&2; exit 1; }
+	sleep 1
+done
+sleep 5 # the sweep's batches after its first log line, if any
+echo "after retention: $(grep 'retention sweep purged' "$work/kadenz.log" | tail -1 | grep -o 'bodies=[0-9]*'); database $(db_mb) MB"
+space "after retention"
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+"$bin" db compact --data "$work/data" | tail -3
+echo "after kadenz db compact: database $(db_mb) MB"

@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -30,7 +31,9 @@ import (
 //
 // The manifest records the size and a CRC-32C of each part; a reader checks
 // both, so a part lost or damaged in the file is an error, never a
-// truncated or altered message handed to the smarthost.
+// truncated or altered message handed to the smarthost. Each part is
+// stored compressed when that pays, on its own (bodycodec.go), which the
+// manifest says (enc); parts written before that are the body's bytes.
 //
 // Everything stays in the one bbolt file: backup, check, recover and the
 // free-page scrub after erasure need nothing new. Only recover's scavenging
@@ -107,7 +110,22 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // bodyManifest lists a parted body's parts.
 type bodyManifest struct {
 	Size int64    `json:"size"`
-	CRCs []uint32 `json:"crc32c"` // one per part, in order
+	CRCs []uint32 `json:"crc32c"` // one per part (of its bytes as received), in order
+	// Enc is partsEncoded when each part is stored in the body codec's
+	// form (bodycodec.go); 0 (absent) when the parts are the body's bytes.
+	// A part of an older manifest may start with a NUL byte (it is cut
+	// from the middle of a message), so the codec's rule cannot tell.
+	Enc int `json:"enc,omitempty"`
+}
+
+const partsEncoded = 1
+
+// partSize is the size of the body's bytes a stored part holds.
+func (m bodyManifest) partSize(v []byte) (int64, error) {
+	if m.Enc == partsEncoded {
+		return storedBodySize(v)
+	}
+	return int64(len(v)), nil
 }
 
 func partKey(messageID string, part int) []byte {
@@ -140,7 +158,7 @@ func (db *DB) AcceptStream(msg Message, body io.Reader, rcpts []string, now time
 		return nil, fmt.Errorf("store: reading body: %w", err)
 	}
 	id := msg.ID
-	var man bodyManifest
+	man := bodyManifest{Enc: partsEncoded}
 	if err = db.writeParts(id, buf, body, &man); err == nil {
 		var envs []Envelope
 		envs, err = db.acceptTx(msg, rcpts, now, prepare, func(tx *bolt.Tx) error {
@@ -170,14 +188,16 @@ func (db *DB) AcceptStream(msg Message, body io.Reader, rcpts []string, now time
 // its commit returns).
 func (db *DB) writeParts(id string, first []byte, body io.Reader, man *bodyManifest) error {
 	chunk := first
+	enc := make([]byte, 0, codecHeader+s2.MaxEncodedLen(BodyPartSize)) // a compressed part's memory, reused likewise
 	for part := 0; ; part++ {
+		stored := encodeBodyInto(enc, chunk) // before the transaction, as AcceptWith does
 		err := db.update(func(tx *bolt.Tx) error {
 			if part == 0 {
 				if tx.Bucket(bucketMessages).Get([]byte(id)) != nil || tx.Bucket(bucketBodyParts).Get([]byte(id)) != nil {
 					return fmt.Errorf("store: message ID %s already exists", id)
 				}
 			}
-			return putPart(tx, id, part, chunk)
+			return putPart(tx, id, part, stored)
 		})
 		if err != nil {
 			return err
@@ -244,7 +264,11 @@ func manifestOf(tx *bolt.Tx, id string) (bodyManifest, error) {
 		if p == nil {
 			return man, fmt.Errorf("body of message %s: part %d of %d is missing", id, i+1, len(man.CRCs))
 		}
-		total += int64(len(p))
+		n, err := man.partSize(p)
+		if err != nil {
+			return man, fmt.Errorf("body of message %s: part %d of %d: %w", id, i+1, len(man.CRCs), err)
+		}
+		total += n
 	}
 	if total != man.Size {
 		return man, fmt.Errorf("body of message %s: parts hold %d bytes, the manifest says %d", id, total, man.Size)
@@ -260,7 +284,10 @@ func (db *DB) OpenBody(messageID string) (io.ReadCloser, error) {
 	var man bodyManifest
 	err := db.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBodies).Get([]byte(messageID)); v != nil {
-			whole = bytes.Clone(v)
+			var err error
+			if whole, err = decodeBody([]byte{}, v); err != nil { // a copy (non-nil even if empty): v is valid only in tx
+				return fmt.Errorf("body of message %s: %w", messageID, err)
+			}
 			return nil
 		}
 		var err error
@@ -273,7 +300,11 @@ func (db *DB) OpenBody(messageID string) (io.ReadCloser, error) {
 	if whole != nil {
 		return io.NopCloser(bytes.NewReader(whole)), nil
 	}
-	return &partReader{db: db, id: messageID, man: man}, nil
+	return newPartReader(db, messageID, man), nil
+}
+
+func newPartReader(db *DB, id string, man bodyManifest) *partReader {
+	return &partReader{db: db, id: id, man: man}
 }
 
 // BodySize is the length of a message's stored body.
@@ -281,8 +312,9 @@ func (db *DB) BodySize(messageID string) (int64, error) {
 	var size int64
 	err := db.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBodies).Get([]byte(messageID)); v != nil {
-			size = int64(len(v))
-			return nil
+			var err error
+			size, err = storedBodySize(v)
+			return err
 		}
 		man, err := manifestOf(tx, messageID)
 		size = man.Size
@@ -328,8 +360,16 @@ func (r *partReader) fill() error {
 		if v == nil {
 			return fmt.Errorf("body of message %s: part %d of %d is missing: %w", r.id, r.next+1, len(r.man.CRCs), ErrNotFound)
 		}
-		part = append(part, v...) // v is valid only inside the transaction
+		var err error
+		if r.man.Enc == partsEncoded {
+			part, err = decodeBody(part, v) // a copy: v is valid only inside the transaction
+		} else {
+			part = append(part, v...)
+		}
 		releaseMapped(r.db.bolt, tx, v)
+		if err != nil {
+			return fmt.Errorf("body of message %s: part %d of %d: %w", r.id, r.next+1, len(r.man.CRCs), err)
+		}
 		return nil
 	})
 	r.part = part

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,21 @@ func partedBody(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = "abcdefghijklmnopqrstuvwxyz0123456789\r\n"[i%38]
+	}
+	return b
+}
+
+// noise is n bytes that do not compress (bodies are stored compressed
+// when that pays: a test of the file's layout needs bodies that stay their
+// size), the same on every run, starting like a header field.
+func noise(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(1, uint64(n)))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	if n > 0 {
+		b[0] = 'R'
 	}
 	return b
 }
@@ -65,7 +81,7 @@ func TestBodyPartsDamageIsAnError(t *testing.T) {
 	acceptParted(t, db, "short", body)
 	err := db.update(func(tx *bolt.Tx) error {
 		flipped := bytes.Clone(getPart(tx, "flip", 1))
-		flipped[1000] ^= 0x20
+		flipped[len(flipped)/2] ^= 0x20
 		if err := putPart(tx, "flip", 1, flipped); err != nil {
 			return err
 		}
@@ -90,7 +106,7 @@ func TestBodyPartsDamageIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(rc)
-	if err == nil || !strings.Contains(err.Error(), "part 2 of 4 is damaged") {
+	if err == nil || !strings.Contains(err.Error(), "part 2 of 4") || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("streaming a damaged body: %v, want part 2 of 4 damaged", err)
 	}
 	if len(got) != BodyPartSize {

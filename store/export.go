@@ -59,7 +59,14 @@ func (db *DB) Export(sink Sink) error {
 				if err := decodeMessage(v, &m); err != nil {
 					return err
 				}
-				return sink.Message(m, bodies.Get(k))
+				var body []byte
+				if v := bodies.Get(k); v != nil {
+					var err error
+					if body, err = decodeBody(nil, v); err != nil { // the export holds bodies as received
+						return fmt.Errorf("body: %w", err)
+					}
+				}
+				return sink.Message(m, body)
 			}},
 			{bucketEnvelopes, func(_, v []byte) error {
 				var e Envelope

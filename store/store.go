@@ -52,9 +52,12 @@ import (
 //
 // Version 5 keeps tallies (tallies.go).
 //
-// Version 6 writes envelopes and messages in a binary form (codec.go). The
-// JSON ones of older files are still read, so the upgrade changes nothing
-// but the number: an older kadenz must refuse a file it could not read.
+// Version 6 writes envelopes and messages in a binary form (codec.go) and
+// stores bodies compressed when that pays (bodycodec.go). Values stored
+// before (JSON envelopes and messages, bodies as received) are still read,
+// so the upgrade changes nothing but the number: an older kadenz must refuse
+// a file whose records it could not read and whose compressed bodies it
+// would hand to the smarthost as they are stored.
 const SchemaVersion = 6
 
 // upgrades are the older versions Open upgrades in place, and how.
@@ -95,7 +98,7 @@ func upgradeHeaderIDs(tx *bolt.Tx) error {
 var (
 	bucketMeta      = []byte("meta")      // "schema" -> version
 	bucketMessages  = []byte("messages")  // message ID -> Message (codec.go; JSON before version 6)
-	bucketBodies    = []byte("bodies")    // message ID -> raw message
+	bucketBodies    = []byte("bodies")    // message ID -> raw message, compressed when that pays (bodycodec.go)
 	bucketEnvelopes = []byte("envelopes") // envelope ID -> Envelope (codec.go; JSON before version 6)
 	// bucketDue indexes envelopes waiting for delivery (queued, deferred):
 	// 8-byte big-endian due time (Unix ns) + envelope ID -> nil.
@@ -368,8 +371,9 @@ func (db *DB) Accept(msg Message, body []byte, rcpts []string, now time.Time) ([
 // AcceptWith is Accept with a hook that may change each new envelope
 // before it is written (the governor sets held envelopes this way).
 func (db *DB) AcceptWith(msg Message, body []byte, rcpts []string, now time.Time, prepare func(i int, e *Envelope)) ([]Envelope, error) {
+	stored := encodeBody(body) // here, not in the writer's transaction
 	return db.acceptTx(msg, rcpts, now, prepare, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBodies).Put([]byte(msg.ID), body)
+		return tx.Bucket(bucketBodies).Put([]byte(msg.ID), stored)
 	})
 }
 
@@ -575,7 +579,11 @@ func (db *DB) Body(messageID string) ([]byte, error) {
 	var man bodyManifest
 	err := db.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBodies).Get([]byte(messageID)); v != nil {
-			body = bytes.Clone(v) // v is only valid inside the transaction
+			var err error
+			body, err = decodeBody([]byte{}, v) // a copy (non-nil even if empty): v is only valid inside the transaction
+			if err != nil {
+				return fmt.Errorf("body of message %s: %w", messageID, err)
+			}
 			return nil
 		}
 		var err error
@@ -586,7 +594,7 @@ func (db *DB) Body(messageID string) ([]byte, error) {
 		return body, err
 	}
 	body = make([]byte, man.Size)
-	_, err = io.ReadFull(&partReader{db: db, id: messageID, man: man}, body)
+	_, err = io.ReadFull(newPartReader(db, messageID, man), body)
 	if err != nil {
 		return nil, err
 	}

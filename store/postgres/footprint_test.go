@@ -23,10 +23,21 @@ import (
 //
 //	go test -run '^$' -bench Footprint -benchtime 5000x ./store/postgres/
 //
-// b.N is the number of recipients, each sent one 5,000-byte message.
-// PostgreSQL's sizes are after VACUUM, per table with its indexes and
-// TOAST; bbolt's is the file.
+// b.N is the number of recipients, each sent one message: words is 5,000
+// bytes of words (see mailLikeBody), newsletter bench/campaign's realistic
+// newsletter (store/testdata/newsletter.eml, 5,360 bytes: HTML and text in
+// quoted-printable, with per-recipient links). PostgreSQL's sizes are
+// after VACUUM, per table with its indexes and TOAST; bbolt's is the file.
 func BenchmarkFootprint(b *testing.B) {
+	news, err := os.ReadFile(filepath.Join("..", "testdata", "newsletter.eml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("body=words", func(b *testing.B) { footprint(b, mailLikeBody(5000)) })
+	b.Run("body=newsletter", func(b *testing.B) { footprint(b, news) })
+}
+
+func footprint(b *testing.B, body []byte) {
 	url := pgtest.URL(b)
 	pg, err := postgres.Open(context.Background(), url, postgres.Options{Node: "bench"})
 	if err != nil {
@@ -39,7 +50,6 @@ func BenchmarkFootprint(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bb.Close()
-	body := mailLikeBody(5000)
 	profile := []byte(`{"v":1,"tz":"Europe/Berlin","sent":[1764000000],"topics":{"shoes":0.6,"sale":0.3},"engagement":0.42,"last_open":1763900000}`)
 	record := []byte(`{"at":"2026-11-23T10:05:00Z","action":"release","reasons":["relevant","budget"],"scores":{"relevance":0.61,"fatigue":0.2,"value":0.48},"slot":"2026-11-23T18:00:00Z","text":"Released for the evening slot: relevant to shoes, within the weekly budget."}`)
 	features := []byte(`{"topics":["shoes","sale"],"priority":50,"campaign":"winter-sale"}`)
