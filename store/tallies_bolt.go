@@ -467,6 +467,6 @@ func (db *DB) Tallies(since, until time.Time) (Tallies, error) {
 		}
 		return nil
 	})
-	t.sort()
+	t.Sort()
 	return t, err
 }

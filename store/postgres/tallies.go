@@ -1,0 +1,488 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"kadenz/store"
+)
+
+// How this store keeps the tallies of statistics and the overview
+// (store/tallies.go): in the table tallies, moved by triggers on
+// envelopes, decisions and messages, in the transaction of the write.
+//
+// A trigger is the one place that sees every write to those tables —
+// accepts, decision rounds, delivery outcomes, erasures, purges, imports
+// and any statement added later — together with the rows as they were and
+// as they are (statement-level triggers with transition tables, so a
+// decision round's UPDATE of 512 envelopes moves the tallies with one
+// upsert per key, not one per envelope). What an envelope counts depends
+// on its row, its message's class and its last decision record; each
+// trigger takes away what the changed rows counted before the statement
+// and adds what they count after it, reading the other two tables as they
+// are, which the statement did not change. The store reads three fields of
+// a decision record (store/tallies.go) and the envelope's created and
+// holdout from its JSON, in SQL (kadenz_tally_rows).
+//
+// Hot rows: the envelopes of one campaign, accepted in one hour, all
+// count in one key, and every SMTP session would add to its row. Under
+// SERIALIZABLE two transactions updating one row cannot both commit, so
+// each key is split over shards: a session adds to the shard it was given
+// when it connected (kadenz.tally_shard, a number per connection of this
+// process, from a random start so that nodes differ), and a read sums the
+// shards. Two transactions on one pool never share a shard while the pool
+// holds at most tallyShards connections.
+//
+// A database written before this layout (schema version 1) gets its
+// tallies from one pass over its envelopes when it is migrated (the last
+// statement of migration 2), as bbolt's schema 5 builds them at open.
+//
+// The triggers look rows up by key, a few per changed row. On a small
+// table the planner would rather scan it whole, and under SERIALIZABLE a
+// scan locks the whole table against every concurrent writer: two
+// deciders retried 8-14 of 40 rounds each that way in a test where main
+// retries 0-2. The trigger functions therefore run with enable_seqscan
+// off (with it, 0-2 again); on a large table the plans are the same.
+//
+// CockroachDB has no transition tables: there the migration only creates
+// the table, no trigger keeps it, and Tallies walks the envelopes as
+// before (keptTallies false).
+
+// What an accept counts is known before it is written: a new message (an
+// existing ID fails the accept) with new envelopes, no records. Counting
+// it in the triggers would read the messages and envelopes indexes, and
+// under SERIALIZABLE a read of an index page that a concurrent accept
+// inserts into is a conflict: in TestTalliesConcurrentAccepts, 8 sessions
+// retried 160 of 200 accepts that way (none without the triggers). So an
+// accept adds its own tallies, computed here, and tells the two insert
+// triggers of its transaction to leave them (kadenz.accept_tallied); it
+// then reads nothing, as before.
+func queueAcceptTallies(b *pgx.Batch, msg store.Message, envs []store.Envelope) {
+	type key struct {
+		hour    int64
+		kind    string
+		state   string
+		holdout bool
+	}
+	counts := map[key]int64{}
+	first := 0
+	for i, e := range envs {
+		counts[key{tallyHour(e.Created), "e", string(e.State), e.Holdout}]++
+		if e.ID < envs[first].ID {
+			first = i
+		}
+	}
+	counts[key{tallyHour(envs[first].Created), "m", "", false}]++
+	var (
+		hours, ns     []int64
+		kinds, states []string
+		holdouts      []bool
+	)
+	for k, n := range counts {
+		hours, kinds, states, holdouts, ns = append(hours, k.hour), append(kinds, k.kind), append(states, k.state), append(holdouts, k.holdout), append(ns, n)
+	}
+	b.Queue(`SELECT set_config('kadenz.accept_tallied', 'on', true)`)
+	b.Queue(`INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+		SELECT u.hour, u.kind, u.state, $6, u.holdout, '', kadenz_tally_shard(), u.n
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::bigint[]) AS u(hour, kind, state, holdout, n)
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (hour, kind, state, class, holdout, label, shard) DO UPDATE SET n = tallies.n + excluded.n`,
+		hours, kinds, states, holdouts, ns, msg.Class)
+}
+
+// tallyHour numbers t's hour as the tallies do (store.TallyHours).
+func tallyHour(t time.Time) int64 {
+	from, _ := store.TallyHours(t, t)
+	return hourNumber(from)
+}
+
+// tallyShards is how many rows a tally key is spread over.
+const tallyShards = 32
+
+// nextTallyShard numbers this process's connections.
+var nextTallyShard atomic.Uint32
+
+func init() { nextTallyShard.Store(rand.Uint32N(tallyShards)) }
+
+// setTallyShard gives a new connection its shard.
+func setTallyShard(ctx context.Context, c *pgx.Conn) error {
+	shard := (nextTallyShard.Add(1) - 1) % tallyShards
+	_, err := c.Exec(ctx, `SELECT set_config('kadenz.tally_shard', $1, false)`, fmt.Sprint(shard))
+	return err
+}
+
+// talliesMigration is schema version 2: the table, then (where there are
+// triggers) its types, functions, triggers and the first tallies.
+// Function bodies are dollar-quoted; the statements run one by one.
+func talliesMigration() []string {
+	return append(append(slices.Clone(talliesTypes), talliesHelpers...), talliesTriggers...)
+}
+
+const talliesTable = `CREATE TABLE IF NOT EXISTS tallies (
+		hour BIGINT NOT NULL,
+		kind TEXT NOT NULL,
+		state TEXT NOT NULL,
+		class TEXT NOT NULL,
+		holdout BOOLEAN NOT NULL,
+		label TEXT NOT NULL,
+		shard INT NOT NULL,
+		n BIGINT NOT NULL,
+		PRIMARY KEY (hour, kind, state, class, holdout, label, shard))`
+
+var talliesTriggers = []string{
+	// kadenz_last_decision reads the last record's action (its would when
+	// set) and reasons as store.lastDecision does; action is NULL when the
+	// list is empty or unreadable (then nothing of the records counts).
+	`CREATE OR REPLACE FUNCTION kadenz_last_decision(records BYTEA, OUT action TEXT, OUT reasons TEXT[])
+	LANGUAGE plpgsql IMMUTABLE AS $f$
+	DECLARE
+		r JSONB;
+	BEGIN
+		IF records IS NULL OR length(records) = 0 THEN
+			RETURN;
+		END IF;
+		BEGIN
+			r := (('[' || convert_from(records, 'UTF8') || ']')::jsonb) -> -1;
+		EXCEPTION WHEN others THEN
+			RETURN;
+		END;
+		IF r IS NULL THEN
+			RETURN;
+		END IF;
+		IF jsonb_typeof(r) = 'null' THEN -- Go decodes null into a zero record
+			action := '';
+			reasons := '{}';
+			RETURN;
+		END IF;
+		IF jsonb_typeof(r) <> 'object'
+			OR coalesce(jsonb_typeof(r->'action'), 'null') NOT IN ('string', 'null')
+			OR coalesce(jsonb_typeof(r->'would'), 'null') NOT IN ('string', 'null')
+			OR coalesce(jsonb_typeof(r->'reasons'), 'null') NOT IN ('array', 'null') THEN
+			RETURN;
+		END IF;
+		IF jsonb_typeof(r->'reasons') = 'array' AND EXISTS (
+			SELECT 1 FROM jsonb_array_elements(r->'reasons') x WHERE jsonb_typeof(x) NOT IN ('string', 'null')) THEN
+			RETURN;
+		END IF;
+		action := coalesce(nullif(r->>'would', ''), r->>'action', '');
+		reasons := ARRAY(SELECT coalesce(x, '') FROM jsonb_array_elements_text(
+			CASE WHEN jsonb_typeof(r->'reasons') = 'array' THEN r->'reasons' ELSE '[]'::jsonb END) x);
+	END
+	$f$`,
+	// kadenz_tally_rows is what one change adds to the tallies (store's
+	// hourOf: the hour of created, floored; the fraction of a second is
+	// dropped before the cast, which would round it).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_rows(c kadenz_tally_change,
+		OUT t_hour BIGINT, OUT t_kind TEXT, OUT t_state TEXT, OUT t_class TEXT, OUT t_holdout BOOLEAN, OUT t_label TEXT, OUT t_n INT)
+	RETURNS SETOF record LANGUAGE plpgsql STABLE AS $f$
+	DECLARE
+		env JSONB := convert_from(c.data, 'UTF8')::jsonb;
+		h BIGINT := floor(extract(epoch FROM regexp_replace(env->>'created', '\.[0-9]+', '')::timestamptz) / 3600);
+		d RECORD;
+	BEGIN
+		IF c.kind = 'm' THEN
+			t_hour := h; t_kind := 'm'; t_state := ''; t_class := coalesce(c.class, ''); t_holdout := false; t_label := ''; t_n := c.sign;
+			RETURN NEXT;
+			RETURN;
+		END IF;
+		d := kadenz_last_decision(c.records);
+		t_hour := h; t_kind := 'e'; t_state := c.state; t_class := coalesce(c.class, '');
+		t_holdout := coalesce((env->>'holdout')::boolean, false); t_label := coalesce(d.action, ''); t_n := c.sign;
+		RETURN NEXT;
+		IF d.action IS NOT NULL THEN
+			t_kind := 'r'; t_class := ''; t_holdout := false;
+			FOREACH t_label IN ARRAY d.reasons LOOP
+				RETURN NEXT;
+			END LOOP;
+		END IF;
+	END
+	$f$`,
+	`CREATE OR REPLACE FUNCTION kadenz_tally_shard() RETURNS INT LANGUAGE sql STABLE AS $f$
+		SELECT coalesce(nullif(current_setting('kadenz.tally_shard', true), '')::int, pg_backend_pid() % 32)
+	$f$`,
+	// kadenz_tally_apply adds changes to the session's shard, one upsert
+	// per key; pairs that cancel (a row whose counted fields did not move)
+	// write nothing.
+	`CREATE OR REPLACE FUNCTION kadenz_tally_apply(changes kadenz_tally_change[]) RETURNS VOID
+	LANGUAGE plpgsql AS $f$
+	DECLARE
+		s_shard INT := kadenz_tally_shard();
+	BEGIN
+		INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+		SELECT r.t_hour, r.t_kind, r.t_state, r.t_class, r.t_holdout, r.t_label, s_shard, sum(r.t_n)
+		FROM unnest(changes) c CROSS JOIN LATERAL kadenz_tally_rows(c) r
+		GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(r.t_n) <> 0
+		ORDER BY 1, 2, 3, 4, 5, 6
+		ON CONFLICT (hour, kind, state, class, holdout, label, shard) DO UPDATE SET n = tallies.n + excluded.n;
+	END
+	$f$`,
+	// Envelopes inserted: each counts; a message whose first envelope
+	// changed moves (from none, for a new message).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_insert() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	BEGIN
+		IF current_setting('kadenz.accept_tallied', true) = 'on' THEN
+			RETURN NULL; -- counted by the accept (queueAcceptTallies)
+		END IF;
+		PERFORM kadenz_tally_apply(ARRAY(
+			WITH cls AS MATERIALIZED (
+				SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
+				WHERE id IN (SELECT message_id FROM new_rows)),
+			ms AS (SELECT DISTINCT message_id FROM new_rows)
+			SELECT ROW(1, 'e', n.state, n.data, c.class, d.records)::kadenz_tally_change
+			FROM new_rows n LEFT JOIN cls c ON c.id = n.message_id LEFT JOIN decisions d ON d.envelope_id = n.id
+			UNION ALL
+			SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id
+			UNION ALL
+			SELECT ROW(-1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id
+					AND e.id NOT IN (SELECT id FROM new_rows) ORDER BY e.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id));
+		RETURN NULL;
+	END
+	$f$`,
+	// Envelopes deleted: what they counted goes; a message loses its count
+	// with its last envelope, or moves to its new first one.
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_delete() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	BEGIN
+		PERFORM kadenz_tally_apply(ARRAY(
+			WITH cls AS MATERIALIZED (
+				SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
+				WHERE id IN (SELECT message_id FROM old_rows)),
+			ms AS (SELECT DISTINCT message_id FROM old_rows)
+			SELECT ROW(-1, 'e', o.state, o.data, c.class, d.records)::kadenz_tally_change
+			FROM old_rows o LEFT JOIN cls c ON c.id = o.message_id LEFT JOIN decisions d ON d.envelope_id = o.id
+			UNION ALL
+			SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id
+			UNION ALL
+			SELECT ROW(-1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+			FROM ms CROSS JOIN LATERAL (SELECT u.data FROM (
+					(SELECT e.id, e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1)
+					UNION ALL
+					(SELECT o.id, o.data FROM old_rows o WHERE o.message_id = ms.message_id ORDER BY o.id LIMIT 1)) u
+				ORDER BY u.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id));
+		RETURN NULL;
+	END
+	$f$`,
+	// Envelopes updated: each moves from what it counted to what it counts.
+	// A message moves only if an envelope's created changed (nothing
+	// changes it today; the check keeps the tallies exact if something
+	// does).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_update() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	BEGIN
+		PERFORM kadenz_tally_apply(ARRAY(
+			WITH cls AS MATERIALIZED (
+				SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
+				WHERE id IN (SELECT message_id FROM new_rows UNION SELECT message_id FROM old_rows)),
+			ms AS (SELECT DISTINCT n.message_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+				WHERE o.message_id <> n.message_id
+					OR convert_from(o.data, 'UTF8')::jsonb->'created' IS DISTINCT FROM convert_from(n.data, 'UTF8')::jsonb->'created'
+				UNION SELECT o.message_id FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE o.message_id <> n.message_id)
+			SELECT ROW(1, 'e', n.state, n.data, c.class, d.records)::kadenz_tally_change
+			FROM new_rows n LEFT JOIN cls c ON c.id = n.message_id LEFT JOIN decisions d ON d.envelope_id = n.id
+			UNION ALL
+			SELECT ROW(-1, 'e', o.state, o.data, c.class, d.records)::kadenz_tally_change
+			FROM old_rows o LEFT JOIN cls c ON c.id = o.message_id LEFT JOIN decisions d ON d.envelope_id = o.id
+			UNION ALL
+			SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id
+			UNION ALL
+			SELECT ROW(-1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+			FROM ms CROSS JOIN LATERAL (SELECT u.data FROM (
+					(SELECT e.id, e.data FROM envelopes e WHERE e.message_id = ms.message_id
+						AND e.id NOT IN (SELECT id FROM new_rows) ORDER BY e.id LIMIT 1)
+					UNION ALL
+					(SELECT o.id, o.data FROM old_rows o WHERE o.message_id = ms.message_id ORDER BY o.id LIMIT 1)) u
+				ORDER BY u.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id));
+		RETURN NULL;
+	END
+	$f$`,
+	// Decision records written or deleted: their envelope moves from what
+	// its old last record counted to what its new one counts.
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	BEGIN
+		IF TG_OP = 'INSERT' THEN
+			PERFORM kadenz_tally_apply(ARRAY(
+				WITH ch AS (SELECT n.envelope_id, NULL::bytea AS rb, n.records AS ra FROM new_rows n)
+				SELECT x FROM kadenz_tally_decision_changes(ARRAY(SELECT ROW(envelope_id, rb, ra)::kadenz_tally_records FROM ch)) x));
+		ELSIF TG_OP = 'UPDATE' THEN
+			PERFORM kadenz_tally_apply(ARRAY(
+				WITH ch AS (SELECT n.envelope_id, o.records AS rb, n.records AS ra FROM new_rows n JOIN old_rows o ON o.envelope_id = n.envelope_id)
+				SELECT x FROM kadenz_tally_decision_changes(ARRAY(SELECT ROW(envelope_id, rb, ra)::kadenz_tally_records FROM ch)) x));
+		ELSE
+			PERFORM kadenz_tally_apply(ARRAY(
+				WITH ch AS (SELECT o.envelope_id, o.records AS rb, NULL::bytea AS ra FROM old_rows o)
+				SELECT x FROM kadenz_tally_decision_changes(ARRAY(SELECT ROW(envelope_id, rb, ra)::kadenz_tally_records FROM ch)) x));
+		END IF;
+		RETURN NULL;
+	END
+	$f$`,
+	// Messages inserted or deleted while they have envelopes (an import
+	// out of order, an erasure): their envelopes and count move between
+	// the class and none.
+	`CREATE OR REPLACE FUNCTION kadenz_tally_messages() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	BEGIN
+		IF TG_OP = 'INSERT' AND current_setting('kadenz.accept_tallied', true) = 'on' THEN
+			RETURN NULL;
+		END IF;
+		IF TG_OP = 'INSERT' THEN
+			PERFORM kadenz_tally_apply(ARRAY(
+				SELECT x FROM kadenz_tally_class_changes(ARRAY(
+					SELECT ROW(n.id, NULL, convert_from(n.data, 'UTF8')::jsonb->>'class')::kadenz_tally_class FROM new_rows n
+					WHERE EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = n.id))) x));
+		ELSE
+			PERFORM kadenz_tally_apply(ARRAY(
+				SELECT x FROM kadenz_tally_class_changes(ARRAY(
+					SELECT ROW(o.id, convert_from(o.data, 'UTF8')::jsonb->>'class', NULL)::kadenz_tally_class FROM old_rows o
+					WHERE EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = o.id))) x));
+		END IF;
+		RETURN NULL;
+	END
+	$f$`,
+	`CREATE TRIGGER kadenz_tally_envelopes_insert AFTER INSERT ON envelopes
+		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_insert()`,
+	`CREATE TRIGGER kadenz_tally_envelopes_delete AFTER DELETE ON envelopes
+		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_delete()`,
+	`CREATE TRIGGER kadenz_tally_envelopes_update AFTER UPDATE ON envelopes
+		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_update()`,
+	`CREATE TRIGGER kadenz_tally_decisions_insert AFTER INSERT ON decisions
+		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions()`,
+	`CREATE TRIGGER kadenz_tally_decisions_update AFTER UPDATE ON decisions
+		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions()`,
+	`CREATE TRIGGER kadenz_tally_decisions_delete AFTER DELETE ON decisions
+		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions()`,
+	`CREATE TRIGGER kadenz_tally_messages_insert AFTER INSERT ON messages
+		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages()`,
+	`CREATE TRIGGER kadenz_tally_messages_delete AFTER DELETE ON messages
+		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages()`,
+	// The tallies of what the database holds already, in one pass.
+	`INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+	SELECT r.t_hour, r.t_kind, r.t_state, r.t_class, r.t_holdout, r.t_label, 0, sum(r.t_n)
+	FROM (
+		SELECT ROW(1, 'e', e.state, e.data, c.class, d.records)::kadenz_tally_change AS ch
+		FROM envelopes e
+			LEFT JOIN (SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages) c ON c.id = e.message_id
+			LEFT JOIN decisions d ON d.envelope_id = e.id
+		UNION ALL
+		SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+		FROM (SELECT DISTINCT ON (message_id) message_id, data FROM envelopes ORDER BY message_id, id) f
+			LEFT JOIN (SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages) c ON c.id = f.message_id
+	) x CROSS JOIN LATERAL kadenz_tally_rows(x.ch) r
+	GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(r.t_n) <> 0`,
+}
+
+// talliesTypes are the rows the functions pass each other.
+var talliesTypes = []string{
+	// One changed row's contribution, with its sign: kind 'e' an envelope
+	// (data: the envelope's JSON; records: its decision records joined by
+	// commas, or NULL), kind 'm' a message counted in the hour of its
+	// first envelope (data).
+	`CREATE TYPE kadenz_tally_change AS (sign INT, kind TEXT, state TEXT, data BYTEA, class TEXT, records BYTEA)`,
+	`CREATE TYPE kadenz_tally_records AS (envelope_id TEXT, records_before BYTEA, records_after BYTEA)`,
+	`CREATE TYPE kadenz_tally_class AS (message_id TEXT, class_before TEXT, class_after TEXT)`,
+}
+
+// talliesHelpers are SQL functions, checked when created: after the types
+// and before the trigger functions that call them.
+var talliesHelpers = []string{
+	// An envelope whose records changed: minus with the old, plus with
+	// the new (an envelope that is gone counts nothing either way).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decision_changes(ch kadenz_tally_records[]) RETURNS SETOF kadenz_tally_change
+	LANGUAGE sql STABLE SET enable_seqscan = off AS $f$
+		WITH c AS (SELECT * FROM unnest(ch)),
+		cls AS MATERIALIZED (
+			SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
+			WHERE id IN (SELECT e.message_id FROM envelopes e JOIN c ON c.envelope_id = e.id))
+		SELECT ROW(-1, 'e', e.state, e.data, cls.class, c.records_before)::kadenz_tally_change
+		FROM c JOIN envelopes e ON e.id = c.envelope_id LEFT JOIN cls ON cls.id = e.message_id
+		UNION ALL
+		SELECT ROW(1, 'e', e.state, e.data, cls.class, c.records_after)::kadenz_tally_change
+		FROM c JOIN envelopes e ON e.id = c.envelope_id LEFT JOIN cls ON cls.id = e.message_id
+	$f$`,
+	// A message's class changed (appeared or went): its envelopes and its
+	// count move from the old class to the new.
+	`CREATE OR REPLACE FUNCTION kadenz_tally_class_changes(ch kadenz_tally_class[]) RETURNS SETOF kadenz_tally_change
+	LANGUAGE sql STABLE SET enable_seqscan = off AS $f$
+		WITH c AS (SELECT * FROM unnest(ch))
+		SELECT ROW(s.sign, 'e', e.state, e.data, CASE WHEN s.sign > 0 THEN c.class_after ELSE c.class_before END, d.records)::kadenz_tally_change
+		FROM c JOIN envelopes e ON e.message_id = c.message_id LEFT JOIN decisions d ON d.envelope_id = e.id
+			CROSS JOIN (VALUES (1), (-1)) s(sign)
+		UNION ALL
+		SELECT ROW(s.sign, 'm', '', f.data, CASE WHEN s.sign > 0 THEN c.class_after ELSE c.class_before END, NULL)::kadenz_tally_change
+		FROM c CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = c.message_id ORDER BY e.id LIMIT 1) f
+			CROSS JOIN (VALUES (1), (-1)) s(sign)
+	$f$`,
+}
+
+// talliesKept reports whether triggers keep the tallies in this database.
+func (s *Store) talliesKept(ctx context.Context) (bool, error) {
+	var kept bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_trigger
+		WHERE tgrelid = to_regclass('envelopes') AND tgname = 'kadenz_tally_envelopes_update')`).Scan(&kept)
+	return kept, err
+}
+
+// Tallies sums the kept tallies of the hours covering [since, until) over
+// their shards: a read of those hours' rows, however many envelopes they
+// count. Without the triggers (CockroachDB) it walks the envelopes.
+func (s *Store) Tallies(since, until time.Time) (store.Tallies, error) {
+	if !s.keptTallies {
+		return store.WalkTallies(s, since, until)
+	}
+	from, to := store.TallyHours(since, until)
+	var t store.Tallies
+	err := s.read(func(ctx context.Context, tx pgx.Tx) error {
+		t = store.Tallies{}
+		rows, err := tx.Query(ctx, `SELECT hour, kind, state, class, holdout, label, sum(n) FROM tallies
+			WHERE hour >= $1 AND hour < $2 GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0`, hourNumber(from), hourNumber(to))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				hour                      int64
+				kind, state, class, label string
+				holdout                   bool
+				n                         int64
+			)
+			if err := rows.Scan(&hour, &kind, &state, &class, &holdout, &label, &n); err != nil {
+				return err
+			}
+			at := time.Unix(hour*3600, 0).UTC()
+			switch kind {
+			case "e":
+				t.Envelopes = append(t.Envelopes, store.EnvelopeTally{Hour: at, State: store.State(state), Class: class, Holdout: holdout, Action: label, N: int(n)})
+			case "r":
+				t.Reasons = append(t.Reasons, store.ReasonTally{Hour: at, State: store.State(state), Reason: label, N: int(n)})
+			case "m":
+				t.Messages = append(t.Messages, store.MessageTally{Hour: at, Class: class, N: int(n)})
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.Tallies{}, fmt.Errorf("store: postgres: tallies: %w", err)
+	}
+	t.Sort()
+	return t, nil
+}
+
+// hourNumber is a whole hour's number since the epoch (from TallyHours).
+func hourNumber(t time.Time) int64 { return t.Unix() / 3600 }
+
+// TalliesKept reports whether triggers keep this database's tallies
+// (false on CockroachDB, where Tallies walks the envelopes).
+func (s *Store) TalliesKept() bool { return s.keptTallies }
