@@ -49,14 +49,21 @@ import (
 // Version 4 stores large bodies in parts (bodies.go); the upgrade only
 // creates the buckets, but an older kadenz must refuse the file rather
 // than find such a message's body missing.
-const SchemaVersion = 5
+//
+// Version 5 keeps tallies (tallies.go); version 6 indexes every envelope
+// by its recipient (byrecipient.go). Both are built by one walk when an
+// older file is upgraded.
+const SchemaVersion = 6
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
-	"1": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) }, // the express lane is created like any other bucket
-	"2": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) },
-	"3": buildTallies, // initSchema creates the new buckets
-	"4": buildTallies, // version 5 keeps tallies (tallies.go)
+	"1": func(tx *bolt.Tx) error { // the express lane is created like any other bucket
+		return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx), buildRecipientIndex(tx))
+	},
+	"2": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx), buildRecipientIndex(tx)) },
+	"3": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // initSchema creates the new buckets
+	"4": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // version 5 keeps tallies (tallies.go)
+	"5": buildRecipientIndex, // version 6 indexes envelopes by recipient (byrecipient.go)
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
@@ -126,7 +133,7 @@ var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelo
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
 	bucketSuppressions, bucketEventIDs, bucketMailboxes,
-	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks, bucketTallies}
+	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks, bucketTallies, bucketByRecipient}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
@@ -661,6 +668,11 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 	}
 	if idx := e.index(); idx != nil {
 		if err := tx.Bucket(idx).Put(indexKey(e), nil); err != nil {
+			return err
+		}
+	}
+	if old == nil || NormalizeAddress(old.To) != NormalizeAddress(e.To) {
+		if err := indexRecipient(tx, old, e); err != nil {
 			return err
 		}
 	}
