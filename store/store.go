@@ -60,10 +60,12 @@ var upgrades = map[string]func(*bolt.Tx) error{
 	"1": func(tx *bolt.Tx) error { // the express lane is created like any other bucket
 		return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx), buildRecipientIndex(tx))
 	},
-	"2": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx), buildRecipientIndex(tx)) },
+	"2": func(tx *bolt.Tx) error {
+		return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx), buildRecipientIndex(tx))
+	},
 	"3": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // initSchema creates the new buckets
 	"4": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // version 5 keeps tallies (tallies.go)
-	"5": buildRecipientIndex, // version 6 indexes envelopes by recipient (byrecipient.go)
+	"5": buildRecipientIndex,                                                                       // version 6 indexes envelopes by recipient (byrecipient.go)
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
