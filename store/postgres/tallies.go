@@ -117,11 +117,17 @@ func setTallyShard(ctx context.Context, c *pgx.Conn) error {
 	return err
 }
 
-// talliesMigration is schema version 2: the table, then (where there are
-// triggers) its types, functions, triggers and the first tallies.
+// talliesMigration is schema version 2: the table (talliesTable, also on
+// CockroachDB), then the types, functions, triggers and the first tallies.
 // Function bodies are dollar-quoted; the statements run one by one.
+//
+// Where the work is done: a query that names a trigger's transition
+// tables is planned again at every firing, and a SQL-language function at
+// every call. So each trigger only copies its rows into arrays (a query
+// cheap to plan) and hands them to a PL/pgSQL function, whose plans over
+// unnest(array) are planned once per session and kept.
 func talliesMigration() []string {
-	return append(append(slices.Clone(talliesTypes), talliesHelpers...), talliesTriggers...)
+	return slices.Concat(talliesTypes, talliesFunctions, talliesTriggers, []string{talliesBackfill})
 }
 
 const talliesTable = `CREATE TABLE IF NOT EXISTS tallies (
@@ -135,7 +141,21 @@ const talliesTable = `CREATE TABLE IF NOT EXISTS tallies (
 		n BIGINT NOT NULL,
 		PRIMARY KEY (hour, kind, state, class, holdout, label, shard))`
 
-var talliesTriggers = []string{
+var talliesTypes = []string{
+	// An envelope row as a trigger saw it.
+	`CREATE TYPE kadenz_tally_env AS (id TEXT, message_id TEXT, state TEXT, data BYTEA)`,
+	// A decisions row before and after a statement (NULL: none).
+	`CREATE TYPE kadenz_tally_records AS (envelope_id TEXT, records_before BYTEA, records_after BYTEA)`,
+	// A message row's class before and after (NULL: no row).
+	`CREATE TYPE kadenz_tally_class AS (message_id TEXT, class_before TEXT, class_after TEXT)`,
+	// One contribution, with its sign: kind 'e' an envelope (data: its
+	// JSON; action and reasons: its last decision record's, action NULL
+	// when it has none or it is unreadable), kind 'm' a message counted
+	// in the hour of its first envelope (data).
+	`CREATE TYPE kadenz_tally_change AS (sign INT, kind TEXT, state TEXT, data BYTEA, class TEXT, action TEXT, reasons TEXT[])`,
+}
+
+var talliesFunctions = []string{
 	// kadenz_last_decision reads the last record's action (its would when
 	// set) and reasons as store.lastDecision does; action is NULL when the
 	// list is empty or unreadable (then nothing of the records counts).
@@ -175,29 +195,29 @@ var talliesTriggers = []string{
 			CASE WHEN jsonb_typeof(r->'reasons') = 'array' THEN r->'reasons' ELSE '[]'::jsonb END) x);
 	END
 	$f$`,
-	// kadenz_tally_rows is what one change adds to the tallies (store's
-	// hourOf: the hour of created, floored; the fraction of a second is
-	// dropped before the cast, which would round it).
+	// kadenz_tally_rows is what one contribution adds to the tallies
+	// (store's hourOf: the hour of created, floored; the fraction of a
+	// second is dropped before the cast, which would round it).
 	`CREATE OR REPLACE FUNCTION kadenz_tally_rows(c kadenz_tally_change,
 		OUT t_hour BIGINT, OUT t_kind TEXT, OUT t_state TEXT, OUT t_class TEXT, OUT t_holdout BOOLEAN, OUT t_label TEXT, OUT t_n INT)
 	RETURNS SETOF record LANGUAGE plpgsql STABLE AS $f$
 	DECLARE
 		env JSONB := convert_from(c.data, 'UTF8')::jsonb;
 		h BIGINT := floor(extract(epoch FROM regexp_replace(env->>'created', '\.[0-9]+', '')::timestamptz) / 3600);
-		d RECORD;
+		reason TEXT;
 	BEGIN
 		IF c.kind = 'm' THEN
 			t_hour := h; t_kind := 'm'; t_state := ''; t_class := coalesce(c.class, ''); t_holdout := false; t_label := ''; t_n := c.sign;
 			RETURN NEXT;
 			RETURN;
 		END IF;
-		d := kadenz_last_decision(c.records);
 		t_hour := h; t_kind := 'e'; t_state := c.state; t_class := coalesce(c.class, '');
-		t_holdout := coalesce((env->>'holdout')::boolean, false); t_label := coalesce(d.action, ''); t_n := c.sign;
+		t_holdout := coalesce((env->>'holdout')::boolean, false); t_label := coalesce(c.action, ''); t_n := c.sign;
 		RETURN NEXT;
-		IF d.action IS NOT NULL THEN
+		IF c.action IS NOT NULL THEN
 			t_kind := 'r'; t_class := ''; t_holdout := false;
-			FOREACH t_label IN ARRAY d.reasons LOOP
+			FOREACH reason IN ARRAY coalesce(c.reasons, '{}') LOOP
+				t_label := reason;
 				RETURN NEXT;
 			END LOOP;
 		END IF;
@@ -206,14 +226,17 @@ var talliesTriggers = []string{
 	`CREATE OR REPLACE FUNCTION kadenz_tally_shard() RETURNS INT LANGUAGE sql STABLE AS $f$
 		SELECT coalesce(nullif(current_setting('kadenz.tally_shard', true), '')::int, pg_backend_pid() % 32)
 	$f$`,
-	// kadenz_tally_apply adds changes to the session's shard, one upsert
-	// per key; pairs that cancel (a row whose counted fields did not move)
-	// write nothing.
+	// kadenz_tally_apply adds contributions to the session's shard, one
+	// upsert per key; pairs that cancel (a row whose counted fields did
+	// not move) write nothing.
 	`CREATE OR REPLACE FUNCTION kadenz_tally_apply(changes kadenz_tally_change[]) RETURNS VOID
 	LANGUAGE plpgsql AS $f$
 	DECLARE
 		s_shard INT := kadenz_tally_shard();
 	BEGIN
+		IF coalesce(cardinality(changes), 0) = 0 THEN
+			RETURN;
+		END IF;
 		INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
 		SELECT r.t_hour, r.t_kind, r.t_state, r.t_class, r.t_holdout, r.t_label, s_shard, sum(r.t_n)
 		FROM unnest(changes) c CROSS JOIN LATERAL kadenz_tally_rows(c) r
@@ -222,135 +245,160 @@ var talliesTriggers = []string{
 		ON CONFLICT (hour, kind, state, class, holdout, label, shard) DO UPDATE SET n = tallies.n + excluded.n;
 	END
 	$f$`,
-	// Envelopes inserted: each counts; a message whose first envelope
-	// changed moves (from none, for a new message).
-	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_insert() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	// kadenz_tally_envelopes: envelope rows changed from before to after
+	// (an insert has no before, a delete no after). Each takes away what
+	// it counted and adds what it counts, with its message's class and its
+	// records as they are (the statement changed neither). A message whose
+	// envelopes came or went, or whose first envelope's created moved,
+	// moves from its first envelope before the statement to its first one
+	// after (none: it does not count).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes(before kadenz_tally_env[], after kadenz_tally_env[]) RETURNS VOID
+	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	DECLARE
+		moved TEXT[];
+	BEGIN
+		IF before IS NOT NULL AND after IS NOT NULL THEN -- an update: which messages may move
+			moved := ARRAY(
+				SELECT DISTINCT a.message_id FROM unnest(after) a JOIN unnest(before) b ON b.id = a.id
+				WHERE convert_from(a.data, 'UTF8')::jsonb->'created' IS DISTINCT FROM convert_from(b.data, 'UTF8')::jsonb->'created');
+		ELSE
+			moved := ARRAY(SELECT DISTINCT x.message_id FROM unnest(coalesce(after, before)) x);
+		END IF;
+		PERFORM kadenz_tally_apply(ARRAY(
+			WITH rows AS (
+				SELECT 1 AS sign, a.* FROM unnest(coalesce(after, '{}')) a
+				UNION ALL
+				SELECT -1, b.* FROM unnest(coalesce(before, '{}')) b),
+			cls AS MATERIALIZED (
+				SELECT m.id, convert_from(m.data, 'UTF8')::jsonb->>'class' AS class FROM messages m
+				WHERE m.id IN (SELECT message_id FROM rows)),
+			dec AS MATERIALIZED (
+				SELECT d.envelope_id, ld.action, ld.reasons FROM decisions d CROSS JOIN LATERAL kadenz_last_decision(d.records) ld
+				WHERE d.envelope_id IN (SELECT id FROM rows))
+			SELECT ROW(r.sign, 'e', r.state, r.data, c.class, dec.action, dec.reasons)::kadenz_tally_change
+			FROM rows r LEFT JOIN cls c ON c.id = r.message_id LEFT JOIN dec ON dec.envelope_id = r.id
+			UNION ALL
+			SELECT ROW(1, 'm', '', f.data, c.class, NULL, NULL)::kadenz_tally_change
+			FROM unnest(moved) ms(message_id)
+				CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id
+			UNION ALL
+			SELECT ROW(-1, 'm', '', f.data, c.class, NULL, NULL)::kadenz_tally_change
+			FROM unnest(moved) ms(message_id)
+				CROSS JOIN LATERAL (SELECT u.data FROM (
+					(SELECT e.id, e.data FROM envelopes e WHERE e.message_id = ms.message_id
+						AND e.id <> ALL (ARRAY(SELECT a.id FROM unnest(coalesce(after, '{}')) a)) ORDER BY e.id LIMIT 1)
+					UNION ALL
+					(SELECT b.id, b.data FROM unnest(coalesce(before, '{}')) b WHERE b.message_id = ms.message_id ORDER BY b.id LIMIT 1)) u
+					ORDER BY u.id LIMIT 1) f
+				LEFT JOIN cls c ON c.id = ms.message_id));
+	END
+	$f$`,
+	// kadenz_tally_decisions: decision records written or deleted; their
+	// envelope moves from what its old last record counted to what its new
+	// one counts (an envelope that is gone counts nothing either way).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions(ch kadenz_tally_records[]) RETURNS VOID
+	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	BEGIN
+		PERFORM kadenz_tally_apply(ARRAY(
+			WITH c AS (SELECT * FROM unnest(ch)),
+			env AS MATERIALIZED (SELECT e.id, e.message_id, e.state, e.data FROM envelopes e WHERE e.id IN (SELECT envelope_id FROM c)),
+			cls AS MATERIALIZED (
+				SELECT m.id, convert_from(m.data, 'UTF8')::jsonb->>'class' AS class FROM messages m
+				WHERE m.id IN (SELECT message_id FROM env)),
+			pairs AS (
+				SELECT e.state, e.data, cls.class, lb.action AS action_before, lb.reasons AS reasons_before,
+					la.action AS action_after, la.reasons AS reasons_after
+				FROM c JOIN env e ON e.id = c.envelope_id LEFT JOIN cls ON cls.id = e.message_id
+					CROSS JOIN LATERAL kadenz_last_decision(c.records_before) lb
+					CROSS JOIN LATERAL kadenz_last_decision(c.records_after) la
+				WHERE lb.action IS DISTINCT FROM la.action OR lb.reasons IS DISTINCT FROM la.reasons)
+			SELECT ROW(-1, 'e', p.state, p.data, p.class, p.action_before, p.reasons_before)::kadenz_tally_change FROM pairs p
+			UNION ALL
+			SELECT ROW(1, 'e', p.state, p.data, p.class, p.action_after, p.reasons_after)::kadenz_tally_change FROM pairs p));
+	END
+	$f$`,
+	// kadenz_tally_messages: messages inserted or deleted while they have
+	// envelopes (an import out of order, an erasure): their envelopes and
+	// count move between the class and none.
+	`CREATE OR REPLACE FUNCTION kadenz_tally_messages(ch kadenz_tally_class[]) RETURNS VOID
+	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	BEGIN
+		PERFORM kadenz_tally_apply(ARRAY(
+			WITH c AS MATERIALIZED (SELECT * FROM unnest(ch) x WHERE EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = x.message_id))
+			SELECT ROW(s.sign, 'e', e.state, e.data, CASE WHEN s.sign > 0 THEN c.class_after ELSE c.class_before END, ld.action, ld.reasons)::kadenz_tally_change
+			FROM c JOIN envelopes e ON e.message_id = c.message_id LEFT JOIN decisions d ON d.envelope_id = e.id
+				LEFT JOIN LATERAL kadenz_last_decision(d.records) ld ON true
+				CROSS JOIN (VALUES (1), (-1)) s(sign)
+			UNION ALL
+			SELECT ROW(s.sign, 'm', '', f.data, CASE WHEN s.sign > 0 THEN c.class_after ELSE c.class_before END, NULL, NULL)::kadenz_tally_change
+			FROM c CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = c.message_id ORDER BY e.id LIMIT 1) f
+				CROSS JOIN (VALUES (1), (-1)) s(sign)));
+	END
+	$f$`,
+	// The trigger functions only copy their transition tables into arrays.
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
 	BEGIN
 		IF current_setting('kadenz.accept_tallied', true) = 'on' THEN
 			RETURN NULL; -- counted by the accept (queueAcceptTallies)
 		END IF;
-		PERFORM kadenz_tally_apply(ARRAY(
-			WITH cls AS MATERIALIZED (
-				SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
-				WHERE id IN (SELECT message_id FROM new_rows)),
-			ms AS (SELECT DISTINCT message_id FROM new_rows)
-			SELECT ROW(1, 'e', n.state, n.data, c.class, d.records)::kadenz_tally_change
-			FROM new_rows n LEFT JOIN cls c ON c.id = n.message_id LEFT JOIN decisions d ON d.envelope_id = n.id
-			UNION ALL
-			SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
-			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1) f
-				LEFT JOIN cls c ON c.id = ms.message_id
-			UNION ALL
-			SELECT ROW(-1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
-			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id
-					AND e.id NOT IN (SELECT id FROM new_rows) ORDER BY e.id LIMIT 1) f
-				LEFT JOIN cls c ON c.id = ms.message_id));
+		PERFORM kadenz_tally_envelopes(NULL, ARRAY(SELECT ROW(n.id, n.message_id, n.state, n.data)::kadenz_tally_env FROM new_rows n));
 		RETURN NULL;
 	END
 	$f$`,
-	// Envelopes deleted: what they counted goes; a message loses its count
-	// with its last envelope, or moves to its new first one.
-	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_delete() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_update() RETURNS trigger LANGUAGE plpgsql AS $f$
 	BEGIN
-		PERFORM kadenz_tally_apply(ARRAY(
-			WITH cls AS MATERIALIZED (
-				SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
-				WHERE id IN (SELECT message_id FROM old_rows)),
-			ms AS (SELECT DISTINCT message_id FROM old_rows)
-			SELECT ROW(-1, 'e', o.state, o.data, c.class, d.records)::kadenz_tally_change
-			FROM old_rows o LEFT JOIN cls c ON c.id = o.message_id LEFT JOIN decisions d ON d.envelope_id = o.id
-			UNION ALL
-			SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
-			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1) f
-				LEFT JOIN cls c ON c.id = ms.message_id
-			UNION ALL
-			SELECT ROW(-1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
-			FROM ms CROSS JOIN LATERAL (SELECT u.data FROM (
-					(SELECT e.id, e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1)
-					UNION ALL
-					(SELECT o.id, o.data FROM old_rows o WHERE o.message_id = ms.message_id ORDER BY o.id LIMIT 1)) u
-				ORDER BY u.id LIMIT 1) f
-				LEFT JOIN cls c ON c.id = ms.message_id));
+		PERFORM kadenz_tally_envelopes(
+			ARRAY(SELECT ROW(o.id, o.message_id, o.state, o.data)::kadenz_tally_env FROM old_rows o),
+			ARRAY(SELECT ROW(n.id, n.message_id, n.state, n.data)::kadenz_tally_env FROM new_rows n));
 		RETURN NULL;
 	END
 	$f$`,
-	// Envelopes updated: each moves from what it counted to what it counts.
-	// A message moves only if an envelope's created changed (nothing
-	// changes it today; the check keeps the tallies exact if something
-	// does).
-	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_update() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
 	BEGIN
-		PERFORM kadenz_tally_apply(ARRAY(
-			WITH cls AS MATERIALIZED (
-				SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
-				WHERE id IN (SELECT message_id FROM new_rows UNION SELECT message_id FROM old_rows)),
-			ms AS (SELECT DISTINCT n.message_id FROM new_rows n JOIN old_rows o ON o.id = n.id
-				WHERE o.message_id <> n.message_id
-					OR convert_from(o.data, 'UTF8')::jsonb->'created' IS DISTINCT FROM convert_from(n.data, 'UTF8')::jsonb->'created'
-				UNION SELECT o.message_id FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE o.message_id <> n.message_id)
-			SELECT ROW(1, 'e', n.state, n.data, c.class, d.records)::kadenz_tally_change
-			FROM new_rows n LEFT JOIN cls c ON c.id = n.message_id LEFT JOIN decisions d ON d.envelope_id = n.id
-			UNION ALL
-			SELECT ROW(-1, 'e', o.state, o.data, c.class, d.records)::kadenz_tally_change
-			FROM old_rows o LEFT JOIN cls c ON c.id = o.message_id LEFT JOIN decisions d ON d.envelope_id = o.id
-			UNION ALL
-			SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
-			FROM ms CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = ms.message_id ORDER BY e.id LIMIT 1) f
-				LEFT JOIN cls c ON c.id = ms.message_id
-			UNION ALL
-			SELECT ROW(-1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
-			FROM ms CROSS JOIN LATERAL (SELECT u.data FROM (
-					(SELECT e.id, e.data FROM envelopes e WHERE e.message_id = ms.message_id
-						AND e.id NOT IN (SELECT id FROM new_rows) ORDER BY e.id LIMIT 1)
-					UNION ALL
-					(SELECT o.id, o.data FROM old_rows o WHERE o.message_id = ms.message_id ORDER BY o.id LIMIT 1)) u
-				ORDER BY u.id LIMIT 1) f
-				LEFT JOIN cls c ON c.id = ms.message_id));
+		PERFORM kadenz_tally_envelopes(ARRAY(SELECT ROW(o.id, o.message_id, o.state, o.data)::kadenz_tally_env FROM old_rows o), NULL);
 		RETURN NULL;
 	END
 	$f$`,
-	// Decision records written or deleted: their envelope moves from what
-	// its old last record counted to what its new one counts.
-	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
 	BEGIN
-		IF TG_OP = 'INSERT' THEN
-			PERFORM kadenz_tally_apply(ARRAY(
-				WITH ch AS (SELECT n.envelope_id, NULL::bytea AS rb, n.records AS ra FROM new_rows n)
-				SELECT x FROM kadenz_tally_decision_changes(ARRAY(SELECT ROW(envelope_id, rb, ra)::kadenz_tally_records FROM ch)) x));
-		ELSIF TG_OP = 'UPDATE' THEN
-			PERFORM kadenz_tally_apply(ARRAY(
-				WITH ch AS (SELECT n.envelope_id, o.records AS rb, n.records AS ra FROM new_rows n JOIN old_rows o ON o.envelope_id = n.envelope_id)
-				SELECT x FROM kadenz_tally_decision_changes(ARRAY(SELECT ROW(envelope_id, rb, ra)::kadenz_tally_records FROM ch)) x));
-		ELSE
-			PERFORM kadenz_tally_apply(ARRAY(
-				WITH ch AS (SELECT o.envelope_id, o.records AS rb, NULL::bytea AS ra FROM old_rows o)
-				SELECT x FROM kadenz_tally_decision_changes(ARRAY(SELECT ROW(envelope_id, rb, ra)::kadenz_tally_records FROM ch)) x));
-		END IF;
+		PERFORM kadenz_tally_decisions(ARRAY(SELECT ROW(n.envelope_id, NULL, n.records)::kadenz_tally_records FROM new_rows n));
 		RETURN NULL;
 	END
 	$f$`,
-	// Messages inserted or deleted while they have envelopes (an import
-	// out of order, an erasure): their envelopes and count move between
-	// the class and none.
-	`CREATE OR REPLACE FUNCTION kadenz_tally_messages() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions_update() RETURNS trigger LANGUAGE plpgsql AS $f$
 	BEGIN
-		IF TG_OP = 'INSERT' AND current_setting('kadenz.accept_tallied', true) = 'on' THEN
+		PERFORM kadenz_tally_decisions(ARRAY(SELECT ROW(n.envelope_id, o.records, n.records)::kadenz_tally_records
+			FROM new_rows n JOIN old_rows o ON o.envelope_id = n.envelope_id));
+		RETURN NULL;
+	END
+	$f$`,
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
+	BEGIN
+		PERFORM kadenz_tally_decisions(ARRAY(SELECT ROW(o.envelope_id, o.records, NULL)::kadenz_tally_records FROM old_rows o));
+		RETURN NULL;
+	END
+	$f$`,
+	`CREATE OR REPLACE FUNCTION kadenz_tally_messages_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
+	BEGIN
+		IF current_setting('kadenz.accept_tallied', true) = 'on' THEN
 			RETURN NULL;
 		END IF;
-		IF TG_OP = 'INSERT' THEN
-			PERFORM kadenz_tally_apply(ARRAY(
-				SELECT x FROM kadenz_tally_class_changes(ARRAY(
-					SELECT ROW(n.id, NULL, convert_from(n.data, 'UTF8')::jsonb->>'class')::kadenz_tally_class FROM new_rows n
-					WHERE EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = n.id))) x));
-		ELSE
-			PERFORM kadenz_tally_apply(ARRAY(
-				SELECT x FROM kadenz_tally_class_changes(ARRAY(
-					SELECT ROW(o.id, convert_from(o.data, 'UTF8')::jsonb->>'class', NULL)::kadenz_tally_class FROM old_rows o
-					WHERE EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = o.id))) x));
-		END IF;
+		PERFORM kadenz_tally_messages(ARRAY(
+			SELECT ROW(n.id, NULL, convert_from(n.data, 'UTF8')::jsonb->>'class')::kadenz_tally_class FROM new_rows n));
 		RETURN NULL;
 	END
 	$f$`,
+	`CREATE OR REPLACE FUNCTION kadenz_tally_messages_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
+	BEGIN
+		PERFORM kadenz_tally_messages(ARRAY(
+			SELECT ROW(o.id, convert_from(o.data, 'UTF8')::jsonb->>'class', NULL)::kadenz_tally_class FROM old_rows o));
+		RETURN NULL;
+	END
+	$f$`,
+}
+
+var talliesTriggers = []string{
 	`CREATE TRIGGER kadenz_tally_envelopes_insert AFTER INSERT ON envelopes
 		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_insert()`,
 	`CREATE TRIGGER kadenz_tally_envelopes_delete AFTER DELETE ON envelopes
@@ -358,73 +406,32 @@ var talliesTriggers = []string{
 	`CREATE TRIGGER kadenz_tally_envelopes_update AFTER UPDATE ON envelopes
 		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_update()`,
 	`CREATE TRIGGER kadenz_tally_decisions_insert AFTER INSERT ON decisions
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions()`,
+		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_insert()`,
 	`CREATE TRIGGER kadenz_tally_decisions_update AFTER UPDATE ON decisions
-		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions()`,
+		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_update()`,
 	`CREATE TRIGGER kadenz_tally_decisions_delete AFTER DELETE ON decisions
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions()`,
+		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_delete()`,
 	`CREATE TRIGGER kadenz_tally_messages_insert AFTER INSERT ON messages
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages()`,
+		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages_insert()`,
 	`CREATE TRIGGER kadenz_tally_messages_delete AFTER DELETE ON messages
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages()`,
-	// The tallies of what the database holds already, in one pass.
-	`INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages_delete()`,
+}
+
+// talliesBackfill counts what the database holds already, in one pass.
+const talliesBackfill = `INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
 	SELECT r.t_hour, r.t_kind, r.t_state, r.t_class, r.t_holdout, r.t_label, 0, sum(r.t_n)
 	FROM (
-		SELECT ROW(1, 'e', e.state, e.data, c.class, d.records)::kadenz_tally_change AS ch
+		SELECT ROW(1, 'e', e.state, e.data, c.class, ld.action, ld.reasons)::kadenz_tally_change AS ch
 		FROM envelopes e
 			LEFT JOIN (SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages) c ON c.id = e.message_id
 			LEFT JOIN decisions d ON d.envelope_id = e.id
+			LEFT JOIN LATERAL kadenz_last_decision(d.records) ld ON true
 		UNION ALL
-		SELECT ROW(1, 'm', '', f.data, c.class, NULL)::kadenz_tally_change
+		SELECT ROW(1, 'm', '', f.data, c.class, NULL, NULL)::kadenz_tally_change
 		FROM (SELECT DISTINCT ON (message_id) message_id, data FROM envelopes ORDER BY message_id, id) f
 			LEFT JOIN (SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages) c ON c.id = f.message_id
 	) x CROSS JOIN LATERAL kadenz_tally_rows(x.ch) r
-	GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(r.t_n) <> 0`,
-}
-
-// talliesTypes are the rows the functions pass each other.
-var talliesTypes = []string{
-	// One changed row's contribution, with its sign: kind 'e' an envelope
-	// (data: the envelope's JSON; records: its decision records joined by
-	// commas, or NULL), kind 'm' a message counted in the hour of its
-	// first envelope (data).
-	`CREATE TYPE kadenz_tally_change AS (sign INT, kind TEXT, state TEXT, data BYTEA, class TEXT, records BYTEA)`,
-	`CREATE TYPE kadenz_tally_records AS (envelope_id TEXT, records_before BYTEA, records_after BYTEA)`,
-	`CREATE TYPE kadenz_tally_class AS (message_id TEXT, class_before TEXT, class_after TEXT)`,
-}
-
-// talliesHelpers are SQL functions, checked when created: after the types
-// and before the trigger functions that call them.
-var talliesHelpers = []string{
-	// An envelope whose records changed: minus with the old, plus with
-	// the new (an envelope that is gone counts nothing either way).
-	`CREATE OR REPLACE FUNCTION kadenz_tally_decision_changes(ch kadenz_tally_records[]) RETURNS SETOF kadenz_tally_change
-	LANGUAGE sql STABLE SET enable_seqscan = off AS $f$
-		WITH c AS (SELECT * FROM unnest(ch)),
-		cls AS MATERIALIZED (
-			SELECT id, convert_from(data, 'UTF8')::jsonb->>'class' AS class FROM messages
-			WHERE id IN (SELECT e.message_id FROM envelopes e JOIN c ON c.envelope_id = e.id))
-		SELECT ROW(-1, 'e', e.state, e.data, cls.class, c.records_before)::kadenz_tally_change
-		FROM c JOIN envelopes e ON e.id = c.envelope_id LEFT JOIN cls ON cls.id = e.message_id
-		UNION ALL
-		SELECT ROW(1, 'e', e.state, e.data, cls.class, c.records_after)::kadenz_tally_change
-		FROM c JOIN envelopes e ON e.id = c.envelope_id LEFT JOIN cls ON cls.id = e.message_id
-	$f$`,
-	// A message's class changed (appeared or went): its envelopes and its
-	// count move from the old class to the new.
-	`CREATE OR REPLACE FUNCTION kadenz_tally_class_changes(ch kadenz_tally_class[]) RETURNS SETOF kadenz_tally_change
-	LANGUAGE sql STABLE SET enable_seqscan = off AS $f$
-		WITH c AS (SELECT * FROM unnest(ch))
-		SELECT ROW(s.sign, 'e', e.state, e.data, CASE WHEN s.sign > 0 THEN c.class_after ELSE c.class_before END, d.records)::kadenz_tally_change
-		FROM c JOIN envelopes e ON e.message_id = c.message_id LEFT JOIN decisions d ON d.envelope_id = e.id
-			CROSS JOIN (VALUES (1), (-1)) s(sign)
-		UNION ALL
-		SELECT ROW(s.sign, 'm', '', f.data, CASE WHEN s.sign > 0 THEN c.class_after ELSE c.class_before END, NULL)::kadenz_tally_change
-		FROM c CROSS JOIN LATERAL (SELECT e.data FROM envelopes e WHERE e.message_id = c.message_id ORDER BY e.id LIMIT 1) f
-			CROSS JOIN (VALUES (1), (-1)) s(sign)
-	$f$`,
-}
+	GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(r.t_n) <> 0`
 
 // talliesKept reports whether triggers keep the tallies in this database.
 func (s *Store) talliesKept(ctx context.Context) (bool, error) {

@@ -79,7 +79,7 @@ func TestTalliesBuiltWhenMigrated(t *testing.T) {
 		`DROP TRIGGER kadenz_tally_envelopes_delete ON envelopes`, `DROP TRIGGER kadenz_tally_decisions_insert ON decisions`,
 		`DROP TRIGGER kadenz_tally_decisions_update ON decisions`, `DROP TRIGGER kadenz_tally_decisions_delete ON decisions`,
 		`DROP TRIGGER kadenz_tally_messages_insert ON messages`, `DROP TRIGGER kadenz_tally_messages_delete ON messages`,
-		`DROP TYPE kadenz_tally_change, kadenz_tally_records, kadenz_tally_class CASCADE`,
+		`DROP TYPE kadenz_tally_change, kadenz_tally_records, kadenz_tally_class, kadenz_tally_env CASCADE`,
 		`DELETE FROM kadenz_schema WHERE version > 1`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -149,4 +149,66 @@ func TestTalliesConcurrentAccepts(t *testing.T) {
 		t.Errorf("%d of %d accepts were retried", retries, commits)
 	}
 	t.Logf("%d shards; commits %d, retries %d", shards, commits, retries)
+}
+
+// What statistics and the overview cost on PostgreSQL: the kept tallies
+// against the walk of every envelope they replace, over one campaign of
+// 20,000 held envelopes (a quarter of them decided).
+//
+//	go test -run '^$' -bench TalliesRead -benchtime 5x ./store/postgres/
+func BenchmarkTalliesRead(b *testing.B) {
+	url := freshURL(b)
+	s := open(b, url, postgres.Options{Node: "bench"})
+	const n = 20000
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				id := fmt.Sprintf("f%07d", i)
+				if _, err := s.AcceptWith(store.Message{ID: id, Class: "marketing"}, []byte("x"), []string{fmt.Sprintf("r%d@example.test", i)}, t0,
+					func(_ int, e *store.Envelope) { e.State, e.Due = store.StateHeld, t0 }); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var ds []store.Decided
+	for i := range n / 4 {
+		rcpt := fmt.Sprintf("r%d@example.test", i)
+		r, err := s.LoadRecipient(rcpt)
+		if err != nil || len(r.Held) != 1 {
+			b.Fatalf("%s: %v %v", rcpt, r.Held, err)
+		}
+		e := r.Held[0]
+		e.State = store.StateQueued
+		ds = append(ds, store.Decided{Recipient: rcpt, Envelopes: []store.Envelope{e},
+			Records: map[string][]byte{e.ID: []byte(`{"action":"release","reasons":["fresh"]}`)}})
+	}
+	for _, err := range s.ApplyDecisionsAll(ds) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	since, until := t0.Add(-24*time.Hour), t0.Add(24*time.Hour)
+	for _, c := range []struct {
+		name string
+		read func() (store.Tallies, error)
+	}{
+		{"kept", func() (store.Tallies, error) { return s.Tallies(since, until) }},
+		{"walk", func() (store.Tallies, error) { return store.WalkTallies(s, since, until) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				t, err := c.read()
+				if err != nil || len(t.Envelopes) == 0 {
+					b.Fatalf("%+v %v", t, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/read")
+		})
+	}
 }
