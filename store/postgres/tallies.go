@@ -230,7 +230,7 @@ var talliesFunctions = []string{
 	// upsert per key; pairs that cancel (a row whose counted fields did
 	// not move) write nothing.
 	`CREATE OR REPLACE FUNCTION kadenz_tally_apply(changes kadenz_tally_change[]) RETURNS VOID
-	LANGUAGE plpgsql AS $f$
+	LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $f$
 	DECLARE
 		s_shard INT := kadenz_tally_shard();
 	BEGIN
@@ -253,10 +253,37 @@ var talliesFunctions = []string{
 	// moves from its first envelope before the statement to its first one
 	// after (none: it does not count).
 	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes(before kadenz_tally_env[], after kadenz_tally_env[]) RETURNS VOID
-	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
 	DECLARE
 		moved TEXT[];
+		o kadenz_tally_env;
+		n kadenz_tally_env;
+		oj JSONB;
+		nj JSONB;
+		cls TEXT;
+		act TEXT;
+		rs TEXT[];
 	BEGIN
+		-- One envelope updated (a claim, an outcome, an operator's move):
+		-- scalar lookups, planned once, instead of the query below.
+		IF cardinality(before) = 1 AND cardinality(after) = 1 THEN
+			o := before[1];
+			n := after[1];
+			oj := convert_from(o.data, 'UTF8')::jsonb;
+			nj := convert_from(n.data, 'UTF8')::jsonb;
+			IF o.id = n.id AND o.message_id = n.message_id AND oj->'created' IS NOT DISTINCT FROM nj->'created' THEN
+				IF o.state = n.state AND oj->'holdout' IS NOT DISTINCT FROM nj->'holdout' THEN
+					RETURN; -- nothing counted moved
+				END IF;
+				SELECT convert_from(m.data, 'UTF8')::jsonb->>'class' INTO cls FROM messages m WHERE m.id = n.message_id;
+				SELECT x.action, x.reasons INTO act, rs FROM decisions d CROSS JOIN LATERAL kadenz_last_decision(d.records) x
+					WHERE d.envelope_id = n.id;
+				PERFORM kadenz_tally_apply(ARRAY[
+					ROW(-1, 'e', o.state, o.data, cls, act, rs)::kadenz_tally_change,
+					ROW(1, 'e', n.state, n.data, cls, act, rs)::kadenz_tally_change]);
+				RETURN;
+			END IF;
+		END IF;
 		IF before IS NOT NULL AND after IS NOT NULL THEN -- an update: which messages may move
 			moved := ARRAY(
 				SELECT DISTINCT a.message_id FROM unnest(after) a JOIN unnest(before) b ON b.id = a.id
@@ -298,7 +325,7 @@ var talliesFunctions = []string{
 	// envelope moves from what its old last record counted to what its new
 	// one counts (an envelope that is gone counts nothing either way).
 	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions(ch kadenz_tally_records[]) RETURNS VOID
-	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
 	BEGIN
 		PERFORM kadenz_tally_apply(ARRAY(
 			WITH c AS (SELECT * FROM unnest(ch)),
@@ -322,7 +349,7 @@ var talliesFunctions = []string{
 	// envelopes (an import out of order, an erasure): their envelopes and
 	// count move between the class and none.
 	`CREATE OR REPLACE FUNCTION kadenz_tally_messages(ch kadenz_tally_class[]) RETURNS VOID
-	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
 	BEGIN
 		PERFORM kadenz_tally_apply(ARRAY(
 			WITH c AS MATERIALIZED (SELECT * FROM unnest(ch) x WHERE EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = x.message_id))
