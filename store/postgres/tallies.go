@@ -373,11 +373,49 @@ var talliesFunctions = []string{
 		RETURN NULL;
 	END
 	$f$`,
-	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_update() RETURNS trigger LANGUAGE plpgsql AS $f$
+	// An envelope updated: a row trigger, fired only when its state or its
+	// JSON changed (not for a rewrite of the same row). Most updates are
+	// one envelope (a claim, an outcome) and move only its state; they take
+	// scalar lookups and two upserts, all planned once per session. One
+	// that moves created or the message takes the general function (nothing
+	// does today; it is exact unless one statement moves created for two
+	// envelopes of one message).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_envelopes_update() RETURNS trigger
+	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
+	DECLARE
+		oj JSONB := convert_from(OLD.data, 'UTF8')::jsonb;
+		nj JSONB := convert_from(NEW.data, 'UTF8')::jsonb;
+		h BIGINT;
+		cls TEXT;
+		act TEXT;
+		rs TEXT[];
+		sh INT;
 	BEGIN
-		PERFORM kadenz_tally_envelopes(
-			ARRAY(SELECT ROW(o.id, o.message_id, o.state, o.data)::kadenz_tally_env FROM old_rows o),
-			ARRAY(SELECT ROW(n.id, n.message_id, n.state, n.data)::kadenz_tally_env FROM new_rows n));
+		IF OLD.id <> NEW.id OR OLD.message_id <> NEW.message_id OR oj->'created' IS DISTINCT FROM nj->'created' THEN
+			PERFORM kadenz_tally_envelopes(ARRAY[ROW(OLD.id, OLD.message_id, OLD.state, OLD.data)::kadenz_tally_env],
+				ARRAY[ROW(NEW.id, NEW.message_id, NEW.state, NEW.data)::kadenz_tally_env]);
+			RETURN NULL;
+		END IF;
+		IF OLD.state = NEW.state AND oj->'holdout' IS NOT DISTINCT FROM nj->'holdout' THEN
+			RETURN NULL; -- nothing counted moved
+		END IF;
+		h := floor(extract(epoch FROM regexp_replace(nj->>'created', '\.[0-9]+', '')::timestamptz) / 3600);
+		SELECT convert_from(m.data, 'UTF8')::jsonb->>'class' INTO cls FROM messages m WHERE m.id = NEW.message_id;
+		SELECT x.action, x.reasons INTO act, rs FROM decisions d CROSS JOIN LATERAL kadenz_last_decision(d.records) x
+			WHERE d.envelope_id = NEW.id;
+		sh := kadenz_tally_shard();
+		INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+			VALUES (h, 'e', OLD.state, coalesce(cls, ''), coalesce((oj->>'holdout')::boolean, false), coalesce(act, ''), sh, -1)
+			ON CONFLICT (hour, kind, state, class, holdout, label, shard) DO UPDATE SET n = tallies.n + excluded.n;
+		INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+			VALUES (h, 'e', NEW.state, coalesce(cls, ''), coalesce((nj->>'holdout')::boolean, false), coalesce(act, ''), sh, 1)
+			ON CONFLICT (hour, kind, state, class, holdout, label, shard) DO UPDATE SET n = tallies.n + excluded.n;
+		IF act IS NOT NULL AND OLD.state <> NEW.state AND cardinality(rs) > 0 THEN
+			INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+				SELECT h, 'r', v.st, '', false, r, sh, sum(v.sg) FROM unnest(rs) r CROSS JOIN (VALUES (OLD.state, -1), (NEW.state, 1)) v(st, sg)
+				GROUP BY v.st, r ORDER BY v.st, r
+				ON CONFLICT (hour, kind, state, class, holdout, label, shard) DO UPDATE SET n = tallies.n + excluded.n;
+		END IF;
 		RETURN NULL;
 	END
 	$f$`,
@@ -431,7 +469,8 @@ var talliesTriggers = []string{
 	`CREATE TRIGGER kadenz_tally_envelopes_delete AFTER DELETE ON envelopes
 		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_delete()`,
 	`CREATE TRIGGER kadenz_tally_envelopes_update AFTER UPDATE ON envelopes
-		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_update()`,
+		FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.data IS DISTINCT FROM NEW.data)
+		EXECUTE FUNCTION kadenz_tally_envelopes_update()`,
 	`CREATE TRIGGER kadenz_tally_decisions_insert AFTER INSERT ON decisions
 		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_insert()`,
 	`CREATE TRIGGER kadenz_tally_decisions_update AFTER UPDATE ON decisions
