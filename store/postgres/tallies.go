@@ -87,10 +87,12 @@ func queueAcceptTallies(b *pgx.Batch, msg store.Message, envs []store.Envelope) 
 	for k, n := range counts {
 		hours, kinds, states, holdouts, ns = append(hours, k.hour), append(kinds, k.kind), append(states, k.state), append(holdouts, k.holdout), append(ns, n)
 	}
-	b.Queue(`SELECT set_config('kadenz.accept_tallied', 'on', true)`)
-	b.Queue(`INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
+	// One statement, first in the batch: the flag for the triggers of the
+	// inserts that follow, and the tallies.
+	b.Queue(`WITH flag AS (SELECT set_config('kadenz.accept_tallied', 'on', true))
+		INSERT INTO tallies (hour, kind, state, class, holdout, label, shard, n)
 		SELECT u.hour, u.kind, u.state, $6, u.holdout, '', kadenz_tally_shard(), u.n
-		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::bigint[]) AS u(hour, kind, state, holdout, n)
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::bigint[]) AS u(hour, kind, state, holdout, n), flag
 		ORDER BY 1, 2, 3, 4
 		ON CONFLICT (hour, kind, state, class, holdout, label, shard) DO UPDATE SET n = tallies.n + excluded.n`,
 		hours, kinds, states, holdouts, ns, msg.Class)
