@@ -146,6 +146,8 @@ const talliesTable = `CREATE TABLE IF NOT EXISTS tallies (
 var talliesTypes = []string{
 	// An envelope row as a trigger saw it.
 	`CREATE TYPE kadenz_tally_env AS (id TEXT, message_id TEXT, state TEXT, data BYTEA)`,
+	// A decisions row before and after a statement (NULL: none).
+	`CREATE TYPE kadenz_tally_records AS (envelope_id TEXT, records_before BYTEA, records_after BYTEA)`,
 	// A message row's class before and after (NULL: no row).
 	`CREATE TYPE kadenz_tally_class AS (message_id TEXT, class_before TEXT, class_after TEXT)`,
 	// One contribution, with its sign: kind 'e' an envelope (data: its
@@ -321,6 +323,30 @@ var talliesFunctions = []string{
 				LEFT JOIN cls c ON c.id = ms.message_id));
 	END
 	$f$`,
+	// kadenz_tally_decisions: decision records written or deleted; their
+	// envelope moves from what its old last record counted to what its new
+	// one counts (an envelope that is gone counts nothing either way).
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions(ch kadenz_tally_records[]) RETURNS VOID
+	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
+	BEGIN
+		PERFORM kadenz_tally_apply(ARRAY(
+			WITH c AS (SELECT * FROM unnest(ch)),
+			env AS MATERIALIZED (SELECT e.id, e.message_id, e.state, e.data FROM envelopes e WHERE e.id IN (SELECT envelope_id FROM c)),
+			cls AS MATERIALIZED (
+				SELECT m.id, convert_from(m.data, 'UTF8')::jsonb->>'class' AS class FROM messages m
+				WHERE m.id IN (SELECT message_id FROM env)),
+			pairs AS (
+				SELECT e.state, e.data, cls.class, lb.action AS action_before, lb.reasons AS reasons_before,
+					la.action AS action_after, la.reasons AS reasons_after
+				FROM c JOIN env e ON e.id = c.envelope_id LEFT JOIN cls ON cls.id = e.message_id
+					CROSS JOIN LATERAL kadenz_last_decision(c.records_before) lb
+					CROSS JOIN LATERAL kadenz_last_decision(c.records_after) la
+				WHERE lb.action IS DISTINCT FROM la.action OR lb.reasons IS DISTINCT FROM la.reasons)
+			SELECT ROW(-1, 'e', p.state, p.data, p.class, p.action_before, p.reasons_before)::kadenz_tally_change FROM pairs p
+			UNION ALL
+			SELECT ROW(1, 'e', p.state, p.data, p.class, p.action_after, p.reasons_after)::kadenz_tally_change FROM pairs p));
+	END
+	$f$`,
 	// kadenz_tally_messages: messages inserted or deleted while they have
 	// envelopes (an import out of order, an erasure): their envelopes and
 	// count move between the class and none.
@@ -401,46 +427,22 @@ var talliesFunctions = []string{
 		RETURN NULL;
 	END
 	$f$`,
-	// Decision records written or deleted: a row trigger. The envelope
-	// moves from what its old last record counted to what its new one
-	// counts (an envelope that is gone counts nothing either way); an
-	// append that leaves the last record's action and reasons as they were
-	// writes nothing.
-	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions() RETURNS trigger
-	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
-	DECLARE
-		eid TEXT;
-		rb BYTEA;
-		ra BYTEA;
-		ab TEXT;
-		aa TEXT;
-		rsb TEXT[];
-		rsa TEXT[];
-		mid TEXT;
-		st TEXT;
-		dat BYTEA;
-		cls TEXT;
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
 	BEGIN
-		IF TG_OP = 'INSERT' THEN
-			eid := NEW.envelope_id; ra := NEW.records;
-		ELSIF TG_OP = 'UPDATE' THEN
-			eid := NEW.envelope_id; rb := OLD.records; ra := NEW.records;
-		ELSE
-			eid := OLD.envelope_id; rb := OLD.records;
-		END IF;
-		SELECT x.action, x.reasons INTO ab, rsb FROM kadenz_last_decision(rb) x;
-		SELECT x.action, x.reasons INTO aa, rsa FROM kadenz_last_decision(ra) x;
-		IF ab IS NOT DISTINCT FROM aa AND rsb IS NOT DISTINCT FROM rsa THEN
-			RETURN NULL;
-		END IF;
-		SELECT e.message_id, e.state, e.data INTO mid, st, dat FROM envelopes e WHERE e.id = eid;
-		IF NOT FOUND THEN
-			RETURN NULL;
-		END IF;
-		SELECT convert_from(m.data, 'UTF8')::jsonb->>'class' INTO cls FROM messages m WHERE m.id = mid;
-		PERFORM kadenz_tally_apply(ARRAY[
-			ROW(-1, 'e', st, dat, cls, ab, rsb)::kadenz_tally_change,
-			ROW(1, 'e', st, dat, cls, aa, rsa)::kadenz_tally_change]);
+		PERFORM kadenz_tally_decisions(ARRAY(SELECT ROW(n.envelope_id, NULL, n.records)::kadenz_tally_records FROM new_rows n));
+		RETURN NULL;
+	END
+	$f$`,
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions_update() RETURNS trigger LANGUAGE plpgsql AS $f$
+	BEGIN
+		PERFORM kadenz_tally_decisions(ARRAY(SELECT ROW(n.envelope_id, o.records, n.records)::kadenz_tally_records
+			FROM new_rows n JOIN old_rows o ON o.envelope_id = n.envelope_id));
+		RETURN NULL;
+	END
+	$f$`,
+	`CREATE OR REPLACE FUNCTION kadenz_tally_decisions_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
+	BEGIN
+		PERFORM kadenz_tally_decisions(ARRAY(SELECT ROW(o.envelope_id, o.records, NULL)::kadenz_tally_records FROM old_rows o));
 		RETURN NULL;
 	END
 	$f$`,
@@ -471,8 +473,12 @@ var talliesTriggers = []string{
 	`CREATE TRIGGER kadenz_tally_envelopes_update AFTER UPDATE ON envelopes
 		FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.data IS DISTINCT FROM NEW.data)
 		EXECUTE FUNCTION kadenz_tally_envelopes_update()`,
-	`CREATE TRIGGER kadenz_tally_decisions AFTER INSERT OR UPDATE OR DELETE ON decisions
-		FOR EACH ROW EXECUTE FUNCTION kadenz_tally_decisions()`,
+	`CREATE TRIGGER kadenz_tally_decisions_insert AFTER INSERT ON decisions
+		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_insert()`,
+	`CREATE TRIGGER kadenz_tally_decisions_update AFTER UPDATE ON decisions
+		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_update()`,
+	`CREATE TRIGGER kadenz_tally_decisions_delete AFTER DELETE ON decisions
+		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_delete()`,
 	`CREATE TRIGGER kadenz_tally_messages_insert AFTER INSERT ON messages
 		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages_insert()`,
 	`CREATE TRIGGER kadenz_tally_messages_delete AFTER DELETE ON messages

@@ -76,9 +76,10 @@ func TestTalliesBuiltWhenMigrated(t *testing.T) {
 	for _, q := range []string{
 		`DROP TABLE tallies`,
 		`DROP TRIGGER kadenz_tally_envelopes_insert ON envelopes`, `DROP TRIGGER kadenz_tally_envelopes_update ON envelopes`,
-		`DROP TRIGGER kadenz_tally_envelopes_delete ON envelopes`, `DROP TRIGGER kadenz_tally_decisions ON decisions`,
+		`DROP TRIGGER kadenz_tally_envelopes_delete ON envelopes`, `DROP TRIGGER kadenz_tally_decisions_insert ON decisions`,
+		`DROP TRIGGER kadenz_tally_decisions_update ON decisions`, `DROP TRIGGER kadenz_tally_decisions_delete ON decisions`,
 		`DROP TRIGGER kadenz_tally_messages_insert ON messages`, `DROP TRIGGER kadenz_tally_messages_delete ON messages`,
-		`DROP TYPE kadenz_tally_change, kadenz_tally_class, kadenz_tally_env CASCADE`,
+		`DROP TYPE kadenz_tally_change, kadenz_tally_records, kadenz_tally_class, kadenz_tally_env CASCADE`,
 		`DELETE FROM kadenz_schema WHERE version > 1`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
