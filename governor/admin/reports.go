@@ -299,7 +299,17 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 	campaigns := campaignCache{}
 	histories := map[string]map[string]scoring.Release{}
 	lastMsg := ""
-	var failed error
+	// Released governed envelopes, whose engagement is looked up in their
+	// recipients' profiles after the walk: a read inside the walk's read
+	// transaction would be a second one in the same goroutine, which waits
+	// behind a commit that grows the file while that commit waits for the
+	// walk to end (bbolt's remap): the relay stopped deciding that way
+	// while a report ran during a campaign.
+	type releasedEnvelope struct {
+		rep *api.CampaignReport
+		e   store.Envelope
+	}
+	var released []releasedEnvelope
 	err := a.db.Records(func(rec store.EnvelopeRecord) bool {
 		c := campaigns.of(rec.Message)
 		if c == "" || (only != "" && c != only) {
@@ -340,17 +350,7 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 		default:
 			g.Released++
 			if !e.Holdout {
-				rel, ok, err := a.releaseOf(histories, e)
-				if err != nil {
-					failed = err
-					return false
-				}
-				if ok {
-					rep.Engagement.Remembered++
-					rep.Engagement.Opened += b2i(rel.Opened)
-					rep.Engagement.Clicked += b2i(rel.Clicked)
-					rep.Engagement.Replied += b2i(rel.Replied)
-				}
+				released = append(released, releasedEnvelope{rep, e})
 			}
 		}
 		if s.deferred {
@@ -364,10 +364,22 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 		}
 		return true
 	})
-	if err == nil {
-		err = failed
+	if err != nil {
+		return reps, err
 	}
-	return reps, err
+	for _, r := range released {
+		rel, ok, err := a.releaseOf(histories, r.e)
+		if err != nil {
+			return reps, err
+		}
+		if ok {
+			r.rep.Engagement.Remembered++
+			r.rep.Engagement.Opened += b2i(rel.Opened)
+			r.rep.Engagement.Clicked += b2i(rel.Clicked)
+			r.rep.Engagement.Replied += b2i(rel.Replied)
+		}
+	}
+	return reps, nil
 }
 
 // campaignCache maps message IDs to their campaign, reading each
