@@ -8,7 +8,10 @@
 #   2. The clock steps past the hold window (10 minutes). Decide time = from
 #      the step until no envelope is held; decide rate = N / that.
 #   3. While it decides, the admin reads an operator would make are timed:
-#      GET /v1/queue?state=held, /v1/stats, /ui/ (overview), /metrics.
+#      GET /v1/queue?state=held, /v1/stats, /ui/ (overview), /metrics; and,
+#      with READS=all, also a recipient's profile (/v1/profiles/ADDR and
+#      /ui/recipients/ADDR), the campaign's report (/v1/campaigns/NAME/report)
+#      and the campaigns page (/ui/campaigns).
 #   4. Throughout, the relay's RSS (VmRSS and RssAnon) is sampled every
 #      second; the peaks and the database size are reported.
 #
@@ -20,7 +23,8 @@
 #   KADENZ=path  use this binary instead of building ./cmd/kadenz
 #   KEEP=1       keep the work directory (logs, database) for inspection
 #   STORE=postgres  run on a private PostgreSQL (bench/pg.sh) instead of bbolt
-#   READS=0      do not time the admin reads (a pure decide measurement)
+#   READS=0      do not time the admin reads (a pure decide measurement);
+#   READS=all    time the profile, campaign report and campaigns page too
 #   PROFILE=S    also take an S-second CPU profile of the decide phase
 #                (bench/out/campaign.decide.pprof; go tool pprof BIN FILE)
 #   SPACE=1      say what each bucket of the database takes once the
@@ -160,7 +164,8 @@ space "with the campaign held"
 
 # Time the admin reads while the decision rounds run.
 time_get() { # path -> seconds, or "err"
-	curl -s -o /dev/null -w '%{time_total} %{http_code}' --max-time 60 "$api$1" | awk '{ print ($2 == 200 ? $1 : "err(" $2 ")") }'
+	# A read over the time limit is reported (err(000)), not fatal.
+	{ curl -s -o /dev/null -w '%{time_total} %{http_code}' --max-time 60 "$api$1" || true; } | awk '{ print ($2 == 200 ? $1 : "err(" $2 ")") }'
 }
 cpu1d="$(cpu_ticks)" # after the copy above: the decide's CPU starts here
 t1="$(now)"
@@ -176,7 +181,12 @@ while :; do
 	[ "$h" -eq 0 ] && break
 	[ $SECONDS -ge $deadline ] && { echo "campaign.sh: $h still held after ${WAIT_LIMIT}s" >&2; exit 1; }
 	if [ "${READS:-1}" != 0 ] && [ ${#reads[@]} -lt 12 ]; then
-		reads+=("queue=$(time_get '/v1/queue?state=held') stats=$(time_get /v1/stats) ui=$(time_get /ui/) metrics=$(time_get /metrics)")
+		r="queue=$(time_get '/v1/queue?state=held') stats=$(time_get /v1/stats) ui=$(time_get /ui/) metrics=$(time_get /metrics)"
+		if [ "${READS:-1}" = all ]; then
+			r="$r profile=$(time_get /v1/profiles/r0000007@example.test) ui-recipient=$(time_get /ui/recipients/r0000007@example.test)"
+			r="$r report=$(time_get /v1/campaigns/winter-sale/report) ui-campaigns=$(time_get /ui/campaigns)"
+		fi
+		reads+=("$r")
 	else
 		sleep 0.5
 	fi

@@ -162,3 +162,67 @@ func TestDashboardListsLinkTheNextPage(t *testing.T) {
 		t.Errorf("campaign pages: %d then %d envelope links, want 500 then %d and no third page", first, second, n-500)
 	}
 }
+
+// A recipient's profile view pages their envelopes as the lists do: the
+// latest first, limit and after, a Link rel="next" to follow, the total on
+// every page; without limit the first 50. The dashboard's recipient page
+// links its older envelopes the same way.
+func TestProfilePagesThroughLinks(t *testing.T) {
+	c := &clock{t: monday10}
+	r := adminRelay(t, c)
+	const n = 53
+	for i := range n {
+		submitDriven(t, r, c, []string{"Ann@example.test", fmt.Sprintf("r%03d@example.test", i)}, marketing(fmt.Sprintf("Offer %d", i), ""))
+	}
+	var whole api.ProfileView
+	out, next := getLinked(t, r, "/v1/profiles/ann@example.test")
+	if err := json.Unmarshal(out, &whole); err != nil || len(whole.Envelopes) != 50 || whole.Total != n || next == "" {
+		t.Fatalf("first page without limit: %d envelopes of %d, next %q, %v", len(whole.Envelopes), whole.Total, next, err)
+	}
+	var paged []string
+	for path, pages := "/v1/profiles/ann@example.test?limit=10", 0; path != ""; pages++ {
+		if pages > 10 {
+			t.Fatal("the pages do not end")
+		}
+		var page api.ProfileView
+		out, path = getLinked(t, r, path)
+		if err := json.Unmarshal(out, &page); err != nil || len(page.Envelopes) > 10 || page.Total != n {
+			t.Fatalf("page %d: %d envelopes, total %d, %v", pages, len(page.Envelopes), page.Total, err)
+		}
+		for _, e := range page.Envelopes {
+			paged = append(paged, e.ID)
+		}
+	}
+	var first []string
+	for _, e := range whole.Envelopes {
+		first = append(first, e.ID)
+	}
+	if len(paged) != n || !slices.Equal(paged[:50], first) {
+		t.Fatalf("the pages list %d envelopes, want %d; the first 50 differ from the unpaged view", len(paged), n)
+	}
+	if !slices.IsSortedFunc(paged, func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Errorf("not the latest first: %v", paged)
+	}
+	if code, _ := adminDo(t, r, http.MethodGet, "/v1/profiles/ann@example.test?page=2", "", ""); code != http.StatusBadRequest {
+		t.Errorf("an unknown parameter: %d, want 400", code)
+	}
+
+	// The dashboard without an admin token (open on loopback), as in
+	// TestDashboardListsLinkTheNextPage.
+	cfg := governedConfig(t, "")
+	cfg.Admin.Listen = "127.0.0.1:0"
+	r = startRelayAt(t, cfg, c)
+	for i := range n {
+		submitDriven(t, r, c, []string{"ann@example.test"}, marketing(fmt.Sprintf("Offer %d", i), ""))
+	}
+	u := newUIClient(t, r)
+	html := u.page("/ui/recipients/ann@example.test")
+	link := regexp.MustCompile(`id="next-envelopes" href="([^"]+)"`).FindStringSubmatch(html)
+	if link == nil {
+		t.Fatal("the recipient page has no link to older envelopes")
+	}
+	html = u.page(strings.ReplaceAll(link[1], "&amp;", "&"))
+	if strings.Contains(html, `id="next-envelopes"`) || intByID(t, html, "total") != n {
+		t.Errorf("the second recipient page links a third, or counts %d envelopes (want %d)", intByID(t, html, "total"), n)
+	}
+}

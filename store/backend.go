@@ -123,6 +123,11 @@ type Reads interface {
 	// envelopes must cost what the first one does.
 	EnvelopesInStateAfter(s State, after EnvelopeCursor, fn func(Envelope) bool) error
 	Records(fn func(EnvelopeRecord) bool) error
+	// RecipientEnvelopes is one page of the envelopes to a recipient
+	// (compared as NormalizeAddress does), the highest ID first: up to
+	// limit envelopes with IDs below before ("": from the highest). It
+	// costs what that recipient's envelopes do, not what the store holds.
+	RecipientEnvelopes(rcpt, before string, limit int) (RecipientPage, error)
 	// CountByState counts envelopes by state, cheaply enough for an admin
 	// read during a campaign (bbolt answers from counts kept on every
 	// commit, SQL with one grouped count); StateCounts is the same without

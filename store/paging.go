@@ -15,3 +15,14 @@ type EnvelopeCursor struct {
 // CursorOf is e's place in the walk of its state: a walk after it goes on
 // with the envelope that came after e.
 func CursorOf(e Envelope) EnvelopeCursor { return EnvelopeCursor{Due: e.Due, ID: e.ID} }
+
+// RecipientPage is one page of a recipient's envelopes (Reads.RecipientEnvelopes).
+type RecipientPage struct {
+	// Records are the envelopes with their messages and decisions, the
+	// highest envelope ID first (the order of arrival, reversed).
+	Records []EnvelopeRecord
+	// Total counts all of the recipient's envelopes.
+	Total int
+	// Next is the before of the page after, "" when this one is the last.
+	Next string
+}

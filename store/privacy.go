@@ -277,6 +277,9 @@ func deleteEnvelope(tx *bolt.Tx, e *Envelope) error {
 			return err
 		}
 	}
+	if err := indexRecipient(tx, e, nil); err != nil {
+		return err
+	}
 	if err := tx.Bucket(bucketDecisions).Delete([]byte(e.ID)); err != nil {
 		return err
 	}

@@ -235,7 +235,7 @@ func repair(tx *bolt.Tx, rep *RecoverReport, now time.Time) (err error) {
 			return err
 		}
 	}
-	for _, name := range [][]byte{bucketDue, bucketDueExpress, bucketHeld, bucketInflight, bucketHeldByRecipient, bucketReview} {
+	for _, name := range [][]byte{bucketDue, bucketDueExpress, bucketHeld, bucketInflight, bucketHeldByRecipient, bucketReview, bucketByRecipient} {
 		if err := tx.DeleteBucket(name); err != nil {
 			return err
 		}

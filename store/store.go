@@ -52,21 +52,26 @@ import (
 //
 // Version 5 keeps tallies (tallies.go).
 //
-// Version 6 writes envelopes and messages in a binary form (codec.go) and
-// stores bodies compressed when that pays (bodycodec.go). Values stored
-// before (JSON envelopes and messages, bodies as received) are still read,
-// so the upgrade changes nothing but the number: an older kadenz must refuse
-// a file whose records it could not read and whose compressed bodies it
-// would hand to the smarthost as they are stored.
+// Version 6 writes envelopes and messages in a binary form (codec.go),
+// stores bodies compressed when that pays (bodycodec.go) and indexes every
+// envelope by its recipient (byrecipient.go). Values stored before (JSON
+// envelopes and messages, bodies as received) are still read; the upgrade
+// builds the index, in the same walk as the tallies for older files. An
+// older kadenz must refuse the file: it could not read its records and would
+// hand a compressed body to the smarthost as it is stored.
 const SchemaVersion = 6
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
-	"1": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) }, // the express lane is created like any other bucket
-	"2": func(tx *bolt.Tx) error { return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx)) },
-	"3": buildTallies, // initSchema creates the new buckets
-	"4": buildTallies, // version 5 keeps tallies (tallies.go)
-	"5": func(*bolt.Tx) error { return nil },
+	"1": func(tx *bolt.Tx) error { // the express lane is created like any other bucket
+		return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx), buildRecipientIndex(tx))
+	},
+	"2": func(tx *bolt.Tx) error {
+		return errors.Join(upgradeHeaderIDs(tx), buildTallies(tx), buildRecipientIndex(tx))
+	},
+	"3": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // initSchema creates the new buckets
+	"4": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // version 5 keeps tallies (tallies.go)
+	"5": buildRecipientIndex,                                                                       // version 6 indexes envelopes by recipient (byrecipient.go)
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
@@ -136,7 +141,7 @@ var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelo
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
 	bucketSuppressions, bucketEventIDs, bucketMailboxes,
-	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks, bucketTallies}
+	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks, bucketTallies, bucketByRecipient}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")
@@ -673,6 +678,11 @@ func putEnvelope(tx *bolt.Tx, old, e *Envelope) error {
 	}
 	if idx := e.index(); idx != nil {
 		if err := tx.Bucket(idx).Put(indexKey(e), nil); err != nil {
+			return err
+		}
+	}
+	if old == nil || NormalizeAddress(old.To) != NormalizeAddress(e.To) {
+		if err := indexRecipient(tx, old, e); err != nil {
 			return err
 		}
 	}

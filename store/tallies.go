@@ -211,11 +211,13 @@ func (d *tallyDelta) tallies() Tallies {
 			t.Messages = append(t.Messages, MessageTally{hourStart(k.hour), k.class, n})
 		}
 	}
-	t.sort()
+	t.Sort()
 	return t
 }
 
-func (t *Tallies) sort() {
+// Sort puts the rows in the order Tallies promises: by hour, then by their
+// other fields (for a backend that reads them in another order).
+func (t *Tallies) Sort() {
 	slices.SortFunc(t.Envelopes, func(a, b EnvelopeTally) int {
 		return cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(string(a.State), string(b.State)), strings.Compare(a.Class, b.Class),
 			boolCompare(a.Holdout, b.Holdout), strings.Compare(a.Action, b.Action))

@@ -462,6 +462,6 @@ func (db *DB) Tallies(since, until time.Time) (Tallies, error) {
 		}
 		return nil
 	})
-	t.sort()
+	t.Sort()
 	return t, err
 }

@@ -33,7 +33,7 @@ func init() {
 		{"queue", "ls|release|drop|hold [--admin ADDR] [--token TOKEN] [FLAGS] [ID...]",
 			"list waiting mail; release, drop or hold marketing mail for review (see 'kadenz queue help')",
 			"kadenz queue release --campaign spring-sale", runQueue},
-		{"profile", "[--admin ADDR] [--token TOKEN] [--json] ADDRESS",
+		{"profile", "[--admin ADDR] [--token TOKEN] [--json] [--limit N | --all] [--after TOKEN] ADDRESS",
 			"show a recipient's profile and latest envelopes with their decisions",
 			"kadenz profile ann@example.com", runProfile},
 		{"forget", "[--admin ADDR] [--token TOKEN] [--json] ADDRESS",

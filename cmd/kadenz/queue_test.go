@@ -126,3 +126,51 @@ func TestQueueListFollowsPages(t *testing.T) {
 		t.Errorf("ls with a bad token: exit %d, want 1", code)
 	}
 }
+
+// kadenz profile follows the API's pages as queue ls does: --all lists
+// every envelope, --limit stops with a token, --after goes on from it.
+func TestProfileFollowsPages(t *testing.T) {
+	clock := governor.NewVirtualClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	r := relaytest.Start(t, governor.Options{Config: relaytest.Config(t, "", true, ""), Clock: clock})
+	for i := range 7 {
+		msg := fmt.Sprintf("From: news@shop.test\r\nTo: ann@example.test\r\nSubject: Boots %d\r\nList-Unsubscribe: <mailto:u@shop.test>\r\n\r\nBoots.\r\n", i)
+		if _, err := r.Submit(&intake.Submission{From: "news@shop.test", To: []string{"ann@example.test"}, Data: []byte(msg), Received: clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := profilePageSize
+	profilePageSize = 2
+	defer func() { profilePageSize = old }()
+	run := func(args ...string) (int, api.ProfileView, string) {
+		var out, errOut bytes.Buffer
+		code := profileCommand(append([]string{"--admin", r.AdminAddr().String(), "--json"}, append(args, "ann@example.test")...), &out, &errOut)
+		var v api.ProfileView
+		if code == 0 {
+			if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+				t.Fatalf("%v: %s", err, out.String())
+			}
+		}
+		return code, v, errOut.String()
+	}
+	ids := func(v api.ProfileView) []string {
+		var ids []string
+		for _, e := range v.Envelopes {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	code, v, stderr := run("--all")
+	all := ids(v)
+	if code != 0 || len(all) != 7 || v.Total != 7 || stderr != "" {
+		t.Fatalf("profile --all: %d %v (total %d) %q", code, all, v.Total, stderr)
+	}
+	code, v, stderr = run("--limit", "3")
+	after := regexp.MustCompile(`--after (\S+)`).FindStringSubmatch(stderr)
+	if code != 0 || !slices.Equal(ids(v), all[:3]) || after == nil {
+		t.Fatalf("profile --limit 3: %d %v, want %v and a token; stderr %q", code, ids(v), all[:3], stderr)
+	}
+	code, v, stderr = run("--after", after[1], "--all")
+	if code != 0 || !slices.Equal(ids(v), all[3:]) {
+		t.Fatalf("profile --after: %d %v, want %v; %q", code, ids(v), all[3:], stderr)
+	}
+}

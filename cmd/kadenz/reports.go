@@ -73,13 +73,52 @@ func runProfile(args []string) int { return profileCommand(args, os.Stdout, os.S
 
 func profileCommand(args []string, stdout, stderr io.Writer) int {
 	c := newOpCommand("profile", stdout, stderr)
+	limit := c.fs.Int("limit", 50, "at most `N` envelopes, the latest first")
+	all := c.fs.Bool("all", false, "every envelope, page after page (overrides --limit)")
+	after := c.fs.String("after", "", "start after this page `token` (printed when a listing stops at --limit)")
 	if !c.parse(args, 1) {
 		return 2
 	}
+	if *limit < 1 {
+		c.fs.Usage()
+		return 2
+	}
+	// The first page carries the profile and the total; later pages (of
+	// up to 1000, as the API allows) only add envelopes.
 	var v api.ProfileView
-	err := c.admin.get("/v1/profiles/"+url.PathEscape(c.fs.Arg(0)), &v)
-	return c.finish(err, &v, func(w io.Writer) { printProfile(w, &v) })
+	next := *after
+	for first := true; ; first = false {
+		n := min(profilePageSize, *limit-len(v.Envelopes))
+		if *all {
+			n = profilePageSize
+		}
+		q := url.Values{"limit": {fmt.Sprint(n)}}
+		if next != "" {
+			q.Set("after", next)
+		}
+		var page api.ProfileView
+		var err error
+		next, err = c.admin.getPage("/v1/profiles/"+url.PathEscape(c.fs.Arg(0))+"?"+q.Encode(), &page)
+		if err != nil {
+			return c.finish(err, nil, nil)
+		}
+		if first {
+			v = page
+		} else {
+			v.Envelopes = append(v.Envelopes, page.Envelopes...)
+		}
+		if next == "" || (!*all && len(v.Envelopes) >= *limit) {
+			break
+		}
+	}
+	code := c.finish(nil, &v, func(w io.Writer) { printProfile(w, &v) })
+	if next != "" && code == 0 {
+		fmt.Fprintf(stderr, "kadenz profile: older envelopes are stored; go on with --after %s (or list them all with --all)\n", next)
+	}
+	return code
 }
+
+var profilePageSize = 1000 // a variable so tests can page through a short list
 
 func printProfile(w io.Writer, v *api.ProfileView) {
 	fmt.Fprintf(w, "Recipient %s: %d envelopes stored", v.Address, v.Total)

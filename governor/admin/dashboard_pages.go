@@ -588,6 +588,8 @@ type recipientPage struct {
 	Fatigue template.HTML
 	Points  int
 	Error   string
+	// Next links to the page of older envelopes ("" on the last page).
+	Next string
 }
 
 func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s *uiSession) {
@@ -598,7 +600,8 @@ func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s 
 		d.render(w, http.StatusBadRequest, "recipient", data)
 		return
 	}
-	v, err := d.a.profileView(addr)
+	after := req.URL.Query().Get("after")
+	v, next, err := d.a.profileView(addr, after, recentEnvelopes)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
@@ -610,6 +613,9 @@ func (d *dashboard) handleRecipient(w http.ResponseWriter, req *http.Request, s 
 		return
 	}
 	p := recipientPage{View: &v}
+	if next != "" {
+		p.Next = "/ui/recipients/" + url.PathEscape(addr) + "?after=" + url.QueryEscape(next)
+	}
 	if v.Profile != nil {
 		p.Profile, _ = scoring.DecodeProfile(v.Profile) // unreadable: shown as none
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -34,16 +33,34 @@ func (a *Server) registerOperationRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/campaigns/{name}/report", a.handleCampaignReport)
 }
 
-// recentEnvelopes bounds the envelopes a profile view lists.
+// recentEnvelopes is how many envelopes a page of a profile view lists
+// unless the request asks for another number.
 const recentEnvelopes = 50
 
+// handleProfile answers GET /v1/profiles/{address}?limit=&after=: the
+// profile and one page of the recipient's envelopes, the latest first; a
+// Link rel="next" header names the page after, as /v1/queue does.
 func (a *Server) handleProfile(w http.ResponseWriter, req *http.Request) {
 	addr, err := parseAddress(req.PathValue("address"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	v, err := a.profileView(addr)
+	q := req.URL.Query()
+	for key := range q {
+		if key != "limit" && key != "after" {
+			http.Error(w, fmt.Sprintf("unknown parameter %q (limit, after)", key), http.StatusBadRequest)
+			return
+		}
+	}
+	limit := recentEnvelopes
+	if q.Get("limit") != "" {
+		if limit, err = listLimit(q.Get("limit")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	v, next, err := a.profileView(addr, q.Get("after"), limit)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -52,31 +69,35 @@ func (a *Server) handleProfile(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, fmt.Sprintf("nothing is stored about %s", addr), http.StatusNotFound)
 		return
 	}
+	setNextLink(w, req, next)
 	writeJSON(w, v)
 }
 
-// profileView gathers a recipient's profile and latest envelopes; both
-// are empty when nothing is stored about addr.
-func (a *Server) profileView(addr string) (api.ProfileView, error) {
+// profileView gathers a recipient's profile and one page of their
+// envelopes, the latest first, after the envelope ID after ("": from the
+// latest); next is the after of the page that follows ("" on the last).
+// Both are empty when nothing is stored about addr. It reads the
+// recipient's envelopes through the store's index of them, not a walk of
+// every envelope.
+func (a *Server) profileView(addr, after string, limit int) (v api.ProfileView, next string, err error) {
 	raw, err := a.db.Profile(addr)
 	if err != nil {
-		return api.ProfileView{}, err
+		return api.ProfileView{}, "", err
 	}
 	profile, err := scoring.ProfileJSON(raw) // stored in binary; the API speaks JSON
 	if err != nil {
-		return api.ProfileView{}, err
+		return api.ProfileView{}, "", err
 	}
-	v := api.ProfileView{Address: addr, Profile: profile, Suppressed: a.relay.HardStopped(addr)}
-	err = a.db.Records(func(rec store.EnvelopeRecord) bool {
-		if strings.EqualFold(rec.Envelope.To, addr) {
-			v.Total++
-			v.Envelopes = append(v.Envelopes, api.EnvelopeExplanation{Envelope: apiEnvelope(rec.Envelope), Decisions: rec.Decisions})
-		}
-		return true
-	})
-	slices.Reverse(v.Envelopes)
-	v.Envelopes = v.Envelopes[:min(len(v.Envelopes), recentEnvelopes)]
-	return v, err
+	v = api.ProfileView{Address: addr, Profile: profile, Suppressed: a.relay.HardStopped(addr)}
+	page, err := a.db.RecipientEnvelopes(addr, after, limit)
+	if err != nil {
+		return api.ProfileView{}, "", err
+	}
+	v.Total = page.Total
+	for _, rec := range page.Records {
+		v.Envelopes = append(v.Envelopes, api.EnvelopeExplanation{Envelope: apiEnvelope(rec.Envelope), Decisions: rec.Decisions})
+	}
+	return v, page.Next, nil
 }
 
 // parseAddress accepts a bare address (no display name, no brackets).
@@ -278,7 +299,17 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 	campaigns := campaignCache{}
 	histories := map[string]map[string]scoring.Release{}
 	lastMsg := ""
-	var failed error
+	// Released governed envelopes, whose engagement is looked up in their
+	// recipients' profiles after the walk: a read inside the walk's read
+	// transaction would be a second one in the same goroutine, which waits
+	// behind a commit that grows the file while that commit waits for the
+	// walk to end (bbolt's remap): the relay stopped deciding that way
+	// while a report ran during a campaign.
+	type releasedEnvelope struct {
+		rep *api.CampaignReport
+		e   store.Envelope
+	}
+	var released []releasedEnvelope
 	err := a.db.Records(func(rec store.EnvelopeRecord) bool {
 		c := campaigns.of(rec.Message)
 		if c == "" || (only != "" && c != only) {
@@ -319,17 +350,7 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 		default:
 			g.Released++
 			if !e.Holdout {
-				rel, ok, err := a.releaseOf(histories, e)
-				if err != nil {
-					failed = err
-					return false
-				}
-				if ok {
-					rep.Engagement.Remembered++
-					rep.Engagement.Opened += b2i(rel.Opened)
-					rep.Engagement.Clicked += b2i(rel.Clicked)
-					rep.Engagement.Replied += b2i(rel.Replied)
-				}
+				released = append(released, releasedEnvelope{rep, e})
 			}
 		}
 		if s.deferred {
@@ -343,10 +364,22 @@ func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, e
 		}
 		return true
 	})
-	if err == nil {
-		err = failed
+	if err != nil {
+		return reps, err
 	}
-	return reps, err
+	for _, r := range released {
+		rel, ok, err := a.releaseOf(histories, r.e)
+		if err != nil {
+			return reps, err
+		}
+		if ok {
+			r.rep.Engagement.Remembered++
+			r.rep.Engagement.Opened += b2i(rel.Opened)
+			r.rep.Engagement.Clicked += b2i(rel.Clicked)
+			r.rep.Engagement.Replied += b2i(rel.Replied)
+		}
+	}
+	return reps, nil
 }
 
 // campaignCache maps message IDs to their campaign, reading each

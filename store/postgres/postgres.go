@@ -100,6 +100,9 @@ type Store struct {
 
 	// retries counts transactions run again after a serialization failure.
 	retries stats
+
+	// keptTallies: triggers keep the tallies (tallies.go).
+	keptTallies bool
 }
 
 type stats struct {
@@ -126,7 +129,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	cfg.AfterConnect = ensureSyncCommit
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if err := ensureSyncCommit(ctx, c); err != nil {
+			return err
+		}
+		return setTallyShard(ctx, c)
+	}
 	if opts.Node == "" {
 		if opts.Node, err = os.Hostname(); err != nil || opts.Node == "" {
 			opts.Node = "kadenz"
@@ -143,6 +151,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if s.keptTallies, err = s.talliesKept(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
 	return s, nil
 }

@@ -476,3 +476,55 @@ func (s *Store) Records(fn func(store.EnvelopeRecord) bool) error {
 		}
 	}
 }
+
+// RecipientEnvelopes is one page of the envelopes to rcpt, the highest ID
+// first, read through the envelopes_recipient index in one snapshot.
+func (s *Store) RecipientEnvelopes(rcpt, before string, limit int) (store.RecipientPage, error) {
+	var p store.RecipientPage
+	key := store.NormalizeAddress(rcpt)
+	err := s.read(func(ctx context.Context, tx pgx.Tx) error {
+		p = store.RecipientPage{}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM envelopes WHERE rcpt = $1`, key).Scan(&p.Total); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT e.id, e.data, m.data, d.records FROM envelopes e
+			LEFT JOIN messages m ON m.id = e.message_id
+			LEFT JOIN decisions d ON d.envelope_id = e.id
+			WHERE e.rcpt = $1 AND ($2 = '' OR e.id < $2) ORDER BY e.id DESC LIMIT $3`, key, before, limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var m *store.Message
+		for rows.Next() {
+			var id string
+			var ed, md, recs []byte
+			if err := rows.Scan(&id, &ed, &md, &recs); err != nil {
+				return err
+			}
+			if len(p.Records) == limit {
+				p.Next = p.Records[len(p.Records)-1].Envelope.ID
+				break
+			}
+			var rec store.EnvelopeRecord
+			if err := json.Unmarshal(ed, &rec.Envelope); err != nil {
+				return fmt.Errorf("envelope %s: %w", id, err)
+			}
+			if m == nil || m.ID != rec.Envelope.MessageID {
+				if md == nil {
+					return notFound("message %s", rec.Envelope.MessageID)
+				}
+				var msg store.Message
+				if err := json.Unmarshal(md, &msg); err != nil {
+					return err
+				}
+				m = &msg
+			}
+			rec.Message = m
+			rec.Decisions = recordsArray(recs)
+			p.Records = append(p.Records, rec)
+		}
+		return rows.Err()
+	})
+	return p, err
+}

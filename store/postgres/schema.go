@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +42,10 @@ import (
 //	suspended_campaigns(key, data)
 //	leases(name, owner, expires)          singletons across nodes
 //
+// Version 2 adds tallies(hour, kind, state, class, holdout, label, shard,
+// n), the per-hour counts of statistics and the overview, and the
+// triggers that keep it (tallies.go); on CockroachDB only the table.
+//
 // envelopes.lane is the schedule an envelope is in, NULL when final:
 // 'x' express mail waiting for delivery, 'q' other mail waiting for
 // delivery (queued or deferred), 'h' held, 'r' review, 'd' being
@@ -49,6 +54,9 @@ import (
 var migrations = []struct {
 	note string
 	sql  []string
+	// triggers run after sql where the database has triggers with
+	// transition tables (PostgreSQL, not CockroachDB).
+	triggers []string
 }{
 	{"the first layout", []string{
 		`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL)`,
@@ -82,7 +90,8 @@ var migrations = []struct {
 		`CREATE TABLE IF NOT EXISTS forgotten (hash BYTEA PRIMARY KEY, at BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS suspended_campaigns (key TEXT PRIMARY KEY, data BYTEA NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires BIGINT NOT NULL)`,
-	}},
+	}, nil},
+	{"tallies per hour kept by triggers (tallies.go)", []string{talliesTable}, talliesMigration()},
 }
 
 // SchemaVersion is the schema this code reads and writes.
@@ -147,7 +156,11 @@ func (s *Store) migrateOnce(ctx context.Context) error {
 	for v := have + 1; v <= SchemaVersion; v++ {
 		m := migrations[v-1]
 		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
-			for _, q := range m.sql {
+			stmts := m.sql
+			if !byteOrdered {
+				stmts = append(slices.Clone(stmts), m.triggers...)
+			}
+			for _, q := range stmts {
 				if _, err := tx.Exec(ctx, ddlFor(q, byteOrdered)); err != nil {
 					return fmt.Errorf("%s: %w", firstLine(q), err)
 				}

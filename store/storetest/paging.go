@@ -112,3 +112,89 @@ func testSuppressionPages(t *testing.T, b Backend) {
 		}
 	}
 }
+
+// testRecipientPages pages through each recipient's envelopes two at a
+// time and checks the pages against a walk of every record: the same
+// envelopes, with their decisions, the highest ID first, the address
+// compared without case; and again after an erasure of one recipient and
+// a reopening (the index is kept in the store, not in memory).
+func testRecipientPages(t *testing.T, b Backend) {
+	dir := t.TempDir()
+	s := b.Open(t, dir)
+	addrs := []string{"ann@example.test", "Bob@Example.test", "cid@example.test"}
+	for i := range 7 {
+		rcpts := []string{addrs[i%3], addrs[(i+1)%3]}
+		if i%2 == 0 {
+			rcpts = append(rcpts, "bob@example.test") // bob twice in one message, as written
+		}
+		accept(t, s, fmt.Sprintf("m%d", i), rcpts, t0.Add(time.Duration(i)*time.Minute), held(t0))
+	}
+	r, err := s.LoadRecipient("ann@example.test")
+	if err != nil || len(r.Held) == 0 {
+		t.Fatalf("load: %v %v", r.Held, err)
+	}
+	d := store.Decided{Recipient: "ann@example.test", Records: map[string][]byte{}}
+	for _, e := range r.Held[:2] {
+		e.State = store.StateQueued
+		d.Envelopes = append(d.Envelopes, e)
+		d.Records[e.ID] = []byte(`{"action":"release","reasons":["fresh"]}`)
+	}
+	if err := s.ApplyDecisions(d); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string) {
+		t.Helper()
+		for _, addr := range append(addrs, "BOB@example.test", "nobody@example.test") {
+			var want []store.EnvelopeRecord
+			if err := s.Records(func(rec store.EnvelopeRecord) bool {
+				if store.NormalizeAddress(rec.Envelope.To) == store.NormalizeAddress(addr) {
+					want = append(want, rec)
+				}
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			slices.Reverse(want)
+			var got []store.EnvelopeRecord
+			before, pages := "", 0
+			for {
+				p, err := s.RecipientEnvelopes(addr, before, 2)
+				if err != nil {
+					t.Fatalf("%s: %s after %q: %v", step, addr, before, err)
+				}
+				if p.Total != len(want) {
+					t.Fatalf("%s: %s: total %d, want %d", step, addr, p.Total, len(want))
+				}
+				if len(p.Records) > 2 || (p.Next != "" && len(p.Records) != 2) {
+					t.Fatalf("%s: %s: a page of %d with next %q", step, addr, len(p.Records), p.Next)
+				}
+				got = append(got, p.Records...)
+				pages++
+				if p.Next == "" {
+					break
+				}
+				before = p.Next
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s: %s: %d envelopes in %d pages, want %d", step, addr, len(got), pages, len(want))
+			}
+			for i := range want {
+				g, w := got[i], want[i]
+				if g.Envelope.ID != w.Envelope.ID || g.Envelope.State != w.Envelope.State || string(g.Decisions) != string(w.Decisions) ||
+					g.Message == nil || g.Message.ID != w.Message.ID {
+					t.Fatalf("%s: %s: envelope %d is %s %s %s, want %s %s %s", step, addr, i,
+						g.Envelope.ID, g.Envelope.State, g.Decisions, w.Envelope.ID, w.Envelope.State, w.Decisions)
+				}
+			}
+		}
+	}
+	check("written")
+	rules := store.ForgetRules{Keep: func(store.Envelope, store.Message) bool { return false }, HardStop: func([]byte) bool { return false }}
+	if _, err := s.Forget("cid@example.test", t0, rules); err != nil {
+		t.Fatal(err)
+	}
+	check("after an erasure")
+	s.Close()
+	s = open(t, b, dir)
+	check("reopened")
+}

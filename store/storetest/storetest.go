@@ -80,6 +80,7 @@ func Run(t *testing.T, b Backend) {
 		{"Tallies", testTallies},
 		{"StatePages", testStatePages},
 		{"SuppressionPages", testSuppressionPages},
+		{"RecipientPages", testRecipientPages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

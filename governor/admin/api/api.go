@@ -104,7 +104,9 @@ type ProfileView struct {
 	// Suppressed says whether marketing mail to the address is stopped
 	// (unsubscribe, complaint, hard bounce, or erased after one of these).
 	Suppressed bool `json:"suppressed"`
-	// Envelopes are the most recent first, at most 50.
+	// Envelopes are one page of the recipient's envelopes, the most recent
+	// first (50 unless the request sets limit; Link rel="next" names the
+	// page after).
 	Envelopes []EnvelopeExplanation `json:"envelopes"`
 	// Total is how many envelopes to the address are stored.
 	Total int `json:"total"`

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// A file written before the recipient index (schema version 5) gets it
+// built when it is opened: a recipient's page then lists their envelopes.
+func TestRecipientIndexBuiltForAnOlderFile(t *testing.T) {
+	path := t.TempDir() + "/kadenz.db"
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
+	for _, id := range []string{"ma", "mb", "mc"} {
+		if _, err := db.Accept(Message{ID: id, From: "shop@example.test", Received: at}, []byte("x"),
+			[]string{"Ann@example.test", "bob@example.test"}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketByRecipient); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte("5"))
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := db.RecipientEnvelopes("ann@example.test", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range p.Records {
+		got = append(got, r.Envelope.ID)
+	}
+	if p.Total != 3 || len(got) != 3 || got[0] != "mc-1" || got[2] != "ma-1" || p.Next != "" {
+		t.Errorf("ann's envelopes after the upgrade: %v (total %d, next %q), want mc-1 mb-1 ma-1", got, p.Total, p.Next)
+	}
+}
