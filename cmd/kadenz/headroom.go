@@ -93,12 +93,19 @@ func (t *heapTuner) tune() {
 	metrics.Read(t.sample)
 	if t.sample[0].Value.Kind() == metrics.KindUint64 {
 		p := headroomPercent(t.sample[0].Value.Uint64(), t.headroom, t.max)
-		// Only a real change is set: the call takes the heap's lock.
-		if old := int(t.percent.Load()); p != old && (p*10 < old*9 || p*10 > old*11 || p == t.max) {
+		if worthSetting(int(t.percent.Load()), p, t.max) {
 			debug.SetGCPercent(p)
 			t.percent.Store(int64(p))
 		}
 	}
 	t.runs.Add(1)
 	t.arm()
+}
+
+// worthSetting says whether moving the collector's percentage from old to p
+// is a real change: the call takes the heap's lock, so steps under a tenth
+// are skipped. The bounds are always set exactly, or a step from just above
+// the floor (27 to 25) would be too small ever to take.
+func worthSetting(old, p, max int) bool {
+	return p != old && (p*10 < old*9 || p*10 > old*11 || p == max || p == minGCPercent)
 }

@@ -29,6 +29,25 @@ func TestHeadroomPercent(t *testing.T) {
 var tunerTestLive [][]byte
 
 // The tuner follows the live heap from one collection to the next.
+func TestWorthSetting(t *testing.T) {
+	for _, c := range []struct {
+		old, p int
+		want   bool
+	}{
+		{400, 400, false},
+		{400, 380, false}, // a step under a tenth
+		{400, 300, true},
+		{300, 400, true},  // the maximum is always reached
+		{27, 25, true},    // and so is the floor (CI once saw the tuner stuck at 27)
+		{100, 105, false}, // under a tenth up
+		{100, 120, true},
+	} {
+		if got := worthSetting(c.old, c.p, 400); got != c.want {
+			t.Errorf("worthSetting(%d, %d) = %v, want %v", c.old, c.p, got, c.want)
+		}
+	}
+}
+
 func TestHeapTunerFollowsTheLiveHeap(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	// A headroom of 4 MiB against 64 MiB kept live: the percentage must
