@@ -66,7 +66,7 @@ func (s *scavenged) page(leaves []leafElem) {
 		switch {
 		case e.bucket:
 			return
-		case messageIDPattern.Match(e.key) && bytes.HasPrefix(e.value, []byte(`{"id":"`+string(e.key)+`"`)):
+		case messageIDPattern.Match(e.key) && isMessageRecord(e.key, e.value):
 			k = "message"
 		case messageIDPattern.Match(e.key):
 			k = "body"
@@ -99,6 +99,23 @@ func (s *scavenged) page(leaves []leafElem) {
 			}
 		}
 	}
+}
+
+// isMessageRecord says whether value is the stored message record keyed
+// id: JSON that names its own key (before schema 6), or the binary form
+// (codec.go) that decodes whole and names it. A body under the same kind
+// of key never passes: it starts with a header field or with the NUL of
+// its stored form (bodycodec.go), never with the version byte, and would
+// have to decode to a record naming its own key.
+func isMessageRecord(id, value []byte) bool {
+	if bytes.HasPrefix(value, []byte(`{"id":"`+string(id)+`"`)) {
+		return true
+	}
+	if len(value) == 0 || value[0] != messageV1 {
+		return false
+	}
+	var m Message
+	return decodeMessage(value, &m) == nil && m.ID == string(id)
 }
 
 // scavengeInto adds what the pass found and the copy lacks. It returns
