@@ -13,7 +13,7 @@ import (
 // pass reads every page the tree walk did not reach and keeps the leaf
 // pages that are, by their content, pages of the three buckets a message
 // lives in: message records, bodies, envelopes. Those records are Kadenz's
-// own and recognisable: a message ID, an envelope ID, JSON that names its
+// own and recognisable: a message ID, an envelope ID, a record that names its
 // own key.
 //
 // Such a page may be a freed one, an older copy of a page rewritten since,
