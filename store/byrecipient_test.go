@@ -24,25 +24,7 @@ func TestRecipientIndexBuiltForAnOlderFile(t *testing.T) {
 	}
 	db.Close()
 
-	b, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketByRecipient); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte("5"))
-	})
-	b.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	db, err = Open(path, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = reopenAsVersion(t, path, "5", bucketByRecipient)
 	defer db.Close()
 	p, err := db.RecipientEnvelopes("ann@example.test", "", 10)
 	if err != nil {
@@ -55,4 +37,30 @@ func TestRecipientIndexBuiltForAnOlderFile(t *testing.T) {
 	if p.Total != 3 || len(got) != 3 || got[0] != "mc-1" || got[2] != "ma-1" || p.Next != "" {
 		t.Errorf("ann's envelopes after the upgrade: %v (total %d, next %q), want mc-1 mb-1 ma-1", got, p.Total, p.Next)
 	}
+}
+
+// reopenAsVersion makes the closed file at path look as an older release
+// wrote it (schema version, without the bucket that version lacked) and
+// opens it again, so that Open upgrades it.
+func reopenAsVersion(t *testing.T, path, version string, lacked []byte) *DB {
+	t.Helper()
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(lacked); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte(version))
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

@@ -5,8 +5,6 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // A file written before the tallies (schema version 4: no bucketTallies)
@@ -33,26 +31,7 @@ func TestTalliesBuiltForAnOlderFile(t *testing.T) {
 	}
 	db.Close()
 
-	// Make it look as a version-4 file does.
-	b, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketTallies); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte("4"))
-	})
-	b.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	db, err = Open(path, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = reopenAsVersion(t, path, "4", bucketTallies)
 	defer db.Close()
 	since, until := at.Add(-time.Hour), at.Add(5*time.Hour)
 	kept, err := db.Tallies(since, until)
