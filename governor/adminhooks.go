@@ -46,11 +46,19 @@ func (h adminHooks) KickDelivery()                  { h.r.queue.Kick() }
 func (h adminHooks) HardStopped(rcpt string) bool   { return h.r.hardStopped(rcpt) }
 func (h adminHooks) ReloadStatus() api.ReloadStatus { return h.r.ReloadStatus() }
 
-// ApplyEvents hands checked events to the feedback room (one transaction).
+// ApplyEvents hands checked events to the event journal, which makes them
+// durable and applies them shortly after; without one (a backend without
+// a file of its own), to the feedback room in one transaction.
 func (h adminHooks) ApplyEvents(evs []admin.CheckedEvent) (applied, duplicates int, err error) {
 	out := make([]feedback.Event, len(evs))
 	for i, ev := range evs {
 		out[i] = feedback.Event{ID: ev.ID, Kind: ev.Kind, At: ev.At, Topic: ev.Topic, Recipient: ev.Recipient, EnvelopeID: ev.EnvelopeID}
 	}
+	if h.r.events != nil {
+		return h.r.events.Accept(out)
+	}
 	return h.r.feedback.ApplyEvents(out)
 }
+
+// FlushEvents applies what the event journal holds.
+func (h adminHooks) FlushEvents() error { return h.r.flushEvents() }

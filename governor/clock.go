@@ -47,6 +47,9 @@ func (c *VirtualClock) Set(t time.Time) error {
 // snapshot and may change at once. It is meaningful once Start has run.
 func (r *Relay) CaughtUp() (bool, error) {
 	now := r.now()
+	if r.events != nil && r.events.Pending() > 0 {
+		return false, nil // answered events wait for the applier
+	}
 	if !r.chores.caughtUp(now) {
 		return false, nil
 	}

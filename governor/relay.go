@@ -79,7 +79,10 @@ type Relay struct {
 	engine *engine.Engine
 	// feedback applies bounces, complaints, replies and events.
 	feedback *feedback.Applier
-	chores   *choreRunner
+	// events is the events API's journal (eventjournal.go); nil on a
+	// backend without a file of its own.
+	events *feedback.EventJournal
+	chores *choreRunner
 	// admin is the admin listener (adminhooks.go), nil when it does not run.
 	admin *admin.Server
 
@@ -146,6 +149,10 @@ func New(opts Options) (*Relay, error) {
 		return nil, err
 	}
 	if err := r.lowerAddressKeys(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := r.openEventJournal(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -342,8 +349,14 @@ func (r *Relay) closeListeners() {
 // Addr returns the address the SMTP listener is bound to (useful with port 0).
 func (r *Relay) Addr() net.Addr { return r.listeners[0].Addr() }
 
-// DB is the store the relay runs on (tests read it).
-func (r *Relay) DB() store.Store { return r.db }
+// DB is the store the relay runs on (tests read it), with every event the
+// events API answered before the call applied (the event journal flushed).
+func (r *Relay) DB() store.Store {
+	if err := r.flushEvents(); err != nil {
+		r.log.Error("applying journalled events", "error", err)
+	}
+	return r.db
+}
 
 // CommitStats reports how many commits the store ran and how many writes
 // they carried, where the backend counts them (store.GroupCommitter);
@@ -376,6 +389,14 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	// server closed and returns).
 	r.closeListeners()
 	r.serving.Wait()
+	if r.events != nil {
+		// No event arrives any more: apply what is journalled, so that
+		// the file holds everything (a failure leaves it journalled, and
+		// the next start applies it).
+		if err := r.events.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	r.chores.shutdown()
 	r.stopMailboxes()
 	r.engine.Shutdown()

@@ -261,9 +261,20 @@ type FeedbackOutcome struct {
 // spend their CPU in parallel, and the outcome is the same as computing
 // everything inside the transaction.
 func (db *DB) ApplyFeedback(now time.Time, changes []FeedbackChange) (applied, duplicates int, err error) {
+	return db.applyFeedback(now, changes, nil)
+}
+
+// applyFeedback is ApplyFeedback; mark, if set, is written in the same
+// transaction (ApplyJournalled's position in its journal).
+func (db *DB) applyFeedback(now time.Time, changes []FeedbackChange, mark func(*bolt.Tx) error) (applied, duplicates int, err error) {
 	pre, preSecret := db.precompute(now, changes)
 	err = db.update(func(tx *bolt.Tx) error {
 		applied, duplicates = 0, 0
+		if mark != nil {
+			if err := mark(tx); err != nil {
+				return err
+			}
+		}
 		seen := tx.Bucket(bucketEventIDs)
 		// Erased recipients' IDs are kept under keys that start with 0x00,
 		// which sort before any other: when the first key does not, there

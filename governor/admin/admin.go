@@ -29,8 +29,13 @@ type Relay interface {
 	TimeMoved()
 	// KickDelivery wakes delivery after mail was released to it.
 	KickDelivery()
-	// ApplyEvents applies checked events in one transaction, all or none.
+	// ApplyEvents applies checked events in one transaction, all or none,
+	// or makes them durable in the event journal, which applies them
+	// shortly after (FlushEvents).
 	ApplyEvents(evs []CheckedEvent) (applied, duplicates int, err error)
+	// FlushEvents applies every event ApplyEvents answered before it was
+	// called; without an event journal it does nothing.
+	FlushEvents() error
 	// HardStopped says whether marketing mail to rcpt is stopped.
 	HardStopped(rcpt string) bool
 	// ReloadStatus is the outcome of the last configuration reload.
@@ -124,7 +129,7 @@ func Listen(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	guard := newAdminGuard(a, l.Addr(), isLoopbackAddr(l.Addr()))
-	a.http = &http.Server{Handler: guard.wrap(a, a.requireToken(mux)), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: guard.wrap(a, a.requireToken(a.flushingEvents(mux))), ReadHeaderTimeout: 10 * time.Second}
 	a.addr = l.Addr()
 	go func() {
 		if err := a.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -251,4 +256,25 @@ func (a *Server) handleExplain(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, x)
+}
+
+// flushingEvents applies the event journal before every request but those
+// that neither read nor change what events write (posting events, the
+// health check, metrics, profiling), so that what an administrator reads,
+// erases, backs up or decides on includes every event already answered.
+// With nothing journalled a flush costs a lock.
+func (a *Server) flushingEvents(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		p := req.URL.Path
+		skip := p == "/v1/events" && req.Method == http.MethodPost || p == "/healthz" || p == "/metrics" ||
+			strings.HasPrefix(p, "/debug/pprof/")
+		if !skip && a.relay != nil {
+			if err := a.relay.FlushEvents(); err != nil {
+				a.log.Error("applying journalled events before an admin request", "path", p, "error", err)
+				http.Error(w, "journalled events could not be applied: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		next.ServeHTTP(w, req)
+	})
 }

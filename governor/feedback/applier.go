@@ -94,11 +94,20 @@ func EventKind(kind string) bool { _, ok := eventKinds[kind]; return ok }
 // ApplyEvents applies events in one transaction, all or none; an event
 // with an ID seen before is a duplicate and changes nothing.
 func (f *Applier) ApplyEvents(evs []Event) (applied, duplicates int, err error) {
+	sigs, err := eventSignals(evs)
+	if err != nil {
+		return 0, 0, err
+	}
+	return f.applySignals(sigs)
+}
+
+// eventSignals are the signals events stand for.
+func eventSignals(evs []Event) ([]signal, error) {
 	sigs := make([]signal, len(evs))
 	for i, ev := range evs {
 		kind, ok := eventKinds[ev.Kind]
 		if !ok {
-			return 0, 0, fmt.Errorf("event %d: unknown kind %q", i, ev.Kind)
+			return nil, fmt.Errorf("event %d: unknown kind %q", i, ev.Kind)
 		}
 		s := signal{kind: kind, at: ev.At, source: "events", eventID: ev.ID, rcpt: ev.Recipient, envelopeID: ev.EnvelopeID}
 		if ev.Topic != "" {
@@ -106,7 +115,7 @@ func (f *Applier) ApplyEvents(evs []Event) (applied, duplicates int, err error) 
 		}
 		sigs[i] = s
 	}
-	return f.applySignals(sigs)
+	return sigs, nil
 }
 
 // scoringSignals maps the scoring package's event kinds to signals.
