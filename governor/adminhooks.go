@@ -61,4 +61,4 @@ func (h adminHooks) ApplyEvents(evs []admin.CheckedEvent) (applied, duplicates i
 }
 
 // FlushEvents applies what the event journal holds.
-func (h adminHooks) FlushEvents() error { return h.r.flushEvents() }
+func (h adminHooks) FlushEvents(seal bool) error { return h.r.flushEvents(seal) }

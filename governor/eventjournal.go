@@ -35,10 +35,14 @@ func (r *Relay) openEventJournal() error {
 	return nil
 }
 
-// flushEvents applies what the event journal holds (nothing without one).
-func (r *Relay) flushEvents() error {
-	if r.events == nil {
+// flushEvents applies what the event journal holds (nothing without one);
+// seal also removes the applied events from its files (before an erasure).
+func (r *Relay) flushEvents(seal bool) error {
+	switch {
+	case r.events == nil:
 		return nil
+	case seal:
+		return r.events.Seal()
 	}
 	return r.events.Flush()
 }

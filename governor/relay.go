@@ -352,7 +352,7 @@ func (r *Relay) Addr() net.Addr { return r.listeners[0].Addr() }
 // DB is the store the relay runs on (tests read it), with every event the
 // events API answered before the call applied (the event journal flushed).
 func (r *Relay) DB() store.Store {
-	if err := r.flushEvents(); err != nil {
+	if err := r.flushEvents(false); err != nil {
 		r.log.Error("applying journalled events", "error", err)
 	}
 	return r.db

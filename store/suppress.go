@@ -7,7 +7,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -385,6 +388,11 @@ func eventIDKeys(now time.Time, secret []byte, changes []FeedbackChange, pre []p
 // and computes the event IDs' keys with the database's secret if it has
 // one yet (which it returns). A change whose Apply fails is left for the
 // write transaction to run and report.
+//
+// A large batch (the event journal's applier hands over thousands of
+// events at once) is split by recipient over the processors, each part in
+// its own read transaction: a recipient's changes stay in one part, in
+// their order, so every change sees what it would have seen in one pass.
 func (db *DB) precompute(now time.Time, changes []FeedbackChange) ([]precomputed, []byte) {
 	pre := make([]precomputed, len(changes))
 	var secret []byte
@@ -393,29 +401,71 @@ func (db *DB) precompute(now time.Time, changes []FeedbackChange) ([]precomputed
 			secret = s
 			eventIDKeys(now, secret, changes, pre)
 		}
-		pb := tx.Bucket(bucketProfiles)
-		batch := map[string][]byte{} // profiles written by earlier changes of the batch
-		for i := range changes {
-			c, p := &changes[i], &pre[i]
-			key := string(profileKey(c.Recipient))
-			from, seen := batch[key]
-			if !seen {
-				from = bytes.Clone(pb.Get([]byte(key)))
-			}
-			out, err := c.Apply(bytes.Clone(from))
-			if err != nil {
-				continue
-			}
-			p.ok, p.from, p.out = true, from, out
-			if out.Profile != nil {
-				batch[key] = out.Profile
-			} else {
-				batch[key] = from
-			}
-		}
 		return nil
 	})
+	parts := min(runtime.GOMAXPROCS(0), len(changes)/precomputeMin)
+	if parts < 2 {
+		db.view(func(tx *bolt.Tx) error {
+			precomputePart(tx, changes, pre, nil)
+			return nil
+		})
+		return pre, secret
+	}
+	which := make([][]int, parts)
+	for i := range changes {
+		h := fnv.New32a()
+		h.Write(profileKey(changes[i].Recipient))
+		p := int(h.Sum32() % uint32(parts))
+		which[p] = append(which[p], i)
+	}
+	var wg sync.WaitGroup
+	for _, idx := range which {
+		wg.Go(func() {
+			db.view(func(tx *bolt.Tx) error {
+				precomputePart(tx, changes, pre, idx)
+				return nil
+			})
+		})
+	}
+	wg.Wait()
 	return pre, secret
+}
+
+// precomputeMin is how many changes each part of a split precompute has
+// at least: below it, one pass.
+const precomputeMin = 256
+
+// precomputePart precomputes the changes at idx (all of them if idx is nil)
+// in order, in tx.
+func precomputePart(tx *bolt.Tx, changes []FeedbackChange, pre []precomputed, idx []int) {
+	pb := tx.Bucket(bucketProfiles)
+	batch := map[string][]byte{} // profiles written by earlier changes of the batch
+	n := len(changes)
+	if idx != nil {
+		n = len(idx)
+	}
+	for k := range n {
+		i := k
+		if idx != nil {
+			i = idx[k]
+		}
+		c, p := &changes[i], &pre[i]
+		key := string(profileKey(c.Recipient))
+		from, seen := batch[key]
+		if !seen {
+			from = bytes.Clone(pb.Get([]byte(key)))
+		}
+		out, err := c.Apply(bytes.Clone(from))
+		if err != nil {
+			continue
+		}
+		p.ok, p.from, p.out = true, from, out
+		if out.Profile != nil {
+			batch[key] = out.Profile
+		} else {
+			batch[key] = from
+		}
+	}
 }
 
 func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange, pre *precomputed) error {

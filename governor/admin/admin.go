@@ -34,8 +34,9 @@ type Relay interface {
 	// shortly after (FlushEvents).
 	ApplyEvents(evs []CheckedEvent) (applied, duplicates int, err error)
 	// FlushEvents applies every event ApplyEvents answered before it was
-	// called; without an event journal it does nothing.
-	FlushEvents() error
+	// called; seal also removes them from the journal's files (before an
+	// erasure). Without an event journal it does nothing.
+	FlushEvents(seal bool) error
 	// HardStopped says whether marketing mail to rcpt is stopped.
 	HardStopped(rcpt string) bool
 	// ReloadStatus is the outcome of the last configuration reload.
@@ -269,7 +270,8 @@ func (a *Server) flushingEvents(next http.Handler) http.Handler {
 		skip := p == "/v1/events" && req.Method == http.MethodPost || p == "/healthz" || p == "/metrics" ||
 			strings.HasPrefix(p, "/debug/pprof/")
 		if !skip && a.relay != nil {
-			if err := a.relay.FlushEvents(); err != nil {
+			seal := p == "/v1/forget"
+			if err := a.relay.FlushEvents(seal); err != nil {
 				a.log.Error("applying journalled events before an admin request", "path", p, "error", err)
 				http.Error(w, "journalled events could not be applied: "+err.Error(), http.StatusServiceUnavailable)
 				return

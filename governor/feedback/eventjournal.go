@@ -273,10 +273,7 @@ func (e *EventJournal) loop() {
 }
 
 // Flush applies every event accepted before it was called, trying a record
-// that fails up to journalAttempts times (see applyAlone), and then starts
-// a new segment if the one appended to holds records, so that applied
-// events do not stay on disk: an erasure that follows a flush leaves none
-// of its recipient's events in the journal.
+// that fails up to journalAttempts times (see applyAlone).
 func (e *EventJournal) Flush() error {
 	var err error
 	for range journalAttempts {
@@ -284,7 +281,14 @@ func (e *EventJournal) Flush() error {
 			break
 		}
 	}
-	if err != nil {
+	return err
+}
+
+// Seal is Flush, and then starts a new segment if the one appended to holds
+// records, so that no applied event stays in the journal's files: an
+// erasure that follows leaves none of its recipient's events there.
+func (e *EventJournal) Seal() error {
+	if err := e.Flush(); err != nil {
 		return err
 	}
 	if e.j.Pending() == 0 {

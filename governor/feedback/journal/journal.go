@@ -17,6 +17,14 @@
 // Reading stops at the first frame of a segment that is short, fails its
 // checksum or does not follow its predecessor: a crash in the middle of a
 // write leaves such a tail, and its record was never reported durable.
+//
+// A segment grows in steps of zeros (Prealloc) written ahead of the
+// records, and a length of 0 ends its records. An append then overwrites
+// bytes the file already has, so its fdatasync flushes data only; an append
+// that grows the file also commits the file system's journal (on ext4 with
+// data=ordered that waits for other files' pending writes: the database's
+// commit), which measured 11 ms for the median append where overwriting
+// took a fraction of that (docs/benchmarks.md).
 package journal
 
 import (
@@ -51,6 +59,10 @@ const (
 // SegmentSize is the size past which appends move to a new segment.
 var SegmentSize int64 = 8 << 20
 
+// Prealloc is the step in which a segment is extended with zeros ahead of
+// its records.
+var Prealloc int64 = 1 << 20
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Record is one appended record.
@@ -78,7 +90,8 @@ type Journal struct {
 	applied  uint64 // the highest seq Applied
 	// written by the writer goroutine only
 	file    *os.File
-	size    int64
+	size    int64 // where the next record goes
+	zeroed  int64 // the file's size: zeros from size on
 	nextSeq uint64
 }
 
@@ -188,6 +201,9 @@ func readSegment(path string, log *slog.Logger) ([]Record, error) {
 		}
 		n := binary.BigEndian.Uint32(hdr[0:4])
 		sum := binary.BigEndian.Uint32(hdr[4:8])
+		if n == 0 && sum == 0 {
+			return recs, nil // the zeros ahead of the records
+		}
 		if n < seqLen || n > maxRecord {
 			log.Warn("event journal: a torn record at the end is dropped", "file", path, "offset", off, "error", "bad length")
 			return recs, nil
@@ -241,7 +257,7 @@ func (j *Journal) startSegment() error {
 	j.segments = slices.DeleteFunc(j.segments, func(s segment) bool { return s.path == path })
 	j.segments = append(j.segments, segment{first: j.nextSeq, path: path})
 	j.mu.Unlock()
-	j.file, j.size = f, int64(len(magic))
+	j.file, j.size, j.zeroed = f, int64(len(magic)), int64(len(magic))
 	return nil
 }
 
@@ -358,6 +374,14 @@ func (j *Journal) writeGroup(group []*appendReq, buf *[]byte) error {
 		seq++
 	}
 	*buf = b
+	if end := j.size + int64(len(b)); end > j.zeroed {
+		// Zeros ahead, so that the appends after this one overwrite.
+		grow := (end - j.zeroed + Prealloc - 1) / Prealloc * Prealloc
+		if _, err := j.file.WriteAt(make([]byte, grow), j.zeroed); err != nil {
+			return j.undo(err)
+		}
+		j.zeroed += grow
+	}
 	if _, err := j.file.WriteAt(b, j.size); err != nil {
 		return j.undo(err)
 	}
@@ -377,6 +401,7 @@ func (j *Journal) writeGroup(group []*appendReq, buf *[]byte) error {
 // undo cuts a failed write off, so the next one follows the last whole
 // record; if even that fails, appends continue in a new segment.
 func (j *Journal) undo(err error) error {
+	j.zeroed = j.size
 	if terr := j.file.Truncate(j.size); terr != nil {
 		if serr := j.startSegment(); serr != nil {
 			j.log.Error("event journal: cannot start a new segment after a failed write", "error", serr)

@@ -101,8 +101,15 @@ func TestTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	end := len(magic)
+	for _, d := range []string{"first", "second", "the last record, a little longer"} {
+		end += frameHeader + seqLen + len(d)
+	}
+	if len(whole) <= end || !bytes.Equal(whole[end:], make([]byte, len(whole)-end)) {
+		t.Fatalf("a segment of %d bytes, records end at %d: want zeros after them", len(whole), end)
+	}
 	lastLen := frameHeader + seqLen + len("the last record, a little longer")
-	lastStart := len(whole) - lastLen
+	lastStart := end - lastLen
 	try := func(name string, content []byte, want string) {
 		t.Helper()
 		d := t.TempDir()
@@ -119,7 +126,7 @@ func TestTornTail(t *testing.T) {
 		if got != want {
 			t.Fatalf("%s: replayed %q, want %q", name, got, want)
 		}
-		if want != "1:first 2:second 3:the last record, a little longer" && len(content) > lastStart && !strings.Contains(logged.String(), "torn record") {
+		if want != "1:first 2:second 3:the last record, a little longer" && tornAt(content, lastStart) && !strings.Contains(logged.String(), "torn record") {
 			t.Fatalf("%s: no log line for the dropped record: %q", name, logged.String())
 		}
 		next := uint64(strings.Count(want, ":") + 1)
@@ -127,11 +134,17 @@ func TestTornTail(t *testing.T) {
 			t.Fatalf("%s: append after the cut: seq %d (want %d), %v", name, seq, next, err)
 		}
 	}
-	for cut := lastStart; cut < len(whole); cut++ {
+	for cut := lastStart; cut < end; cut++ {
+		// The file cut there (a crash while it grew), or the record's
+		// bytes from there on still the zeros written ahead.
 		try(fmt.Sprint("cut at ", cut), whole[:cut], "1:first 2:second")
+		zeroed := bytes.Clone(whole)
+		clear(zeroed[cut:end])
+		try(fmt.Sprint("zeros from ", cut), zeroed, "1:first 2:second")
 	}
 	try("whole", whole, "1:first 2:second 3:the last record, a little longer")
-	for i := lastStart; i < len(whole); i++ {
+	try("without the zeros", whole[:end], "1:first 2:second 3:the last record, a little longer")
+	for i := lastStart; i < end; i++ {
 		bad := bytes.Clone(whole)
 		bad[i] ^= 0x40
 		want := "1:first 2:second"
@@ -225,4 +238,10 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// tornAt says whether content holds some of a record from start on (not
+// only zeros or nothing): what must be logged as torn.
+func tornAt(content []byte, start int) bool {
+	return len(content) > start && !bytes.Equal(content[start:], make([]byte, len(content)-start))
 }
