@@ -28,6 +28,9 @@ var ErrCopyMismatch = errors.New("the copy does not match the source (see MISMAT
 // differ.
 func CopyToPostgres(srcPath, url, password, node string, out io.Writer) (time.Duration, error) {
 	opts := postgres.Options{Password: password, Node: node}
+	if err := checkEventJournal(srcPath); err != nil {
+		return 0, err
+	}
 	src, err := store.Open(srcPath, store.Options{})
 	if err != nil {
 		return 0, err

@@ -56,7 +56,14 @@ func CompactDatabase(path string) (CompactReport, error) { return store.Compact(
 
 // BackupDatabase copies the database file src, which no running relay may
 // have open, to dst after checking it.
-func BackupDatabase(src, dst string) (int64, error) { return store.BackupFile(src, dst) }
+// It refuses while the event journal beside src holds events not known to
+// be applied (checkEventJournal).
+func BackupDatabase(src, dst string) (int64, error) {
+	if err := checkEventJournal(src); err != nil {
+		return 0, err
+	}
+	return store.BackupFile(src, dst)
+}
 
 // ReceiveBackup writes a copy streamed from a running relay (GET
 // /v1/db/backup) to dst: it appears only when complete, synced and found

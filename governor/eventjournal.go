@@ -1,7 +1,10 @@
 package governor
 
 import (
+	"fmt"
+
 	"kadenz/governor/feedback"
+	"kadenz/governor/feedback/journal"
 	"kadenz/store"
 )
 
@@ -45,4 +48,22 @@ func (r *Relay) flushEvents(seal bool) error {
 		return r.events.Seal()
 	}
 	return r.events.Flush()
+}
+
+// checkEventJournal refuses an offline copy of the database file at dbPath
+// while the event journal beside it holds records: events answered before
+// an unclean stop, which only a start of kadenz applies (a clean stop
+// leaves none). A copy without them would silently lack events the sender
+// was told are durable.
+func checkEventJournal(dbPath string) error {
+	dir := EventJournalDir(dbPath)
+	has, err := journal.HasRecords(dir)
+	if err != nil {
+		return fmt.Errorf("reading the event journal %s: %w", dir, err)
+	}
+	if has {
+		return fmt.Errorf("the event journal %s holds events answered before kadenz last stopped uncleanly; "+
+			"start kadenz once (it applies them at start) and stop it, then copy", dir)
+	}
+	return nil
 }

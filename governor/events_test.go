@@ -290,6 +290,9 @@ func BenchmarkEventsHTTP(b *testing.B) {
 		}
 		wg.Wait()
 		if settle != nil {
+			// What the answers alone came to, before the journal's
+			// applier caught up.
+			b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "answered/s")
 			settle()
 		}
 		close(errs)

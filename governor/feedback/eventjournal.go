@@ -312,7 +312,10 @@ func (e *EventJournal) Close() error {
 	e.mu.Unlock()
 	close(e.stop)
 	<-e.done
-	err := e.Flush()
+	// Sealed, a cleanly stopped journal holds no record: the offline
+	// database commands take records for an unclean stop
+	// (journal.HasRecords).
+	err := e.Seal()
 	e.j.Close() // waits for appends under way...
 	if err == nil {
 		err = e.applyPending() // ...and applies them

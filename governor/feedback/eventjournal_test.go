@@ -14,6 +14,7 @@ import (
 
 	"kadenz/config"
 	"kadenz/governor/engine"
+	"kadenz/governor/feedback/journal"
 	"kadenz/scoring"
 	"kadenz/store"
 )
@@ -331,5 +332,24 @@ func TestJournalEventCodec(t *testing.T) {
 		if _, err := decodeJournalEvents(b[:cut]); err == nil {
 			t.Errorf("a record cut at %d of %d decoded", cut, len(b))
 		}
+	}
+}
+
+// A clean stop leaves no record in the journal's files (what the offline
+// database commands check); a crash leaves them.
+func TestJournalCleanStopLeavesNoRecord(t *testing.T) {
+	dir := t.TempDir()
+	jdir := filepath.Join(dir, "kadenz.db.events")
+	rig := openRig(t, dir, JournalOptions{Batch: 1 << 30})
+	accept(t, rig.ej, opens("s", "ann@example.test", 2), 2, 0)
+	rig.close(t)
+	if has, err := journal.HasRecords(jdir); has || err != nil {
+		t.Fatalf("after a clean stop: %v %v", has, err)
+	}
+	rig = openRig(t, dir, JournalOptions{Batch: 1 << 30})
+	accept(t, rig.ej, opens("u", "ann@example.test", 2), 2, 0)
+	rig.crash()
+	if has, err := journal.HasRecords(jdir); !has || err != nil {
+		t.Fatalf("after a crash: %v %v", has, err)
 	}
 }

@@ -476,3 +476,29 @@ func (j *Journal) Close() error {
 	<-j.stopped
 	return nil
 }
+
+// HasRecords reports whether the journal in dir holds any record, without
+// changing it: after a clean stop (everything applied, the journal sealed)
+// it holds none, so records mean an unclean stop whose events the next
+// start applies. A missing directory holds none.
+func HasRecords(dir string) (bool, error) {
+	names, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	for _, de := range names {
+		if !strings.HasSuffix(de.Name(), suffix) {
+			continue
+		}
+		recs, err := readSegment(filepath.Join(dir, de.Name()), slog.New(slog.DiscardHandler))
+		if err != nil {
+			return false, err
+		}
+		if len(recs) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -245,3 +245,31 @@ func mustAtoi(t *testing.T, s string) int {
 func tornAt(content []byte, start int) bool {
 	return len(content) > start && !bytes.Equal(content[start:], make([]byte, len(content)-start))
 }
+
+func TestHasRecords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "j")
+	if has, err := HasRecords(dir); has || err != nil {
+		t.Fatalf("missing directory: %v %v", has, err)
+	}
+	j, err := Open(dir, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := HasRecords(dir); has {
+		t.Fatal("a new journal has records")
+	}
+	if _, err := j.Append([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := HasRecords(dir); !has {
+		t.Fatal("an appended record not seen")
+	}
+	j.Applied(1)
+	if err := j.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if has, _ := HasRecords(dir); has {
+		t.Fatalf("records after everything was applied and the journal rotated: %v", segmentFiles(t, dir))
+	}
+}
