@@ -62,8 +62,8 @@ func checkEventJournal(dbPath string) error {
 		return fmt.Errorf("reading the event journal %s: %w", dir, err)
 	}
 	if has {
-		return fmt.Errorf("the event journal %s holds events answered before kadenz last stopped uncleanly; "+
-			"start kadenz once (it applies them at start) and stop it, then copy", dir)
+		return fmt.Errorf("the event journal %s holds events that may not be in the database file yet "+
+			"(kadenz is running, or it stopped uncleanly); stop kadenz cleanly (a start applies them), then copy", dir)
 	}
 	return nil
 }
