@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
 	"kadenz/config"
 	"kadenz/governor/admin/api"
+	"kadenz/governor/engine"
+	"kadenz/scoring"
 	"kadenz/store"
 )
 
@@ -91,3 +94,54 @@ func TestNoShadowForecastInEnforceMode(t *testing.T) {
 }
 
 var regexpShadow = regexp.MustCompile(`id="shadow-forecast"`)
+
+// A hard stop is forecast with enforce's reasons: mail held when the
+// unsubscribe arrives is suppressed by feedback with "unsubscribed", mail
+// that comes after meets the suppression list. Shadow mode sends both and
+// says so in its "would".
+func TestShadowForecastsStopReasons(t *testing.T) {
+	got := map[string][2]engine.Record{}
+	for _, mode := range []string{config.ModeEnforce, config.ModeShadow} {
+		up := startUpstream(t, nil)
+		c := &clock{t: monday10}
+		cfg := governedConfig(t, up.addr)
+		cfg.Governor.Mode = mode
+		r := startRelayAt(t, cfg, c)
+		if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Boots", "")); err != nil {
+			t.Fatal(err)
+		}
+		step(t, r, c, time.Minute) // held for the hold window (5 minutes)
+		if err := r.RecordEvent("ann@example.test", scoring.Event{Kind: scoring.EventUnsubscribe, At: c.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		step(t, r, c, 10*time.Minute)
+		waitCaughtUp(t, r)
+		if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, marketing("Sandals", "")); err != nil {
+			t.Fatal(err)
+		}
+		step(t, r, c, 10*time.Minute)
+		waitCaughtUp(t, r)
+		var recs [2]engine.Record
+		for i := range recs {
+			env := envelopeOf(t, r.DB(), "ann@example.test", i)
+			d := decisionsOf(t, r.DB(), env.ID)
+			if len(d) != 1 {
+				t.Fatalf("%s: envelope %d has %d decisions: %+v", mode, i, len(d), d)
+			}
+			recs[i] = d[0]
+			if want := map[string]store.State{config.ModeEnforce: store.StateSuppressed, config.ModeShadow: store.StateDelivered}[mode]; env.State != want {
+				t.Errorf("%s: envelope %d is %s, want %s", mode, i, env.State, want)
+			}
+		}
+		got[mode] = recs
+	}
+	for i, want := range []string{engine.ReasonUnsubscribed, engine.ReasonSuppressionList} {
+		e, s := got[config.ModeEnforce][i], got[config.ModeShadow][i]
+		if e.Action != "suppress" || !slices.Equal(e.Reasons, []string{want}) {
+			t.Errorf("enforce, mail %d: %s %v, want suppress %s", i, e.Action, e.Reasons, want)
+		}
+		if s.Action != "release" || s.Would != "suppress" || !slices.Equal(s.Reasons, []string{want}) {
+			t.Errorf("shadow, mail %d: %s, would %s %v; want release, would suppress %s (%q)", i, s.Action, s.Would, s.Reasons, want, s.Explanation)
+		}
+	}
+}

@@ -419,6 +419,13 @@ func (e *Engine) shadowGated(rcpt string, r *store.Recipient, profile *scoring.P
 			continue // done by gateCopies
 		}
 		rec := v.rec
+		if code := stopCode(profile, sh.sup); v.state == store.StateSuppressed && code != "" && env.Created.Before(sh.sup.At) {
+			// Held when the hard stop arrived: enforce suppressed it then,
+			// through feedback, with the stop's own reason
+			// (governor/feedback/apply.go), not at its round with the list's.
+			rec.Reasons = []string{code}
+			rec.Explanation = fmt.Sprintf("%s reported (%s): marketing mail to this address stops", sh.sup.Reason, sh.sup.Source)
+		}
 		rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
 		countForecast(out.Counters, env.Created, forecastDecided)
 		if v.state == store.StateSuppressed {
@@ -449,6 +456,22 @@ func (e *Engine) shadowGated(rcpt string, r *store.Recipient, profile *scoring.P
 		}
 	}
 	return &decided{out: out, recs: recs, releasedNow: len(out.Envelopes) > 0}, nil
+}
+
+// stopCode is the reason code of the profile's hard stop that put the
+// address on the suppression list (entry sup): feedback lists the address
+// at the stop's time, which the profile keeps. "" for an entry no stop of
+// the profile made: an operator's, an import.
+func stopCode(p *scoring.Profile, sup store.Suppression) string {
+	for _, s := range []struct {
+		at   time.Time
+		code string
+	}{{p.Unsubscribed, ReasonUnsubscribed}, {p.Complained, ReasonComplained}, {p.HardBounced, ReasonHardBounced}} {
+		if !s.at.IsZero() && s.at.Equal(sup.At) {
+			return s.code
+		}
+	}
+	return ""
 }
 
 // withShadowDue adds to the round's recipients those whose earliest held
