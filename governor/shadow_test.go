@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +144,57 @@ func TestShadowForecastsStopReasons(t *testing.T) {
 		if s.Action != "release" || s.Would != "suppress" || !slices.Equal(s.Reasons, []string{want}) {
 			t.Errorf("shadow, mail %d: %s, would %s %v; want release, would suppress %s (%q)", i, s.Action, s.Would, s.Reasons, want, s.Explanation)
 		}
+	}
+}
+
+// The profile view shows shadow mode's copies as a reader can read them:
+// each an object with the message's subject and campaign, not the
+// engine's features as a base64 string.
+func TestProfileViewShowsShadowCopies(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10.Add(12 * time.Hour)} // 22:00, quiet hours: enforce would defer to the morning
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Governor.Mode = config.ModeShadow
+	r := startRelayAt(t, cfg, c)
+	const n = 4
+	for i := range n {
+		msg := marketing(fmt.Sprintf("Offer %d", i), fmt.Sprintf("X-Kadenz-Campaign: offer-%d\r\n", i))
+		if err := submit(t, dial(t, r), "news@shop.test", []string{"ann@example.test"}, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(t, r, c, 10*time.Minute)
+	waitCaughtUp(t, r)
+
+	var pv struct {
+		Profile map[string]any `json:"profile"`
+	}
+	adminJSON(t, r, http.MethodGet, "/v1/profiles/ann@example.test", nil, &pv)
+	copies, ok := pv.Profile["shadow_held"].([]any)
+	if !ok || len(copies) == 0 {
+		t.Fatalf("no shadow copies in the profile view (%T): the scenario tests nothing: %v", pv.Profile["shadow_held"], pv.Profile)
+	}
+	for i, c := range copies {
+		obj, ok := c.(map[string]any)
+		if !ok {
+			t.Fatalf("copy %d is a %T, want an object: %v", i, c, c)
+		}
+		if f, has := obj["features"]; has {
+			t.Errorf("copy %d shows features (%T): %v", i, f, f)
+		}
+		subject, _ := obj["subject"].(string)
+		campaign, _ := obj["campaign"].(string)
+		if !strings.HasPrefix(subject, "Offer ") || campaign != "offer-"+strings.TrimPrefix(subject, "Offer ") {
+			t.Errorf("copy %d: subject %v, campaign %v: %v", i, obj["subject"], obj["campaign"], obj)
+		}
+		if _, err := time.Parse(time.RFC3339, fmt.Sprint(obj["due"])); err != nil {
+			t.Errorf("copy %d: due %v: %v", i, obj["due"], err)
+		}
+	}
+	// The dashboard's recipient page, which reads the same view, still
+	// shows the profile.
+	if html := newUIClient(t, r).page("/ui/recipients/ann@example.test"); !strings.Contains(html, `id="profile"`) {
+		t.Errorf("the recipient page shows no profile")
 	}
 }
