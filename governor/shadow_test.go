@@ -61,7 +61,10 @@ func TestShadowForecastInStatsAndOverview(t *testing.T) {
 		t.Errorf("a period without mail has a forecast: %+v", before.ShadowForecast)
 	}
 
-	html := newUIClient(t, r).page("/ui/")
+	html := newUIClient(t, r).overview()
+	if strings.Contains(html, `id="enforce-decided"`) {
+		t.Error("the overview shows what enforce did, but nothing was decided in enforce mode")
+	}
 	checkNumbers(t, "overview", html, map[string]int{
 		"shadow-sent":           int(f.Decided),
 		"shadow-would-release":  int(f.WouldRelease),
@@ -196,5 +199,65 @@ func TestProfileViewShowsShadowCopies(t *testing.T) {
 	// shows the profile.
 	if html := newUIClient(t, r).page("/ui/recipients/ann@example.test"); !strings.Contains(html, `id="profile"`) {
 		t.Errorf("the recipient page shows no profile")
+	}
+}
+
+// After a trial in shadow mode, enforce mode: the overview sets what
+// enforce did with its own mail of the period beside shadow's forecast,
+// each with its shares.
+func TestOverviewShowsForecastAndEnforce(t *testing.T) {
+	up := startUpstream(t, nil)
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, up.addr)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Governor.Mode = config.ModeShadow
+	r := startRelayAt(t, cfg, c)
+	const n = 8
+	offers := func(to string) {
+		t.Helper()
+		for i := range n {
+			msg := marketing(fmt.Sprintf("Offer %d for %s", i, to), fmt.Sprintf("X-Kadenz-Campaign: offer-%d\r\n", i))
+			if err := submit(t, dial(t, r), "news@shop.test", []string{to}, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step(t, r, c, 10*time.Minute)
+		waitCaughtUp(t, r)
+	}
+	offers("ann@example.test")
+	next := *cfg
+	next.Governor.Mode = config.ModeEnforce
+	if err := r.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	offers("bob@example.test")
+
+	var st api.Stats
+	adminJSON(t, r, http.MethodGet, "/v1/stats", nil, &st)
+	f := st.ShadowForecast
+	if f == nil || f.Decided != n {
+		t.Fatalf("forecast %+v, want %d decided", f, n)
+	}
+	bob := map[store.State]int{}
+	for i := range n {
+		bob[envelopeOf(t, r.DB(), "bob@example.test", i).State]++
+	}
+	released := bob[store.StateQueued] + bob[store.StateDelivering] + bob[store.StateDeferred] + bob[store.StateDelivered] +
+		bob[store.StateFailed]
+	if released == n {
+		t.Fatalf("enforce released all of bob's %d (%v): the comparison shows nothing", n, bob)
+	}
+	html := newUIClient(t, r).overview()
+	checkNumbers(t, "overview", html, map[string]int{
+		"shadow-sent":           int(f.Decided),
+		"shadow-would-suppress": int(f.WouldSuppress),
+		"enforce-decided":       n,
+		"enforce-suppressed":    bob[store.StateSuppressed],
+		"enforce-released":      released,
+		"enforce-pending":       bob[store.StateHeld],
+		"enforce-review":        bob[store.StateReview],
+	})
+	if got, want := byID(t, html, "enforce-release-share"), fmt.Sprintf("%.1f%%", 100*float64(released)/n); got != want {
+		t.Errorf("enforce's released share shows %q, want %s", got, want)
 	}
 }
