@@ -85,6 +85,10 @@ type overviewPage struct {
 	// Shadow is shadow mode's forecast of enforce for the period's mail,
 	// nil when none of it was decided in shadow mode (shadow.go).
 	Shadow *api.ShadowForecast
+	// Enforce is what enforce mode did with the period's governed
+	// marketing mail it decided, nil when it decided none (or while the
+	// recipients are being counted: it is counted in the same walk).
+	Enforce *enforceOutcome
 	// RecipientsAt is when the holdout comparison's recipients were
 	// counted (see liftCache); zero while the first count runs.
 	RecipientsAt time.Time
@@ -217,6 +221,9 @@ type groupRecipients struct {
 // they did.
 type recipientLift struct {
 	Governed, Holdout groupRecipients
+	// Enforce is what became of the period's governed marketing mail
+	// that enforce mode decided, counted in the same walk.
+	Enforce enforceOutcome
 	// At is when it was counted (the wall clock).
 	At time.Time
 }
@@ -229,6 +236,45 @@ func (l recipientLift) apply(p *overviewPage) {
 		x.g.Recipients, x.g.Engaged, x.g.Unsubscribed, x.g.Complained = x.r.Recipients, x.r.Engaged, x.r.Unsubscribed, x.r.Complained
 	}
 	p.RecipientsAt = l.At
+	if l.Enforce.Decided > 0 {
+		e := l.Enforce
+		p.Enforce = &e
+	}
+}
+
+// enforceOutcome is what became of governed marketing mail whose first
+// decision was made in enforce mode: the number to set beside shadow
+// mode's forecast when a period has both (a trial in shadow mode, then
+// enforce). Released counts mail refused by the smarthost as well, as the
+// forecast's would-release does.
+type enforceOutcome struct {
+	Decided, Released, Suppressed, Review, Pending int
+}
+
+// ReleaseShare and SuppressShare are over Decided.
+func (o *enforceOutcome) ReleaseShare() float64  { return ratio(o.Released, o.Decided) }
+func (o *enforceOutcome) SuppressShare() float64 { return ratio(o.Suppressed, o.Decided) }
+
+// count adds envelope e, with its decision records, if its first
+// decision was enforce mode's.
+func (o *enforceOutcome) count(e store.Envelope, decisions []byte) {
+	var recs []struct {
+		Mode string `json:"mode"`
+	}
+	if len(decisions) == 0 || json.Unmarshal(decisions, &recs) != nil || len(recs) == 0 || recs[0].Mode != config.ModeEnforce {
+		return
+	}
+	o.Decided++
+	switch {
+	case e.State == store.StateSuppressed:
+		o.Suppressed++
+	case e.State == store.StateReview:
+		o.Review++
+	case e.State == store.StateHeld:
+		o.Pending++
+	default:
+		o.Released++
+	}
 }
 
 // countRecipients walks the marketing mail created in [since, until) and
@@ -238,6 +284,7 @@ func (l recipientLift) apply(p *overviewPage) {
 // cannot be attributed per message.
 func (d *dashboard) countRecipients(since, until time.Time) (recipientLift, error) {
 	group := map[string]bool{} // marketing recipient (lower case) -> in holdout
+	var l recipientLift
 	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
 		e := rec.Envelope
 		if e.Created.Before(since) || !e.Created.Before(until) || rec.Message.Class != config.ClassMarketing {
@@ -245,12 +292,14 @@ func (d *dashboard) countRecipients(since, until time.Time) (recipientLift, erro
 		}
 		addr := strings.ToLower(e.To)
 		group[addr] = group[addr] || e.Holdout
+		if !e.Holdout {
+			l.Enforce.count(e, rec.Decisions)
+		}
 		return true
 	})
 	if err != nil {
 		return recipientLift{}, err
 	}
-	var l recipientLift
 	for addr, holdout := range group {
 		g := &l.Governed
 		if holdout {

@@ -84,7 +84,7 @@ func (a *Server) profileView(addr, after string, limit int) (v api.ProfileView, 
 	if err != nil {
 		return api.ProfileView{}, "", err
 	}
-	profile, err := scoring.ProfileJSON(raw) // stored in binary; the API speaks JSON
+	profile, err := profileJSON(raw) // stored in binary; the API speaks JSON (shadow.go)
 	if err != nil {
 		return api.ProfileView{}, "", err
 	}

@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"encoding/json"
 	"time"
 
 	"kadenz/governor/admin/api"
 	"kadenz/governor/engine"
+	"kadenz/scoring"
 )
 
 // Shadow mode's forecast of enforce mode, for /v1/stats and the overview:
@@ -50,4 +52,38 @@ func (a *Server) forecastOfDays(days []time.Time) (*api.ShadowForecast, error) {
 func utcDay(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// profileJSON is a stored profile as the API shows it (scoring.ProfileJSON)
+// with shadow mode's copies as api.ShadowCopy: the features the engine
+// keeps with each copy are JSON in a []byte, which encoding/json would
+// print as base64, so the view shows what the queue shows of a message
+// instead (subject, campaign, topics), as explain leaves features out.
+func profileJSON(raw []byte) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	p, err := scoring.DecodeProfile(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.ShadowHeld) == 0 {
+		return scoring.ProfileJSON(raw)
+	}
+	v := struct {
+		*scoring.Profile
+		// The outer field wins over the embedded profile's of the same
+		// name (encoding/json's rule for embedded fields).
+		ShadowHeld []api.ShadowCopy `json:"shadow_held"`
+	}{Profile: p}
+	for _, c := range p.ShadowHeld {
+		sc := api.ShadowCopy{ID: c.ID, From: c.From, Received: c.Received, Sent: c.Sent, Due: c.Due,
+			OpenedAt: c.OpenedAt, ClickedAt: c.ClickedAt, RepliedAt: c.RepliedAt}
+		var f scoring.Features
+		if json.Unmarshal(c.Features, &f) == nil { // unreadable: shown without them
+			sc.Subject, sc.Campaign, sc.Topics = f.Subject, f.Campaign, f.Topics
+		}
+		v.ShadowHeld = append(v.ShadowHeld, sc)
+	}
+	return json.Marshal(v)
 }

@@ -455,6 +455,9 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 	if err != nil || len(r.Held) == 0 {
 		return e.shadowOnly(rcpt, profile, sh, len(r.Profile) > 0, err)
 	}
+	if v := sh.gate(profile, now, false); v != nil { // shadow mode's forecast of the gate; nil otherwise
+		return e.shadowGated(rcpt, &r, profile, sh, v, now)
+	}
 	held, features, err := heldFeatures(r, profile)
 	if err != nil {
 		return nil, err

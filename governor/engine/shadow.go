@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -156,6 +157,10 @@ func ReadForecast(db Counters, days []time.Time) (Forecast, error) {
 type shadowRound struct {
 	copies   map[string]bool
 	counters map[string]int64
+	// sup is the recipient's suppression list entry, if listed: the
+	// gate's first rule, forecast as enforce applies it (shadowGate).
+	sup    store.Suppression
+	listed bool
 }
 
 func (sh *shadowRound) isCopy(id string) bool { return sh != nil && sh.copies[id] }
@@ -183,12 +188,16 @@ func (e *Engine) shadowPrepare(ru *Rules, r *store.Recipient, profile *scoring.P
 		profile.ShadowHeld = nil
 		return nil, nil
 	}
-	sh := &shadowRound{copies: map[string]bool{}, counters: map[string]int64{}}
+	sup, listed, err := e.db.SuppressionOf(r.Address)
+	if err != nil {
+		return nil, err
+	}
+	sh := &shadowRound{copies: map[string]bool{}, counters: map[string]int64{}, sup: sup, listed: listed}
 	// With no real mail held, the round is for copies alone: those due by
 	// now are decided at their due times, the others wait, as enforce
 	// decides a recipient only when something held is due.
 	onlyCopies := len(r.Held) == 0
-	if err := e.shadowCatchUp(ru, r.Address, profile, now, onlyCopies, counted, sh.counters); err != nil {
+	if err := e.shadowCatchUp(ru, r.Address, profile, now, onlyCopies, counted, sh); err != nil {
 		return nil, err
 	}
 	if len(profile.ShadowHeld) == 0 || onlyCopies {
@@ -227,9 +236,10 @@ func copiesRecipient(rcpt string, profile *scoring.Profile) store.Recipient {
 // shadowCatchUp decides, in time order, the copies that came due before
 // now (inclusive: or at now), each time in a round of the copies alone at
 // the due time: what enforce would have decided then, with no other mail
-// held.
+// held, the gate first (shadowGate).
 func (e *Engine) shadowCatchUp(ru *Rules, rcpt string, profile *scoring.Profile, now time.Time, inclusive bool,
-	counted, counters map[string]int64) error {
+	counted map[string]int64, sh *shadowRound) error {
+	counters := sh.counters
 	for range maxCatchUp {
 		var at time.Time
 		for _, c := range profile.ShadowHeld {
@@ -239,6 +249,10 @@ func (e *Engine) shadowCatchUp(ru *Rules, rcpt string, profile *scoring.Profile,
 		}
 		if at.IsZero() || at.After(now) || at.Equal(now) && !inclusive {
 			return nil
+		}
+		if v := sh.gate(profile, at, true); v != nil {
+			gateCopies(v, profile, counters) // every copy suppressed, or due when the pause ends
+			continue
 		}
 		r := copiesRecipient(rcpt, profile)
 		held, features, err := heldFeatures(r, profile)
@@ -355,6 +369,109 @@ func (e *Engine) counterfactual(action scoring.Action, at time.Time, review bool
 		countForecast(counters, env.Created, forecastSuppressed)
 	}
 	return nil
+}
+
+// gate is the gate's verdict (gate.go) on the recipient at at, as enforce
+// would have reached it then, or nil. In a catch-up round (at before the
+// round) a suppression list entry counts from its time: enforce decided
+// the copy at at, before a later entry existed. A reply pause has no
+// start in the profile, so a pause in force now is taken to be in force
+// at at too: a copy that came due shortly before a reply and is decided
+// only after it (the engine decides copies within a minute of their due
+// time, or after a restart at the recipient's next mail) is deferred
+// where enforce would have decided it before the reply.
+func (sh *shadowRound) gate(p *scoring.Profile, at time.Time, catchUp bool) *gateVerdict {
+	if sh == nil {
+		return nil
+	}
+	listed := sh.listed && (!catchUp || !sh.sup.At.After(at))
+	return gateRule(Record{DecidedAt: at, Mode: config.ModeShadow}, sh.sup, listed, p, at)
+}
+
+// gateCopies applies the gate's verdict to every copy, as enforce applies
+// it to every held envelope: suppressed (counted), or held until the
+// pause ends.
+func gateCopies(v *gateVerdict, profile *scoring.Profile, counters map[string]int64) {
+	if v.state == store.StateSuppressed {
+		for _, c := range profile.ShadowHeld {
+			countForecast(counters, c.Received, forecastSuppressed)
+		}
+		profile.ShadowHeld = nil
+		return
+	}
+	for i := range profile.ShadowHeld {
+		profile.ShadowHeld[i].Due = v.due
+	}
+}
+
+// shadowGated is shadow mode's round for a recipient the gate stops
+// (verdict v, at now): the copies as gateCopies says, and the real held
+// mail sent now with the gate's record as its "would" (a suppression list
+// entry: would suppress; a reply pause: would defer, kept as a copy due
+// when the pause ends). The model does not weigh them, as in enforce mode.
+func (e *Engine) shadowGated(rcpt string, r *store.Recipient, profile *scoring.Profile, sh *shadowRound, v *gateVerdict,
+	now time.Time) (*decided, error) {
+	out := store.Decided{Recipient: rcpt, Records: map[string][]byte{}, Counters: sh.startCounters()}
+	gateCopies(v, profile, out.Counters)
+	recs := make([]Record, 0, len(r.Held))
+	for _, env := range r.Held {
+		if sh.isCopy(env.ID) {
+			continue // done by gateCopies
+		}
+		rec := v.rec
+		if code := stopCode(profile, sh.sup); v.state == store.StateSuppressed && code != "" && env.Created.Before(sh.sup.At) {
+			// Held when the hard stop arrived: enforce suppressed it then,
+			// through feedback, with the stop's own reason
+			// (governor/feedback/apply.go), not at its round with the list's.
+			rec.Reasons = []string{code}
+			rec.Explanation = fmt.Sprintf("%s reported (%s): marketing mail to this address stops", sh.sup.Reason, sh.sup.Source)
+		}
+		rec.Would, rec.Action = rec.Action, scoring.ActionRelease.String()
+		countForecast(out.Counters, env.Created, forecastDecided)
+		if v.state == store.StateSuppressed {
+			countForecast(out.Counters, env.Created, forecastSuppressed)
+		} else {
+			profile.AddShadowHeld(scoring.ShadowHeld{ID: env.ID, From: env.From, Received: env.Created, Sent: now, Due: v.due,
+				Features: bytes.Clone(r.Messages[env.MessageID].Features)})
+			countForecast(out.Counters, env.Created, forecastDeferred)
+			rec.addNote(fmt.Sprintf("Shadow mode: enforce would decide again at %s; the forecast follows it.",
+				v.due.UTC().Format(time.RFC3339)))
+		}
+		env.Updated = now
+		env.State, env.Due, rec.At = store.StateQueued, now, now
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		out.Envelopes = append(out.Envelopes, env)
+		out.Records[env.ID] = raw
+		recs = append(recs, rec)
+		e.logDecision(env, rcpt, &rec)
+	}
+	e.noteShadowDue(rcpt, profile, sh)
+	if len(r.Profile) > 0 { // as enforce's gate, no profile for a recipient who has none
+		var err error
+		if out.Profile, err = profile.Encode(); err != nil {
+			return nil, err
+		}
+	}
+	return &decided{out: out, recs: recs, releasedNow: len(out.Envelopes) > 0}, nil
+}
+
+// stopCode is the reason code of the profile's hard stop that put the
+// address on the suppression list (entry sup): feedback lists the address
+// at the stop's time, which the profile keeps. "" for an entry no stop of
+// the profile made: an operator's, an import.
+func stopCode(p *scoring.Profile, sup store.Suppression) string {
+	for _, s := range []struct {
+		at   time.Time
+		code string
+	}{{p.Unsubscribed, ReasonUnsubscribed}, {p.Complained, ReasonComplained}, {p.HardBounced, ReasonHardBounced}} {
+		if !s.at.IsZero() && s.at.Equal(sup.At) {
+			return s.code
+		}
+	}
+	return ""
 }
 
 // withShadowDue adds to the round's recipients those whose earliest held

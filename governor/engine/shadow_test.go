@@ -272,3 +272,182 @@ func TestShadowCopiesOfErasedRecipient(t *testing.T) {
 		t.Errorf("the engine still waits for the erased copies: %v", tw.e.shadowDueAt)
 	}
 }
+
+// firstRecords are each envelope's first decision record, by envelope ID,
+// with the envelopes' states.
+func (tw *shadowTwin) firstRecords(t *testing.T) (map[string]Record, map[string]store.State) {
+	t.Helper()
+	recs, states := map[string]Record{}, map[string]store.State{}
+	err := tw.db.Records(func(er store.EnvelopeRecord) bool {
+		var rs []Record
+		if err := json.Unmarshal(er.Decisions, &rs); err != nil || len(rs) == 0 {
+			t.Errorf("envelope %s: records %s (%v)", er.Envelope.ID, er.Decisions, err)
+			return true
+		}
+		recs[er.Envelope.ID], states[er.Envelope.ID] = rs[0], er.Envelope.State
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs, states
+}
+
+// The gate's suppression list is forecast as enforce applies it: mail to
+// a listed address is sent in shadow mode with "would suppress" and the
+// list's reason, and copies enforce would still have held when the entry
+// was made are suppressed too. The entry is an operator's: the profile
+// has no hard stop, so before this the model alone weighed the mail and
+// the forecast released most of it.
+func TestShadowForecastsSuppressionList(t *testing.T) {
+	enforce, shadow := newShadowTwin(t, config.ModeEnforce), newShadowTwin(t, config.ModeShadow)
+	start := time.Date(2026, 11, 23, 22, 5, 0, 0, time.UTC) // quiet hours: deferred to the morning
+	for i := range 4 {
+		enforce.submit(t, i, start)
+		shadow.submit(t, i, start)
+	}
+	listedAt := start.Add(time.Hour)
+	for now := start; now.Before(start.Add(48 * time.Hour)); now = now.Add(5 * time.Minute) {
+		if now.Equal(listedAt) {
+			if len(shadow.profile(t).ShadowHeld) != 4 {
+				t.Fatalf("shadow holds %d copies before the entry, want 4 (deferred in quiet hours)", len(shadow.profile(t).ShadowHeld))
+			}
+			for _, tw := range []*shadowTwin{enforce, shadow} {
+				if _, err := tw.db.Suppress(true, store.Suppression{Address: shadowRcpt, Reason: "asked by phone", At: now, Source: "admin"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if now.Equal(start.Add(14 * time.Hour)) { // the next morning: mail a listed address gets
+			for i := 4; i < 7; i++ {
+				enforce.submit(t, i, now)
+				shadow.submit(t, i, now)
+			}
+		}
+		enforce.decide(t, now)
+		shadow.decide(t, now)
+	}
+
+	counts, err := enforce.db.CountByState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[store.StateSuppressed] != 7 {
+		t.Fatalf("enforce suppressed %d of 7 (%v): the scenario is not what the test needs", counts[store.StateSuppressed], counts)
+	}
+	fc, err := ReadForecast(shadow.db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.Decided != 7 || fc.Suppressed != 7 || fc.Released != 0 || fc.Pending() != 0 {
+		t.Errorf("forecast %+v (pending %d); enforce suppressed all 7", fc, fc.Pending())
+	}
+	if got := shadow.profile(t).ShadowHeld; got != nil {
+		t.Errorf("copies left after the suppression: %+v", got)
+	}
+	erecs, _ := enforce.firstRecords(t)
+	srecs, sstates := shadow.firstRecords(t)
+	for i := 4; i < 7; i++ {
+		id := fmt.Sprintf("m%03d-1", i)
+		e, s := erecs[id], srecs[id]
+		if s.Would != e.Action || s.Would != scoring.ActionSuppress.String() || !slices.Equal(s.Reasons, e.Reasons) ||
+			!slices.Equal(s.Reasons, []string{ReasonSuppressionList}) || s.Explanation != e.Explanation {
+			t.Errorf("%s: shadow would %q %v (%q); enforce %q %v (%q)", id, s.Would, s.Reasons, s.Explanation, e.Action, e.Reasons, e.Explanation)
+		}
+	}
+	// Shadow mode still sent everything.
+	for id, st := range sstates {
+		if st != store.StateQueued || srecs[id].Action != scoring.ActionRelease.String() {
+			t.Errorf("%s: shadow mode left it %s, record %q", id, st, srecs[id].Action)
+		}
+	}
+}
+
+// A reply pause is forecast as enforce applies it: mail during the pause
+// is sent in shadow mode with "would defer" and the pause's reason, kept
+// as a copy due when the pause ends, and decided then by the model as
+// enforce decides its deferred mail: the histories and the final counts
+// are enforce's.
+func TestShadowForecastsReplyPause(t *testing.T) {
+	enforce, shadow := newShadowTwin(t, config.ModeEnforce), newShadowTwin(t, config.ModeShadow)
+	// On the ticks: enforce decides at a tick, so that a pause ending
+	// between ticks would be decided later there than in the forecast.
+	start := time.Date(2026, 11, 23, 8, 5, 0, 0, time.UTC)
+	pausedUntil := start.Add(50 * time.Hour)
+	paused := &scoring.Profile{PausedUntil: pausedUntil, PauseReason: ReasonHumanReply}
+	raw, err := paused.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arrivals []time.Time
+	for day := range 4 {
+		for _, h := range []int{0, 3, 6} {
+			arrivals = append(arrivals, start.AddDate(0, 0, day).Add(time.Duration(h)*time.Hour))
+		}
+	}
+	for _, tw := range []*shadowTwin{enforce, shadow} {
+		if err := tw.db.PutProfile(shadowRcpt, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := 0
+	for now := start; now.Before(start.AddDate(0, 0, 6)); now = now.Add(5 * time.Minute) {
+		for ; next < len(arrivals) && !arrivals[next].After(now); next++ {
+			enforce.submit(t, next, arrivals[next])
+			shadow.submit(t, next, arrivals[next])
+		}
+		enforce.decide(t, now)
+		shadow.decide(t, now)
+	}
+
+	erecs, _ := enforce.firstRecords(t)
+	srecs, sstates := shadow.firstRecords(t)
+	duringPause := 0
+	for i, at := range arrivals {
+		id := fmt.Sprintf("m%03d-1", i)
+		e, s := erecs[id], srecs[id]
+		if s.Would != e.Action || !slices.Equal(s.Reasons, e.Reasons) {
+			t.Errorf("%s: shadow would %q %v; enforce %q %v", id, s.Would, s.Reasons, e.Action, e.Reasons)
+		}
+		if at.Add(shadow.cfg.Governor.HoldWindow).Before(pausedUntil) {
+			duringPause++
+			if s.Would != scoring.ActionDefer.String() || !slices.Equal(s.Reasons, []string{ReasonHumanReply}) {
+				t.Errorf("%s, decided during the pause: shadow would %q %v", id, s.Would, s.Reasons)
+			}
+		}
+		if sstates[id] != store.StateQueued {
+			t.Errorf("%s: shadow mode left it %s", id, sstates[id])
+		}
+	}
+	if duringPause == 0 || duringPause == len(arrivals) {
+		t.Fatalf("%d of %d decided during the pause: the scenario tests nothing", duringPause, len(arrivals))
+	}
+	releases := func(p *scoring.Profile) []string {
+		var out []string
+		for _, r := range p.History {
+			out = append(out, r.MessageID+"@"+r.At.UTC().Format(time.RFC3339))
+		}
+		return out
+	}
+	eh, sh := releases(enforce.profile(t)), releases(shadow.profile(t))
+	if len(eh) == 0 || !slices.Equal(eh, sh) {
+		t.Errorf("shadow's history is not enforce's:\nshadow  %v\nenforce %v", sh, eh)
+	}
+	for _, r := range enforce.profile(t).History {
+		if r.At.Before(pausedUntil) {
+			t.Errorf("enforce released %s at %s, during the pause", r.MessageID, r.At)
+		}
+	}
+	counts, err := enforce.db.CountByState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := ReadForecast(shadow.db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.Decided != int64(len(arrivals)) || fc.Deferred < int64(duringPause) || fc.Released != int64(len(eh)) ||
+		fc.Suppressed != int64(counts[store.StateSuppressed]) || fc.Pending() != int64(counts[store.StateHeld]) {
+		t.Errorf("forecast %+v (pending %d); enforce %v, %d released", fc, fc.Pending(), counts, len(eh))
+	}
+}

@@ -99,7 +99,9 @@ type SuppressionRequest struct {
 
 // ProfileView is a recipient's profile with their latest envelopes.
 type ProfileView struct {
-	Address string          `json:"address"`
+	Address string `json:"address"`
+	// Profile is the profile's JSON form; its "shadow_held" entries are
+	// ShadowCopy.
 	Profile json.RawMessage `json:"profile"`
 	// Suppressed says whether marketing mail to the address is stopped
 	// (unsubscribe, complaint, hard bounce, or erased after one of these).
@@ -110,6 +112,30 @@ type ProfileView struct {
 	Envelopes []EnvelopeExplanation `json:"envelopes"`
 	// Total is how many envelopes to the address are stored.
 	Total int `json:"total"`
+}
+
+// ShadowCopy is, in a profile's "shadow_held" (shadow mode only), a
+// message shadow mode sent that enforce mode would still hold, to be
+// decided again at Due (docs/governor.md, "Shadow mode"). The engine keeps
+// the message's features with it; the view shows what a reader needs of
+// them, as the queue does: subject, campaign, topics.
+type ShadowCopy struct {
+	// ID is the envelope's ID.
+	ID   string `json:"id"`
+	From string `json:"from,omitempty"`
+	// Received is when the envelope arrived, Sent when shadow mode sent
+	// it, Due when enforce would decide it again.
+	Received time.Time `json:"received"`
+	Sent     time.Time `json:"sent"`
+	Due      time.Time `json:"due"`
+	Subject  string    `json:"subject,omitempty"`
+	Campaign string    `json:"campaign,omitempty"`
+	Topics   []string  `json:"topics,omitempty"`
+	// OpenedAt, ClickedAt and RepliedAt are the first engagement of each
+	// kind the sent mail earned while enforce would still hold it.
+	OpenedAt  time.Time `json:"opened_at,omitzero"`
+	ClickedAt time.Time `json:"clicked_at,omitzero"`
+	RepliedAt time.Time `json:"replied_at,omitzero"`
 }
 
 // Stats counts envelopes created in a period.
