@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"kadenz/config"
@@ -57,7 +56,7 @@ func (e *Engine) gate(ru *Rules, rcpt string, held []store.Envelope, p *scoring.
 		d.out.Envelopes = append(d.out.Envelopes, env)
 		d.out.Records[env.ID] = raw
 		d.recs = append(d.recs, rec)
-		e.log.Info("decided", "envelope", env.ID, "to", rcpt, "action", rec.Action, "reasons", strings.Join(rec.Reasons, ","))
+		e.logDecision(env, rcpt, &rec)
 	}
 	return d, nil
 }
