@@ -523,7 +523,7 @@ func heldFeatures(r store.Recipient, profile *scoring.Profile) ([]scoring.Held, 
 		if !ok {
 			f = &scoring.Features{}
 			if raw := r.Messages[env.MessageID].Features; len(raw) > 0 {
-				if err := json.Unmarshal(raw, f); err != nil {
+				if err := scoring.DecodeFeatures(raw, f); err != nil {
 					return nil, nil, fmt.Errorf("features of %s: %w", env.MessageID, err)
 				}
 			}
