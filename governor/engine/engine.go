@@ -3,7 +3,6 @@ package engine
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -499,7 +498,7 @@ func (e *Engine) decide(rcpt string, pre *store.Recipient, now time.Time, counte
 		releasedNow = releasedNow || now0
 		out.Envelopes = append(out.Envelopes, env)
 		recs = append(recs, rec)
-		if out.Records[env.ID], err = json.Marshal(rec); err != nil {
+		if out.Records[env.ID], err = appendRecordJSON(make([]byte, 0, 640+len(rec.Explanation)), &rec); err != nil { // json.Marshal's bytes
 			return nil, err
 		}
 		e.logDecision(env, rcpt, &rec)
