@@ -2,6 +2,8 @@ package scoring
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -81,10 +83,7 @@ func (d Decision) Explain() string {
 		fmt.Fprintf(&b, " Of %.0f recent mails with “%s” this recipient opened %.0f and clicked %.0f.", c.Sends, c.Term, c.Opens, c.Clicks)
 	}
 	if r&hardStops == 0 {
-		fmt.Fprintf(&b, "\nvalue %.4f = affinity %.4f (population %.4f) × priority %.2f × novelty %.2f × freshness %.2f × time %.2f × delay %.2f;"+
-			" cost %.4f at volume %.2f (comfortable %.2f) × sensitivity %.2f × customer value %.2f; ignored streak %d",
-			n.Value, n.Affinity, n.PopulationRate, n.Priority, n.Novelty, n.Freshness, n.TimeLift, n.Delay,
-			n.Cost, n.Volume, n.Comfort, n.Sensitivity, n.CustomerValue, n.IgnoredStreak)
+		writeNumbers(&b, n)
 		if n.Draw > 0 {
 			fmt.Fprintf(&b, "; exploration draw %.4f", n.Draw)
 		}
@@ -105,4 +104,40 @@ func since(d time.Duration) string {
 	default:
 		return fmt.Sprintf("their last one was %.0f hours ago", d.Hours())
 	}
+}
+
+// writeNumbers writes the numbers line of an explanation: what
+// fmt.Fprintf(b, "\nvalue %.4f = affinity %.4f (population %.4f) × priority
+// %.2f × ... ; ignored streak %d", ...) wrote, without fmt's reflection: a
+// line for every envelope decided, at a campaign's scale (issue 16).
+// TestNumbersLineIsFprintf holds it to that.
+func writeNumbers(b *strings.Builder, n *Numbers) {
+	var buf [512]byte
+	w := buf[:0]
+	parts := [...]struct {
+		text string
+		v    float64
+		prec int
+	}{
+		{"\nvalue ", n.Value, 4}, {" = affinity ", n.Affinity, 4}, {" (population ", n.PopulationRate, 4},
+		{") × priority ", n.Priority, 2}, {" × novelty ", n.Novelty, 2}, {" × freshness ", n.Freshness, 2},
+		{" × time ", n.TimeLift, 2}, {" × delay ", n.Delay, 2}, {"; cost ", n.Cost, 4}, {" at volume ", n.Volume, 2},
+		{" (comfortable ", n.Comfort, 2}, {") × sensitivity ", n.Sensitivity, 2}, {" × customer value ", n.CustomerValue, 2},
+	}
+	for _, p := range parts {
+		w = append(w, p.text...)
+		w = appendFixed(w, p.v, p.prec)
+	}
+	w = append(w, "; ignored streak "...)
+	w = strconv.AppendInt(w, int64(n.IgnoredStreak), 10)
+	b.Write(w)
+}
+
+// appendFixed appends x as fmt's %.<prec>f writes it: strconv's 'f'
+// format, and infinities with their sign as fmt writes them.
+func appendFixed(b []byte, x float64, prec int) []byte {
+	if math.IsInf(x, 1) {
+		return append(b, "+Inf"...)
+	}
+	return strconv.AppendFloat(b, x, 'f', prec, 64)
 }

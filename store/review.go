@@ -198,7 +198,32 @@ func (db *DB) Counters(names ...string) (map[string]int64, error) {
 	return vals, err
 }
 
+// addCounters adds deltas to the named counters.
+//
+// In a transaction of the commit loop (one that keeps tallies) the changes
+// are added up and written once, when the transaction ends (flushTallies):
+// nothing reads the counters bucket inside a write transaction, and a
+// failed writer's changes go with the rest of its attempt, as the commit
+// loop retries the batch without it. Elsewhere they are written at once.
 func addCounters(tx *bolt.Tx, deltas map[string]int64) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	if k := keeperOf(tx); k != nil {
+		t := k.touched(tx)
+		if t.counters == nil {
+			t.counters = make(map[string]int64, 2*len(deltas))
+		}
+		for n, d := range deltas {
+			t.counters[n] += d
+		}
+		return nil
+	}
+	return putCounters(tx, deltas)
+}
+
+// putCounters adds deltas to the stored counters.
+func putCounters(tx *bolt.Tx, deltas map[string]int64) error {
 	b := tx.Bucket(bucketCounters)
 	for n, d := range deltas {
 		var cur int64

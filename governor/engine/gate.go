@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"kadenz/config"
@@ -42,7 +41,7 @@ func (e *Engine) gate(ru *Rules, rcpt string, held []store.Envelope, p *scoring.
 		d.out.Envelopes = append(d.out.Envelopes, env)
 		d.out.Records[env.ID] = raw
 		d.recs = append(d.recs, v.rec)
-		e.log.Info("decided", "envelope", env.ID, "to", rcpt, "action", v.rec.Action, "reasons", strings.Join(v.rec.Reasons, ","))
+		e.logDecision(env, rcpt, &v.rec)
 	}
 	return d, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -34,10 +35,42 @@ func senderQualityKey(from string) string { return "f:" + strings.ToLower(from) 
 
 var qualityFields = []string{"released", "released-min", "opens", "clicks", "stops"}
 
+// releasedAllCounter and releasedTermCounters are the names of the
+// population's release counters: popCounter("all", "released") and, by
+// term bucket, popCounter(termScope(b), "released").
+var (
+	releasedAllCounter   = popCounter("all", "released")
+	releasedTermCounters = func() []string {
+		names := make([]string, 64*len(scoring.TermBits{}))
+		for b := range names {
+			names[b] = popCounter(termScope(b), "released")
+		}
+		return names
+	}()
+)
+
 // countRelease adds one release to the quality and population counters.
+//
+// The population counters are popScopes' scopes, walked here without
+// building the scopes' names: the names of the term buckets' counters are
+// made once (releasedTermCounters), since every release of a campaign
+// counts toward a dozen or more of them (issue 16).
 func countRelease(counters map[string]int64, rel *scoring.Release) {
-	for _, s := range popScopes(rel.Topics, rel.Terms) {
-		counters[popCounter(s, "released")]++
+	counters[releasedAllCounter]++
+	for _, t := range rel.Topics {
+		if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
+			counters[popCounter("topic/"+t, "released")]++
+		}
+	}
+	for j, w := range rel.Terms {
+		for ; w != 0; w &= w - 1 {
+			b := 64*j + bits.TrailingZeros64(w)
+			if b < len(releasedTermCounters) {
+				counters[releasedTermCounters[b]]++
+			} else {
+				counters[popCounter(termScope(b), "released")]++
+			}
+		}
 	}
 	if rel.Quality == "" {
 		return
