@@ -403,6 +403,10 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	var head []byte
 	var added string
 	var size int
+	// handOff offers the stored message to the delivery queue when every
+	// envelope is due at once; handedOff: the queue took the body.
+	var handOff func(store.Message) bool
+	handedOff := false
 	if sub.Spooled != nil {
 		head, added = r.storedHead(sub, c.header, id)
 		size = len(head) + int(sub.Size-int64(headerBlockEnd(sub.Data)))
@@ -412,13 +416,22 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		size = len(body)
 		// The store keeps no reference to body once AcceptWith returned
 		// (bbolt copies it into its pages at commit), so the buffer serves
-		// the next message; a rare large one is left to the collector.
-		defer func() {
+		// the next message, once the delivery queue is done with it if it
+		// took it; a rare large one is left to the collector.
+		recycle := func() {
 			if cap(body) <= maxPooledBody {
 				*buf = body[:0]
 				storedBodies.Put(buf)
 			}
+		}
+		defer func() {
+			if !handedOff {
+				recycle()
+			}
 		}()
+		handOff = func(msg store.Message) bool {
+			return r.queue.Offer(store.AsStored(msg), body, recycle)
+		}
 	}
 	msg := store.Message{
 		ID:          id,
@@ -468,6 +481,13 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			held++
 		}
 	}
+	// Mail the governor does not hold is due the moment it is stored:
+	// the delivery queue gets it now, before the commit, so that no
+	// worker can claim its envelopes before it is there to take. Nothing
+	// can be claimed (and so nothing sent) before the commit.
+	if handOff != nil && !c.governed {
+		handedOff = handOff(msg)
+	}
 	var envs []store.Envelope
 	if sub.Spooled != nil {
 		off := int64(headerBlockEnd(sub.Data))
@@ -477,6 +497,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		envs, err = r.db.AcceptWith(msg, body, sub.To, sub.Received, prepare)
 	}
 	if err != nil {
+		if handedOff && r.queue.Withdraw(id) {
+			handedOff = false // the body is ours again
+		}
 		return "", err
 	}
 	if u.isExempt && !u.suspended {

@@ -188,6 +188,10 @@ type Queue struct {
 	work     chan []store.Envelope // parcels: envelopes sent together
 	finished chan result
 
+	// handoff keeps just-accepted messages for their first attempt
+	// (handoff.go).
+	handoff *handoff
+
 	stop       chan struct{}
 	stopOnce   sync.Once
 	sendCtx    context.Context // cancelled only when shutdown runs out of time
@@ -226,6 +230,7 @@ func New(opts Options) (*Queue, error) {
 		// the dispatcher nor a worker ever waits to send on them.
 		work:     make(chan []store.Envelope, 2*opts.Concurrency),
 		finished: make(chan result, 2*opts.Concurrency),
+		handoff:  newHandoff(handoffBytes, handoffMaxAge),
 		stop:     make(chan struct{}),
 	}
 	q.sendCtx, q.cancelSend = context.WithCancel(context.Background())
@@ -238,6 +243,29 @@ func (q *Queue) Kick() {
 	case q.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Offer hands the queue a message the store is accepting and its body,
+// for the first delivery of its envelopes to take from memory
+// instead of reading them back (handoff.go). msg must be as the store
+// reads it back (store.AsStored) and body the bytes it stored; the queue
+// keeps body until it calls done (nil: the caller never reuses it). It
+// returns false, and keeps nothing, when the message does not fit.
+func (q *Queue) Offer(msg store.Message, body []byte, done func()) bool {
+	select {
+	case <-q.stop:
+		return false
+	default:
+	}
+	return q.handoff.offer(msg, body, done, q.opts.Now())
+}
+
+// Withdraw takes back what Offer was given for message id (its
+// acceptance failed); false if the queue no longer holds it. done is not
+// called: the body is the caller's again.
+func (q *Queue) Withdraw(id string) bool {
+	_, ok := q.handoff.take(id)
+	return ok
 }
 
 // Start recovers envelopes left in flight by a previous run, then starts
@@ -268,10 +296,12 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	go func() { q.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		q.handoff.drain()
 		return nil
 	case <-ctx.Done():
 		q.cancelSend()
 		<-done
+		q.handoff.drain()
 		return ctx.Err()
 	}
 }
@@ -534,10 +564,15 @@ func (q *Queue) worker() {
 // all.
 func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 	started := q.opts.Now()
-	msg, err := q.opts.DB.Message(envs[0].MessageID)
+	var msg store.Message
 	var body []byte
+	var err error
 	var stream func() (io.ReadCloser, error)
-	if err == nil {
+	if o, ok := q.handoff.take(envs[0].MessageID); ok {
+		// Just accepted: as the store would read it back (handoff.go).
+		msg, body = o.msg, o.body
+		defer o.release() // after the attempt and its notices are done with body
+	} else if msg, err = q.opts.DB.Message(envs[0].MessageID); err == nil {
 		if st, ok := q.opts.DB.(streamer); ok && msg.Size > streamAbove {
 			// Large: read from the store part by part as it is sent, not
 			// held whole (store/bodies.go).

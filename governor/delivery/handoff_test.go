@@ -1,0 +1,251 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kadenz/store"
+)
+
+func TestHandoffBounds(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	released := map[string]int{}
+	done := func(id string) func() { return func() { released[id]++ } }
+	msg := func(id string) store.Message { return store.Message{ID: id} }
+
+	h := newHandoff(100, time.Minute)
+	if !h.offer(msg("a"), make([]byte, 40), done("a"), t0) || !h.offer(msg("b"), make([]byte, 40), done("b"), t0) {
+		t.Fatal("offers within the bound refused")
+	}
+	if h.offer(msg("a"), make([]byte, 1), done("a2"), t0) {
+		t.Error("a second offer under one ID taken")
+	}
+	if h.offer(msg("big"), make([]byte, 101), done("big"), t0) || h.offer(msg("empty"), nil, done("empty"), t0) {
+		t.Error("a body over the bound, or an empty one, taken")
+	}
+	// c does not fit beside a and b: the oldest (a) makes room.
+	if !h.offer(msg("c"), make([]byte, 40), done("c"), t0) {
+		t.Fatal("c refused")
+	}
+	if _, ok := h.take("a"); ok || released["a"] != 1 {
+		t.Errorf("a still held, or not released once (%d)", released["a"])
+	}
+	o, ok := h.take("b")
+	if !ok || o.msg.ID != "b" || len(o.body) != 40 {
+		t.Fatalf("take b: %v %+v", ok, o)
+	}
+	if released["b"] != 0 {
+		t.Error("b released by take: the taker releases it")
+	}
+	o.release()
+	if _, ok := h.take("b"); ok {
+		t.Error("b taken twice")
+	}
+	if n, b := h.held(); n != 1 || b != 40 {
+		t.Errorf("held %d messages, %d bytes; want c alone", n, b)
+	}
+	// Past the age bound, c goes at the next offer.
+	if !h.offer(msg("d"), make([]byte, 10), done("d"), t0.Add(time.Minute)) {
+		t.Fatal("d refused")
+	}
+	if released["c"] != 1 {
+		t.Error("c, older than the age bound, not let go")
+	}
+	h.drain()
+	if released["d"] != 1 {
+		t.Error("drain did not release d")
+	}
+	if n, b := h.held(); n != 0 || b != 0 {
+		t.Errorf("after drain: %d messages, %d bytes", n, b)
+	}
+	for id, n := range released {
+		if n != 1 {
+			t.Errorf("%s released %d times", id, n)
+		}
+	}
+}
+
+func TestHandoffCountBound(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	h := newHandoff(1<<30, time.Hour)
+	var dropped atomic.Int32
+	for i := range 3 * handoffCount {
+		id := fmt.Sprint(i)
+		h.offer(store.Message{ID: id}, []byte("x"), func() { dropped.Add(1) }, t0)
+		if i%2 == 0 { // half are taken, and stay in the list until its front
+			o, _ := h.take(id)
+			o.release()
+		}
+	}
+	if n := len(h.order); n > handoffCount {
+		t.Errorf("offer list grew to %d, bound %d", n, handoffCount)
+	}
+	if n, _ := h.held(); n > handoffCount {
+		t.Errorf("%d held", n)
+	}
+}
+
+// recordingTransport keeps what each envelope was sent with.
+type recordingTransport struct {
+	mu   sync.Mutex
+	sent map[string][]byte // envelope ID -> the message as sent
+	from map[string]string
+}
+
+func (t *recordingTransport) NewSender() Sender { return recordingSender{t} }
+
+type recordingSender struct{ t *recordingTransport }
+
+func (s recordingSender) Send(_ context.Context, p Parcel) []error {
+	var b bytes.Buffer
+	if err := p.copyMessage(&b); err != nil {
+		return p.all(err)
+	}
+	s.t.mu.Lock()
+	defer s.t.mu.Unlock()
+	for _, e := range p.Envelopes {
+		s.t.sent[e.ID] = b.Bytes()
+		s.t.from[e.ID] = p.Message.From + "|" + p.Message.Ret + "|" + p.Message.EnvID
+	}
+	return make([]error, len(p.Envelopes))
+}
+
+func (recordingSender) Close() error { return nil }
+
+// readCounter counts the queue's reads of messages and bodies.
+type readCounter struct {
+	*store.DB
+	messages, bodies atomic.Int32
+}
+
+func (c *readCounter) Message(id string) (store.Message, error) {
+	c.messages.Add(1)
+	return c.DB.Message(id)
+}
+
+func (c *readCounter) Body(id string) ([]byte, error) {
+	c.bodies.Add(1)
+	return c.DB.Body(id)
+}
+
+// TestHandoffDeliversWhatTheStoreHolds sends some messages from the
+// hand-off and the rest read back from the store, and checks that each
+// went out exactly as the store holds it, and that only the offered ones
+// skipped the reads.
+func TestHandoffDeliversWhatTheStoreHolds(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "kadenz.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	rc := &readCounter{DB: db}
+	tr := &recordingTransport{sent: map[string][]byte{}, from: map[string]string{}}
+	q, err := New(Options{DB: rc, Transport: tr, Concurrency: 3,
+		RetryInitial: time.Minute, RetryMax: time.Hour, MaxQueueLifetime: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var recycled atomic.Int32
+	zone := time.FixedZone("CET", 3600)
+	offered := 0
+	for i := range n {
+		id := fmt.Sprintf("m%04d", i)
+		msg := store.Message{ID: id, From: fmt.Sprintf("s%d@x.test", i), Received: time.Now().In(zone),
+			Class: "transactional", Ret: "HDRS", EnvID: "env" + id}
+		// Bodies that compress and bodies that do not.
+		body := []byte(fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", i, bytes.Repeat([]byte{byte('a' + i%26)}, 700*(i%3))))
+		if i%4 == 3 && len(body) > 40 {
+			for j := range body[20:] {
+				body[20+j] = byte(j*7919 + i)
+			}
+		}
+		rcpts := []string{"b@y.test"}
+		if i%5 == 0 {
+			rcpts = append(rcpts, "c@y.test", "d@y.test")
+		}
+		if i%2 == 0 { // the odd ones are read back from the store
+			if !q.Offer(store.AsStored(msg), body, func() { recycled.Add(1) }) {
+				t.Fatalf("offer of %s refused", id)
+			}
+			offered++
+		}
+		if _, err := db.AcceptWith(msg, body, rcpts, time.Now(), func(_ int, e *store.Envelope) { e.Express = true }); err != nil {
+			t.Fatal(err)
+		}
+		q.Kick()
+	}
+	total := n + 2*((n+4)/5)
+	waitState(t, db, store.StateDelivered, total)
+	if err := q.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Envelopes(func(e store.Envelope) bool {
+		want, err := db.Body(e.MessageID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := db.Message(e.MessageID)
+		if got := tr.sent[e.ID]; !bytes.Equal(got, want) {
+			t.Errorf("%s sent as %q, stored as %q", e.ID, got, want)
+		}
+		if got, want := tr.from[e.ID], m.From+"|"+m.Ret+"|"+m.EnvID; got != want {
+			t.Errorf("%s sent with %q, stored %q", e.ID, got, want)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dispatcher may claim an offered message in two parcels (then the
+	// second reads the store), so the reads are at least the unoffered ones
+	// and at most one per parcel.
+	if got := int(rc.bodies.Load()); got < n-offered || got >= n {
+		t.Errorf("%d bodies read back for %d messages, %d of them offered", got, n, offered)
+	}
+	if int(recycled.Load()) != offered {
+		t.Errorf("%d offered bodies given back, want %d", recycled.Load(), offered)
+	}
+	if m, b := q.handoff.held(); m != 0 || b != 0 {
+		t.Errorf("hand-off still holds %d messages (%d bytes)", m, b)
+	}
+}
+
+// TestWithdrawnOfferIsNotDelivered: an offer withdrawn (its acceptance
+// failed) is neither delivered nor released, and the queue delivers only
+// what the store lists.
+func TestWithdrawnOfferIsNotDelivered(t *testing.T) {
+	tr := &recordingTransport{sent: map[string][]byte{}, from: map[string]string{}}
+	q, db := newTestQueue(t, tr, 2)
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	if !q.Offer(store.Message{ID: "gone"}, []byte("Subject: never\r\n\r\n"), func() { released = true }) {
+		t.Fatal("offer refused")
+	}
+	if !q.Withdraw("gone") || q.Withdraw("gone") {
+		t.Error("withdraw: want true once, then false")
+	}
+	acceptN(t, db, 3)
+	q.Kick()
+	waitState(t, db, store.StateDelivered, 3)
+	if err := q.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if released || len(tr.sent) != 3 {
+		t.Errorf("released %v, sent %d (want 3, all from the store)", released, len(tr.sent))
+	}
+	if q.Offer(store.Message{ID: "late"}, []byte("x"), nil) {
+		t.Error("offer taken after shutdown")
+	}
+}
