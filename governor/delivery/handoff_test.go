@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -247,5 +248,60 @@ func TestWithdrawnOfferIsNotDelivered(t *testing.T) {
 	}
 	if q.Offer(store.Message{ID: "late"}, []byte("x"), nil) {
 		t.Error("offer taken after shutdown")
+	}
+}
+
+// discardSender accepts every parcel after reading its message.
+type discardSender struct{}
+
+func (discardSender) Send(_ context.Context, p Parcel) []error {
+	if err := p.copyMessage(io.Discard); err != nil {
+		return p.all(err)
+	}
+	return make([]error, len(p.Envelopes))
+}
+
+func (discardSender) Close() error { return nil }
+
+// BenchmarkDeliverFirstAttempt is one transactional message's first
+// attempt up to the upstream (a sender that only reads it): the message
+// and its body read back from the store, or taken from the hand-off. The
+// body is 5 KB of text that S2 shrinks to about half, as mail does.
+//
+//	go test -run '^$' -bench DeliverFirstAttempt -benchmem ./governor/delivery/
+func BenchmarkDeliverFirstAttempt(b *testing.B) {
+	db, err := store.Open(filepath.Join(b.TempDir(), "kadenz.db"), store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	q, err := New(Options{DB: db, Transport: &recordingTransport{}, Concurrency: 1,
+		RetryInitial: time.Minute, RetryMax: time.Hour, MaxQueueLifetime: 24 * time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var body []byte
+	body = append(body, "From: shop@x.test\r\nTo: ann@y.test\r\nSubject: Your order\r\n\r\n"...)
+	for i := 0; len(body) < 5000; i++ {
+		body = fmt.Appendf(body, "Item %d: %x, %d pieces at %d.%02d EUR, shipped to warehouse %d\r\n",
+			i, uint64(i)*0x9e3779b97f4a7c15, i%7+1, 3+i*13%90, i*29%100, i%5)
+	}
+	msg := store.Message{ID: "m1", From: "shop@x.test", Received: time.Now(), Class: "transactional", Size: len(body)}
+	envs, err := db.AcceptWith(msg, body, []string{"ann@y.test"}, time.Now(), func(_ int, e *store.Envelope) { e.Express = true })
+	if err != nil {
+		b.Fatal(err)
+	}
+	stored := store.AsStored(msg)
+	for _, way := range []string{"store", "handoff"} {
+		b.Run(way, func(b *testing.B) {
+			for b.Loop() {
+				if way == "handoff" && !q.Offer(stored, body, nil) {
+					b.Fatal("offer refused")
+				}
+				if r := q.deliver(discardSender{}, envs); r.errs[0] != nil {
+					b.Fatal(r.errs[0])
+				}
+			}
+		})
 	}
 }
