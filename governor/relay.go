@@ -453,6 +453,18 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			msg.HeaderID = id + "@" + r.config().Hostname
 		}
 	}
+	// Mail the governor does not hold is due the moment it is stored:
+	// the delivery queue gets it now, before the commit, so that no
+	// worker can claim its envelopes before it is there to take. Nothing
+	// can be claimed (and so nothing sent) before the commit.
+	// Transactional mail the queue has room for is stored claimed, as the
+	// dispatcher would claim it a moment later, and goes to a worker
+	// straight from here (delivery.Queue.Reserve).
+	born := false
+	if handOff != nil && !c.governed {
+		handedOff = handOff(msg)
+		born = handedOff && c.class == config.ClassTransactional && r.queue.Reserve()
+	}
 	u := r.undelayed(sub, g, c)
 	held := 0
 	prepare := func(i int, e *store.Envelope) {
@@ -467,6 +479,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			// A person is waiting for it: ahead of any backlog of
 			// released marketing mail.
 			e.Express = c.class == config.ClassTransactional
+			if born {
+				e.State = store.StateDelivering
+			}
 		case u.holdout[i]:
 			e.Holdout = true
 			if u.suspended {
@@ -481,13 +496,6 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			held++
 		}
 	}
-	// Mail the governor does not hold is due the moment it is stored:
-	// the delivery queue gets it now, before the commit, so that no
-	// worker can claim its envelopes before it is there to take. Nothing
-	// can be claimed (and so nothing sent) before the commit.
-	if handOff != nil && !c.governed {
-		handedOff = handOff(msg)
-	}
 	var envs []store.Envelope
 	if sub.Spooled != nil {
 		off := int64(headerBlockEnd(sub.Data))
@@ -500,7 +508,13 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		if handedOff && r.queue.Withdraw(id) {
 			handedOff = false // the body is ours again
 		}
+		if born {
+			r.queue.Unreserve()
+		}
 		return "", err
+	}
+	if born {
+		r.queue.Born(envs)
 	}
 	if u.isExempt && !u.suspended {
 		r.recordExempt(envs, u.exempt, &c.features, sub.Received)

@@ -305,3 +305,126 @@ func BenchmarkDeliverFirstAttempt(b *testing.B) {
 		})
 	}
 }
+
+// acceptBorn stores a message's envelopes claimed, as intake does after a
+// Reserve, and hands them over; false if Reserve said no (then they are
+// stored due, as usual).
+func acceptBorn(t *testing.T, q *Queue, db *store.DB, id string, rcpts ...string) bool {
+	t.Helper()
+	born := q.Reserve()
+	envs, err := db.AcceptWith(store.Message{ID: id, From: "a@x.test", Received: time.Now()}, []byte("Subject: "+id+"\r\n\r\nhi\r\n"),
+		rcpts, time.Now(), func(_ int, e *store.Envelope) {
+			e.Express = true
+			if born {
+				e.State = store.StateDelivering
+			}
+		})
+	if err != nil {
+		if born {
+			q.Unreserve()
+		}
+		t.Fatal(err)
+	}
+	if born {
+		q.Born(envs)
+	}
+	q.Kick()
+	return born
+}
+
+// Envelopes stored claimed go to the workers without a claim, each once;
+// no more than one message per worker waits that way, the rest are stored
+// due and claimed as usual; all are delivered.
+func TestBornClaimedAreDeliveredOnce(t *testing.T) {
+	const concurrency = 3
+	tr := &countingTransport{sent: map[string]int{}, gate: make(chan struct{})}
+	q, db := newTestQueue(t, tr, concurrency)
+	if q.Reserve() {
+		t.Fatal("a place reserved before Start")
+	}
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	born := 0
+	for i := range 10 {
+		if acceptBorn(t, q, db, fmt.Sprintf("m%02d", i), "b@y.test", "c@y.test") {
+			born++
+		}
+	}
+	// The workers are held at the gate: the tickets are all taken.
+	if born != concurrency {
+		t.Errorf("%d messages stored claimed while %d workers were busy, want %d", born, concurrency, concurrency)
+	}
+	close(tr.gate)
+	waitState(t, db, store.StateDelivered, 20)
+	if err := q.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.sent) != 20 {
+		t.Errorf("%d envelopes delivered, want 20", len(tr.sent))
+	}
+	for id, k := range tr.sent {
+		if k != 1 {
+			t.Errorf("%s delivered %d times", id, k)
+		}
+	}
+	if q.Reserve() {
+		t.Error("a place reserved after Shutdown")
+	}
+	if n := len(q.tickets); n != 0 {
+		t.Errorf("%d tickets still taken", n)
+	}
+}
+
+// Envelopes stored claimed but not started when the queue stops are due
+// again, like claimed ones; so are those handed over after it stopped (an
+// acceptance finishing as the queue stopped). Those being sent when
+// shutdown runs out of time stay in flight for the next start.
+func TestBornClaimedPutBackAtStop(t *testing.T) {
+	const concurrency = 3
+	tr := &countingTransport{sent: map[string]int{}, gate: make(chan struct{})}
+	q, db := newTestQueue(t, tr, concurrency)
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The workers wait at the gate with a message each, one born claimed.
+	acceptN(t, db, concurrency-1)
+	q.Kick()
+	if !acceptBorn(t, q, db, "born", "b@y.test") {
+		t.Fatal("no place for a message while a worker was free")
+	}
+	for deadline := time.Now().Add(10 * time.Second); tr.waiting.Load() < concurrency; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("workers never reached Send")
+		}
+	}
+	// One more born claimed: it waits for a worker. And a place reserved
+	// now, whose message is stored after the stop.
+	if !acceptBorn(t, q, db, "waiting", "b@y.test") || !q.Reserve() {
+		t.Fatal("no place left")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	q.Shutdown(ctx)
+	envs, err := db.AcceptWith(store.Message{ID: "late", From: "a@x.test"}, []byte("x"), []string{"b@y.test"}, time.Now(),
+		func(_ int, e *store.Envelope) { e.State = store.StateDelivering })
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Born(envs)
+	states := map[string]store.State{}
+	db.Envelopes(func(e store.Envelope) bool { states[e.MessageID] = e.State; return true })
+	want := map[string]store.State{"m0000": store.StateDelivering, "m0001": store.StateDelivering, "born": store.StateDelivering,
+		"waiting": store.StateQueued, "late": store.StateQueued}
+	for id, s := range want {
+		if states[id] != s {
+			t.Errorf("%s: %s, want %s (all: %v)", id, states[id], s, states)
+		}
+	}
+	if n := len(q.tickets); n != 0 {
+		t.Errorf("%d tickets still taken", n)
+	}
+	if len(tr.sent) != 0 {
+		t.Errorf("sent %v while the gate was shut", tr.sent)
+	}
+}
