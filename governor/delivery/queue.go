@@ -13,6 +13,13 @@
 // the schedule: nothing waits only in memory, and after a crash the
 // envelopes that were in flight are simply due again (at-least-once).
 //
+// Transactional mail takes a shorter way when the workers have room:
+// intake stores its envelopes already claimed and hands them to the
+// dispatcher itself (Reserve, Born), and the message and its body come
+// from memory rather than a read of the store (Offer, handoff.go). To the
+// store they are claimed envelopes like any other, in flight until their
+// outcome is settled.
+//
 // Every outcome is written back to the envelope: delivered; failed at once
 // on a permanent (5xx) error; or deferred with exponential backoff and
 // jitter on a temporary one, until the queue lifetime runs out. The sender
