@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kadenz/config"
@@ -59,6 +60,10 @@ type Options struct {
 	// bbolt file in the data directory (then Store is unused). The relay
 	// owns it from New on: it closes it at Shutdown, or when New fails.
 	Backend store.Store
+	// HandoffBytes bounds what the delivery queue keeps of just-accepted
+	// messages (delivery.Options.HandoffBytes); 0: its default. Tests make
+	// it small.
+	HandoffBytes int
 	// Random supplies the random part of message IDs; crypto/rand if nil.
 	// A simulation passes a seeded source so that a run repeats exactly:
 	// IDs order the engine's candidates and seed its exploration draws.
@@ -74,9 +79,11 @@ type Relay struct {
 	clock  *VirtualClock // nil for real time
 	random io.Reader
 	db     store.Store
-	intake *intake.Server
-	queue  *delivery.Queue
-	engine *engine.Engine
+	// handoffBytes: Options.HandoffBytes.
+	handoffBytes int
+	intake       *intake.Server
+	queue        *delivery.Queue
+	engine       *engine.Engine
 	// feedback applies bounces, complaints, replies and events.
 	feedback *feedback.Applier
 	chores   *choreRunner
@@ -102,7 +109,7 @@ func New(opts Options) (*Relay, error) {
 	if errs := cfg.Validate(); errs != nil {
 		return nil, errs
 	}
-	r := &Relay{log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random}
+	r := &Relay{log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random, handoffBytes: opts.HandoffBytes}
 	// The one configuration handle: r.config(). Start-bound parts never
 	// change in it; reloadable ones are swapped by Reload (reload.go).
 	r.reload.live.Store(cfg)
@@ -177,6 +184,7 @@ func (r *Relay) build() error {
 		DelayWarning:     cfg.Delivery.DelayWarning,
 		RemoteMTA:        upstreamHost(cfg.Delivery.Upstream),
 		Notify:           r.queueNotice,
+		HandoffBytes:     r.handoffBytes,
 	})
 	if err != nil {
 		return err
@@ -403,9 +411,10 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	var head []byte
 	var added string
 	var size int
-	// handOff offers the stored message to the delivery queue when every
-	// envelope is due at once; handedOff: the queue took the body.
+	// handOff offers the message and its body to the delivery queue
+	// (delivery.Queue.Offer); nil for a spooled message.
 	var handOff func(store.Message) bool
+	var release func() // lets go of the body's buffer (its holders: this call, the queue)
 	handedOff := false
 	if sub.Spooled != nil {
 		head, added = r.storedHead(sub, c.header, id)
@@ -416,21 +425,26 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		size = len(body)
 		// The store keeps no reference to body once AcceptWith returned
 		// (bbolt copies it into its pages at commit), so the buffer serves
-		// the next message, once the delivery queue is done with it if it
-		// took it; a rare large one is left to the collector.
-		recycle := func() {
-			if cap(body) <= maxPooledBody {
+		// the next message; a rare large one is left to the collector.
+		// The delivery queue may hold it too: then it goes back when both
+		// are done with it, whichever is last (the queue may let go of it
+		// before AcceptWith returned, if it needed the room).
+		var holders atomic.Int32
+		holders.Store(1)
+		release = func() {
+			if holders.Add(-1) == 0 && cap(body) <= maxPooledBody {
 				*buf = body[:0]
 				storedBodies.Put(buf)
 			}
 		}
-		defer func() {
-			if !handedOff {
-				recycle()
-			}
-		}()
+		defer release()
 		handOff = func(msg store.Message) bool {
-			return r.queue.Offer(store.AsStored(msg), body, recycle)
+			holders.Add(1)
+			if !r.queue.Offer(store.AsStored(msg), body, release) {
+				holders.Add(-1)
+				return false
+			}
+			return true
 		}
 	}
 	msg := store.Message{
@@ -506,7 +520,7 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	}
 	if err != nil {
 		if handedOff && r.queue.Withdraw(id) {
-			handedOff = false // the body is ours again
+			release() // the queue's hold: it gave the body back without a word
 		}
 		if born {
 			r.queue.Unreserve()

@@ -30,6 +30,7 @@ package delivery
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -185,6 +186,9 @@ type Options struct {
 	// Notify, if set, queues a delivery status notification to the
 	// sender (see notice.go); it returns once the notice is durable.
 	Notify func(Notice) error
+	// HandoffBytes bounds the bodies of just-accepted messages kept for
+	// their first attempt (Offer); 0: 4 MiB.
+	HandoffBytes int
 }
 
 // Queue is the delivery loop and its workers.
@@ -248,7 +252,7 @@ func New(opts Options) (*Queue, error) {
 		finished: make(chan result, 2*opts.Concurrency+tickets),
 		born:     make(chan []store.Envelope, tickets),
 		tickets:  make(chan struct{}, tickets),
-		handoff:  newHandoff(handoffBytes, handoffMaxAge),
+		handoff:  newHandoff(cmp.Or(opts.HandoffBytes, handoffBytes), handoffMaxAge),
 		stop:     make(chan struct{}),
 	}
 	q.sendCtx, q.cancelSend = context.WithCancel(context.Background())
