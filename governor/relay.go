@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kadenz/config"
@@ -59,6 +60,10 @@ type Options struct {
 	// bbolt file in the data directory (then Store is unused). The relay
 	// owns it from New on: it closes it at Shutdown, or when New fails.
 	Backend store.Store
+	// HandoffBytes bounds what the delivery queue keeps of just-accepted
+	// messages (delivery.Options.HandoffBytes); 0: its default. Tests make
+	// it small.
+	HandoffBytes int
 	// Random supplies the random part of message IDs; crypto/rand if nil.
 	// A simulation passes a seeded source so that a run repeats exactly:
 	// IDs order the engine's candidates and seed its exploration draws.
@@ -74,9 +79,11 @@ type Relay struct {
 	clock  *VirtualClock // nil for real time
 	random io.Reader
 	db     store.Store
-	intake *intake.Server
-	queue  *delivery.Queue
-	engine *engine.Engine
+	// handoffBytes: Options.HandoffBytes.
+	handoffBytes int
+	intake       *intake.Server
+	queue        *delivery.Queue
+	engine       *engine.Engine
 	// feedback applies bounces, complaints, replies and events.
 	feedback *feedback.Applier
 	// events is the events API's journal (eventjournal.go); nil on a
@@ -105,7 +112,7 @@ func New(opts Options) (*Relay, error) {
 	if errs := cfg.Validate(); errs != nil {
 		return nil, errs
 	}
-	r := &Relay{log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random}
+	r := &Relay{log: opts.Logger, now: opts.Now, clock: opts.Clock, random: opts.Random, handoffBytes: opts.HandoffBytes}
 	// The one configuration handle: r.config(). Start-bound parts never
 	// change in it; reloadable ones are swapped by Reload (reload.go).
 	r.reload.live.Store(cfg)
@@ -184,6 +191,7 @@ func (r *Relay) build() error {
 		DelayWarning:     cfg.Delivery.DelayWarning,
 		RemoteMTA:        upstreamHost(cfg.Delivery.Upstream),
 		Notify:           r.queueNotice,
+		HandoffBytes:     r.handoffBytes,
 	})
 	if err != nil {
 		return err
@@ -424,6 +432,11 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 	var head []byte
 	var added string
 	var size int
+	// handOff offers the message and its body to the delivery queue
+	// (delivery.Queue.Offer); nil for a spooled message.
+	var handOff func(store.Message) bool
+	var release func() // lets go of the body's buffer (its holders: this call, the queue)
+	handedOff := false
 	if sub.Spooled != nil {
 		head, added = r.storedHead(sub, c.header, id)
 		size = len(head) + int(sub.Size-int64(headerBlockEnd(sub.Data)))
@@ -434,12 +447,26 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		// The store keeps no reference to body once AcceptWith returned
 		// (bbolt copies it into its pages at commit), so the buffer serves
 		// the next message; a rare large one is left to the collector.
-		defer func() {
-			if cap(body) <= maxPooledBody {
+		// The delivery queue may hold it too: then it goes back when both
+		// are done with it, whichever is last (the queue may let go of it
+		// before AcceptWith returned, if it needed the room).
+		var holders atomic.Int32
+		holders.Store(1)
+		release = func() {
+			if holders.Add(-1) == 0 && cap(body) <= maxPooledBody {
 				*buf = body[:0]
 				storedBodies.Put(buf)
 			}
-		}()
+		}
+		defer release()
+		handOff = func(msg store.Message) bool {
+			holders.Add(1)
+			if !r.queue.Offer(store.AsStored(msg), body, release) {
+				holders.Add(-1)
+				return false
+			}
+			return true
+		}
 	}
 	msg := store.Message{
 		ID:          id,
@@ -461,6 +488,18 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			msg.HeaderID = id + "@" + r.config().Hostname
 		}
 	}
+	// Mail the governor does not hold is due the moment it is stored:
+	// the delivery queue gets it now, before the commit, so that no
+	// worker can claim its envelopes before it is there to take. Nothing
+	// can be claimed (and so nothing sent) before the commit.
+	// Transactional mail the queue has room for is stored claimed, as the
+	// dispatcher would claim it a moment later, and goes to a worker
+	// straight from here (delivery.Queue.Reserve).
+	born := false
+	if handOff != nil && !c.governed {
+		handedOff = handOff(msg)
+		born = handedOff && c.class == config.ClassTransactional && r.queue.Reserve()
+	}
 	u := r.undelayed(sub, g, c)
 	held := 0
 	prepare := func(i int, e *store.Envelope) {
@@ -475,6 +514,9 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 			// A person is waiting for it: ahead of any backlog of
 			// released marketing mail.
 			e.Express = c.class == config.ClassTransactional
+			if born {
+				e.State = store.StateDelivering
+			}
 		case u.holdout[i]:
 			e.Holdout = true
 			if u.suspended {
@@ -498,7 +540,16 @@ func (r *Relay) accept(_ context.Context, sub *intake.Submission) (string, error
 		envs, err = r.db.AcceptWith(msg, body, sub.To, sub.Received, prepare)
 	}
 	if err != nil {
+		if handedOff && r.queue.Withdraw(id) {
+			release() // the queue's hold: it gave the body back without a word
+		}
+		if born {
+			r.queue.Unreserve()
+		}
 		return "", err
+	}
+	if born {
+		r.queue.Born(envs)
 	}
 	if u.isExempt && !u.suspended {
 		r.recordExempt(envs, u.exempt, &c.features, sub.Received)

@@ -136,6 +136,31 @@ func encodeMessage(m *Message) []byte {
 	return append(b, flags)
 }
 
+// AsStored returns m as the store reads it back (decodeMessage of
+// encodeMessage): the time of receipt without its zone's name or monotonic
+// reading, and no empty features. A message accepted a moment ago can
+// then be used in place of a read of it (the delivery queue's hand-off).
+func AsStored(m Message) Message {
+	m.Received = storedTime(m.Received)
+	if len(m.Features) == 0 {
+		m.Features = nil
+	}
+	return m
+}
+
+// storedTime is t as appendTime writes it and reader.time reads it.
+func storedTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	_, off := t.Zone()
+	u := time.Unix(t.Unix(), int64(t.Nanosecond()))
+	if off == 0 {
+		return u.UTC()
+	}
+	return u.In(time.FixedZone("", off))
+}
+
 // decodeMessage reads a stored message, binary or JSON.
 func decodeMessage(v []byte, m *Message) error {
 	if len(v) == 0 || v[0] != messageV1 {

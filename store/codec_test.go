@@ -289,3 +289,39 @@ func FuzzEnvelopeRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// AsStored is what a read of the message returns, to the last field: the
+// delivery queue hands a just-accepted message to delivery in its place.
+// Compared with reflect.DeepEqual, not comparable: zones and empty
+// features must match exactly too.
+func FuzzAsStoredIsWhatIsReadBack(f *testing.F) {
+	for _, m := range codecMessages() {
+		_, off := m.Received.Zone()
+		f.Add(m.ID, m.From, string(m.Features), m.Received.Unix(), uint32(m.Received.Nanosecond()), int32(off), m.Received.IsZero(), uint8(0), m.Ret)
+	}
+	f.Add("m9", "a@x.test", "", int64(1764000000), uint32(5), int32(0), false, uint8(3), "FULL")
+	f.Fuzz(func(t *testing.T, id, from, features string, sec int64, nsec uint32, off int32, zero bool, flags uint8, ret string) {
+		off %= 24 * 3600
+		var at time.Time
+		switch {
+		case zero:
+		case flags&2 != 0: // a named zone, and a monotonic reading
+			at = time.Now().In(time.FixedZone("CET", int(off)))
+		case flags&4 != 0:
+			at = time.Unix(sec, int64(nsec%1e9)).In(time.Local)
+		default:
+			at = time.Unix(sec, int64(nsec%1e9)).In(time.FixedZone("", int(off)))
+		}
+		m := Message{ID: id, From: from, Received: at, Ret: ret, EnvID: features, SMTPUTF8: flags&1 != 0, Size: int(sec)}
+		if features != "" || flags&8 != 0 {
+			m.Features = json.RawMessage(features) // empty but not nil when flags&8
+		}
+		var read Message
+		if err := decodeMessage(encodeMessage(&m), &read); err != nil {
+			t.Fatal(err)
+		}
+		if got := AsStored(m); !reflect.DeepEqual(got, read) {
+			t.Fatalf("AsStored %#v\nread     %#v", got, read)
+		}
+	})
+}

@@ -13,6 +13,13 @@
 // the schedule: nothing waits only in memory, and after a crash the
 // envelopes that were in flight are simply due again (at-least-once).
 //
+// Transactional mail takes a shorter way when the workers have room:
+// intake stores its envelopes already claimed and hands them to the
+// dispatcher itself (Reserve, Born), and the message and its body come
+// from memory rather than a read of the store (Offer, handoff.go). To the
+// store they are claimed envelopes like any other, in flight until their
+// outcome is settled.
+//
 // Every outcome is written back to the envelope: delivered; failed at once
 // on a permanent (5xx) error; or deferred with exponential backoff and
 // jitter on a temporary one, until the queue lifetime runs out. The sender
@@ -23,6 +30,7 @@ package delivery
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +38,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kadenz/governor/retry"
@@ -177,6 +186,9 @@ type Options struct {
 	// Notify, if set, queues a delivery status notification to the
 	// sender (see notice.go); it returns once the notice is durable.
 	Notify func(Notice) error
+	// HandoffBytes bounds the bodies of just-accepted messages kept for
+	// their first attempt (Offer); 0: 4 MiB.
+	HandoffBytes int
 }
 
 // Queue is the delivery loop and its workers.
@@ -185,8 +197,19 @@ type Queue struct {
 	log  *slog.Logger
 	kick chan struct{} // size one: many kicks while busy collapse into one
 
-	work     chan []store.Envelope // parcels: envelopes sent together
+	work     chan parcel
 	finished chan result
+
+	// Envelopes written claimed at acceptance (Reserve, Born): born
+	// carries them to the dispatcher; tickets holds one token per such
+	// parcel not yet finished, which bounds both.
+	born    chan []store.Envelope
+	tickets chan struct{}
+	running atomic.Bool // Start ran and Shutdown did not
+
+	// handoff keeps just-accepted messages for their first attempt
+	// (handoff.go).
+	handoff *handoff
 
 	stop       chan struct{}
 	stopOnce   sync.Once
@@ -218,14 +241,18 @@ func New(opts Options) (*Queue, error) {
 	if opts.Observe == nil {
 		opts.Observe = func(store.Envelope, error, time.Time) {}
 	}
+	tickets := opts.Concurrency
 	q := &Queue{
 		opts: opts,
 		log:  opts.Logger,
 		kick: make(chan struct{}, 1),
 		// Both hold all that can be handed out (see dispatch), so neither
 		// the dispatcher nor a worker ever waits to send on them.
-		work:     make(chan []store.Envelope, 2*opts.Concurrency),
-		finished: make(chan result, 2*opts.Concurrency),
+		work:     make(chan parcel, 2*opts.Concurrency+tickets),
+		finished: make(chan result, 2*opts.Concurrency+tickets),
+		born:     make(chan []store.Envelope, tickets),
+		tickets:  make(chan struct{}, tickets),
+		handoff:  newHandoff(cmp.Or(opts.HandoffBytes, handoffBytes), handoffMaxAge),
 		stop:     make(chan struct{}),
 	}
 	q.sendCtx, q.cancelSend = context.WithCancel(context.Background())
@@ -238,6 +265,64 @@ func (q *Queue) Kick() {
 	case q.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Offer hands the queue a message the store is accepting and its body,
+// for the first delivery of its envelopes to take from memory
+// instead of reading them back (handoff.go). msg must be as the store
+// reads it back (store.AsStored) and body the bytes it stored; the queue
+// keeps body until it calls done (nil: the caller never reuses it). It
+// returns false, and keeps nothing, when the message does not fit.
+func (q *Queue) Offer(msg store.Message, body []byte, done func()) bool {
+	select {
+	case <-q.stop:
+		return false
+	default:
+	}
+	return q.handoff.offer(msg, body, done, q.opts.Now())
+}
+
+// Reserve asks for a place for a message whose envelopes intake writes
+// already claimed (StateDelivering) when it accepts it, so that they skip
+// the due index and the dispatcher's claim: a message a worker can start
+// on at once. True: the caller writes them so, then hands them over with
+// Born once they are stored, or calls Unreserve if storing failed. False
+// (every place taken, or the queue not running): store them due as
+// usual. Claimed envelopes are what a crash leaves in flight and the next
+// start makes due again (Recover), so nothing is lost either way.
+func (q *Queue) Reserve() bool {
+	if !q.running.Load() {
+		return false
+	}
+	select {
+	case q.tickets <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Unreserve gives back a place Reserve gave, unused.
+func (q *Queue) Unreserve() { <-q.tickets }
+
+// Born hands the queue the envelopes of one message, stored claimed after
+// a Reserve: they are delivered like claimed ones. It never blocks.
+func (q *Queue) Born(envs []store.Envelope) {
+	q.born <- envs // room for every ticket
+	q.Kick()
+	if !q.running.Load() {
+		// Stopping or stopped: the dispatcher may never see them, so put
+		// them back due as it would (whatever it took already, it handles).
+		q.putBackBorn()
+	}
+}
+
+// Withdraw takes back what Offer was given for message id (its
+// acceptance failed); false if the queue no longer holds it. done is not
+// called: the body is the caller's again.
+func (q *Queue) Withdraw(id string) bool {
+	_, ok := q.handoff.take(id)
+	return ok
 }
 
 // Start recovers envelopes left in flight by a previous run, then starts
@@ -256,6 +341,7 @@ func (q *Queue) Start() error {
 	}
 	q.wg.Add(1)
 	go q.dispatch()
+	q.running.Store(true)
 	return nil
 }
 
@@ -263,17 +349,43 @@ func (q *Queue) Start() error {
 // If ctx ends first, those deliveries are aborted; their envelopes stay in
 // flight in the store and are due again at the next start.
 func (q *Queue) Shutdown(ctx context.Context) error {
+	q.running.Store(false)
 	q.stopOnce.Do(func() { close(q.stop) })
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		q.afterStop()
 		return nil
 	case <-ctx.Done():
 		q.cancelSend()
 		<-done
+		q.afterStop()
 		return ctx.Err()
 	}
+}
+
+// afterStop puts back envelopes born claimed after the dispatcher stopped
+// (an acceptance that was finishing as the queue stopped) and lets go of
+// the hand-off.
+func (q *Queue) afterStop() {
+	q.putBackBorn()
+	q.handoff.drain()
+}
+
+// putBackBorn makes envelopes waiting in born due again, as unclaim does.
+func (q *Queue) putBackBorn() {
+	var late []store.Envelope
+	for drained := false; !drained; {
+		select {
+		case envs := <-q.born:
+			late = append(late, envs...)
+			<-q.tickets
+		default:
+			drained = true
+		}
+	}
+	q.unclaim(late)
 }
 
 // idleCheck bounds how long the dispatcher sleeps without looking at the
@@ -292,6 +404,14 @@ type result struct {
 	// unstarted: the queue was stopping, so the worker gave the envelope
 	// back without trying it.
 	unstarted bool
+	born      bool // the parcel's, see parcel
+}
+
+// parcel is what a worker is handed: envelopes sent together, and
+// whether they were stored claimed (Born), which holds a ticket.
+type parcel struct {
+	envs []store.Envelope
+	born bool
 }
 
 // dispatch is the only goroutine that writes delivery state. It keeps up
@@ -320,6 +440,9 @@ func (q *Queue) dispatch() {
 	var unstarted []store.Envelope // handed out, given back at a stop
 	take := func(r result) {
 		busy--
+		if r.born {
+			<-q.tickets
+		}
 		switch {
 		case r.unstarted:
 			unstarted = append(unstarted, r.envs...)
@@ -334,8 +457,10 @@ func (q *Queue) dispatch() {
 		for drained := false; !drained; {
 			select {
 			case p := <-q.work:
-				unstarted = append(unstarted, p...)
-				busy--
+				take(result{envs: p.envs, born: p.born, unstarted: true})
+			case envs := <-q.born:
+				unstarted = append(unstarted, envs...)
+				<-q.tickets
 			default:
 				drained = true
 			}
@@ -346,12 +471,19 @@ func (q *Queue) dispatch() {
 		q.record(&pending)
 		q.unclaim(unstarted)
 	}()
+	handOut := func(envs []store.Envelope, born bool) {
+		q.work <- parcel{envs, born} // never blocks: see the channels' sizes in New
+		busy++
+	}
 	for {
-		// Take note of finished deliveries without blocking.
+		// Take note of finished deliveries and of envelopes stored claimed,
+		// without blocking.
 		for drained := false; !drained; {
 			select {
 			case r := <-q.finished:
 				take(r)
+			case envs := <-q.born:
+				handOut(envs, true)
 			default:
 				drained = true
 			}
@@ -385,8 +517,9 @@ func (q *Queue) dispatch() {
 			}
 		}
 		for _, p := range parcels(envs) {
-			q.work <- p // never blocks: no more parcels than envelopes wanted, so busy stays within ahead
-			busy++
+			// No more parcels than envelopes wanted: claimed ones keep busy
+			// within ahead, born ones add at most one per ticket.
+			handOut(p, false)
 		}
 		if want > 0 && len(envs) >= want {
 			wait = 0 // maybe more are due: look again once a worker frees up
@@ -412,6 +545,8 @@ func (q *Queue) dispatch() {
 		case <-q.kick:
 		case r := <-q.finished:
 			take(r)
+		case envs := <-q.born:
+			handOut(envs, true)
 		case <-timeout:
 		}
 		if timer != nil {
@@ -519,11 +654,13 @@ func (q *Queue) worker() {
 	for p := range q.work {
 		select {
 		case <-q.stop: // stopping: do not start another delivery
-			q.finished <- result{envs: p, unstarted: true}
+			q.finished <- result{envs: p.envs, unstarted: true, born: p.born}
 			continue
 		default:
 		}
-		q.finished <- q.deliver(sender, p)
+		r := q.deliver(sender, p.envs)
+		r.born = p.born
+		q.finished <- r
 	}
 }
 
@@ -534,10 +671,15 @@ func (q *Queue) worker() {
 // all.
 func (q *Queue) deliver(sender Sender, envs []store.Envelope) result {
 	started := q.opts.Now()
-	msg, err := q.opts.DB.Message(envs[0].MessageID)
+	var msg store.Message
 	var body []byte
+	var err error
 	var stream func() (io.ReadCloser, error)
-	if err == nil {
+	if o, ok := q.handoff.take(envs[0].MessageID); ok {
+		// Just accepted: as the store would read it back (handoff.go).
+		msg, body = o.msg, o.body
+		defer o.release() // after the attempt and its notices are done with body
+	} else if msg, err = q.opts.DB.Message(envs[0].MessageID); err == nil {
 		if st, ok := q.opts.DB.(streamer); ok && msg.Size > streamAbove {
 			// Large: read from the store part by part as it is sent, not
 			// held whole (store/bodies.go).
