@@ -15,19 +15,14 @@ import (
 
 // How this store keeps the campaign tallies (store/campaigntallies.go):
 // campaign_tallies counts each campaign's envelopes by state, holdout and
-// deferred, and the reasons of its suppressed ones, moved by triggers as
-// the hourly tallies are (tallies.go: the same shards, the same
-// transactions, an accept counting its own); campaign_messages lists each
-// campaign's messages with their subjects, one row per message row, for a
-// campaign's page of envelopes, its subject and its count of messages.
-//
-// A message counts in the store's contract while it has an envelope;
-// campaign_messages follows the messages table instead (a trigger adds and
-// removes rows with it), and the reads ask for an envelope of each message
-// they count. That keeps the envelope triggers off campaign_messages, at
-// the cost of a message count that reads one index entry per message of
-// the campaign (a campaign of 100,000 one-recipient messages: 100,000
-// probes; of one message to 100,000 recipients: one).
+// deferred ('e'), the reasons of its suppressed ones ('r') and its
+// messages that have an envelope ('m'), moved by triggers as the hourly
+// tallies are (tallies.go: the same shards, the same transactions, an
+// accept counting its own); campaign_messages has a row for each message
+// with a campaign, with its subject and how many envelopes it has, for a
+// campaign's page of envelopes and its latest subject. Envelope inserts
+// and deletes move that count (and 'm' when it leaves or reaches zero);
+// updates, the bulk of the writes, leave it alone.
 //
 // Schema version 3 adds both tables, the functions and triggers, and
 // fills them from what the database holds (campaignsBackfill). On
@@ -46,10 +41,11 @@ var campaignsTables = []string{
 		n BIGINT NOT NULL,
 		PRIMARY KEY (campaign, kind, state, holdout, deferred, label, shard))`,
 	`CREATE TABLE IF NOT EXISTS campaign_messages (
+		message_id TEXT COLLATE "C" PRIMARY KEY,
 		campaign TEXT COLLATE "C" NOT NULL,
-		message_id TEXT COLLATE "C" NOT NULL,
 		subject TEXT NOT NULL,
-		PRIMARY KEY (campaign, message_id))`,
+		envelopes BIGINT NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS campaign_messages_campaign ON campaign_messages (campaign, message_id)`,
 }
 
 func campaignsMigration() []string {
@@ -142,18 +138,47 @@ var campaignsFunctions = []string{
 			FROM unnest(rows) r JOIN messages m ON m.id = r.message_id LEFT JOIN decisions d ON d.envelope_id = r.id));
 	END
 	$f$`,
+	// Envelope rows inserted or deleted move their messages' counts in
+	// campaign_messages, and a message whose count leaves or reaches zero
+	// moves its campaign's 'm'.
+	`CREATE OR REPLACE FUNCTION kadenz_ctally_message_counts(sign INT, rows kadenz_tally_env[]) RETURNS VOID
+	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
+	DECLARE
+		s_shard INT := kadenz_tally_shard();
+	BEGIN
+		WITH d AS (SELECT r.message_id, count(*) AS k FROM unnest(rows) r GROUP BY 1 ORDER BY 1),
+		u AS (
+			UPDATE campaign_messages cm SET envelopes = cm.envelopes + sign * d.k FROM d WHERE cm.message_id = d.message_id
+			RETURNING cm.campaign, cm.envelopes AS after, cm.envelopes - sign * d.k AS before)
+		INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
+		SELECT u.campaign, 'm', '', false, false, '', s_shard,
+			sum(CASE WHEN u.after > 0 AND u.before <= 0 THEN 1 WHEN u.after <= 0 AND u.before > 0 THEN -1 ELSE 0 END)
+		FROM u GROUP BY 1
+		HAVING sum(CASE WHEN u.after > 0 AND u.before <= 0 THEN 1 WHEN u.after <= 0 AND u.before > 0 THEN -1 ELSE 0 END) <> 0
+		ORDER BY 1
+		ON CONFLICT (campaign, kind, state, holdout, deferred, label, shard) DO UPDATE SET n = campaign_tallies.n + excluded.n;
+	END
+	$f$`,
 	`CREATE OR REPLACE FUNCTION kadenz_ctally_envelopes_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
+	DECLARE
+		rows kadenz_tally_env[];
 	BEGIN
 		IF current_setting('kadenz.accept_tallied', true) = 'on' THEN
 			RETURN NULL; -- counted by the accept (queueAcceptCampaignTallies)
 		END IF;
-		PERFORM kadenz_ctally_envelopes(1, ARRAY(SELECT ROW(n.id, n.message_id, n.state, n.data)::kadenz_tally_env FROM new_rows n));
+		rows := ARRAY(SELECT ROW(n.id, n.message_id, n.state, n.data)::kadenz_tally_env FROM new_rows n);
+		PERFORM kadenz_ctally_envelopes(1, rows);
+		PERFORM kadenz_ctally_message_counts(1, rows);
 		RETURN NULL;
 	END
 	$f$`,
 	`CREATE OR REPLACE FUNCTION kadenz_ctally_envelopes_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
+	DECLARE
+		rows kadenz_tally_env[];
 	BEGIN
-		PERFORM kadenz_ctally_envelopes(-1, ARRAY(SELECT ROW(o.id, o.message_id, o.state, o.data)::kadenz_tally_env FROM old_rows o));
+		rows := ARRAY(SELECT ROW(o.id, o.message_id, o.state, o.data)::kadenz_tally_env FROM old_rows o);
+		PERFORM kadenz_ctally_envelopes(-1, rows);
+		PERFORM kadenz_ctally_message_counts(-1, rows);
 		RETURN NULL;
 	END
 	$f$`,
@@ -233,15 +258,23 @@ var campaignsFunctions = []string{
 			FROM unnest(msgs) c JOIN envelopes e ON e.message_id = c.message_id LEFT JOIN decisions d ON d.envelope_id = e.id));
 	END
 	$f$`,
-	`CREATE OR REPLACE FUNCTION kadenz_ctally_messages_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
+	`CREATE OR REPLACE FUNCTION kadenz_ctally_messages_insert() RETURNS trigger
+	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	DECLARE
+		s_shard INT := kadenz_tally_shard();
 	BEGIN
-		INSERT INTO campaign_messages (campaign, message_id, subject)
-			SELECT c.campaign, n.id, c.subject FROM new_rows n CROSS JOIN LATERAL kadenz_campaign_of(n.data) c
-			WHERE c.campaign IS NOT NULL ORDER BY 1, 2
-			ON CONFLICT (campaign, message_id) DO UPDATE SET subject = excluded.subject;
 		IF current_setting('kadenz.accept_tallied', true) = 'on' THEN
-			RETURN NULL; -- a new message has no envelopes yet
+			RETURN NULL; -- listed and counted by the accept (queueAcceptCampaignTallies)
 		END IF;
+		WITH ins AS (
+			INSERT INTO campaign_messages (message_id, campaign, subject, envelopes)
+			SELECT n.id, c.campaign, c.subject, (SELECT count(*) FROM envelopes e WHERE e.message_id = n.id)
+			FROM new_rows n CROSS JOIN LATERAL kadenz_campaign_of(n.data) c
+			WHERE c.campaign IS NOT NULL ORDER BY 1
+			RETURNING campaign, envelopes)
+		INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
+		SELECT ins.campaign, 'm', '', false, false, '', s_shard, count(*) FROM ins WHERE ins.envelopes > 0 GROUP BY 1 ORDER BY 1
+		ON CONFLICT (campaign, kind, state, holdout, deferred, label, shard) DO UPDATE SET n = campaign_tallies.n + excluded.n;
 		PERFORM kadenz_ctally_messages(1, ARRAY(SELECT ROW(n.id, NULL, c.campaign)::kadenz_tally_class
 			FROM new_rows n CROSS JOIN LATERAL kadenz_campaign_of(n.data) c WHERE c.campaign IS NOT NULL));
 		RETURN NULL;
@@ -249,9 +282,15 @@ var campaignsFunctions = []string{
 	$f$`,
 	`CREATE OR REPLACE FUNCTION kadenz_ctally_messages_delete() RETURNS trigger
 	LANGUAGE plpgsql SET enable_seqscan = off AS $f$
+	DECLARE
+		s_shard INT := kadenz_tally_shard();
 	BEGIN
-		DELETE FROM campaign_messages cm USING old_rows o CROSS JOIN LATERAL kadenz_campaign_of(o.data) c
-			WHERE cm.campaign = c.campaign AND cm.message_id = o.id;
+		WITH del AS (
+			DELETE FROM campaign_messages cm USING old_rows o WHERE cm.message_id = o.id
+			RETURNING cm.campaign, cm.envelopes)
+		INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
+		SELECT del.campaign, 'm', '', false, false, '', s_shard, -count(*) FROM del WHERE del.envelopes > 0 GROUP BY 1 ORDER BY 1
+		ON CONFLICT (campaign, kind, state, holdout, deferred, label, shard) DO UPDATE SET n = campaign_tallies.n + excluded.n;
 		PERFORM kadenz_ctally_messages(-1, ARRAY(SELECT ROW(o.id, c.campaign, NULL)::kadenz_tally_class
 			FROM old_rows o CROSS JOIN LATERAL kadenz_campaign_of(o.data) c WHERE c.campaign IS NOT NULL));
 		RETURN NULL;
@@ -281,9 +320,12 @@ var campaignsTriggers = []string{
 
 // campaignsBackfill lists and counts what the database holds already.
 var campaignsBackfill = []string{
-	`INSERT INTO campaign_messages (campaign, message_id, subject)
-		SELECT c.campaign, m.id, c.subject FROM messages m CROSS JOIN LATERAL kadenz_campaign_of(m.data) c
+	`INSERT INTO campaign_messages (message_id, campaign, subject, envelopes)
+		SELECT m.id, c.campaign, c.subject, (SELECT count(*) FROM envelopes e WHERE e.message_id = m.id)
+		FROM messages m CROSS JOIN LATERAL kadenz_campaign_of(m.data) c
 		WHERE c.campaign IS NOT NULL ON CONFLICT DO NOTHING`,
+	`INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
+		SELECT campaign, 'm', '', false, false, '', 0, count(*) FROM campaign_messages WHERE envelopes > 0 GROUP BY 1`,
 	`WITH x AS MATERIALIZED (
 			SELECT (kadenz_campaign_of(m.data)).campaign AS campaign, e.state,
 				coalesce((convert_from(e.data, 'UTF8')::jsonb->>'holdout')::boolean, false) AS holdout, d.records
@@ -305,7 +347,7 @@ var campaignsBackfill = []string{
 // campaign, as queueAcceptTallies counts them by hour: after its flag,
 // which keeps the insert triggers off them.
 func queueAcceptCampaignTallies(b *pgx.Batch, msg store.Message, envs []store.Envelope) {
-	campaign, _ := store.CampaignOf(msg.Features)
+	campaign, subject := store.CampaignOf(msg.Features)
 	if campaign == "" {
 		return
 	}
@@ -322,15 +364,21 @@ func queueAcceptCampaignTallies(b *pgx.Batch, msg store.Message, envs []store.En
 		holdouts []bool
 		ns       []int64
 	)
+	kinds := []string{"m"} // the message, which has its envelopes
+	states, holdouts, ns = append(states, ""), append(holdouts, false), append(ns, 1)
 	for k, n := range counts {
-		states, holdouts, ns = append(states, k.state), append(holdouts, k.holdout), append(ns, n)
+		kinds, states, holdouts, ns = append(kinds, "e"), append(states, k.state), append(holdouts, k.holdout), append(ns, n)
 	}
 	b.Queue(`INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
-		SELECT $1, 'e', u.state, u.holdout, false, '', kadenz_tally_shard(), u.n
-		FROM unnest($2::text[], $3::boolean[], $4::bigint[]) AS u(state, holdout, n)
-		ORDER BY 3, 4
+		SELECT $1, u.kind, u.state, u.holdout, false, '', kadenz_tally_shard(), u.n
+		FROM unnest($2::text[], $3::text[], $4::boolean[], $5::bigint[]) AS u(kind, state, holdout, n)
+		ORDER BY 2, 3, 4
 		ON CONFLICT (campaign, kind, state, holdout, deferred, label, shard) DO UPDATE SET n = campaign_tallies.n + excluded.n`,
-		campaign, states, holdouts, ns)
+		campaign, kinds, states, holdouts, ns)
+	// A message ID that exists already fails the accept at the messages
+	// insert that follows, with its own error.
+	b.Queue(`INSERT INTO campaign_messages (message_id, campaign, subject, envelopes) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		msg.ID, campaign, subject, len(envs))
 }
 
 // readCampaign reads one campaign's kept tallies in tx.
@@ -356,23 +404,19 @@ func readCampaign(ctx context.Context, tx pgx.Tx, name string) (store.CampaignTa
 			t.Envelopes = append(t.Envelopes, store.CampaignEnvelopeTally{State: store.State(state), Holdout: holdout, Deferred: deferred, N: int(n)})
 		case "r":
 			t.Reasons = append(t.Reasons, store.CampaignReasonTally{Reason: label, N: int(n)})
+		case "m":
+			t.Messages = int(n)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return t, false, err
 	}
-	if len(t.Envelopes) == 0 && len(t.Reasons) == 0 {
+	if len(t.Envelopes) == 0 && len(t.Reasons) == 0 && t.Messages == 0 {
 		return t, false, nil
 	}
-	err = tx.QueryRow(ctx, `SELECT count(*) FROM campaign_messages cm
-		WHERE cm.campaign = $1 AND EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = cm.message_id)`, name).Scan(&t.Messages)
-	if err != nil {
-		return t, false, err
-	}
-	err = tx.QueryRow(ctx, `SELECT cm.subject FROM campaign_messages cm
-		WHERE cm.campaign = $1 AND cm.subject <> '' AND EXISTS (SELECT 1 FROM envelopes e WHERE e.message_id = cm.message_id)
-		ORDER BY cm.message_id DESC LIMIT 1`, name).Scan(&t.Subject)
+	err = tx.QueryRow(ctx, `SELECT subject FROM campaign_messages
+		WHERE campaign = $1 AND subject <> '' AND envelopes > 0 ORDER BY message_id DESC LIMIT 1`, name).Scan(&t.Subject)
 	if err != nil && err != pgx.ErrNoRows {
 		return t, false, err
 	}
@@ -454,7 +498,9 @@ func (s *Store) CampaignTallies(after string, limit int) ([]store.CampaignTally,
 }
 
 // CampaignEnvelopes is one page of a campaign's envelopes, read through
-// campaign_messages and the envelopes' index by message in one snapshot.
+// campaign_messages and the envelopes' index by message in one snapshot:
+// the campaign's messages, latest first, a page's worth at a time, then
+// their envelopes.
 func (s *Store) CampaignEnvelopes(name, before string, limit int) (store.CampaignPage, error) {
 	if limit <= 0 {
 		limit = int(^uint32(0) >> 1)
@@ -465,48 +511,81 @@ func (s *Store) CampaignEnvelopes(name, before string, limit int) (store.Campaig
 	var p store.CampaignPage
 	err := s.read(func(ctx context.Context, tx pgx.Tx) error {
 		p = store.CampaignPage{}
-		rows, err := tx.Query(ctx, `SELECT e.id, e.data, m.data, d.records FROM campaign_messages cm
-			JOIN envelopes e ON e.message_id = cm.message_id
-			JOIN messages m ON m.id = cm.message_id
-			LEFT JOIN decisions d ON d.envelope_id = e.id
-			WHERE cm.campaign = $1 AND ($2 = '' OR cm.message_id < $3 OR (cm.message_id = $3 AND e.id < $2))
-			ORDER BY cm.message_id DESC, e.id DESC LIMIT $4`, name, before, store.EnvelopeMessageID(before), limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var m *store.Message
-		for rows.Next() {
-			var id string
-			var ed, md, recs []byte
-			if err := rows.Scan(&id, &ed, &md, &recs); err != nil {
-				return err
-			}
-			if len(p.Records) == limit {
-				p.Next = p.Records[len(p.Records)-1].Envelope.ID
-				break
-			}
-			var rec store.EnvelopeRecord
-			if err := json.Unmarshal(ed, &rec.Envelope); err != nil {
-				return fmt.Errorf("envelope %s: %w", id, err)
-			}
-			if m == nil || m.ID != rec.Envelope.MessageID {
-				var msg store.Message
-				if err := json.Unmarshal(md, &msg); err != nil {
+		var ids []string
+		// The message of before first, from the envelope after before on.
+		upTo, inclusive := store.EnvelopeMessageID(before), before != ""
+		for {
+			if inclusive {
+				ids, inclusive = []string{upTo}, false
+			} else {
+				rows, err := tx.Query(ctx, `SELECT message_id FROM campaign_messages
+					WHERE campaign = $1 AND ($2 = '' OR message_id < $2) ORDER BY message_id DESC LIMIT $3`, name, upTo, min(limit+1, 1000))
+				if err != nil {
 					return err
 				}
-				m = &msg
+				if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+					return err
+				}
+				if len(ids) == 0 {
+					return nil
+				}
 			}
-			rec.Message = m
-			rec.Decisions = recordsArray(recs)
-			p.Records = append(p.Records, rec)
+			done, err := s.campaignPageOf(ctx, tx, &p, name, ids, before, limit)
+			if err != nil || done {
+				return err
+			}
+			upTo, before = ids[len(ids)-1], "" // before bounds its own message's envelopes only
 		}
-		return rows.Err()
 	})
 	if err != nil {
 		return store.CampaignPage{}, fmt.Errorf("store: postgres: campaign envelopes: %w", err)
 	}
 	return p, nil
+}
+
+// campaignPageOf adds the envelopes of messages ids (in that order, each
+// highest envelope ID first, below before if set) to p until it holds
+// limit; done when the page is full.
+func (s *Store) campaignPageOf(ctx context.Context, tx pgx.Tx, p *store.CampaignPage, name string, ids []string, before string, limit int) (done bool, err error) {
+	rows, err := tx.Query(ctx, `SELECT e.id, e.data, m.data, d.records
+		FROM unnest($1::text[]) WITH ORDINALITY u(message_id, ord)
+			JOIN campaign_messages cm ON cm.message_id = u.message_id AND cm.campaign = $2
+			JOIN envelopes e ON e.message_id = u.message_id
+			JOIN messages m ON m.id = u.message_id
+			LEFT JOIN decisions d ON d.envelope_id = e.id
+		WHERE $3 = '' OR e.id < $3
+		ORDER BY u.ord, e.id DESC LIMIT $4`, ids, name, before, limit+1-len(p.Records))
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	var m *store.Message
+	for rows.Next() {
+		var id string
+		var ed, md, recs []byte
+		if err := rows.Scan(&id, &ed, &md, &recs); err != nil {
+			return false, err
+		}
+		if len(p.Records) == limit {
+			p.Next = p.Records[len(p.Records)-1].Envelope.ID
+			return true, nil
+		}
+		var rec store.EnvelopeRecord
+		if err := json.Unmarshal(ed, &rec.Envelope); err != nil {
+			return false, fmt.Errorf("envelope %s: %w", id, err)
+		}
+		if m == nil || m.ID != rec.Envelope.MessageID {
+			var msg store.Message
+			if err := json.Unmarshal(md, &msg); err != nil {
+				return false, err
+			}
+			m = &msg
+		}
+		rec.Message = m
+		rec.Decisions = recordsArray(recs)
+		p.Records = append(p.Records, rec)
+	}
+	return false, rows.Err()
 }
 
 // walkCampaignEnvelopes pages a campaign's envelopes from a walk of all

@@ -3,7 +3,10 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"reflect"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -112,5 +115,91 @@ func dropCampaignTallies(t *testing.T, conn *pgx.Conn) {
 		if _, err := conn.Exec(context.Background(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
+	}
+}
+
+// What a campaign report and a campaign's page cost on PostgreSQL: the
+// kept campaign tallies and one page of 500 envelopes, against the walk of
+// every envelope they replace, over one campaign of one-recipient messages
+// (20,000 unless KADENZ_BENCH_N says otherwise; bench/campaign.sh's shape),
+// a quarter of them decided.
+//
+//	KADENZ_BENCH_N=100000 go test -run '^$' -bench CampaignRead -benchtime 5x -timeout 30m ./store/postgres/
+func BenchmarkCampaignRead(b *testing.B) {
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("KADENZ_BENCH_N")); err == nil && v > 0 {
+		n = v
+	}
+	url := freshURL(b)
+	s := open(b, url, postgres.Options{Node: "bench"})
+	features := []byte(`{"campaign":"winter-sale","subject":"Winter sale"}`)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				id := fmt.Sprintf("f%07d", i)
+				if _, err := s.AcceptWith(store.Message{ID: id, Class: "marketing", Features: features}, []byte("x"),
+					[]string{fmt.Sprintf("r%d@example.test", i)}, t0, func(_ int, e *store.Envelope) { e.State, e.Due = store.StateHeld, t0 }); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var ds []store.Decided
+	for i := range n / 4 {
+		rcpt := fmt.Sprintf("r%d@example.test", i)
+		r, err := s.LoadRecipient(rcpt)
+		if err != nil || len(r.Held) != 1 {
+			b.Fatalf("%s: %v %v", rcpt, r.Held, err)
+		}
+		e := r.Held[0]
+		e.State = store.StateQueued
+		ds = append(ds, store.Decided{Recipient: rcpt, Envelopes: []store.Envelope{e},
+			Records: map[string][]byte{e.ID: []byte(`{"action":"release","reasons":["fresh"]}`)}})
+	}
+	for len(ds) > 0 {
+		k := min(len(ds), 512)
+		for _, err := range s.ApplyDecisionsAll(ds[:k]) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		ds = ds[k:]
+	}
+	for _, c := range []struct {
+		name string
+		read func() (int, error)
+	}{
+		{"kept", func() (int, error) {
+			t, _, err := s.CampaignTally("winter-sale")
+			if err != nil {
+				return 0, err
+			}
+			p, err := s.CampaignEnvelopes("winter-sale", "", 500)
+			if len(p.Records) != 500 {
+				return 0, fmt.Errorf("a page of %d", len(p.Records))
+			}
+			return t.Messages, err
+		}},
+		{"walk", func() (int, error) {
+			all, err := store.WalkCampaignTallies(s)
+			if err != nil || all["winter-sale"] == nil {
+				return 0, err
+			}
+			return all["winter-sale"].Messages, nil
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				if m, err := c.read(); err != nil || m != n {
+					b.Fatalf("%d messages, want %d: %v", m, n, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/read")
+		})
 	}
 }
