@@ -133,9 +133,9 @@ var campaignsFunctions = []string{
 	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
 	BEGIN
 		PERFORM kadenz_ctally_apply(ARRAY(
-			SELECT ROW(sign, (kadenz_campaign_of(m.data)).campaign, r.state,
+			SELECT ROW(sign, cm.campaign, r.state,
 				coalesce((convert_from(r.data, 'UTF8')::jsonb->>'holdout')::boolean, false), d.records)::kadenz_ctally_change
-			FROM unnest(rows) r JOIN messages m ON m.id = r.message_id LEFT JOIN decisions d ON d.envelope_id = r.id));
+			FROM unnest(rows) r JOIN campaign_messages cm ON cm.message_id = r.message_id LEFT JOIN decisions d ON d.envelope_id = r.id));
 	END
 	$f$`,
 	// Envelope rows inserted or deleted move their messages' counts in
@@ -182,8 +182,12 @@ var campaignsFunctions = []string{
 		RETURN NULL;
 	END
 	$f$`,
-	// One envelope updated: only a move of its state or holdout flag moves
-	// it (its campaign and records are those of other tables).
+	// One envelope updated (a claim, an outcome, a decision): only a move
+	// of its state or holdout flag moves it, its campaign and records being
+	// those of other tables. Scalar lookups (the campaign from
+	// campaign_messages, no JSON of the message) and two upserts, planned
+	// once per session; the reasons only when mail enters or leaves
+	// suppressed.
 	`CREATE OR REPLACE FUNCTION kadenz_ctally_envelopes_update() RETURNS trigger
 	LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $f$
 	DECLARE
@@ -192,21 +196,46 @@ var campaignsFunctions = []string{
 		oc TEXT;
 		nc TEXT;
 		recs BYTEA;
+		def BOOLEAN;
+		act TEXT;
+		rs TEXT[];
+		sh INT;
 	BEGIN
 		IF OLD.state = NEW.state AND oh = nh AND OLD.message_id = NEW.message_id THEN
 			RETURN NULL;
 		END IF;
-		SELECT (kadenz_campaign_of(m.data)).campaign INTO oc FROM messages m WHERE m.id = OLD.message_id;
+		SELECT cm.campaign INTO oc FROM campaign_messages cm WHERE cm.message_id = OLD.message_id;
 		nc := oc;
 		IF NEW.message_id <> OLD.message_id THEN
-			SELECT (kadenz_campaign_of(m.data)).campaign INTO nc FROM messages m WHERE m.id = NEW.message_id;
+			SELECT cm.campaign INTO nc FROM campaign_messages cm WHERE cm.message_id = NEW.message_id;
 		END IF;
 		IF oc IS NULL AND nc IS NULL THEN
 			RETURN NULL; -- mail without a campaign
 		END IF;
 		SELECT d.records INTO recs FROM decisions d WHERE d.envelope_id = NEW.id;
-		PERFORM kadenz_ctally_apply(ARRAY[ROW(-1, oc, OLD.state, oh, recs)::kadenz_ctally_change,
-			ROW(1, nc, NEW.state, nh, recs)::kadenz_ctally_change]);
+		def := kadenz_records_deferred(recs);
+		sh := kadenz_tally_shard();
+		IF oc IS NOT NULL THEN
+			INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
+				VALUES (oc, 'e', OLD.state, oh, def, '', sh, -1)
+				ON CONFLICT (campaign, kind, state, holdout, deferred, label, shard) DO UPDATE SET n = campaign_tallies.n + excluded.n;
+		END IF;
+		IF nc IS NOT NULL THEN
+			INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
+				VALUES (nc, 'e', NEW.state, nh, def, '', sh, 1)
+				ON CONFLICT (campaign, kind, state, holdout, deferred, label, shard) DO UPDATE SET n = campaign_tallies.n + excluded.n;
+		END IF;
+		IF (OLD.state = 'suppressed') <> (NEW.state = 'suppressed') OR (NEW.state = 'suppressed' AND oc IS DISTINCT FROM nc) THEN
+			SELECT x.action, x.reasons INTO act, rs FROM kadenz_last_decision(recs) x;
+			IF act IS NOT NULL AND cardinality(rs) > 0 THEN
+				INSERT INTO campaign_tallies (campaign, kind, state, holdout, deferred, label, shard, n)
+					SELECT v.campaign, 'r', '', false, false, coalesce(r, ''), sh, sum(v.sg)
+					FROM unnest(rs) r CROSS JOIN (VALUES (oc, -1, OLD.state), (nc, 1, NEW.state)) v(campaign, sg, st)
+					WHERE v.st = 'suppressed' AND v.campaign IS NOT NULL
+					GROUP BY 1, 6 HAVING sum(v.sg) <> 0 ORDER BY 1, 6
+					ON CONFLICT (campaign, kind, state, holdout, deferred, label, shard) DO UPDATE SET n = campaign_tallies.n + excluded.n;
+			END IF;
+		END IF;
 		RETURN NULL;
 	END
 	$f$`,
@@ -218,9 +247,8 @@ var campaignsFunctions = []string{
 		PERFORM kadenz_ctally_apply(ARRAY(
 			WITH c AS (SELECT * FROM unnest(ch)),
 			env AS MATERIALIZED (
-				SELECT e.id, e.state, coalesce((convert_from(e.data, 'UTF8')::jsonb->>'holdout')::boolean, false) AS holdout,
-					(kadenz_campaign_of(m.data)).campaign AS campaign
-				FROM envelopes e JOIN messages m ON m.id = e.message_id WHERE e.id IN (SELECT envelope_id FROM c))
+				SELECT e.id, e.state, coalesce((convert_from(e.data, 'UTF8')::jsonb->>'holdout')::boolean, false) AS holdout, cm.campaign
+				FROM envelopes e JOIN campaign_messages cm ON cm.message_id = e.message_id WHERE e.id IN (SELECT envelope_id FROM c))
 			SELECT ROW(s.sign, e.campaign, e.state, e.holdout, CASE WHEN s.sign > 0 THEN c.records_after ELSE c.records_before END)::kadenz_ctally_change
 			FROM c JOIN env e ON e.id = c.envelope_id CROSS JOIN (VALUES (1), (-1)) s(sign)
 			WHERE e.campaign IS NOT NULL));
