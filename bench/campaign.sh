@@ -10,8 +10,9 @@
 #   3. While it decides, the admin reads an operator would make are timed:
 #      GET /v1/queue?state=held, /v1/stats, /ui/ (overview), /metrics; and,
 #      with READS=all, also a recipient's profile (/v1/profiles/ADDR and
-#      /ui/recipients/ADDR), the campaign's report (/v1/campaigns/NAME/report)
-#      and the campaigns page (/ui/campaigns).
+#      /ui/recipients/ADDR), the campaign's report (/v1/campaigns/NAME/report),
+#      the campaigns page (/ui/campaigns) and the campaign's page
+#      (/ui/campaigns/NAME).
 #   4. Throughout, the relay's RSS (VmRSS and RssAnon) is sampled every
 #      second; the peaks and the database size are reported.
 #
@@ -185,6 +186,7 @@ while :; do
 		if [ "${READS:-1}" = all ]; then
 			r="$r profile=$(time_get /v1/profiles/r0000007@example.test) ui-recipient=$(time_get /ui/recipients/r0000007@example.test)"
 			r="$r report=$(time_get /v1/campaigns/winter-sale/report) ui-campaigns=$(time_get /ui/campaigns)"
+			r="$r ui-campaign=$(time_get /ui/campaigns/winter-sale)"
 		fi
 		reads+=("$r")
 	else

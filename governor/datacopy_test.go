@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -42,7 +43,11 @@ func TestDBCopy(t *testing.T) {
 		if m.prep == nil {
 			m.prep = func(int, *store.Envelope) {}
 		}
-		if _, err := src.AcceptWith(store.Message{ID: m.id, HeaderID: m.id + "@example.test", Received: t0}, []byte("Subject: "+m.id+"\r\n\r\nhi\r\n"), m.rcpts, t0, m.prep); err != nil {
+		var features []byte
+		if m.id == "m1" {
+			features = []byte(`{"campaign":"Winter","subject":"Boots"}`)
+		}
+		if _, err := src.AcceptWith(store.Message{ID: m.id, HeaderID: m.id + "@example.test", Received: t0, Features: features}, []byte("Subject: "+m.id+"\r\n\r\nhi\r\n"), m.rcpts, t0, m.prep); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -64,6 +69,10 @@ func TestDBCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	logKey, _ := src.PseudonymKey("log")
+	winter, _, err := src.CampaignTally("Winter")
+	if err != nil || winter.Messages != 1 || len(winter.Reasons) != 0 {
+		t.Fatalf("the source's campaign tallies: %+v %v", winter, err)
+	}
 	src.Close()
 
 	var out bytes.Buffer
@@ -96,6 +105,10 @@ func TestDBCopy(t *testing.T) {
 	}
 	if s, _ := dst.SuspendedCampaigns(); len(s) != 1 {
 		t.Errorf("campaigns %v", s)
+	}
+	// The campaign tallies are the copy's own, counted as it was written.
+	if got, ok, err := dst.CampaignTally("Winter"); err != nil || !ok || !reflect.DeepEqual(got, winter) {
+		t.Errorf("copied campaign tallies %+v (%v %v), the source's %+v", got, ok, err, winter)
 	}
 	// The erased recipient: still suppressed, still forgotten, her event
 	// still a duplicate, found through the copied secret.

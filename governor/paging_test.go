@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"kadenz/governor/admin/api"
+	"kadenz/store"
 )
 
 // getLinked fetches path with the test token and returns the body and the
@@ -224,5 +225,45 @@ func TestProfilePagesThroughLinks(t *testing.T) {
 	html = u.page(strings.ReplaceAll(link[1], "&amp;", "&"))
 	if strings.Contains(html, `id="next-envelopes"`) || intByID(t, html, "total") != n {
 		t.Errorf("the second recipient page links a third, or counts %d envelopes (want %d)", intByID(t, html, "total"), n)
+	}
+}
+
+// The campaigns page lists 100 campaigns, by name, with a link to the
+// next page; the pages make up every campaign once.
+func TestDashboardCampaignsPageThrough(t *testing.T) {
+	c := &clock{t: monday10}
+	cfg := governedConfig(t, "")
+	cfg.Admin.Listen = "127.0.0.1:0"
+	r := startRelayAt(t, cfg, c)
+	const n = 103
+	for i := range n {
+		msg := store.Message{ID: fmt.Sprintf("k%04d", i), From: "shop@example.test", Received: monday10, Class: "marketing",
+			Features: []byte(fmt.Sprintf(`{"campaign":"c%03d","subject":"Sale %d"}`, i, i))}
+		if _, err := r.DB().Accept(msg, []byte("Subject: x\r\n\r\nx\r\n"), []string{"ann@example.test"}, monday10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u := newUIClient(t, r)
+	rowID := regexp.MustCompile(`<tr id="c-(c[0-9]+)">`)
+	var names []string
+	html := u.page("/ui/campaigns")
+	for page := 0; ; page++ {
+		if page > 2 {
+			t.Fatal("the campaigns pages do not end")
+		}
+		for _, m := range rowID.FindAllStringSubmatch(html, -1) {
+			names = append(names, m[1])
+		}
+		next := regexp.MustCompile(`id="next-campaigns" href="([^"]+)"`).FindStringSubmatch(html)
+		if next == nil {
+			break
+		}
+		if len(names) != 100 {
+			t.Fatalf("the first page lists %d campaigns, want 100", len(names))
+		}
+		html = u.page(strings.ReplaceAll(next[1], "&amp;", "&"))
+	}
+	if len(names) != n || !slices.IsSorted(names) || names[0] != "c000" || names[n-1] != fmt.Sprintf("c%03d", n-1) {
+		t.Errorf("the pages list %d campaigns (%v ... ), want %d in order", len(names), names[:min(3, len(names))], n)
 	}
 }

@@ -556,7 +556,7 @@ func TestProfileStatsAndCampaignReport(t *testing.T) {
 	var applied map[string]int
 	adminJSON(t, r, http.MethodPost, "/v1/events", map[string]string{"kind": "click", "envelope_id": ann.ID}, &applied)
 	adminJSON(t, r, http.MethodGet, "/v1/campaigns/summer/report", nil, &rep)
-	if e := rep.Engagement; e.Remembered != 1 || e.Clicked != 1 || e.Opened != 1 || e.Replied != 0 {
+	if e := rep.Engagement; e.Sampled != 1 || e.Remembered != 1 || e.Clicked != 1 || e.Opened != 1 || e.Replied != 0 {
 		t.Errorf("campaign engagement after a click: %+v", e)
 	}
 

@@ -140,6 +140,17 @@ type Reads interface {
 	// It must equal WalkTallies and cost what the period's hours hold, not
 	// what its envelopes do (bbolt keeps the counts on every commit).
 	Tallies(since, until time.Time) (Tallies, error)
+	// CampaignTally is one campaign's counts (campaigntallies.go), ok false
+	// when none of its mail is stored; CampaignTallies those of up to limit
+	// campaigns named after after, by name. Both must equal
+	// WalkCampaignTallies and cost what the campaigns' counts hold, not
+	// what their envelopes do.
+	CampaignTally(name string) (t CampaignTally, ok bool, err error)
+	CampaignTallies(after string, limit int) ([]CampaignTally, error)
+	// CampaignEnvelopes is one page of a campaign's envelopes, the latest
+	// message first (CampaignPage): up to limit after the envelope before
+	// ("": from the latest). It costs what the page holds.
+	CampaignEnvelopes(name, before string, limit int) (CampaignPage, error)
 	HasBody(messageID string) (bool, error)
 }
 

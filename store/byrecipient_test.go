@@ -40,17 +40,19 @@ func TestRecipientIndexBuiltForAnOlderFile(t *testing.T) {
 }
 
 // reopenAsVersion makes the closed file at path look as an older release
-// wrote it (schema version, without the bucket that version lacked) and
+// wrote it (schema version, without the buckets that version lacked) and
 // opens it again, so that Open upgrades it.
-func reopenAsVersion(t *testing.T, path, version string, lacked []byte) *DB {
+func reopenAsVersion(t *testing.T, path, version string, lacked ...[]byte) *DB {
 	t.Helper()
 	b, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(lacked); err != nil {
-			return err
+		for _, name := range lacked {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte(version))
 	})

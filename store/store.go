@@ -59,7 +59,12 @@ import (
 // builds the index, in the same walk as the tallies for older files. An
 // older kadenz must refuse the file: it could not read its records and would
 // hand a compressed body to the smarthost as it is stored.
-const SchemaVersion = 6
+//
+// Version 7 keeps tallies per campaign and a list of each campaign's
+// messages (campaigntallies.go); the upgrade builds them with the hourly
+// tallies, in one walk. An older kadenz must refuse the file: it would
+// write without moving them.
+const SchemaVersion = 7
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
@@ -71,7 +76,8 @@ var upgrades = map[string]func(*bolt.Tx) error{
 	},
 	"3": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // initSchema creates the new buckets
 	"4": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // version 5 keeps tallies (tallies.go)
-	"5": buildRecipientIndex,                                                                       // version 6 indexes envelopes by recipient (byrecipient.go)
+	"5": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // version 6 indexes envelopes by recipient (byrecipient.go)
+	"6": buildTallies,                                                                              // version 7 keeps campaign tallies, built with the hourly ones (campaigntallies.go)
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
@@ -141,7 +147,8 @@ var allBuckets = [][]byte{bucketMeta, bucketMessages, bucketBodies, bucketEnvelo
 	bucketInflight, bucketHeldByRecipient, bucketProfiles, bucketDecisions, bucketHeaderIDs,
 	bucketReview, bucketCounters,
 	bucketSuppressions, bucketEventIDs, bucketMailboxes,
-	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks, bucketTallies, bucketByRecipient}
+	bucketForgotten, bucketSuspended, bucketBodyParts, bucketBodyChunks, bucketTallies, bucketByRecipient,
+	bucketCampaignTallies, bucketCampaignMessages}
 
 // ErrNotFound is returned for an unknown message or envelope ID.
 var ErrNotFound = errors.New("not found")

@@ -141,6 +141,11 @@ type contribution struct {
 	holdout bool
 	action  string
 	reasons []string
+	// campaign (of the message's features) and deferred (any record
+	// deferred the envelope) are what the campaign tallies add
+	// (campaigntallies.go).
+	campaign string
+	deferred bool
 }
 
 func (c contribution) envelopeKey() envelopeTallyKey {
@@ -171,10 +176,12 @@ type tallyDelta struct {
 	envelopes map[envelopeTallyKey]int
 	reasons   map[reasonTallyKey]int
 	messages  map[messageTallyKey]int
+	campaigns *campaignDelta
 }
 
 func newTallyDelta() *tallyDelta {
-	return &tallyDelta{envelopes: map[envelopeTallyKey]int{}, reasons: map[reasonTallyKey]int{}, messages: map[messageTallyKey]int{}}
+	return &tallyDelta{envelopes: map[envelopeTallyKey]int{}, reasons: map[reasonTallyKey]int{}, messages: map[messageTallyKey]int{},
+		campaigns: newCampaignDelta()}
 }
 
 // add counts c sign times (1 to add, -1 to take away).
@@ -186,6 +193,7 @@ func (d *tallyDelta) add(c contribution, sign int) {
 	for _, r := range c.reasons {
 		d.reasons[reasonTallyKey{c.hour, c.state, r}] += sign
 	}
+	d.campaigns.add(c, sign)
 }
 
 // addMessage counts a message of class whose envelopes are in hour.

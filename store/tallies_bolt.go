@@ -57,9 +57,14 @@ func (k messageTallyKey) bytes() []byte {
 type tallyKeeper struct {
 	mu  sync.Mutex
 	txs map[*bolt.Tx]*txTallies
-	// classes caches message ID -> class: a campaign's envelopes share one
-	// message, and a message's class never changes.
-	classes map[string]string
+	// classes caches message ID -> class, campaign and subject: a
+	// campaign's envelopes share one message, and a message never changes.
+	classes map[string]messageInfo
+}
+
+// messageInfo is what the tallies read of a message.
+type messageInfo struct {
+	class, campaign, subject string
 }
 
 // maxCachedClasses bounds the class cache; it is emptied when full.
@@ -90,22 +95,24 @@ type writtenEnvelope struct {
 }
 
 // writtenRecords is an envelope's last decision record as last written:
-// nil when its records were deleted.
+// nil when its records were deleted; deferred says whether any of its
+// records, the earlier ones included, deferred it.
 type writtenRecords struct {
-	last []byte
+	last     []byte
+	deferred bool
 }
 
 type messageCount struct {
 	counted bool
 	hour    int64
-	class   string
+	messageInfo
 }
 
 // openTallies maps each open bbolt file to its keeper, as openCounts does.
 var openTallies sync.Map // *bolt.DB -> *tallyKeeper
 
 func (db *DB) startTallies() {
-	openTallies.Store(db.bolt, &tallyKeeper{txs: map[*bolt.Tx]*txTallies{}, classes: map[string]string{}})
+	openTallies.Store(db.bolt, &tallyKeeper{txs: map[*bolt.Tx]*txTallies{}, classes: map[string]messageInfo{}})
 }
 
 func (db *DB) stopTallies() { openTallies.Delete(db.bolt) }
@@ -195,9 +202,20 @@ func noteWritten(tx *bolt.Tx, id string, e *Envelope) {
 // noteRecords records the last decision record tx wrote for an envelope
 // it touched first (nil: its records were deleted).
 func noteRecords(tx *bolt.Tx, id string, last []byte) {
-	if k := keeperOf(tx); k != nil {
-		k.touched(tx).records[id] = writtenRecords{last: last}
+	k := keeperOf(tx)
+	if k == nil {
+		return
 	}
+	t := k.touched(tx)
+	w := writtenRecords{last: last}
+	if last != nil {
+		prev, noted := t.records[id]
+		if !noted {
+			prev.deferred = t.envelopes[id].deferred // touched before its records were written
+		}
+		w.deferred = prev.deferred || recordDefers(last)
+	}
+	t.records[id] = w
 }
 
 // contributionOf is what e, as stored in tx, counts (nothing for nil).
@@ -205,14 +223,16 @@ func (k *tallyKeeper) contributionOf(tx *bolt.Tx, e *Envelope) (contribution, er
 	if e == nil {
 		return contribution{}, nil
 	}
-	class, err := k.classOf(tx, e.MessageID)
+	info, err := k.infoOf(tx, e.MessageID)
 	if err != nil {
 		return contribution{}, err
 	}
-	c := contribution{ok: true, hour: hourOf(e.Created), state: e.State, class: class, holdout: e.Holdout}
-	if action, reasons, ok := lastDecision(tx.Bucket(bucketDecisions).Get([]byte(e.ID))); ok {
+	c := contribution{ok: true, hour: hourOf(e.Created), state: e.State, class: info.class, holdout: e.Holdout, campaign: info.campaign}
+	records := tx.Bucket(bucketDecisions).Get([]byte(e.ID))
+	if action, reasons, ok := lastDecision(records); ok {
 		c.action, c.reasons = action, reasons
 	}
+	c.deferred = deferredIn(records)
 	return c, nil
 }
 
@@ -228,42 +248,44 @@ func (k *tallyKeeper) messageCountOf(tx *bolt.Tx, messageID string) (messageCoun
 	if err := decodeEnvelope(v, &e); err != nil {
 		return messageCount{}, fmt.Errorf("envelope %s: %w", key, err)
 	}
-	class, err := k.classOf(tx, messageID)
-	return messageCount{counted: true, hour: hourOf(e.Created), class: class}, err
+	info, err := k.infoOf(tx, messageID)
+	return messageCount{counted: true, hour: hourOf(e.Created), messageInfo: info}, err
 }
 
-func (k *tallyKeeper) classOf(tx *bolt.Tx, messageID string) (string, error) {
+func (k *tallyKeeper) infoOf(tx *bolt.Tx, messageID string) (messageInfo, error) {
 	k.mu.Lock()
-	class, ok := k.classes[messageID]
+	info, ok := k.classes[messageID]
 	k.mu.Unlock()
 	if ok {
-		return class, nil
+		return info, nil
 	}
-	class, err := messageClass(tx, messageID)
+	info, err := readMessageInfo(tx, messageID)
 	if err != nil {
-		return "", err
+		return info, err
 	}
 	k.mu.Lock()
 	if len(k.classes) >= maxCachedClasses {
 		clear(k.classes)
 	}
-	k.classes[messageID] = class
+	k.classes[messageID] = info
 	k.mu.Unlock()
-	return class, nil
+	return info, nil
 }
 
-// messageClass reads a message's class; "" for a message that is gone,
-// as a record walk would never meet it.
-func messageClass(tx *bolt.Tx, messageID string) (string, error) {
+// readMessageInfo reads a message's class, campaign and subject; nothing
+// for a message that is gone, as a record walk would never meet it.
+func readMessageInfo(tx *bolt.Tx, messageID string) (messageInfo, error) {
 	v := tx.Bucket(bucketMessages).Get([]byte(messageID))
 	if v == nil {
-		return "", nil
+		return messageInfo{}, nil
 	}
-	class, err := messageClassOf(v)
-	if err != nil {
-		return "", fmt.Errorf("message %s: %w", messageID, err)
+	var m Message
+	if err := decodeMessage(v, &m); err != nil {
+		return messageInfo{}, fmt.Errorf("message %s: %w", messageID, err)
 	}
-	return class, nil
+	info := messageInfo{class: m.Class}
+	info.campaign, info.subject = CampaignOf(m.Features)
+	return info, nil
 }
 
 // flushTallies writes what tx's changes did to the tallies. The committer
@@ -305,9 +327,11 @@ func (db *DB) flushTallies(tx *bolt.Tx) error {
 		}
 		if before.counted {
 			d.addMessage(before.hour, before.class, -1)
+			d.campaigns.addMessage(before.campaign, id, before.subject, -1)
 		}
 		if after.counted {
 			d.addMessage(after.hour, after.class, 1)
+			d.campaigns.addMessage(after.campaign, id, after.subject, 1)
 		}
 	}
 	return d.write(tx)
@@ -331,11 +355,11 @@ func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bu
 	if w.deleted {
 		return contribution{}, nil
 	}
-	class, err := k.classOf(tx, w.messageID)
+	info, err := k.infoOf(tx, w.messageID)
 	if err != nil {
 		return contribution{}, err
 	}
-	c := contribution{ok: true, hour: hourOf(w.created), state: w.state, class: class, holdout: w.holdout}
+	c := contribution{ok: true, hour: hourOf(w.created), state: w.state, class: info.class, holdout: w.holdout, campaign: info.campaign}
 	var action string
 	var reasons []string
 	var ok bool
@@ -343,8 +367,11 @@ func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bu
 		if r.last != nil {
 			action, reasons, ok = decisionSummary(r.last)
 		}
+		c.deferred = r.deferred
 	} else {
-		action, reasons, ok = lastDecision(tx.Bucket(bucketDecisions).Get([]byte(id)))
+		records := tx.Bucket(bucketDecisions).Get([]byte(id))
+		action, reasons, ok = lastDecision(records)
+		c.deferred = deferredIn(records)
 	}
 	if ok {
 		c.action, c.reasons = action, reasons
@@ -353,7 +380,8 @@ func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bu
 }
 
 func sameContribution(a, b contribution) bool {
-	return a.ok == b.ok && a.envelopeKey() == b.envelopeKey() && slicesEqual(a.reasons, b.reasons)
+	return a.ok == b.ok && a.envelopeKey() == b.envelopeKey() && slicesEqual(a.reasons, b.reasons) &&
+		a.campaign == b.campaign && a.deferred == b.deferred
 }
 
 func slicesEqual(a, b []string) bool {
@@ -399,7 +427,7 @@ func (d *tallyDelta) write(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return nil
+	return d.campaigns.write(tx)
 }
 
 // buildTallies counts every stored envelope afresh into bucketTallies:
@@ -414,7 +442,17 @@ func buildTallies(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucket(bucketTallies); err != nil {
 		return err
 	}
-	k := &tallyKeeper{classes: map[string]string{}}
+	for _, name := range [][]byte{bucketCampaignTallies, bucketCampaignMessages} {
+		if tx.Bucket(name) != nil {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	k := &tallyKeeper{classes: map[string]messageInfo{}}
 	d := newTallyDelta()
 	lastMsg := ""
 	decisions := tx.Bucket(bucketDecisions)
@@ -424,18 +462,21 @@ func buildTallies(tx *bolt.Tx) error {
 		if err := decodeEnvelope(v, &e); err != nil {
 			return fmt.Errorf("envelope %s: %w", key, err)
 		}
-		class, err := k.classOf(tx, e.MessageID)
+		info, err := k.infoOf(tx, e.MessageID)
 		if err != nil {
 			return err
 		}
 		h := hourOf(e.Created)
-		ct := contribution{ok: true, hour: h, state: e.State, class: class, holdout: e.Holdout}
-		if action, reasons, ok := lastDecision(decisions.Get(key)); ok {
+		ct := contribution{ok: true, hour: h, state: e.State, class: info.class, holdout: e.Holdout, campaign: info.campaign}
+		records := decisions.Get(key)
+		if action, reasons, ok := lastDecision(records); ok {
 			ct.action, ct.reasons = action, reasons
 		}
+		ct.deferred = deferredIn(records)
 		d.add(ct, 1)
 		if e.MessageID != lastMsg {
-			d.addMessage(h, class, 1)
+			d.addMessage(h, info.class, 1)
+			d.campaigns.addMessage(info.campaign, e.MessageID, info.subject, 1)
 			lastMsg = e.MessageID
 		}
 	}

@@ -332,8 +332,8 @@ func printCampaignReport(w io.Writer, v *api.CampaignReport) {
 	}
 	tw.Flush()
 	e := v.Engagement
-	fmt.Fprintf(w, "\nengagement on released governed mail (%d still in recipients' histories): %d opened, %d clicked, %d replied\n",
-		e.Remembered, e.Opened, e.Clicked, e.Replied)
+	fmt.Fprintf(w, "\nengagement on the latest released governed mail (%d looked up, %d still in recipients' histories): %d opened, %d clicked, %d replied\n",
+		e.Sampled, e.Remembered, e.Opened, e.Clicked, e.Replied)
 	if len(v.SuppressedBy) > 0 {
 		fmt.Fprintln(w, "\nsuppressed by reason:")
 		keys := make([]string, 0, len(v.SuppressedBy))

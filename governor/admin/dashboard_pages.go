@@ -383,18 +383,33 @@ func sortedCounts(m map[string]int) []countKV {
 	return out
 }
 
+// campaignsPage bounds the campaigns /ui/campaigns lists: a page, in
+// order of name, with a link to the next.
+const campaignsPage = 100
+
+type campaignsList struct {
+	Campaigns []*api.CampaignReport
+	// After is the campaign the page starts after ("" on the first page),
+	// Next the link to the next page ("" on the last).
+	After, Next string
+}
+
 func (d *dashboard) handleCampaigns(w http.ResponseWriter, req *http.Request, s *uiSession) {
-	reps, err := d.a.campaignReports("")
+	after := req.URL.Query().Get("after")
+	tallies, err := d.a.db.CampaignTallies(after, campaignsPage+1)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	list := make([]*api.CampaignReport, 0, len(reps))
-	for _, rep := range reps {
-		list = append(list, rep)
+	l := campaignsList{After: after}
+	for i, t := range tallies {
+		if i == campaignsPage {
+			l.Next = "/ui/campaigns?after=" + url.QueryEscape(tallies[i-1].Campaign)
+			break
+		}
+		l.Campaigns = append(l.Campaigns, reportOf(t))
 	}
-	slices.SortFunc(list, func(a, b *api.CampaignReport) int { return strings.Compare(a.Campaign, b.Campaign) })
-	d.render(w, http.StatusOK, "campaigns", pageData{Title: "Campaigns", Nav: "campaigns", CSRF: s.csrf, Body: list})
+	d.render(w, http.StatusOK, "campaigns", pageData{Title: "Campaigns", Nav: "campaigns", CSRF: s.csrf, Body: l})
 }
 
 type campaignPage struct {
@@ -417,72 +432,50 @@ type campaignPage struct {
 // with a link to the next.
 const campaignEnvelopes = 500
 
+// handleCampaign shows a campaign's counts, from the store's campaign
+// tallies, and one page of its envelopes, newest first, read through the
+// store's list of the campaign's messages: what it reads is the page, not
+// the campaign.
 func (d *dashboard) handleCampaign(w http.ResponseWriter, req *http.Request, s *uiSession) {
 	name := req.PathValue("name")
-	reps, err := d.a.campaignReports(name)
+	t, ok, err := d.a.db.CampaignTally(name)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	rep, ok := reps[name]
 	if !ok {
 		d.fail(w, req, s, http.StatusNotFound, fmt.Sprintf("No mail of campaign “%s” is stored.", name))
 		return
 	}
-	envs, err := d.campaignEnvelopes(name)
+	rep := reportOf(t)
+	after := req.URL.Query().Get("after")
+	page, err := d.a.db.CampaignEnvelopes(name, after, campaignEnvelopes)
 	if err != nil {
 		d.fail(w, req, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), Envelopes: envs, Suspended: d.a.engine.IsSuspended(name)}
-	for _, e := range envs {
+	p := campaignPage{Report: rep, Reasons: sortedCounts(rep.SuppressedBy), After: after, Suspended: d.a.engine.IsSuspended(name)}
+	for _, e := range t.Envelopes {
 		switch e.State {
-		case string(store.StateReview):
-			p.InReview++
-		case string(store.StateHeld):
-			p.Held++
+		case store.StateReview:
+			p.InReview += e.N
+		case store.StateHeld:
+			p.Held += e.N
 		}
 	}
-	p.Done = campaignDone[req.URL.Query().Get("done")] // only known words are shown
-	// A page of campaignEnvelopes, newest first, after the envelope named
-	// by after (the report walks them all anyway: the page bounds what is
-	// drawn, not what is read).
-	if after := req.URL.Query().Get("after"); after != "" {
-		i := slices.IndexFunc(envs, func(e api.QueueEntry) bool { return e.ID == after })
-		if i < 0 {
-			d.fail(w, req, s, http.StatusBadRequest, fmt.Sprintf("envelope %q is not one of the campaign's: start from the first page", after))
-			return
-		}
-		p.Envelopes, p.After = envs[i+1:], after
-	}
-	if len(p.Envelopes) > campaignEnvelopes {
-		p.Envelopes = p.Envelopes[:campaignEnvelopes]
-		p.Next = "/ui/campaigns/" + url.PathEscape(name) + "?after=" + url.QueryEscape(p.Envelopes[len(p.Envelopes)-1].ID)
-	}
-	p.Chart = barChart(p.Reasons, "reason")
-	d.render(w, http.StatusOK, "campaign", pageData{Title: "Campaign " + name, Nav: "campaigns", CSRF: s.csrf, Body: p})
-}
-
-// campaignEnvelopes lists a campaign's envelopes, newest first, in one
-// walk of the store (the queue listing's per-state walks with a read per
-// envelope took 0.9 s for 10,000 envelopes, this 0.09-0.2 s).
-func (d *dashboard) campaignEnvelopes(name string) ([]api.QueueEntry, error) {
-	var out []api.QueueEntry
-	campaigns := campaignCache{}
-	err := d.a.db.Records(func(rec store.EnvelopeRecord) bool {
-		c := campaigns.of(rec.Message)
-		if c != name {
-			return true
-		}
-		q := api.QueueEntry{Envelope: apiEnvelope(rec.Envelope), Campaign: c}
-		if sum := summarise(rec.Decisions); sum.last != nil {
+	for _, r := range page.Records {
+		q := api.QueueEntry{Envelope: apiEnvelope(r.Envelope), Campaign: name}
+		if sum := summarise(r.Decisions); sum.last != nil {
 			q.LastAction = sum.last.Action
 		}
-		out = append(out, q)
-		return true
-	})
-	slices.Reverse(out)
-	return out, err
+		p.Envelopes = append(p.Envelopes, q)
+	}
+	if page.Next != "" {
+		p.Next = "/ui/campaigns/" + url.PathEscape(name) + "?after=" + url.QueryEscape(page.Next)
+	}
+	p.Done = campaignDone[req.URL.Query().Get("done")] // only known words are shown
+	p.Chart = barChart(p.Reasons, "reason")
+	d.render(w, http.StatusOK, "campaign", pageData{Title: "Campaign " + name, Nav: "campaigns", CSRF: s.csrf, Body: p})
 }
 
 // campaignDone words what a campaign-wide action did, for the page it

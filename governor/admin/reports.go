@@ -17,9 +17,9 @@ import (
 )
 
 // The operator API beyond explain: metrics, config status, a recipient's
-// profile, erasure (forget), statistics and campaign reports. Reports walk
-// the envelopes in the store: fine for an operator's question, not for a
-// dashboard polling every second (that is what /metrics is for).
+// profile, erasure (forget), statistics and campaign reports. Statistics
+// and campaign reports read counts the store keeps as it writes (tallies),
+// so they cost what a period's hours or a campaign's counts hold.
 
 // registerOperationRoutes adds this file's routes to the admin mux.
 func (a *Server) registerOperationRoutes(mux *http.ServeMux) {
@@ -278,12 +278,11 @@ func (a *Server) stats(since, until time.Time) (api.Stats, error) {
 
 func (a *Server) handleCampaignReport(w http.ResponseWriter, req *http.Request) {
 	name := req.PathValue("name")
-	reps, err := a.campaignReports(name)
+	rep, ok, err := a.campaignReport(name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	rep, ok := reps[name]
 	if !ok {
 		http.Error(w, fmt.Sprintf("no mail of campaign %q is stored", name), http.StatusNotFound)
 		return
@@ -291,112 +290,94 @@ func (a *Server) handleCampaignReport(w http.ResponseWriter, req *http.Request) 
 	writeJSON(w, rep)
 }
 
-// campaignReports walks the stored envelopes once and reports on the
-// campaign named only, or on every campaign when only is empty. Mail
-// without a campaign is left out.
-func (a *Server) campaignReports(only string) (map[string]*api.CampaignReport, error) {
-	reps := map[string]*api.CampaignReport{}
-	campaigns := campaignCache{}
-	histories := map[string]map[string]scoring.Release{}
-	lastMsg := ""
-	// Released governed envelopes, whose engagement is looked up in their
-	// recipients' profiles after the walk: a read inside the walk's read
-	// transaction would be a second one in the same goroutine, which waits
-	// behind a commit that grows the file while that commit waits for the
-	// walk to end (bbolt's remap): the relay stopped deciding that way
-	// while a report ran during a campaign.
-	type releasedEnvelope struct {
-		rep *api.CampaignReport
-		e   store.Envelope
+// engagementPage bounds the envelopes a campaign report reads for its
+// engagement: the campaign's latest, one page of the dashboard's list.
+const engagementPage = 500
+
+// campaignReport reports on one campaign from the store's campaign
+// tallies, and on the engagement with the released governed mail among
+// its latest engagementPage envelopes (Engagement.Sampled): a report costs
+// a read of the campaign's counts and of one page, not a walk of every
+// envelope. ok is false when none of its mail is stored.
+func (a *Server) campaignReport(name string) (*api.CampaignReport, bool, error) {
+	t, ok, err := a.db.CampaignTally(name)
+	if err != nil || !ok {
+		return nil, ok, err
 	}
-	var released []releasedEnvelope
-	err := a.db.Records(func(rec store.EnvelopeRecord) bool {
-		c := campaigns.of(rec.Message)
-		if c == "" || (only != "" && c != only) {
-			return true
+	rep := reportOf(t)
+	page, err := a.db.CampaignEnvelopes(name, "", engagementPage)
+	if err != nil {
+		return rep, true, err
+	}
+	// The profiles are read after the page's read transaction has ended:
+	// a read inside it would be a second one in the same goroutine, which
+	// waits behind a commit that grows the file while that commit waits
+	// for the first read to end (bbolt's remap).
+	histories := map[string]map[string]scoring.Release{}
+	for _, r := range page.Records {
+		e := r.Envelope
+		if e.Holdout || !releasedState(e.State) {
+			continue
 		}
-		rep := reps[c]
-		if rep == nil {
-			rep = &api.CampaignReport{Campaign: c, SuppressedBy: map[string]int{}}
-			reps[c] = rep
-			lastMsg = ""
+		rep.Engagement.Sampled++
+		rel, ok, err := a.releaseOf(histories, e)
+		if err != nil {
+			return rep, true, err
 		}
-		e := rec.Envelope
-		rep.Envelopes++
-		if e.MessageID != lastMsg {
-			rep.Messages++
-			lastMsg = e.MessageID
-			if subject := subjectOf(rec.Message); subject != "" {
-				rep.Subject = subject // messages come in order of arrival: the latest wins
-			}
+		if ok {
+			rep.Engagement.Remembered++
+			rep.Engagement.Opened += b2i(rel.Opened)
+			rep.Engagement.Clicked += b2i(rel.Clicked)
+			rep.Engagement.Replied += b2i(rel.Replied)
 		}
+	}
+	return rep, true, nil
+}
+
+// releasedState says whether an envelope in state s counts as released
+// in a campaign report: not waiting for a decision or a person, not
+// suppressed, not refused after its release.
+func releasedState(s store.State) bool {
+	switch s {
+	case store.StateHeld, store.StateReview, store.StateSuppressed, store.StateFailed:
+		return false
+	}
+	return true
+}
+
+// reportOf turns a campaign's tallies into its report, without the
+// engagement. Mail waiting for a person (review) counts as held; failed
+// mail was released, then refused, and counts apart from the released.
+func reportOf(t store.CampaignTally) *api.CampaignReport {
+	rep := &api.CampaignReport{Campaign: t.Campaign, Subject: t.Subject, Messages: t.Messages, SuppressedBy: map[string]int{}}
+	for _, e := range t.Envelopes {
+		rep.Envelopes += e.N
 		g := &rep.Governed
 		if e.Holdout {
 			g = &rep.Holdout
 		}
-		g.Envelopes++
-		s := summarise(rec.Decisions)
+		g.Envelopes += e.N
 		switch e.State {
-		case store.StateHeld, store.StateReview: // review waits for a person
-			g.Held++
+		case store.StateHeld, store.StateReview:
+			g.Held += e.N
 		case store.StateSuppressed:
-			g.Suppressed++
-			if s.last != nil {
-				for _, reason := range s.last.Reasons {
-					rep.SuppressedBy[reason]++
-				}
-			}
-		case store.StateFailed: // released, then refused: counted apart below
-		default:
-			g.Released++
-			if !e.Holdout {
-				released = append(released, releasedEnvelope{rep, e})
-			}
-		}
-		if s.deferred {
-			g.Deferred++
-		}
-		switch e.State {
-		case store.StateDelivered:
-			g.Delivered++
+			g.Suppressed += e.N
 		case store.StateFailed:
-			g.Failed++
+			g.Failed += e.N
+		default:
+			g.Released += e.N
 		}
-		return true
-	})
-	if err != nil {
-		return reps, err
-	}
-	for _, r := range released {
-		rel, ok, err := a.releaseOf(histories, r.e)
-		if err != nil {
-			return reps, err
+		if e.State == store.StateDelivered {
+			g.Delivered += e.N
 		}
-		if ok {
-			r.rep.Engagement.Remembered++
-			r.rep.Engagement.Opened += b2i(rel.Opened)
-			r.rep.Engagement.Clicked += b2i(rel.Clicked)
-			r.rep.Engagement.Replied += b2i(rel.Replied)
+		if e.Deferred {
+			g.Deferred += e.N
 		}
 	}
-	return reps, nil
-}
-
-// campaignCache maps message IDs to their campaign, reading each
-// message's features once during a walk over envelope records.
-type campaignCache map[string]string
-
-func (c campaignCache) of(m *store.Message) string {
-	name, ok := c[m.ID]
-	if !ok {
-		var f struct {
-			Campaign string `json:"campaign"`
-		}
-		json.Unmarshal(m.Features, &f) // no features: no campaign
-		name = f.Campaign
-		c[m.ID] = name
+	for _, r := range t.Reasons {
+		rep.SuppressedBy[r.Reason] += r.N
 	}
-	return name
+	return rep
 }
 
 // releaseOf finds an envelope's entry in its recipient's release history,

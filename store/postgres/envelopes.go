@@ -120,6 +120,7 @@ func (s *Store) AcceptWith(msg store.Message, body []byte, rcpts []string, now t
 		b := &pgx.Batch{}
 		if s.keptTallies {
 			queueAcceptTallies(b, msg, envs)
+			queueAcceptCampaignTallies(b, msg, envs)
 		}
 		b.Queue(`INSERT INTO messages (id, header_id, data) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`, msg.ID, headerID, msgJSON).
 			Exec(func(ct pgconn.CommandTag) error {

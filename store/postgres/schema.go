@@ -46,6 +46,12 @@ import (
 // n), the per-hour counts of statistics and the overview, and the
 // triggers that keep it (tallies.go); on CockroachDB only the table.
 //
+// Version 3 adds campaign_tallies(campaign, kind, state, holdout,
+// deferred, label, shard, n) and campaign_messages(campaign, message_id,
+// subject), what campaign reports and a campaign's page of envelopes read,
+// with the triggers that keep them (campaigns.go); on CockroachDB only the
+// tables.
+//
 // envelopes.lane is the schedule an envelope is in, NULL when final:
 // 'x' express mail waiting for delivery, 'q' other mail waiting for
 // delivery (queued or deferred), 'h' held, 'r' review, 'd' being
@@ -92,6 +98,7 @@ var migrations = []struct {
 		`CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires BIGINT NOT NULL)`,
 	}, nil},
 	{"tallies per hour kept by triggers (tallies.go)", []string{talliesTable}, talliesMigration()},
+	{"campaign tallies and campaign message lists kept by triggers (campaigns.go)", campaignsTables, campaignsMigration()},
 }
 
 // SchemaVersion is the schema this code reads and writes.

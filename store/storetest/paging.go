@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,4 +198,93 @@ func testRecipientPages(t *testing.T, b Backend) {
 	s.Close()
 	s = open(t, b, dir)
 	check("reopened")
+}
+
+// testCampaignPages pages through a campaign's envelopes two and three at a
+// time and checks that the pages put together are all of them, the latest
+// message first and each message's envelopes by ID, highest first, with
+// their messages and records; mail of another campaign and without one is
+// left out, and an erased envelope leaves the list.
+func testCampaignPages(t *testing.T, b Backend) {
+	s := fresh(t, b)
+	rcpts := []string{"ann@example.test", "bob@example.test", "cid@example.test"}
+	for i := range 7 {
+		features := `{"campaign":"spring"}`
+		switch i % 3 {
+		case 1:
+			features = `{"campaign":"fall"}`
+		case 2:
+			if i == 5 {
+				features = `{"subject":"no campaign"}`
+			}
+		}
+		msg := store.Message{ID: fmt.Sprintf("c%d", i), From: "shop@example.test", Received: t0, Class: "marketing", Features: []byte(features)}
+		if _, err := s.AcceptWith(msg, []byte("Subject: x\r\n\r\nbody\r\n"), rcpts[:1+i%3], t0, held(t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ApplyDecisions(store.Decided{Recipient: "ann@example.test", Envelopes: []store.Envelope{}, Records: map[string][]byte{"c3-1": []byte(`{"action":"defer"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	want := func() []string {
+		var out []string
+		s.Records(func(r store.EnvelopeRecord) bool {
+			if c, _ := store.CampaignOf(r.Message.Features); c == "spring" {
+				out = append(out, r.Envelope.ID)
+			}
+			return true
+		})
+		slices.SortFunc(out, func(a, b string) int {
+			if ma, mb := store.EnvelopeMessageID(a), store.EnvelopeMessageID(b); ma != mb {
+				return strings.Compare(mb, ma)
+			}
+			return strings.Compare(b, a)
+		})
+		return out
+	}
+	check := func(what string) {
+		t.Helper()
+		whole := want()
+		if len(whole) < 4 {
+			t.Fatalf("%s: too few envelopes to page through: %v", what, whole)
+		}
+		for _, size := range []int{2, 3} {
+			var paged []string
+			before := ""
+			for page := 0; ; page++ {
+				if page > len(whole) {
+					t.Fatalf("%s: the pages do not end: %v", what, paged)
+				}
+				p, err := s.CampaignEnvelopes("spring", before, size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range p.Records {
+					paged = append(paged, r.Envelope.ID)
+					if r.Message == nil || r.Message.ID != r.Envelope.MessageID {
+						t.Fatalf("%s: %s comes with message %+v", what, r.Envelope.ID, r.Message)
+					}
+					if r.Envelope.ID == "c3-1" && !strings.Contains(string(r.Decisions), "defer") {
+						t.Fatalf("%s: c3-1 comes without its record: %q", what, r.Decisions)
+					}
+				}
+				if p.Next == "" {
+					break
+				}
+				before = p.Next
+			}
+			if !slices.Equal(paged, whole) {
+				t.Fatalf("%s: pages of %d give %v, want %v", what, size, paged, whole)
+			}
+		}
+	}
+	check("as accepted")
+	if _, err := s.Forget("cid@example.test", t0, store.ForgetRules{Keep: func(store.Envelope, store.Message) bool { return false },
+		HardStop: func([]byte) bool { return false }}); err != nil {
+		t.Fatal(err)
+	}
+	check("after an erasure")
+	if p, err := s.CampaignEnvelopes("summer", "", 5); err != nil || len(p.Records) != 0 || p.Next != "" {
+		t.Fatalf("a campaign never sent: %+v, %v", p, err)
+	}
 }

@@ -81,6 +81,7 @@ func Run(t *testing.T, b Backend) {
 		{"StatePages", testStatePages},
 		{"SuppressionPages", testSuppressionPages},
 		{"RecipientPages", testRecipientPages},
+		{"CampaignPages", testCampaignPages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

@@ -207,10 +207,13 @@ type CampaignReport struct {
 // Engagement counts opens, clicks and replies (from the events API and the
 // feedback mailboxes) on released governed mail. Engagement is recorded in
 // the recipient's release history, which remembers a bounded number of
-// recent releases, so Remembered says how many of the released envelopes
-// could still be looked up; holdout mail is not in that history and is
-// not counted here.
+// recent releases. A report looks up the released governed envelopes among
+// the campaign's latest 500 (Sampled of them), so that it costs a page,
+// not a walk of the campaign; Remembered says how many of those could
+// still be looked up. Holdout mail is not in that history and is not
+// counted here.
 type Engagement struct {
+	Sampled    int `json:"sampled"`
 	Remembered int `json:"remembered"`
 	Opened     int `json:"opened"`
 	Clicked    int `json:"clicked"`
