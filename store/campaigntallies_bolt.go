@@ -45,19 +45,7 @@ func campaignMessagesKey(campaign string) []byte { return []byte(campaign + "\x0
 // and out of their campaign's list.
 func (d *campaignDelta) write(tx *bolt.Tx) error {
 	b := tx.Bucket(bucketCampaignTallies)
-	add := func(key []byte, n int) error {
-		if n == 0 {
-			return nil
-		}
-		var have int64
-		if v := b.Get(key); len(v) == 8 {
-			have = int64(binary.BigEndian.Uint64(v))
-		}
-		if have += int64(n); have == 0 {
-			return b.Delete(key)
-		}
-		return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(have)))
-	}
+	add := func(key []byte, n int) error { return addCount(b, key, n) }
 	for k, n := range d.envelopes {
 		if err := add(k.bytes(), n); err != nil {
 			return err

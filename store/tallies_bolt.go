@@ -396,22 +396,27 @@ func slicesEqual(a, b []string) bool {
 	return true
 }
 
+// addCount adds n to the count kept at key in b, a big-endian int64;
+// a count that comes to zero is deleted, so a bucket of counts holds only
+// what is not zero. Both the hourly and the campaign tallies keep theirs so.
+func addCount(b *bolt.Bucket, key []byte, n int) error {
+	if n == 0 {
+		return nil
+	}
+	var have int64
+	if v := b.Get(key); len(v) == 8 {
+		have = int64(binary.BigEndian.Uint64(v))
+	}
+	if have += int64(n); have == 0 {
+		return b.Delete(key)
+	}
+	return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(have)))
+}
+
 // write adds the delta to the kept tallies.
 func (d *tallyDelta) write(tx *bolt.Tx) error {
 	b := tx.Bucket(bucketTallies)
-	add := func(key []byte, n int) error {
-		if n == 0 {
-			return nil
-		}
-		var have int64
-		if v := b.Get(key); len(v) == 8 {
-			have = int64(binary.BigEndian.Uint64(v))
-		}
-		if have += int64(n); have == 0 {
-			return b.Delete(key)
-		}
-		return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(have)))
-	}
+	add := func(key []byte, n int) error { return addCount(b, key, n) }
 	for k, n := range d.envelopes {
 		if err := add(k.bytes(), n); err != nil {
 			return err

@@ -326,25 +326,7 @@ var campaignsFunctions = []string{
 	$f$`,
 }
 
-var campaignsTriggers = []string{
-	`CREATE TRIGGER kadenz_ctally_envelopes_insert AFTER INSERT ON envelopes
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_ctally_envelopes_insert()`,
-	`CREATE TRIGGER kadenz_ctally_envelopes_delete AFTER DELETE ON envelopes
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_ctally_envelopes_delete()`,
-	`CREATE TRIGGER kadenz_ctally_envelopes_update AFTER UPDATE ON envelopes
-		FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.data IS DISTINCT FROM NEW.data)
-		EXECUTE FUNCTION kadenz_ctally_envelopes_update()`,
-	`CREATE TRIGGER kadenz_ctally_decisions_insert AFTER INSERT ON decisions
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_ctally_decisions_insert()`,
-	`CREATE TRIGGER kadenz_ctally_decisions_update AFTER UPDATE ON decisions
-		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_ctally_decisions_update()`,
-	`CREATE TRIGGER kadenz_ctally_decisions_delete AFTER DELETE ON decisions
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_ctally_decisions_delete()`,
-	`CREATE TRIGGER kadenz_ctally_messages_insert AFTER INSERT ON messages
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_ctally_messages_insert()`,
-	`CREATE TRIGGER kadenz_ctally_messages_delete AFTER DELETE ON messages
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_ctally_messages_delete()`,
-}
+var campaignsTriggers = countingTriggers("kadenz_ctally_")
 
 // campaignsBackfill lists and counts what the database holds already.
 var campaignsBackfill = []string{

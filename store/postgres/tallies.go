@@ -465,24 +465,32 @@ var talliesFunctions = []string{
 	$f$`,
 }
 
-var talliesTriggers = []string{
-	`CREATE TRIGGER kadenz_tally_envelopes_insert AFTER INSERT ON envelopes
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_insert()`,
-	`CREATE TRIGGER kadenz_tally_envelopes_delete AFTER DELETE ON envelopes
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_envelopes_delete()`,
-	`CREATE TRIGGER kadenz_tally_envelopes_update AFTER UPDATE ON envelopes
-		FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.data IS DISTINCT FROM NEW.data)
-		EXECUTE FUNCTION kadenz_tally_envelopes_update()`,
-	`CREATE TRIGGER kadenz_tally_decisions_insert AFTER INSERT ON decisions
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_insert()`,
-	`CREATE TRIGGER kadenz_tally_decisions_update AFTER UPDATE ON decisions
-		REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_update()`,
-	`CREATE TRIGGER kadenz_tally_decisions_delete AFTER DELETE ON decisions
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_decisions_delete()`,
-	`CREATE TRIGGER kadenz_tally_messages_insert AFTER INSERT ON messages
-		REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages_insert()`,
-	`CREATE TRIGGER kadenz_tally_messages_delete AFTER DELETE ON messages
-		REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kadenz_tally_messages_delete()`,
+var talliesTriggers = countingTriggers("kadenz_tally_")
+
+// countingTriggers are the eight triggers that keep a set of counts (the
+// hourly tallies, the campaign tallies) in step with the envelopes,
+// decisions and messages tables; each calls the function of its own name,
+// which the set defines: prefix + "envelopes_insert" and so on.
+func countingTriggers(p string) []string {
+	return []string{
+		`CREATE TRIGGER ` + p + `envelopes_insert AFTER INSERT ON envelopes
+			REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + p + `envelopes_insert()`,
+		`CREATE TRIGGER ` + p + `envelopes_delete AFTER DELETE ON envelopes
+			REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + p + `envelopes_delete()`,
+		`CREATE TRIGGER ` + p + `envelopes_update AFTER UPDATE ON envelopes
+			FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.data IS DISTINCT FROM NEW.data)
+			EXECUTE FUNCTION ` + p + `envelopes_update()`,
+		`CREATE TRIGGER ` + p + `decisions_insert AFTER INSERT ON decisions
+			REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + p + `decisions_insert()`,
+		`CREATE TRIGGER ` + p + `decisions_update AFTER UPDATE ON decisions
+			REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + p + `decisions_update()`,
+		`CREATE TRIGGER ` + p + `decisions_delete AFTER DELETE ON decisions
+			REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + p + `decisions_delete()`,
+		`CREATE TRIGGER ` + p + `messages_insert AFTER INSERT ON messages
+			REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + p + `messages_insert()`,
+		`CREATE TRIGGER ` + p + `messages_delete AFTER DELETE ON messages
+			REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + p + `messages_delete()`,
+	}
 }
 
 // talliesBackfill counts what the database holds already, in one pass.
