@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -134,5 +135,100 @@ func TestDiagnoseStops(t *testing.T) {
 	}
 	for _, tab := range sum {
 		tab.Print(os.Stdout)
+	}
+}
+
+// TestDiagnoseInterest screens learners of per-reader interest (interest.go)
+// over seeds and mixes. It only runs when KADENZ_SIM_INTEREST lists the
+// mixes; KADENZ_SIM_DAYS sets the run's length:
+//
+//	KADENZ_SIM_INTEREST="default tolerant" KADENZ_SIM_SEEDS="1 2" KADENZ_SIM_N=1500 KADENZ_SIM_DAYS=28 \
+//	  KADENZ_SIM_WORLD=structured go test -run TestDiagnoseInterest -v -timeout 2h ./governor/sim/
+func TestDiagnoseInterest(t *testing.T) {
+	mixes := strings.Fields(os.Getenv("KADENZ_SIM_INTEREST"))
+	if len(mixes) == 0 {
+		t.Skip("set KADENZ_SIM_INTEREST=<mixes> to screen the interest learners")
+	}
+	seeds := strings.Fields(os.Getenv("KADENZ_SIM_SEEDS"))
+	if len(seeds) == 0 {
+		seeds = []string{"1"}
+	}
+	n, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_N"))
+	days, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_DAYS"))
+	var sum InterestScreen
+	for _, mix := range mixes {
+		for _, s := range seeds {
+			seed, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(Options{Recipients: n, Days: days, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")),
+				Diagnose: true, TempDir: t.TempDir(), Only: []string{PolicyKadenz}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := res.Interest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("%s seed %d:\n", mix, seed)
+			sc.Print(os.Stdout)
+			sum.Add(sc)
+		}
+	}
+	fmt.Println("pooled:")
+	sum.Print(os.Stdout)
+}
+
+// TestInterestScreen checks the screen's bookkeeping on a small run: every
+// release is scored, withholding more never keeps more, and the hidden
+// relevance, scored as itself, correlates perfectly.
+func TestInterestScreen(t *testing.T) {
+	res, err := Run(Options{Recipients: 40, Days: 4, Seed: 5, World: WorldStructured, Diagnose: true, TempDir: t.TempDir(),
+		Only: []string{PolicyKadenz}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := res.Interest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := res.Policy(PolicyKadenz)
+	var rel, clicks, stops int
+	for _, x := range k.Releases {
+		if x.Marketing {
+			rel++
+			if x.Clicked {
+				clicks++
+			}
+			if x.Unsubscribed || x.Complained {
+				stops++
+			}
+		}
+	}
+	if sc.Released != rel || sc.Clicks != clicks || sc.Stops != stops || rel == 0 {
+		t.Fatalf("screen counts %d releases, %d clicks, %d stops; the log has %d, %d, %d", sc.Released, sc.Clicks, sc.Stops, rel, clicks, stops)
+	}
+	if len(sc.Scores) != len(interestScores) {
+		t.Fatalf("%d scores, want %d", len(sc.Scores), len(interestScores))
+	}
+	for _, s := range sc.Scores {
+		for q := range WithholdShares {
+			if s.KeptClicks[q] > clicks || s.KeptStops[q] > stops {
+				t.Errorf("%s: keeps %d clicks, %d stops of %d, %d", s.Name, s.KeptClicks[q], s.KeptStops[q], clicks, stops)
+			}
+			if q > 0 && (s.KeptClicks[q] > s.KeptClicks[q-1] || s.KeptStops[q] > s.KeptStops[q-1]) {
+				t.Errorf("%s: withholding more kept more (%v, %v)", s.Name, s.KeptClicks, s.KeptStops)
+			}
+		}
+	}
+	if c := sc.Scores[len(sc.Scores)-1].Corr; math.Abs(c-1) > 1e-9 {
+		t.Errorf("the oracle's within-reader correlation with itself is %v, want 1", c)
+	}
+	var pooled InterestScreen
+	pooled.Add(sc)
+	pooled.Add(sc)
+	if pooled.Runs != 2 || pooled.Released != 2*rel || pooled.Scores[0].KeptClicks[0] != 2*sc.Scores[0].KeptClicks[0] {
+		t.Errorf("pooling two copies: %d runs, %d releases", pooled.Runs, pooled.Released)
 	}
 }
