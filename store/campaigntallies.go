@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Campaign tallies: what a campaign report and the dashboard's campaign
@@ -69,10 +70,25 @@ func (c *CampaignTally) Sort() {
 }
 
 // CampaignOf reads the campaign and subject of a message's features.
+// Every write of a decision reads them for each envelope it changes, so
+// the features json.Marshal writes (subject and campaign among the first
+// keys, plain strings) are read by campaignPrefix without decoding the
+// rest; anything else, and anything the short reader cannot vouch for,
+// goes to encoding/json as before (FuzzCampaignOf holds them equal on valid
+// JSON). Features are written by json.Marshal and kept under a checksum, so
+// they are valid JSON; on bytes that are not, the short reader answers from
+// a well-formed start where encoding/json would answer nothing.
 func CampaignOf(features []byte) (campaign, subject string) {
 	if len(features) == 0 {
 		return "", ""
 	}
+	if c, s, ok := campaignPrefix(features); ok {
+		return c, s
+	}
+	return campaignOfJSON(features)
+}
+
+func campaignOfJSON(features []byte) (campaign, subject string) {
 	var f struct {
 		Campaign string `json:"campaign"`
 		Subject  string `json:"subject"`
@@ -81,6 +97,90 @@ func CampaignOf(features []byte) (campaign, subject string) {
 		return "", ""
 	}
 	return f.Campaign, f.Subject
+}
+
+// campaignPrefix reads features laid out as json.Marshal lays out
+// scoring.Features: an object whose first keys are, each optional and in
+// this order, "message_id", "subject" and "campaign", with string values
+// free of escapes. It vouches for its answer (ok) only if the rest of the
+// object names neither key again in any spelling encoding/json would match
+// (a key is matched case-insensitively, and the only letters of these two
+// names that fold outside ASCII are none: s folds to U+017F, but "ubject"
+// is still there to find). It does not check that the rest is valid JSON:
+// that check alone cost more than the read it saves.
+func campaignPrefix(b []byte) (campaign, subject string, ok bool) {
+	if len(b) < 2 || b[0] != '{' {
+		return "", "", false
+	}
+	i := 1
+	for _, key := range [...]string{`"message_id":"`, `"subject":"`, `"campaign":"`} {
+		if !bytes.HasPrefix(b[i:], []byte(key)) {
+			continue
+		}
+		start := i + len(key)
+		end := stringEnd(b[start:])
+		if end < 0 {
+			return "", "", false
+		}
+		v := b[start : start+end]
+		if i = start + end + 1; i < len(b) && b[i] == ',' {
+			i++
+		}
+		if key == `"message_id":"` {
+			continue // not read: json.Marshal escapes its < and >
+		}
+		if bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
+			return "", "", false // encoding/json unescapes, and mends bad UTF-8
+		}
+		if key == `"subject":"` {
+			subject = string(v)
+		} else {
+			campaign = string(v)
+		}
+	}
+	rest := b[i:]
+	if namesCampaignKey(rest) {
+		return "", "", false
+	}
+	return campaign, subject, true
+}
+
+// stringEnd is the index of the quote that ends the JSON string whose
+// body starts b, stepping over escapes; -1 if there is none.
+func stringEnd(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// namesCampaignKey says whether any string in b ends in "subject" or
+// "campaign" in any mix of ASCII cases (as a key would, or a value that
+// merely looks like one, which costs only the slower read).
+func namesCampaignKey(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return false
+		}
+		q := i + j
+		switch b[max(q-1, 0)] | 0x20 {
+		case 't':
+			if q >= 6 && bytes.EqualFold(b[q-6:q], []byte("ubject")) {
+				return true
+			}
+		case 'n':
+			if q >= 7 && bytes.EqualFold(b[q-7:q], []byte("ampaign")) {
+				return true
+			}
+		}
+		i = q + 1
+	}
 }
 
 // deferredIn says whether any record of a list deferred the envelope.
