@@ -52,19 +52,7 @@ func TestCampaignTalliesBuiltWhenMigrated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := range n / 2 {
-		rcpt := fmt.Sprintf("r%d@example.test", i)
-		r, err := s.LoadRecipient(rcpt)
-		if err != nil || len(r.Held) != 1 {
-			t.Fatalf("load %s: %v %v", rcpt, r.Held, err)
-		}
-		e := r.Held[0]
-		e.State = store.StateSuppressed
-		if err := s.ApplyDecisions(store.Decided{Recipient: rcpt, Envelopes: []store.Envelope{e},
-			Records: map[string][]byte{e.ID: []byte(`{"action":"suppress","reasons":["fatigue"]}`)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	decideFirst(t, s, n/2, store.StateSuppressed, `{"action":"suppress","reasons":["fatigue"]}`)
 	s.Close()
 
 	// Make it what version 2 left.

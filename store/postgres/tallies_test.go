@@ -51,19 +51,7 @@ func TestTalliesBuiltWhenMigrated(t *testing.T) {
 	acceptN(t, s, "m", n, func(_ int, e *store.Envelope) {
 		e.State, e.Due, e.Holdout = store.StateHeld, t0, e.To == "r3@example.test"
 	})
-	for i := range n / 2 {
-		rcpt := fmt.Sprintf("r%d@example.test", i)
-		r, err := s.LoadRecipient(rcpt)
-		if err != nil || len(r.Held) != 1 {
-			t.Fatalf("load %s: %v %v", rcpt, r.Held, err)
-		}
-		e := r.Held[0]
-		e.State = store.StateQueued
-		if err := s.ApplyDecisions(store.Decided{Recipient: rcpt, Envelopes: []store.Envelope{e},
-			Records: map[string][]byte{e.ID: []byte(`{"action":"release","reasons":["fresh"]}`)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	decideFirst(t, s, n/2, store.StateQueued, `{"action":"release","reasons":["fresh"]}`)
 	s.Close()
 
 	// Make it what version 1 left: no tally table, no triggers.
@@ -211,5 +199,24 @@ func BenchmarkTalliesRead(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/read")
 		})
+	}
+}
+
+// decideFirst decides the one held envelope of each of recipients r0 to
+// r<k-1>: state, with record as its decision record.
+func decideFirst(t *testing.T, s *postgres.Store, k int, state store.State, record string) {
+	t.Helper()
+	for i := range k {
+		rcpt := fmt.Sprintf("r%d@example.test", i)
+		r, err := s.LoadRecipient(rcpt)
+		if err != nil || len(r.Held) != 1 {
+			t.Fatalf("load %s: %v %v", rcpt, r.Held, err)
+		}
+		e := r.Held[0]
+		e.State = state
+		if err := s.ApplyDecisions(store.Decided{Recipient: rcpt, Envelopes: []store.Envelope{e},
+			Records: map[string][]byte{e.ID: []byte(record)}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
