@@ -28,6 +28,9 @@
 #   READS=all    time the profile, campaign report and campaigns page too
 #   PROFILE=S    also take an S-second CPU profile of the decide phase
 #                (bench/out/campaign.decide.pprof; go tool pprof BIN FILE)
+#   TRACE=S      also take an S-second execution trace of the decide phase
+#                (bench/out/campaign.decide.trace; go tool trace FILE, or
+#                go tool trace -pprof=sync FILE for where goroutines waited)
 #   SPACE=1      say what each bucket of the database takes once the
 #                campaign is held and at the end (kadenz db backup, then
 #                kadenz db check on the copy; bbolt only)
@@ -173,6 +176,10 @@ t1="$(now)"
 curl -sf -X POST -H 'Content-Type: application/json' -d '{"advance":"10m"}' "$api/v1/clock" >/dev/null
 if [ -n "${PROFILE:-}" ]; then
 	curl -s -o "$root/bench/out/campaign.decide.pprof" "$api/debug/pprof/profile?seconds=$PROFILE" &
+	pids+=($!)
+fi
+if [ -n "${TRACE:-}" ]; then
+	curl -s -o "$root/bench/out/campaign.decide.trace" "$api/debug/pprof/trace?seconds=$TRACE" &
 	pids+=($!)
 fi
 reads=()

@@ -22,7 +22,7 @@ import (
 
 // maxBatch bounds a transaction's size, so one commit never grows without
 // end: the committer stops gathering at maxBatch functions (the last group
-// it takes may carry it up to twice that).
+// it takes may carry it up to maxGroup beyond).
 const maxBatch = 512
 
 type commitRequest struct {
@@ -36,8 +36,15 @@ func (db *DB) update(fn func(*bolt.Tx) error) error {
 	return db.updateAll([]func(*bolt.Tx) error{fn})[0]
 }
 
+// maxGroup bounds how many functions of one caller go to the committer
+// together, and so share a commit. A decision round is up to 1,024
+// recipients (governor/engine); split at maxBatch it took two commits, each
+// with its pair of fsyncs and its rewrite of the pages every decision
+// touches (counters, tallies, the branch pages of the indexes).
+const maxGroup = 4096
+
 // updateAll runs every fn in one transaction shared as update's are (more
-// than one if there are over maxBatch), and returns each one's error as
+// than one if there are over maxGroup), and returns each one's error as
 // update would, in order. The functions reach the committer together, so a
 // caller with many writes at hand gets one commit for all of them.
 func (db *DB) updateAll(fns []func(*bolt.Tx) error) []error {
@@ -46,7 +53,7 @@ func (db *DB) updateAll(fns []func(*bolt.Tx) error) []error {
 		reqs[i] = &commitRequest{fn: fn, done: make(chan error, 1)}
 	}
 	for rest := reqs; len(rest) > 0; {
-		n := min(len(rest), maxBatch)
+		n := min(len(rest), maxGroup)
 		db.commits <- rest[:n]
 		rest = rest[n:]
 	}

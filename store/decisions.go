@@ -134,22 +134,72 @@ type Decided struct {
 // ApplyDecisions writes a decision round atomically: envelopes, profile
 // and records commit together or not at all.
 func (db *DB) ApplyDecisions(d Decided) error {
-	return db.update(applyDecided(d))
+	return db.update(applyDecided(d, nil))
 }
 
 // ApplyDecisionsAll writes several recipients' rounds, each atomically as
 // ApplyDecisions does, sharing commits: one commit for all of them when it
 // succeeds; a round that fails is rolled back alone and the others still
 // commit. It returns one error per round, in order.
+//
+// What needs no write transaction is done first, in the caller's goroutine:
+// the summaries the tallies read of each record, and the tallies' look-up
+// of each message's class and campaign (a read transaction warms the
+// keeper's cache). Every write waits for the one commit loop; a decision
+// round is written while the engine computes the next one, so work moved
+// from the loop to here runs beside the loop instead of in it.
 func (db *DB) ApplyDecisionsAll(ds []Decided) []error {
+	db.warmMessageInfo(ds)
 	fns := make([]func(*bolt.Tx) error, len(ds))
 	for i := range ds {
-		fns[i] = applyDecided(ds[i])
+		prepared := make(map[string]preparedRecord, len(ds[i].Records))
+		for id, rec := range ds[i].Records {
+			prepared[id] = prepareRecord(rec)
+		}
+		fns[i] = applyDecided(ds[i], prepared)
 	}
 	return db.updateAll(fns)
 }
 
-func applyDecided(d Decided) func(*bolt.Tx) error {
+// preparedRecord is a decision record made ready for its list outside the
+// write: in the form appended (canonicalRecord), or why it cannot be, and
+// what the tallies read of it.
+type preparedRecord struct {
+	canonical []byte
+	err       error
+	summary   recordSummary
+}
+
+func prepareRecord(rec []byte) preparedRecord {
+	c, err := canonicalRecord(rec)
+	return preparedRecord{canonical: c, err: err, summary: summarize(rec)}
+}
+
+// warmMessageInfo reads into the tallies' cache the class and campaign of
+// the messages ds change envelopes of. Messages never change, so what a
+// read transaction sees is what the write will; a message deleted in
+// between is one the cache could already hold from an earlier write.
+func (db *DB) warmMessageInfo(ds []Decided) {
+	k, ok := openTallies.Load(db.bolt)
+	if !ok {
+		return
+	}
+	keeper := k.(*tallyKeeper)
+	_ = db.view(func(tx *bolt.Tx) error {
+		for i := range ds {
+			for j := range ds[i].Envelopes {
+				if _, err := keeper.infoOf(tx, ds[i].Envelopes[j].MessageID); err != nil {
+					return err // the write will meet and report it
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// applyDecided writes one recipient's round; prepared are its records as
+// the caller prepared them (nil: prepared in the write).
+func applyDecided(d Decided, prepared map[string]preparedRecord) func(*bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		for i := range d.Envelopes {
 			old, err := getEnvelope(tx, d.Envelopes[i].ID)
@@ -168,18 +218,27 @@ func applyDecided(d Decided) func(*bolt.Tx) error {
 		if err := addCounters(tx, d.Counters); err != nil {
 			return err
 		}
-		return appendRecords(tx, d.Records)
+		return appendRecords(tx, d.Records, prepared)
 	}
 }
 
-func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
+// appendRecords appends a record to each envelope's list; prepared holds
+// the records the caller prepared already (or nil).
+func appendRecords(tx *bolt.Tx, records map[string][]byte, prepared map[string]preparedRecord) error {
 	b := tx.Bucket(bucketDecisions)
 	for id, rec := range records {
 		if err := touchEnvelope(tx, id, "", nil); err != nil {
 			return err
 		}
-		noteRecords(tx, id, rec)
-		v, err := appendRecord(b.Get([]byte(id)), rec)
+		p, ok := prepared[id]
+		if !ok {
+			p = prepareRecord(rec)
+		}
+		noteRecords(tx, id, rec, p.summary)
+		if p.err != nil {
+			return fmt.Errorf("decisions of %s: %w", id, p.err)
+		}
+		v, err := appendCanonical(b.Get([]byte(id)), p.canonical)
 		if err != nil {
 			return fmt.Errorf("decisions of %s: %w", id, err)
 		}
@@ -195,13 +254,24 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte) error {
 // not decoded and written again record by record: every list in the bucket
 // was written here, so it is already in that form.
 func appendRecord(list, rec []byte) ([]byte, error) {
-	r := rec
-	if !canonicalJSON(rec) { // canonical.go: as Marshal would write it already
-		var err error
-		if r, err = json.Marshal(json.RawMessage(rec)); err != nil { // checks, compacts, escapes
-			return nil, err
-		}
+	r, err := canonicalRecord(rec)
+	if err != nil {
+		return nil, err
 	}
+	return appendCanonical(list, r)
+}
+
+// canonicalRecord is rec compacted and escaped as json.Marshal writes it
+// (rec itself when it is already), or why it is not JSON.
+func canonicalRecord(rec []byte) ([]byte, error) {
+	if canonicalJSON(rec) { // canonical.go: as Marshal would write it already
+		return rec, nil
+	}
+	return json.Marshal(json.RawMessage(rec)) // checks, compacts, escapes
+}
+
+// appendCanonical is appendRecord for a record canonicalRecord returned.
+func appendCanonical(list, r []byte) ([]byte, error) {
 	if len(list) == 0 {
 		list = []byte("[]")
 	}

@@ -263,7 +263,7 @@ func forgetMessage(tx *bolt.Tx, m Message, rep *ForgetReport) error {
 // deleteEnvelope removes an envelope, its index entries and its decisions.
 func deleteEnvelope(tx *bolt.Tx, e *Envelope) error {
 	countStateChange(tx, e.State, "")
-	if err := touchEnvelope(tx, e.ID, e.MessageID, e); err != nil {
+	if err := touchDeleted(tx, e); err != nil {
 		return err
 	}
 	noteWritten(tx, e.ID, nil)
@@ -484,7 +484,7 @@ func (db *DB) PurgeDecisions(before time.Time) (int, error) {
 		if err := touchEnvelope(tx, id, "", nil); err != nil {
 			return err
 		}
-		noteRecords(tx, id, nil)
+		noteRecords(tx, id, nil, recordSummary{})
 		return tx.Bucket(bucketDecisions).Delete([]byte(id))
 	})
 }

@@ -166,7 +166,7 @@ func (db *DB) Transition(ids []string, change Change) ([]Envelope, error) {
 				}
 			}
 			if record != nil {
-				if err := appendRecords(tx, map[string][]byte{id: record}); err != nil {
+				if err := appendRecords(tx, map[string][]byte{id: record}, nil); err != nil {
 					return err
 				}
 			}

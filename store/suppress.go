@@ -523,7 +523,7 @@ func applyChange(tx *bolt.Tx, now time.Time, c *FeedbackChange, pre *precomputed
 		}
 		records[id] = rec
 	}
-	return appendRecords(tx, records)
+	return appendRecords(tx, records, nil)
 }
 
 // PruneEventIDs forgets event IDs first seen before cutoff, and returns how

@@ -96,11 +96,30 @@ type writtenEnvelope struct {
 
 // writtenRecords is an envelope's last decision record as last written:
 // nil when its records were deleted; deferred says whether any of its
-// records, the earlier ones included, deferred it.
+// records, the earlier ones included, deferred it; summary is what the
+// tallies read of last.
 type writtenRecords struct {
 	last     []byte
 	deferred bool
+	summary  recordSummary
 }
+
+// recordSummary is what the tallies read of one decision record
+// (decisionSummary): read once per record written, and for a decision
+// round before the commit loop sees it (ApplyDecisionsAll, prepareRecord),
+// so that the one goroutine every write waits for does not scan it.
+type recordSummary struct {
+	action  string
+	reasons []string
+	ok      bool
+}
+
+func summarize(record []byte) recordSummary {
+	action, reasons, ok := decisionSummary(record)
+	return recordSummary{action, reasons, ok}
+}
+
+func (s recordSummary) defers() bool { return s.ok && s.action == "defer" }
 
 type messageCount struct {
 	counted bool
@@ -146,7 +165,11 @@ func (k *tallyKeeper) forget(tx *bolt.Tx) {
 
 // touchEnvelope notes envelope id's contribution before tx changes it;
 // stored is the envelope as stored (nil: read it from tx, or it is new
-// when absent).
+// when absent). An envelope that is not stored yet is being created, and
+// its message's count is noted too (a message counts once it has an
+// envelope); deleteEnvelope notes it with touchMessage. Any other change
+// (a state, a record) leaves what a message counts as it was, so a
+// decision round does not look up each message's first envelope twice.
 func touchEnvelope(tx *bolt.Tx, id, messageID string, stored *Envelope) error {
 	k := keeperOf(tx)
 	if k == nil {
@@ -165,20 +188,39 @@ func touchEnvelope(tx *bolt.Tx, id, messageID string, stored *Envelope) error {
 			stored = &e
 		}
 	}
-	if stored != nil {
-		messageID = stored.MessageID
-	}
 	c, err := k.contributionOf(tx, stored)
 	if err != nil {
 		return err
 	}
 	t.envelopes[id] = c
-	if _, done := t.messages[messageID]; !done && messageID != "" {
-		m, err := k.messageCountOf(tx, messageID)
-		if err != nil {
-			return err
-		}
-		t.messages[messageID] = m
+	if stored == nil {
+		return k.touchMessage(tx, t, messageID)
+	}
+	return nil
+}
+
+// touchMessage notes what message id counts before tx adds or removes one
+// of its envelopes (once per transaction: the first note is the before).
+func (k *tallyKeeper) touchMessage(tx *bolt.Tx, t *txTallies, messageID string) error {
+	if _, done := t.messages[messageID]; done || messageID == "" {
+		return nil
+	}
+	m, err := k.messageCountOf(tx, messageID)
+	if err != nil {
+		return err
+	}
+	t.messages[messageID] = m
+	return nil
+}
+
+// touchDeleted notes, before tx deletes envelope e, its contribution and
+// its message's count.
+func touchDeleted(tx *bolt.Tx, e *Envelope) error {
+	if err := touchEnvelope(tx, e.ID, e.MessageID, e); err != nil {
+		return err
+	}
+	if k := keeperOf(tx); k != nil {
+		return k.touchMessage(tx, k.touched(tx), e.MessageID)
 	}
 	return nil
 }
@@ -200,8 +242,8 @@ func noteWritten(tx *bolt.Tx, id string, e *Envelope) {
 }
 
 // noteRecords records the last decision record tx wrote for an envelope
-// it touched first (nil: its records were deleted).
-func noteRecords(tx *bolt.Tx, id string, last []byte) {
+// it touched first (nil: its records were deleted), with its summary.
+func noteRecords(tx *bolt.Tx, id string, last []byte, sum recordSummary) {
 	k := keeperOf(tx)
 	if k == nil {
 		return
@@ -209,11 +251,12 @@ func noteRecords(tx *bolt.Tx, id string, last []byte) {
 	t := k.touched(tx)
 	w := writtenRecords{last: last}
 	if last != nil {
+		w.summary = sum
 		prev, noted := t.records[id]
 		if !noted {
 			prev.deferred = t.envelopes[id].deferred // touched before its records were written
 		}
-		w.deferred = prev.deferred || recordDefers(last)
+		w.deferred = prev.deferred || w.summary.defers()
 	}
 	t.records[id] = w
 }
@@ -365,7 +408,7 @@ func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bu
 	var ok bool
 	if r, noted := t.records[id]; noted {
 		if r.last != nil {
-			action, reasons, ok = decisionSummary(r.last)
+			action, reasons, ok = r.summary.action, r.summary.reasons, r.summary.ok
 		}
 		c.deferred = r.deferred
 	} else {
