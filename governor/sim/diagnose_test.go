@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -99,6 +100,27 @@ func TestDiagnoseReport(t *testing.T) {
 	}
 }
 
+// diagnosisRuns reads what a diagnostic test runs: the mixes listed in
+// mixesVar (skipping the test, with why it would run, when there are none),
+// the seeds of KADENZ_SIM_SEEDS (1 by default) and the recipients of
+// KADENZ_SIM_N (the simulator's default when unset).
+func diagnosisRuns(t *testing.T, mixesVar, purpose string) (mixes []string, seeds []uint64, n int) {
+	t.Helper()
+	mixes = strings.Fields(os.Getenv(mixesVar))
+	if len(mixes) == 0 {
+		t.Skipf("set %s=<mixes> %s", mixesVar, purpose)
+	}
+	for _, s := range strings.Fields(cmp.Or(os.Getenv("KADENZ_SIM_SEEDS"), "1")) {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, seed)
+	}
+	n, _ = strconv.Atoi(os.Getenv("KADENZ_SIM_N"))
+	return mixes, seeds, n
+}
+
 // TestDiagnoseStops adds up the stop tables (where unsubscribes and
 // complaints came from) over several seeds and mixes, since one run has
 // only 10-50 stops. It only runs when KADENZ_SIM_STOPS lists the mixes:
@@ -106,22 +128,10 @@ func TestDiagnoseReport(t *testing.T) {
 //	KADENZ_SIM_STOPS="default tolerant" KADENZ_SIM_SEEDS="1 2 3" KADENZ_SIM_N=300 \
 //	  KADENZ_SIM_WORLD=structured go test -run TestDiagnoseStops -v -timeout 1h ./governor/sim/
 func TestDiagnoseStops(t *testing.T) {
-	mixes := strings.Fields(os.Getenv("KADENZ_SIM_STOPS"))
-	if len(mixes) == 0 {
-		t.Skip("set KADENZ_SIM_STOPS=<mixes> to print the pooled stop tables")
-	}
-	seeds := strings.Fields(os.Getenv("KADENZ_SIM_SEEDS"))
-	if len(seeds) == 0 {
-		seeds = []string{"1"}
-	}
-	n, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_N"))
+	mixes, seeds, n := diagnosisRuns(t, "KADENZ_SIM_STOPS", "to print the pooled stop tables")
 	var sum [2]StopTable
 	for _, mix := range mixes {
-		for _, s := range seeds {
-			seed, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, seed := range seeds {
 			res, err := Run(Options{Recipients: n, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")),
 				Diagnose: true, TempDir: t.TempDir(), Only: []string{PolicySendAll, PolicyKadenz}})
 			if err != nil {
@@ -145,23 +155,11 @@ func TestDiagnoseStops(t *testing.T) {
 //	KADENZ_SIM_INTEREST="default tolerant" KADENZ_SIM_SEEDS="1 2" KADENZ_SIM_N=1500 KADENZ_SIM_DAYS=28 \
 //	  KADENZ_SIM_WORLD=structured go test -run TestDiagnoseInterest -v -timeout 2h ./governor/sim/
 func TestDiagnoseInterest(t *testing.T) {
-	mixes := strings.Fields(os.Getenv("KADENZ_SIM_INTEREST"))
-	if len(mixes) == 0 {
-		t.Skip("set KADENZ_SIM_INTEREST=<mixes> to screen the interest learners")
-	}
-	seeds := strings.Fields(os.Getenv("KADENZ_SIM_SEEDS"))
-	if len(seeds) == 0 {
-		seeds = []string{"1"}
-	}
-	n, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_N"))
+	mixes, seeds, n := diagnosisRuns(t, "KADENZ_SIM_INTEREST", "to screen the interest learners")
 	days, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_DAYS"))
 	var sum InterestScreen
 	for _, mix := range mixes {
-		for _, s := range seeds {
-			seed, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, seed := range seeds {
 			res, err := Run(Options{Recipients: n, Days: days, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")),
 				Diagnose: true, TempDir: t.TempDir(), Only: []string{PolicyKadenz}})
 			if err != nil {
