@@ -358,6 +358,20 @@ func TestProfileCodecRejectsDamage(t *testing.T) {
 // FuzzProfileCodec: whatever the bytes, decoding never panics, and what
 // decodes survives the binary form exactly, which is then stable.
 func FuzzProfileCodec(f *testing.F) {
+	olds, err := filepath.Glob(filepath.Join("testdata", "release-359011a", "*.bin"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range olds {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw) // version 1 with dense content counts
+		p, _ := DecodeProfile(raw)
+		b, _ := p.Encode()
+		f.Add(b) // version 3
+	}
 	for _, raw := range oldProfiles(f) {
 		f.Add(raw)
 		p, _ := DecodeProfile(raw)
@@ -513,8 +527,8 @@ func TestProfileCodecShadowCopiesAreVersion2(t *testing.T) {
 	if err != nil || !bytes.Equal(again, v1) {
 		t.Fatalf("without its copies the profile is not version 1's bytes again (%v)", err)
 	}
-	if _, err := DecodeProfile(append([]byte{profileMagic, 3}, v1[2:]...)); err == nil {
-		t.Error("version 3 was read")
+	if _, err := DecodeProfile(append([]byte{profileMagic, profileVersion + 1}, v1[2:]...)); err == nil {
+		t.Errorf("version %d was read", profileVersion+1)
 	}
 }
 
@@ -551,4 +565,72 @@ func TestDecodeProfileIntoEmptiesFirst(t *testing.T) {
 	if err := DecodeProfileInto(new(Profile), []byte{profileMagic, 99}); err == nil {
 		t.Error("a damaged profile decoded without an error")
 	}
+}
+
+// Binary profiles written by the release before the sparse content arrays
+// (commit 359011a: version 1, every content count stored; made by
+// testdata/release-f9bfe76/make.sh with OUT=testdata/release-359011a
+// EXT=bin) read as that release showed them through its API, and are
+// written back as version 3: smaller, and the same profile to the bit.
+func TestProfileCodecReadsRelease359011a(t *testing.T) {
+	bins, err := filepath.Glob(filepath.Join("testdata", "release-359011a", "*.bin"))
+	if err != nil || len(bins) < 10 {
+		t.Fatalf("fixtures: %v %v", bins, err)
+	}
+	var oldBytes, newBytes int
+	for _, f := range bins {
+		name := filepath.Base(f)
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view, err := os.ReadFile(strings.TrimSuffix(f, ".bin") + ".view")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) < 2 || raw[0] != profileMagic || raw[1] != profileVersion1 {
+			t.Fatalf("%s: not a version 1 binary profile", name)
+		}
+		p, err := DecodeProfile(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p.Content == nil || len(p.Content.Sends) != ContentBuckets {
+			t.Fatalf("%s: no content counts: the fixture does not test their old form", name)
+		}
+		js, err := ProfileJSON(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var got, want any
+		if err := json.Unmarshal(js, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(view, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: reads differently from what release 359011a showed:\n got %s\nwant %s", name, js, view)
+		}
+		b, err := p.Encode()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if b[1] != profileVersion {
+			t.Errorf("%s: written back as version %d", name, b[1])
+		}
+		q, err := DecodeProfile(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d := diffProfile(p, q); d != "" {
+			t.Errorf("%s: not round-tripped: %s", name, d)
+		}
+		oldBytes += len(raw)
+		newBytes += len(b)
+	}
+	if newBytes >= oldBytes-len(bins)*1000 {
+		t.Errorf("%d profiles take %d bytes as version 3, %d as version 1: the sparse arrays should save most of their 1.5 KB each", len(bins), newBytes, oldBytes)
+	}
+	t.Logf("%d profiles: %d bytes as version 1, %d as version 3", len(bins), oldBytes, newBytes)
 }
