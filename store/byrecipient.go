@@ -79,8 +79,11 @@ func (db *DB) RecipientEnvelopes(rcpt, before string, limit int) (RecipientPage,
 				}
 				m = &msg
 			}
-			p.Records = append(p.Records, EnvelopeRecord{Envelope: e, Message: m,
-				Decisions: bytes.Clone(tx.Bucket(bucketDecisions).Get([]byte(id)))})
+			ds, err := getDecisions(tx.Bucket(bucketDecisions), []byte(id))
+			if err != nil {
+				return err
+			}
+			p.Records = append(p.Records, EnvelopeRecord{Envelope: e, Message: m, Decisions: ds})
 		}
 		return nil
 	})

@@ -226,8 +226,11 @@ func (db *DB) CampaignEnvelopes(name, before string, limit int) (CampaignPage, e
 				if err != nil {
 					return err
 				}
-				p.Records = append(p.Records, EnvelopeRecord{Envelope: e, Message: &msg,
-					Decisions: bytes.Clone(decisions.Get([]byte(ids[i])))})
+				ds, err := getDecisions(decisions, []byte(ids[i]))
+				if err != nil {
+					return err
+				}
+				p.Records = append(p.Records, EnvelopeRecord{Envelope: e, Message: &msg, Decisions: ds})
 			}
 		}
 		return nil

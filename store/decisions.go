@@ -238,11 +238,15 @@ func appendRecords(tx *bolt.Tx, records map[string][]byte, prepared map[string]p
 		if p.err != nil {
 			return fmt.Errorf("decisions of %s: %w", id, p.err)
 		}
-		v, err := appendCanonical(b.Get([]byte(id)), p.canonical)
+		list, err := decisionsJSON(b.Get([]byte(id)))
 		if err != nil {
 			return fmt.Errorf("decisions of %s: %w", id, err)
 		}
-		if err := b.Put([]byte(id), v); err != nil {
+		v, err := appendCanonical(list, p.canonical)
+		if err != nil {
+			return fmt.Errorf("decisions of %s: %w", id, err)
+		}
+		if err := b.Put([]byte(id), encodeDecisions(v)); err != nil {
 			return err
 		}
 	}
@@ -308,8 +312,9 @@ func (db *DB) PutProfile(rcpt string, profile []byte) error {
 func (db *DB) Decisions(envelopeID string) (json.RawMessage, error) {
 	var v []byte
 	err := db.view(func(tx *bolt.Tx) error {
-		v = bytes.Clone(tx.Bucket(bucketDecisions).Get([]byte(envelopeID)))
-		return nil
+		var err error
+		v, err = getDecisions(tx.Bucket(bucketDecisions), []byte(envelopeID))
+		return err
 	})
 	return v, err
 }

@@ -75,7 +75,13 @@ func (db *DB) Export(sink Sink) error {
 				}
 				return sink.Envelope(e)
 			}},
-			{bucketDecisions, func(k, v []byte) error { return sink.Decisions(string(k), v) }},
+			{bucketDecisions, func(k, v []byte) error {
+				list, err := decisionsJSON(v)
+				if err != nil {
+					return err
+				}
+				return sink.Decisions(string(k), list)
+			}},
 			{bucketProfiles, func(k, v []byte) error { return sink.Profile(string(k), v) }},
 			{bucketCounters, func(k, v []byte) error {
 				if len(v) != 8 {

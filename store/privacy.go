@@ -385,7 +385,10 @@ func (db *DB) Records(fn func(EnvelopeRecord) bool) error {
 				m = &msg
 			}
 			rec.Message = m
-			rec.Decisions = bytes.Clone(decisions.Get(k))
+			var err error
+			if rec.Decisions, err = getDecisions(decisions, k); err != nil {
+				return err
+			}
 			if !fn(rec) {
 				return nil
 			}

@@ -129,7 +129,9 @@ var (
 	bucketHeldByRecipient = []byte("held_by_recipient")
 	// bucketProfiles: recipient (NormalizeAddress) -> profile (scoring's codec: binary, or JSON as earlier releases wrote it; owned by the engine).
 	bucketProfiles = []byte("profiles")
-	// bucketDecisions: envelope ID -> JSON array of decision records.
+	// bucketDecisions: envelope ID -> the envelope's decision records, a
+	// JSON array, stored compressed with a fixed dictionary when that is
+	// smaller (decisioncodec.go; files written before hold the JSON).
 	bucketDecisions = []byte("decisions")
 	// bucketHeaderIDs: Message-ID header + 0x00 + message ID -> message ID,
 	// for "explain": several messages may carry one Message-ID (a resend,

@@ -271,7 +271,10 @@ func (k *tallyKeeper) contributionOf(tx *bolt.Tx, e *Envelope) (contribution, er
 		return contribution{}, err
 	}
 	c := contribution{ok: true, hour: hourOf(e.Created), state: e.State, class: info.class, holdout: e.Holdout, campaign: info.campaign}
-	records := tx.Bucket(bucketDecisions).Get([]byte(e.ID))
+	records, err := decisionsJSON(tx.Bucket(bucketDecisions).Get([]byte(e.ID)))
+	if err != nil {
+		return contribution{}, fmt.Errorf("envelope %s: %w", e.ID, err)
+	}
 	if action, reasons, ok := lastDecision(records); ok {
 		c.action, c.reasons = action, reasons
 	}
@@ -412,7 +415,10 @@ func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bu
 		}
 		c.deferred = r.deferred
 	} else {
-		records := tx.Bucket(bucketDecisions).Get([]byte(id))
+		records, err := decisionsJSON(tx.Bucket(bucketDecisions).Get([]byte(id)))
+		if err != nil {
+			return contribution{}, fmt.Errorf("envelope %s: %w", id, err)
+		}
 		action, reasons, ok = lastDecision(records)
 		c.deferred = deferredIn(records)
 	}
@@ -516,7 +522,10 @@ func buildTallies(tx *bolt.Tx) error {
 		}
 		h := hourOf(e.Created)
 		ct := contribution{ok: true, hour: h, state: e.State, class: info.class, holdout: e.Holdout, campaign: info.campaign}
-		records := decisions.Get(key)
+		records, err := decisionsJSON(decisions.Get(key))
+		if err != nil {
+			return fmt.Errorf("envelope %s: %w", key, err)
+		}
 		if action, reasons, ok := lastDecision(records); ok {
 			ct.action, ct.reasons = action, reasons
 		}
