@@ -103,15 +103,16 @@ func FuzzDecisionsCodec(f *testing.F) {
 	})
 }
 
-// A database written before the records were compressed keeps its JSON
-// lists: they read as before, and a record appended to one is stored
-// compressed, the old records with it.
+// A database written before the records were compressed (schema 7) keeps
+// its JSON lists: it opens as schema 8, they read as before, and a record
+// appended to one is stored compressed, the old records with it.
 func TestDecisionsWrittenAsJSONStillRead(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "kadenz.db"), Options{})
+	path := filepath.Join(t.TempDir(), "kadenz.db")
+	db, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { db.Close() }()
 	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
 	envs, err := db.Accept(Message{ID: "m1", From: "news@shop.test"}, []byte("body"), []string{"ann@example.test"}, now)
 	if err != nil {
@@ -120,9 +121,24 @@ func TestDecisionsWrittenAsJSONStillRead(t *testing.T) {
 	id := envs[0].ID
 	old := append(append([]byte{'['}, campaignRecord(1)...), ']')
 	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put([]byte("schema"), []byte("7")); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketDecisions).Put([]byte(id), old)
 	}); err != nil {
 		t.Fatal(err)
+	}
+	db.Close()
+	if db, err = Open(path, Options{}); err != nil {
+		t.Fatalf("a schema-7 file: %v", err)
+	}
+	var schema string
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		schema = string(tx.Bucket(bucketMeta).Get([]byte("schema")))
+		return nil
+	})
+	if schema != "8" {
+		t.Errorf("a schema-7 file opens as schema %s", schema)
 	}
 	got, err := db.Decisions(id)
 	if err != nil || !bytes.Equal(got, old) {

@@ -64,7 +64,12 @@ import (
 // messages (campaigntallies.go); the upgrade builds them with the hourly
 // tallies, in one walk. An older kadenz must refuse the file: it would
 // write without moving them.
-const SchemaVersion = 7
+//
+// Version 8 stores decision records compressed (decisioncodec.go). Lists
+// stored before are JSON and still read; the upgrade has nothing to do. An
+// older kadenz must refuse the file: it would hand a compressed list to
+// the API, explain and the tallies as if it were JSON.
+const SchemaVersion = 8
 
 // upgrades are the older versions Open upgrades in place, and how.
 var upgrades = map[string]func(*bolt.Tx) error{
@@ -78,6 +83,7 @@ var upgrades = map[string]func(*bolt.Tx) error{
 	"4": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // version 5 keeps tallies (tallies.go)
 	"5": func(tx *bolt.Tx) error { return errors.Join(buildTallies(tx), buildRecipientIndex(tx)) }, // version 6 indexes envelopes by recipient (byrecipient.go)
 	"6": buildTallies,                                                                              // version 7 keeps campaign tallies, built with the hourly ones (campaigntallies.go)
+	"7": func(*bolt.Tx) error { return nil },                                                       // version 8 compresses decision records; JSON lists still read
 }
 
 // upgradeHeaderIDs rewrites Message-ID -> message ID entries as
