@@ -161,3 +161,33 @@ func TestDecisionsWrittenAsJSONStillRead(t *testing.T) {
 		t.Errorf("the two records are stored in %d bytes (form %#x) for %d of JSON", len(stored), stored[0], len(want))
 	}
 }
+
+// A damaged list is an error to whoever reads the records, but never fails
+// a write that only changes its envelope: the tallies count it as no
+// decision, as they count unreadable JSON.
+func TestDamagedDecisionsDoNotBlockTheEnvelope(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "kadenz.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	envs, err := db.Accept(Message{ID: "m1", From: "news@shop.test"}, []byte("body"), []string{"ann@example.test"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := envs[0].ID
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDecisions).Put([]byte(id), []byte{decisionsDict1, 0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Decisions(id); err == nil {
+		t.Error("a damaged list was read without an error")
+	}
+	e := envs[0]
+	e.Due, e.Updated = now.Add(time.Hour), now
+	if err := db.ApplyDecisions(Decided{Recipient: "ann@example.test", Envelopes: []Envelope{e}}); err != nil {
+		t.Fatalf("changing the envelope of a damaged list: %v", err)
+	}
+}

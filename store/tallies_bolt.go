@@ -271,10 +271,7 @@ func (k *tallyKeeper) contributionOf(tx *bolt.Tx, e *Envelope) (contribution, er
 		return contribution{}, err
 	}
 	c := contribution{ok: true, hour: hourOf(e.Created), state: e.State, class: info.class, holdout: e.Holdout, campaign: info.campaign}
-	records, err := decisionsJSON(tx.Bucket(bucketDecisions).Get([]byte(e.ID)))
-	if err != nil {
-		return contribution{}, fmt.Errorf("envelope %s: %w", e.ID, err)
-	}
+	records := tallyRecords(tx.Bucket(bucketDecisions).Get([]byte(e.ID)))
 	if action, reasons, ok := lastDecision(records); ok {
 		c.action, c.reasons = action, reasons
 	}
@@ -415,10 +412,7 @@ func (k *tallyKeeper) afterContribution(tx *bolt.Tx, t *txTallies, envs *bolt.Bu
 		}
 		c.deferred = r.deferred
 	} else {
-		records, err := decisionsJSON(tx.Bucket(bucketDecisions).Get([]byte(id)))
-		if err != nil {
-			return contribution{}, fmt.Errorf("envelope %s: %w", id, err)
-		}
+		records := tallyRecords(tx.Bucket(bucketDecisions).Get([]byte(id)))
 		action, reasons, ok = lastDecision(records)
 		c.deferred = deferredIn(records)
 	}
@@ -522,10 +516,7 @@ func buildTallies(tx *bolt.Tx) error {
 		}
 		h := hourOf(e.Created)
 		ct := contribution{ok: true, hour: h, state: e.State, class: info.class, holdout: e.Holdout, campaign: info.campaign}
-		records, err := decisionsJSON(decisions.Get(key))
-		if err != nil {
-			return fmt.Errorf("envelope %s: %w", key, err)
-		}
+		records := tallyRecords(decisions.Get(key))
 		if action, reasons, ok := lastDecision(records); ok {
 			ct.action, ct.reasons = action, reasons
 		}
@@ -569,4 +560,17 @@ func (db *DB) Tallies(since, until time.Time) (Tallies, error) {
 	})
 	t.Sort()
 	return t, err
+}
+
+// tallyRecords is the JSON list of a stored decisions value for the
+// tallies: a list that cannot be read counts as no decision, as unreadable
+// JSON always did (lastDecision), so that a damaged record never fails the
+// delivery or decision that touches its envelope; every walk counts it the
+// same way.
+func tallyRecords(v []byte) []byte {
+	js, err := decisionsJSON(v)
+	if err != nil {
+		return nil
+	}
+	return js
 }
