@@ -191,3 +191,27 @@ func TestDamagedDecisionsDoNotBlockTheEnvelope(t *testing.T) {
 		t.Fatalf("changing the envelope of a damaged list: %v", err)
 	}
 }
+
+// BenchmarkDecisionsCodec: storing and reading one record's list (a
+// record whose subject, numbers and campaign the dictionary never saw),
+// with the stored size as a metric.
+func BenchmarkDecisionsCodec(b *testing.B) {
+	list := append(append([]byte{'['}, campaignRecord(5)...), ']')
+	stored := encodeDecisions(list)
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			encodeDecisions(list)
+		}
+		b.ReportMetric(float64(len(stored)), "stored-bytes")
+		b.ReportMetric(float64(len(list)), "json-bytes")
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decisionsJSON(stored); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
