@@ -382,6 +382,10 @@ echo "kadenz peak RSS (VmHWM):             $((k_rss_kb / 1024)) MiB"
 echo "kadenz RSS once drained:             $k_rss_now"
 echo "kadenz CPU (user+sys):               ${k_cpu_s}s"
 echo "kadenz exit status after SIGTERM:    $k_exit"
+# serve logs its group commit's totals when it stops: writes per commit is
+# how well the store's commits were shared (docs/benchmarks.md).
+k_commits="$(sed -n 's/.*msg=stopped commits=\([0-9]*\) writes=\([0-9]*\).*/\1 \2/p' "$work/kadenz.log" | tail -n 1)"
+echo "kadenz store commits (b):            $(awk -v cw="$k_commits" 'BEGIN { split(cw, a, " "); if (a[1] > 0) printf "%d for %d writes, %.1f writes a commit", a[1], a[2], a[2] / a[1]; else print "n/a" }')"
 echo "kadenz log lines at WARN/ERROR:      $(grep -cE 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" || true)"
 grep -E 'level=(WARN|ERROR)|"level":"(WARN|ERROR)"' "$work/kadenz.log" | head -n 3 | sed 's/^/    /' || true
 awk -v r="$acc_vs_direct" 'BEGIN { if (r == "n/a" || r < 0.5) print "goal missed: kadenz accepts at less than half the direct rate"; else print "goal met: kadenz accepts at half the direct rate or better" }'
