@@ -19,10 +19,11 @@ import (
 // of time, from what the engine could have known then: the words of the
 // message (its subject and the body words it repeats), its declared
 // topics where the sending tool declares them, and the clicks whose events
-// had arrived. The screen asks two things of a score: does it follow the
-// hidden relevance within each reader (rounds 6-9 measured the engine's
-// affinity this way), and if the lowest-scored releases had been withheld,
-// how many clicks and stops would have gone with them. The second is a
+// had arrived (and, for the open learners J-M, the opens). The screen
+// asks two things of a score: does it follow the hidden relevance within
+// each reader (rounds 6-9 measured the engine's affinity this way), and if
+// the lowest-scored releases had been withheld, how many clicks and stops
+// would have gone with them. The second is a
 // static count, as round 9's: fewer mails would also have changed
 // fatigue and every later draw, which it does not model; it is the same
 // for every score, so scores compare fairly with each other, and the
@@ -68,6 +69,10 @@ var interestScores = []string{
 	"G: engine's value x C's lift",
 	"H: engine's value x C/B (the reader's own part)",
 	"I: engine's value x (C x E)'s lift",
+	"J: own word open rate (reader alone)",
+	"K: word open rate of the list",
+	"L: J's lift x campaign factor",
+	"M: J's lift x engine's value",
 	"hidden relevance (oracle)",
 }
 
@@ -150,6 +155,7 @@ func (r *Result) Interest() (InterestScreen, error) {
 		evRelease = iota
 		evReadable
 		evClick
+		evOpen
 	)
 	const readTime = 12 * time.Hour
 	type event struct {
@@ -163,19 +169,22 @@ func (r *Result) Interest() (InterestScreen, error) {
 		if x.Clicked {
 			evs = append(evs, event{x.ClickAt, evClick, i})
 		}
+		if x.Opened {
+			evs = append(evs, event{x.OpenAt, evOpen, i})
+		}
 	}
 	slices.SortStableFunc(evs, func(a, b event) int { return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.kind, b.kind)) })
 
 	// State.
 	type reader struct {
-		sends, clicks map[int]float64 // per term
+		sends, clicks, opens map[int]float64 // per term
 	}
 	readers := make([]reader, len(r.pop))
 	for i := range readers {
-		readers[i] = reader{map[int]float64{}, map[int]float64{}}
+		readers[i] = reader{map[int]float64{}, map[int]float64{}, map[int]float64{}}
 	}
-	gSend, gClick := make([]float64, nt), make([]float64, nt)
-	var gS, gC float64
+	gSend, gClick, gOpen := make([]float64, nt), make([]float64, nt), make([]float64, nt)
+	var gS, gC, gO float64
 	coExp, coClk := make([]float32, nt*nt), make([]float32, nt*nt)
 	type segKey struct {
 		c   *campaign
@@ -197,6 +206,12 @@ func (r *Result) Interest() (InterestScreen, error) {
 		return (gClick[u] + k*globalRate()) / (gSend[u] + k)
 	}
 	lift := func(u int) float64 { return base(u) / globalRate() }
+	// The same for opens, which are about ten times as many as clicks.
+	openRate := func() float64 { return (gO + 1) / (gS + 5) }
+	obase := func(u int) float64 {
+		const k = 50
+		return (gOpen[u] + k*openRate()) / (gSend[u] + k)
+	}
 	for _, ev := range evs {
 		x := rels[ev.i]
 		rc := byAddr[x.Recipient]
@@ -219,9 +234,11 @@ func (r *Result) Interest() (InterestScreen, error) {
 			}
 			snapSeg[ev.i] = seg
 			f := k.Fates[x.Message]
-			var a, b, co float64
+			var a, b, co, ao, bo float64
 			for _, u := range U {
 				const ka = 3
+				bo += obase(u)
+				ao += (rd.opens[u] + ka*obase(u)) / (rd.sends[u] + ka)
 				b += base(u)
 				a += (rd.clicks[u] + ka*base(u)) / (rd.sends[u] + ka)
 				if len(clicked) == 0 {
@@ -245,6 +262,7 @@ func (r *Result) Interest() (InterestScreen, error) {
 			g, val := globalRate(), f.Affinity*f.Campaign
 			for s, v := range []float64{f.Affinity, val, a / nu, b / nu, co / nu, camp, segRate,
 				co / nu * segRate / camp, val * b / nu / g, val * co / nu / g, val * co / b, val * co / nu * segRate / camp / g,
+				ao / nu, bo / nu, ao / nu / openRate() * f.Campaign, ao / nu / openRate() * val,
 				r.pop[rc].relevance(c.topics)} {
 				scores[s][ev.i] = v
 			}
@@ -259,6 +277,12 @@ func (r *Result) Interest() (InterestScreen, error) {
 		case evReadable:
 			cSend[c]++
 			sSend[segKey{c, snapSeg[ev.i]}]++
+		case evOpen:
+			for _, u := range U {
+				rd.opens[u]++
+				gOpen[u]++
+			}
+			gO++
 		case evClick:
 			cClick[c]++
 			sClick[segKey{c, snapSeg[ev.i]}]++
