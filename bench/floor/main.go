@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -117,6 +118,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:2526", "SMTP listen `address`")
 	upstream := flag.String("upstream", "", "where to forward, `host:port` (required)")
 	workers := flag.Int("workers", 8, "upstream connections (Kadenz's default delivery concurrency)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (to compare with Kadenz's /debug/pprof/profile)")
 	flag.Parse()
 	if *upstream == "" {
 		fmt.Fprintln(os.Stderr, "floor: -upstream is required")
@@ -133,6 +135,21 @@ func main() {
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				log.Print(err)
+			}
+		}()
 	}
 	go func() {
 		sig := make(chan os.Signal, 1)
