@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"kadenz/store"
 )
@@ -175,6 +177,9 @@ func (r *Result) diagnosePicks(w io.Writer) {
 				p.Name, rel/float64(n), float64(liked)/float64(n), act/float64(n))
 		}
 	}
+	for _, p := range r.Policies {
+		r.diagnoseTiming(w, p)
+	}
 	// The same split by what the engine could see: mail that declares its
 	// topics (CRM, shop plugin) against mail that does not (ESP, list
 	// manager), with the hidden campaign quality of what was released.
@@ -303,4 +308,64 @@ func withinCorr(byReader map[int][]pair) float64 {
 		}
 	}
 	return corr(xs, ys)
+}
+
+// peakClasses name the reader classes of population.go by their peak hour.
+var peakClasses = [3]string{"morning", "lunch", "evening"}
+
+func peakClass(peak float64) int {
+	switch {
+	case peak >= 19:
+		return 2
+	case peak >= 12:
+		return 1
+	}
+	return 0
+}
+
+// diagnoseTiming says how near each reader's active peak a policy released
+// their marketing mail: the mean activity at release against the best a
+// release on the same local day could have had at a whole hour the shipped
+// quiet hours leave open (08:00-20:00), and, per class of reader, the share
+// of releases within an hour of their peak with the local hours they went
+// at. It separates what timing could still gain from what relevance could.
+func (r *Result) diagnoseTiming(w io.Writer, p *PolicyResult) {
+	var n, act, best float64
+	var within, per [3]float64
+	var hours [3][24]int
+	for _, x := range p.Releases {
+		if !x.Marketing {
+			continue
+		}
+		rc := r.pop[r.stream[x.Message].rcpt]
+		l := x.Released.In(rc.loc)
+		b := 0.0
+		for h := 8; h <= 20; h++ {
+			b = math.Max(b, rc.activity(time.Date(l.Year(), l.Month(), l.Day(), h, 0, 0, 0, rc.loc)))
+		}
+		n++
+		act += rc.activity(x.Released)
+		best += b
+		c := peakClass(rc.peak)
+		per[c]++
+		hours[c][l.Hour()]++
+		d := math.Abs(float64(l.Hour()) + float64(l.Minute())/60 - rc.peak)
+		if math.Min(d, 24-d) <= 1 {
+			within[c]++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%-9s timing: mean activity %.3f, best open hour of the day %.3f; within 1h of the peak:", p.Name, act/n, best/n)
+	for c, name := range peakClasses {
+		fmt.Fprintf(w, " %s %.2f of %.0f", name, within[c]/max(per[c], 1), per[c])
+	}
+	fmt.Fprintln(w)
+	if p.Name != "kadenz" {
+		return
+	}
+	for c, name := range peakClasses {
+		fmt.Fprintf(w, "kadenz    %s readers' releases by local hour 00-23: %v\n", name, hours[c])
+	}
 }
