@@ -377,27 +377,70 @@ func countReleases(ds []Decision) int {
 	return n
 }
 
-// Property: more recent volume never increases releases.
-func TestPropertyMoreVolumeNeverMoreReleases(t *testing.T) {
-	for seed := uint64(0); seed < 2000; seed++ {
+// withMoreVolume returns in with a few more releases in the recipient's
+// last two days (too recent to have been read or ignored yet), drawn from r.
+func withMoreVolume(r *rand.Rand, in Input) Input {
+	more := *in.Profile
+	more.History = slices.Clone(more.History)
+	more.Topics = nil
+	for i := 0; i < 1+r.IntN(4); i++ {
+		at := in.Now.Add(-time.Duration(1+r.IntN(47*60)) * time.Minute)
+		more.RecordRelease(Release{At: at, MessageID: fmt.Sprint("x", i), Campaign: fmt.Sprint("extra", i), Fingerprint: r.Uint64()}, DefaultMemory())
+	}
+	more.Topics = in.Profile.Topics
+	more.All = in.Profile.All
+	in.Profile = &more
+	return in
+}
+
+// Property: more recent volume never turns a held message's deferral or
+// suppression into a release. This holds message by message: with one
+// message held, on every input (checked on 30,000 random inputs, with and
+// without caps, when it was written).
+func TestPropertyMoreVolumeNeverReleasesOneMessage(t *testing.T) {
+	for seed := uint64(0); seed < 4000; seed++ {
 		r := rand.New(rand.NewPCG(seed, 5))
 		in := randomInput(r)
-		base := countReleases(Decide(in))
-		// The same recipient with a few more releases in the last two days
-		// (too recent to have been read or ignored yet).
-		more := *in.Profile
-		more.History = slices.Clone(more.History)
-		more.Topics = nil
-		for i := 0; i < 1+r.IntN(4); i++ {
-			at := in.Now.Add(-time.Duration(1+r.IntN(47*60)) * time.Minute)
-			more.RecordRelease(Release{At: at, MessageID: fmt.Sprint("x", i), Campaign: fmt.Sprint("extra", i), Fingerprint: r.Uint64()}, DefaultMemory())
+		in.Held = in.Held[:1]
+		if seed%2 == 1 {
+			in.Caps = Caps{}
 		}
-		more.Topics = in.Profile.Topics
-		more.All = in.Profile.All
-		in2 := in
-		in2.Profile = &more
-		if got := countReleases(Decide(in2)); got > base {
+		base := countReleases(Decide(in))
+		if got := countReleases(Decide(withMoreVolume(r, in))); got > base {
 			t.Fatalf("seed %d: %d releases with more volume, %d without", seed, got, base)
+		}
+	}
+}
+
+// Property: with several messages competing for slots, more recent volume
+// releases fewer of them, in total over many recipients. Not recipient by
+// recipient: the plan is greedy, and more volume can move the best message
+// to a later slot and let a weaker one take "now" (one more release now,
+// fewer in all). At the shipped defaults that happened on 6 of 30,000
+// random inputs with caps and 365 of 30,000 without (releases now over all
+// of them: 2,933 -> 1,047 and 16,415 -> 12,638); this test checks the
+// totals and that the reshuffle stays rare.
+func TestPropertyMoreVolumeFewerReleases(t *testing.T) {
+	for _, caps := range []bool{true, false} {
+		var base, more, worse, n int
+		for seed := uint64(0); seed < 2000; seed++ {
+			r := rand.New(rand.NewPCG(seed, 5))
+			in := randomInput(r)
+			if !caps {
+				in.Caps = Caps{}
+			}
+			b := countReleases(Decide(in))
+			m := countReleases(Decide(withMoreVolume(r, in)))
+			base, more, n = base+b, more+m, n+1
+			if m > b {
+				worse++
+			}
+		}
+		if more >= base {
+			t.Errorf("caps %v: %d releases with more volume, %d without, over %d recipients", caps, more, base, n)
+		}
+		if worse*50 > n {
+			t.Errorf("caps %v: more volume released more on %d of %d recipients (over 2%%)", caps, worse, n)
 		}
 	}
 }
