@@ -14,6 +14,8 @@ import (
 // runs when KADENZ_SIM_DIAG names a mix, e.g.
 //
 //	KADENZ_SIM_DIAG=default KADENZ_SIM_SEED=1 go test -run TestDiagnose -v ./governor/sim/
+//
+// KADENZ_SIM_N and KADENZ_SIM_DAYS set the list's size and the run's length.
 func TestDiagnose(t *testing.T) {
 	mix := os.Getenv("KADENZ_SIM_DIAG")
 	if mix == "" {
@@ -21,7 +23,8 @@ func TestDiagnose(t *testing.T) {
 	}
 	seed, _ := strconv.ParseUint(os.Getenv("KADENZ_SIM_SEED"), 10, 64)
 	n, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_N"))
-	res, err := Run(Options{Recipients: n, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")), Diagnose: true, TempDir: t.TempDir()})
+	days, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_DAYS")) // 0: the default
+	res, err := Run(Options{Recipients: n, Days: days, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")), Diagnose: true, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
