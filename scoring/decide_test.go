@@ -131,7 +131,9 @@ func TestDecideScenarios(t *testing.T) {
 			in: Input{Caps: Caps{PerDay: 1}, Held: []Held{
 				msg("low", Features{Priority: 40}), msg("high", Features{Priority: 90}), msg("mid", Features{Priority: 60, Expires: t0.Add(20 * time.Hour)}),
 			}},
-			want: []string{"defer cap-day", "release worth-it", "suppress cap-day,no-slot-before-deadline"},
+			// low waits for tomorrow's slot, and is worth it there (with
+			// DelayHalfLife 3 days it was not, and waited for the cap only).
+			want: []string{"defer worth-it,cap-day", "release worth-it", "suppress cap-day,no-slot-before-deadline"},
 		},
 		{
 			name: "low value is suppressed",

@@ -121,7 +121,9 @@ type Policy struct {
 	// weekday. Pooling learns a daily routine seven times faster.
 	DailyPooling float64
 	// DelayHalfLife discounts value for every hour a message waits, so a
-	// slightly better hour next week does not beat a good one today.
+	// slightly better hour next week does not beat a good one today. 5
+	// days (3 until round 13 of docs/simulation.md): a message may wait
+	// for a cheaper moment and for later arrivals to compete with.
 	DelayHalfLife time.Duration
 
 	// Horizon is how far ahead one decision plans (at most 7 days).
@@ -201,7 +203,7 @@ func DefaultPolicy() Policy {
 		RepeatCampaignValue: 0.5,
 		TimeWeight:          1,
 		DailyPooling:        0.7,
-		DelayHalfLife:       3 * 24 * time.Hour,
+		DelayHalfLife:       5 * 24 * time.Hour,
 		Horizon:             48 * time.Hour,
 		Slot:                time.Hour,
 		Commit:              time.Hour,
