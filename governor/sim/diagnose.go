@@ -324,13 +324,14 @@ func peakClass(peak float64) int {
 }
 
 // diagnoseTiming says how near each reader's active peak a policy released
-// their marketing mail: the mean activity at release against the best a
-// release on the same local day could have had at a whole hour the shipped
-// quiet hours leave open (08:00-20:00), and, per class of reader, the share
+// their marketing mail: the best activity a release on the same local day
+// could have had at a whole hour the shipped quiet hours leave open
+// (08:00-20:00), to read against the mean activity at release that
+// diagnosePicks prints, and, per class of reader, the share
 // of releases within an hour of their peak with the local hours they went
 // at. It separates what timing could still gain from what relevance could.
 func (r *Result) diagnoseTiming(w io.Writer, p *PolicyResult) {
-	var n, act, best float64
+	var n, best float64
 	var within, per [3]float64
 	var hours [3][24]int
 	for _, x := range p.Releases {
@@ -344,7 +345,6 @@ func (r *Result) diagnoseTiming(w io.Writer, p *PolicyResult) {
 			b = math.Max(b, rc.activity(time.Date(l.Year(), l.Month(), l.Day(), h, 0, 0, 0, rc.loc)))
 		}
 		n++
-		act += rc.activity(x.Released)
 		best += b
 		c := peakClass(rc.peak)
 		per[c]++
@@ -357,7 +357,7 @@ func (r *Result) diagnoseTiming(w io.Writer, p *PolicyResult) {
 	if n == 0 {
 		return
 	}
-	fmt.Fprintf(w, "%-9s timing: mean activity %.3f, best open hour of the day %.3f; within 1h of the peak:", p.Name, act/n, best/n)
+	fmt.Fprintf(w, "%-9s timing: best open hour of the day %.3f; within 1h of the peak:", p.Name, best/n)
 	for c, name := range peakClasses {
 		fmt.Fprintf(w, " %s %.2f of %.0f", name, within[c]/max(per[c], 1), per[c])
 	}
