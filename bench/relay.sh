@@ -7,6 +7,9 @@
 #       so nothing is delivered during the run: intake alone)
 #   (f) smtp-source -> floor   -> smtp-sink          (bench/floor: go-smtp in
 #       and out with nothing stored, the floor under any go-smtp relay)
+#   (d) smtp-source -> floor -durable -> smtp-sink (the same, but each
+#       message appended to a log and fdatasynced before its 250: the least
+#       disk work a relay that never loses accepted mail must do)
 #   (c) smtp-source -> Postfix -> smtp-sink          (a private, stock Postfix)
 # For each it prints the accept rate (smtp-source's wall time), the time until
 # the sink has every message, the end-to-end rate, the ratios, Kadenz's peak
@@ -290,6 +293,29 @@ phase_end
 f_other=$other_cpu
 echo "(f) floor: accepted in ${f_accept}s, sink complete after ${f_drain}s ($f_got of $N)" >&2
 
+# ---- (d) the durable floor: the floor plus an fdatasynced log ----
+# The same binary with -durable: every message appended to one log file and
+# fdatasynced before its 250 (one write and one sync per group of messages
+# waiting together), each delivery marked unsynced. What keeping the promise
+# "accepted means on disk" costs on this machine's disk before any index,
+# queue state or lookup; the log lives beside Kadenz's database.
+phase_begin
+start_sink dfloor
+d_port="$(free_port)"
+"$work/floor" -listen "127.0.0.1:$d_port" -upstream "127.0.0.1:$sink_port" -durable "$work/floor-log" 2>"$work/dfloor.log" &
+d_pid=$!
+pids+=("$d_pid")
+wait_port "$d_port" 30
+run_source "$d_port"
+wait_sink
+d_accept=$accept_s d_drain=$drain_s d_got=$got d_src=$source_cpu d_sink=$(cpu_of "$sink_pid") d_cpu=$(cpu_of "$d_pid")
+stop_pid "$d_pid" 10
+stop_pid "$sink_pid" 10
+rm -rf "$work/floor-log"
+phase_end
+d_other=$other_cpu
+echo "(d) durable floor: accepted in ${d_accept}s, sink complete after ${d_drain}s ($d_got of $N)" >&2
+
 # ---- (c) a stock Postfix as a loopback-only relay ----
 phase_begin
 start_sink postfix
@@ -346,6 +372,7 @@ echo "(c) postfix: accepted in ${c_accept}s, sink complete after ${c_drain}s ($c
 a_acc=$(rate "$a_accept") a_e2e=$(rate "$a_drain")
 b_acc=$(rate "$b_accept") b_e2e=$(rate "$b_drain")
 f_acc=$(rate "$f_accept") f_e2e=$(rate "$f_drain")
+d_acc=$(rate "$d_accept") d_e2e=$(rate "$d_drain")
 c_acc=$(rate "$c_accept") c_e2e=$(rate "$c_drain")
 echo
 echo "| path | accept time (s) | accepted msgs/s | sink has all after (s) | end-to-end msgs/s | other programs' CPU, approx. (s) |"
@@ -354,6 +381,7 @@ echo "| (a) smtp-source -> smtp-sink | $a_accept | $a_acc | $a_drain | $a_e2e | 
 echo "| (b) smtp-source -> kadenz -> smtp-sink | $b_accept | $b_acc | $b_drain | $b_e2e | $b_other |"
 echo "| (m) smtp-source -> kadenz, marketing mail (held, not delivered) | $m_accept | $(rate "$m_accept") | - | - | $m_other |"
 echo "| (f) smtp-source -> floor (go-smtp, no disk) -> smtp-sink | $f_accept | $f_acc | $f_drain | $f_e2e | $f_other |"
+echo "| (d) smtp-source -> floor -durable (fdatasynced log) -> smtp-sink | $d_accept | $d_acc | $d_drain | $d_e2e | $d_other |"
 echo "| (c) smtp-source -> postfix -> smtp-sink | $c_accept | $c_acc | $c_drain | $c_e2e | $c_other |"
 echo
 # The machine's CPU is what the three programs share: where it goes.
@@ -363,6 +391,7 @@ echo "| (a) direct | $(per_msg "$a_src") | - | $(per_msg "$a_sink") | $(per_msg 
 echo "| (b) kadenz | $(per_msg "$b_src") | $(per_msg "$k_cpu_s") | $(per_msg "$b_sink") | $(per_msg "$(awk -v a="$b_src" -v b="$k_cpu_s" -v c="$b_sink" 'BEGIN { print a + b + c }')") |"
 echo "| (m) kadenz, marketing | $(per_msg "$m_src") | $(per_msg "$m_cpu") | - | $(per_msg "$(awk -v a="$m_src" -v b="$m_cpu" 'BEGIN { print a + b }')") |"
 echo "| (f) floor | $(per_msg "$f_src") | $(per_msg "$f_cpu") | $(per_msg "$f_sink") | $(per_msg "$(awk -v a="$f_src" -v b="$f_cpu" -v c="$f_sink" 'BEGIN { print a + b + c }')") |"
+echo "| (d) durable floor | $(per_msg "$d_src") | $(per_msg "$d_cpu") | $(per_msg "$d_sink") | $(per_msg "$(awk -v a="$d_src" -v b="$d_cpu" -v c="$d_sink" 'BEGIN { print a + b + c }')") |"
 echo
 acc_vs_direct=$(ratio "$b_acc" "$a_acc")
 e2e_vs_postfix=$(ratio "$b_e2e" "$c_e2e")
@@ -375,6 +404,10 @@ echo "kadenz accepted / floor accepted:    $(ratio "$b_acc" "$f_acc")"
 cpu_vs_floor=$(ratio "$k_cpu_s" "$f_cpu")
 echo "kadenz relay CPU / floor CPU:        $cpu_vs_floor   (goal <= 1.40)"
 echo "kadenz marketing CPU / floor CPU:    $(ratio "$m_cpu" "$f_cpu")   (intake alone, against the floor's in and out)"
+# What the disk alone costs: the durable floor against the floor. Where this
+# is over 1.4, no relay that syncs before its 250 meets the row above here.
+echo "durable floor CPU / floor CPU:       $(ratio "$d_cpu" "$f_cpu")   (an fdatasynced log and nothing else)"
+echo "kadenz relay CPU / durable floor:    $(ratio "$k_cpu_s" "$d_cpu")"
 echo "kadenz end-to-end / direct:          $(ratio "$b_e2e" "$a_e2e")"
 echo "kadenz accepted / postfix accepted:  $(ratio "$b_acc" "$c_acc")"
 echo "kadenz end-to-end / postfix e2e:     $e2e_vs_postfix   (goal >= 3.00; issue 16: >= 4.00)"
