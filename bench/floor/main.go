@@ -43,16 +43,16 @@ type message struct {
 
 type backend struct {
 	out chan<- message
-	log *journal // nil: nothing stored
+	jr  *journal // nil: nothing stored
 }
 
 func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &session{out: b.out, log: b.log}, nil
+	return &session{out: b.out, jr: b.jr}, nil
 }
 
 type session struct {
 	out chan<- message
-	log *journal
+	jr  *journal
 	msg message
 }
 
@@ -71,8 +71,8 @@ func (s *session) Data(r io.Reader) error {
 		return err
 	}
 	s.msg.body = buf.Bytes()
-	if s.log != nil {
-		if err := s.log.store(&s.msg); err != nil {
+	if s.jr != nil {
+		if err := s.jr.store(&s.msg); err != nil {
 			return err // not stored: the client gets a 4xx and keeps the message
 		}
 	}
@@ -139,7 +139,7 @@ func send(c *smtp.Client, m message) error {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:2526", "SMTP listen `address`")
 	upstream := flag.String("upstream", "", "where to forward, `host:port` (required)")
-	workers := flag.Int("workers", 8, "upstream connections (Kadenz's default delivery concurrency)")
+	workers := flag.Int("workers", 8, "upstream connections (Kadenz's default until session 4, now 16; kept at 8 so floor numbers stay comparable across sessions)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (to compare with Kadenz's /debug/pprof/profile)")
 	durable := flag.String("durable", "", "append each message to a log in `dir`, fdatasynced before the 250")
 	flag.Parse()
@@ -158,7 +158,7 @@ func main() {
 	for range *workers {
 		go forward(*upstream, queue, jr)
 	}
-	srv := smtp.NewServer(backend{out: queue, log: jr})
+	srv := smtp.NewServer(backend{out: queue, jr: jr})
 	srv.Domain = "floor.localhost"
 	srv.MaxMessageBytes = 10 << 20
 	srv.ReadTimeout, srv.WriteTimeout = time.Minute, time.Minute
