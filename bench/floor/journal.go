@@ -58,9 +58,12 @@ func (j *journal) close() error {
 }
 
 // store appends m and returns once it is on disk; it numbers m for its mark.
+// The record is built in one buffer, header first, so the body is copied
+// once.
 func (j *journal) store(m *message) error {
 	m.seq = j.seq.Add(1)
-	rec := binary.AppendUvarint(nil, uint64(len(m.from)))
+	rec := make([]byte, headerSize, headerSize+len(m.from)+len(m.body)+64)
+	rec = binary.AppendUvarint(rec, uint64(len(m.from)))
 	rec = append(rec, m.from...)
 	rec = binary.AppendUvarint(rec, uint64(len(m.to)))
 	for _, to := range m.to {
@@ -68,23 +71,28 @@ func (j *journal) store(m *message) error {
 		rec = append(rec, to...)
 	}
 	rec = append(rec, m.body...)
+	putHeader(rec, recMessage, m.seq)
 	done := make(chan error, 1)
-	j.reqs <- journalRequest{rec: frame(recMessage, m.seq, rec), done: done}
+	j.reqs <- journalRequest{rec: rec, done: done}
 	return <-done
 }
 
 // delivered appends m's mark without waiting for it.
 func (j *journal) delivered(m message) {
-	j.reqs <- journalRequest{rec: frame(recDelivered, m.seq, nil)}
+	rec := make([]byte, headerSize)
+	putHeader(rec, recDelivered, m.seq)
+	j.reqs <- journalRequest{rec: rec}
 }
 
-// frame is kind, sequence number, payload length, payload.
-func frame(kind byte, seq uint64, payload []byte) []byte {
-	b := make([]byte, 0, 1+8+4+len(payload))
-	b = append(b, kind)
-	b = binary.BigEndian.AppendUint64(b, seq)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
-	return append(b, payload...)
+// A record is a header (kind, sequence number, payload length: 13 bytes,
+// big-endian) and its payload.
+const headerSize = 1 + 8 + 4
+
+// putHeader fills the header of rec, whose payload follows it.
+func putHeader(rec []byte, kind byte, seq uint64) {
+	rec[0] = kind
+	binary.BigEndian.PutUint64(rec[1:9], seq)
+	binary.BigEndian.PutUint32(rec[9:headerSize], uint32(len(rec)-headerSize))
 }
 
 func (j *journal) run() {

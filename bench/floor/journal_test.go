@@ -47,12 +47,12 @@ func TestJournalStoresEveryMessage(t *testing.T) {
 	stored := map[uint64]message{}
 	marks := map[uint64]bool{}
 	for len(data) > 0 {
-		if len(data) < 13 {
+		if len(data) < headerSize {
 			t.Fatalf("%d bytes left over, not a record", len(data))
 		}
-		kind, seq, size := data[0], binary.BigEndian.Uint64(data[1:9]), binary.BigEndian.Uint32(data[9:13])
-		payload := data[13 : 13+size]
-		data = data[13+size:]
+		kind, seq, size := data[0], binary.BigEndian.Uint64(data[1:9]), binary.BigEndian.Uint32(data[9:headerSize])
+		payload := data[headerSize : headerSize+size]
+		data = data[headerSize+size:]
 		switch kind {
 		case recMessage:
 			if _, dup := stored[seq]; dup {
