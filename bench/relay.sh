@@ -272,25 +272,34 @@ phase_end
 m_other=$other_cpu
 echo "(m) kadenz, marketing: accepted in ${m_accept}s, $m_held of $N held" >&2
 
+# run_floor name [flag ...]: one path through bench/floor (built below) with
+# these flags -> sets fl_accept fl_drain fl_got fl_src fl_sink fl_cpu fl_other
+run_floor() {
+	local name=$1 port pid
+	shift
+	phase_begin
+	start_sink "$name"
+	port="$(free_port)"
+	"$work/floor" -listen "127.0.0.1:$port" -upstream "127.0.0.1:$sink_port" "$@" 2>"$work/$name.log" &
+	pid=$!
+	pids+=("$pid")
+	wait_port "$port" 30
+	run_source "$port"
+	wait_sink
+	fl_accept=$accept_s fl_drain=$drain_s fl_got=$got fl_src=$source_cpu fl_sink=$(cpu_of "$sink_pid") fl_cpu=$(cpu_of "$pid")
+	stop_pid "$pid" 10
+	stop_pid "$sink_pid" 10
+	phase_end
+	fl_other=$other_cpu
+}
+
 # ---- (f) the floor: go-smtp in and out, nothing stored ----
 # bench/floor accepts into memory and forwards over 8 reused connections:
 # what any relay built on go-smtp's server and client costs before it
 # writes a byte to disk. Not a product (a crash loses everything it holds).
-phase_begin
-start_sink floor
-f_port="$(free_port)"
 (cd "$root" && go build -o "$work/floor" ./bench/floor)
-"$work/floor" -listen "127.0.0.1:$f_port" -upstream "127.0.0.1:$sink_port" 2>"$work/floor.log" &
-f_pid=$!
-pids+=("$f_pid")
-wait_port "$f_port" 30
-run_source "$f_port"
-wait_sink
-f_accept=$accept_s f_drain=$drain_s f_got=$got f_src=$source_cpu f_sink=$(cpu_of "$sink_pid") f_cpu=$(cpu_of "$f_pid")
-stop_pid "$f_pid" 10
-stop_pid "$sink_pid" 10
-phase_end
-f_other=$other_cpu
+run_floor floor
+f_accept=$fl_accept f_drain=$fl_drain f_got=$fl_got f_src=$fl_src f_sink=$fl_sink f_cpu=$fl_cpu f_other=$fl_other
 echo "(f) floor: accepted in ${f_accept}s, sink complete after ${f_drain}s ($f_got of $N)" >&2
 
 # ---- (d) the durable floor: the floor plus an fdatasynced log ----
@@ -299,21 +308,9 @@ echo "(f) floor: accepted in ${f_accept}s, sink complete after ${f_drain}s ($f_g
 # waiting together), each delivery marked unsynced. What keeping the promise
 # "accepted means on disk" costs on this machine's disk before any index,
 # queue state or lookup; the log lives beside Kadenz's database.
-phase_begin
-start_sink dfloor
-d_port="$(free_port)"
-"$work/floor" -listen "127.0.0.1:$d_port" -upstream "127.0.0.1:$sink_port" -durable "$work/floor-log" 2>"$work/dfloor.log" &
-d_pid=$!
-pids+=("$d_pid")
-wait_port "$d_port" 30
-run_source "$d_port"
-wait_sink
-d_accept=$accept_s d_drain=$drain_s d_got=$got d_src=$source_cpu d_sink=$(cpu_of "$sink_pid") d_cpu=$(cpu_of "$d_pid")
-stop_pid "$d_pid" 10
-stop_pid "$sink_pid" 10
+run_floor dfloor -durable "$work/floor-log"
 rm -rf "$work/floor-log"
-phase_end
-d_other=$other_cpu
+d_accept=$fl_accept d_drain=$fl_drain d_got=$fl_got d_src=$fl_src d_sink=$fl_sink d_cpu=$fl_cpu d_other=$fl_other
 echo "(d) durable floor: accepted in ${d_accept}s, sink complete after ${d_drain}s ($d_got of $N)" >&2
 
 # ---- (c) a stock Postfix as a loopback-only relay ----

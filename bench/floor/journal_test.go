@@ -5,15 +5,25 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 )
 
 // TestJournalStoresEveryMessage stores messages from many sessions at once,
-// marks some delivered, and reads the file back: every message is there
-// whole, under its own number, and every mark names one of them.
+// marks some delivered, and reads the segments back: every message is
+// there whole, under its own number, and every mark names one of them. With
+// small segments the log moves from segment to segment.
 func TestJournalStoresEveryMessage(t *testing.T) {
+	for _, size := range []int64{1 << 20, 4096} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			defer func(was int64) { segmentSize = was }(segmentSize)
+			segmentSize = size
+			testJournal(t)
+		})
+	}
+}
+
+func testJournal(t *testing.T) {
 	dir := t.TempDir()
 	j, err := openJournal(dir)
 	if err != nil {
@@ -40,33 +50,44 @@ func TestJournalStoresEveryMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	data, err := os.ReadFile(filepath.Join(dir, "floor.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	stored := map[uint64]message{}
 	marks := map[uint64]bool{}
-	for len(data) > 0 {
-		if len(data) < headerSize {
-			t.Fatalf("%d bytes left over, not a record", len(data))
+	segments := 0
+	for ; ; segments++ {
+		data, err := os.ReadFile(segmentPath(dir, segments))
+		if os.IsNotExist(err) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
 		}
-		kind, seq, size := data[0], binary.BigEndian.Uint64(data[1:9]), binary.BigEndian.Uint32(data[9:headerSize])
-		payload := data[headerSize : headerSize+size]
-		data = data[headerSize+size:]
-		switch kind {
-		case recMessage:
-			if _, dup := stored[seq]; dup {
-				t.Fatalf("message number %d stored twice", seq)
+		for len(data) > 0 && data[0] != 0 {
+			if len(data) < headerSize {
+				t.Fatalf("segment %d: %d bytes left over, not a record", segments, len(data))
 			}
-			stored[seq] = decodeMessage(t, payload)
-		case recDelivered:
-			marks[seq] = true
-		default:
-			t.Fatalf("record kind %q", kind)
+			kind, seq, size := data[0], binary.BigEndian.Uint64(data[1:9]), binary.BigEndian.Uint32(data[9:headerSize])
+			payload := data[headerSize : headerSize+size]
+			data = data[headerSize+size:]
+			switch kind {
+			case recMessage:
+				if _, dup := stored[seq]; dup {
+					t.Fatalf("message number %d stored twice", seq)
+				}
+				stored[seq] = decodeMessage(t, payload)
+			case recDelivered:
+				marks[seq] = true
+			default:
+				t.Fatalf("record kind %q", kind)
+			}
+		}
+		if bytes.ContainsFunc(data, func(r rune) bool { return r != 0 }) {
+			t.Fatalf("segment %d: bytes after its end", segments)
 		}
 	}
 	if len(stored) != n || len(marks) != n/2 {
-		t.Fatalf("%d messages and %d marks read back, want %d and %d", len(stored), len(marks), n, n/2)
+		t.Fatalf("%d messages and %d marks read back from %d segments, want %d and %d", len(stored), len(marks), segments, n, n/2)
+	}
+	if segmentSize < 10000 && segments < 2 {
+		t.Errorf("%d segment of %d bytes for %d messages: the log never moved on", segments, segmentSize, n)
 	}
 	for i, m := range msgs {
 		got, ok := stored[m.seq]
