@@ -7,12 +7,11 @@
 // benchmark runs it in the same run as Kadenz so the two can be compared.
 //
 // With -durable DIR it is the least a relay that keeps its word can do:
-// each message is appended to a log in DIR and fdatasynced before the 250
-// (one write and one fdatasync for every group of messages waiting
-// together, as Kadenz's group commit shares its commits), and each delivery
-// appends a small mark, unsynced, so that a restart would know what is done.
-// No index, no lookups, no recovery code: only the disk work that the
-// promise "accepted means stored" cannot do without.
+// each message is written to a journal in DIR (Kadenz's own, see
+// durable.go) and fdatasynced before the 250, one write and one fdatasync
+// for every group of messages waiting together, as Kadenz's group commit
+// shares its commits. No index, no queue state, no lookups: only the disk
+// work that the promise "accepted means stored" cannot do without.
 //
 //	go run ./bench/floor -listen 127.0.0.1:2526 -upstream 127.0.0.1:2527 [-durable DIR]
 package main
@@ -38,12 +37,12 @@ type message struct {
 	from string
 	to   []string
 	body []byte
-	seq  uint64 // its number in the journal (-durable)
+	seq  uint64 // its record's number in the journal (-durable)
 }
 
 type backend struct {
 	out chan<- message
-	jr  *journal // nil: nothing stored
+	jr  *durable // nil: nothing stored
 }
 
 func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
@@ -52,7 +51,7 @@ func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
 
 type session struct {
 	out chan<- message
-	jr  *journal
+	jr  *durable
 	msg message
 }
 
@@ -84,7 +83,7 @@ func (s *session) Logout() error { return nil }
 
 // forward sends messages from in over one reused connection, redialling
 // after an error; a message that fails is reported and dropped.
-func forward(upstream string, in <-chan message, jr *journal) {
+func forward(upstream string, in <-chan message, jr *durable) {
 	var c *smtp.Client
 	for m := range in {
 		err := errors.New("not connected")
@@ -108,8 +107,9 @@ func forward(upstream string, in <-chan message, jr *journal) {
 		}
 		if err != nil {
 			log.Printf("floor: dropped a message: %v", err)
-		} else if jr != nil {
-			jr.delivered(m)
+		}
+		if jr != nil {
+			jr.finish(m)
 		}
 	}
 	if c != nil {
@@ -141,16 +141,16 @@ func main() {
 	upstream := flag.String("upstream", "", "where to forward, `host:port` (required)")
 	workers := flag.Int("workers", 8, "upstream connections (Kadenz's default until session 4, now 16; kept at 8 so floor numbers stay comparable across sessions)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (to compare with Kadenz's /debug/pprof/profile)")
-	durable := flag.String("durable", "", "append each message to a log in `dir`, fdatasynced before the 250")
+	durableDir := flag.String("durable", "", "write each message to a journal in `dir`, fdatasynced before the 250")
 	flag.Parse()
 	if *upstream == "" {
 		fmt.Fprintln(os.Stderr, "floor: -upstream is required")
 		os.Exit(2)
 	}
-	var jr *journal
-	if *durable != "" {
+	var jr *durable
+	if *durableDir != "" {
 		var err error
-		if jr, err = openJournal(*durable); err != nil {
+		if jr, err = openDurable(*durableDir); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -189,5 +189,10 @@ func main() {
 	}()
 	if err := srv.Serve(l); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		log.Fatal(err)
+	}
+	if jr != nil {
+		if err := jr.close(); err != nil {
+			log.Print(err)
+		}
 	}
 }
