@@ -8,7 +8,7 @@
 #   (f) smtp-source -> floor   -> smtp-sink          (bench/floor: go-smtp in
 #       and out with nothing stored, the floor under any go-smtp relay)
 #   (d) smtp-source -> floor -durable -> smtp-sink (the same, but each
-#       message appended to a log and fdatasynced before its 250: the least
+#       message written to a journal and fdatasynced before its 250: the least
 #       disk work a relay that never loses accepted mail must do)
 #   (c) smtp-source -> Postfix -> smtp-sink          (a private, stock Postfix)
 # For each it prints the accept rate (smtp-source's wall time), the time until
@@ -303,11 +303,12 @@ f_accept=$fl_accept f_drain=$fl_drain f_got=$fl_got f_src=$fl_src f_sink=$fl_sin
 echo "(f) floor: accepted in ${f_accept}s, sink complete after ${f_drain}s ($f_got of $N)" >&2
 
 # ---- (d) the durable floor: the floor plus an fdatasynced log ----
-# The same binary with -durable: every message appended to one log file and
-# fdatasynced before its 250 (one write and one sync per group of messages
-# waiting together), each delivery marked unsynced. What keeping the promise
-# "accepted means on disk" costs on this machine's disk before any index,
-# queue state or lookup; the log lives beside Kadenz's database.
+# The same binary with -durable: every message written to Kadenz's own
+# group-commit journal (governor/feedback/journal) and fdatasynced before its
+# 250, one write and one sync per group of messages waiting together. What
+# keeping the promise "accepted means on disk" costs on this machine's disk
+# before any index, queue state or lookup; the journal lives beside Kadenz's
+# database.
 run_floor dfloor -durable "$work/floor-log"
 rm -rf "$work/floor-log"
 d_accept=$fl_accept d_drain=$fl_drain d_got=$fl_got d_src=$fl_src d_sink=$fl_sink d_cpu=$fl_cpu d_other=$fl_other
