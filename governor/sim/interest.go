@@ -19,12 +19,14 @@ import (
 // of time, from what the engine could have known then: the words of the
 // message (its subject and the body words it repeats), its declared
 // topics where the sending tool declares them, and the clicks whose events
-// had arrived (and, for the open learners J-M, the opens). The screen
+// had arrived (and, for the open learners J-M, the opens). Rows N-V
+// (round 15) add the campaign's audience, and the bound of bayes.go: what a
+// learner of the reader's topics that knows the world's model could score
+// (it reads hidden state, so it is a bound, not a candidate). The screen
 // asks two things of a score: does it follow the hidden relevance within
 // each reader (rounds 6-9 measured the engine's affinity this way), and if
 // the lowest-scored releases had been withheld, how many clicks and stops
-// would have gone with them. The second is a
-// static count, as round 9's: fewer mails would also have changed
+// would have gone with them. The second is a static count, as round 9's: fewer mails would also have changed
 // fatigue and every later draw, which it does not model; it is the same
 // for every score, so scores compare fairly with each other, and the
 // engine's own affinity is among them.
@@ -73,6 +75,15 @@ var interestScores = []string{
 	"K: word open rate of the list",
 	"L: J's lift x campaign factor",
 	"M: J's lift x engine's value",
+	"N: campaign's audience, smaller first (targeting)",
+	"O: engine's value / audience share",
+	"P: Bayes posterior of the reader's topics, world's model (bound)",
+	"Q: Bayes prior only (topic popularity and pairs)",
+	"R: P x the campaign's hidden quality (bound)",
+	"S: P x the engine's campaign factor",
+	"T: Q x the engine's campaign factor",
+	"U: engine's value x P",
+	"V: engine's value x P / Q (the reader's own part)",
 	"hidden relevance (oracle)",
 }
 
@@ -148,6 +159,17 @@ func (r *Result) Interest() (InterestScreen, error) {
 		termsOf(r.stream[x.Message].campaign)
 	}
 	nt := len(termID)
+	// Each campaign's audience as a share of the list: Kadenz holds every
+	// copy submitted, so it knows how many readers a campaign went to.
+	audience := map[*campaign]float64{}
+	for _, m := range r.stream {
+		if m.marketing && m.campaign != nil {
+			audience[m.campaign]++
+		}
+	}
+	for c := range audience {
+		audience[c] /= float64(len(r.pop))
+	}
 
 	// Events: releases, their clicks when they arrive, and a release's
 	// copy counted for its campaign once it could have been read.
@@ -180,6 +202,12 @@ func (r *Result) Interest() (InterestScreen, error) {
 		sends, clicks, opens map[int]float64 // per term
 	}
 	readers := make([]reader, len(r.pop))
+	prior := likedPrior(r.World)
+	bayes := make([]*bayesReader, len(r.pop))
+	for i := range bayes {
+		bayes[i] = newBayesReader(prior)
+	}
+	repeatOf := make([]float64, len(rels))
 	for i := range readers {
 		readers[i] = reader{map[int]float64{}, map[int]float64{}, map[int]float64{}}
 	}
@@ -260,9 +288,24 @@ func (r *Result) Interest() (InterestScreen, error) {
 			sk := segKey{c, seg}
 			segRate := (sClick[sk] + ke*camp) / (sSend[sk] + ke)
 			g, val := globalRate(), f.Affinity*f.Campaign
+			by := bayes[rc]
+			post := by.relevance(c.topics)
+			var pri float64
+			for set, l := range prior {
+				if !math.IsInf(l, -1) {
+					pri += math.Exp(l) * setRelevance(set, c.topics)
+				}
+			}
+			repeatOf[ev.i] = 1
+			if last, ok := by.last[c.id]; ok && x.Released.Sub(last) < repeatWindow {
+				repeatOf[ev.i] = repeatFactor
+			}
+			by.last[c.id] = x.Released
 			for s, v := range []float64{f.Affinity, val, a / nu, b / nu, co / nu, camp, segRate,
 				co / nu * segRate / camp, val * b / nu / g, val * co / nu / g, val * co / b, val * co / nu * segRate / camp / g,
 				ao / nu, bo / nu, ao / nu / openRate() * f.Campaign, ao / nu / openRate() * val,
+				-audience[c], val / audience[c], post, pri, post * c.quality,
+				post * f.Campaign, pri * f.Campaign, val * post, val * post / pri,
 				r.pop[rc].relevance(c.topics)} {
 				scores[s][ev.i] = v
 			}
@@ -275,6 +318,15 @@ func (r *Result) Interest() (InterestScreen, error) {
 			}
 			gS++
 		case evReadable:
+			// What the reader did with it by now, for the bound.
+			p := r.pop[rc]
+			openF := p.openness * p.activity(x.Released) / max(x.Pressure, 1) * repeatOf[ev.i]
+			clickF := clickScale * c.quality
+			if !c.expires.IsZero() && !x.Released.Before(c.expires) {
+				clickF = 0
+			}
+			opened := x.Opened && !x.OpenAt.After(ev.at)
+			bayes[rc].observe(c.topics, openF, clickF, opened, opened && x.Clicked && !x.ClickAt.After(ev.at))
 			cSend[c]++
 			sSend[segKey{c, snapSeg[ev.i]}]++
 		case evOpen:

@@ -128,7 +128,8 @@ const (
 	// mail on a topic the recipient (secretly) likes, without repeats of
 	// a campaign within a week. It reads the hidden truth, so it only
 	// runs when Options.Only asks for it, to bound what knowing
-	// interests perfectly would buy.
+	// interests perfectly would buy. BayesPolicy (bayes.go) names its
+	// counterpart that learns the interests from feedback instead.
 	PolicyOracle = "oracle-liked"
 	// PolicyShadow is Kadenz in governor.mode shadow: everything is sent
 	// at once, and what enforce mode would have done is forecast
@@ -345,6 +346,8 @@ type replay struct {
 	lastCapped []time.Time
 	transDelay time.Duration
 	transCount int
+	// bayes is the state of a Bayes yardstick (bayes.go), nil for others.
+	bayes *bayesPolicy
 }
 
 func newReplay(opts *Options, name string, pop []*recipient) (*replay, error) {
@@ -354,6 +357,10 @@ func newReplay(opts *Options, name string, pop []*recipient) (*replay, error) {
 		r.gap = gap
 		r.lastCapped = make([]time.Time, len(pop))
 	case name == PolicySendAll, name == PolicyKadenz, name == PolicyOracle, name == PolicyShadow:
+	case isBayes(name):
+		if err := r.startBayes(name); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("unknown policy %q", name)
 	}
@@ -374,6 +381,10 @@ func (r *replay) admit(m *message) bool {
 	// The sender honours unsubscribes and complaints it has heard of,
 	// under every policy.
 	if s := r.readers[m.rcpt].stopped; !s.IsZero() && !s.After(m.at) {
+		return false
+	}
+	if r.bayes != nil && !r.bayes.admit(m) {
+		r.out.Dropped++
 		return false
 	}
 	if r.name == PolicyOracle {
@@ -416,6 +427,9 @@ func (r *replay) deliver(m *message, at time.Time) outcome {
 	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m))
 	rel.Opened, rel.OpenAt, rel.Pressure = o.opened, o.openAt, o.pressure
 	rel.Unsubscribed, rel.Complained, rel.StopAt = o.unsubscribed, o.complained, o.stopAt
+	if r.bayes != nil {
+		r.bayes.delivered(m, at, o)
+	}
 	if o.opened {
 		out.Opens++
 	}
