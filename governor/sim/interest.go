@@ -26,8 +26,8 @@ import (
 // asks two things of a score: does it follow the hidden relevance within
 // each reader (rounds 6-9 measured the engine's affinity this way), and if
 // the lowest-scored releases had been withheld, how many clicks and stops
-// would have gone with them. The second is a static count, as round 9's: fewer mails would also have changed
-// fatigue and every later draw, which it does not model; it is the same
+// would have gone with them. The second is a static count, as round 9's:
+// fewer mails would also have changed fatigue and every later draw, which it does not model; it is the same
 // for every score, so scores compare fairly with each other, and the
 // engine's own affinity is among them.
 
