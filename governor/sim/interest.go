@@ -27,9 +27,9 @@ import (
 // each reader (rounds 6-9 measured the engine's affinity this way), and if
 // the lowest-scored releases had been withheld, how many clicks and stops
 // would have gone with them. The second is a static count, as round 9's:
-// fewer mails would also have changed fatigue and every later draw, which it does not model; it is the same
-// for every score, so scores compare fairly with each other, and the
-// engine's own affinity is among them.
+// fewer mails would also have changed fatigue and every later draw, which
+// it does not model; it is the same for every score, so scores compare
+// fairly with each other, and the engine's own affinity is among them.
 
 // InterestScreen is the screen of one or more runs: per score, the
 // within-reader correlation with hidden relevance and what withholding
