@@ -125,6 +125,29 @@ func (b *bayesReader) relevance(topics []int) float64 {
 	return num / den
 }
 
+// sent records that the reader got campaign c at t and returns the
+// response model's repeat factor for it (repeatFactor when they got it
+// within a week, else 1).
+func (b *bayesReader) sent(c *campaign, t time.Time) float64 {
+	repeat := 1.0
+	if last, ok := b.last[c.id]; ok && t.Sub(last) < repeatWindow {
+		repeat = repeatFactor
+	}
+	b.last[c.id] = t
+	return repeat
+}
+
+// releaseFactors are the parts of the response model's P(open) and
+// P(click|open) that do not depend on relevance, for c delivered to p at
+// t under the given over-mailing (pressure, at least 1) and repeat factor.
+func releaseFactors(p *recipient, c *campaign, t time.Time, pressure, repeat float64) (openF, clickF float64) {
+	openF = p.openness * p.activity(t) / max(pressure, 1) * repeat
+	if c.expires.IsZero() || t.Before(c.expires) {
+		clickF = clickScale * c.quality
+	}
+	return openF, clickF
+}
+
 // observe updates the posterior with one release's outcome: whether it
 // was opened and clicked. openFactor is everything in P(open) but the
 // relevance term (openness, activity, fatigue, repeat); clickScale·quality
@@ -221,22 +244,12 @@ func (b *bayesPolicy) delivered(m *message, at time.Time, o outcome) {
 	if o.pressure == 0 {
 		return // they had stopped: the mail landed unread
 	}
-	rd := b.readers[m.rcpt]
-	repeat := 1.0
-	if last, ok := rd.last[m.campaign.id]; ok && at.Sub(last) < repeatWindow {
-		repeat = repeatFactor
-	}
-	rd.last[m.campaign.id] = at
-	p := b.pop[m.rcpt]
-	clickF := clickScale * m.campaign.quality
-	if e := m.campaign.expires; !e.IsZero() && !at.Before(e) {
-		clickF = 0
-	}
+	repeat := b.readers[m.rcpt].sent(m.campaign, at)
+	openF, clickF := releaseFactors(b.pop[m.rcpt], m.campaign, at, o.pressure, repeat)
 	ready := at.Add(bayesReadTime)
 	opened := o.opened && !o.openAt.After(ready)
 	b.pending = append(b.pending, bayesObs{
-		ready: ready, rcpt: m.rcpt, topics: m.campaign.topics,
-		openF: p.openness * p.activity(at) / o.pressure * repeat, clickF: clickF,
+		ready: ready, rcpt: m.rcpt, topics: m.campaign.topics, openF: openF, clickF: clickF,
 		opened: opened, clicked: opened && o.clicked && !o.clickAt.After(ready),
 	})
 }

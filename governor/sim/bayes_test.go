@@ -69,18 +69,29 @@ func TestBayesReaderLearns(t *testing.T) {
 			before := b.relevance(topic)
 			opened := rng.IntN(2) == 0
 			clicked := opened && rng.IntN(2) == 0
-			if other[0] == topic[0] {
-				b.observe(other, openF, clickF, opened, clicked)
-				after := b.relevance(topic)
-				if clicked && after < before-1e-12 {
-					t.Fatalf("a click on topic %d lowered its relevance %.4f -> %.4f", topic[0], before, after)
-				}
-				if !opened && after > before+1e-12 {
-					t.Fatalf("an ignored mail on topic %d raised its relevance %.4f -> %.4f", topic[0], before, after)
-				}
+			b.observe(other, openF, clickF, opened, clicked)
+			if other[0] != topic[0] {
 				continue
 			}
-			b.observe(other, openF, clickF, opened, clicked)
+			after := b.relevance(topic)
+			if clicked && after < before-1e-12 {
+				t.Fatalf("a click on topic %d lowered its relevance %.4f -> %.4f", topic[0], before, after)
+			}
+			if !opened && after > before+1e-12 {
+				t.Fatalf("an ignored mail on topic %d raised its relevance %.4f -> %.4f", topic[0], before, after)
+			}
+		}
+	}
+	// A click says more than an open alone, which says more than nothing.
+	for tp := range Topics {
+		var after [3]float64
+		for i, o := range [3][2]bool{{false, false}, {true, false}, {true, true}} {
+			b := newBayesReader(prior)
+			b.observe([]int{tp}, 0.5, 0.35, o[0], o[1])
+			after[i] = b.relevance([]int{tp})
+		}
+		if !(after[0] < after[1] && after[1] < after[2]) {
+			t.Errorf("topic %d: relevance after ignored, opened, clicked: %.4f, %.4f, %.4f; want rising", tp, after[0], after[1], after[2])
 		}
 	}
 	b := newBayesReader(prior)

@@ -203,6 +203,7 @@ func (r *Result) Interest() (InterestScreen, error) {
 	}
 	readers := make([]reader, len(r.pop))
 	prior := likedPrior(r.World)
+	priorOnly := newBayesReader(prior) // Q: a reader nothing is known of
 	bayes := make([]*bayesReader, len(r.pop))
 	for i := range bayes {
 		bayes[i] = newBayesReader(prior)
@@ -289,18 +290,8 @@ func (r *Result) Interest() (InterestScreen, error) {
 			segRate := (sClick[sk] + ke*camp) / (sSend[sk] + ke)
 			g, val := globalRate(), f.Affinity*f.Campaign
 			by := bayes[rc]
-			post := by.relevance(c.topics)
-			var pri float64
-			for set, l := range prior {
-				if !math.IsInf(l, -1) {
-					pri += math.Exp(l) * setRelevance(set, c.topics)
-				}
-			}
-			repeatOf[ev.i] = 1
-			if last, ok := by.last[c.id]; ok && x.Released.Sub(last) < repeatWindow {
-				repeatOf[ev.i] = repeatFactor
-			}
-			by.last[c.id] = x.Released
+			post, pri := by.relevance(c.topics), priorOnly.relevance(c.topics)
+			repeatOf[ev.i] = by.sent(c, x.Released)
 			for s, v := range []float64{f.Affinity, val, a / nu, b / nu, co / nu, camp, segRate,
 				co / nu * segRate / camp, val * b / nu / g, val * co / nu / g, val * co / b, val * co / nu * segRate / camp / g,
 				ao / nu, bo / nu, ao / nu / openRate() * f.Campaign, ao / nu / openRate() * val,
@@ -319,12 +310,7 @@ func (r *Result) Interest() (InterestScreen, error) {
 			gS++
 		case evReadable:
 			// What the reader did with it by now, for the bound.
-			p := r.pop[rc]
-			openF := p.openness * p.activity(x.Released) / max(x.Pressure, 1) * repeatOf[ev.i]
-			clickF := clickScale * c.quality
-			if !c.expires.IsZero() && !x.Released.Before(c.expires) {
-				clickF = 0
-			}
+			openF, clickF := releaseFactors(r.pop[rc], c, x.Released, x.Pressure, repeatOf[ev.i])
 			opened := x.Opened && !x.OpenAt.After(ev.at)
 			bayes[rc].observe(c.topics, openF, clickF, opened, opened && x.Clicked && !x.ClickAt.After(ev.at))
 			cSend[c]++
