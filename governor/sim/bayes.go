@@ -139,9 +139,11 @@ func (b *bayesReader) sent(c *campaign, t time.Time) float64 {
 
 // releaseFactors are the parts of the response model's P(open) and
 // P(click|open) that do not depend on relevance, for c delivered to p at
-// t under the given over-mailing (pressure, at least 1) and repeat factor.
-func releaseFactors(p *recipient, c *campaign, t time.Time, pressure, repeat float64) (openF, clickF float64) {
-	openF = p.openness * p.activity(t) / max(pressure, 1) * repeat
+// t under the given over-mailing (pressure, at least 1) and repeat factor,
+// with the reader's activity at t (the truth, p.activity(t), or a learned
+// estimate).
+func releaseFactors(p *recipient, c *campaign, t time.Time, act, pressure, repeat float64) (openF, clickF float64) {
+	openF = p.openness * act / max(pressure, 1) * repeat
 	if c.expires.IsZero() || t.Before(c.expires) {
 		clickF = clickScale * c.quality
 	}
@@ -199,6 +201,9 @@ type bayesPolicy struct {
 	// pending are delivered mails whose outcome is not observed yet, in
 	// the order they become observable.
 	pending []bayesObs
+	// activity, when set, is the reader's activity at a time as another
+	// learner estimates it (the hours bound, hours.go); nil: the truth.
+	activity func(rcpt int, t time.Time) float64
 }
 
 type bayesObs struct {
@@ -245,7 +250,12 @@ func (b *bayesPolicy) delivered(m *message, at time.Time, o outcome) {
 		return // they had stopped: the mail landed unread
 	}
 	repeat := b.readers[m.rcpt].sent(m.campaign, at)
-	openF, clickF := releaseFactors(b.pop[m.rcpt], m.campaign, at, o.pressure, repeat)
+	p := b.pop[m.rcpt]
+	act := p.activity(at)
+	if b.activity != nil {
+		act = b.activity(m.rcpt, at)
+	}
+	openF, clickF := releaseFactors(p, m.campaign, at, act, o.pressure, repeat)
 	ready := at.Add(bayesReadTime)
 	opened := o.opened && !o.openAt.After(ready)
 	b.pending = append(b.pending, bayesObs{

@@ -140,16 +140,21 @@ func TestBayesPolicy(t *testing.T) {
 	}
 }
 
-// TestBayesYardstick runs the yardsticks (round 15 of docs/simulation.md):
-// send-all, the oracle and the Bayes yardstick at each threshold of
-// KADENZ_SIM_BAYES, e.g.
+// TestBayesYardstick runs the yardsticks (rounds 15 and 16 of
+// docs/simulation.md): send-all, the oracle, the Bayes yardstick at each
+// threshold of KADENZ_SIM_BAYES and the yardsticks KADENZ_SIM_POLICIES
+// names (timed.go), with the mean hidden relevance and reader activity of
+// what each released, e.g.
 //
 //	KADENZ_SIM_BAYES="0.3 0.4 0.5" KADENZ_SIM_MIXES="default tolerant sensitive" KADENZ_SIM_SEEDS="1 2 3" \
 //	  KADENZ_SIM_N=1500 KADENZ_SIM_DAYS=28 KADENZ_SIM_WORLD=structured go test -run TestBayesYardstick -v ./governor/sim/
+//	KADENZ_SIM_POLICIES="oracle-timed-0.50-1 learned-hours-0.35-100" KADENZ_SIM_MIXES=default KADENZ_SIM_SEEDS=1 \
+//	  KADENZ_SIM_N=1500 KADENZ_SIM_DAYS=28 KADENZ_SIM_WORLD=structured go test -run TestBayesYardstick -v ./governor/sim/
 func TestBayesYardstick(t *testing.T) {
 	ths := strings.Fields(os.Getenv("KADENZ_SIM_BAYES"))
-	if len(ths) == 0 {
-		t.Skip("set KADENZ_SIM_BAYES to the thresholds to run")
+	more := strings.Fields(os.Getenv("KADENZ_SIM_POLICIES"))
+	if len(ths)+len(more) == 0 {
+		t.Skip("set KADENZ_SIM_BAYES to the thresholds, or KADENZ_SIM_POLICIES to yardsticks' names (timed.go), to run")
 	}
 	only := []string{PolicySendAll, PolicyOracle}
 	for _, s := range ths {
@@ -159,20 +164,22 @@ func TestBayesYardstick(t *testing.T) {
 		}
 		only = append(only, BayesPolicy(th))
 	}
+	only = append(only, more...)
 	days, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_DAYS"))
 	mixes, seeds, n := diagnosisRuns(t, "KADENZ_SIM_MIXES", "to run the yardsticks")
-	fmt.Println("| mix | seed | policy | volume | clicks | unsub + compl. |")
-	fmt.Println("|---|---:|---|---:|---:|---:|")
+	fmt.Println("| mix | seed | policy | volume | clicks | unsub + compl. | mean relevance | mean activity |")
+	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|")
 	for _, mix := range mixes {
 		for _, seed := range seeds {
-			res, err := Run(Options{Recipients: n, Days: days, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")), TempDir: t.TempDir(), Only: only})
+			res, err := Run(Options{Recipients: n, Days: days, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")), TempDir: t.TempDir(), Only: only, Diagnose: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, name := range only[1:] {
+			for _, name := range only {
 				p := res.Policy(name)
-				fmt.Printf("| %s | %d | %s | %.1f%% | %.1f%% | %.1f%% |\n", mix, seed, name,
-					100*p.ReleasedVsSendAll, 100*p.ClicksVsSendAll, 100*p.StopsVsSendAll)
+				_, rel, _, act := res.picks(p)
+				fmt.Printf("| %s | %d | %s | %.1f%% | %.1f%% | %.1f%% | %.3f | %.3f |\n", mix, seed, name,
+					100*p.ReleasedVsSendAll, 100*p.ClicksVsSendAll, 100*p.StopsVsSendAll, rel, act)
 			}
 		}
 	}

@@ -150,31 +150,39 @@ func (r *Result) diagnoseClicks(w io.Writer, all, k *PolicyResult) {
 	fmt.Fprintf(w, "kadenz clicks also clicked under send-all %d, new %d\n", both, gained-both)
 }
 
+// picks are the hidden quality of p's marketing releases: how many, their
+// mean relevance, the share with relevance at least 0.4 and the reader's
+// mean activity at release. It needs Options.Diagnose.
+func (r *Result) picks(p *PolicyResult) (n int, rel, liked, act float64) {
+	for _, x := range p.Releases {
+		if !x.Marketing {
+			continue
+		}
+		m := &r.stream[x.Message]
+		rc := r.pop[m.rcpt]
+		R := rc.relevance(m.campaign.topics)
+		n++
+		rel += R
+		act += rc.activity(x.Released)
+		if R >= 0.4 {
+			liked++
+		}
+	}
+	if n == 0 {
+		return 0, 0, 0, 0
+	}
+	return n, rel / float64(n), liked / float64(n), act / float64(n)
+}
+
 // diagnosePicks says how well each policy picks, by what the engine never
 // sees: the hidden relevance, the reader's activity, the campaign quality.
 func (r *Result) diagnosePicks(w io.Writer) {
 	// How well each policy picks: the hidden relevance and the reader's
 	// activity at release (the engine never sees either).
 	for _, p := range r.Policies {
-		var n, liked int
-		var rel, act float64
-		for _, x := range p.Releases {
-			if !x.Marketing {
-				continue
-			}
-			m := &r.stream[x.Message]
-			rc := r.pop[m.rcpt]
-			R := rc.relevance(m.campaign.topics)
-			n++
-			rel += R
-			act += rc.activity(x.Released)
-			if R >= 0.4 {
-				liked++
-			}
-		}
-		if n > 0 {
+		if n, rel, liked, act := r.picks(p); n > 0 {
 			fmt.Fprintf(w, "%-9s mean relevance %.3f, share relevance>=0.4 %.2f, mean activity %.3f\n",
-				p.Name, rel/float64(n), float64(liked)/float64(n), act/float64(n))
+				p.Name, rel, liked, act)
 		}
 	}
 	for _, p := range r.Policies {

@@ -109,7 +109,7 @@ func runDirect(opts *Options, name string, pop []*recipient, stream []message) (
 	}
 	end := Start.AddDate(0, 0, opts.Days).Add(opts.Drain)
 	next := 0
-	var due []*message
+	var due, later []*message
 	for t := Start; t.Before(end); t = t.Add(opts.Tick) {
 		tickEnd := t.Add(opts.Tick)
 		due = due[:0]
@@ -122,8 +122,25 @@ func runDirect(opts *Options, name string, pop []*recipient, stream []message) (
 		// the rest, each in arrival order.
 		slices.SortStableFunc(due, func(a, b *message) int { return cmp.Compare(btoi(a.marketing), btoi(b.marketing)) })
 		for _, m := range due {
+			if r.timed != nil && m.marketing {
+				later = r.timed.hold(later, m)
+				continue
+			}
 			r.deliver(m, m.at)
 		}
+		// The timed oracle's planned deliveries that fall in this tick,
+		// in time order; mail to a reader who has left in the meantime
+		// is not sent.
+		n := 0
+		for ; n < len(later) && r.timed.at[later[n].index].Before(tickEnd); n++ {
+			m := later[n]
+			at := r.timed.at[m.index]
+			if s := r.readers[m.rcpt].stopped; !s.IsZero() && !s.After(at) {
+				continue
+			}
+			r.deliver(m, at)
+		}
+		later = later[n:]
 	}
 	return r.finish(), nil
 }

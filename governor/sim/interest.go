@@ -310,7 +310,7 @@ func (r *Result) Interest() (InterestScreen, error) {
 			gS++
 		case evReadable:
 			// What the reader did with it by now, for the bound.
-			openF, clickF := releaseFactors(r.pop[rc], c, x.Released, x.Pressure, repeatOf[ev.i])
+			openF, clickF := releaseFactors(r.pop[rc], c, x.Released, r.pop[rc].activity(x.Released), x.Pressure, repeatOf[ev.i])
 			opened := x.Opened && !x.OpenAt.After(ev.at)
 			bayes[rc].observe(c.topics, openF, clickF, opened, opened && x.Clicked && !x.ClickAt.After(ev.at))
 			cSend[c]++

@@ -135,11 +135,21 @@ func newPopulation(rng *rand.Rand, n int, mix Mix, world World) ([]*recipient, e
 // peak, falling to 0.25 far from it. Mail that arrives while they are
 // away is read later, under newer mail, if at all.
 func (r *recipient) activity(t time.Time) float64 {
-	l := t.In(r.loc)
-	h := float64(l.Hour()) + float64(l.Minute())/60
-	d := math.Abs(h - r.peak)
+	return activityAt(localHour(t, r.loc), r.peak, r.width)
+}
+
+// activityAt is the activity at local hour of day h (fractional) of a
+// reader with peak and width.
+func activityAt(h, peak, width float64) float64 {
+	d := math.Abs(h - peak)
 	d = math.Min(d, 24-d)
-	return 0.25 + 0.75*math.Exp(-d*d/(2*r.width*r.width))
+	return 0.25 + 0.75*math.Exp(-d*d/(2*width*width))
+}
+
+// localHour is t's hour of day, fractional, in loc.
+func localHour(t time.Time, loc *time.Location) float64 {
+	l := t.In(loc)
+	return float64(l.Hour()) + float64(l.Minute())/60
 }
 
 // relevance is the mean interest over a message's topics.

@@ -348,6 +348,8 @@ type replay struct {
 	transCount int
 	// bayes is the state of a Bayes yardstick (bayes.go), nil for others.
 	bayes *bayesPolicy
+	// timed is the state of a timed oracle (timed.go), nil for others.
+	timed *timedOracle
 }
 
 func newReplay(opts *Options, name string, pop []*recipient) (*replay, error) {
@@ -359,6 +361,10 @@ func newReplay(opts *Options, name string, pop []*recipient) (*replay, error) {
 	case name == PolicySendAll, name == PolicyKadenz, name == PolicyOracle, name == PolicyShadow:
 	case isBayes(name):
 		if err := r.startBayes(name); err != nil {
+			return nil, err
+		}
+	case isTimed(name):
+		if err := r.startTimed(name); err != nil {
 			return nil, err
 		}
 	default:
@@ -383,7 +389,7 @@ func (r *replay) admit(m *message) bool {
 	if s := r.readers[m.rcpt].stopped; !s.IsZero() && !s.After(m.at) {
 		return false
 	}
-	if r.bayes != nil && !r.bayes.admit(m) {
+	if r.timed != nil && !r.timed.plan(m) || r.timed == nil && r.bayes != nil && !r.bayes.admit(m) {
 		r.out.Dropped++
 		return false
 	}
@@ -427,7 +433,10 @@ func (r *replay) deliver(m *message, at time.Time) outcome {
 	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m))
 	rel.Opened, rel.OpenAt, rel.Pressure = o.opened, o.openAt, o.pressure
 	rel.Unsubscribed, rel.Complained, rel.StopAt = o.unsubscribed, o.complained, o.stopAt
-	if r.bayes != nil {
+	switch {
+	case r.timed != nil:
+		r.timed.delivered(m, at, o)
+	case r.bayes != nil:
 		r.bayes.delivered(m, at, o)
 	}
 	if o.opened {
@@ -462,7 +471,7 @@ func (r *replay) finish() *PolicyResult {
 // everything they are given at once take the direct path (runDirect)
 // unless Options.viaRelay asks for the relay.
 func runPolicy(opts *Options, name string, pop []*recipient, stream []message) (*PolicyResult, error) {
-	if name != PolicyKadenz && name != PolicyShadow && !opts.viaRelay {
+	if name != PolicyKadenz && name != PolicyShadow && (!opts.viaRelay || isTimed(name)) {
 		return runDirect(opts, name, pop, stream)
 	}
 	return runRelay(opts, name, pop, stream)

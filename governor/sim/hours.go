@@ -1,0 +1,113 @@
+package sim
+
+import (
+	"math"
+	"time"
+)
+
+// A bound on learning a reader's hours (round 16 of docs/simulation.md):
+// the posterior of when a reader is about, given when their mail was
+// delivered, whether they opened it and how long after delivery, worked out
+// with the world's own model as bayes.go does for their topics. The
+// response model (response.go) makes the hours show in two ways: a mail
+// is opened in proportion to the reader's activity at delivery, and it is
+// looked at sooner when they are about (the delay's mean is 30 minutes
+// plus four hours times their absence). The learner knows both formulas,
+// the reader's openness, over-mailing and repeats; the message's relevance
+// it takes from whoever drives it (the truth, or the topic posterior).
+// All it must learn is the reader's peak hour and the width of their
+// active period.
+
+// hourHypothesis is one (peak, width) a reader may have, with its prior
+// probability from newPopulation's draws.
+type hourHypothesis struct {
+	peak, width, prior float64
+}
+
+// hourHypotheses is the grid the posterior lives on: quarter-hour peaks
+// over each class's range (morning 7-9 for 40% of readers, lunch 12-13
+// for 30%, evening 19-22 for 30%) times five widths over 1.5-3.5 hours,
+// at the bins' centres.
+var hourHypotheses = func() []hourHypothesis {
+	var hs []hourHypothesis
+	class := func(from, to, share float64) {
+		n := int(math.Round((to - from) * 4))
+		for i := range n {
+			for j := range 5 {
+				hs = append(hs, hourHypothesis{
+					peak:  from + (float64(i)+0.5)/4,
+					width: 1.5 + (float64(j)+0.5)*0.4,
+					prior: share / float64(n) / 5,
+				})
+			}
+		}
+	}
+	class(7, 9, 0.4)
+	class(12, 13, 0.3)
+	class(19, 22, 0.3)
+	return hs
+}()
+
+// hoursReader is one reader's posterior over hourHypotheses, in logs.
+type hoursReader struct {
+	logw []float64
+}
+
+func newHoursReader() *hoursReader {
+	h := &hoursReader{logw: make([]float64, len(hourHypotheses))}
+	for i, hy := range hourHypotheses {
+		h.logw[i] = math.Log(hy.prior)
+	}
+	return h
+}
+
+// activity is the posterior mean activity at local hour h.
+func (r *hoursReader) activity(h float64) float64 {
+	mx := math.Inf(-1)
+	for _, l := range r.logw {
+		mx = max(mx, l)
+	}
+	var num, den float64
+	for i, l := range r.logw {
+		w := math.Exp(l - mx)
+		num += w * activityAt(h, hourHypotheses[i].peak, hourHypotheses[i].width)
+		den += w
+	}
+	return num / den
+}
+
+// observe updates the posterior with one delivery at local hour h:
+// base is everything in P(open) but the activity (openness, relevance,
+// fatigue, repeat); the reader opened it delay after delivery, or did not
+// within window (opened false).
+func (r *hoursReader) observe(h, base float64, opened bool, delay, window time.Duration) {
+	d, win := delay.Hours(), window.Hours()
+	for i, l := range r.logw {
+		a := activityAt(h, hourHypotheses[i].peak, hourHypotheses[i].width)
+		mean := 0.5 + (1-a)*4
+		po := min(1, base*a)
+		var p float64
+		if opened {
+			p = po * math.Exp(-d/mean) / mean
+		} else {
+			p = 1 - po*(1-math.Exp(-win/mean))
+		}
+		r.logw[i] = l + math.Log(max(p, 1e-300))
+	}
+}
+
+// bestSlot is the delivery time, t itself or a whole hour within the next
+// day (before the offer expires, when it does), at which the posterior
+// mean activity is highest; the earliest of equals.
+func (r *hoursReader) bestSlot(t, expires time.Time, loc *time.Location) time.Time {
+	best, bestA := t, r.activity(localHour(t, loc))
+	for s := t.Truncate(time.Hour).Add(time.Hour); s.Before(t.Add(24 * time.Hour)); s = s.Add(time.Hour) {
+		if !expires.IsZero() && !s.Before(expires) {
+			break
+		}
+		if a := r.activity(localHour(s, loc)); a > bestA+1e-9 {
+			best, bestA = s, a
+		}
+	}
+	return best
+}
