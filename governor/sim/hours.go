@@ -24,13 +24,21 @@ type hourHypothesis struct {
 	peak, width, prior float64
 }
 
-// hourHypotheses is the grid the posterior lives on: quarter-hour peaks
-// over each class's range (morning 7-9 for 40% of readers, lunch 12-13
-// for 30%, evening 19-22 for 30%) times five widths over 1.5-3.5 hours,
-// at the bins' centres.
-var hourHypotheses = func() []hourHypothesis {
+// hourHypotheses is the grid the posterior lives on, with the population's
+// prior: quarter-hour peaks over each class's range (morning 7-9 for 40% of
+// readers, lunch 12-13 for 30%, evening 19-22 for 30%) times five widths
+// over 1.5-3.5 hours, at the bins' centres.
+var hourHypotheses = hourGrid([][3]float64{{7, 9, 0.4}, {12, 13, 0.3}, {19, 22, 0.3}})
+
+// flatHourHypotheses is the same grid over the whole day with a flat
+// prior: a learner that does not know when the list's readers read.
+var flatHourHypotheses = hourGrid([][3]float64{{0, 24, 1}})
+
+// hourGrid is the grid over ranges of peaks {from, to, share of readers}.
+func hourGrid(ranges [][3]float64) []hourHypothesis {
 	var hs []hourHypothesis
-	class := func(from, to, share float64) {
+	for _, c := range ranges {
+		from, to, share := c[0], c[1], c[2]
 		n := int(math.Round((to - from) * 4))
 		for i := range n {
 			for j := range 5 {
@@ -42,20 +50,19 @@ var hourHypotheses = func() []hourHypothesis {
 			}
 		}
 	}
-	class(7, 9, 0.4)
-	class(12, 13, 0.3)
-	class(19, 22, 0.3)
 	return hs
-}()
+}
 
-// hoursReader is one reader's posterior over hourHypotheses, in logs.
+// hoursReader is one reader's posterior over a grid of hypotheses, in
+// logs.
 type hoursReader struct {
+	hs   []hourHypothesis
 	logw []float64
 }
 
-func newHoursReader() *hoursReader {
-	h := &hoursReader{logw: make([]float64, len(hourHypotheses))}
-	for i, hy := range hourHypotheses {
+func newHoursReader(grid []hourHypothesis) *hoursReader {
+	h := &hoursReader{hs: grid, logw: make([]float64, len(grid))}
+	for i, hy := range grid {
 		h.logw[i] = math.Log(hy.prior)
 	}
 	return h
@@ -70,7 +77,7 @@ func (r *hoursReader) activity(h float64) float64 {
 	var num, den float64
 	for i, l := range r.logw {
 		w := math.Exp(l - mx)
-		num += w * activityAt(h, hourHypotheses[i].peak, hourHypotheses[i].width)
+		num += w * activityAt(h, r.hs[i].peak, r.hs[i].width)
 		den += w
 	}
 	return num / den
@@ -83,7 +90,7 @@ func (r *hoursReader) activity(h float64) float64 {
 func (r *hoursReader) observe(h, base float64, opened bool, delay, window time.Duration) {
 	d, win := delay.Hours(), window.Hours()
 	for i, l := range r.logw {
-		a := activityAt(h, hourHypotheses[i].peak, hourHypotheses[i].width)
+		a := activityAt(h, r.hs[i].peak, r.hs[i].width)
 		mean := 0.5 + (1-a)*4
 		po := min(1, base*a)
 		var p float64

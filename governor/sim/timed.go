@@ -26,6 +26,9 @@ import (
 //	learned-timed-<threshold>-<load>  interests learned (bayes.go), hours known
 //	hours-timed-<relevance>-<load>    interests known, hours learned (hours.go)
 //	learned-hours-<threshold>-<load>  both learned
+//	hours-flat-<relevance>-<load>     as hours-timed, learning the hours from a
+//	                                  flat prior (not knowing when the list reads)
+//	learned-flat-<threshold>-<load>   as learned-hours, from a flat hours prior
 //
 // The tolerance is always known; a load of 100 never binds.
 
@@ -33,13 +36,17 @@ import (
 type timedVariant struct {
 	prefix                     string
 	learnInterests, learnHours bool
+	// hours is the grid and prior the hours are learned on.
+	hours []hourHypothesis
 }
 
 var timedVariants = []timedVariant{
-	{"oracle-timed-", false, false},
-	{"learned-timed-", true, false},
-	{"hours-timed-", false, true},
-	{"learned-hours-", true, true},
+	{"oracle-timed-", false, false, nil},
+	{"learned-timed-", true, false, nil},
+	{"hours-timed-", false, true, hourHypotheses},
+	{"learned-hours-", true, true, hourHypotheses},
+	{"hours-flat-", false, true, flatHourHypotheses},
+	{"learned-flat-", true, true, flatHourHypotheses},
 }
 
 // timedPrefix names the timed oracle.
@@ -125,7 +132,7 @@ func (r *replay) startTimed(name string) error {
 	if v.learnHours {
 		o.hours = make([]*hoursReader, len(r.pop))
 		for i := range o.hours {
-			o.hours[i] = newHoursReader()
+			o.hours[i] = newHoursReader(v.hours)
 		}
 		if o.bayes != nil {
 			o.bayes.activity = func(i int, t time.Time) float64 {

@@ -10,19 +10,21 @@ import (
 // The hours prior is what the population draws: its mean activity at each
 // hour of the day matches a large drawn population's.
 func TestHoursPriorMatchesPopulation(t *testing.T) {
-	var total float64
-	for _, h := range hourHypotheses {
-		total += h.prior
-	}
-	if math.Abs(total-1) > 1e-9 {
-		t.Fatalf("the hours prior sums to %v", total)
+	for _, grid := range [][]hourHypothesis{hourHypotheses, flatHourHypotheses} {
+		var total float64
+		for _, h := range grid {
+			total += h.prior
+		}
+		if math.Abs(total-1) > 1e-9 {
+			t.Fatalf("an hours prior sums to %v", total)
+		}
 	}
 	const n = 40000
 	pop, err := newPopulation(rand.New(rand.NewPCG(9, 4)), n, MixDefault, WorldStructured)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prior := newHoursReader()
+	prior := newHoursReader(hourHypotheses)
 	for h := 0.0; h < 24; h += 0.5 {
 		var sum, sq float64
 		for _, r := range pop {
@@ -45,8 +47,8 @@ func TestHoursPriorMatchesPopulation(t *testing.T) {
 // from the outcomes of mail delivered at random hours.
 func TestHoursReaderLearns(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
-	for range 300 {
-		r := newHoursReader()
+	for i := range 300 {
+		r := newHoursReader([][]hourHypothesis{hourHypotheses, flatHourHypotheses}[i%2])
 		for range 15 {
 			h := 24 * rng.Float64()
 			base := 0.1 + 0.5*rng.Float64()
@@ -67,7 +69,7 @@ func TestHoursReaderLearns(t *testing.T) {
 	// minutes after delivery says more for the hour than one four hours
 	// after.
 	for h := 0.0; h < 24; h++ {
-		quick, slow := newHoursReader(), newHoursReader()
+		quick, slow := newHoursReader(hourHypotheses), newHoursReader(hourHypotheses)
 		quick.observe(h, 0.4, true, 5*time.Minute, bayesReadTime)
 		slow.observe(h, 0.4, true, 4*time.Hour, bayesReadTime)
 		if q, s := quick.activity(h), slow.activity(h); q <= s {
@@ -77,7 +79,7 @@ func TestHoursReaderLearns(t *testing.T) {
 	// Being opened at all says they were about, and being ignored that
 	// they were not.
 	for h := 0.0; h < 24; h++ {
-		prior, opened, ignored := newHoursReader(), newHoursReader(), newHoursReader()
+		prior, opened, ignored := newHoursReader(hourHypotheses), newHoursReader(hourHypotheses), newHoursReader(hourHypotheses)
 		opened.observe(h, 0.4, true, 90*time.Minute, bayesReadTime)
 		for range 3 {
 			ignored.observe(h, 0.4, false, 0, bayesReadTime)
@@ -87,9 +89,10 @@ func TestHoursReaderLearns(t *testing.T) {
 		}
 	}
 	// An evening reader, mailed at random hours, as the response model
-	// would have them respond: their best slot ends up near their peak.
+	// would have them respond: their best slot ends up near their peak,
+	// even from a flat prior.
 	p := &recipient{peak: 20.5, width: 2, openness: 0.6, loc: time.UTC}
-	r := newHoursReader()
+	r := newHoursReader(flatHourHypotheses)
 	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	for i := range 60 {
 		at := day.Add(time.Duration(i)*24*time.Hour + time.Duration(rng.IntN(24*60))*time.Minute)
@@ -107,12 +110,12 @@ func TestHoursReaderLearns(t *testing.T) {
 		t.Errorf("after 60 mails the best slot is %.1fh, the reader's peak %.1fh", h, p.peak)
 	}
 	// The prior alone sends in the morning: 40% of readers peak then.
-	if h := localHour(newHoursReader().bestSlot(day.Add(2*time.Hour), time.Time{}, time.UTC), time.UTC); h < 7 || h > 9 {
+	if h := localHour(newHoursReader(hourHypotheses).bestSlot(day.Add(2*time.Hour), time.Time{}, time.UTC), time.UTC); h < 7 || h > 9 {
 		t.Errorf("with no evidence the best slot is %.1fh, want the morning", h)
 	}
 	// An offer that expires first is sent before it does.
 	exp := day.Add(3 * time.Hour)
-	if s := newHoursReader().bestSlot(day.Add(2*time.Hour), exp, time.UTC); !s.Before(exp) {
+	if s := newHoursReader(hourHypotheses).bestSlot(day.Add(2*time.Hour), exp, time.UTC); !s.Before(exp) {
 		t.Errorf("an offer expiring at %v is planned for %v", exp, s)
 	}
 }
@@ -121,7 +124,7 @@ func TestHoursReaderLearns(t *testing.T) {
 // never repeat a campaign within a week, honour the load ceiling, are
 // deterministic, and knowing the hours buys clicks over the untimed oracle.
 func TestTimedYardsticks(t *testing.T) {
-	names := []string{TimedOraclePolicy(0.4, 100), TimedOraclePolicy(0.4, 0.3), "learned-timed-0.35-100", "hours-timed-0.40-100", "learned-hours-0.35-100"}
+	names := []string{TimedOraclePolicy(0.4, 100), TimedOraclePolicy(0.4, 0.3), "learned-timed-0.35-100", "hours-timed-0.40-100", "learned-hours-0.35-100", "hours-flat-0.40-100", "learned-flat-0.35-100"}
 	only := append([]string{PolicySendAll, PolicyOracle}, names...)
 	run := func() *Result {
 		res, err := Run(Options{Recipients: 60, Days: 10, Seed: 4, World: WorldStructured, TempDir: t.TempDir(), Only: only})
