@@ -231,17 +231,24 @@ func (r *replay) startBayes(name string) error {
 // admit says whether the yardstick sends m, after learning from every
 // outcome observable by then.
 func (b *bayesPolicy) admit(m *message) bool {
-	n := 0
-	for ; n < len(b.pending) && !b.pending[n].ready.After(m.at); n++ {
-		o := &b.pending[n]
+	b.pending = observeReady(b.pending, m.at, func(o *bayesObs) time.Time { return o.ready }, func(o *bayesObs) {
 		b.readers[o.rcpt].observe(o.topics, o.openF, o.clickF, o.opened, o.clicked)
-	}
-	b.pending = b.pending[n:]
+	})
 	rd := b.readers[m.rcpt]
 	if last, ok := rd.last[m.campaign.id]; ok && m.at.Sub(last) < repeatWindow {
 		return false
 	}
 	return rd.relevance(m.campaign.topics) >= b.threshold
+}
+
+// observeReady applies learn to the pending observations that are ready
+// (observable) by t, in order, and returns the rest.
+func observeReady[T any](pending []T, t time.Time, ready func(*T) time.Time, learn func(*T)) []T {
+	n := 0
+	for ; n < len(pending) && !ready(&pending[n]).After(t); n++ {
+		learn(&pending[n])
+	}
+	return pending[n:]
 }
 
 // delivered queues what the reader did with m for learning later.

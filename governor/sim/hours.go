@@ -103,18 +103,8 @@ func (r *hoursReader) observe(h, base float64, opened bool, delay, window time.D
 	}
 }
 
-// bestSlot is the delivery time, t itself or a whole hour within the next
-// day (before the offer expires, when it does), at which the posterior
-// mean activity is highest; the earliest of equals.
+// bestSlot is the delivery time at which the posterior mean activity is
+// highest (bestOpenSlot).
 func (r *hoursReader) bestSlot(t, expires time.Time, loc *time.Location) time.Time {
-	best, bestA := t, r.activity(localHour(t, loc))
-	for s := t.Truncate(time.Hour).Add(time.Hour); s.Before(t.Add(24 * time.Hour)); s = s.Add(time.Hour) {
-		if !expires.IsZero() && !s.Before(expires) {
-			break
-		}
-		if a := r.activity(localHour(s, loc)); a > bestA+1e-9 {
-			best, bestA = s, a
-		}
-	}
-	return best
+	return bestOpenSlot(t, expires, loc, r.activity)
 }

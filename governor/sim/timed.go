@@ -146,12 +146,9 @@ func (r *replay) startTimed(name string) error {
 
 // plan decides whether m is sent and when, and remembers the answer.
 func (o *timedOracle) plan(m *message) bool {
-	n := 0
-	for ; n < len(o.pending) && !o.pending[n].ready.After(m.at); n++ {
-		x := &o.pending[n]
+	o.pending = observeReady(o.pending, m.at, func(x *hoursObs) time.Time { return x.ready }, func(x *hoursObs) {
 		o.hours[x.rcpt].observe(x.hour, x.base, x.opened, x.delay, bayesReadTime)
-	}
-	o.pending = o.pending[n:]
+	})
 	p := o.pop[m.rcpt]
 	c := m.campaign
 	if p.relevance(c.topics) < o.minRelevance || o.bayes != nil && !o.bayes.admit(m) {
@@ -162,8 +159,8 @@ func (o *timedOracle) plan(m *message) bool {
 		at = o.hours[m.rcpt].bestSlot(m.at, c.expires, p.loc)
 	} else {
 		at = nextPeak(p, m.at)
-		if !c.expires.IsZero() && !at.Before(c.expires) {
-			at = m.at
+		if quietHour(at, p.loc) || !c.expires.IsZero() && !at.Before(c.expires) {
+			at = bestOpenSlot(m.at, c.expires, p.loc, func(h float64) float64 { return activityAt(h, p.peak, p.width) })
 		}
 	}
 	if last, ok := o.campaigns[m.rcpt][c.id]; ok && (at.Sub(last) < repeatWindow && last.Sub(at) < repeatWindow) {
@@ -194,6 +191,37 @@ func (o *timedOracle) rate(i int, t time.Time) float64 {
 		}
 	}
 	return v * math.Ln2 / (float64(loadHalfLife) / float64(24*time.Hour))
+}
+
+// quietHour reports whether t falls in Kadenz's default quiet hours
+// (config.Default: 21:00-08:00 in the reader's zone), which the timed
+// yardsticks keep as the engine does.
+func quietHour(t time.Time, loc *time.Location) bool {
+	h := localHour(t, loc)
+	return h < 8 || h >= 21
+}
+
+// bestOpenSlot is the delivery time, t itself or a whole hour within the
+// next day, outside quiet hours and before the offer expires (when it
+// does), at which activity(local hour) is highest; the earliest of equals,
+// and t when no slot is open.
+func bestOpenSlot(t, expires time.Time, loc *time.Location, activity func(h float64) float64) time.Time {
+	best, bestA := t, -1.0
+	if !quietHour(t, loc) {
+		bestA = activity(localHour(t, loc))
+	}
+	for s := t.Truncate(time.Hour).Add(time.Hour); s.Before(t.Add(24 * time.Hour)); s = s.Add(time.Hour) {
+		if !expires.IsZero() && !s.Before(expires) {
+			break
+		}
+		if quietHour(s, loc) {
+			continue
+		}
+		if a := activity(localHour(s, loc)); a > bestA+1e-9 {
+			best, bestA = s, a
+		}
+	}
+	return best
 }
 
 // nextPeak is t when the reader is about at t, else the next time their

@@ -121,13 +121,13 @@ func TestHoursReaderLearns(t *testing.T) {
 }
 
 // The timed yardsticks deliver no earlier than submitted and within a day,
-// never repeat a campaign within a week, honour the load ceiling, are
+// hold nothing into quiet hours, never repeat a campaign within a week, honour the load ceiling, are
 // deterministic, and knowing the hours buys clicks over the untimed oracle.
 func TestTimedYardsticks(t *testing.T) {
 	names := []string{TimedOraclePolicy(0.4, 100), TimedOraclePolicy(0.4, 0.3), "learned-timed-0.35-100", "hours-timed-0.40-100", "learned-hours-0.35-100", "hours-flat-0.40-100", "learned-flat-0.35-100"}
 	only := append([]string{PolicySendAll, PolicyOracle}, names...)
 	run := func() *Result {
-		res, err := Run(Options{Recipients: 60, Days: 10, Seed: 4, World: WorldStructured, TempDir: t.TempDir(), Only: only})
+		res, err := Run(Options{Recipients: 60, Days: 10, Seed: 4, World: WorldStructured, TempDir: t.TempDir(), Only: only, Diagnose: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,6 +153,11 @@ func TestTimedYardsticks(t *testing.T) {
 			}
 			if d := x.Released.Sub(x.Submitted); d < 0 || d >= 24*time.Hour {
 				t.Errorf("%s released message %d %v after submission", name, x.Message, d)
+			}
+			// Quiet hours are kept, unless an offer expires before they end.
+			rc := a.pop[a.stream[x.Message].rcpt]
+			if h := x.Released.In(rc.loc).Hour(); (h < 8 || h >= 21) && x.Released != x.Submitted {
+				t.Errorf("%s held message %d to %v, in %s's quiet hours", name, x.Message, x.Released.In(rc.loc), x.Recipient)
 			}
 			k := x.Recipient + "/" + x.Campaign
 			if p, ok := last[k]; ok && x.Released.Sub(p.Released) < repeatWindow {
