@@ -135,6 +135,7 @@ func runDirect(opts *Options, name string, pop []*recipient, stream []message) (
 		for ; n < len(later) && r.timed.at[later[n].index].Before(tickEnd); n++ {
 			m := later[n]
 			at := r.timed.at[m.index]
+			delete(r.timed.at, m.index)
 			if s := r.readers[m.rcpt].stopped; !s.IsZero() && !s.After(at) {
 				continue
 			}

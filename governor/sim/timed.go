@@ -90,7 +90,8 @@ type timedOracle struct {
 	planned [][]time.Time
 	// campaigns is when each reader was last planned each campaign.
 	campaigns []map[string]time.Time
-	// at is the planned delivery of each admitted message, by index.
+	// at is the planned delivery of each admitted message not yet
+	// delivered, by index.
 	at map[int]time.Time
 	// hours, when the hours are learned, is each reader's posterior, and
 	// pending the deliveries whose outcome is not observed yet, in the
