@@ -109,17 +109,23 @@ func newBayesReader(prior []float64) *bayesReader {
 
 // relevance is the posterior mean relevance of a campaign on topics.
 func (b *bayesReader) relevance(topics []int) float64 {
+	return posteriorMean(b.logw, func(s int) float64 { return setRelevance(s, topics) })
+}
+
+// posteriorMean is the mean of f(i) under the weights exp(logw[i]),
+// normalised; hypotheses of weight zero (-Inf) are skipped.
+func posteriorMean(logw []float64, f func(i int) float64) float64 {
 	mx := math.Inf(-1)
-	for _, l := range b.logw {
+	for _, l := range logw {
 		mx = max(mx, l)
 	}
 	var num, den float64
-	for s, l := range b.logw {
+	for i, l := range logw {
 		if math.IsInf(l, -1) {
 			continue
 		}
 		w := math.Exp(l - mx)
-		num += w * setRelevance(s, topics)
+		num += w * f(i)
 		den += w
 	}
 	return num / den

@@ -70,17 +70,7 @@ func newHoursReader(grid []hourHypothesis) *hoursReader {
 
 // activity is the posterior mean activity at local hour h.
 func (r *hoursReader) activity(h float64) float64 {
-	mx := math.Inf(-1)
-	for _, l := range r.logw {
-		mx = max(mx, l)
-	}
-	var num, den float64
-	for i, l := range r.logw {
-		w := math.Exp(l - mx)
-		num += w * activityAt(h, r.hs[i].peak, r.hs[i].width)
-		den += w
-	}
-	return num / den
+	return posteriorMean(r.logw, func(i int) float64 { return activityAt(h, r.hs[i].peak, r.hs[i].width) })
 }
 
 // observe updates the posterior with one delivery at local hour h:
@@ -91,7 +81,7 @@ func (r *hoursReader) observe(h, base float64, opened bool, delay, window time.D
 	d, win := delay.Hours(), window.Hours()
 	for i, l := range r.logw {
 		a := activityAt(h, r.hs[i].peak, r.hs[i].width)
-		mean := 0.5 + (1-a)*4
+		mean := lookDelayMean(a).Hours()
 		po := min(1, base*a)
 		var p float64
 		if opened {

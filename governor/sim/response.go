@@ -80,9 +80,7 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws) outcome 
 		s.volume *= math.Exp2(-float64(t.Sub(s.volumeAt)) / float64(loadHalfLife))
 	}
 	s.volumeAt = maxTime(s.volumeAt, t)
-	// A steady r mails/day gives volume r·halfLife/ln2 (in days).
-	rate := s.volume * math.Ln2 / (float64(loadHalfLife) / float64(24*time.Hour))
-	load := rate / p.tolerance
+	load := loadRate(s.volume) / p.tolerance
 	pressure := 1 + (load/2)*(load/2)
 	fatigue := 1 / pressure
 	o.pressure = pressure
@@ -97,7 +95,7 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws) outcome 
 	rel := p.relevance(c.topics)
 	act := p.activity(t)
 	// They look at mail sooner when it arrives while they are about.
-	look := t.Add(time.Duration(d.delay * float64(30*time.Minute+time.Duration((1-act)*float64(4*time.Hour)))))
+	look := t.Add(time.Duration(d.delay * float64(lookDelayMean(act))))
 	pOpen := p.openness * (0.3 + 0.7*rel) * act * fatigue * repeat
 	pClick := math.Min(1, clickScale*rel*c.quality)
 	if !c.expires.IsZero() && !t.Before(c.expires) {
@@ -122,6 +120,19 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws) outcome 
 		s.stopped = o.stopAt
 	}
 	return o
+}
+
+// loadRate is the steady mails a day that a decayed marketing volume
+// stands for: a steady r mails/day gives volume r·halfLife/ln2 (in days).
+func loadRate(volume float64) float64 {
+	return volume * math.Ln2 / (float64(loadHalfLife) / float64(24*time.Hour))
+}
+
+// lookDelayMean is how long a reader takes on average to look at a mail
+// that arrives when their activity is act: 30 minutes when they are about,
+// up to four hours more when they are away.
+func lookDelayMean(act float64) time.Duration {
+	return 30*time.Minute + time.Duration((1-act)*float64(4*time.Hour))
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -191,7 +191,7 @@ func (o *timedOracle) rate(i int, t time.Time) float64 {
 			v += math.Exp2(-float64(t.Sub(u)) / float64(loadHalfLife))
 		}
 	}
-	return v * math.Ln2 / (float64(loadHalfLife) / float64(24*time.Hour))
+	return loadRate(v)
 }
 
 // quietHour reports whether t falls in Kadenz's default quiet hours
@@ -269,11 +269,12 @@ func (o *timedOracle) delivered(m *message, at time.Time, out outcome) {
 		rel = o.bayes.readers[m.rcpt].relevance(m.campaign.topics)
 	}
 	// The timed yardsticks never repeat a campaign within a week, so the
-	// repeat factor is 1.
+	// repeat factor is 1; the activity is what is learned.
+	openF, _ := releaseFactors(p, m.campaign, at, 1, out.pressure, 1)
 	ready := at.Add(bayesReadTime)
 	o.pending = append(o.pending, hoursObs{
 		ready: ready, rcpt: m.rcpt, hour: localHour(at, p.loc),
-		base:   p.openness * (0.3 + 0.7*rel) / out.pressure,
+		base:   openF * (0.3 + 0.7*rel),
 		opened: out.opened && !out.openAt.After(ready), delay: out.openAt.Sub(at),
 	})
 }
