@@ -184,6 +184,9 @@ type Engagement struct {
 	// term counts.
 	Topics []string
 	Terms  TermBits
+	// OpenedAfter is the release's open delay when this was its first
+	// open or click, for the list's delay law (FitOpenDelays).
+	OpenedAfter time.Duration
 }
 
 // Counted reports whether the event counted anything new.
@@ -215,6 +218,9 @@ func (p *Profile) RecordEventCounted(ev Event, loc *time.Location, m Memory) Eng
 	e.Open = rel.Opened && !before.Opened
 	e.Click = rel.Clicked && !before.Clicked
 	e.Stop = !stopped && (ev.Kind == EventUnsubscribe || ev.Kind == EventComplaint) && p.HardStopped()
+	if before.OpenedAfter == 0 {
+		e.OpenedAfter = rel.OpenedAfter
+	}
 	if !e.Counted() {
 		return Engagement{}
 	}

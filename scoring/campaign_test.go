@@ -144,11 +144,11 @@ func TestRecordEventCounted(t *testing.T) {
 		ev   Event
 		want Engagement
 	}{
-		{Event{Kind: EventOpen, At: at, MessageID: "e1"}, Engagement{Quality: "c:spring", Sender: "news@shop.test", Open: true}},
+		{Event{Kind: EventOpen, At: at, MessageID: "e1"}, Engagement{Quality: "c:spring", Sender: "news@shop.test", Open: true, OpenedAfter: time.Hour}},
 		{Event{Kind: EventOpen, At: at, MessageID: "e1"}, Engagement{}}, // a repeat
 		{Event{Kind: EventClick, At: at, MessageID: "e1"}, Engagement{Quality: "c:spring", Sender: "news@shop.test", Click: true}},
 		{Event{Kind: EventClick, At: at, MessageID: "e1"}, Engagement{}},
-		{Event{Kind: EventClick, At: at, MessageID: "e2"}, Engagement{Sender: "news@shop.test", Open: true, Click: true}}, // no key: population counts only
+		{Event{Kind: EventClick, At: at, MessageID: "e2"}, Engagement{Sender: "news@shop.test", Open: true, Click: true, OpenedAfter: time.Hour}}, // no key: population counts only
 		{Event{Kind: EventClick, At: at, MessageID: "unknown"}, Engagement{}},
 		{Event{Kind: EventUnsubscribe, At: at, MessageID: "e1"}, Engagement{Quality: "c:spring", Sender: "news@shop.test", Stop: true}},
 		{Event{Kind: EventComplaint, At: at, MessageID: "e1"}, Engagement{}}, // already stopped

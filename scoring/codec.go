@@ -42,21 +42,27 @@ import (
 //     count, a bitmap of the entries that are not zero, then those;
 //   - then the summary of the counted releases (comfortMemo) that spares a
 //     decision the walk over the history, when there is one;
-//   - versions 2 and 3: last, shadow mode's held copies (ShadowHeld), a
+//   - versions 2 and up: last, shadow mode's held copies (ShadowHeld), a
 //     uvarint count, then each one's ID, sender (interned), four times,
-//     features (a string) and three engagement times.
+//     features (a string) and three engagement times;
+//   - version 4: a release's flags byte may also say that its open delay
+//     (OpenedAfter, a uvarint of nanoseconds) follows the quality key.
 //
-// A profile is written in the oldest version that holds it: version 3 when
-// it has content counts (the sparse arrays are the only difference), else
-// version 2 when it has shadow copies, else version 1, byte for byte as the
-// releases before each version wrote it.
+// A profile is written in the oldest version that holds it: version 4 when
+// a release has an open delay, else version 3 when it has content counts
+// (the sparse arrays are the only difference), else version 2 when it has
+// shadow copies, else version 1, byte for byte as the releases before each
+// version wrote it. Versions 3 and 4 write content counts sparse; 2 and up
+// carry the shadow copies.
 //
 // A field added to Profile must be added here, at the end, with a new
 // version; TestProfileCodecCoversEveryField fails until it is.
 const (
 	profileMagic = 0xC1
-	// profileVersion is the form with content counts (sparse arrays).
-	profileVersion = 3
+	// profileVersion is the form with open delays.
+	profileVersion = 4
+	// profileVersion3 is the form with content counts (sparse arrays).
+	profileVersion3 = 3
 	// profileVersion2 is the form with shadow copies and no content counts.
 	profileVersion2 = 2
 	// profileVersion1 is the form with neither.
@@ -102,8 +108,10 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 	w := profileWriter{b: slices.Grow(b, 64+len(p.History)*48+len(p.Topics)*24)}
 	version := byte(profileVersion1)
 	switch {
-	case p.Content != nil:
+	case p.hasOpenDelays():
 		version = profileVersion
+	case p.Content != nil:
+		version = profileVersion3
 	case len(p.ShadowHeld) > 0:
 		version = profileVersion2
 	}
@@ -147,13 +155,16 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 			w.intern(t)
 		}
 		w.b = binary.LittleEndian.AppendUint64(w.b, h.Fingerprint)
-		w.b = append(w.b, flags(h.Opened, h.Clicked, h.Replied, h.Terms != TermBits{}, h.Quality != ""))
+		w.b = append(w.b, flags(h.Opened, h.Clicked, h.Replied, h.Terms != TermBits{}, h.Quality != "", h.OpenedAfter > 0))
 		if h.Terms != (TermBits{}) {
 			w.b = binary.LittleEndian.AppendUint64(w.b, h.Terms[0])
 			w.b = binary.LittleEndian.AppendUint64(w.b, h.Terms[1])
 		}
 		if h.Quality != "" {
 			w.intern(h.Quality)
+		}
+		if h.OpenedAfter > 0 {
+			w.uvarint(uint64(h.OpenedAfter))
 		}
 	}
 	w.str(p.Timezone)
@@ -584,6 +595,17 @@ func (r *profileReader) flags(max byte) byte {
 	return f
 }
 
+// hasOpenDelays reports whether a release carries an open delay, which
+// only version 4 writes.
+func (p *Profile) hasOpenDelays() bool {
+	for i := range p.History {
+		if p.History[i].OpenedAfter > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Profile) decodeBinary(raw []byte) error {
 	if len(raw) < 2 {
 		return errShort
@@ -593,6 +615,11 @@ func (p *Profile) decodeBinary(raw []byte) error {
 		return fmt.Errorf("binary profile version %d: this Kadenz reads versions 1 to %d (written by a newer release?)", version, profileVersion)
 	}
 	r := profileReader{b: raw[2:]}
+	// The release flags each version knows: version 4 added the delay.
+	releaseFlags := byte(31)
+	if version >= profileVersion {
+		releaseFlags = 63
+	}
 	p.DecayedAt = r.abs()
 	p.All = r.counts()
 	if n := r.count(2); n > 0 {
@@ -631,13 +658,16 @@ func (p *Profile) decodeBinary(raw []byte) error {
 				h.Topics = topics[start:len(topics):len(topics)]
 			}
 			h.Fingerprint = r.u64()
-			f := r.flags(31)
+			f := r.flags(releaseFlags)
 			h.Opened, h.Clicked, h.Replied = f&1 != 0, f&2 != 0, f&4 != 0
 			if f&8 != 0 {
 				h.Terms = TermBits{r.u64(), r.u64()}
 			}
 			if f&16 != 0 {
 				h.Quality = r.intern()
+			}
+			if f&32 != 0 {
+				h.OpenedAfter = time.Duration(min(r.uvarint(), math.MaxInt64))
 			}
 			if r.err != nil {
 				break
@@ -662,7 +692,7 @@ func (p *Profile) decodeBinary(raw []byte) error {
 	if r.flags(1) == 1 {
 		c := &ContentCounts{At: r.abs(), Releases: r.float()}
 		for _, v := range []*[]float32{&c.Sends, &c.Opens, &c.Clicks} {
-			if version == profileVersion {
+			if version >= profileVersion3 {
 				*v = r.sparseFloats()
 			} else if n := r.count(4); n > 0 {
 				*v = make([]float32, n)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -494,6 +495,7 @@ func BenchmarkProfileCodec(b *testing.B) {
 // which round-trips.
 func TestProfileCodecShadowCopiesAreVersion2(t *testing.T) {
 	p := benchProfile(40)
+	clearOpenDelays(p) // else version 4
 	v1, err := p.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -616,7 +618,7 @@ func TestProfileCodecReadsRelease359011a(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if b[1] != profileVersion {
+		if b[1] != profileVersion3 {
 			t.Errorf("%s: written back as version %d", name, b[1])
 		}
 		q, err := DecodeProfile(b)
@@ -633,4 +635,60 @@ func TestProfileCodecReadsRelease359011a(t *testing.T) {
 		t.Errorf("%d profiles take %d bytes as version 3, %d as version 1: the sparse arrays should save most of their 1.5 KB each", len(bins), newBytes, oldBytes)
 	}
 	t.Logf("%d profiles: %d bytes as version 1, %d as version 3", len(bins), oldBytes, newBytes)
+}
+
+func clearOpenDelays(p *Profile) {
+	for i := range p.History {
+		p.History[i].OpenedAfter = 0
+	}
+}
+
+// Open delays (presence.go) need version 4; a profile without any is
+// written as before, byte for byte, and a version 4 profile differs from
+// it only in its version byte, the flags of the opened releases and their
+// delays.
+func TestProfileCodecOpenDelaysAreVersion4(t *testing.T) {
+	p := benchProfile(40)
+	delays := 0
+	for i := range p.History {
+		if p.History[i].OpenedAfter > 0 {
+			delays++
+		}
+	}
+	if delays == 0 {
+		t.Fatal("the bench profile has no open delays: RecordEvent no longer keeps them")
+	}
+	v4, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v4[1] != 4 {
+		t.Fatalf("a profile with open delays is written as version %d", v4[1])
+	}
+	back, err := DecodeProfile(v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffProfile(p, back); d != "" {
+		t.Fatalf("not round-tripped: %s", d)
+	}
+	without := *p
+	without.History = slices.Clone(p.History)
+	clearOpenDelays(&without)
+	old, err := without.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old[1] != 1 {
+		t.Fatalf("without delays: version %d", old[1])
+	}
+	if extra := len(v4) - len(old); extra < delays || extra > 10*delays {
+		t.Errorf("%d delays took %d more bytes", delays, extra)
+	}
+	// A version 3 reader's flags: the delay bit is refused below version 4.
+	forged := slices.Clone(v4)
+	forged[1] = 3
+	if _, err := DecodeProfile(forged); err == nil {
+		t.Error("a version 3 profile with the delay flag was read")
+	}
 }

@@ -218,6 +218,8 @@ type Planner struct {
 	popHours    [HoursPerWeek]float64
 	popTotal    float64
 	hasPopHours bool
+	// The presence model's tables for the last delay law (presenceLaw).
+	presence presenceLaw
 }
 
 // Decide is the package's Decide, appending the decisions to dst.

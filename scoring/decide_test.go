@@ -34,12 +34,14 @@ func msg(id string, f Features) Held {
 	return Held{ID: id, Features: &f, Received: t0.Add(-time.Hour)}
 }
 
-// ignoring is a profile that got n mails, one every other day up to two
-// weeks ago, and read none of them.
+// ignoring is a profile that got n mails, one about every other day up to
+// two weeks ago, and read none of them. Each came an hour later in the day
+// than the one before, so that with n = 24 it ignored one at every hour
+// and no hour is a better time than another (presence.go).
 func ignoring(n int) *Profile {
 	p := &Profile{}
 	for i := 0; i < n; i++ {
-		p.RecordRelease(Release{At: t0.Add(-14*24*time.Hour - time.Duration(n-i)*48*time.Hour), MessageID: fmt.Sprint("old", i)}, DefaultMemory())
+		p.RecordRelease(Release{At: t0.Add(-14*24*time.Hour - time.Duration(n-i)*49*time.Hour), MessageID: fmt.Sprint("old", i)}, DefaultMemory())
 	}
 	return p
 }
@@ -137,17 +139,17 @@ func TestDecideScenarios(t *testing.T) {
 		},
 		{
 			name: "low value is suppressed",
-			in:   Input{Profile: ignoring(20), Policy: &Policy{Strictness: 1, Floor: 0}, Held: []Held{msg("a", Features{Priority: 20})}},
+			in:   Input{Profile: ignoring(24), Policy: &Policy{Strictness: 1, Floor: 0}, Held: []Held{msg("a", Features{Priority: 20})}},
 			want: []string{"suppress low-value"},
 		},
 		{
 			name: "fairness floor releases the best of low-value messages",
-			in:   Input{Profile: ignoring(20), Held: []Held{msg("a", Features{Priority: 20}), msg("b", Features{Priority: 40})}},
+			in:   Input{Profile: ignoring(24), Held: []Held{msg("a", Features{Priority: 20}), msg("b", Features{Priority: 40})}},
 			want: []string{"suppress low-value", "release fairness-floor"},
 		},
 		{
 			name: "holdout gets everything caps allow",
-			in:   Input{Profile: ignoring(20), Policy: &Policy{HoldoutShare: 1}, Held: []Held{msg("a", Features{Priority: 0}), msg("b", Features{})}},
+			in:   Input{Profile: ignoring(24), Policy: &Policy{HoldoutShare: 1}, Held: []Held{msg("a", Features{Priority: 0}), msg("b", Features{})}},
 			want: []string{"release holdout", "release holdout"},
 		},
 		{
@@ -225,7 +227,7 @@ func TestDecideExploration(t *testing.T) {
 	pol.ExploreShare = 0.2
 	explored, n := 0, 500
 	for i := 0; i < n; i++ {
-		in := Input{Now: t0, Recipient: fmt.Sprintf("r%d@example.org", i), Profile: ignoring(20), Policy: &pol, Held: []Held{msg("a", Features{Priority: 20})}}
+		in := Input{Now: t0, Recipient: fmt.Sprintf("r%d@example.org", i), Profile: ignoring(24), Policy: &pol, Held: []Held{msg("a", Features{Priority: 20})}}
 		d := Decide(in)[0]
 		switch {
 		case d.Reasons.Has(ReasonExplore):
@@ -386,7 +388,10 @@ func withMoreVolume(r *rand.Rand, in Input) Input {
 	more.History = slices.Clone(more.History)
 	more.Topics = nil
 	for i := 0; i < 1+r.IntN(4); i++ {
-		at := in.Now.Add(-time.Duration(1+r.IntN(47*60)) * time.Minute)
+		// Within presenceSettle: an older release left unopened is also
+		// evidence of when the reader is away, and the property is about
+		// volume on the same evidence, as restoring Topics and All below.
+		at := in.Now.Add(-time.Duration(1+r.IntN(int(presenceSettle/time.Minute)-2)) * time.Minute)
 		more.RecordRelease(Release{At: at, MessageID: fmt.Sprint("x", i), Campaign: fmt.Sprint("extra", i), Fingerprint: r.Uint64()}, DefaultMemory())
 	}
 	more.Topics = in.Profile.Topics
@@ -476,7 +481,7 @@ func TestExplainSentences(t *testing.T) {
 	}{
 		{Input{Held: []Held{msg("a", Features{Subject: "Spring sale"})}}, []string{`“Spring sale” is released at Tue 4 Mar 10:17 UTC`, "outweighs the cost", "value 0.0", "reasons: worth-it"}},
 		{Input{Profile: &Profile{Unsubscribed: t0}, Held: []Held{msg("a", Features{})}}, []string{"is not sent because the recipient unsubscribed", "reasons: unsubscribed"}},
-		{Input{Profile: ignoring(20), Held: []Held{msg("a", Features{})}}, []string{"nobody goes without mail for long (their last one was 16 days ago)"}},
+		{Input{Profile: ignoring(24), Held: []Held{msg("a", Features{})}}, []string{"nobody goes without mail for long (their last one was 16 days ago)"}},
 		{Input{Held: []Held{msg("a", Features{Campaign: "c"}), {ID: "b", Features: &Features{Campaign: "c"}, Received: t0}}}, []string{`a newer version of campaign “c” replaces it`}},
 	}
 	for _, tt := range tests {

@@ -51,6 +51,9 @@ func (p *Profile) Merge(other *Profile, m Memory) {
 		if i, ok := byID[r.MessageID]; ok && r.MessageID != "" {
 			h := &p.History[i]
 			h.Opened, h.Clicked, h.Replied = h.Opened || r.Opened, h.Clicked || r.Clicked, h.Replied || r.Replied
+			if r.OpenedAfter > 0 && (h.OpenedAfter == 0 || r.OpenedAfter < h.OpenedAfter) {
+				h.OpenedAfter = r.OpenedAfter // the first open is the earlier
+			}
 			continue
 		}
 		p.History = append(p.History, r)

@@ -23,6 +23,11 @@ type Population struct {
 	// UnsubscribeRate is unsubscribes plus complaints per release at a
 	// comfortable volume; the base of the fatigue cost.
 	UnsubscribeRate float64 `json:"unsubscribe_rate"`
+	// OpenDelayPresent and OpenDelayAway are the list's delay law: the mean
+	// time to a first open of a reader at their inbox and of one at their
+	// quietest hour (presence.go; FitOpenDelays). Zero is the default.
+	OpenDelayPresent time.Duration `json:"open_delay_present,omitempty"`
+	OpenDelayAway    time.Duration `json:"open_delay_away,omitempty"`
 
 	// Prior strengths: how many observations of the recipient's own it
 	// takes to outweigh the population. Larger is more conservative.

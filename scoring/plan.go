@@ -255,10 +255,17 @@ type hourModel struct {
 	byDay [24]float64
 	// precomputed reciprocals: lift runs for every slot of every decision
 	invPop, invDen float64
+	// presence is the presence model's lift by local hour of day
+	// (presence.go), used in place of the histogram's when hasPresence.
+	presence    [24]float64
+	hasPresence bool
 }
 
 func (d *decider) newHourModel() hourModel {
 	m := hourModel{hours: &d.prof.Hours, pop: &d.pop.HourOfWeek, scale: 1, prior: d.pop.HourPrior, weight: d.pol.TimeWeight}
+	if m.hasPresence = d.presenceLift(&m.presence); m.hasPresence {
+		return m // the histogram is not read
+	}
 	if !d.prof.DecayedAt.IsZero() && d.now.After(d.prof.DecayedAt) {
 		m.scale = decay(d.now.Sub(d.prof.DecayedAt), d.pol.Memory.HourHalfLife)
 	}
@@ -313,7 +320,12 @@ func (pl *Planner) populationTotal(pop *[HoursPerWeek]float64) float64 {
 // hour, rising toward 2 at the best hours and falling toward 0.5 at the
 // worst, smoothly, so the best hour still beats its neighbours however
 // peaked the histogram is, and timing can never outweigh relevance.
+// A reader with settled releases is timed by the presence model instead
+// (presence.go), whose lift is that of the hour of day.
 func (m *hourModel) lift(h int) float64 {
+	if m.hasPresence {
+		return m.presence[h%24]
+	}
 	if m.total+m.prior <= 0 {
 		return 1
 	}

@@ -46,6 +46,9 @@ type Release struct {
 	Opened  bool `json:"opened,omitempty"`
 	Clicked bool `json:"clicked,omitempty"`
 	Replied bool `json:"replied,omitempty"`
+	// OpenedAfter is the time from the release to its first open or
+	// click, when one came (presence.go): how soon the reader saw it.
+	OpenedAfter time.Duration `json:"opened_after,omitempty"`
 	// Terms is the bucket set of the message's content terms, so that
 	// engagement teaches the content model (content.go).
 	Terms TermBits `json:"terms,omitzero"`
@@ -212,7 +215,7 @@ func (p *Profile) RecordRelease(rel Release, m Memory) {
 		p.bumpTopic(t, func(c *Counts) { c.Sends += w })
 	}
 	p.recordContent(rel.Terms, rel.At, m, true, 1, 0, 0) // issue 18: content relevance
-	rel.Opened, rel.Clicked, rel.Replied = false, false, false
+	rel.Opened, rel.Clicked, rel.Replied, rel.OpenedAfter = false, false, false, 0
 	// Keep History sorted by time; releases almost always arrive in order,
 	// so the insertion point is found from the end.
 	i := len(p.History)
@@ -340,6 +343,9 @@ func (p *Profile) RecordEvent(ev Event, loc *time.Location, m Memory) {
 		return
 	}
 	if rel != nil {
+		if (open || click) && !rel.Opened && !rel.Clicked && ev.At.After(rel.At) {
+			rel.OpenedAfter = ev.At.Sub(rel.At)
+		}
 		rel.Opened = rel.Opened || open
 		rel.Clicked = rel.Clicked || click
 		rel.Replied = rel.Replied || reply

@@ -19,6 +19,7 @@ import (
 //	pop/all/{released,opens,clicks}          every release
 //	pop/topic/<topic>/{released,opens,clicks} releases with the topic
 //	pop/term/<bucket>/{released,opens,clicks} releases with a term in the bucket
+//	pop/delay/<bin>                           first opens by delay (scoring.OpenDelayEdges)
 //
 // and read again at most every populationRefresh of the engine's time.
 
@@ -42,6 +43,16 @@ const (
 func popCounter(scope, what string) string { return "pop/" + scope + "/" + what }
 
 func termScope(bucket int) string { return "term/" + strconv.Itoa(bucket) }
+
+// delayCounters name the open-delay bins' counters, from which the
+// population's delay law is fitted (scoring.FitOpenDelays).
+var delayCounters = func() []string {
+	names := make([]string, len(scoring.OpenDelayEdges))
+	for i := range names {
+		names[i] = "pop/delay/" + strconv.Itoa(i)
+	}
+	return names
+}()
 
 // popScopes are the counter scopes a release with these topics and terms
 // counts toward.
@@ -94,6 +105,7 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	for _, s := range scopes {
 		names = append(names, popCounter(s, "released"), popCounter(s, "opens"), popCounter(s, "clicks"))
 	}
+	names = append(names, delayCounters...)
 	vals, err := e.counters(names...)
 	if err != nil {
 		return fmt.Errorf("population counters: %w", err)
@@ -119,6 +131,13 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 		prior = populationPriorClicks * float64(vals[popCounter("all", "released")]) / float64(vals[popCounter("all", "clicks")])
 	}
 	pop := scoring.DefaultPopulation()
+	delays := make([]int64, len(delayCounters))
+	for i, n := range delayCounters {
+		delays[i] = vals[n]
+	}
+	if present, away, ok := scoring.FitOpenDelays(scoring.OpenDelayEdges, delays); ok {
+		pop.OpenDelayPresent, pop.OpenDelayAway = present, away
+	}
 	allEng, allRel := eng("all")
 	if allRel <= 0 || allEng <= 0 {
 		e.population = pop

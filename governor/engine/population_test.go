@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +101,55 @@ func TestPopulationLiftsFollowClicks(t *testing.T) {
 	}
 	if l := e.population.TopicLift["boots"]; l <= 1.2 {
 		t.Errorf("opened less, clicked more: lift %.3f", l)
+	}
+}
+
+// The list's open-delay law: each first open's delay is counted by
+// QualityFeedbackCounters into its bin, and the refresh fits the law from
+// the bins (scoring.FitOpenDelays); without enough opens the defaults stand.
+func TestPopulationDelayLawFromCounters(t *testing.T) {
+	cfg := config.Default()
+	db := &counterStore{vals: map[string]int64{"pop/all/released": 10000, "pop/all/opens": 2000}}
+	e, err := New(Options{Governor: &cfg.Governor, Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+	if err := e.refreshPopulation(now); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.population; p.OpenDelayPresent != 0 || p.OpenDelayAway != 0 {
+		t.Fatalf("no delays counted, law %v / %v", p.OpenDelayPresent, p.OpenDelayAway)
+	}
+	rng := rand.New(rand.NewPCG(2, 9))
+	for i := range 5000 {
+		mu := 6 * time.Hour
+		if i%2 == 0 {
+			mu = 10 * time.Minute
+		}
+		ev := scoring.Engagement{Open: true, OpenedAfter: time.Duration(rng.ExpFloat64() * float64(mu))}
+		for k, v := range QualityFeedbackCounters(ev) {
+			db.vals[k] += v
+		}
+	}
+	// A repeat open counts no delay.
+	if c := QualityFeedbackCounters(scoring.Engagement{Click: true}); len(c) == 0 {
+		t.Fatal("a click counted nothing")
+	} else {
+		for k := range c {
+			if strings.HasPrefix(k, "pop/delay/") {
+				t.Errorf("an engagement without a delay counted %s", k)
+			}
+		}
+	}
+	if err := e.refreshPopulation(now.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p := e.population
+	if r := p.OpenDelayPresent.Minutes() / 10; r < 0.85 || r > 1.15 {
+		t.Errorf("present %v, want about 10m", p.OpenDelayPresent)
+	}
+	if r := p.OpenDelayAway.Hours() / 6; r < 0.85 || r > 1.15 {
+		t.Errorf("away %v, want about 6h", p.OpenDelayAway)
 	}
 }

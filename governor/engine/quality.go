@@ -97,6 +97,9 @@ func QualityFeedbackCounters(e scoring.Engagement) map[string]int64 {
 			out[popCounter(s, "clicks")]++
 		}
 	}
+	if e.OpenedAfter > 0 {
+		out[delayCounters[scoring.OpenDelayBin(e.OpenedAfter)]]++
+	}
 	if e.Quality == "" {
 		return out
 	}

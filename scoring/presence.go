@@ -1,0 +1,332 @@
+package scoring
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Presence: when is the reader at their inbox? (issue 18, docs/simulation.md
+// rounds 16 and 17.)
+//
+// The hour-of-week histogram of opens (hourModel) says when opens happened,
+// which mixes when the reader reads with when the mail came: a mail
+// delivered at 03:00 and opened at 08:00 counts for 08:00, but so does one
+// delivered at 07:55 and opened at once, and a mail delivered at the
+// reader's best hour and ignored counts for nothing. The presence model
+// asks of each settled release the question a send time has to answer:
+// was the reader about when it arrived?
+//
+// Each reader has a peak hour c of the local day, one of 24 equally likely
+// before any evidence, and an activity at hour h of
+//
+//	a_c(h) = floor + (1-floor)·exp(-d²/(2·width²))
+//
+// with d the hours between h and c around the clock, floor = 0.3 and width
+// = 2.5 hours. A mail that arrives at activity a is opened, if the reader
+// opens it at all, after an exponential delay of mean
+//
+//	μ(a) = present + (away-present)·(1-a)/(1-floor)
+//
+// from present (the delay of a reader at their inbox) at a = 1 to away at
+// the floor. Every release older than presenceSettle is evidence:
+//
+//   - opened or clicked D after it arrived: likelihood a·e^(-D/μ)/μ, so a
+//     quick open speaks for its delivery hour and a slow one against it;
+//   - opened with no delay known (a profile from before the delay was
+//     kept): a;
+//   - not opened: 1 - ρ·a·(1-e^(-S/μ)), S = presenceSettle, with ρ the
+//     chance that a present reader opens, the reader's open rate over the
+//     mean of a·(1-e^(-S/μ)) across the day, within 0.05-0.95.
+//
+// The lift of an hour is the posterior mean activity there over its mean
+// across the day, tempered by Policy.TimeWeight and kept within
+// presenceMinLift-presenceMaxLift. A reader with no settled release is
+// timed by the histogram, whose population prior knows when the list reads.
+//
+// The delay law (Population.OpenDelayPresent and OpenDelayAway) is the
+// list's: the engine fits two exponentials to the delays of every first
+// open (FitOpenDelays). A list whose readers open when they next look,
+// whatever time it arrived, gets a law whose two delays are close, and then
+// a delay says little and the ignored mail and the open rate do the work.
+const (
+	presenceFloor  = 0.3
+	presenceWidth  = 2.5 // hours
+	presenceSettle = 12 * time.Hour
+	// presenceMinLift and presenceMaxLift bound the lift: wider than the
+	// histogram's 0.5-2, as the posterior's ratio of a peak to a trough is
+	// what the reader does (round 16: squashing it as the histogram's
+	// lift lost the gain).
+	presenceMinLift = 0.3
+	presenceMaxLift = 3
+
+	// DefaultOpenDelayPresent and DefaultOpenDelayAway are the delay law
+	// before the list has taught one: half an hour when at the inbox,
+	// three hours and a bit at the reader's quietest hour.
+	DefaultOpenDelayPresent = 30 * time.Minute
+	DefaultOpenDelayAway    = 3*time.Hour + 18*time.Minute
+)
+
+// presenceLaw is the per-offset part of the likelihoods for one delay law,
+// indexed by (peak - hour) mod 24; a Planner keeps the last one, as the law
+// changes once an hour.
+type presenceLaw struct {
+	present, away time.Duration
+	act           [24]float64 // a
+	logAct        [24]float64 // log a
+	openLog       [24]float64 // log(a/μ), μ in hours
+	invMu         [24]float64 // 1/μ
+	settled       [24]float64 // a·(1-e^(-S/μ)): chance of an open within S, given an opener
+	kappa         float64     // the mean of settled across the day
+}
+
+func newPresenceLaw(present, away time.Duration) presenceLaw {
+	l := presenceLaw{present: present, away: away}
+	p, w := present.Hours(), away.Hours()
+	s := presenceSettle.Hours()
+	for k := range l.act {
+		d := float64(min(k, 24-k))
+		a := presenceFloor + (1-presenceFloor)*math.Exp(-d*d/(2*presenceWidth*presenceWidth))
+		mu := p + (w-p)*(1-a)/(1-presenceFloor)
+		l.act[k], l.logAct[k] = a, math.Log(a)
+		l.openLog[k], l.invMu[k] = math.Log(a/mu), 1/mu
+		l.settled[k] = a * (1 - math.Exp(-s/mu))
+		l.kappa += l.settled[k] / 24
+	}
+	return l
+}
+
+// openDelayLaw returns the population's delay law with the defaults filled
+// in and away kept above present.
+func (pop *Population) openDelayLaw() (present, away time.Duration) {
+	present, away = pop.OpenDelayPresent, pop.OpenDelayAway
+	if present <= 0 {
+		present = DefaultOpenDelayPresent
+	}
+	if away <= 0 {
+		away = DefaultOpenDelayAway
+	}
+	return present, max(away, present)
+}
+
+func (pl *Planner) presenceLaw(pop *Population) *presenceLaw {
+	present, away := pop.openDelayLaw()
+	if pl == nil {
+		l := newPresenceLaw(present, away)
+		return &l
+	}
+	if pl.presence.present != present || pl.presence.away != away {
+		pl.presence = newPresenceLaw(present, away)
+	}
+	return &pl.presence
+}
+
+// presenceEvidence is a reader's settled releases summed by local hour of
+// day of their delivery.
+type presenceEvidence struct {
+	ignored   [24]float64
+	opened    [24]float64 // opens with a known delay
+	delay     [24]float64 // their delays, summed, in hours
+	undelayed [24]float64 // opens with none known
+	releases  int
+	opens     int
+}
+
+// gather sums the releases of hist delivered before settledBy, in loc.
+func (e *presenceEvidence) gather(hist []Release, settledBy time.Time, loc *time.Location) {
+	// Local hours from the zone's offset, looked up again only when a
+	// release leaves the zone period of the one before: In(loc).Hour()
+	// for every release was most of the cost.
+	var start, end time.Time
+	var off int64
+	for i := range hist {
+		r := &hist[i]
+		if !r.At.Before(settledBy) {
+			break // the history is in time order
+		}
+		if i == 0 || r.At.Before(start) || (!end.IsZero() && !r.At.Before(end)) {
+			t := r.At.In(loc)
+			_, o := t.Zone()
+			off = int64(o)
+			start, end = t.ZoneBounds()
+		}
+		h := int(mod(r.At.Unix()+off, secondsPerDay) / 3600)
+		e.releases++
+		switch {
+		case !r.Opened && !r.Clicked:
+			e.ignored[h]++
+		case r.OpenedAfter > 0:
+			e.opens++
+			e.opened[h]++
+			e.delay[h] += r.OpenedAfter.Hours()
+		default:
+			e.opens++
+			e.undelayed[h]++
+		}
+	}
+}
+
+// presenceLift fills lift (by local hour of day) with the reader's
+// presence lift and reports whether there was evidence to compute it from.
+func (d *decider) presenceLift(lift *[24]float64) bool {
+	var ev presenceEvidence
+	ev.gather(d.prof.History, d.now.Add(-presenceSettle), d.loc)
+	if ev.releases == 0 {
+		return false
+	}
+	law := d.pl.presenceLaw(d.pop)
+	rho := clamp(float64(ev.opens)/float64(ev.releases)/law.kappa, 0.05, 0.95)
+	law.lift(&ev, rho, d.pol.TimeWeight, lift)
+	return true
+}
+
+// lift fills lift with the presence lift of the evidence, for a reader
+// who opens a share rho of the mail that arrives when they are about.
+func (law *presenceLaw) lift(ev *presenceEvidence, rho, weight float64, lift *[24]float64) {
+	var ignoredLog [24]float64
+	for k, s := range law.settled {
+		ignoredLog[k] = math.Log(1 - rho*s)
+	}
+	// logw[c] is the log likelihood of peak c; the evidence of hour h
+	// weighs it by the offset c-h, so each hour's sums are spread over
+	// the peaks by rotating the tables.
+	var logw [24]float64
+	for h := range 24 {
+		ig, op, dl, un := ev.ignored[h], ev.opened[h], ev.delay[h], ev.undelayed[h]
+		if ig == 0 && op == 0 && un == 0 {
+			continue
+		}
+		for c := range logw {
+			k := c - h
+			if k < 0 {
+				k += 24
+			}
+			logw[c] += ig*ignoredLog[k] + op*law.openLog[k] - dl*law.invMu[k] + un*law.logAct[k]
+		}
+	}
+	top := math.Inf(-1)
+	for _, l := range logw {
+		top = max(top, l)
+	}
+	var w [24]float64
+	var sum float64
+	for c, l := range logw {
+		if l-top > -40 { // e^-40: nothing next to the best peak
+			w[c] = math.Exp(l - top)
+			sum += w[c]
+		}
+	}
+	var mean float64
+	*lift = [24]float64{}
+	for c, wc := range w {
+		if wc == 0 {
+			continue
+		}
+		wc /= sum
+		for h := range lift {
+			k := c - h
+			if k < 0 {
+				k += 24
+			}
+			lift[h] += wc * law.act[k]
+		}
+	}
+	for _, a := range lift {
+		mean += a / 24
+	}
+	for h := range lift {
+		k := 1 + weight*(lift[h]/mean-1)
+		lift[h] = clamp(k, presenceMinLift, presenceMaxLift)
+	}
+}
+
+// FitOpenDelays fits the delay law to a histogram of first-open delays:
+// counts[i] opens with a delay in [edges[i], edges[i+1]), the last bin
+// open-ended. It fits a mixture of two exponentials by expectation
+// maximisation on the binned counts and returns their means, the shorter
+// as present and the longer as away; ok is false with fewer than
+// minOpenDelays opens, when the defaults stand.
+func FitOpenDelays(edges []time.Duration, counts []int64) (present, away time.Duration, ok bool) {
+	var n float64
+	for _, c := range counts {
+		n += float64(c)
+	}
+	if n < minOpenDelays || len(counts) != len(edges) {
+		return 0, 0, false
+	}
+	mu := [2]float64{DefaultOpenDelayPresent.Hours(), DefaultOpenDelayAway.Hours()}
+	share := [2]float64{0.5, 0.5}
+	for range 200 {
+		var mass, sum [2]float64
+		for i, c := range counts {
+			if c == 0 {
+				continue
+			}
+			lo := edges[i].Hours()
+			hi := math.Inf(1)
+			if i+1 < len(edges) {
+				hi = edges[i+1].Hours()
+			}
+			var p, mean [2]float64
+			for j := range 2 {
+				p[j], mean[j] = binExp(lo, hi, mu[j])
+				p[j] *= share[j]
+			}
+			tot := p[0] + p[1]
+			if tot <= 0 {
+				continue
+			}
+			for j := range 2 {
+				r := float64(c) * p[j] / tot
+				mass[j] += r
+				sum[j] += r * mean[j]
+			}
+		}
+		for j := range 2 {
+			if mass[j] > 0 {
+				mu[j] = clamp(sum[j]/mass[j], 1.0/60, 14*24)
+				share[j] = mass[j] / n
+			}
+		}
+	}
+	if mu[0] > mu[1] {
+		mu[0], mu[1] = mu[1], mu[0]
+	}
+	return time.Duration(mu[0] * float64(time.Hour)), time.Duration(mu[1] * float64(time.Hour)), true
+}
+
+// OpenDelayEdges are the lower edges of the bins the engine counts first
+// opens' delays in, for FitOpenDelays; the last bin is open-ended.
+var OpenDelayEdges = []time.Duration{
+	0, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 20 * time.Minute,
+	30 * time.Minute, 45 * time.Minute, time.Hour, 90 * time.Minute, 2 * time.Hour, 3 * time.Hour,
+	4 * time.Hour, 6 * time.Hour, 8 * time.Hour, 12 * time.Hour, 18 * time.Hour, 24 * time.Hour,
+	36 * time.Hour, 48 * time.Hour, 72 * time.Hour,
+}
+
+// OpenDelayBin is the bin of OpenDelayEdges a delay falls in.
+func OpenDelayBin(d time.Duration) int {
+	i, _ := slices.BinarySearch(OpenDelayEdges, d)
+	if i == len(OpenDelayEdges) || OpenDelayEdges[i] != d {
+		i--
+	}
+	return max(i, 0)
+}
+
+// minOpenDelays is the opens FitOpenDelays wants before it trusts a fit.
+const minOpenDelays = 200
+
+// binExp returns the probability that an exponential of mean mu falls in
+// [lo, hi) and its mean there.
+func binExp(lo, hi, mu float64) (p, mean float64) {
+	elo := math.Exp(-lo / mu)
+	if math.IsInf(hi, 1) {
+		return elo, lo + mu
+	}
+	ehi := math.Exp(-hi / mu)
+	p = elo - ehi
+	if p <= 1e-300 {
+		return 0, (lo + hi) / 2
+	}
+	return p, mu + (lo*elo-hi*ehi)/p
+}
