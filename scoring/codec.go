@@ -46,7 +46,7 @@ import (
 //     uvarint count, then each one's ID, sender (interned), four times,
 //     features (a string) and three engagement times;
 //   - version 4: a release's flags byte may also say that its open delay
-//     (OpenedAfter, a uvarint of nanoseconds) follows the quality key.
+//     (OpenedAfter, a varint of nanoseconds) follows the quality key.
 //
 // A profile is written in the oldest version that holds it: version 4 when
 // a release has an open delay, else version 3 when it has content counts
@@ -155,7 +155,7 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 			w.intern(t)
 		}
 		w.b = binary.LittleEndian.AppendUint64(w.b, h.Fingerprint)
-		w.b = append(w.b, flags(h.Opened, h.Clicked, h.Replied, h.Terms != TermBits{}, h.Quality != "", h.OpenedAfter > 0))
+		w.b = append(w.b, flags(h.Opened, h.Clicked, h.Replied, h.Terms != TermBits{}, h.Quality != "", h.OpenedAfter != 0))
 		if h.Terms != (TermBits{}) {
 			w.b = binary.LittleEndian.AppendUint64(w.b, h.Terms[0])
 			w.b = binary.LittleEndian.AppendUint64(w.b, h.Terms[1])
@@ -163,8 +163,8 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 		if h.Quality != "" {
 			w.intern(h.Quality)
 		}
-		if h.OpenedAfter > 0 {
-			w.uvarint(uint64(h.OpenedAfter))
+		if h.OpenedAfter != 0 {
+			w.varint(int64(h.OpenedAfter))
 		}
 	}
 	w.str(p.Timezone)
@@ -599,7 +599,7 @@ func (r *profileReader) flags(max byte) byte {
 // only version 4 writes.
 func (p *Profile) hasOpenDelays() bool {
 	for i := range p.History {
-		if p.History[i].OpenedAfter > 0 {
+		if p.History[i].OpenedAfter != 0 {
 			return true
 		}
 	}
@@ -667,7 +667,7 @@ func (p *Profile) decodeBinary(raw []byte) error {
 				h.Quality = r.intern()
 			}
 			if f&32 != 0 {
-				h.OpenedAfter = time.Duration(min(r.uvarint(), math.MaxInt64))
+				h.OpenedAfter = time.Duration(r.varint())
 			}
 			if r.err != nil {
 				break

@@ -388,6 +388,9 @@ func FuzzProfileCodec(f *testing.F) {
 		b, _ := in.Profile.Encode()
 		f.Add(b)
 	}
+	if b, err := benchProfile(40).Encode(); err == nil {
+		f.Add(b) // version 4: open delays
+	}
 	f.Add([]byte{profileMagic, profileVersion})
 	f.Add([]byte(`{"history":[{"at":"2025-01-01T10:00:00+05:30"}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
