@@ -42,7 +42,7 @@ import (
 // The lift of an hour is the posterior mean activity there over its mean
 // across the day, tempered by Policy.TimeWeight and kept within
 // presenceMinLift-presenceMaxLift. A reader with no settled release is
-// timed by the histogram, whose population prior knows when the list reads.
+// timed by the histogram and its population prior (Population.HourOfWeek).
 //
 // The delay law (Population.OpenDelayPresent and OpenDelayAway) is the
 // list's: the engine fits two exponentials to the delays of every first
@@ -135,8 +135,8 @@ type presenceEvidence struct {
 // gather sums the releases of hist delivered before settledBy, in loc.
 func (e *presenceEvidence) gather(hist []Release, settledBy time.Time, loc *time.Location) {
 	// Local hours from the zone's offset, looked up again only when a
-	// release leaves the zone period of the one before: In(loc).Hour()
-	// for every release was most of the cost.
+	// release leaves the zone period of the one before, rather than a
+	// zone lookup per release.
 	var start, end time.Time
 	var off int64
 	for i := range hist {
