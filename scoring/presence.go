@@ -111,10 +111,6 @@ func (pop *Population) openDelayLaw() (present, away time.Duration) {
 
 func (pl *Planner) presenceLaw(pop *Population) *presenceLaw {
 	present, away := pop.openDelayLaw()
-	if pl == nil {
-		l := newPresenceLaw(present, away)
-		return &l
-	}
 	if pl.presence.present != present || pl.presence.away != away {
 		pl.presence = newPresenceLaw(present, away)
 	}
