@@ -25,6 +25,7 @@ func runSimulate(args []string) int {
 	seed := fs.Uint64("seed", 1, "random `seed`; the same seed gives the same result")
 	mix := fs.String("mix", string(sim.MixDefault), "population `mix`: default (about one mail a day tolerated), tolerant (about three), sensitive (one every two days) or relaxed (about eight: volume is cheap)")
 	world := fs.String("world", string(sim.WorldClassic), "the list and its sender: classic (rounds 1-5), structured (topic popularity, topics in the text, four sending tools, campaigns of differing quality and targeting) or heavy (structured, twice the campaigns)")
+	look := fs.String("look", string(sim.LookDelay), "how readers look at mail: delay (sooner the more present they were when it came) or next (when they are next about, whatever the hour it came)")
 	strictness := fs.Float64("strictness", config.Default().Governor.Strictness, "Kadenz's strictness for a what-if run (above 0, at most 10; lower sends more)")
 	configFile := fs.String("config", "", "simulate Kadenz with the governor settings of this config `file` (mode is always enforce)")
 	shadow := fs.Bool("shadow", false, "also run Kadenz in shadow mode on the same world, and compare its forecast of enforce mode with what enforce mode did")
@@ -43,7 +44,7 @@ func runSimulate(args []string) int {
 	}
 	start := time.Now() // wall clock only for the "took" line; the run is on virtual time
 	opts := sim.Options{Recipients: *recipients, Days: *days, Seed: *seed, Mix: sim.Mix(*mix),
-		World: sim.World(*world), Configure: configure}
+		World: sim.World(*world), Look: sim.Look(*look), Configure: configure}
 	if *shadow {
 		opts.Only = append(sim.DefaultPolicies(), sim.PolicyShadow)
 	}

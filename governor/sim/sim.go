@@ -64,6 +64,9 @@ type Options struct {
 	// World is the shape of the list and its sender (default
 	// WorldClassic, world.go).
 	World World
+	// Look is how readers come to look at their mail (default LookDelay,
+	// response.go).
+	Look Look
 	// Tick is the virtual time step (default 5 minutes, the default hold
 	// window).
 	Tick time.Duration
@@ -104,6 +107,9 @@ func (o *Options) defaults() {
 	}
 	if o.World == "" {
 		o.World = WorldClassic
+	}
+	if o.Look == "" {
+		o.Look = LookDelay
 	}
 	if o.Tick <= 0 {
 		o.Tick = 5 * time.Minute
@@ -149,6 +155,7 @@ type Result struct {
 	Seed       uint64 `json:"seed"`
 	Mix        Mix    `json:"mix"`
 	World      World  `json:"world"`
+	Look       Look   `json:"look"`
 	// Marketing and Transactional count the messages the CRM generated.
 	Marketing     int `json:"marketing"`
 	Transactional int `json:"transactional"`
@@ -230,6 +237,9 @@ func Run(opts Options) (*Result, error) {
 	if err := opts.World.check(); err != nil {
 		return nil, err
 	}
+	if err := opts.Look.check(); err != nil {
+		return nil, err
+	}
 	pop, err := newPopulation(rand.New(rand.NewPCG(opts.Seed, 1)), opts.Recipients, opts.Mix, opts.World)
 	if err != nil {
 		return nil, err
@@ -240,7 +250,7 @@ func Run(opts Options) (*Result, error) {
 	} else {
 		stream = newStream(rand.New(rand.NewPCG(opts.Seed, 2)), pop, Start, opts.Days)
 	}
-	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix, World: opts.World}
+	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix, World: opts.World, Look: opts.Look}
 	if opts.Diagnose {
 		res.pop, res.stream = pop, stream
 	}
@@ -430,7 +440,7 @@ func (r *replay) deliver(m *message, at time.Time) outcome {
 	}
 	rel.Campaign = m.campaign.id
 	out.Released++
-	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m))
+	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m), r.opts.Look)
 	rel.Opened, rel.OpenAt, rel.Pressure = o.opened, o.openAt, o.pressure
 	rel.Unsubscribed, rel.Complained, rel.StopAt = o.unsubscribed, o.complained, o.stopAt
 	switch {

@@ -184,3 +184,50 @@ func TestOnlyOracleAndSensitiveMix(t *testing.T) {
 		t.Error("mixes should order sensitive < default < tolerant in tolerance")
 	}
 }
+
+// Readers look at mail as Options.Look says: after a delay that depends on
+// their presence when it came (delay), or when they are next about (next).
+// Every open's time is worked out again from the run's own draws.
+func TestLook(t *testing.T) {
+	for _, look := range []Look{LookDelay, LookNext} {
+		res, err := Run(Options{Recipients: 60, Days: 3, Seed: 3, World: WorldStructured, Look: look,
+			Diagnose: true, TempDir: t.TempDir(), Only: []string{PolicySendAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Look != look {
+			t.Errorf("result's look %q, want %q", res.Look, look)
+		}
+		opened, late := 0, 0
+		for _, r := range res.Policy(PolicySendAll).Releases {
+			if !r.Marketing || !r.Opened {
+				continue
+			}
+			m := &res.stream[r.Message]
+			p := res.pop[m.rcpt]
+			d := drawsFor(3, m)
+			want := r.Released.Add(time.Duration(d.delay * float64(lookDelayMean(p.activity(r.Released)))))
+			if look == LookNext {
+				at := nextLook(p, r.Released)
+				if p.activity(at) < nextLookActivity || (p.activity(r.Released) >= nextLookActivity && !at.Equal(r.Released)) {
+					t.Fatalf("message %d delivered at activity %.2f: looked at %v (activity %.2f)",
+						r.Message, p.activity(r.Released), at, p.activity(at))
+				}
+				if at.After(r.Released) {
+					late++
+				}
+				want = at.Add(time.Duration(d.delay * float64(30*time.Minute)))
+			}
+			if !r.OpenAt.Equal(want) {
+				t.Fatalf("%s: message %d opened at %v, want %v", look, r.Message, r.OpenAt, want)
+			}
+			opened++
+		}
+		if opened < 20 || (look == LookNext && late == 0) {
+			t.Errorf("%s: %d opens, %d of them waiting for the reader to be about; too few to check", look, opened, late)
+		}
+	}
+	if _, err := Run(Options{Recipients: 1, Days: 1, Look: "never"}); err == nil {
+		t.Error("an unknown look was accepted")
+	}
+}
