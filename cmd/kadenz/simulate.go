@@ -79,8 +79,8 @@ func runSimulate(args []string) int {
 
 // printSimulation writes the result as an aligned table for people.
 func printSimulation(w io.Writer, res *sim.Result) {
-	fmt.Fprintf(w, "%d recipients (%s mix, %s world), %d days, seed %d: %d marketing and %d transactional messages from the CRM\n\n",
-		res.Recipients, res.Mix, res.World, res.Days, res.Seed, res.Marketing, res.Transactional)
+	fmt.Fprintf(w, "%d recipients (%s mix, %s world, readers look: %s), %d days, seed %d: %d marketing and %d transactional messages from the CRM\n\n",
+		res.Recipients, res.Mix, res.World, res.Look, res.Days, res.Seed, res.Marketing, res.Transactional)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\treleased\tvs all\topens\tclicks\tvs all\tclicks/msg\tunsubs\tcomplaints\tvs all\ttrans. delay max/mean\t")
 	for _, p := range res.Policies {
