@@ -68,8 +68,13 @@ func (l Look) check() error {
 	return fmt.Errorf("unknown look %q (want delay or next)", l)
 }
 
-// nextLookActivity is the activity at which a LookNext reader looks.
-const nextLookActivity = 0.7
+const (
+	// nextLookActivity is the activity at which a LookNext reader looks.
+	nextLookActivity = 0.7
+	// lookSoon is the mean delay of a reader who is about: at their peak
+	// under LookDelay, once they look under LookNext.
+	lookSoon = 30 * time.Minute
+)
 
 // reader is a recipient's state as the response model sees it in one
 // policy's run.
@@ -129,10 +134,13 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws, how Look
 
 	rel := p.relevance(c.topics)
 	act := p.activity(t)
-	// They look at mail sooner when it arrives while they are about.
-	look := t.Add(time.Duration(d.delay * float64(lookDelayMean(act))))
-	if how == LookNext {
-		look = nextLook(p, t).Add(time.Duration(d.delay * float64(30*time.Minute)))
+	var look time.Time
+	switch how {
+	case LookNext:
+		look = nextLook(p, t).Add(time.Duration(d.delay * float64(lookSoon)))
+	default:
+		// They look at mail sooner when it arrives while they are about.
+		look = t.Add(time.Duration(d.delay * float64(lookDelayMean(act))))
 	}
 	pOpen := p.openness * (0.3 + 0.7*rel) * act * fatigue * repeat
 	pClick := math.Min(1, clickScale*rel*c.quality)
@@ -170,7 +178,7 @@ func loadRate(volume float64) float64 {
 // that arrives when their activity is act: 30 minutes when they are about,
 // up to four hours more when they are away.
 func lookDelayMean(act float64) time.Duration {
-	return 30*time.Minute + time.Duration((1-act)*float64(4*time.Hour))
+	return lookSoon + time.Duration((1-act)*float64(4*time.Hour))
 }
 
 // nextLook is the first time from t, in steps of ten minutes, at which
