@@ -53,52 +53,68 @@ func TestPresenceNeedsSettledReleases(t *testing.T) {
 	}
 }
 
-// The direction of each kind of evidence, for a fixed chance rho that a
-// present reader opens: on any evidence already gathered, one more
-// ignored mail at hour h never raises h's lift, an open a minute after
-// delivery never lowers it, and an open six hours after delivery raises
-// it less than the quick one (a reader who takes that long was likelier
-// away when it came; it may still raise it, as being opened at all says
-// the reader was about some of the time).
+// The direction of each kind of evidence, for either kind of reader and
+// a fixed chance rho that a present reader opens: on any evidence already
+// gathered, one more ignored mail at hour h never raises h's lift and an
+// open a minute after delivery never lowers it (of a reader who looks, an
+// ignored mail may raise it by a millionth where every likely peak is far
+// from h: the hours it went unseen through move the mass among them). Of a
+// reader who waits, an
+// open six hours after delivery raises h's lift less than the quick open
+// (a reader who takes that long was likelier away when it came; it may
+// still raise it, as being opened at all says the reader was about some
+// of the time). Of a reader who looks, the slow open says they did not
+// look for six hours and then did, which rules out rival peaks as well as
+// h and orders nothing at h: in 6 of these 2000 cases it lifts h more
+// than the quick open, so that is not asserted.
 func TestPresenceEvidenceDirection(t *testing.T) {
 	law := newPresenceLaw(DefaultOpenDelayPresent, DefaultOpenDelayAway)
 	rng := rand.New(rand.NewPCG(7, 11))
 	for seed := range 2000 {
 		var ev presenceEvidence
 		for range rng.IntN(40) {
-			h := rng.IntN(24)
+			at := rng.Int64N(secondsPerDay)
 			switch rng.IntN(3) {
 			case 0:
-				ev.ignored[h]++
+				ev.add(at, false, 0, 0)
 			case 1:
-				ev.opened[h]++
-				ev.delay[h] += 8 * rng.ExpFloat64()
+				delay := time.Duration(8 * rng.ExpFloat64() * float64(time.Hour)).Round(time.Second)
+				ev.add(at, true, delay, mod(at+int64(delay/time.Second), secondsPerDay))
 			default:
-				ev.undelayed[h]++
+				ev.add(at, true, 0, 0)
 			}
 		}
 		rho := 0.05 + 0.9*rng.Float64()
-		var before [24]float64
-		law.lift(&ev, rho, 1, &before)
 		h := rng.IntN(24)
-		after := func(add func(*presenceEvidence)) float64 {
-			more := ev
-			add(&more)
-			var lift [24]float64
-			law.lift(&more, rho, 1, &lift)
-			return lift[h]
+		at := int64(h)*3600 + rng.Int64N(3600)
+		openedAfter := func(d time.Duration) func(*presenceEvidence) {
+			return func(e *presenceEvidence) { e.add(at, true, d, mod(at+int64(d/time.Second), secondsPerDay)) }
 		}
-		ignored := after(func(e *presenceEvidence) { e.ignored[h]++ })
-		quick := after(func(e *presenceEvidence) { e.opened[h]++; e.delay[h] += 1.0 / 60 })
-		slow := after(func(e *presenceEvidence) { e.opened[h]++; e.delay[h] += 6 })
-		if ignored > before[h]+1e-12 {
-			t.Fatalf("seed %d: an ignored mail at %02d:00 raised its lift %.5f -> %.5f", seed, h, before[h], ignored)
-		}
-		if quick < before[h]-1e-12 {
-			t.Fatalf("seed %d: an open a minute after delivery at %02d:00 lowered its lift %.5f -> %.5f", seed, h, before[h], quick)
-		}
-		if slow >= quick {
-			t.Fatalf("seed %d: at %02d:00 an open after six hours lifts to %.5f, one after a minute to %.5f", seed, h, slow, quick)
+		for _, kind := range []struct {
+			name  string
+			log   func(*presenceEvidence, float64) [24]float64
+			slack float64
+		}{{"waits", law.waiterLog, 1e-12}, {"looks", law.lookerLog, 1e-6}} {
+			lift := func(add func(*presenceEvidence)) [24]float64 {
+				more := ev
+				add(&more)
+				logw := kind.log(&more, rho)
+				var lift [24]float64
+				law.liftOf(&logw, 1, &lift)
+				return lift
+			}
+			before := lift(func(*presenceEvidence) {})
+			ignored := lift(func(e *presenceEvidence) { e.add(at, false, 0, 0) })
+			quick := lift(openedAfter(time.Minute))
+			if ignored[h] > before[h]+kind.slack {
+				t.Fatalf("seed %d, reader who %s: an ignored mail at %02d:00 raised its lift %.7f -> %.7f", seed, kind.name, h, before[h], ignored[h])
+			}
+			if quick[h] < before[h]-1e-12 {
+				t.Fatalf("seed %d, reader who %s: an open a minute after delivery at %02d:00 lowered its lift %.5f -> %.5f", seed, kind.name, h, before[h], quick[h])
+			}
+			if slow := lift(openedAfter(6 * time.Hour)); kind.name == "waits" && slow[h] >= quick[h] {
+				t.Fatalf("seed %d, reader who waits: at %02d:00 an open after six hours lifts to %.5f, one after a minute to %.5f", seed, h, slow[h], quick[h])
+			}
 		}
 	}
 }
@@ -137,13 +153,22 @@ func (r presenceReader) open(rng *rand.Rand, at time.Time) (time.Duration, bool)
 	return time.Duration(rng.ExpFloat64() * mu * float64(time.Hour)), true
 }
 
-// A reader mailed at random hours for two months is found: the best
-// hour of their lift is within 2.5 hours of their peak, for every peak,
-// and within 1.5 for most.
+// Readers mailed at random hours for two months are found, whichever of
+// the two kinds they are, though the model is not told: the lift at each
+// reader's peak is above the day's mean, their best hour is within 3 hours
+// of the peak, and within 1.5 hours for all but three of the 16 of each
+// kind. Readers who look (here: when next about) are found closer than by
+// the model of a reader who waits alone, the model before round 19, which
+// fails the test; it placed three of them 2-2.5 hours off. What that costs
+// readers who wait: two are placed 3 hours off at this much evidence, by
+// a peak whose looks would explain their opens, where the model of a
+// reader who waits placed all within 2.5 hours.
 func TestPresenceFindsTheReadersHours(t *testing.T) {
 	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	now := day.Add(62 * 24 * time.Hour)
 	for _, nextLook := range []bool{false, true} {
 		misses := 0
+		var missedBy, missedByWaiting float64
 		for peak := 0.5; peak < 24; peak += 1.5 {
 			rng := rand.New(rand.NewPCG(uint64(peak*10), 3))
 			r := presenceReader{peak: peak, rho: 0.5, present: DefaultOpenDelayPresent, away: DefaultOpenDelayAway, nextLook: nextLook}
@@ -156,13 +181,14 @@ func TestPresenceFindsTheReadersHours(t *testing.T) {
 					p.RecordEvent(Event{Kind: EventOpen, At: at.Add(delay), MessageID: id}, time.UTC, DefaultMemory())
 				}
 			}
-			lift, ok := presenceOf(p, day.Add(62*24*time.Hour), time.UTC, nil)
+			lift, ok := presenceOf(p, now, time.UTC, nil)
 			if !ok {
 				t.Fatal("no presence evidence after two months")
 			}
 			best := float64(bestHour(lift)) + 0.5
 			d := circularHours(best, peak)
-			if d > 2.5 {
+			missedBy += d
+			if d > 3 {
 				t.Errorf("next look %v: peak %.1f found at %.1f", nextLook, peak, best)
 			}
 			if d > 1.5 {
@@ -172,13 +198,29 @@ func TestPresenceFindsTheReadersHours(t *testing.T) {
 			if lift[int(peak)] <= 1 {
 				t.Errorf("next look %v: peak %.1f has lift %.3f, not above the day's mean", nextLook, peak, lift[int(peak)])
 			}
+			waiting := waiterLift(p, now)
+			missedByWaiting += circularHours(float64(bestHour(waiting))+0.5, peak)
 		}
-		// When readers open at their next look the delay law is wrong;
-		// the ignored mail still finds most of them.
 		if misses > 3 {
 			t.Errorf("next look %v: %d of 16 readers' peaks missed by more than 1.5 hours", nextLook, misses)
 		}
+		t.Logf("next look %v: peaks missed by %.1f hours in all, %.1f by the model of a reader who waits", nextLook, missedBy, missedByWaiting)
+		if nextLook && missedBy >= missedByWaiting {
+			t.Errorf("readers who look: peaks missed by %.1f hours in all, by the model of a reader who waits %.1f", missedBy, missedByWaiting)
+		}
 	}
+}
+
+// waiterLift is the presence lift of prof at now in UTC under the model
+// of a reader who waits alone, with the default delay law.
+func waiterLift(prof *Profile, now time.Time) [24]float64 {
+	var ev presenceEvidence
+	ev.gather(prof.History, now.Add(-presenceSettle), time.UTC)
+	law := newPresenceLaw(DefaultOpenDelayPresent, DefaultOpenDelayAway)
+	logw := law.waiterLog(&ev, clamp(float64(ev.opens)/float64(ev.releases)/law.kappa, 0.05, 0.95))
+	var lift [24]float64
+	law.liftOf(&logw, DefaultPolicy().TimeWeight, &lift)
+	return lift
 }
 
 // Only the first open or click gives the delay, and merging keeps the
@@ -260,27 +302,36 @@ func TestOpenDelayBin(t *testing.T) {
 	}
 }
 
-// End to end through Decide: a reader who opens evening mail at once and
-// leaves morning mail for hours gets a morning message at the evening,
-// though most of their opens came at 13:00 (where the open-time histogram
-// would send it: the test fails with the presence model off).
+// End to end through Decide: a reader who opens nine in ten of their
+// evening mails at once and a third of their midday ones gets a morning
+// message at the evening, though most of their opens came at midday, as
+// most of their mail did (the open-time histogram sends it there: the test
+// fails with the presence model off). Both kinds of reader say evening: an
+// open within minutes says the reader was about when the mail came and
+// looked then, and so does an ignored mail the opposite.
 func TestPresenceTimesTheDecision(t *testing.T) {
 	now := t0 // 10:17, an hour after msg's mail came
 	p := &Profile{}
-	// Forty days up to a week ago, one mail a day, at 08:00 and 19:00 in
-	// turn; morning mail opened two times in three, five hours late,
-	// evening mail one time in four, at once.
+	// Forty days up to a week ago: a mail at 13:00 every day, opened on
+	// every third, and one at 19:00 every fourth day, opened all but once;
+	// every open two minutes after the mail came.
+	type sent struct {
+		at     time.Time
+		opened bool
+	}
+	var mail []sent
 	for i := range 40 {
 		day := now.Truncate(24 * time.Hour).Add(-time.Duration(47-i) * 24 * time.Hour)
-		hour, delay := 8, 5*time.Hour
-		if i%2 == 1 {
-			hour, delay = 19, 3*time.Minute
+		mail = append(mail, sent{day.Add(13 * time.Hour), i%3 == 0})
+		if i%4 == 0 {
+			mail = append(mail, sent{day.Add(19 * time.Hour), i != 20})
 		}
-		at := day.Add(time.Duration(hour) * time.Hour)
+	}
+	for i, m := range mail {
 		id := fmt.Sprint("m", i)
-		p.RecordRelease(Release{At: at, MessageID: id}, DefaultMemory())
-		if opened := i%3 != 0; hour == 19 && i%4 == 1 || hour == 8 && opened {
-			p.RecordEvent(Event{Kind: EventOpen, At: at.Add(delay), MessageID: id}, time.UTC, DefaultMemory())
+		p.RecordRelease(Release{At: m.at, MessageID: id}, DefaultMemory())
+		if m.opened {
+			p.RecordEvent(Event{Kind: EventOpen, At: m.at.Add(2 * time.Minute), MessageID: id}, time.UTC, DefaultMemory())
 		}
 	}
 	d := Decide(Input{Now: now, Recipient: "r@example.org", Profile: p, Held: []Held{msg("a", Features{Priority: 80})}})[0]
