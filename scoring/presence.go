@@ -200,8 +200,9 @@ func (e *presenceEvidence) gather(hist []Release, settledBy time.Time, loc *time
 
 // add records one release that arrived at second arrived of the local day:
 // not opened, opened with no delay known (delay 0), or opened delay later
-// at second openedAt of the local day (the zone's offset then may differ
-// from the arrival's).
+// at second openedAt of the local day. gather takes both at the arrival's
+// offset from UTC, so an open after a change of offset (daylight saving)
+// is placed an hour off.
 func (e *presenceEvidence) add(arrived int64, opened bool, delay time.Duration, openedAt int64) {
 	h := arrived / 3600
 	e.releases++
