@@ -262,10 +262,7 @@ func (law *presenceLaw) lift(ev *presenceEvidence, weight float64, lift *[24]flo
 // reader who waits and opens a share rho of the mail that arrives when
 // they are about.
 func (law *presenceLaw) waiterLog(ev *presenceEvidence, rho float64) [24]float64 {
-	var ignoredLog [24]float64
-	for k, s := range law.settled {
-		ignoredLog[k] = math.Log(1 - rho*s)
-	}
+	ignoredLog := ignoredLogs(&law.settled, rho)
 	// The evidence of hour h weighs peak c by the offset c-h, so each
 	// hour's sums are spread over the peaks by rotating the tables.
 	var logw [24]float64
@@ -291,10 +288,7 @@ func (law *presenceLaw) waiterLog(ev *presenceEvidence, rho float64) [24]float64
 // hour by hour apart: an open on a later day than its mail adds a whole
 // day's looks, the same for every peak, so it is left out.
 func (law *presenceLaw) lookerLog(ev *presenceEvidence, rho float64) [24]float64 {
-	var ignoredLog [24]float64
-	for k, s := range law.lookSettled {
-		ignoredLog[k] = math.Log(1 - rho*s)
-	}
+	ignoredLog := ignoredLogs(&law.lookSettled, rho)
 	var logw [24]float64
 	for h := range 24 {
 		ig, un, ar, fa, op, fo := ev.ignored[h], ev.undelayed[h], ev.opened[h], ev.arrivedFrac[h], ev.openedAt[h], ev.openedFrac[h]
@@ -312,6 +306,17 @@ func (law *presenceLaw) lookerLog(ev *presenceEvidence, rho float64) [24]float64
 		}
 	}
 	return logw
+}
+
+// ignoredLogs is the log likelihood of an ignored mail by offset, for a
+// reader who opens a share rho of the mail that arrives when they are
+// about and settled the chance of an open within presenceSettle.
+func ignoredLogs(settled *[24]float64, rho float64) [24]float64 {
+	var l [24]float64
+	for k, s := range settled {
+		l[k] = math.Log(1 - rho*s)
+	}
+	return l
 }
 
 // liftOf turns the log likelihoods of the peaks into the lift.

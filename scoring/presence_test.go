@@ -58,15 +58,15 @@ func TestPresenceNeedsSettledReleases(t *testing.T) {
 // gathered, one more ignored mail at hour h never raises h's lift and an
 // open a minute after delivery never lowers it (of a reader who looks, an
 // ignored mail may raise it by a millionth where every likely peak is far
-// from h: the hours it went unseen through move the mass among them). Of a
-// reader who waits, an
-// open six hours after delivery raises h's lift less than the quick open
-// (a reader who takes that long was likelier away when it came; it may
-// still raise it, as being opened at all says the reader was about some
-// of the time). Of a reader who looks, the slow open says they did not
-// look for six hours and then did, which rules out rival peaks as well as
-// h and orders nothing at h: in 6 of these 2000 cases it lifts h more
-// than the quick open, so that is not asserted.
+// from h: the hours it went unseen through move the mass among them).
+//
+// Of a reader who waits, an open six hours after delivery raises h's lift
+// less than the quick open (a reader who takes that long was likelier away
+// when it came; it may still raise it, as being opened at all says the
+// reader was about some of the time). Of a reader who looks, the slow open
+// says they did not look for six hours and then did, which rules out rival
+// peaks as well as h and orders nothing at h: in 6 of these 2000 cases it
+// lifts h more than the quick open, so that is not asserted.
 func TestPresenceEvidenceDirection(t *testing.T) {
 	law := newPresenceLaw(DefaultOpenDelayPresent, DefaultOpenDelayAway)
 	rng := rand.New(rand.NewPCG(7, 11))
