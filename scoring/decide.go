@@ -126,6 +126,12 @@ type Decision struct {
 	// Subject and Campaign identify the message in explanations.
 	Subject  string
 	Campaign string
+	// LookEvidence is the log of how much likelier the recipient's
+	// settled history is for a reader who looks than for one who waits
+	// (presence.go), the same for every decision of one call: 0 when
+	// there is no settled release. The engine counts it at each release,
+	// for the list's odds (FitLookOdds); it is not part of the decision.
+	LookEvidence float64
 }
 
 // Numbers are the scores behind a decision, at the chosen time (or at the
@@ -238,6 +244,9 @@ func (pl *Planner) Decide(dst []Decision, in *Input) []Decision {
 		dst = append(dst, dd)
 	}
 	d.decide(dst[base:])
+	for i := base; i < len(dst); i++ {
+		dst[i].LookEvidence = d.lookEvidence
+	}
 	// Keep the grown buffers, without holding on to the caller's data.
 	clear(d.cands)
 	pl.slots, pl.times, pl.cands, pl.open = d.slots[:0], d.times[:0], d.cands[:0], d.open[:0]
@@ -264,6 +273,8 @@ type decider struct {
 	stepVol   float64 // volume decay over one regular slot step
 	planned   int
 	holdout   bool
+	// lookEvidence is Decision.LookEvidence, set by presenceLift.
+	lookEvidence float64
 }
 
 type slot struct {

@@ -78,6 +78,7 @@ func (g *digest) decisions(ds []Decision) {
 		g.u64(uint64(int64(n.NearestBits)))
 		g.u64(uint64(int64(n.IgnoredStreak)))
 		g.u64(uint64(int64(n.SinceLastRelease)))
+		g.f64(d.LookEvidence)
 		g.n++
 	}
 	g.h.Write(g.buf)
@@ -120,6 +121,7 @@ func goldenPopulation(r *rand.Rand) *Population {
 	pop := DefaultPopulation()
 	if r.IntN(2) == 0 {
 		pop.TopicLift = map[string]float64{"wine": 1.4, "sale": 0.7}
+		pop.LookOdds = 1.2 // a list whose readers lean to looking
 		for i := range pop.HourOfWeek {
 			pop.HourOfWeek[i] = 1 + float64((i*7)%11)/10
 		}

@@ -28,6 +28,9 @@ type Population struct {
 	// quietest hour (presence.go; FitOpenDelays). Zero is the default.
 	OpenDelayPresent time.Duration `json:"open_delay_present,omitempty"`
 	OpenDelayAway    time.Duration `json:"open_delay_away,omitempty"`
+	// LookOdds is the log odds that a reader of the list looks rather
+	// than waits (presence.go; FitLookOdds): 0, even odds, is the default.
+	LookOdds float64 `json:"look_odds,omitempty"`
 
 	// Prior strengths: how many observations of the recipient's own it
 	// takes to outweigh the population. Larger is more conservative.

@@ -25,7 +25,8 @@ import (
 // with d the hours between h and c around the clock, floor = 0.3 and width
 // = 2.5 hours. Whether a mail is opened at all depends on the activity a
 // when it arrives; when it is opened depends on which of two kinds of
-// reader this is, and the model does not know, so it gives each even odds
+// reader this is, and the model does not know, so it gives each the
+// list's odds (Population.LookOdds; even until the engine has fitted them)
 // and adds the likelihoods of the two for every peak:
 //
 //   - a reader who waits opens after an exponential delay whose mean is
@@ -44,7 +45,8 @@ import (
 // who waits and one who looks in turn:
 //
 //   - opened or clicked D after it arrived at t: a·e^(-D/μ)/μ, and
-//     a·r(t+D)·e^(-Λ(t, t+D)), with r the look rate and Λ its integral;
+//     a·r(t+D)·e^(-Λ(t, t+D)), with r the look rate and Λ its integral
+//     (the looks of every hour between, nights included);
 //   - opened with no delay known (a profile from before the delay was
 //     kept): a for both;
 //   - not opened: 1 - ρ·a·(1-e^(-S/μ)), and 1 - ρ'·a·(1-e^(-Λ(t, t+S))),
@@ -60,10 +62,13 @@ import (
 // The delay law (Population.OpenDelayPresent and OpenDelayAway) is the
 // list's: the engine fits two exponentials to the delays of every first
 // open (FitOpenDelays), and both kinds use it, a reader who looks for the
-// rate of their looks. Against the model of a reader who waits alone, the
-// two kinds together got 6-8% more clicks for 3% more mail in the
-// simulator's world whose readers look (every one of 30 runs), and 0.2-2%
-// fewer for the same mail in its three worlds whose readers wait (round 19).
+// rate of their looks.
+//
+// The ratio of the two kinds' likelihoods of a reader's history, each
+// summed over the peaks, is their evidence for looking
+// (Decision.LookEvidence); the engine counts it at each release and fits
+// the list's odds from the counts (FitLookOdds). docs/simulation.md
+// rounds 19 and 20 say what the two kinds and the fitted odds are worth.
 const (
 	presenceFloor  = 0.3
 	presenceWidth  = 2.5 // hours
@@ -165,6 +170,7 @@ type presenceEvidence struct {
 	openedAt    [24]float64 // the same opens by the local hour they were opened
 	openedFrac  [24]float64 // and the fractions of that hour, summed
 	undelayed   [24]float64 // opens with none known
+	midnights   float64     // the local midnights between those arrivals and opens
 	releases    int
 	opens       int
 }
@@ -217,6 +223,7 @@ func (e *presenceEvidence) add(arrived int64, opened bool, delay time.Duration, 
 		e.arrivedFrac[h] += float64(arrived%3600) / 3600
 		e.openedAt[openedAt/3600]++
 		e.openedFrac[openedAt/3600] += float64(openedAt%3600) / 3600
+		e.midnights += float64((arrived + int64(delay/time.Second)) / secondsPerDay)
 	default:
 		e.opens++
 		e.undelayed[h]++
@@ -232,30 +239,52 @@ func (d *decider) presenceLift(lift *[24]float64) bool {
 		return false
 	}
 	law := d.pl.presenceLaw(d.pop)
-	law.lift(&ev, d.pol.TimeWeight, lift)
+	d.lookEvidence = law.lift(&ev, d.pop.LookOdds, d.pol.TimeWeight, lift)
 	return true
 }
 
-// lift fills lift with the presence lift of the evidence, the two kinds of
-// reader at even odds, each opening the reader's share of their mail.
-func (law *presenceLaw) lift(ev *presenceEvidence, weight float64, lift *[24]float64) {
+// lift fills lift with the presence lift of the evidence, a reader who
+// looks at log odds odds against one who waits (0: even), each opening
+// the reader's share of their mail. It returns the evidence for looking:
+// the log of the ratio of the two kinds' likelihoods of the history, each
+// summed over the peaks.
+func (law *presenceLaw) lift(ev *presenceEvidence, odds, weight float64, lift *[24]float64) (lookEvidence float64) {
 	rate := float64(ev.opens) / float64(ev.releases)
 	waits := law.waiterLog(ev, clamp(rate/law.kappa, 0.05, 0.95))
 	looks := law.lookerLog(ev, clamp(rate/law.lookKappa, 0.05, 0.95))
+	lookEvidence = logSumExp(&looks) - logSumExp(&waits)
 	var logw [24]float64
 	for c := range logw {
-		// log(e^a + e^b) = m + log(1 + e^-d), m the larger and d the
-		// difference; past d = 40, 1 + e^-d is 1 in float64.
-		m, d := waits[c], waits[c]-looks[c]
-		if d < 0 {
-			m, d = looks[c], -d
-		}
-		logw[c] = m
-		if d <= 40 {
-			logw[c] += math.Log(1 + math.Exp(-d))
-		}
+		logw[c] = logAddExp(waits[c], looks[c]+odds)
 	}
 	law.liftOf(&logw, weight, lift)
+	return lookEvidence
+}
+
+// logAddExp is log(e^a + e^b), as m + log(1 + e^-d) with m the larger and
+// d the difference; past d = 40, 1 + e^-d is 1 in float64.
+func logAddExp(a, b float64) float64 {
+	m, d := a, a-b
+	if d < 0 {
+		m, d = b, -d
+	}
+	if d <= 40 {
+		m += math.Log(1 + math.Exp(-d))
+	}
+	return m
+}
+
+// logSumExp is the log of the sum of e^l over l.
+func logSumExp(l *[24]float64) float64 {
+	top := math.Inf(-1)
+	for _, x := range l {
+		top = max(top, x)
+	}
+	var sum float64
+	for _, x := range l {
+		sum += math.Exp(x - top)
+	}
+	return top + math.Log(sum)
 }
 
 // waiterLog is the log likelihood of the evidence for each peak c, for a
@@ -285,11 +314,16 @@ func (law *presenceLaw) waiterLog(ev *presenceEvidence, rho float64) [24]float64
 // lookerLog is waiterLog for a reader who looks. The looks between an
 // arrival and its open, Λ(t, t+D), are the looks from midnight to the open
 // less those from midnight to the arrival, which is how they are summed
-// hour by hour apart: an open on a later day than its mail adds a whole
-// day's looks, the same for every peak, so it is left out.
+// hour by hour apart, plus a whole day's looks for every midnight between
+// them. A day's looks are the same for every peak, but not for the two
+// kinds: without them a reader who opens the next morning would read as
+// one who looks however they read (round 20).
 func (law *presenceLaw) lookerLog(ev *presenceEvidence, rho float64) [24]float64 {
 	ignoredLog := ignoredLogs(&law.lookSettled, rho)
 	var logw [24]float64
+	for c := range logw {
+		logw[c] = -ev.midnights * law.looks[c][24]
+	}
 	for h := range 24 {
 		ig, un, ar, fa, op, fo := ev.ignored[h], ev.undelayed[h], ev.opened[h], ev.arrivedFrac[h], ev.openedAt[h], ev.openedFrac[h]
 		if ig == 0 && un == 0 && ar == 0 && op == 0 {
@@ -446,4 +480,79 @@ func binExp(lo, hi, mu float64) (p, mean float64) {
 		return 0, (lo + hi) / 2
 	}
 	return p, mu + (lo*elo-hi*ehi)/p
+}
+
+// The list's odds of the two kinds. Whether a list's readers look or wait
+// is the list's, like its delay law: the engine counts, at each release,
+// the recipient's evidence for looking (Decision.LookEvidence) in
+// LookEvidenceBins bins, and FitLookOdds turns the counts into
+// Population.LookOdds at each population refresh.
+//
+// A reader is counted once per release, so one who gets more mail counts
+// more, and their evidence again as it grows; neither biases the fit, as
+// the expected gradient of the mixture's log likelihood at the true share
+// is zero for every history, however many times it is counted. A release
+// to a reader without settled evidence counts 0, which is the same for
+// every share and moves nothing.
+const (
+	// LookEvidenceBins is the number of bins, half a unit of log odds
+	// apart, from -lookEvidenceMax to +lookEvidenceMax.
+	LookEvidenceBins = 4*lookEvidenceMax + 1
+	lookEvidenceMax  = 20
+	// minLookEvidence is the releases FitLookOdds wants before it
+	// trusts a fit.
+	minLookEvidence = 1000
+	// minLookShare and maxLookShare bound the fitted share of readers
+	// who look: neither kind is ruled out, so a reader whose own history
+	// speaks clearly is read as what it says.
+	minLookShare = 0.05
+	maxLookShare = 0.95
+)
+
+// LookEvidenceBin is the bin of LookEvidenceBins that evidence x falls in;
+// evidence beyond ±20 is counted at the end bins, where it is decisive,
+// and NaN (which a finite history does not give) at 0.
+func LookEvidenceBin(x float64) int {
+	if math.IsNaN(x) {
+		x = 0
+	}
+	x = clamp(x, -lookEvidenceMax, lookEvidenceMax)
+	return int(math.Round(2*x)) + 2*lookEvidenceMax
+}
+
+// FitLookOdds fits the share of readers who look to counts[i] releases
+// with evidence in bin i (LookEvidenceBin) by expectation maximisation
+// and returns its log odds, within minLookShare-maxLookShare; ok is false
+// with fewer than minLookEvidence releases, when even odds stand.
+func FitLookOdds(counts []int64) (odds float64, ok bool) {
+	var n float64
+	for _, c := range counts {
+		n += float64(c)
+	}
+	if n < minLookEvidence || len(counts) != LookEvidenceBins {
+		return 0, false
+	}
+	var ratio [LookEvidenceBins]float64 // how much likelier for a looker, by bin
+	for i := range ratio {
+		ratio[i] = math.Exp(float64(i-2*lookEvidenceMax) / 2)
+	}
+	share := 0.5
+	for range 1000 {
+		// The expected share of the releases' readers who look, given
+		// the share so far.
+		var looks float64
+		for i, c := range counts {
+			if c != 0 {
+				looks += float64(c) * share * ratio[i] / (share*ratio[i] + 1 - share)
+			}
+		}
+		next := looks / n
+		done := math.Abs(next-share) < 1e-9
+		share = next
+		if done {
+			break
+		}
+	}
+	share = clamp(share, minLookShare, maxLookShare)
+	return math.Log(share / (1 - share)), true
 }

@@ -20,6 +20,7 @@ import (
 //	pop/topic/<topic>/{released,opens,clicks} releases with the topic
 //	pop/term/<bucket>/{released,opens,clicks} releases with a term in the bucket
 //	pop/delay/<bin>                           first opens by delay (scoring.OpenDelayEdges)
+//	pop/look/<bin>                            releases by their reader's evidence for looking (scoring.LookEvidenceBin)
 //
 // and read again at most every populationRefresh of the engine's time.
 
@@ -53,6 +54,25 @@ var delayCounters = func() []string {
 	}
 	return names
 }()
+
+// lookCounters name the bins of the readers' evidence for looking, from
+// which the list's odds of the two kinds of reader are fitted
+// (scoring.FitLookOdds).
+var lookCounters = func() []string {
+	names := make([]string, scoring.LookEvidenceBins)
+	for i := range names {
+		names[i] = "pop/look/" + strconv.Itoa(i)
+	}
+	return names
+}()
+
+// countLookEvidence counts a release to a reader with the evidence d
+// carries; none (0) says nothing about the odds and is not counted.
+func countLookEvidence(counters map[string]int64, d *scoring.Decision) {
+	if d.LookEvidence != 0 {
+		counters[lookCounters[scoring.LookEvidenceBin(d.LookEvidence)]]++
+	}
+}
 
 // popScopes are the counter scopes a release with these topics and terms
 // counts toward.
@@ -106,6 +126,7 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 		names = append(names, popCounter(s, "released"), popCounter(s, "opens"), popCounter(s, "clicks"))
 	}
 	names = append(names, delayCounters...)
+	names = append(names, lookCounters...)
 	vals, err := e.counters(names...)
 	if err != nil {
 		return fmt.Errorf("population counters: %w", err)
@@ -137,6 +158,13 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	}
 	if present, away, ok := scoring.FitOpenDelays(scoring.OpenDelayEdges, delays); ok {
 		pop.OpenDelayPresent, pop.OpenDelayAway = present, away
+	}
+	looks := make([]int64, len(lookCounters))
+	for i, n := range lookCounters {
+		looks[i] = vals[n]
+	}
+	if odds, ok := scoring.FitLookOdds(looks); ok {
+		pop.LookOdds = odds
 	}
 	allEng, allRel := eng("all")
 	if allRel <= 0 || allEng <= 0 {

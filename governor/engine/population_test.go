@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"kadenz/config"
 	"kadenz/scoring"
+	"kadenz/store"
 )
 
 // counterStore is the part of the store the population refresh reads.
@@ -152,4 +155,109 @@ func TestPopulationDelayLawFromCounters(t *testing.T) {
 	if r := p.OpenDelayAway.Hours() / 6; r < 0.85 || r > 1.15 {
 		t.Errorf("away %v, want about 6h", p.OpenDelayAway)
 	}
+}
+
+// A release counts its reader's evidence for looking (scoring.Decision.
+// LookEvidence) in the bins the refresh fits the list's odds from, in
+// enforce mode and in shadow mode's forecast alike; a release to a reader
+// with no settled history says nothing and counts nothing.
+func TestLookEvidenceCountedAtRelease(t *testing.T) {
+	for _, mode := range []string{config.ModeEnforce, config.ModeShadow} {
+		t.Run(mode, func(t *testing.T) {
+			db, err := store.Open(filepath.Join(t.TempDir(), "kadenz.db"), store.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			now := monday10
+			// Three weeks of mail, every other one opened an hour later.
+			p := &scoring.Profile{}
+			for i := range 21 {
+				at := now.Add(time.Duration(i-22)*24*time.Hour + time.Duration(i%5)*3*time.Hour)
+				id := fmt.Sprint("old", i)
+				p.RecordRelease(scoring.Release{At: at, MessageID: id}, scoring.DefaultMemory())
+				if i%2 == 0 {
+					p.RecordEvent(scoring.Event{Kind: scoring.EventOpen, At: at.Add(time.Hour), MessageID: id}, time.UTC, scoring.DefaultMemory())
+				}
+			}
+			raw, err := p.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.PutProfile("known@example.test", raw); err != nil {
+				t.Fatal(err)
+			}
+			msg := store.Message{ID: "m1", From: "news@shop.test", Received: now, Class: "marketing", Features: []byte(`{"subject":"Boots"}`)}
+			held := func(_ int, e *store.Envelope) { e.State, e.Due = store.StateHeld, now }
+			if _, err := db.AcceptWith(msg, []byte("Subject: Boots\r\n\r\nbody\r\n"), []string{"known@example.test", "new@example.test"}, now, held); err != nil {
+				t.Fatal(err)
+			}
+			cfg := config.Default()
+			cfg.Governor.Mode = mode
+			// Quiet until noon: enforce defers the message, so shadow mode
+			// sends it at once and its forecast releases a copy later.
+			cfg.Governor.QuietHours = config.QuietHours{Start: "21:00", End: "12:00"}
+			e, err := New(Options{Governor: &cfg.Governor, Store: db, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Decide hour by hour until enforce has released both (in
+			// shadow mode, until its forecast has).
+			for h := 0; h < 8*24; h++ {
+				if _, err := e.DecideDue(now.Add(time.Duration(h) * time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			vals, err := db.Counters(append([]string{releasedAllCounter}, lookCounters...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vals[releasedAllCounter] != 2 {
+				t.Fatalf("%d releases counted, want 2 (the message to both readers)", vals[releasedAllCounter])
+			}
+			var counted int64
+			for _, n := range lookCounters {
+				counted += vals[n]
+			}
+			if counted != 1 {
+				t.Errorf("%d releases counted evidence, want 1 (the known reader's)", counted)
+			}
+		})
+	}
+}
+
+// The list's odds of the two kinds of reader are fitted from the look
+// counters at the refresh (scoring.FitLookOdds): even until there are
+// enough, then leaning the way the evidence does.
+func TestPopulationLookOddsFromCounters(t *testing.T) {
+	cfg := config.Default()
+	db := &counterStore{vals: map[string]int64{"pop/all/released": 10000, "pop/all/opens": 2000}}
+	e, err := New(Options{Governor: &cfg.Governor, Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+	db.vals[lookCounters[scoring.LookEvidenceBin(3)]] = 500 // too few to fit
+	if err := e.refreshPopulation(now); err != nil {
+		t.Fatal(err)
+	}
+	if o := e.population.LookOdds; o != 0 {
+		t.Fatalf("500 releases: odds %v, want even (0)", o)
+	}
+	db.vals[lookCounters[scoring.LookEvidenceBin(-1)]] = 1500
+	if err := e.refreshPopulation(now.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := scoring.FitLookOdds(countsOf(db.vals))
+	if o := e.population.LookOdds; o != want || o == 0 {
+		t.Errorf("odds %v, want FitLookOdds' %v", o, want)
+	}
+}
+
+func countsOf(vals map[string]int64) []int64 {
+	c := make([]int64, len(lookCounters))
+	for i, n := range lookCounters {
+		c[i] = vals[n]
+	}
+	return c
 }
