@@ -316,8 +316,8 @@ func (law *presenceLaw) waiterLog(ev *presenceEvidence, rho float64) [24]float64
 // less those from midnight to the arrival, which is how they are summed
 // hour by hour apart, plus a whole day's looks for every midnight between
 // them. A day's looks are the same for every peak, but not for the two
-// kinds: without them a reader who opens the next morning would read as
-// one who looks however they read (round 20).
+// kinds: without them (rounds 18-19) a reader who opens the next morning
+// reads as one who looks, whichever kind they are.
 func (law *presenceLaw) lookerLog(ev *presenceEvidence, rho float64) [24]float64 {
 	ignoredLog := ignoredLogs(&law.lookSettled, rho)
 	var logw [24]float64
