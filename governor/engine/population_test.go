@@ -107,17 +107,24 @@ func TestPopulationLiftsFollowClicks(t *testing.T) {
 	}
 }
 
-// The list's open-delay law: each first open's delay is counted by
-// QualityFeedbackCounters into its bin, and the refresh fits the law from
-// the bins (scoring.FitOpenDelays); without enough opens the defaults stand.
-func TestPopulationDelayLawFromCounters(t *testing.T) {
+// openedListEngine is an engine on counters of 10,000 releases and 2,000
+// opens, and a time to refresh its population at.
+func openedListEngine(t *testing.T) (*Engine, *counterStore, time.Time) {
+	t.Helper()
 	cfg := config.Default()
 	db := &counterStore{vals: map[string]int64{"pop/all/released": 10000, "pop/all/opens": 2000}}
 	e, err := New(Options{Governor: &cfg.Governor, Store: db})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+	return e, db, time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+}
+
+// The list's open-delay law: each first open's delay is counted by
+// QualityFeedbackCounters into its bin, and the refresh fits the law from
+// the bins (scoring.FitOpenDelays); without enough opens the defaults stand.
+func TestPopulationDelayLawFromCounters(t *testing.T) {
+	e, db, now := openedListEngine(t)
 	if err := e.refreshPopulation(now); err != nil {
 		t.Fatal(err)
 	}
@@ -230,13 +237,7 @@ func TestLookEvidenceCountedAtRelease(t *testing.T) {
 // counters at the refresh (scoring.FitLookOdds): even until there are
 // enough, then leaning the way the evidence does.
 func TestPopulationLookOddsFromCounters(t *testing.T) {
-	cfg := config.Default()
-	db := &counterStore{vals: map[string]int64{"pop/all/released": 10000, "pop/all/opens": 2000}}
-	e, err := New(Options{Governor: &cfg.Governor, Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+	e, db, now := openedListEngine(t)
 	db.vals[lookCounters[scoring.LookEvidenceBin(3)]] = 500 // too few to fit
 	if err := e.refreshPopulation(now); err != nil {
 		t.Fatal(err)
