@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -48,7 +49,8 @@ type metrics struct {
 	forgotten       prometheus.Counter
 	intakeLimits    *prometheus.CounterVec
 
-	depth *queueDepth
+	depth   *queueDepth
+	readers *learnedReaders
 }
 
 // newMetrics makes the relay's metrics. With a node name (several nodes
@@ -113,6 +115,12 @@ func newMetrics(db store.Reads, node string) *metrics {
 	}, []string{"event"})
 	m.depth = &queueDepth{db: db, desc: prometheus.NewDesc(
 		"kadenz_queue_envelopes", "Envelopes stored, by state.", []string{"state"}, nil)}
+	m.readers = &learnedReaders{
+		share: prometheus.NewDesc("kadenz_presence_look_share",
+			"The share of the list's readers who open mail at their next look rather than after a delay set when it came, as the engine fitted it and its decisions use it (0.5 until fitted); see docs/scoring.md, Presence.", nil, nil),
+		delay: prometheus.NewDesc("kadenz_presence_open_delay_seconds",
+			"The list's delay law as the engine fitted it (the defaults until fitted): the mean time to a first open of a reader at their inbox (reader=present) and at their quietest hour (reader=away).", []string{"reader"}, nil),
+	}
 	var reg prometheus.Registerer = m.reg
 	if node != "" {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg)
@@ -123,7 +131,7 @@ func newMetrics(db store.Reads, node string) *metrics {
 		m.accepted, m.decisions, m.decided, m.deliveries, m.latency, m.upstreamErrors,
 		m.reloads, m.lastReloadOK, m.mailboxLastOK, m.mailboxErrors, m.retentionPurged, m.forgotten,
 		m.intakeLimits,
-		m.depth,
+		m.depth, m.readers,
 	)
 	// Every state is present from the first scrape, so a rate() or an
 	// alert on "failed" works before the first failure.
@@ -246,6 +254,34 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 		store.StateFailed, store.StateHeld, store.StateReview, store.StateSuppressed} {
 		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
+}
+
+// learnedReaders is a collector of what the engine learned of the list's
+// readers (engine.Learned), read at scrape time; nothing before the
+// engine's first population refresh, or before there is an engine.
+type learnedReaders struct {
+	share, delay *prometheus.Desc
+	source       atomic.Pointer[func() (engine.Learned, bool)]
+}
+
+// watch makes learned the source of the readers' metrics (at start and
+// whenever the relay builds a new engine).
+func (l *learnedReaders) watch(learned func() (engine.Learned, bool)) { l.source.Store(&learned) }
+
+func (l *learnedReaders) Describe(ch chan<- *prometheus.Desc) { ch <- l.share; ch <- l.delay }
+
+func (l *learnedReaders) Collect(ch chan<- prometheus.Metric) {
+	src := l.source.Load()
+	if src == nil {
+		return
+	}
+	got, ok := (*src)()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(l.share, prometheus.GaugeValue, got.LookShare)
+	ch <- prometheus.MustNewConstMetric(l.delay, prometheus.GaugeValue, got.OpenDelayPresent.Seconds(), "present")
+	ch <- prometheus.MustNewConstMetric(l.delay, prometheus.GaugeValue, got.OpenDelayAway.Seconds(), "away")
 }
 
 // observeDelivery is the delivery queue's Observe hook: it counts the

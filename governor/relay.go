@@ -205,6 +205,7 @@ func (r *Relay) build() error {
 	if err != nil {
 		return err
 	}
+	r.metrics.readers.watch(r.engine.Learned)
 	suspended, err := r.db.SuspendedCampaigns()
 	if err != nil {
 		return err

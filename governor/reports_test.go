@@ -156,6 +156,9 @@ func TestMetricsMoveAfterSubmissions(t *testing.T) {
 	if value(before, "go_goroutines") <= 0 || value(before, "process_start_time_seconds") <= 0 {
 		t.Errorf("go and process collectors missing")
 	}
+	if v := value(before, "kadenz_presence_look_share"); v != -1 {
+		t.Errorf("look share before the engine learned anything: %v", v)
+	}
 	cl := dial(t, r)
 	for i, to := range []string{"ann@example.test", "bob@example.test"} {
 		if err := submit(t, cl, "shop@shop.test", []string{to}, transactional(to, "t"+string(rune('0'+i)))); err != nil {
@@ -216,6 +219,21 @@ func TestMetricsMoveAfterSubmissions(t *testing.T) {
 	}
 	if got := value(m, "kadenz_decided_envelopes_total", "mode", "enforce", "action", rec.Action); got != 1 {
 		t.Errorf("kadenz_decided_envelopes_total{enforce,%s} = %v", rec.Action, got)
+	}
+	// What the engine learned of the list's readers, before it has
+	// anything to fit from: even odds and the default delay law.
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"kadenz_presence_look_share", nil, 0.5},
+		{"kadenz_presence_open_delay_seconds", []string{"reader", "present"}, scoring.DefaultOpenDelayPresent.Seconds()},
+		{"kadenz_presence_open_delay_seconds", []string{"reader", "away"}, scoring.DefaultOpenDelayAway.Seconds()},
+	} {
+		if got := value(m, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
 	}
 
 	// The mailbox reader's hook.

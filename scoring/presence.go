@@ -138,9 +138,9 @@ func newPresenceLaw(present, away time.Duration) presenceLaw {
 	return l
 }
 
-// openDelayLaw returns the population's delay law with the defaults filled
-// in and away kept above present.
-func (pop *Population) openDelayLaw() (present, away time.Duration) {
+// OpenDelayLaw returns the population's delay law with the defaults filled
+// in and away kept above present: the law the presence model uses.
+func (pop *Population) OpenDelayLaw() (present, away time.Duration) {
 	present, away = pop.OpenDelayPresent, pop.OpenDelayAway
 	if present <= 0 {
 		present = DefaultOpenDelayPresent
@@ -152,7 +152,7 @@ func (pop *Population) openDelayLaw() (present, away time.Duration) {
 }
 
 func (pl *Planner) presenceLaw(pop *Population) *presenceLaw {
-	present, away := pop.openDelayLaw()
+	present, away := pop.OpenDelayLaw()
 	if pl.presence.present != present || pl.presence.away != away {
 		pl.presence = newPresenceLaw(present, away)
 	}

@@ -79,6 +79,9 @@ type Engine struct {
 	released func()
 
 	population scoring.Population
+	// learned is what the last refresh learned of population's readers,
+	// for operators (Learned); read from other goroutines.
+	learned atomic.Pointer[Learned]
 	// populationAt is the last refresh of population's lifts; knownTopics
 	// the topics held mail had (population.go).
 	populationAt time.Time

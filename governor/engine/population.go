@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -168,7 +169,7 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	}
 	allEng, allRel := eng("all")
 	if allRel <= 0 || allEng <= 0 {
-		e.population = pop
+		e.setPopulation(pop)
 		return nil
 	}
 	avg := allEng / allRel
@@ -185,6 +186,35 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	for b := range pop.TermLift {
 		pop.TermLift[b] = lift(termScope(b))
 	}
-	e.population = pop
+	e.setPopulation(pop)
 	return nil
+}
+
+// Learned is what the engine has learned of how the list's readers read,
+// as the decisions use it: the delay law of first opens (defaults until
+// fitted) and the share of readers who open at their next look rather
+// than after a delay set when the mail came (0.5 until fitted).
+type Learned struct {
+	At               time.Time // the refresh it comes from, engine time
+	OpenDelayPresent time.Duration
+	OpenDelayAway    time.Duration
+	LookShare        float64
+}
+
+// Learned returns what the last population refresh learned; false before
+// the first (the engine refreshes before its first decision).
+func (e *Engine) Learned() (Learned, bool) {
+	if l := e.learned.Load(); l != nil {
+		return *l, true
+	}
+	return Learned{}, false
+}
+
+// setPopulation puts pop in force and publishes what it says of the
+// readers.
+func (e *Engine) setPopulation(pop scoring.Population) {
+	e.population = pop
+	present, away := pop.OpenDelayLaw()
+	e.learned.Store(&Learned{At: e.populationAt, OpenDelayPresent: present, OpenDelayAway: away,
+		LookShare: 1 / (1 + math.Exp(-pop.LookOdds))})
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -162,6 +163,9 @@ func TestPopulationDelayLawFromCounters(t *testing.T) {
 	if r := p.OpenDelayAway.Hours() / 6; r < 0.85 || r > 1.15 {
 		t.Errorf("away %v, want about 6h", p.OpenDelayAway)
 	}
+	if l, _ := e.Learned(); l.OpenDelayPresent != p.OpenDelayPresent || l.OpenDelayAway != p.OpenDelayAway || l.LookShare != 0.5 {
+		t.Errorf("learned %+v, want the fitted law and even odds", l)
+	}
 }
 
 // A release counts its reader's evidence for looking (scoring.Decision.
@@ -252,6 +256,14 @@ func TestPopulationLookOddsFromCounters(t *testing.T) {
 	want, _ := scoring.FitLookOdds(countsOf(db.vals))
 	if o := e.population.LookOdds; o != want || o == 0 {
 		t.Errorf("odds %v, want FitLookOdds' %v", o, want)
+	}
+	// Operators see it as a share (engine.Learned, a metric).
+	l, ok := e.Learned()
+	if !ok || math.Abs(l.LookShare-1/(1+math.Exp(-want))) > 1e-12 || !l.At.Equal(now.Add(2*time.Hour)) {
+		t.Errorf("learned %+v (%v), want the share of odds %v at the last refresh", l, ok, want)
+	}
+	if l.OpenDelayPresent != scoring.DefaultOpenDelayPresent || l.OpenDelayAway != scoring.DefaultOpenDelayAway {
+		t.Errorf("learned delay law %v / %v, want the defaults (no delays counted)", l.OpenDelayPresent, l.OpenDelayAway)
 	}
 }
 
