@@ -264,8 +264,8 @@ type learnedReaders struct {
 	source       atomic.Pointer[func() (engine.Learned, bool)]
 }
 
-// watch makes learned the source of the readers' metrics (at start and
-// whenever the relay builds a new engine).
+// watch makes learned the source of the readers' metrics (the relay's
+// engine's, once it is built).
 func (l *learnedReaders) watch(learned func() (engine.Learned, bool)) { l.source.Store(&learned) }
 
 func (l *learnedReaders) Describe(ch chan<- *prometheus.Desc) { ch <- l.share; ch <- l.delay }
