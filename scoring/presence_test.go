@@ -10,6 +10,13 @@ import (
 
 // presenceOf is the presence lift a decision at now would use for prof.
 func presenceOf(prof *Profile, now time.Time, loc *time.Location, pop *Population) ([24]float64, bool) {
+	lift, _, ok := presenceAndEvidenceOf(prof, now, loc, pop)
+	return lift, ok
+}
+
+// presenceAndEvidenceOf is presenceOf with the evidence for looking the
+// decision would count (Decision.LookEvidence).
+func presenceAndEvidenceOf(prof *Profile, now time.Time, loc *time.Location, pop *Population) ([24]float64, float64, bool) {
 	var pl Planner
 	in := Input{Now: now, Profile: prof, Location: loc, Population: pop}
 	var d decider
@@ -17,7 +24,7 @@ func presenceOf(prof *Profile, now time.Time, loc *time.Location, pop *Populatio
 	d.pl = &pl
 	var lift [24]float64
 	ok := d.presenceLift(&lift)
-	return lift, ok
+	return lift, d.lookEvidence, ok
 }
 
 func bestHour(lift [24]float64) int {
@@ -166,23 +173,12 @@ func (r presenceReader) open(rng *rand.Rand, at time.Time) (time.Duration, bool)
 // hours. Round 19's model, which left a night's looks out of a looker's
 // likelihood, placed three 2-3 hours off (18 hours in all).
 func TestPresenceFindsTheReadersHours(t *testing.T) {
-	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-	now := day.Add(62 * 24 * time.Hour)
 	for _, nextLook := range []bool{false, true} {
 		misses := 0
 		var missedBy, missedByWaiting float64
-		for peak := 0.5; peak < 24; peak += 1.5 {
-			rng := rand.New(rand.NewPCG(uint64(peak*10), 3))
-			r := presenceReader{peak: peak, rho: 0.5, present: DefaultOpenDelayPresent, away: DefaultOpenDelayAway, nextLook: nextLook}
-			p := &Profile{}
-			for i := range 60 {
-				at := day.Add(time.Duration(i)*24*time.Hour + time.Duration(rng.IntN(24*60))*time.Minute)
-				id := fmt.Sprint("m", i)
-				p.RecordRelease(Release{At: at, MessageID: id}, DefaultMemory())
-				if delay, ok := r.open(rng, at); ok {
-					p.RecordEvent(Event{Kind: EventOpen, At: at.Add(delay), MessageID: id}, time.UTC, DefaultMemory())
-				}
-			}
+		profiles, peaks, now := mailedReaders(60, nextLook)
+		for i, p := range profiles {
+			peak := peaks[i]
 			lift, ok := presenceOf(p, now, time.UTC, nil)
 			if !ok {
 				t.Fatal("no presence evidence after two months")
@@ -345,19 +341,6 @@ func TestPresenceTimesTheDecision(t *testing.T) {
 	}
 }
 
-// lookEvidenceOf is the evidence for looking a decision at now would count
-// for prof (Decision.LookEvidence).
-func lookEvidenceOf(prof *Profile, now time.Time) float64 {
-	var pl Planner
-	in := Input{Now: now, Profile: prof, Location: time.UTC}
-	var d decider
-	d.init(&in, &pl)
-	d.pl = &pl
-	var lift [24]float64
-	d.presenceLift(&lift)
-	return d.lookEvidence
-}
-
 // mailedReaders are the 16 readers of one kind of
 // TestPresenceFindsTheReadersHours, with their peaks, mailed at random
 // hours for days days and decided for at now.
@@ -386,7 +369,7 @@ func readersEvidence(days int, nextLook bool) []float64 {
 	profiles, _, now := mailedReaders(days, nextLook)
 	ev := make([]float64, len(profiles))
 	for i, p := range profiles {
-		ev[i] = lookEvidenceOf(p, now)
+		_, ev[i], _ = presenceAndEvidenceOf(p, now, time.UTC, nil)
 	}
 	return ev
 }

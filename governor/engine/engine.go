@@ -558,9 +558,7 @@ func (e *Engine) outcome(ru *Rules, d *scoring.Decision, env store.Envelope, fea
 	action, at := d.Action, d.At
 	f := features[env.MessageID]
 	review := e.applyRules(ru, &rec, &action, &at, now, env, f, profile, stats, counters)
-	if action == scoring.ActionRelease && !review {
-		countLookEvidence(counters, d)
-	}
+	countLookEvidence(counters, d, action, review)
 	if ru.cfg.Mode == config.ModeShadow {
 		// Shadow mode sends now, records what enforce would have done and
 		// keeps the profile enforce would have had.

@@ -67,10 +67,11 @@ var lookCounters = func() []string {
 	return names
 }()
 
-// countLookEvidence counts a release to a reader with the evidence d
-// carries; none (0) says nothing about the odds and is not counted.
-func countLookEvidence(counters map[string]int64, d *scoring.Decision) {
-	if d.LookEvidence != 0 {
+// countLookEvidence counts the evidence d carries when the outcome, after
+// the administrator's rules, is a release (action, not held for review);
+// none (0) says nothing about the odds and is not counted.
+func countLookEvidence(counters map[string]int64, d *scoring.Decision, action scoring.Action, review bool) {
+	if action == scoring.ActionRelease && !review && d.LookEvidence != 0 {
 		counters[lookCounters[scoring.LookEvidenceBin(d.LookEvidence)]]++
 	}
 }

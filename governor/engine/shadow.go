@@ -295,9 +295,7 @@ func (e *Engine) shadowCopyOutcome(ru *Rules, d *scoring.Decision, env store.Env
 	action, at := d.Action, d.At
 	f := features[env.MessageID]
 	review := e.applyRules(ru, &rec, &action, &at, now, env, f, profile, stats, counters)
-	if action == scoring.ActionRelease && !review {
-		countLookEvidence(counters, d)
-	}
+	countLookEvidence(counters, d, action, review)
 	return e.counterfactual(action, at, review, env, f, profile, counters, now, true)
 }
 
