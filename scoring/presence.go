@@ -489,11 +489,13 @@ func binExp(lo, hi, mu float64) (p, mean float64) {
 // Population.LookOdds at each population refresh.
 //
 // A reader is counted once per release, so one who gets more mail counts
-// more, and their evidence again as it grows; neither biases the fit, as
-// the expected gradient of the mixture's log likelihood at the true share
-// is zero for every history, however many times it is counted. A release
-// to a reader without settled evidence counts 0, which is the same for
-// every share and moves nothing.
+// more, and their evidence again as it grows. Neither biases the fit as
+// long as the two kinds' likelihoods are right and how often a reader is
+// counted does not depend on their kind: the gradient of the mixture's log
+// likelihood at the true share, averaged over the histories a reader may
+// have, is zero, whatever weight each count has (an argument, not a
+// measurement). A release to a reader without settled evidence counts 0,
+// which is the same for every share and moves nothing.
 const (
 	// LookEvidenceBins is the number of bins, half a unit of log odds
 	// apart, from -lookEvidenceMax to +lookEvidenceMax.
