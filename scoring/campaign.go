@@ -194,7 +194,9 @@ func (e *Engagement) Counted() bool { return e.Open || e.Click || e.Stop }
 
 // RecordEventCounted is RecordEvent that also reports what the event newly
 // counted for the campaign and population counts (nothing when the
-// release is unknown or the event repeats one already counted).
+// event repeats one already counted, or when the release is unknown,
+// except a first stop that names no message: the list's stop rate counts
+// it).
 func (p *Profile) RecordEventCounted(ev Event, loc *time.Location, m Memory) Engagement {
 	var rel *Release
 	if ev.MessageID != "" {
@@ -211,13 +213,17 @@ func (p *Profile) RecordEventCounted(ev Event, loc *time.Location, m Memory) Eng
 	}
 	stopped := p.HardStopped()
 	p.RecordEvent(ev, loc, m)
+	stop := !stopped && (ev.Kind == EventUnsubscribe || ev.Kind == EventComplaint) && p.HardStopped()
 	if rel == nil {
-		return Engagement{}
+		// A stop that names no message still counts toward the list's stop
+		// rate; one that names a message not released to them (transactional
+		// mail, or in shadow mode mail enforce would not have sent) does not.
+		return Engagement{Stop: stop && ev.MessageID == ""}
 	}
 	e := Engagement{Quality: rel.Quality, Sender: rel.Sender, Topics: rel.Topics, Terms: rel.Terms}
 	e.Open = rel.Opened && !before.Opened
 	e.Click = rel.Clicked && !before.Clicked
-	e.Stop = !stopped && (ev.Kind == EventUnsubscribe || ev.Kind == EventComplaint) && p.HardStopped()
+	e.Stop = stop
 	if before.OpenedAfter == 0 {
 		e.OpenedAfter = rel.OpenedAfter
 	}

@@ -160,6 +160,21 @@ func TestRecordEventCounted(t *testing.T) {
 			t.Errorf("%d (%v on %s): %+v, want %+v", i, c.ev.Kind, c.ev.MessageID, got, c.want)
 		}
 	}
+	// A stop that names no message counts (for the list's stop rate); one
+	// about a message they were not released counts nothing.
+	for _, c := range []struct {
+		id   string
+		want Engagement
+	}{{"", Engagement{Stop: true}}, {"transactional-1", Engagement{}}} {
+		r := &Profile{}
+		r.RecordRelease(Release{At: t0, MessageID: "e1", Quality: "s:1"}, m)
+		if got := r.RecordEventCounted(Event{Kind: EventComplaint, At: at, MessageID: c.id}, nil, m); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("a complaint about %q: %+v, want %+v", c.id, got, c.want)
+		}
+		if got := r.RecordEventCounted(Event{Kind: EventUnsubscribe, At: at}, nil, m); got.Counted() {
+			t.Errorf("a second stop about %q counted: %+v", c.id, got)
+		}
+	}
 	q := &Profile{}
 	q.RecordRelease(Release{At: t0, MessageID: "e1", Quality: "s:1"}, m)
 	if got := q.RecordEventCounted(Event{Kind: EventClick, At: at, MessageID: "e1"}, nil, m); !got.Open || !got.Click {

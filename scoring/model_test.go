@@ -424,3 +424,46 @@ func TestFatigueWorth(t *testing.T) {
 		}
 	}
 }
+
+// The list's stop rate: the prior until there are releases, then the
+// measured rate, shrunk toward the prior by StopRatePrior stops and
+// bounded; more stops never lower it, more releases without stops never
+// raise it.
+func TestStopRate(t *testing.T) {
+	const prior = 0.002
+	for _, c := range []struct{ stops, released int64 }{{0, 0}, {5, 0}, {0, -1}} {
+		if r := StopRate(c.stops, c.released, prior); r != prior {
+			t.Errorf("%d stops of %d releases: %v, want the prior", c.stops, c.released, r)
+		}
+	}
+	// Ten stops in 5,000 releases is the prior's own rate.
+	if r := StopRate(10, 5000, prior); math.Abs(r-prior) > 1e-15 {
+		t.Errorf("the prior's rate measured: %v", r)
+	}
+	// Much evidence: the measured rate; little: near the prior.
+	if r := StopRate(3000, 1_000_000, prior); math.Abs(r-0.003) > 0.00002 {
+		t.Errorf("3,000 stops in a million releases: %v, want about 0.003", r)
+	}
+	if r := StopRate(2, 200, prior); r < prior || r > 0.0025 {
+		t.Errorf("2 stops in 200 releases (1%%): %v, want a little above the prior", r)
+	}
+	// Bounded both ways.
+	if r := StopRate(0, 10_000_000, prior); r != prior/MaxStopRateLift {
+		t.Errorf("no stops in ten million: %v, want the floor %v", r, prior/MaxStopRateLift)
+	}
+	if r := StopRate(1_000_000, 10_000_000, prior); r != prior*MaxStopRateLift {
+		t.Errorf("10%% stops: %v, want the ceiling %v", r, prior*MaxStopRateLift)
+	}
+	rng := rand.New(rand.NewPCG(21, 1))
+	for range 500 {
+		n := rng.Int64N(100_000) + 1
+		s := rng.Int64N(n/50 + 1)
+		r := StopRate(s, n, prior)
+		if up := StopRate(s+1, n, prior); up < r {
+			t.Fatalf("a stop more lowered the rate: %d/%d %v, %d/%d %v", s, n, r, s+1, n, up)
+		}
+		if more := StopRate(s, n+100, prior); more > r {
+			t.Fatalf("releases without stops raised the rate: %d/%d %v, %d/%d %v", s, n, r, s, n+100, more)
+		}
+	}
+}

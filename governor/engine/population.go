@@ -22,6 +22,7 @@ import (
 //	pop/term/<bucket>/{released,opens,clicks} releases with a term in the bucket
 //	pop/delay/<bin>                           first opens by delay (scoring.OpenDelayEdges)
 //	pop/look/<bin>                            releases by their reader's evidence for looking (scoring.LookEvidenceBin)
+//	pop/stops/{released,stops}                releases, and the unsubscribes and complaints they earned (scoring.StopRate)
 //
 // and read again at most every populationRefresh of the engine's time.
 
@@ -40,6 +41,14 @@ const (
 	minLiftClicks = 50
 	// maxKnownTopics bounds the topics the engine tracks.
 	maxKnownTopics = 1000
+)
+
+// The stop rate's counters are its own, not pop/all/released: they start
+// together, so a store that counted releases before stops were counted
+// does not read as a list whose readers never stop.
+var (
+	stopRateReleased = popCounter("stops", "released")
+	stopRateStops    = popCounter("stops", "stops")
 )
 
 func popCounter(scope, what string) string { return "pop/" + scope + "/" + what }
@@ -127,6 +136,7 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	for _, s := range scopes {
 		names = append(names, popCounter(s, "released"), popCounter(s, "opens"), popCounter(s, "clicks"))
 	}
+	names = append(names, stopRateReleased, stopRateStops)
 	names = append(names, delayCounters...)
 	names = append(names, lookCounters...)
 	vals, err := e.counters(names...)
@@ -168,6 +178,7 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 	if odds, ok := scoring.FitLookOdds(looks); ok {
 		pop.LookOdds = odds
 	}
+	pop.UnsubscribeRate = scoring.StopRate(vals[stopRateStops], vals[stopRateReleased], pop.UnsubscribeRate)
 	allEng, allRel := eng("all")
 	if allRel <= 0 || allEng <= 0 {
 		e.setPopulation(pop)
@@ -193,13 +204,17 @@ func (e *Engine) refreshPopulation(now time.Time) error {
 
 // Learned is what the engine has learned of how the list's readers read,
 // as the decisions use it: the delay law of first opens (defaults until
-// fitted) and the share of readers who open at their next look rather
-// than after a delay set when the mail came (0.5 until fitted).
+// fitted), the share of readers who open at their next look rather than
+// after a delay set when the mail came (0.5 until fitted), and how often
+// they stop.
 type Learned struct {
 	At               time.Time // the refresh it comes from, engine time
 	OpenDelayPresent time.Duration
 	OpenDelayAway    time.Duration
 	LookShare        float64
+	// StopRate is the list's unsubscribes and complaints per release, the
+	// base of the fatigue cost (the prior until measured).
+	StopRate float64
 }
 
 // Learned returns what the last population refresh learned; false before
@@ -217,5 +232,5 @@ func (e *Engine) setPopulation(pop scoring.Population) {
 	e.population = pop
 	present, away := pop.OpenDelayLaw()
 	e.learned.Store(&Learned{At: e.populationAt, OpenDelayPresent: present, OpenDelayAway: away,
-		LookShare: 1 / (1 + math.Exp(-pop.LookOdds))})
+		LookShare: 1 / (1 + math.Exp(-pop.LookOdds)), StopRate: pop.UnsubscribeRate})
 }

@@ -274,3 +274,44 @@ func countsOf(vals map[string]int64) []int64 {
 	}
 	return c
 }
+
+// The list's stop rate: each release counts toward it (countRelease) and
+// each stop a piece of feedback newly counted (QualityFeedbackCounters),
+// and the refresh sets the fatigue cost's base from the two
+// (scoring.StopRate). Releases counted before stops were are not in it.
+func TestPopulationStopRateFromCounters(t *testing.T) {
+	e, db, now := openedListEngine(t)
+	if err := e.refreshPopulation(now); err != nil {
+		t.Fatal(err)
+	}
+	prior := scoring.DefaultPopulation().UnsubscribeRate
+	if r := e.population.UnsubscribeRate; r != prior {
+		t.Fatalf("no stop-rate releases counted (10,000 releases before): rate %v, want the prior %v", r, prior)
+	}
+	counters := map[string]int64{}
+	for range 40_000 {
+		countRelease(counters, &scoring.Release{})
+	}
+	for range 200 {
+		for k, v := range QualityFeedbackCounters(scoring.Engagement{Stop: true}) {
+			counters[k] += v
+		}
+	}
+	// Opens and clicks are not stops.
+	for k, v := range QualityFeedbackCounters(scoring.Engagement{Open: true, Click: true}) {
+		counters[k] += v
+	}
+	for k, v := range counters {
+		db.vals[k] += v
+	}
+	if err := e.refreshPopulation(now.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	want := scoring.StopRate(200, 40_000, prior) // 0.5% measured, shrunk: (200+10)/(40,000+5,000)
+	if r := e.population.UnsubscribeRate; r != want || r <= 2*prior {
+		t.Errorf("200 stops in 40,000 releases: rate %v, want %v (above twice the prior)", r, want)
+	}
+	if l, _ := e.Learned(); l.StopRate != want {
+		t.Errorf("learned stop rate %v, want %v", l.StopRate, want)
+	}
+}

@@ -57,6 +57,7 @@ var (
 // counts toward a dozen or more of them (issue 16).
 func countRelease(counters map[string]int64, rel *scoring.Release) {
 	counters[releasedAllCounter]++
+	counters[stopRateReleased]++
 	for _, t := range rel.Topics {
 		if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
 			counters[popCounter("topic/"+t, "released")]++
@@ -96,6 +97,9 @@ func QualityFeedbackCounters(e scoring.Engagement) map[string]int64 {
 		if e.Click {
 			out[popCounter(s, "clicks")]++
 		}
+	}
+	if e.Stop {
+		out[stopRateStops]++
 	}
 	if e.OpenedAfter > 0 {
 		out[delayCounters[scoring.OpenDelayBin(e.OpenedAfter)]]++

@@ -9,8 +9,9 @@ import (
 	"kadenz/scoring"
 )
 
-// countRelease counts a release toward the counters popScopes names, and
-// the campaign's and sender's quality, as it did when it built each name.
+// countRelease counts a release toward the counters popScopes names, the
+// stop rate's and the campaign's and sender's quality, as it did when it
+// built each name.
 func TestCountReleaseCountsPopScopes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 7))
 	topics := []string{"boots", " Sale ", "", "boots", "GLOVES"}
@@ -23,7 +24,7 @@ func TestCountReleaseCountsPopScopes(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			rel.Quality = "c:winter"
 		}
-		want := map[string]int64{}
+		want := map[string]int64{stopRateReleased: 1}
 		for _, s := range popScopes(rel.Topics, rel.Terms) {
 			want[popCounter(s, "released")]++
 		}
