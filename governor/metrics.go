@@ -120,6 +120,8 @@ func newMetrics(db store.Reads, node string) *metrics {
 			"The share of the list's readers who open mail at their next look rather than after a delay set when it came, as the engine fitted it and its decisions use it (0.5 until fitted); see docs/scoring.md, Presence.", nil, nil),
 		delay: prometheus.NewDesc("kadenz_presence_open_delay_seconds",
 			"The list's delay law as the engine fitted it (the defaults until fitted): the mean time to a first open of a reader at their inbox (reader=present) and at their quietest hour (reader=away).", []string{"reader"}, nil),
+		stops: prometheus.NewDesc("kadenz_list_stop_rate",
+			"The list's unsubscribes and complaints per marketing release, as the engine measured it (shrunk toward 0.002) and prices fatigue on; see docs/scoring.md, Fatigue.", nil, nil),
 	}
 	var reg prometheus.Registerer = m.reg
 	if node != "" {
@@ -260,15 +262,19 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 // readers (engine.Learned), read at scrape time; nothing before the
 // engine's first population refresh, or before there is an engine.
 type learnedReaders struct {
-	share, delay *prometheus.Desc
-	source       atomic.Pointer[func() (engine.Learned, bool)]
+	share, delay, stops *prometheus.Desc
+	source              atomic.Pointer[func() (engine.Learned, bool)]
 }
 
 // watch makes learned the source of the readers' metrics (the relay's
 // engine's, once it is built).
 func (l *learnedReaders) watch(learned func() (engine.Learned, bool)) { l.source.Store(&learned) }
 
-func (l *learnedReaders) Describe(ch chan<- *prometheus.Desc) { ch <- l.share; ch <- l.delay }
+func (l *learnedReaders) Describe(ch chan<- *prometheus.Desc) {
+	ch <- l.share
+	ch <- l.delay
+	ch <- l.stops
+}
 
 func (l *learnedReaders) Collect(ch chan<- prometheus.Metric) {
 	src := l.source.Load()
@@ -282,6 +288,7 @@ func (l *learnedReaders) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(l.share, prometheus.GaugeValue, got.LookShare)
 	ch <- prometheus.MustNewConstMetric(l.delay, prometheus.GaugeValue, got.OpenDelayPresent.Seconds(), "present")
 	ch <- prometheus.MustNewConstMetric(l.delay, prometheus.GaugeValue, got.OpenDelayAway.Seconds(), "away")
+	ch <- prometheus.MustNewConstMetric(l.stops, prometheus.GaugeValue, got.StopRate)
 }
 
 // observeDelivery is the delivery queue's Observe hook: it counts the

@@ -221,7 +221,8 @@ func TestMetricsMoveAfterSubmissions(t *testing.T) {
 		t.Errorf("kadenz_decided_envelopes_total{enforce,%s} = %v", rec.Action, got)
 	}
 	// What the engine learned of the list's readers, before it has
-	// anything to fit from: even odds and the default delay law.
+	// anything to fit from: even odds, the default delay law and the
+	// prior stop rate.
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -230,6 +231,7 @@ func TestMetricsMoveAfterSubmissions(t *testing.T) {
 		{"kadenz_presence_look_share", nil, 0.5},
 		{"kadenz_presence_open_delay_seconds", []string{"reader", "present"}, scoring.DefaultOpenDelayPresent.Seconds()},
 		{"kadenz_presence_open_delay_seconds", []string{"reader", "away"}, scoring.DefaultOpenDelayAway.Seconds()},
+		{"kadenz_list_stop_rate", nil, scoring.DefaultPopulation().UnsubscribeRate},
 	} {
 		if got := value(m, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
