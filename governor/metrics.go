@@ -121,7 +121,7 @@ func newMetrics(db store.Reads, node string) *metrics {
 		delay: prometheus.NewDesc("kadenz_presence_open_delay_seconds",
 			"The list's delay law as the engine fitted it (the defaults until fitted): the mean time to a first open of a reader at their inbox (reader=present) and at their quietest hour (reader=away).", []string{"reader"}, nil),
 		stops: prometheus.NewDesc("kadenz_list_stop_rate",
-			"The list's unsubscribes and complaints per marketing release, as the engine measured it (shrunk toward 0.002) and prices fatigue on; see docs/scoring.md, Fatigue.", nil, nil),
+			"The list's unsubscribes and complaints per marketing release, as the engine measured it (shrunk toward 0.002, never below it) and prices fatigue on; see docs/scoring.md, Fatigue.", nil, nil),
 	}
 	var reg prometheus.Registerer = m.reg
 	if node != "" {

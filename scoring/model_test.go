@@ -426,9 +426,9 @@ func TestFatigueWorth(t *testing.T) {
 }
 
 // The list's stop rate: the prior until there are releases, then the
-// measured rate, shrunk toward the prior by StopRatePrior stops and
-// bounded; more stops never lower it, more releases without stops never
-// raise it.
+// measured rate, shrunk toward the prior by StopRatePrior stops, never
+// below the prior and at most MaxStopRateLift times it; more stops never
+// lower it, more releases without stops never raise it.
 func TestStopRate(t *testing.T) {
 	const prior = 0.002
 	for _, c := range []struct{ stops, released int64 }{{0, 0}, {5, 0}, {0, -1}} {
@@ -444,12 +444,14 @@ func TestStopRate(t *testing.T) {
 	if r := StopRate(3000, 1_000_000, prior); math.Abs(r-0.003) > 0.00002 {
 		t.Errorf("3,000 stops in a million releases: %v, want about 0.003", r)
 	}
-	if r := StopRate(2, 200, prior); r < prior || r > 0.0025 {
+	if r := StopRate(2, 200, prior); r <= prior || r > 0.0025 {
 		t.Errorf("2 stops in 200 releases (1%%): %v, want a little above the prior", r)
 	}
-	// Bounded both ways.
-	if r := StopRate(0, 10_000_000, prior); r != prior/MaxStopRateLift {
-		t.Errorf("no stops in ten million: %v, want the floor %v", r, prior/MaxStopRateLift)
+	// Never cheaper than the prior, at most MaxStopRateLift times dearer.
+	for _, c := range []struct{ stops, released int64 }{{0, 10_000_000}, {100, 100_000}, {9, 5000}} {
+		if r := StopRate(c.stops, c.released, prior); r != prior {
+			t.Errorf("%d stops in %d releases: %v, want the prior (the floor)", c.stops, c.released, r)
+		}
 	}
 	if r := StopRate(1_000_000, 10_000_000, prior); r != prior*MaxStopRateLift {
 		t.Errorf("10%% stops: %v, want the ceiling %v", r, prior*MaxStopRateLift)
