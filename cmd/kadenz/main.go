@@ -45,7 +45,7 @@ func init() {
 		{"campaign", "report|suspend|resume NAME | suspended [--admin ADDR] [--token TOKEN] [--json]",
 			"report what became of a campaign's mail (released, deferred, suppressed by reason, holdout vs governed); suspend or resume it",
 			"kadenz campaign suspend winter-sale", runCampaign},
-		{"simulate", "[--recipients N] [--days D] [--seed S] [--mix default|tolerant|sensitive|relaxed] [--world classic|structured|heavy] [--strictness X] [--config FILE] [--shadow] [--json]",
+		{"simulate", "[--recipients N] [--days D] [--seed S] [--mix default|tolerant|sensitive|relaxed] [--world classic|structured|heavy] [--look delay|next] [--bursts DURATION] [--strictness X] [--config FILE] [--shadow] [--json]",
 			"compare send-all, fixed frequency caps (1-48 h) and Kadenz on a synthetic population, on virtual time",
 			"kadenz simulate --recipients 200 --days 7 --seed 3", runSimulate},
 		{"suppress", "[--admin ADDR] [--token TOKEN] [--json] [--reason TEXT] ls | add ADDRESS | rm ADDRESS | import FILE.csv | export",

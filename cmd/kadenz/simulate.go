@@ -26,6 +26,7 @@ func runSimulate(args []string) int {
 	mix := fs.String("mix", string(sim.MixDefault), "population `mix`: default (about one mail a day tolerated), tolerant (about three), sensitive (one every two days) or relaxed (about eight: volume is cheap)")
 	world := fs.String("world", string(sim.WorldClassic), "the list and its sender: classic (rounds 1-5), structured (topic popularity, topics in the text, four sending tools, campaigns of differing quality and targeting) or heavy (structured, twice the campaigns)")
 	look := fs.String("look", string(sim.LookDelay), "how readers look at mail: delay (sooner the more present they were when it came) or next (when they are next about, whatever the hour it came)")
+	bursts := fs.Duration("bursts", 0, "a world variant: readers also feel a burst of mail as the rate it momentarily is, decayed with this `half-life` (e.g. 8h); 0: the response model as written")
 	strictness := fs.Float64("strictness", config.Default().Governor.Strictness, "Kadenz's strictness for a what-if run (above 0, at most 10; lower sends more)")
 	configFile := fs.String("config", "", "simulate Kadenz with the governor settings of this config `file` (mode is always enforce)")
 	shadow := fs.Bool("shadow", false, "also run Kadenz in shadow mode on the same world, and compare its forecast of enforce mode with what enforce mode did")
@@ -37,6 +38,10 @@ func runSimulate(args []string) int {
 		fs.Usage()
 		return 2
 	}
+	if *bursts < 0 {
+		fmt.Fprintf(os.Stderr, "kadenz simulate: --bursts %v: a half-life cannot be negative\n", *bursts)
+		return 2
+	}
 	configure, err := simulateConfig(fs, *configFile, *strictness)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kadenz simulate:", err)
@@ -44,7 +49,7 @@ func runSimulate(args []string) int {
 	}
 	start := time.Now() // wall clock only for the "took" line; the run is on virtual time
 	opts := sim.Options{Recipients: *recipients, Days: *days, Seed: *seed, Mix: sim.Mix(*mix),
-		World: sim.World(*world), Look: sim.Look(*look), Configure: configure}
+		World: sim.World(*world), Look: sim.Look(*look), Bursts: *bursts, Configure: configure}
 	if *shadow {
 		opts.Only = append(sim.DefaultPolicies(), sim.PolicyShadow)
 	}
@@ -79,8 +84,12 @@ func runSimulate(args []string) int {
 
 // printSimulation writes the result as an aligned table for people.
 func printSimulation(w io.Writer, res *sim.Result) {
+	look := string(res.Look)
+	if res.BurstsS > 0 {
+		look += fmt.Sprintf(", and feel bursts (half-life %v)", time.Duration(res.BurstsS*float64(time.Second)))
+	}
 	fmt.Fprintf(w, "%d recipients (%s mix, %s world, readers look: %s), %d days, seed %d: %d marketing and %d transactional messages from the CRM\n\n",
-		res.Recipients, res.Mix, res.World, res.Look, res.Days, res.Seed, res.Marketing, res.Transactional)
+		res.Recipients, res.Mix, res.World, look, res.Days, res.Seed, res.Marketing, res.Transactional)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\treleased\tvs all\topens\tclicks\tvs all\tclicks/msg\tunsubs\tcomplaints\tvs all\ttrans. delay max/mean\t")
 	for _, p := range res.Policies {

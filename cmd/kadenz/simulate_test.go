@@ -53,10 +53,14 @@ func TestPrintSimulationMatchedCap(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", w, b.String())
 		}
 	}
+	if strings.Contains(b.String(), "bursts") {
+		t.Errorf("a run without bursts says it has them:\n%s", b.String())
+	}
 	res.Policies[len(res.Policies)-1].Released = 800
+	res.BurstsS = 8 * 3600
 	b.Reset()
 	printSimulation(&b, res)
-	for _, w := range []string{"none released as much as kadenz's 800", "MISSED  beats cap              no cap released as much"} {
+	for _, w := range []string{"feel bursts (half-life 8h0m0s)", "none released as much as kadenz's 800", "MISSED  beats cap              no cap released as much"} {
 		if !strings.Contains(b.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, b.String())
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDiagnose prints where send-all's clicks went under Kadenz. It only
@@ -231,5 +232,37 @@ func TestInterestScreen(t *testing.T) {
 	pooled.Add(sc)
 	if pooled.Runs != 2 || pooled.Released != 2*rel || pooled.Scores[0].KeptClicks[0] != 2*sc.Scores[0].KeptClicks[0] {
 		t.Errorf("pooling two copies: %d runs, %d releases", pooled.Runs, pooled.Released)
+	}
+}
+
+// TestDiagnoseSpacing prints how soon after the reader's previous
+// marketing mail send-all, the 16-hour cap and Kadenz release
+// (docs/simulation.md, round 22). It only runs when KADENZ_SIM_SPACING
+// lists the mixes; KADENZ_SIM_BURSTS (a duration) runs the bursts variant:
+//
+//	KADENZ_SIM_SPACING=default KADENZ_SIM_N=500 KADENZ_SIM_DAYS=28 KADENZ_SIM_WORLD=structured \
+//	  go test -run TestDiagnoseSpacing -v -timeout 1h ./governor/sim/
+func TestDiagnoseSpacing(t *testing.T) {
+	mixes, seeds, n := diagnosisRuns(t, "KADENZ_SIM_SPACING", "to print the spacing tables")
+	days, _ := strconv.Atoi(os.Getenv("KADENZ_SIM_DAYS"))
+	var bursts time.Duration
+	if s := os.Getenv("KADENZ_SIM_BURSTS"); s != "" {
+		var err error
+		if bursts, err = time.ParseDuration(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mix := range mixes {
+		for _, seed := range seeds {
+			res, err := Run(Options{Recipients: n, Days: days, Seed: seed, Mix: Mix(mix), World: World(os.Getenv("KADENZ_SIM_WORLD")),
+				Bursts: bursts, TempDir: t.TempDir(), Only: []string{PolicySendAll, CapPolicy(16 * time.Hour), PolicyKadenz}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("\n%s mix, seed %d\n", mix, seed)
+			for _, p := range res.Policies {
+				PrintSpacing(os.Stdout, p)
+			}
+		}
 	}
 }

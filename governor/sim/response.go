@@ -14,7 +14,9 @@ import (
 //	relevance R   = mean hidden interest over the message's topics
 //	activity  A   = 0.25 + 0.75·exp(-d²/2w²), d = hours from T (local) to their peak
 //	load      L   = recent marketing volume (mails/day, decayed with a 2-day
-//	                half-life) / their tolerance
+//	                half-life) / their tolerance; with Options.Bursts, the
+//	                larger of that and the same decayed with the shorter
+//	                half-life (a burst felt as the rate it momentarily is)
 //	fatigue   F   = 1 / (1 + (L/2)²)
 //	repeat    D   = 0.3 if they got this campaign in the last 7 days, else 1
 //	P(open)       = openness · (0.3 + 0.7R) · A · F · D
@@ -81,6 +83,8 @@ const (
 type reader struct {
 	volume   float64 // decayed count of marketing mail received
 	volumeAt time.Time
+	// burst is the same count decayed with Options.Bursts (when set).
+	burst float64
 	// campaigns maps a campaign to when they last received it.
 	campaigns map[string]time.Time
 	// stopped is when they unsubscribed or complained (zero: never).
@@ -110,7 +114,7 @@ type outcome struct {
 
 // respond applies the model to a marketing message delivered at t and
 // updates the reader's state.
-func respond(p *recipient, s *reader, m *message, t time.Time, d draws, how Look) outcome {
+func respond(p *recipient, s *reader, m *message, t time.Time, d draws, how Look, bursts time.Duration) outcome {
 	var o outcome
 	if !s.stopped.IsZero() && !s.stopped.After(t) {
 		return o // gone: the mail lands unread
@@ -118,9 +122,15 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws, how Look
 	// Volume before this message, decayed to t.
 	if !s.volumeAt.IsZero() && t.After(s.volumeAt) {
 		s.volume *= math.Exp2(-float64(t.Sub(s.volumeAt)) / float64(loadHalfLife))
+		if bursts > 0 {
+			s.burst *= math.Exp2(-float64(t.Sub(s.volumeAt)) / float64(bursts))
+		}
 	}
 	s.volumeAt = maxTime(s.volumeAt, t)
-	load := loadRate(s.volume) / p.tolerance
+	load := loadRate(s.volume, loadHalfLife) / p.tolerance
+	if bursts > 0 {
+		load = max(load, loadRate(s.burst, bursts)/p.tolerance)
+	}
 	pressure := 1 + (load/2)*(load/2)
 	fatigue := 1 / pressure
 	o.pressure = pressure
@@ -130,6 +140,7 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws, how Look
 		repeat = repeatFactor
 	}
 	s.volume++
+	s.burst++
 	s.campaigns[c.id] = t
 
 	rel := p.relevance(c.topics)
@@ -168,10 +179,11 @@ func respond(p *recipient, s *reader, m *message, t time.Time, d draws, how Look
 	return o
 }
 
-// loadRate is the steady mails a day that a decayed marketing volume
-// stands for: a steady r mails/day gives volume r·halfLife/ln2 (in days).
-func loadRate(volume float64) float64 {
-	return volume * math.Ln2 / (float64(loadHalfLife) / float64(24*time.Hour))
+// loadRate is the steady mails a day that a marketing volume decayed with
+// halfLife stands for: a steady r mails/day gives volume r·halfLife/ln2
+// (in days).
+func loadRate(volume float64, halfLife time.Duration) float64 {
+	return volume * math.Ln2 / (float64(halfLife) / float64(24*time.Hour))
 }
 
 // lookDelayMean is how long a reader takes on average to look at a mail

@@ -67,6 +67,11 @@ type Options struct {
 	// Look is how readers come to look at their mail (default LookDelay,
 	// response.go).
 	Look Look
+	// Bursts, when above 0, makes readers feel a burst of mail as the rate
+	// it momentarily is: the load is the larger of the model's (a 2-day
+	// half-life) and one decayed with this half-life (response.go). 0 is
+	// the model as written.
+	Bursts time.Duration
 	// Tick is the virtual time step (default 5 minutes, the default hold
 	// window).
 	Tick time.Duration
@@ -156,6 +161,8 @@ type Result struct {
 	Mix        Mix    `json:"mix"`
 	World      World  `json:"world"`
 	Look       Look   `json:"look"`
+	// BurstsS is Options.Bursts in seconds (absent when 0).
+	BurstsS float64 `json:"bursts_half_life_s,omitempty"`
 	// Marketing and Transactional count the messages the CRM generated.
 	Marketing     int `json:"marketing"`
 	Transactional int `json:"transactional"`
@@ -240,6 +247,9 @@ func Run(opts Options) (*Result, error) {
 	if err := opts.Look.check(); err != nil {
 		return nil, err
 	}
+	if opts.Bursts < 0 {
+		return nil, fmt.Errorf("burst half-life %v is negative", opts.Bursts)
+	}
 	pop, err := newPopulation(rand.New(rand.NewPCG(opts.Seed, 1)), opts.Recipients, opts.Mix, opts.World)
 	if err != nil {
 		return nil, err
@@ -250,7 +260,8 @@ func Run(opts Options) (*Result, error) {
 	} else {
 		stream = newStream(rand.New(rand.NewPCG(opts.Seed, 2)), pop, Start, opts.Days)
 	}
-	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix, World: opts.World, Look: opts.Look}
+	res := &Result{Recipients: opts.Recipients, Days: opts.Days, Seed: opts.Seed, Mix: opts.Mix, World: opts.World, Look: opts.Look,
+		BurstsS: opts.Bursts.Seconds()}
 	if opts.Diagnose {
 		res.pop, res.stream = pop, stream
 	}
@@ -440,7 +451,7 @@ func (r *replay) deliver(m *message, at time.Time) outcome {
 	}
 	rel.Campaign = m.campaign.id
 	out.Released++
-	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m), r.opts.Look)
+	o := respond(p, &r.readers[m.rcpt], m, at, drawsFor(r.opts.Seed, m), r.opts.Look, r.opts.Bursts)
 	rel.Opened, rel.OpenAt, rel.Pressure = o.opened, o.openAt, o.pressure
 	rel.Unsubscribed, rel.Complained, rel.StopAt = o.unsubscribed, o.complained, o.stopAt
 	switch {

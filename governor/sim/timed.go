@@ -191,7 +191,7 @@ func (o *timedOracle) rate(i int, t time.Time) float64 {
 			v += math.Exp2(-float64(t.Sub(u)) / float64(loadHalfLife))
 		}
 	}
-	return loadRate(v)
+	return loadRate(v, loadHalfLife)
 }
 
 // quietHour reports whether t falls in Kadenz's default quiet hours
