@@ -76,9 +76,10 @@ func TestSpacing(t *testing.T) {
 	for _, name := range []string{PolicySendAll, PolicyKadenz} {
 		p := res.Policy(name)
 		rows := Spacing(p)
-		released, clicks := 0, 0
+		released, opens, clicks := 0, 0, 0
 		for _, r := range rows {
 			released += r.Released
+			opens += r.Opens
 			clicks += r.Clicks
 		}
 		marketing := 0
@@ -87,8 +88,8 @@ func TestSpacing(t *testing.T) {
 				marketing++
 			}
 		}
-		if released != marketing || clicks != p.Clicks || marketing == 0 {
-			t.Errorf("%s: the rows hold %d releases and %d clicks; the run %d and %d", name, released, clicks, marketing, p.Clicks)
+		if released != marketing || opens != p.Opens || clicks != p.Clicks || marketing == 0 {
+			t.Errorf("%s: the rows hold %d releases, %d opens and %d clicks; the run %d, %d and %d", name, released, opens, clicks, marketing, p.Opens, p.Clicks)
 		}
 		var b strings.Builder
 		PrintSpacing(&b, p)

@@ -15,8 +15,8 @@ var SpacingEdges = []time.Duration{time.Hour, 4 * time.Hour, 12 * time.Hour, 16 
 type SpacingRow struct {
 	// Under is the row's upper bound (0: the reader's first mail, or one
 	// more than the last edge after the previous).
-	Under                   time.Duration
-	Released, Clicks, Stops int
+	Under                          time.Duration
+	Released, Opens, Clicks, Stops int
 }
 
 // Spacing tabulates p's marketing releases by the time since the same
@@ -44,6 +44,9 @@ func Spacing(p *PolicyResult) []SpacingRow {
 		last[r.Recipient] = r.Released
 		row := &rows[k]
 		row.Released++
+		if r.Opened {
+			row.Opens++
+		}
 		if r.Clicked {
 			row.Clicks++
 		}
@@ -62,8 +65,8 @@ func PrintSpacing(w io.Writer, p *PolicyResult) {
 		total += r.Released
 	}
 	fmt.Fprintf(w, "\n%s: marketing releases by time since the reader's previous one\n\n", p.Name)
-	fmt.Fprintln(w, "| hours after the previous | released | share | clicks | stops | stops per 1,000 |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| hours after the previous | released | share | opens | clicks | stops | stops per 1,000 |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	lo := "0"
 	for _, r := range rows {
 		label := lo + "-" + hours(r.Under)
@@ -80,7 +83,7 @@ func PrintSpacing(w io.Writer, p *PolicyResult) {
 		if r.Released > 0 {
 			per = 1000 * float64(r.Stops) / float64(r.Released)
 		}
-		fmt.Fprintf(w, "| %s | %d | %.1f%% | %d | %d | %.2f |\n", label, r.Released, share, r.Clicks, r.Stops, per)
+		fmt.Fprintf(w, "| %s | %d | %.1f%% | %d | %d | %d | %.2f |\n", label, r.Released, share, r.Opens, r.Clicks, r.Stops, per)
 	}
 }
 
