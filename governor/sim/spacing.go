@@ -13,8 +13,9 @@ var SpacingEdges = []time.Duration{time.Hour, 4 * time.Hour, 12 * time.Hour, 16 
 // SpacingRow counts a policy's marketing releases that came a given time
 // after the reader's previous one, and what they earned.
 type SpacingRow struct {
-	// Under is the row's upper bound (0: the reader's first mail, or one
-	// more than the last edge after the previous).
+	// Under is the row's upper bound; 0 in the last row, which holds each
+	// reader's first mail and mail that came the last bound or more after
+	// the previous.
 	Under                          time.Duration
 	Released, Opens, Clicks, Stops int
 }
