@@ -70,12 +70,9 @@ func PrintSpacing(w io.Writer, p *PolicyResult) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	lo := "0"
 	for _, r := range rows {
-		label := lo + "-" + hours(r.Under)
-		if r.Under == 0 {
-			label = lo + " or more, or the first"
-		}
+		label := lo + " or more, or the first"
 		if r.Under > 0 {
-			lo = hours(r.Under)
+			label, lo = lo+"-"+hours(r.Under), hours(r.Under)
 		}
 		share, per := 0.0, 0.0
 		if total > 0 {
